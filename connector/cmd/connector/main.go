@@ -1,0 +1,92 @@
+// Command connector runs one Cloud Connector: it listens for simulated radio
+// frames on UDP, relays them to Pub/Sub, and transmits its downlinks.
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/sealedsense/sealedsense/connector"
+	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/logging"
+)
+
+func main() {
+	log := logging.New(os.Stderr, slog.LevelInfo)
+	if err := run(log); err != nil {
+		log.Error("connector failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	creds := flag.String("credentials", "", "the connector's 0600 credentials file from provisioning")
+	listen := flag.String("listen", "127.0.0.1:0", "UDP address for radio frames")
+	medium := flag.String("medium", "", "UDP address of the radio medium (the sensor simulator)")
+	project := flag.String("project", os.Getenv("GOOGLE_CLOUD_PROJECT"), "GCP project")
+	uplinks := flag.String("uplinks", "uplinks", "uplinks topic")
+	status := flag.String("status", "connector-status", "status topic")
+	sub := flag.String("subscription", "", "this connector's downlinks subscription (default downlinks-<id>)")
+	heartbeat := flag.Duration("heartbeat", 30*time.Second, "status interval")
+	queueSize := flag.Int("queue", 1024, "bounded queue size, in packets")
+	connection := flag.String("connection", "ETHERNET", "ETHERNET or CELLULAR")
+	flag.Parse()
+
+	c, err := credentials.LoadConnector(*creds)
+	if err != nil {
+		return err
+	}
+	mediumAddr, err := net.ResolveUDPAddr("udp", *medium)
+	if err != nil {
+		return fmt.Errorf("-medium: %w", err)
+	}
+	radio, err := net.ListenPacket("udp", *listen)
+	if err != nil {
+		return err
+	}
+	defer radio.Close()
+	if *sub == "" {
+		*sub = "downlinks-" + c.ConnectorID
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ps, err := pubsub.NewClient(ctx, *project)
+	if err != nil {
+		return fmt.Errorf("pubsub: %w", err)
+	}
+	defer ps.Close()
+	up, st := ps.Publisher(*uplinks), ps.Publisher(*status)
+	defer up.Stop()
+	defer st.Stop()
+
+	conn, err := connector.New(connector.Config{
+		ID:            c.ConnectorID,
+		Key:           ed25519.PrivateKey(c.PrivateKey),
+		ChannelPublic: ed25519.PublicKey(c.ChannelPublic),
+		Radio:         radio,
+		Medium:        mediumAddr,
+		Uplinks:       up,
+		Status:        st,
+		Downlinks:     ps.Subscriber(*sub),
+		QueueSize:     *queueSize,
+		Heartbeat:     *heartbeat,
+		Connection:    *connection,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("connector listening", "connectorId", c.ConnectorID, "radio", radio.LocalAddr().String())
+	return conn.Run(ctx)
+}

@@ -1,0 +1,286 @@
+// Package connector is a Cloud Connector: it relays sealed radio packets to
+// the uplinks topic in envelopes signed with its own key, transmits only the
+// downlinks the cloud signed and addressed to it, and reports its status.
+// It never stores a packet; its one buffer is a bounded in-memory queue.
+package connector
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/sealedsense/sealedsense/shared/air"
+	"github.com/sealedsense/sealedsense/shared/relay"
+)
+
+// Publisher is the part of a Pub/Sub publisher the connector needs.
+type Publisher interface {
+	Publish(ctx context.Context, msg *pubsub.Message) *pubsub.PublishResult
+}
+
+// Receiver is the part of a Pub/Sub subscriber the connector needs.
+type Receiver interface {
+	Receive(ctx context.Context, f func(context.Context, *pubsub.Message)) error
+}
+
+// Config is a connector's identity and wiring.
+type Config struct {
+	ID            string
+	Key           ed25519.PrivateKey
+	ChannelPublic ed25519.PublicKey // verifies downlinks
+	Radio         net.PacketConn    // air frames arrive here
+	Medium        net.Addr          // transmissions go here
+	Uplinks       Publisher
+	Status        Publisher
+	Downlinks     Receiver // this connector's own subscription to the downlinks topic
+
+	QueueSize    int           // default 1024 packets
+	Heartbeat    time.Duration // default 30s
+	DrainTimeout time.Duration // how long shutdown waits to publish what is queued; default 5s
+	Connection   string        // relay.ConnectionEthernet (default) or relay.ConnectionCellular
+	Logger       *slog.Logger
+}
+
+// Stats are the connector's counters since start.
+type Stats struct {
+	Received, Published, PublishErrors, Dropped uint64
+	Transmitted, NotForMe, Rejected             uint64
+}
+
+// Connector relays between the radio and Pub/Sub.
+type Connector struct {
+	cfg   Config
+	log   *slog.Logger
+	queue *queue
+
+	received, published, publishErrors atomic.Uint64
+	transmitted, notForMe, rejected    atomic.Uint64
+}
+
+// New checks cfg and returns a Connector.
+func New(cfg Config) (*Connector, error) {
+	switch {
+	case cfg.ID == "":
+		return nil, errors.New("connector: no id")
+	case len(cfg.Key) != ed25519.PrivateKeySize:
+		return nil, errors.New("connector: no signing key")
+	case len(cfg.ChannelPublic) != ed25519.PublicKeySize:
+		return nil, errors.New("connector: no channel public key")
+	case cfg.Radio == nil || cfg.Medium == nil || cfg.Uplinks == nil || cfg.Status == nil || cfg.Downlinks == nil:
+		return nil, errors.New("connector: radio, medium, uplinks, status and downlinks are all required")
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1024
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 30 * time.Second
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 5 * time.Second
+	}
+	if cfg.Connection == "" {
+		cfg.Connection = relay.ConnectionEthernet
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Connector{cfg: cfg, log: cfg.Logger.With("connectorId", cfg.ID), queue: newQueue(cfg.QueueSize)}, nil
+}
+
+// Stats returns the counters.
+func (c *Connector) Stats() Stats {
+	_, dropped := c.queue.stats()
+	return Stats{
+		Received: c.received.Load(), Published: c.published.Load(), PublishErrors: c.publishErrors.Load(), Dropped: dropped,
+		Transmitted: c.transmitted.Load(), NotForMe: c.notForMe.Load(), Rejected: c.rejected.Load(),
+	}
+}
+
+// Run relays until ctx is done, then shuts down gracefully: it stops
+// listening, publishes what is still queued (up to DrainTimeout) and sends a
+// last OFFLINE status. The caller closes Radio afterwards.
+func (c *Connector) Run(ctx context.Context) error {
+	c.status(ctx, c.cfg.Connection)
+	var wg sync.WaitGroup
+	radioDone := make(chan struct{})
+	wg.Go(func() { defer close(radioDone); c.listen(ctx) })
+	wg.Go(func() { c.pump(ctx, radioDone) })
+	wg.Go(func() { c.heartbeat(ctx) })
+	var recvErr error
+	wg.Go(func() { recvErr = c.receiveDownlinks(ctx) })
+	wg.Wait()
+
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.DrainTimeout)
+	defer cancel()
+	c.status(stop, relay.ConnectionOffline)
+	st := c.Stats()
+	c.log.Info("connector stopped", "received", st.Received, "published", st.Published, "dropped", st.Dropped, "transmitted", st.Transmitted)
+	if recvErr != nil && !errors.Is(recvErr, context.Canceled) {
+		return fmt.Errorf("connector %s: downlinks: %w", c.cfg.ID, recvErr)
+	}
+	return nil
+}
+
+// listen reads air frames; it checks ctx between reads through a short
+// deadline because a UDP read cannot be cancelled otherwise.
+func (c *Connector) listen(ctx context.Context) {
+	buf := make([]byte, 2048)
+	for ctx.Err() == nil {
+		_ = c.cfg.Radio.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, _, err := c.cfg.Radio.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if ctx.Err() == nil {
+				c.log.Error("radio read failed", "error", err)
+			}
+			return
+		}
+		f, err := air.Parse(buf[:n])
+		if err != nil || f.Kind != air.KindReceived {
+			c.rejected.Add(1)
+			c.log.Warn("ignoring a malformed radio frame", "bytes", n)
+			continue
+		}
+		env, err := relay.SignUplink(c.cfg.Key, relay.Uplink{
+			ConnectorID: c.cfg.ID,
+			Received:    time.Now().UTC(),
+			RSSI:        f.RSSI,
+			SNR:         f.SNR,
+			Packet:      append([]byte(nil), f.Packet...),
+		})
+		if err != nil {
+			c.rejected.Add(1)
+			continue
+		}
+		c.received.Add(1)
+		if c.queue.push(env) {
+			c.log.Warn("queue full: dropped the oldest packet", "queueSize", c.cfg.QueueSize)
+		}
+	}
+}
+
+// maxInFlight bounds concurrent publishes, so a slow Pub/Sub backs packets up
+// into the bounded queue, where the oldest are dropped, instead of into
+// unbounded client buffers.
+const maxInFlight = 64
+
+// pump publishes queued envelopes until the radio has stopped and the queue
+// is drained or the drain deadline passes.
+func (c *Connector) pump(ctx context.Context, radioDone <-chan struct{}) {
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	pubCtx := context.WithoutCancel(ctx)
+	var drainDeadline <-chan time.Time
+	for {
+		env, ok := c.queue.pop()
+		if !ok {
+			select {
+			case <-c.queue.ready:
+				continue
+			case <-radioDone:
+				if n, _ := c.queue.stats(); n == 0 {
+					return
+				}
+				continue
+			case <-drainDeadline:
+				return
+			}
+		}
+		if drainDeadline == nil && ctx.Err() != nil {
+			drainDeadline = time.After(c.cfg.DrainTimeout)
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-drainDeadline:
+			return
+		}
+		res := c.cfg.Uplinks.Publish(pubCtx, &pubsub.Message{Data: env, Attributes: map[string]string{"connector": c.cfg.ID}})
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := res.Get(pubCtx); err != nil {
+				c.publishErrors.Add(1)
+				c.log.Error("publish failed", "error", err)
+				return
+			}
+			c.published.Add(1)
+		})
+	}
+}
+
+func (c *Connector) heartbeat(ctx context.Context) {
+	t := time.NewTicker(c.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.status(ctx, c.cfg.Connection)
+		}
+	}
+}
+
+// status publishes a heartbeat and waits for it, so the last OFFLINE status
+// is out before the process exits.
+func (c *Connector) status(ctx context.Context, connection string) {
+	_, dropped := c.queue.stats()
+	env, err := relay.SignStatus(c.cfg.Key, relay.Status{
+		ConnectorID: c.cfg.ID,
+		Time:        time.Now().UTC(),
+		Connection:  connection,
+		Available:   []string{c.cfg.Connection},
+		Dropped:     dropped,
+	})
+	if err != nil {
+		c.log.Error("status envelope", "error", err)
+		return
+	}
+	res := c.cfg.Status.Publish(ctx, &pubsub.Message{Data: env, Attributes: map[string]string{"connector": c.cfg.ID}})
+	if _, err := res.Get(ctx); err != nil {
+		c.log.Error("status publish failed", "error", err)
+	}
+}
+
+// receiveDownlinks transmits the downlinks meant for this connector. Every
+// message is acked: one that is not for us, forged or stale will never
+// become valid, and a nack would only bring it back.
+func (c *Connector) receiveDownlinks(ctx context.Context) error {
+	err := c.cfg.Downlinks.Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+		defer m.Ack()
+		d, err := relay.OpenDownlink(m.Data, c.cfg.ChannelPublic, c.cfg.ID, time.Now())
+		switch {
+		case errors.Is(err, relay.ErrNotAddressed):
+			c.notForMe.Add(1)
+			return
+		case err != nil:
+			c.rejected.Add(1)
+			c.log.Warn("refusing a downlink", "error", err, "messageId", m.ID)
+			return
+		}
+		frame, err := air.Frame{Kind: air.KindTransmit, Packet: d.Packet}.Append(nil)
+		if err == nil {
+			_, err = c.cfg.Radio.WriteTo(frame, c.cfg.Medium)
+		}
+		if err != nil {
+			c.log.Error("transmit failed", "error", err)
+			return
+		}
+		c.transmitted.Add(1)
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

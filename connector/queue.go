@@ -1,0 +1,67 @@
+package connector
+
+import "sync"
+
+// queue is the connector's only buffer: a bounded FIFO in memory that drops
+// the oldest packet when full. Sensors resend what is not acknowledged, so
+// an old packet is worth less than a new one, and nothing is ever written
+// to disk.
+type queue struct {
+	mu      sync.Mutex
+	items   [][]byte
+	head    int
+	n       int
+	dropped uint64
+	ready   chan struct{} // has a token while the queue is non-empty
+}
+
+func newQueue(size int) *queue {
+	return &queue{items: make([][]byte, size), ready: make(chan struct{}, 1)}
+}
+
+// push adds b, dropping the oldest item if the queue is full; it reports
+// whether something was dropped.
+func (q *queue) push(b []byte) (dropped bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == len(q.items) {
+		q.items[q.head] = nil
+		q.head = (q.head + 1) % len(q.items)
+		q.n--
+		q.dropped++
+		dropped = true
+	}
+	q.items[(q.head+q.n)%len(q.items)] = b
+	q.n++
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return dropped
+}
+
+// pop removes the oldest item, or reports false when empty.
+func (q *queue) pop() ([]byte, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == 0 {
+		return nil, false
+	}
+	b := q.items[q.head]
+	q.items[q.head] = nil
+	q.head = (q.head + 1) % len(q.items)
+	q.n--
+	if q.n > 0 {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
+	}
+	return b, true
+}
+
+func (q *queue) stats() (length int, dropped uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n, q.dropped
+}

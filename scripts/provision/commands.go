@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"cloud.google.com/go/firestore"
+	kmsapi "cloud.google.com/go/kms/apiv1"
+	"cloud.google.com/go/kms/apiv1/kmspb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/registry"
+)
+
+// env is what every registry command works with.
+type env struct {
+	fs        *firestore.Client
+	kms       *kmsapi.KeyManagementClient
+	deviceKey string
+	kekKey    string
+	reg       *registry.Registry
+}
+
+func open(ctx context.Context, getenv func(string) string) (*env, error) {
+	project, deviceKey, kekKey := getenv("GOOGLE_CLOUD_PROJECT"), getenv("SEALEDSENSE_DEVICE_KEY"), getenv("SEALEDSENSE_SESSION_KEK_KEY")
+	var missing []string
+	for name, v := range map[string]string{"GOOGLE_CLOUD_PROJECT": project, "SEALEDSENSE_DEVICE_KEY": deviceKey, "SEALEDSENSE_SESSION_KEK_KEY": kekKey} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("set %v", missing)
+	}
+	fs, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("firestore: %w", err)
+	}
+	kc, err := custody.NewKMSClient(ctx)
+	if err != nil {
+		fs.Close()
+		return nil, err
+	}
+	w := custody.NewWrapper(kc, deviceKey)
+	return &env{fs: fs, kms: kc, deviceKey: deviceKey, kekKey: kekKey, reg: registry.New(fs, w, nil)}, nil
+}
+
+func (e *env) Close() {
+	e.fs.Close()
+	e.kms.Close()
+}
+
+func bootstrap(ctx context.Context, e *env, stdout io.Writer, log *slog.Logger) error {
+	ck, err := e.reg.Bootstrap(ctx, custody.NewWrapper(e.kms, e.kekKey), e.deviceKey)
+	if err != nil {
+		return err
+	}
+	log.Info("cloud keys ready", "wrapKey", ck.WrapKey, "kekId", ck.KEKID)
+	_, err = fmt.Fprintf(stdout, "cloud static public key: %x\ncloud channel public key: %x\n", ck.StaticPublic, ck.ChannelPublic)
+	return err
+}
+
+// productNumbers are the catalogue numbers of the sensor types we make.
+var productNumbers = map[string]string{
+	"temperature":   "SS-102058",
+	"humidity":      "SS-102081",
+	"touch":         "SS-102060",
+	"proximity":     "SS-102059",
+	"waterDetector": "SS-102062",
+	"co2":           "SS-102101",
+}
+
+func sensors(ctx context.Context, e *env, args []string, stdout io.Writer, log *slog.Logger) error {
+	fl := flag.NewFlagSet("sensors", flag.ContinueOnError)
+	n := fl.Int("n", 1, "how many sensors to make")
+	typ := fl.String("type", "temperature", "device type")
+	kitID := fl.String("kit", "", "kit id to add the sensors to (optional)")
+	kitName := fl.String("kit-name", "", "display name of a new kit")
+	out := fl.String("out", "", "directory for the sensors' 0600 secrets files")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	product, ok := productNumbers[*typ]
+	switch {
+	case !ok:
+		return fmt.Errorf("unknown device type %q", *typ)
+	case *n < 1 || *n > 10000:
+		return fmt.Errorf("-n must be 1..10000")
+	case *out == "":
+		return errors.New("-out is required: each sensor's secrets go to a file there")
+	}
+	if err := os.MkdirAll(*out, 0o700); err != nil {
+		return err
+	}
+	ck, err := e.reg.CloudKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("run bootstrap first: %w", err)
+	}
+	spec := registry.Spec{Type: *typ, ProductNumber: product, KitID: *kitID, KitName: *kitName}
+	for range *n {
+		m, err := e.reg.Manufacture(ctx, spec, e.deviceKey)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(*out, m.Device.ID+".json")
+		err = credentials.SaveSensor(path, credentials.Sensor{
+			DeviceID:      m.Device.ID,
+			DeviceType:    m.Device.Type,
+			ProductNumber: m.Device.ProductNumber,
+			StaticPrivate: m.Static.Private[:],
+			StaticPublic:  m.Static.Public[:],
+			PSK:           m.PSK,
+			CloudPublic:   ck.StaticPublic,
+		})
+		m.PSK.Clear()
+		if err != nil {
+			return err
+		}
+		log.Info("sensor manufactured", "deviceId", m.Device.ID, "type", *typ, "kitId", *kitID)
+		if _, err := fmt.Fprintln(stdout, path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func connector(ctx context.Context, e *env, args []string, stdout io.Writer, log *slog.Logger) error {
+	fl := flag.NewFlagSet("connector", flag.ContinueOnError)
+	id := fl.String("id", "", "connector id")
+	name := fl.String("name", "", "display name")
+	out := fl.String("out", "", "directory for the connector's 0600 secrets file")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *id == "" || *out == "" {
+		return errors.New("-id and -out are required")
+	}
+	ck, err := e.reg.CloudKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("run bootstrap first: %w", err)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	if err := e.reg.RegisterConnector(ctx, *id, *name, pub); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(*out, *id+".json")
+	if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: *id, PrivateKey: priv, ChannelPublic: ck.ChannelPublic}); err != nil {
+		return err
+	}
+	log.Info("connector registered", "connectorId", *id)
+	_, err = fmt.Fprintln(stdout, path)
+	return err
+}
+
+func revokeConnector(ctx context.Context, e *env, args []string, log *slog.Logger) error {
+	fl := flag.NewFlagSet("revoke-connector", flag.ContinueOnError)
+	id := fl.String("id", "", "connector id")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if err := e.reg.RevokeConnector(ctx, *id); err != nil {
+		return err
+	}
+	log.Info("connector revoked", "connectorId", *id)
+	return nil
+}
+
+// ensureKMS creates the key ring and keys that Terraform creates in GCP, but
+// only against the emulator: in a real project, keys are Terraform's to make.
+func ensureKMS(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fl := flag.NewFlagSet("ensure-kms", flag.ContinueOnError)
+	ring := fl.String("keyring", "projects/local/locations/europe/keyRings/sealedsense", "key ring name")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if getenv(custody.EmulatorHostEnv) == "" {
+		return fmt.Errorf("ensure-kms runs only against the emulator (%s); in GCP, Terraform creates the keys", custody.EmulatorHostEnv)
+	}
+	c, err := custody.NewKMSClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	parent, ringID := filepath.Dir(filepath.Dir(*ring)), filepath.Base(*ring)
+	if _, err := c.CreateKeyRing(ctx, &kmspb.CreateKeyRingRequest{Parent: parent, KeyRingId: ringID}); err != nil && status.Code(err) != codes.AlreadyExists {
+		return fmt.Errorf("key ring: %w", err)
+	}
+	keys := []struct {
+		env, id string
+		key     *kmspb.CryptoKey
+	}{
+		{"SEALEDSENSE_DEVICE_KEY", "device-keys", symmetric()},
+		{"SEALEDSENSE_SESSION_KEK_KEY", "session-kek", symmetric()},
+		{"SEALEDSENSE_SIGNING_KEY", "signing", &kmspb.CryptoKey{
+			Purpose:         kmspb.CryptoKey_ASYMMETRIC_SIGN,
+			VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_EC_SIGN_P256_SHA256},
+		}},
+	}
+	for _, k := range keys {
+		_, err := c.CreateCryptoKey(ctx, &kmspb.CreateCryptoKeyRequest{Parent: *ring, CryptoKeyId: k.id, CryptoKey: k.key})
+		if err != nil && status.Code(err) != codes.AlreadyExists {
+			return fmt.Errorf("key %s: %w", k.id, err)
+		}
+		if _, err := fmt.Fprintf(stdout, "export %s=%s/cryptoKeys/%s\n", k.env, *ring, k.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func symmetric() *kmspb.CryptoKey {
+	return &kmspb.CryptoKey{
+		Purpose:         kmspb.CryptoKey_ENCRYPT_DECRYPT,
+		VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_GOOGLE_SYMMETRIC_ENCRYPTION},
+	}
+}

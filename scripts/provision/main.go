@@ -1,0 +1,67 @@
+// Command provision is the operators' tool for the registry: it bootstraps
+// the cloud's keys, "manufactures" sensors and registers connectors. Every
+// secret it stores is KMS-wrapped; the secrets a sensor or connector must
+// hold are written to 0600 files for that device alone.
+//
+// Usage:
+//
+//	provision ensure-kms -keyring projects/P/locations/europe/keyRings/R   (emulator only)
+//	provision bootstrap
+//	provision sensors -n 20 -type temperature [-kit ID] -out DIR
+//	provision connector -id ccon-1 -out DIR
+//	provision revoke-connector -id ccon-1
+//
+// It reads GOOGLE_CLOUD_PROJECT, SEALEDSENSE_DEVICE_KEY and
+// SEALEDSENSE_SESSION_KEK_KEY, and the usual *_EMULATOR_HOST variables.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sealedsense/sealedsense/shared/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := logging.New(os.Stderr, slog.LevelInfo)
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, log); err != nil {
+		log.Error("provision failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector [flags]")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "ensure-kms":
+		return ensureKMS(ctx, rest, getenv, stdout)
+	case "bootstrap", "sensors", "connector", "revoke-connector":
+	default:
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	env, err := open(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	switch cmd {
+	case "bootstrap":
+		return bootstrap(ctx, env, stdout, log)
+	case "sensors":
+		return sensors(ctx, env, rest, stdout, log)
+	case "connector":
+		return connector(ctx, env, rest, stdout, log)
+	default:
+		return revokeConnector(ctx, env, rest, log)
+	}
+}

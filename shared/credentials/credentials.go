@@ -1,0 +1,163 @@
+// Package credentials reads and writes the files that carry a sensor's or a
+// connector's secrets from provisioning to the process that uses them. The
+// files are created with mode 0600 and refused when others can read them.
+package credentials
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrInvalid means a credentials file is malformed or unsafe to use.
+var ErrInvalid = errors.New("credentials: invalid file")
+
+// Sensor is what a sensor holds from manufacture: its static X25519 key
+// pair, its PSK and the cloud's static public key. The simulator reads it.
+type Sensor struct {
+	DeviceID      string `json:"deviceId"`
+	DeviceType    string `json:"deviceType"`
+	ProductNumber string `json:"productNumber"`
+	StaticPrivate []byte `json:"staticPrivate"` // 32 bytes, X25519
+	StaticPublic  []byte `json:"staticPublic"`  // 32 bytes
+	PSK           []byte `json:"psk"`           // 32 bytes
+	CloudPublic   []byte `json:"cloudPublic"`   // 32 bytes, the cloud's static X25519 key
+}
+
+func (s Sensor) validate() error {
+	switch {
+	case s.DeviceID == "":
+		return fmt.Errorf("%w: no deviceId", ErrInvalid)
+	case len(s.StaticPrivate) != 32, len(s.StaticPublic) != 32, len(s.PSK) != 32, len(s.CloudPublic) != 32:
+		return fmt.Errorf("%w: sensor keys must be 32 bytes each", ErrInvalid)
+	}
+	return nil
+}
+
+// Connector is what a Cloud Connector holds: its id, its Ed25519 signing
+// key, and the cloud channel's public key that downlinks are signed with.
+type Connector struct {
+	ConnectorID   string `json:"connectorId"`
+	PrivateKey    []byte `json:"privateKey"`    // ed25519.PrivateKey (64 bytes)
+	ChannelPublic []byte `json:"channelPublic"` // ed25519.PublicKey of the cloud channel key
+}
+
+func (c Connector) validate() error {
+	switch {
+	case c.ConnectorID == "":
+		return fmt.Errorf("%w: no connectorId", ErrInvalid)
+	case len(c.PrivateKey) != ed25519.PrivateKeySize:
+		return fmt.Errorf("%w: connector private key must be %d bytes", ErrInvalid, ed25519.PrivateKeySize)
+	case len(c.ChannelPublic) != ed25519.PublicKeySize:
+		return fmt.Errorf("%w: channel public key must be %d bytes", ErrInvalid, ed25519.PublicKeySize)
+	}
+	return nil
+}
+
+// SaveSensor writes s to path with mode 0600.
+func SaveSensor(path string, s Sensor) error {
+	if err := s.validate(); err != nil {
+		return err
+	}
+	return save(path, s)
+}
+
+// LoadSensor reads a file written by SaveSensor.
+func LoadSensor(path string) (Sensor, error) {
+	var s Sensor
+	if err := load(path, &s); err != nil {
+		return Sensor{}, err
+	}
+	return s, s.validate()
+}
+
+// SaveConnector writes c to path with mode 0600.
+func SaveConnector(path string, c Connector) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	return save(path, c)
+}
+
+// LoadConnector reads a file written by SaveConnector.
+func LoadConnector(path string) (Connector, error) {
+	var c Connector
+	if err := load(path, &c); err != nil {
+		return Connector{}, err
+	}
+	return c, c.validate()
+}
+
+// save writes through a 0600 temporary file and a rename, so a reader never
+// sees a half-written file and the secret never exists with wider mode.
+func save(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("credentials: encode %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".cred-*")
+	if err != nil {
+		return fmt.Errorf("credentials: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("credentials: %w", err)
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("credentials: write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("credentials: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("credentials: %w", err)
+	}
+	return nil
+}
+
+func load(path string, v any) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("credentials: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("credentials: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %v; secrets files must be 0600", ErrInvalid, path, st.Mode().Perm())
+	}
+	if st.Size() > 64<<10 {
+		return fmt.Errorf("%w: %s is too large", ErrInvalid, path)
+	}
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, path, describe(err))
+	}
+	return nil
+}
+
+// describe names where decoding failed without quoting file content, which
+// could be part of a key.
+func describe(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at offset %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q has the wrong type", typ.Field)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	default:
+		return "not a credentials file"
+	}
+}

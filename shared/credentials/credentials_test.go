@@ -1,0 +1,100 @@
+package credentials_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sealedsense/sealedsense/shared/credentials"
+)
+
+func sensor() credentials.Sensor {
+	return credentials.Sensor{
+		DeviceID:      "dev1",
+		DeviceType:    "temperature",
+		StaticPrivate: bytes.Repeat([]byte{1}, 32),
+		StaticPublic:  bytes.Repeat([]byte{2}, 32),
+		PSK:           bytes.Repeat([]byte{3}, 32),
+		CloudPublic:   bytes.Repeat([]byte{4}, 32),
+	}
+}
+
+func TestSensorRoundTripIsPrivate(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "s.json")
+	if err := credentials.SaveSensor(path, sensor()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode = %v, want 0600", st.Mode().Perm())
+	}
+	got, err := credentials.LoadSensor(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.PSK, sensor().PSK) || got.DeviceID != "dev1" || !bytes.Equal(got.StaticPrivate, sensor().StaticPrivate) {
+		t.Fatalf("round trip changed the credentials")
+	}
+}
+
+func TestConnectorRoundTrip(t *testing.T) {
+	t.Parallel()
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "c.json")
+	in := credentials.Connector{ConnectorID: "ccon-1", PrivateKey: priv, ChannelPublic: pub}
+	if err := credentials.SaveConnector(path, in); err != nil {
+		t.Fatal(err)
+	}
+	got, err := credentials.LoadConnector(path)
+	if err != nil || !bytes.Equal(got.PrivateKey, priv) {
+		t.Fatalf("LoadConnector = %v", err)
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	t.Parallel()
+	short := sensor()
+	short.PSK = short.PSK[:31]
+	tests := []struct {
+		name    string
+		content string
+		mode    os.FileMode
+	}{
+		{"readable by others", `{"deviceId":"d"}`, 0o644},
+		{"unknown field", `{"deviceId":"d","extra":1}`, 0o600},
+		{"syntax", `{"deviceId": 0102030405`, 0o600},
+		{"wrong type", `{"deviceId": 5}`, 0o600},
+		{"missing keys", `{"deviceId":"d"}`, 0o600},
+		{"short psk", `{"deviceId":"d","staticPrivate":"AQ==","staticPublic":"AQ==","psk":"AQ==","cloudPublic":"AQ=="}`, 0o600},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "s.json")
+			if err := os.WriteFile(path, []byte(tc.content), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := credentials.LoadSensor(path)
+			if !errors.Is(err, credentials.ErrInvalid) {
+				t.Fatalf("LoadSensor = %v, want ErrInvalid", err)
+			}
+			if strings.Contains(err.Error(), "0102030405") {
+				t.Fatalf("error quotes file content: %v", err)
+			}
+		})
+	}
+	if err := credentials.SaveSensor(filepath.Join(t.TempDir(), "x"), short); !errors.Is(err, credentials.ErrInvalid) {
+		t.Fatalf("SaveSensor with a short PSK = %v, want ErrInvalid", err)
+	}
+}

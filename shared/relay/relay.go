@@ -1,0 +1,183 @@
+// Package relay defines the signed envelopes that carry sealed radio packets
+// between Cloud Connectors and the cloud over Pub/Sub: uplinks and status
+// heartbeats signed by a connector's Ed25519 key, and downlinks signed by the
+// cloud channel key and addressed to one connector.
+package relay
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Limits on what an envelope may hold. A radio packet is at most 1024 bytes;
+// the rest is a small, fixed set of fields.
+const (
+	MaxPacket   = 1024
+	MaxEnvelope = 2048
+	maxID       = 64
+)
+
+// Sentinel errors. Every rejection wraps one of them.
+var (
+	// ErrMalformed: the bytes are not an envelope of the expected kind.
+	ErrMalformed = errors.New("relay: malformed envelope")
+	// ErrSignature: the signature does not verify under the signer's key.
+	ErrSignature = errors.New("relay: bad signature")
+	// ErrNotAddressed: a downlink for another connector.
+	ErrNotAddressed = errors.New("relay: downlink addressed to another connector")
+	// ErrStale: a downlink past its expiry, which a sensor no longer listens for.
+	ErrStale = errors.New("relay: downlink expired")
+)
+
+// Kind separates the three envelope kinds in the signed bytes, so that a
+// signature over one can never be replayed as another.
+type Kind uint8
+
+// Envelope kinds.
+const (
+	KindUplink   Kind = 1
+	KindDownlink Kind = 2
+	KindStatus   Kind = 3
+)
+
+// Uplink is one connector's reception of one radio packet.
+type Uplink struct {
+	ConnectorID string    `cbor:"1,keyasint"`
+	Received    time.Time `cbor:"2,keyasint"`
+	RSSI        float64   `cbor:"3,keyasint"` // dBm
+	SNR         float64   `cbor:"4,keyasint"` // dB
+	Packet      []byte    `cbor:"5,keyasint"`
+}
+
+// Downlink is a radio packet the cloud asks one connector to transmit.
+type Downlink struct {
+	ConnectorID string    `cbor:"1,keyasint"`
+	Expires     time.Time `cbor:"2,keyasint"`
+	Packet      []byte    `cbor:"3,keyasint"`
+}
+
+// Connection types, as DT's connectionStatus names them.
+const (
+	ConnectionEthernet = "ETHERNET"
+	ConnectionCellular = "CELLULAR"
+	ConnectionOffline  = "OFFLINE"
+)
+
+// Status is a connector's heartbeat. A connector that shuts down cleanly
+// sends one last Status with Connection OFFLINE.
+type Status struct {
+	ConnectorID    string    `cbor:"1,keyasint"`
+	Time           time.Time `cbor:"2,keyasint"`
+	Connection     string    `cbor:"3,keyasint"`
+	Available      []string  `cbor:"4,keyasint"`
+	SignalStrength int       `cbor:"5,keyasint"` // 0..100, for cellular
+	Dropped        uint64    `cbor:"6,keyasint"` // packets the bounded queue has dropped since start
+}
+
+// signed is the wire form of every envelope: the CBOR body exactly as it was
+// signed, and the signature over the kind and that body.
+type signed struct {
+	Kind Kind   `cbor:"1,keyasint"`
+	Body []byte `cbor:"2,keyasint"`
+	Sig  []byte `cbor:"3,keyasint"`
+}
+
+func encMode() cbor.EncMode {
+	opts := cbor.CoreDetEncOptions()
+	// Reception times feed latency figures and the collection window, so
+	// they keep nanoseconds.
+	opts.Time = cbor.TimeRFC3339Nano
+	m, err := opts.EncMode()
+	if err != nil {
+		panic(err) // the options are constant: this cannot fail at run time
+	}
+	return m
+}
+
+// decMode is strict: the bytes come from Pub/Sub, which anyone with publish
+// rights on the topic can write to.
+func decMode() cbor.DecMode {
+	m, err := cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		IndefLength:       cbor.IndefLengthForbidden,
+		TagsMd:            cbor.TagsForbidden,
+		MaxNestedLevels:   4,
+		MaxArrayElements:  16,
+		MaxMapPairs:       16,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+		TimeTag:           cbor.DecTagIgnored,
+	}.DecMode()
+	if err != nil {
+		panic(err) // the options are constant: this cannot fail at run time
+	}
+	return m
+}
+
+// signingInput is what the Ed25519 signature covers: a domain label, the
+// kind, and the body bytes.
+func signingInput(k Kind, body []byte) []byte {
+	in := make([]byte, 0, 24+len(body))
+	in = append(in, "sealedsense relay v1"...)
+	in = append(in, byte(k))
+	return append(in, body...)
+}
+
+func seal(k Kind, key ed25519.PrivateKey, v any) ([]byte, error) {
+	body, err := encMode().Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("relay: encode: %w", err)
+	}
+	out, err := encMode().Marshal(signed{Kind: k, Body: body, Sig: ed25519.Sign(key, signingInput(k, body))})
+	if err != nil {
+		return nil, fmt.Errorf("relay: encode: %w", err)
+	}
+	return out, nil
+}
+
+// parse decodes the outer envelope and its body without verifying; the
+// caller verifies once it knows the signer's key from the body.
+func parse(data []byte, want Kind, v any) (signed, error) {
+	if len(data) > MaxEnvelope {
+		return signed{}, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(data), MaxEnvelope)
+	}
+	dm := decMode()
+	var s signed
+	if rest, err := dm.UnmarshalFirst(data, &s); err != nil || len(rest) != 0 {
+		return signed{}, fmt.Errorf("%w: outer envelope", ErrMalformed)
+	}
+	if s.Kind != want {
+		return signed{}, fmt.Errorf("%w: kind %d, want %d", ErrMalformed, s.Kind, want)
+	}
+	if len(s.Sig) != ed25519.SignatureSize {
+		return signed{}, fmt.Errorf("%w: signature length", ErrMalformed)
+	}
+	if rest, err := dm.UnmarshalFirst(s.Body, v); err != nil || len(rest) != 0 {
+		return signed{}, fmt.Errorf("%w: body", ErrMalformed)
+	}
+	return s, nil
+}
+
+func verify(s signed, pub ed25519.PublicKey) error {
+	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, signingInput(s.Kind, s.Body), s.Sig) {
+		return ErrSignature
+	}
+	return nil
+}
+
+func checkID(id string) error {
+	if id == "" || len(id) > maxID {
+		return fmt.Errorf("%w: connector id must be 1..%d bytes", ErrMalformed, maxID)
+	}
+	return nil
+}
+
+func checkPacket(p []byte) error {
+	if len(p) == 0 || len(p) > MaxPacket {
+		return fmt.Errorf("%w: packet of %d bytes", ErrMalformed, len(p))
+	}
+	return nil
+}
