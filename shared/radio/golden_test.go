@@ -16,7 +16,7 @@ var update = flag.Bool("update", false, "rewrite the golden vectors")
 // timestamp and ephemerals must give exactly these bytes.
 type golden struct {
 	SensorPrivate, SensorPublic, CloudPrivate, CloudPublic, PSK string
-	Initiation, Response, Uplink, Downlink                     string
+	Initiation, Response, Uplink, Downlink                      string
 }
 
 func TestGoldenVectors(t *testing.T) {
