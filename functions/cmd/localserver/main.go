@@ -1,0 +1,38 @@
+// Command localserver hosts every function in one process for local runs,
+// the way Cloud Run hosts each one alone in GCP. Pub/Sub-triggered functions
+// are also served under /<Name>/ so that a push subscription can put the
+// topic in the path (/<Name>/projects/P/topics/T), from which
+// functions-framework-go derives the CloudEvent's source; in GCP the
+// function answers on every path, so the same push path works there.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
+
+	"github.com/sealedsense/sealedsense/functions/ingest"
+	"github.com/sealedsense/sealedsense/shared/logging"
+)
+
+func main() {
+	log := logging.New(os.Stderr, slog.LevelInfo)
+	ctx := context.Background()
+	if err := funcframework.RegisterCloudEventFunctionContext(ctx, "/Ingest/", ingest.Handler()); err != nil {
+		log.Error("register", "error", err.Error())
+		os.Exit(1)
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8690"
+	}
+	log.Info("functions server listening", "addr", "127.0.0.1:"+port)
+	// A killed server loses nothing: Pub/Sub redelivers what was not
+	// acknowledged, and ingest resumes from its reception records.
+	if err := funcframework.StartHostPort("127.0.0.1", port); err != nil {
+		log.Error("functions server failed", "error", err.Error())
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,199 @@
+// Package ingest is the function that turns relayed radio packets into
+// events: it verifies the connector, completes handshakes, deduplicates the
+// copies that several connectors heard, opens each packet once, stores its
+// readings as DT-shaped events exactly once, publishes them, and answers the
+// sensor through the one connector best placed to reach it.
+package ingest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/radio"
+	"github.com/sealedsense/sealedsense/shared/registry"
+)
+
+// Publisher is the part of a Pub/Sub publisher ingest needs.
+type Publisher interface {
+	Publish(ctx context.Context, msg *pubsub.Message) *pubsub.PublishResult
+}
+
+// Config tunes the pipeline. Zero values take the defaults.
+type Config struct {
+	// Window is the collection window: copies of a packet that arrive
+	// within it add their reception metadata (default 200ms).
+	Window time.Duration
+	// Limits bound a session's age and packet count.
+	Limits radio.Limits
+	// DownlinkTTL is how long a connector may still transmit a reply
+	// (default 5s); a sensor has stopped listening after that.
+	DownlinkTTL time.Duration
+	// NetworkStatusEvery spaces a device's networkStatus events (default 15m).
+	NetworkStatusEvery time.Duration
+	// OfflineAfter is the heartbeat silence after which a connector is
+	// marked offline (default 90s, three missed 30s heartbeats).
+	OfflineAfter time.Duration
+	// Retention is how long events are kept before Firestore's TTL
+	// deletes them (default 30 days).
+	Retention time.Duration
+	// StatusTopic is the topic id of connector heartbeats (default
+	// "connector-status"); every other topic is treated as uplinks.
+	StatusTopic string
+	// ConnectorCacheTTL bounds how long a revoked connector can still be
+	// accepted by an instance that cached it (default 30s).
+	ConnectorCacheTTL time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.Window, 200*time.Millisecond)
+	def(&c.DownlinkTTL, 5*time.Second)
+	def(&c.NetworkStatusEvery, 15*time.Minute)
+	def(&c.OfflineAfter, 90*time.Second)
+	def(&c.Retention, 30*24*time.Hour)
+	def(&c.ConnectorCacheTTL, 30*time.Second)
+	if c.StatusTopic == "" {
+		c.StatusTopic = "connector-status"
+	}
+	if c.Limits == (radio.Limits{}) {
+		c.Limits = radio.DefaultLimits
+	}
+	return c
+}
+
+// Deps are the clients the Service works through.
+type Deps struct {
+	Firestore  *firestore.Client
+	Registry   *registry.Registry
+	KEKReader  custody.Unwrapper // the session-KEK CryptoKey, behind a cache
+	Events     Publisher
+	Downlinks  Publisher
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Sleep      func(context.Context, time.Duration) error
+}
+
+// Service processes uplinks and connector status.
+type Service struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	keysMu sync.Mutex
+	keys   *cloudKeys
+
+	connMu sync.Mutex
+	conns  map[string]cachedConnector
+}
+
+// cloudKeys are unwrapped once per instance: one KMS call each, then none.
+type cloudKeys struct {
+	static   radio.KeyPair
+	channel  ed25519.PrivateKey
+	envelope *custody.Envelope
+}
+
+type cachedConnector struct {
+	c       registry.Connector
+	err     error
+	fetched time.Time
+}
+
+// New returns a Service.
+func New(cfg Config, deps Deps) *Service {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Sleep == nil {
+		deps.Sleep = sleep
+	}
+	return &Service{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger, conns: make(map[string]cachedConnector)}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// cloud returns the unwrapped cloud keys, loading them on first use. A
+// failure is not remembered, so a transient KMS error heals on the next
+// message.
+func (s *Service) cloud(ctx context.Context) (*cloudKeys, error) {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	if s.keys != nil {
+		return s.keys, nil
+	}
+	ck, err := s.deps.Registry.CloudKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: cloud keys: %w", err)
+	}
+	static, err := s.deps.Registry.CloudStatic(ctx, ck)
+	if err != nil {
+		return nil, err
+	}
+	channel, err := s.deps.Registry.ChannelKey(ctx, ck)
+	if err != nil {
+		return nil, err
+	}
+	env, err := s.deps.Registry.SessionEnvelope(ctx, s.deps.KEKReader, ck)
+	if err != nil {
+		return nil, err
+	}
+	s.keys = &cloudKeys{static: static, channel: channel, envelope: env}
+	return s.keys, nil
+}
+
+// connector returns a registered, unrevoked connector's public key, caching
+// the answer (good or bad) for ConnectorCacheTTL.
+func (s *Service) connector(ctx context.Context, id string) (ed25519.PublicKey, error) {
+	now := s.deps.Now()
+	s.connMu.Lock()
+	cc, ok := s.conns[id]
+	s.connMu.Unlock()
+	if !ok || now.Sub(cc.fetched) > s.cfg.ConnectorCacheTTL {
+		c, err := s.deps.Registry.Connector(ctx, id)
+		if err != nil && !errors.Is(err, registry.ErrNotFound) {
+			return nil, err // transient: not cached
+		}
+		cc = cachedConnector{c: c, err: err, fetched: now}
+		s.connMu.Lock()
+		if len(s.conns) > 10000 {
+			clear(s.conns)
+		}
+		s.conns[id] = cc
+		s.connMu.Unlock()
+	}
+	if cc.err != nil {
+		return nil, cc.err
+	}
+	if cc.c.Revoked {
+		return nil, registry.ErrRevoked
+	}
+	return ed25519.PublicKey(cc.c.PublicKey), nil
+}

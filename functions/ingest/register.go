@@ -1,0 +1,150 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/logging"
+	"github.com/sealedsense/sealedsense/shared/registry"
+)
+
+// init registers the entry points by name, which is how
+// functions-framework-go (and so Cloud Run's buildpack) finds them.
+func init() {
+	functions.CloudEvent("Ingest", Handler())
+	functions.HTTP("Sweep", SweepHandler())
+}
+
+// Handler returns the Ingest entry point for the uplinks and connector
+// status topics. Its Service is built from the environment on first use, so
+// that a cold start that fails (KMS briefly unreachable) is retried by the
+// next message rather than fixed into the instance.
+func Handler() func(context.Context, event.Event) error {
+	l := &lazy{}
+	return func(ctx context.Context, e event.Event) error {
+		s, err := l.get(ctx)
+		if err != nil {
+			return err
+		}
+		return s.Handle(ctx, e)
+	}
+}
+
+// SweepHandler returns the HTTP entry point Cloud Scheduler calls to mark
+// silent connectors offline.
+func SweepHandler() http.HandlerFunc {
+	l := &lazy{}
+	return func(w http.ResponseWriter, r *http.Request) {
+		s, err := l.get(r.Context())
+		if err != nil {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		n, err := s.Sweep(r.Context())
+		if err != nil {
+			s.log.Error("sweep failed", "error", err.Error())
+			http.Error(w, "sweep failed", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, "{\"offline\":%d}\n", n)
+	}
+}
+
+type lazy struct {
+	mu  sync.Mutex
+	svc *Service
+}
+
+func (l *lazy) get(ctx context.Context) (*Service, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.svc != nil {
+		return l.svc, nil
+	}
+	s, err := FromEnv(context.WithoutCancel(ctx), os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	l.svc = s
+	return s, nil
+}
+
+// FromEnv builds the Service from the process environment, as Cloud Run
+// and the local functions server provide it.
+func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) {
+	log := logging.New(os.Stderr, slog.LevelInfo).With("function", "ingest")
+	need := func(k string) (string, error) {
+		if v := getenv(k); v != "" {
+			return v, nil
+		}
+		return "", fmt.Errorf("ingest: %s is not set", k)
+	}
+	or := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	project, err := need("GOOGLE_CLOUD_PROJECT")
+	if err != nil {
+		return nil, err
+	}
+	deviceKey, err := need("SEALEDSENSE_DEVICE_KEY")
+	if err != nil {
+		return nil, err
+	}
+	kekKey, err := need("SEALEDSENSE_SESSION_KEK_KEY")
+	if err != nil {
+		return nil, err
+	}
+	var cfg Config
+	for k, d := range map[string]*time.Duration{
+		"SEALEDSENSE_INGEST_WINDOW":          &cfg.Window,
+		"SEALEDSENSE_NETWORK_STATUS_EVERY":   &cfg.NetworkStatusEvery,
+		"SEALEDSENSE_CONNECTOR_OFFLINE_AFTER": &cfg.OfflineAfter,
+	} {
+		if v := getenv(k); v != "" {
+			if *d, err = time.ParseDuration(v); err != nil {
+				return nil, fmt.Errorf("ingest: %s: %w", k, err)
+			}
+		}
+	}
+	cfg.StatusTopic = or("SEALEDSENSE_TOPIC_STATUS", "connector-status")
+
+	fs, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: firestore: %w", err)
+	}
+	kc, err := custody.NewKMSClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: pubsub: %w", err)
+	}
+	deviceKeys := custody.NewWrapper(kc, deviceKey)
+	// An hour bounds how long a disabled KMS key version keeps working in
+	// a warm instance; PSKs are read once per handshake, so this is cheap.
+	cache := custody.NewCache(deviceKeys, time.Hour)
+	return New(cfg, Deps{
+		Firestore: fs,
+		Registry:  registry.New(fs, deviceKeys, cache),
+		KEKReader: custody.NewCache(custody.NewWrapper(kc, kekKey), time.Hour),
+		Events:    ps.Publisher(or("SEALEDSENSE_TOPIC_EVENTS", "events")),
+		Downlinks: ps.Publisher(or("SEALEDSENSE_TOPIC_DOWNLINKS", "downlinks")),
+		Logger:    log,
+	}), nil
+}

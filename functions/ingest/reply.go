@@ -1,0 +1,211 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/sealedsense/sealedsense/shared/event"
+	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/relay"
+)
+
+// finish runs after a packet's transaction committed: it waits out the
+// collection window, picks one connector, sends the reply through it, and
+// records the choice so the next uplink can say whether the reply arrived.
+func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out outcome) error {
+	if err := s.deps.Sleep(ctx, out.rec.FirstSeen.Add(s.cfg.Window).Sub(s.deps.Now())); err != nil {
+		return err
+	}
+	snap, err := recRef.Get(ctx)
+	if err != nil {
+		return err
+	}
+	var rec reception
+	if err := snap.DataTo(&rec); err != nil {
+		return err
+	}
+	via := chooseConnector(rec.Hearers, out.links)
+	keys, err := s.cloud(ctx)
+	if err != nil {
+		return err
+	}
+	env, err := relay.SignDownlink(keys.channel, relay.Downlink{ConnectorID: via, Expires: s.deps.Now().Add(s.cfg.DownlinkTTL), Packet: rec.Reply})
+	if err != nil {
+		return err
+	}
+	if _, err := s.deps.Downlinks.Publish(ctx, &pubsub.Message{Data: env, Attributes: map[string]string{"connector": via}}).Get(ctx); err != nil {
+		return fmt.Errorf("downlink: %w", err)
+	}
+
+	now := s.deps.Now()
+	fs := s.deps.Firestore
+	devRef := fs.Collection(registry.DevicesCollection).Doc(rec.DeviceID)
+	devUpd := []firestore.Update{
+		{Path: "pendingReply", Value: pendingReply{Via: via, Counter: rec.ReplyCtr}},
+		{FieldPath: firestore.FieldPath{"links", via, "replies"}, Value: firestore.Increment(1)},
+	}
+	for _, h := range rec.Hearers {
+		prev := out.links[h.ConnectorID]
+		rssi := h.RSSI
+		if !prev.LastSeen.IsZero() {
+			rssi = 0.7*prev.RSSI + 0.3*h.RSSI // smooths fading, keeps up with a moved sensor
+		}
+		devUpd = append(devUpd,
+			firestore.Update{FieldPath: firestore.FieldPath{"links", h.ConnectorID, "rssi"}, Value: rssi},
+			firestore.Update{FieldPath: firestore.FieldPath{"links", h.ConnectorID, "lastSeen"}, Value: h.Received})
+	}
+	var netEvent []byte
+	if rec.ProjectID != "" && now.Sub(out.netStatus) >= s.cfg.NetworkStatusEvery {
+		netEvent, err = s.networkStatus(ctx, recRef, rec, via, devUpd, now)
+		if err != nil {
+			return err
+		}
+	} else {
+		err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+			if err := tx.Update(recRef, []firestore.Update{{Path: "via", Value: via}, {Path: "done", Value: true}}); err != nil {
+				return err
+			}
+			return tx.Update(devRef, devUpd)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if netEvent != nil {
+		if err := s.publishEvents(ctx, rec.ProjectID, rec.DeviceID, [][]byte{netEvent}); err != nil {
+			return err
+		}
+	}
+	s.log.Info("reply sent", "deviceId", rec.DeviceID, "via", via, "heardBy", len(rec.Hearers))
+	return nil
+}
+
+// networkStatus writes the device's networkStatus event together with the
+// reply bookkeeping, in one commit.
+func (s *Service) networkStatus(ctx context.Context, recRef *firestore.DocumentRef, rec reception, via string, devUpd []firestore.Update, now time.Time) ([]byte, error) {
+	ns := event.NetworkStatusFor(rec.ProjectID, rec.DeviceID, rec.FirstSeen, toReceptions(rec.Hearers))
+	se, err := s.stored(ns, rec.ProjectID, rec.DeviceID, now)
+	if err != nil {
+		return nil, err
+	}
+	fs := s.deps.Firestore
+	evRef := fs.Collection(eventsCollection).Doc(se.id)
+	devRef := fs.Collection(registry.DevicesCollection).Doc(rec.DeviceID)
+	devUpd = append(devUpd,
+		firestore.Update{Path: "lastNetworkStatus", Value: now},
+		firestore.Update{FieldPath: firestore.FieldPath{"reported", "networkStatus"}, Value: se.data})
+	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(evRef)
+		if err != nil && !notFound(err) {
+			return err
+		}
+		if err := tx.Update(recRef, []firestore.Update{{Path: "via", Value: via}, {Path: "done", Value: true}}); err != nil {
+			return err
+		}
+		if err := tx.Update(devRef, devUpd); err != nil {
+			return err
+		}
+		if snap != nil && snap.Exists() {
+			return nil
+		}
+		return tx.Create(evRef, se.doc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return se.doc.JSON, nil
+}
+
+// resume finishes a packet whose transaction committed in an attempt that
+// then failed (a crash, a timeout): Pub/Sub redelivered it, the replay
+// window now refuses it, and the reception record says what is left to do.
+func (s *Service) resume(ctx context.Context, recRef *firestore.DocumentRef, rec reception) error {
+	var payloads [][]byte
+	for _, id := range rec.EventIDs {
+		snap, err := s.deps.Firestore.Collection(eventsCollection).Doc(id).Get(ctx)
+		if err != nil {
+			return err
+		}
+		var d eventDoc
+		if err := snap.DataTo(&d); err != nil {
+			return err
+		}
+		payloads = append(payloads, d.JSON)
+	}
+	// Subscribers deduplicate on eventId, so publishing again is safe.
+	if err := s.publishEvents(ctx, rec.ProjectID, rec.DeviceID, payloads); err != nil {
+		return err
+	}
+	devSnap, err := s.deps.Firestore.Collection(registry.DevicesCollection).Doc(rec.DeviceID).Get(ctx)
+	if err != nil {
+		return err
+	}
+	var st deviceState
+	if err := devSnap.DataTo(&st); err != nil {
+		return err
+	}
+	s.log.Info("resuming a packet after redelivery", "deviceId", rec.DeviceID)
+	return s.finish(ctx, recRef, outcome{rec: rec, deviceID: rec.DeviceID, links: st.Links, netStatus: st.LastNetworkStatus})
+}
+
+func (s *Service) publishEvents(ctx context.Context, project, deviceID string, events [][]byte) error {
+	if project == "" {
+		return nil // an unclaimed device's events belong to no customer yet
+	}
+	results := make([]*pubsub.PublishResult, len(events))
+	for i, e := range events {
+		results[i] = s.deps.Events.Publish(ctx, &pubsub.Message{Data: e, Attributes: map[string]string{"projectId": project, "deviceId": deviceID}})
+	}
+	for _, r := range results {
+		if _, err := r.Get(ctx); err != nil {
+			return fmt.Errorf("publish event: %w", err)
+		}
+	}
+	return nil
+}
+
+// chooseConnector ranks the connectors that heard a packet. The base score
+// is The Things Stack's adjusted RSSI (RSSI plus SNR when SNR is negative,
+// since below the noise floor SNR is what limits decoding), smoothed with the
+// recent RSSI through that connector, minus a penalty that grows as replies
+// through it go unacknowledged. Neither LoRaWAN server learns from failed
+// replies; this does.
+func chooseConnector(hearers []hearer, links map[string]link) string {
+	type cand struct {
+		id    string
+		score float64
+	}
+	cands := make([]cand, 0, len(hearers))
+	for _, h := range hearers {
+		score := h.RSSI + min(h.SNR, 0)
+		l := links[h.ConnectorID]
+		if !l.LastSeen.IsZero() {
+			score = 0.7*score + 0.3*l.RSSI
+		}
+		// Laplace-smoothed delivery rate: a connector without history
+		// starts at 1/2, neither trusted nor written off.
+		rate := float64(l.Acked+1) / float64(l.Acked+l.Failed+2)
+		score -= 30 * (1 - rate)
+		cands = append(cands, cand{h.ConnectorID, score})
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].score != cands[j].score {
+			return cands[i].score > cands[j].score
+		}
+		return cands[i].id < cands[j].id
+	})
+	return cands[0].id
+}
+
+func toReceptions(hs []hearer) []event.Reception {
+	out := make([]event.Reception, len(hs))
+	for i, h := range hs {
+		out[i] = event.Reception{ConnectorID: h.ConnectorID, RSSI: h.RSSI}
+	}
+	return out
+}

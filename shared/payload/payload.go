@@ -1,0 +1,275 @@
+// Package payload is the CBOR (RFC 8949) carried inside sealed radio
+// packets: readings from sensor to cloud, and ACKs with optional
+// configuration from cloud to sensor. Integer keys keep it small enough for
+// the radio; decoding is strict because a bug in a sensor is untrusted input
+// too.
+package payload
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// ErrInvalid wraps every decoding and validation failure.
+var ErrInvalid = errors.New("payload: invalid")
+
+// Limits on one packet's payload.
+const (
+	MaxReadings = 32
+	MaxSamples  = 8
+	MaxAcks     = 64
+	MaxReplies  = 16
+)
+
+// Kind is a reading's type; each maps to one DT event type.
+type Kind uint8
+
+// Reading kinds.
+const (
+	Temperature   Kind = 1
+	Humidity      Kind = 2
+	Touch         Kind = 3
+	ObjectPresent Kind = 4
+	WaterPresent  Kind = 5
+	CO2           Kind = 6
+	Battery       Kind = 7
+)
+
+var eventTypes = [...]string{
+	Temperature: "temperature", Humidity: "humidity", Touch: "touch",
+	ObjectPresent: "objectPresent", WaterPresent: "waterPresent", CO2: "co2", Battery: "batteryStatus",
+}
+
+// EventType is the DT event type name, or "" for an unknown kind.
+func (k Kind) EventType() string {
+	if int(k) < len(eventTypes) {
+		return eventTypes[k]
+	}
+	return ""
+}
+
+// Sample is one of several temperature samples taken between reports.
+type Sample struct {
+	Time  int64   `cbor:"1,keyasint"` // unix milliseconds
+	Value float64 `cbor:"2,keyasint"`
+}
+
+// Reading is one measurement. Exactly the value fields its Kind needs are
+// set.
+type Reading struct {
+	// Seq numbers the sensor's readings for good: a reading resent as
+	// backfill in a later packet keeps its Seq, so the cloud stores it once.
+	Seq        uint64   `cbor:"1,keyasint"`
+	Kind       Kind     `cbor:"2,keyasint"`
+	Time       int64    `cbor:"3,keyasint"` // unix milliseconds
+	Backfilled bool     `cbor:"4,keyasint,omitempty"`
+	Celsius    *float64 `cbor:"5,keyasint,omitempty"`
+	Humidity   *float64 `cbor:"6,keyasint,omitempty"` // relative, %
+	Present    *bool    `cbor:"7,keyasint,omitempty"`
+	PPM        *uint32  `cbor:"8,keyasint,omitempty"`
+	Percentage *uint8   `cbor:"9,keyasint,omitempty"`
+	Samples    []Sample `cbor:"10,keyasint,omitempty"`
+}
+
+// Uplink is a sensor's packet payload.
+type Uplink struct {
+	Readings []Reading `cbor:"1,keyasint"`
+	// Replies lists the downlink counters received since the last uplink,
+	// which tells the cloud which connector's replies arrive.
+	Replies []uint64 `cbor:"2,keyasint,omitempty"`
+}
+
+// Config is what the cloud may set on a sensor. Zero fields are unchanged.
+type Config struct {
+	ReportInterval uint32 `cbor:"1,keyasint,omitempty"` // seconds, 10..86400
+}
+
+// Reply is the cloud's packet payload.
+type Reply struct {
+	Acks   []uint64 `cbor:"1,keyasint"` // uplink radio counters acknowledged
+	Config *Config  `cbor:"2,keyasint,omitempty"`
+}
+
+func encMode() cbor.EncMode {
+	m, err := cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err) // constant options: cannot fail at run time
+	}
+	return m
+}
+
+func decMode() cbor.DecMode {
+	m, err := cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		IndefLength:       cbor.IndefLengthForbidden,
+		TagsMd:            cbor.TagsForbidden,
+		MaxNestedLevels:   6,
+		MaxArrayElements:  max(MaxReadings, MaxAcks),
+		MaxMapPairs:       16,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+	}.DecMode()
+	if err != nil {
+		panic(err) // constant options: cannot fail at run time
+	}
+	return m
+}
+
+func decode(b []byte, v any) error {
+	rest, err := decMode().UnmarshalFirst(b, v)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrInvalid, len(rest))
+	}
+	return nil
+}
+
+// Marshal encodes u deterministically after validating it.
+func (u Uplink) Marshal() ([]byte, error) {
+	if err := u.Validate(); err != nil {
+		return nil, err
+	}
+	return encMode().Marshal(u)
+}
+
+// DecodeUplink decodes and validates an uplink payload.
+func DecodeUplink(b []byte) (Uplink, error) {
+	var u Uplink
+	if err := decode(b, &u); err != nil {
+		return Uplink{}, err
+	}
+	return u, u.Validate()
+}
+
+// Marshal encodes r deterministically after validating it.
+func (r Reply) Marshal() ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return encMode().Marshal(r)
+}
+
+// DecodeReply decodes and validates a reply payload.
+func DecodeReply(b []byte) (Reply, error) {
+	var r Reply
+	if err := decode(b, &r); err != nil {
+		return Reply{}, err
+	}
+	return r, r.Validate()
+}
+
+// Validate checks a reply's bounds.
+func (r Reply) Validate() error {
+	if len(r.Acks) > MaxAcks {
+		return fmt.Errorf("%w: %d acks, limit %d", ErrInvalid, len(r.Acks), MaxAcks)
+	}
+	if r.Config != nil && r.Config.ReportInterval != 0 && (r.Config.ReportInterval < 10 || r.Config.ReportInterval > 86400) {
+		return fmt.Errorf("%w: reportInterval %d outside 10..86400", ErrInvalid, r.Config.ReportInterval)
+	}
+	if len(r.Acks) == 0 && r.Config == nil {
+		return fmt.Errorf("%w: empty reply", ErrInvalid)
+	}
+	return nil
+}
+
+// Validate checks an uplink: bounds, and each reading's fields and ranges.
+func (u Uplink) Validate() error {
+	switch {
+	case len(u.Readings) == 0:
+		return fmt.Errorf("%w: no readings", ErrInvalid)
+	case len(u.Readings) > MaxReadings:
+		return fmt.Errorf("%w: %d readings, limit %d", ErrInvalid, len(u.Readings), MaxReadings)
+	case len(u.Replies) > MaxReplies:
+		return fmt.Errorf("%w: %d reply counters, limit %d", ErrInvalid, len(u.Replies), MaxReplies)
+	}
+	for i, r := range u.Readings {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("reading %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks that a reading has exactly its kind's fields, in range.
+func (r Reading) Validate() error {
+	if r.Time <= 0 {
+		return fmt.Errorf("%w: no time", ErrInvalid)
+	}
+	has := map[string]bool{
+		"celsius": r.Celsius != nil, "humidity": r.Humidity != nil, "present": r.Present != nil,
+		"ppm": r.PPM != nil, "percentage": r.Percentage != nil, "samples": len(r.Samples) > 0,
+	}
+	var need, may []string
+	switch r.Kind {
+	case Temperature:
+		need, may = []string{"celsius"}, []string{"samples"}
+	case Humidity:
+		need = []string{"celsius", "humidity"}
+	case Touch:
+	case ObjectPresent, WaterPresent:
+		need = []string{"present"}
+	case CO2:
+		need = []string{"ppm"}
+	case Battery:
+		need = []string{"percentage"}
+	default:
+		return fmt.Errorf("%w: unknown kind %d", ErrInvalid, r.Kind)
+	}
+	allowed := map[string]bool{}
+	for _, f := range need {
+		if !has[f] {
+			return fmt.Errorf("%w: %s reading without %s", ErrInvalid, r.Kind.EventType(), f)
+		}
+		allowed[f] = true
+	}
+	for _, f := range may {
+		allowed[f] = true
+	}
+	for f, set := range has {
+		if set && !allowed[f] {
+			return fmt.Errorf("%w: %s reading with %s", ErrInvalid, r.Kind.EventType(), f)
+		}
+	}
+	return r.checkRanges()
+}
+
+func (r Reading) checkRanges() error {
+	inRange := func(name string, v, lo, hi float64) error {
+		if math.IsNaN(v) || v < lo || v > hi {
+			return fmt.Errorf("%w: %s outside %g..%g", ErrInvalid, name, lo, hi)
+		}
+		return nil
+	}
+	if r.Celsius != nil {
+		if err := inRange("celsius", *r.Celsius, -60, 150); err != nil {
+			return err
+		}
+	}
+	if r.Humidity != nil {
+		if err := inRange("humidity", *r.Humidity, 0, 100); err != nil {
+			return err
+		}
+	}
+	if r.PPM != nil && *r.PPM > 50000 {
+		return fmt.Errorf("%w: ppm above 50000", ErrInvalid)
+	}
+	if r.Percentage != nil && *r.Percentage > 100 {
+		return fmt.Errorf("%w: percentage above 100", ErrInvalid)
+	}
+	if len(r.Samples) > MaxSamples {
+		return fmt.Errorf("%w: %d samples, limit %d", ErrInvalid, len(r.Samples), MaxSamples)
+	}
+	for _, s := range r.Samples {
+		if s.Time <= 0 {
+			return fmt.Errorf("%w: sample without time", ErrInvalid)
+		}
+		if err := inRange("sample", s.Value, -60, 150); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,347 @@
+// Package sensor is the sensor side of the radio protocol, as a library for
+// the simulator: it runs the handshake, seals readings, keeps every reading
+// until the cloud acknowledges it (resending it as backfill meanwhile), and
+// applies the cloud's replies.
+package sensor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/payload"
+	"github.com/sealedsense/sealedsense/shared/radio"
+)
+
+// Config tunes a Sensor. Zero values take the defaults.
+type Config struct {
+	// MaxBacklog bounds the unacknowledged readings kept (default 512);
+	// past it the oldest is dropped and counted, as flash on a sensor is
+	// finite.
+	MaxBacklog int
+	// MaxPerPacket bounds the readings in one packet (default 16).
+	MaxPerPacket int
+	// ResendAfter is how long a sent reading waits for its ACK before it
+	// goes out again as backfill (default 10s).
+	ResendAfter time.Duration
+	// HandshakeTimeout is how long to wait for a handshake response before
+	// starting over with a fresh timestamp (default 5s).
+	HandshakeTimeout time.Duration
+	// RekeyBefore starts a new handshake this long before the session's age
+	// limit, so that the old session is never used past it (default 1m).
+	RekeyBefore time.Duration
+	Limits      radio.Limits
+	Random      io.Reader // nil means crypto/rand
+}
+
+// ErrNoSession means there is nothing to seal with yet: the handshake is
+// still under way.
+var ErrNoSession = errors.New("sensor: no session yet")
+
+// Stats are a sensor's counters.
+type Stats struct {
+	Handshakes, Sent, Acked, Dropped, Resent uint64
+	Backlog                                  int
+}
+
+type pending struct {
+	reading  payload.Reading
+	sent     bool
+	lastSent time.Time
+}
+
+// Sensor is one sensor's protocol state. It is safe for concurrent use: the
+// simulator's send loop and radio receive loop share it.
+type Sensor struct {
+	cfg   Config
+	creds credentials.Sensor
+	// Static is the sensor's own key pair.
+	static radio.KeyPair
+	psk    [32]byte
+	cloud  [32]byte
+
+	mu          sync.Mutex
+	nextSeq     uint64
+	nextIndex   uint32
+	hs          *radio.InitiatorHandshake
+	hsStarted   time.Time
+	session     *radio.Session
+	backlog     []pending           // ordered by Seq
+	inflight    map[uint64][]uint64 // radio counter -> seqs it carried
+	config      payload.Config
+	stats       Stats
+	lastHsStamp time.Time
+}
+
+// New returns a Sensor for the credentials provisioning wrote. firstSeq is
+// where reading numbers start; a real sensor keeps it in flash across
+// reboots, so that a reading's identity never repeats.
+func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error) {
+	if len(creds.StaticPrivate) != 32 || len(creds.StaticPublic) != 32 || len(creds.PSK) != 32 || len(creds.CloudPublic) != 32 {
+		return nil, errors.New("sensor: credentials must hold 32-byte keys")
+	}
+	if cfg.MaxBacklog <= 0 {
+		cfg.MaxBacklog = 512
+	}
+	if cfg.MaxPerPacket <= 0 {
+		cfg.MaxPerPacket = 16
+	}
+	if cfg.ResendAfter <= 0 {
+		cfg.ResendAfter = 10 * time.Second
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 5 * time.Second
+	}
+	if cfg.RekeyBefore <= 0 {
+		cfg.RekeyBefore = time.Minute
+	}
+	if cfg.Limits == (radio.Limits{}) {
+		cfg.Limits = radio.DefaultLimits
+	}
+	s := &Sensor{
+		cfg: cfg, creds: creds, nextSeq: firstSeq,
+		psk: [32]byte(creds.PSK), cloud: [32]byte(creds.CloudPublic),
+		inflight: make(map[uint64][]uint64),
+	}
+	copy(s.static.Private[:], creds.StaticPrivate)
+	copy(s.static.Public[:], creds.StaticPublic)
+	return s, nil
+}
+
+// DeviceID is the sensor's id.
+func (s *Sensor) DeviceID() string { return s.creds.DeviceID }
+
+// Record keeps a new reading for sending and returns the sequence number
+// that identifies it. When the backlog is full the oldest reading is
+// dropped.
+func (s *Sensor) Record(r payload.Reading) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.Seq = s.nextSeq
+	s.nextSeq++
+	r.Backfilled = false
+	if len(s.backlog) >= s.cfg.MaxBacklog {
+		s.backlog = s.backlog[1:]
+		s.stats.Dropped++
+	}
+	s.backlog = append(s.backlog, pending{reading: r})
+	return r.Seq
+}
+
+// Config is the configuration the cloud last sent.
+func (s *Sensor) Config() payload.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.config
+}
+
+// Stats returns the counters.
+func (s *Sensor) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Backlog = len(s.backlog)
+	return st
+}
+
+// Next returns the packet to transmit now, or nil when there is nothing to
+// send. Without a usable session it returns a handshake initiation (once per
+// HandshakeTimeout); with one, a transport packet carrying new readings
+// first, then readings whose ACK is overdue, marked as backfill.
+func (s *Sensor) Next(now time.Time) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.needsHandshake(now) {
+		if s.hs != nil && now.Sub(s.hsStarted) < s.cfg.HandshakeTimeout {
+			return nil, nil
+		}
+		return s.initiate(now)
+	}
+	return s.seal(now)
+}
+
+func (s *Sensor) needsHandshake(now time.Time) bool {
+	if s.session == nil {
+		return true
+	}
+	age := now.Sub(s.session.Created)
+	return s.session.Expired(now) || age >= s.cfg.Limits.MaxAge-s.cfg.RekeyBefore ||
+		s.session.SendCounter+16 >= s.cfg.Limits.MaxPackets
+}
+
+func (s *Sensor) initiate(now time.Time) ([]byte, error) {
+	// A timestamp must be strictly newer than the last one the cloud
+	// accepted; two handshakes within a clock tick would otherwise collide.
+	stamp := now
+	if !stamp.After(s.lastHsStamp) {
+		stamp = s.lastHsStamp.Add(time.Microsecond)
+	}
+	s.nextIndex++
+	hs, pkt, err := radio.Initiate(radio.InitiatorConfig{
+		Static:      s.static,
+		PSK:         s.psk,
+		CloudPublic: s.cloud,
+		SenderIndex: s.nextIndex,
+		Now:         stamp,
+		Random:      s.cfg.Random,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sensor %s: handshake: %w", s.creds.DeviceID, err)
+	}
+	s.hs, s.hsStarted, s.lastHsStamp = hs, now, stamp
+	s.stats.Handshakes++
+	return pkt, nil
+}
+
+// budget is the plaintext a transport packet can carry.
+const budget = radio.MaxPacketSize - radio.TransportOverhead
+
+func (s *Sensor) seal(now time.Time) ([]byte, error) {
+	var picked []int
+	// New readings first, so that live data is never stuck behind backfill.
+	for i := len(s.backlog) - 1; i >= 0 && len(picked) < s.cfg.MaxPerPacket; i-- {
+		if !s.backlog[i].sent {
+			picked = append(picked, i)
+		}
+	}
+	for i := range s.backlog {
+		if len(picked) >= s.cfg.MaxPerPacket {
+			break
+		}
+		p := s.backlog[i]
+		if p.sent && now.Sub(p.lastSent) >= s.cfg.ResendAfter {
+			picked = append(picked, i)
+		}
+	}
+	if len(picked) == 0 {
+		return nil, nil
+	}
+	var up payload.Uplink
+	var body []byte
+	for _, i := range picked {
+		r := s.backlog[i].reading
+		r.Backfilled = s.backlog[i].sent
+		up.Readings = append(up.Readings, r)
+		b, err := up.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
+		}
+		if len(b) > budget {
+			up.Readings = up.Readings[:len(up.Readings)-1]
+			picked = picked[:len(up.Readings)]
+			break
+		}
+		body = b
+	}
+	if len(up.Readings) == 0 {
+		return nil, fmt.Errorf("sensor %s: a single reading does not fit a packet", s.creds.DeviceID)
+	}
+	pkt, counter, err := s.session.Seal(nil, body, now)
+	if err != nil {
+		return nil, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
+	}
+	seqs := make([]uint64, 0, len(picked))
+	for _, i := range picked {
+		if s.backlog[i].sent {
+			s.stats.Resent++
+		}
+		s.backlog[i].sent = true
+		s.backlog[i].lastSent = now
+		seqs = append(seqs, s.backlog[i].reading.Seq)
+	}
+	s.inflight[counter] = seqs
+	// ACKs that never come would grow the map without end; a counter this
+	// far behind carries readings that were resent under newer counters.
+	if len(s.inflight) > 4*s.cfg.MaxBacklog {
+		for c := range s.inflight {
+			if c+uint64(4*s.cfg.MaxBacklog) < counter {
+				delete(s.inflight, c)
+			}
+		}
+	}
+	s.stats.Sent++
+	return pkt, nil
+}
+
+// Receive handles a packet heard on the air. Packets for other sensors are
+// ignored (the radio is broadcast); it returns radio's errors for packets
+// that are for this sensor but fail to open.
+func (s *Sensor) Receive(pkt []byte, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	typ, err := radio.Type(pkt)
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case radio.TypeResponse:
+		r, err := radio.ParseResponse(pkt)
+		if err != nil {
+			return err
+		}
+		if s.hs == nil || r.ReceiverIndex != s.nextIndex {
+			return nil
+		}
+		sess, err := s.hs.Finish(pkt, now)
+		if err != nil {
+			return fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
+		}
+		sess.Limits = s.cfg.Limits
+		s.session, s.hs = sess, nil
+		// Counters restart with the session, so in-flight ACK bookkeeping
+		// of the old one can no longer match; its readings are resent.
+		clear(s.inflight)
+		for i := range s.backlog {
+			s.backlog[i].lastSent = time.Time{}
+		}
+		return nil
+	case radio.TypeTransport:
+		t, err := radio.ParseTransport(pkt)
+		if err != nil {
+			return err
+		}
+		if s.session == nil || t.ReceiverIndex != s.session.LocalIndex {
+			return nil
+		}
+		pt, _, err := s.session.Open(nil, pkt, now)
+		if err != nil {
+			return fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
+		}
+		reply, err := payload.DecodeReply(pt)
+		if err != nil {
+			return fmt.Errorf("sensor %s: reply: %w", s.creds.DeviceID, err)
+		}
+		s.apply(reply)
+		return nil
+	default:
+		return nil
+	}
+}
+
+func (s *Sensor) apply(r payload.Reply) {
+	acked := make(map[uint64]bool)
+	for _, c := range r.Acks {
+		for _, seq := range s.inflight[c] {
+			acked[seq] = true
+		}
+		delete(s.inflight, c)
+	}
+	if len(acked) > 0 {
+		kept := s.backlog[:0]
+		for _, p := range s.backlog {
+			if acked[p.reading.Seq] {
+				s.stats.Acked++
+				continue
+			}
+			kept = append(kept, p)
+		}
+		clear(s.backlog[len(kept):])
+		s.backlog = kept
+	}
+	if r.Config != nil {
+		s.config = *r.Config
+	}
+}
