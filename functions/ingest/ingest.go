@@ -76,14 +76,14 @@ func (c Config) withDefaults() Config {
 
 // Deps are the clients the Service works through.
 type Deps struct {
-	Firestore  *firestore.Client
-	Registry   *registry.Registry
-	KEKReader  custody.Unwrapper // the session-KEK CryptoKey, behind a cache
-	Events     Publisher
-	Downlinks  Publisher
-	Logger     *slog.Logger
-	Now        func() time.Time
-	Sleep      func(context.Context, time.Duration) error
+	Firestore *firestore.Client
+	Registry  *registry.Registry
+	KEKReader custody.Unwrapper // the session-KEK CryptoKey, behind a cache
+	Events    Publisher
+	Downlinks Publisher
+	Logger    *slog.Logger
+	Now       func() time.Time
+	Sleep     func(context.Context, time.Duration) error
 }
 
 // Service processes uplinks and connector status.

@@ -111,8 +111,8 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	}
 	var cfg Config
 	for k, d := range map[string]*time.Duration{
-		"SEALEDSENSE_INGEST_WINDOW":          &cfg.Window,
-		"SEALEDSENSE_NETWORK_STATUS_EVERY":   &cfg.NetworkStatusEvery,
+		"SEALEDSENSE_INGEST_WINDOW":           &cfg.Window,
+		"SEALEDSENSE_NETWORK_STATUS_EVERY":    &cfg.NetworkStatusEvery,
 		"SEALEDSENSE_CONNECTOR_OFFLINE_AFTER": &cfg.OfflineAfter,
 	} {
 		if v := getenv(k); v != "" {

@@ -48,13 +48,13 @@ type reception struct {
 	Owner      string    `firestore:"owner"` // the connector whose copy was processed
 	FirstSeen  time.Time `firestore:"firstSeen"`
 	Hearers    []hearer  `firestore:"hearers"`
-	Reply      []byte    `firestore:"reply"`      // the sealed reply, sent after the window
-	ReplyCtr   int64     `firestore:"replyCtr"`   // its downlink counter, for ACK feedback
-	EventIDs   []string  `firestore:"eventIds"`   // to republish after a crash
-	Via        string    `firestore:"via"`        // the connector chosen for the reply
-	Done       bool      `firestore:"done"`       // reply published
-	Late       int64     `firestore:"late"`       // copies that came after the window
-	ExpireAt   time.Time `firestore:"expireAt"`   // TTL field
+	Reply      []byte    `firestore:"reply"`    // the sealed reply, sent after the window
+	ReplyCtr   int64     `firestore:"replyCtr"` // its downlink counter, for ACK feedback
+	EventIDs   []string  `firestore:"eventIds"` // to republish after a crash
+	Via        string    `firestore:"via"`      // the connector chosen for the reply
+	Done       bool      `firestore:"done"`     // reply published
+	Late       int64     `firestore:"late"`     // copies that came after the window
+	ExpireAt   time.Time `firestore:"expireAt"` // TTL field
 }
 
 func packetHash(pkt []byte) []byte {
