@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
 	"io"
@@ -124,7 +125,7 @@ func TestProvisioningStoresNoPlaintextSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets["connector private"] = c.PrivateKey.Seed()
+	secrets["connector private"] = ed25519.PrivateKey(c.PrivateKey).Seed()
 
 	values := allValues(t, platformtest.Firestore(t, p.vars["GOOGLE_CLOUD_PROJECT"]))
 	if len(values) < 6*4 {
