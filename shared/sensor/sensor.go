@@ -5,6 +5,8 @@
 package sensor
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +74,7 @@ type Sensor struct {
 	backlog     []pending           // ordered by Seq
 	inflight    map[uint64][]uint64 // radio counter -> seqs it carried
 	config      payload.Config
+	heard       []uint64 // reply counters received since the last uplink
 	stats       Stats
 	lastHsStamp time.Time
 }
@@ -179,7 +182,17 @@ func (s *Sensor) initiate(now time.Time) ([]byte, error) {
 	if !stamp.After(s.lastHsStamp) {
 		stamp = s.lastHsStamp.Add(time.Microsecond)
 	}
-	s.nextIndex++
+	// Random indexes, as in WireGuard: on a broadcast radio a counter
+	// starting at 1 in every sensor would collide everywhere.
+	var idx [4]byte
+	random := s.cfg.Random
+	if random == nil {
+		random = rand.Reader
+	}
+	if _, err := io.ReadFull(random, idx[:]); err != nil {
+		return nil, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
+	}
+	s.nextIndex = binary.LittleEndian.Uint32(idx[:])
 	hs, pkt, err := radio.Initiate(radio.InitiatorConfig{
 		Static:      s.static,
 		PSK:         s.psk,
@@ -219,7 +232,9 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 	if len(picked) == 0 {
 		return nil, nil
 	}
-	var up payload.Uplink
+	// Telling the cloud which replies arrived lets it learn which
+	// connectors reach this sensor.
+	up := payload.Uplink{Replies: s.heard}
 	var body []byte
 	for _, i := range picked {
 		r := s.backlog[i].reading
@@ -253,6 +268,7 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 		seqs = append(seqs, s.backlog[i].reading.Seq)
 	}
 	s.inflight[counter] = seqs
+	s.heard = nil
 	// ACKs that never come would grow the map without end; a counter this
 	// far behind carries readings that were resent under newer counters.
 	if len(s.inflight) > 4*s.cfg.MaxBacklog {
@@ -306,7 +322,7 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) error {
 		if s.session == nil || t.ReceiverIndex != s.session.LocalIndex {
 			return nil
 		}
-		pt, _, err := s.session.Open(nil, pkt, now)
+		pt, replyCtr, err := s.session.Open(nil, pkt, now)
 		if err != nil {
 			return fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
 		}
@@ -315,6 +331,9 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) error {
 			return fmt.Errorf("sensor %s: reply: %w", s.creds.DeviceID, err)
 		}
 		s.apply(reply)
+		if len(s.heard) < payload.MaxReplies {
+			s.heard = append(s.heard, replyCtr)
+		}
 		return nil
 	default:
 		return nil

@@ -1,0 +1,157 @@
+package event_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealedsense/sealedsense/shared/event"
+	"github.com/sealedsense/sealedsense/shared/payload"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func ptr[T any](v T) *T { return &v }
+
+var at = time.Date(2026, 11, 25, 10, 30, 0, 500000000, time.UTC)
+
+func reading(k payload.Kind) payload.Reading {
+	r := payload.Reading{Seq: 42, Kind: k, Time: at.UnixMilli()}
+	switch k {
+	case payload.Temperature:
+		r.Celsius = ptr(21.5)
+		r.Samples = []payload.Sample{{Time: at.Add(-time.Minute).UnixMilli(), Value: 21.25}}
+	case payload.Humidity:
+		r.Celsius, r.Humidity = ptr(22.0), ptr(40.5)
+		r.Backfilled = true
+	case payload.ObjectPresent, payload.WaterPresent:
+		r.Present = ptr(k == payload.WaterPresent)
+	case payload.CO2:
+		r.PPM = ptr(uint32(600))
+	case payload.Battery:
+		r.Percentage = ptr(uint8(88))
+	}
+	return r
+}
+
+// TestGoldenJSON pins the DT shape of every event type byte for byte.
+func TestGoldenJSON(t *testing.T) {
+	var all []event.Event
+	for i, k := range []payload.Kind{payload.Temperature, payload.Humidity, payload.Touch, payload.ObjectPresent, payload.WaterPresent, payload.CO2, payload.Battery} {
+		r := reading(k)
+		r.Seq += uint64(i)
+		e, err := event.FromReading("proj", "dev", r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, e)
+	}
+	all = append(all,
+		event.NetworkStatusFor("proj", "dev", at, []event.Reception{{ConnectorID: "ccon-1", RSSI: -80}, {ConnectorID: "ccon-2", RSSI: -95.5}}),
+		event.ConnectionStatusFor("proj", "ccon-1", "ETHERNET", []string{"ETHERNET"}, at))
+	var buf bytes.Buffer
+	for _, e := range all {
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+		if _, err := event.Parse(b); err != nil {
+			t.Fatalf("our own %s event does not parse: %v", e.EventType, err)
+		}
+	}
+	path := filepath.Join("testdata", "events.ndjson")
+	if *update {
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update once)", err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("event JSON changed:\n%s\nwant:\n%s", buf.Bytes(), want)
+	}
+	if !strings.Contains(buf.String(), `"timestamp":"2026-11-25T10:30:00.500000000Z"`) {
+		t.Fatal("timestamps must carry nine fraction digits, UTC, Z")
+	}
+}
+
+func TestIDs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		a, b string
+		same bool
+	}{
+		{"same reading", event.ID("dev", 1), event.ID("dev", 1), true},
+		{"next reading", event.ID("dev", 1), event.ID("dev", 2), false},
+		{"other device", event.ID("dev", 1), event.ID("dew", 1), false},
+		{"framing", event.DerivedID("ab", "c", 1), event.DerivedID("a", "bc", 1), false},
+		{"kind", event.DerivedID("dev", "networkStatus", 1), event.DerivedID("dev", "connectionStatus", 1), false},
+	}
+	for _, tc := range tests {
+		if (tc.a == tc.b) != tc.same {
+			t.Errorf("%s: %s vs %s", tc.name, tc.a, tc.b)
+		}
+		if len(tc.a) != 20 || strings.Trim(tc.a, "0123456789abcdefghijklmnopqrstuv") != "" {
+			t.Errorf("%s: %q is not a 20-character DT-style id", tc.name, tc.a)
+		}
+	}
+}
+
+func TestSignalStrength(t *testing.T) {
+	t.Parallel()
+	for rssi, want := range map[float64]int{-130: 0, -120: 0, -85: 50, -50: 100, -20: 100} {
+		if got := event.SignalStrength(rssi); got != want {
+			t.Errorf("SignalStrength(%v) = %d, want %d", rssi, got, want)
+		}
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	t.Parallel()
+	good, _ := json.Marshal(event.ConnectionStatusFor("p", "c", "OFFLINE", nil, at))
+	tests := map[string]string{
+		"unknown field":  strings.Replace(string(good), `{"eventId"`, `{"extra":1,"eventId"`, 1),
+		"trailing":       string(good) + `{}`,
+		"bad timestamp":  strings.Replace(string(good), `"timestamp":"2026-11-25T`, `"timestamp":"yesterday`, 1),
+		"data mismatch":  strings.Replace(string(good), `"data":{"connectionStatus"`, `"data":{"temperature"`, 1),
+		"not json":       "{",
+		"missing fields": `{"data":{},"timestamp":"2026-11-25T10:30:00Z"}`,
+	}
+	for name, in := range tests {
+		if _, err := event.Parse([]byte(in)); !errors.Is(err, event.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	b, _ := os.ReadFile(filepath.Join("testdata", "events.ndjson"))
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		f.Add(line)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := event.Parse(b)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e2, err := event.Parse(again)
+		if err != nil || e2.EventID != e.EventID || !e2.Timestamp.Equal(e.Timestamp) {
+			t.Fatalf("re-encoding changed the event: %v", err)
+		}
+	})
+}

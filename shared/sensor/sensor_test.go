@@ -1,0 +1,214 @@
+package sensor_test
+
+import (
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/payload"
+	"github.com/sealedsense/sealedsense/shared/radio"
+	"github.com/sealedsense/sealedsense/shared/sensor"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// cloud is the cloud side of the protocol in its plainest form, to drive a
+// sensor through handshakes, ACKs and lost replies.
+type cloud struct {
+	t       *testing.T
+	static  radio.KeyPair
+	psk     [32]byte
+	session *radio.Session
+	lastTS  time.Time
+	seen    map[uint64]payload.Reading // by Seq
+}
+
+func newPair(t *testing.T, cfg sensor.Config) (*sensor.Sensor, *cloud) {
+	t.Helper()
+	cs, _ := radio.GenerateKeyPair(rand.Reader)
+	ss, _ := radio.GenerateKeyPair(rand.Reader)
+	var psk [32]byte
+	_, _ = rand.Read(psk[:])
+	s, err := sensor.New(credentials.Sensor{
+		DeviceID: "dev", StaticPrivate: ss.Private[:], StaticPublic: ss.Public[:], PSK: psk[:], CloudPublic: cs.Public[:],
+	}, 100, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, &cloud{t: t, static: cs, psk: psk, seen: map[uint64]payload.Reading{}}
+}
+
+// handle processes one packet from the sensor and returns the reply.
+func (c *cloud) handle(pkt []byte, now time.Time) (reply []byte, readings []payload.Reading) {
+	c.t.Helper()
+	typ, err := radio.Type(pkt)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if typ == radio.TypeInitiation {
+		rh, err := radio.ReadInitiation(c.static, pkt, nil)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if err := radio.CheckTimestamp(c.lastTS, rh.Timestamp()); err != nil {
+			c.t.Fatalf("the sensor reused a handshake timestamp: %v", err)
+		}
+		c.lastTS = rh.Timestamp()
+		resp, sess, err := rh.Respond(c.psk, 9, now)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.session = sess
+		return resp, nil
+	}
+	pt, counter, err := c.session.Open(nil, pkt, now)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	up, err := payload.DecodeUplink(pt)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, r := range up.Readings {
+		c.seen[r.Seq] = r
+	}
+	body, _ := payload.Reply{Acks: []uint64{counter}, Config: &payload.Config{ReportInterval: 120}}.Marshal()
+	reply, _, err = c.session.Seal(nil, body, now)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return reply, up.Readings
+}
+
+func temp(v float64) payload.Reading {
+	return payload.Reading{Kind: payload.Temperature, Time: t0.UnixMilli(), Celsius: &v}
+}
+
+func connect(t *testing.T, s *sensor.Sensor, c *cloud, now time.Time) {
+	t.Helper()
+	init, err := s.Next(now)
+	if err != nil || init == nil {
+		t.Fatalf("no handshake: %v", err)
+	}
+	resp, _ := c.handle(init, now)
+	if err := s.Receive(resp, now); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAckedReadingsLeaveTheBacklog(t *testing.T) {
+	t.Parallel()
+	s, c := newPair(t, sensor.Config{})
+	s.Record(temp(20))
+	s.Record(temp(21))
+	connect(t, s, c, t0)
+	pkt, err := s.Next(t0)
+	if err != nil || pkt == nil {
+		t.Fatalf("Next: %v", err)
+	}
+	reply, got := c.handle(pkt, t0)
+	if len(got) != 2 || got[0].Backfilled || got[0].Seq != 101 || got[1].Seq != 100 {
+		t.Fatalf("first packet carried %+v; want seqs 101, 100, newest first, not backfilled", got)
+	}
+	if err := s.Receive(reply, t0); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.Backlog != 0 || st.Acked != 2 {
+		t.Fatalf("after the ACK: %+v", st)
+	}
+	if s.Config().ReportInterval != 120 {
+		t.Fatalf("configuration not applied: %+v", s.Config())
+	}
+	if pkt, _ := s.Next(t0.Add(time.Minute)); pkt != nil {
+		t.Fatal("an acknowledged reading was sent again")
+	}
+}
+
+func TestLostAckResendsAsBackfill(t *testing.T) {
+	t.Parallel()
+	s, c := newPair(t, sensor.Config{ResendAfter: 10 * time.Second})
+	connect(t, s, c, t0)
+	seq := s.Record(temp(20))
+	pkt, _ := s.Next(t0)
+	_, _ = c.handle(pkt, t0) // the reply is lost on the air
+	if again, _ := s.Next(t0.Add(5 * time.Second)); again != nil {
+		t.Fatal("resent before ResendAfter")
+	}
+	s.Record(temp(22))
+	pkt, _ = s.Next(t0.Add(11 * time.Second))
+	reply, got := c.handle(pkt, t0.Add(11*time.Second))
+	if len(got) != 2 || got[0].Backfilled || !got[1].Backfilled || got[1].Seq != seq {
+		t.Fatalf("packet carried %+v; want the new reading, then seq %d as backfill", got, seq)
+	}
+	if err := s.Receive(reply, t0.Add(11*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// The next uplink tells the cloud that this reply arrived.
+	s.Record(temp(23))
+	pkt, _ = s.Next(t0.Add(12 * time.Second))
+	pt, _, err := c.session.Open(nil, pkt, t0.Add(12*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _ := payload.DecodeUplink(pt)
+	if len(up.Replies) != 1 || up.Replies[0] != 1 {
+		t.Fatalf("uplink reports replies %v, want [1] (the second reply's counter)", up.Replies)
+	}
+	if st := s.Stats(); st.Backlog != 1 || st.Resent != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestBacklogIsBounded(t *testing.T) {
+	t.Parallel()
+	s, _ := newPair(t, sensor.Config{MaxBacklog: 4})
+	for i := range 6 {
+		s.Record(temp(float64(i)))
+	}
+	if st := s.Stats(); st.Backlog != 4 || st.Dropped != 2 {
+		t.Fatalf("stats %+v, want backlog 4 and 2 dropped", st)
+	}
+}
+
+func TestIgnoresOthersAndRekeys(t *testing.T) {
+	t.Parallel()
+	limits := radio.Limits{MaxAge: time.Hour, MaxPackets: 1000}
+	s, c := newPair(t, sensor.Config{Limits: limits, RekeyBefore: time.Minute, HandshakeTimeout: 5 * time.Second})
+	connect(t, s, c, t0)
+
+	// A reply for another sensor on the broadcast radio is ignored.
+	other, oc := newPair(t, sensor.Config{})
+	connect(t, other, oc, t0)
+	other.Record(temp(1))
+	p, _ := other.Next(t0)
+	reply, _ := oc.handle(p, t0)
+	if err := s.Receive(reply, t0); err != nil {
+		t.Fatalf("someone else's reply: %v", err)
+	}
+
+	// Near the age limit the sensor starts a new handshake, and retries
+	// it with a newer timestamp if no response comes.
+	near := t0.Add(limits.MaxAge - 30*time.Second)
+	init, _ := s.Next(near)
+	if typ, _ := radio.Type(init); typ != radio.TypeInitiation {
+		t.Fatalf("near expiry Next gave type %d, want a handshake", typ)
+	}
+	if p, _ := s.Next(near.Add(time.Second)); p != nil {
+		t.Fatal("a second handshake before the timeout")
+	}
+	retry, _ := s.Next(near.Add(6 * time.Second))
+	resp, _ := c.handle(retry, near.Add(6*time.Second))
+	if err := s.Receive(resp, near.Add(6*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	s.Record(temp(5))
+	p, _ = s.Next(near.Add(7 * time.Second))
+	if typ, _ := radio.Type(p); typ != radio.TypeTransport {
+		t.Fatalf("after the new handshake Next gave type %d", typ)
+	}
+	if st := s.Stats(); st.Handshakes != 3 {
+		t.Fatalf("handshakes %d, want 3", st.Handshakes)
+	}
+}
