@@ -3,6 +3,7 @@ package credentials_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -97,4 +98,24 @@ func TestLoadRejects(t *testing.T) {
 	if err := credentials.SaveSensor(filepath.Join(t.TempDir(), "x"), short); !errors.Is(err, credentials.ErrInvalid) {
 		t.Fatalf("SaveSensor with a short PSK = %v, want ErrInvalid", err)
 	}
+}
+
+func FuzzLoadSensor(f *testing.F) {
+	good, _ := json.Marshal(sensor())
+	f.Add(good)
+	f.Add([]byte(`{"deviceId":1}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "s.json")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := credentials.LoadSensor(path)
+		if err == nil && (len(s.PSK) != 32 || s.DeviceID == "") {
+			t.Fatal("loaded an invalid sensor")
+		}
+		if err != nil && !errors.Is(err, credentials.ErrInvalid) {
+			t.Fatalf("unexpected error kind: %v", err)
+		}
+	})
 }
