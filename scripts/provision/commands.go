@@ -14,10 +14,8 @@ import (
 
 	"cloud.google.com/go/firestore"
 	kmsapi "cloud.google.com/go/kms/apiv1"
-	"cloud.google.com/go/kms/apiv1/kmspb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
+	"github.com/sealedsense/sealedsense/emulators/stack"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
@@ -87,6 +85,7 @@ func sensors(ctx context.Context, e *env, args []string, stdout io.Writer, log *
 	typ := fl.String("type", "temperature", "device type")
 	kitID := fl.String("kit", "", "kit id to add the sensors to (optional)")
 	kitName := fl.String("kit-name", "", "display name of a new kit")
+	project := fl.String("project", "", "assign the sensors to this customer project (default: unclaimed inventory)")
 	out := fl.String("out", "", "directory for the sensors' 0600 secrets files")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -107,7 +106,7 @@ func sensors(ctx context.Context, e *env, args []string, stdout io.Writer, log *
 	if err != nil {
 		return fmt.Errorf("run bootstrap first: %w", err)
 	}
-	spec := registry.Spec{Type: *typ, ProductNumber: product, KitID: *kitID, KitName: *kitName}
+	spec := registry.Spec{Type: *typ, ProductNumber: product, KitID: *kitID, KitName: *kitName, ProjectID: *project}
 	for range *n {
 		m, err := e.reg.Manufacture(ctx, spec, e.deviceKey)
 		if err != nil {
@@ -139,6 +138,7 @@ func connector(ctx context.Context, e *env, args []string, stdout io.Writer, log
 	fl := flag.NewFlagSet("connector", flag.ContinueOnError)
 	id := fl.String("id", "", "connector id")
 	name := fl.String("name", "", "display name")
+	project := fl.String("project", "", "customer project the connector's status events belong to")
 	out := fl.String("out", "", "directory for the connector's 0600 secrets file")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -154,7 +154,7 @@ func connector(ctx context.Context, e *env, args []string, stdout io.Writer, log
 	if err != nil {
 		return err
 	}
-	if err := e.reg.RegisterConnector(ctx, *id, *name, pub); err != nil {
+	if err := e.reg.RegisterConnector(ctx, *id, *name, *project, pub); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*out, 0o700); err != nil {
@@ -198,36 +198,14 @@ func ensureKMS(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer c.Close()
-	parent, ringID := filepath.Dir(filepath.Dir(*ring)), filepath.Base(*ring)
-	if _, err := c.CreateKeyRing(ctx, &kmspb.CreateKeyRingRequest{Parent: parent, KeyRingId: ringID}); err != nil && status.Code(err) != codes.AlreadyExists {
-		return fmt.Errorf("key ring: %w", err)
+	keys, err := stack.EnsureKMS(ctx, c, *ring)
+	if err != nil {
+		return err
 	}
-	keys := []struct {
-		env, id string
-		key     *kmspb.CryptoKey
-	}{
-		{"SEALEDSENSE_DEVICE_KEY", "device-keys", symmetric()},
-		{"SEALEDSENSE_SESSION_KEK_KEY", "session-kek", symmetric()},
-		{"SEALEDSENSE_SIGNING_KEY", "signing", &kmspb.CryptoKey{
-			Purpose:         kmspb.CryptoKey_ASYMMETRIC_SIGN,
-			VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_EC_SIGN_P256_SHA256},
-		}},
-	}
-	for _, k := range keys {
-		_, err := c.CreateCryptoKey(ctx, &kmspb.CreateCryptoKeyRequest{Parent: *ring, CryptoKeyId: k.id, CryptoKey: k.key})
-		if err != nil && status.Code(err) != codes.AlreadyExists {
-			return fmt.Errorf("key %s: %w", k.id, err)
-		}
-		if _, err := fmt.Fprintf(stdout, "export %s=%s/cryptoKeys/%s\n", k.env, *ring, k.id); err != nil {
+	for _, kv := range keys.Env() {
+		if _, err := fmt.Fprintln(stdout, "export "+kv); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func symmetric() *kmspb.CryptoKey {
-	return &kmspb.CryptoKey{
-		Purpose:         kmspb.CryptoKey_ENCRYPT_DECRYPT,
-		VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_GOOGLE_SYMMETRIC_ENCRYPTION},
-	}
 }

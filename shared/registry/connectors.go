@@ -14,6 +14,7 @@ import (
 type Connector struct {
 	ID          string    `firestore:"-"`
 	DisplayName string    `firestore:"displayName"`
+	ProjectID   string    `firestore:"projectId"` // the customer project its status events belong to
 	PublicKey   []byte    `firestore:"publicKey"` // Ed25519
 	Revoked     bool      `firestore:"revoked"`
 	RevokeTime  time.Time `firestore:"revokeTime,omitempty"`
@@ -22,12 +23,13 @@ type Connector struct {
 
 // RegisterConnector records a connector's public key; an id in use is
 // ErrExists, so a key cannot be replaced by registering again.
-func (r *Registry) RegisterConnector(ctx context.Context, id, displayName string, pub ed25519.PublicKey) error {
+func (r *Registry) RegisterConnector(ctx context.Context, id, displayName, projectID string, pub ed25519.PublicKey) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("registry: connector %s: public key must be %d bytes", id, ed25519.PublicKeySize)
 	}
 	_, err := r.fs.Collection(ConnectorsCollection).Doc(id).Create(ctx, Connector{
 		DisplayName: displayName,
+		ProjectID:   projectID,
 		PublicKey:   pub,
 		CreateTime:  time.Now().UTC(),
 	})

@@ -78,6 +78,9 @@ type Spec struct {
 	ProductNumber string
 	KitID         string // optional; the devices are added to this kit
 	KitName       string
+	// ProjectID assigns the devices to a customer project at once, for
+	// sensors made to order; empty leaves them in the unclaimed inventory.
+	ProjectID string
 }
 
 // Manufacture makes one sensor: a static X25519 key pair and a PSK. It stores
@@ -105,6 +108,7 @@ func (r *Registry) Manufacture(ctx context.Context, spec Spec, wrapKeyName strin
 		Type:          spec.Type,
 		ProductNumber: spec.ProductNumber,
 		KitID:         spec.KitID,
+		ProjectID:     spec.ProjectID,
 		Labels:        map[string]string{},
 		PublicKey:     static.Public[:],
 		PublicKeyHash: PublicKeyHash(static.Public),

@@ -132,13 +132,13 @@ func TestConnectors(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	pub, _, _ := ed25519.GenerateKey(nil)
-	if err := f.reg.RegisterConnector(ctx, "ccon-1", "Lab", pub); err != nil {
+	if err := f.reg.RegisterConnector(ctx, "ccon-1", "Lab", "proj", pub); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.reg.RegisterConnector(ctx, "ccon-1", "Imposter", pub); !errors.Is(err, registry.ErrExists) {
+	if err := f.reg.RegisterConnector(ctx, "ccon-1", "Imposter", "", pub); !errors.Is(err, registry.ErrExists) {
 		t.Fatalf("re-registering = %v, want ErrExists", err)
 	}
-	if err := f.reg.RegisterConnector(ctx, "ccon-2", "Short", pub[:5]); err == nil {
+	if err := f.reg.RegisterConnector(ctx, "ccon-2", "Short", "", pub[:5]); err == nil {
 		t.Fatal("a short public key was accepted")
 	}
 	c, err := f.reg.Connector(ctx, "ccon-1")
