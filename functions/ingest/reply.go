@@ -150,7 +150,7 @@ func (s *Service) resume(ctx context.Context, recRef *firestore.DocumentRef, rec
 		return err
 	}
 	s.log.Info("resuming a packet after redelivery", "deviceId", rec.DeviceID)
-	return s.finish(ctx, recRef, outcome{rec: rec, deviceID: rec.DeviceID, links: st.Links, netStatus: st.LastNetworkStatus})
+	return s.finish(ctx, recRef, outcome{rec: rec, links: st.Links, netStatus: st.LastNetworkStatus})
 }
 
 func (s *Service) publishEvents(ctx context.Context, project, deviceID string, events [][]byte) error {

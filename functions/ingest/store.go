@@ -42,19 +42,24 @@ type hearer struct {
 // through whom. It is the deduplication point across connectors, and what a
 // Pub/Sub redelivery resumes from.
 type reception struct {
-	DeviceID   string    `firestore:"deviceId"`
-	ProjectID  string    `firestore:"projectId"`
-	PacketHash []byte    `firestore:"packetHash"`
-	Owner      string    `firestore:"owner"` // the connector whose copy was processed
-	FirstSeen  time.Time `firestore:"firstSeen"`
-	Hearers    []hearer  `firestore:"hearers"`
-	Reply      []byte    `firestore:"reply"`    // the sealed reply, sent after the window
-	ReplyCtr   int64     `firestore:"replyCtr"` // its downlink counter, for ACK feedback
-	EventIDs   []string  `firestore:"eventIds"` // to republish after a crash
-	Via        string    `firestore:"via"`      // the connector chosen for the reply
-	Done       bool      `firestore:"done"`     // reply published
-	Late       int64     `firestore:"late"`     // copies that came after the window
-	ExpireAt   time.Time `firestore:"expireAt"` // TTL field
+	DeviceID   string `firestore:"deviceId"`
+	ProjectID  string `firestore:"projectId"`
+	PacketHash []byte `firestore:"packetHash"`
+	Owner      string `firestore:"owner"` // the connector whose copy claimed the packet
+	// FirstReceived is the owner copy's reception time at its connector:
+	// other copies count if their own reception time is within the
+	// collection window of it, however late Pub/Sub delivers them.
+	FirstReceived time.Time `firestore:"firstReceived"`
+	FirstSeen     time.Time `firestore:"firstSeen"` // when the claim was made; the reply waits a window from here
+	Hearers       []hearer  `firestore:"hearers"`
+	Reply         []byte    `firestore:"reply"`     // the sealed reply, sent after the window
+	ReplyCtr      int64     `firestore:"replyCtr"`  // its downlink counter, for ACK feedback
+	EventIDs      []string  `firestore:"eventIds"`  // to republish after a crash
+	Via           string    `firestore:"via"`       // the connector chosen for the reply
+	Committed     bool      `firestore:"committed"` // the packet's transaction is done
+	Done          bool      `firestore:"done"`      // reply published
+	Late          int64     `firestore:"late"`      // copies that came after the window
+	ExpireAt      time.Time `firestore:"expireAt"`  // TTL field
 }
 
 func packetHash(pkt []byte) []byte {

@@ -29,66 +29,77 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	fs := s.deps.Firestore
 	sessRef := fs.Collection(sessionsCollection).Doc(sessionID(hdr.ReceiverIndex))
 	recRef := fs.Collection(receptionsCollection).Doc(transportReceptionID(hdr.ReceiverIndex, hdr.Counter))
+
+	// Authenticate against the session as it is now, outside any
+	// transaction: a forgery is refused before it can claim anything, and
+	// a copy learns it is one without touching the session.
+	snap, err := sessRef.Get(ctx)
+	if notFound(err) {
+		return reject("unknown-session", fmt.Errorf("receiver index %d", hdr.ReceiverIndex))
+	}
+	if err != nil {
+		return err
+	}
+	var sd sessionDoc
+	if err := snap.DataTo(&sd); err != nil {
+		return err
+	}
+	sess, err := s.openSession(keys, hdr.ReceiverIndex, sd.Sealed)
+	if err != nil {
+		return fmt.Errorf("session %d: %w", hdr.ReceiverIndex, err)
+	}
+	pt, _, err := sess.Open(nil, up.Packet, s.deps.Now())
+	clear(pt)
+	seen := errors.Is(err, radio.ErrReplay) || errors.Is(err, radio.ErrTooOld)
+	if err != nil && !seen {
+		return reject(openReason(err), err)
+	}
+	res, rec, err := s.claim(ctx, recRef, up, !seen)
+	if err != nil || res == copyOf || res == done {
+		return err
+	}
+	if res == resume {
+		return s.resume(ctx, recRef, rec)
+	}
+
 	var out outcome
-	var events, fresh []storedEvent
+	var fresh []storedEvent
 	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		out, events, fresh = outcome{}, nil, nil
+		out, fresh = outcome{rec: rec}, nil
 		now := s.deps.Now()
-		snaps, err := tx.GetAll([]*firestore.DocumentRef{sessRef, recRef})
+		devRef := fs.Collection(registry.DevicesCollection).Doc(sd.DeviceID)
+		snaps, err := tx.GetAll([]*firestore.DocumentRef{sessRef, devRef})
 		if err != nil {
 			return err
 		}
-		if snaps[1].Exists() {
-			var rec reception
-			if err := snaps[1].DataTo(&rec); err != nil {
-				return err
-			}
-			if !sameBytes(rec, up.Packet) {
-				out.reject = reject("replay", errors.New("different bytes under a counter already accepted"))
-				return nil
-			}
-			out, err = s.addCopy(tx, recRef, rec, up, now)
-			return err
-		}
-		if !snaps[0].Exists() {
-			out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", hdr.ReceiverIndex))
-			return nil
-		}
-		var sd sessionDoc
 		if err := snaps[0].DataTo(&sd); err != nil {
 			return err
 		}
 		sess, err := s.openSession(keys, hdr.ReceiverIndex, sd.Sealed)
 		if err != nil {
-			return fmt.Errorf("session %d: %w", hdr.ReceiverIndex, err)
+			return err
 		}
 		pt, counter, err := sess.Open(nil, up.Packet, now)
 		if err != nil {
 			out.reject = reject(openReason(err), err)
-			return nil
+			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
 		}
 		ul, err := payload.DecodeUplink(pt)
 		clear(pt)
 		if err != nil {
-			// The packet is authentic, so this is a sensor bug; accepting
-			// its counter would lose nothing more, but the readings are
-			// unreadable either way.
+			// Authentic but unreadable: a sensor bug. The counter is not
+			// consumed, and the copy is acknowledged so it cannot loop.
 			out.reject = reject("bad-payload", err)
-			return nil
-		}
-		devRef := fs.Collection(registry.DevicesCollection).Doc(sd.DeviceID)
-		devSnap, err := tx.Get(devRef)
-		if err != nil {
-			return err
+			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
 		}
 		var st deviceState
-		if err := devSnap.DataTo(&st); err != nil {
+		if err := snaps[1].DataTo(&st); err != nil {
 			return err
 		}
-		events, err = s.readingEvents(st.ProjectID, sd.DeviceID, ul.Readings, now)
+		events, err := s.readingEvents(st.ProjectID, sd.DeviceID, ul.Readings, now)
 		if err != nil {
 			out.reject = reject("bad-payload", err)
-			return nil
+			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
 		}
 		refs := make([]*firestore.DocumentRef, len(events))
 		for i, e := range events {
@@ -99,8 +110,9 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 			return err
 		}
 
-		// The reply: an ACK of this counter, sealed now so that a retry
-		// of this transaction never sends two different plaintexts.
+		// The reply: an ACK of this counter, sealed inside the transaction
+		// so that a retried attempt never sends a second plaintext under a
+		// counter the committed one used.
 		reply, err := payload.Reply{Acks: []uint64{counter}}.Marshal()
 		if err != nil {
 			return err
@@ -117,7 +129,7 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 			return err
 		}
 		ids := make([]string, 0, len(events))
-		var reported []firestore.Update
+		latest := map[string]storedEvent{}
 		for i, e := range events {
 			ids = append(ids, e.id)
 			if existing[i].Exists() {
@@ -127,33 +139,31 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 				return err
 			}
 			fresh = append(fresh, e)
-			if !e.backfilled {
-				reported = append(reported, firestore.Update{FieldPath: firestore.FieldPath{"reported", e.doc.EventType}, Value: e.data})
+			if prev, ok := latest[e.doc.EventType]; !e.backfilled && (!ok || e.doc.Timestamp.After(prev.doc.Timestamp)) {
+				latest[e.doc.EventType] = e
 			}
 		}
-		upd := append(reported, feedback(st, ul.Replies)...)
+		upd := feedback(st, ul.Replies)
+		for typ, e := range latest {
+			upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"reported", typ}, Value: e.data})
+		}
 		upd = append(upd, firestore.Update{Path: "pendingReply", Value: firestore.Delete})
 		if err := tx.Update(devRef, upd); err != nil {
 			return err
 		}
-		out.rec = reception{
-			DeviceID: sd.DeviceID, ProjectID: st.ProjectID, PacketHash: packetHash(up.Packet), Owner: up.ConnectorID,
-			FirstSeen: now, Hearers: []hearer{s.hearer(up)}, Reply: replyPkt, ReplyCtr: int64(replyCtr), EventIDs: ids,
-			ExpireAt: now.Add(24 * time.Hour),
-		}
-		out.deviceID, out.links, out.deviceType, out.netStatus = sd.DeviceID, st.Links, st.Type, st.LastNetworkStatus
-		return tx.Create(recRef, out.rec)
+		out.rec.DeviceID, out.rec.ProjectID, out.rec.Reply, out.rec.EventIDs = sd.DeviceID, st.ProjectID, replyPkt, ids
+		out.links, out.netStatus = st.Links, st.LastNetworkStatus
+		return tx.Update(recRef, []firestore.Update{
+			{Path: "deviceId", Value: sd.DeviceID}, {Path: "projectId", Value: st.ProjectID},
+			{Path: "reply", Value: replyPkt}, {Path: "replyCtr", Value: int64(replyCtr)},
+			{Path: "eventIds", Value: ids}, {Path: "committed", Value: true},
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("packet %d/%d: %w", hdr.ReceiverIndex, hdr.Counter, err)
 	}
-	switch {
-	case out.reject != nil:
+	if out.reject != nil {
 		return out.reject
-	case out.copyOf:
-		return nil
-	case out.resume:
-		return s.resume(ctx, recRef, out.rec)
 	}
 	if err := s.publishEvents(ctx, out.rec.ProjectID, out.rec.DeviceID, jsonOf(fresh)); err != nil {
 		return err

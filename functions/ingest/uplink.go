@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/registry"
@@ -46,51 +43,16 @@ func (s *Service) handleUplink(ctx context.Context, data []byte) error {
 	}
 }
 
-func notFound(err error) bool { return status.Code(err) == codes.NotFound }
-
 func (s *Service) hearer(up relay.Uplink) hearer {
 	return hearer{ConnectorID: up.ConnectorID, RSSI: up.RSSI, SNR: up.SNR, Received: up.Received}
 }
 
-// outcome is what a packet's transaction decided.
+// outcome is what a packet's transaction decided, for the steps after it.
 type outcome struct {
-	reject     error     // a rejection, already wrapped
-	copyOf     bool      // another connector's copy: metadata added, nothing else to do
-	resume     bool      // our own earlier attempt committed; finish its reply
-	rec        reception // the reception to finish
-	deviceID   string
-	links      map[string]link
-	netStatus  time.Time
-	deviceType string
-}
-
-// addCopy records another connector's copy of a packet already processed:
-// inside the window it adds the reception metadata, after it the copy is
-// dropped and counted (a slow connector and a replay look the same).
-func (s *Service) addCopy(tx *firestore.Transaction, ref *firestore.DocumentRef, rec reception, up relay.Uplink, now time.Time) (outcome, error) {
-	if rec.Owner == up.ConnectorID {
-		for _, h := range rec.Hearers {
-			if h.ConnectorID == up.ConnectorID && h.Received.Equal(up.Received) && !rec.Done {
-				// Pub/Sub redelivered the copy we processed: finish the job.
-				return outcome{resume: true, rec: rec}, nil
-			}
-		}
-	}
-	for _, h := range rec.Hearers {
-		if h.ConnectorID == up.ConnectorID {
-			return outcome{copyOf: true}, nil // a redelivery of a copy already counted
-		}
-	}
-	if now.Sub(rec.FirstSeen) > s.cfg.Window {
-		if err := tx.Update(ref, []firestore.Update{{Path: "late", Value: firestore.Increment(1)}}); err != nil {
-			return outcome{}, err
-		}
-		return outcome{reject: reject("replay", fmt.Errorf("copy from %s arrived %v after the first", up.ConnectorID, now.Sub(rec.FirstSeen).Round(time.Millisecond)))}, nil
-	}
-	if err := tx.Update(ref, []firestore.Update{{Path: "hearers", Value: firestore.ArrayUnion(s.hearer(up))}}); err != nil {
-		return outcome{}, err
-	}
-	return outcome{copyOf: true}, nil
+	reject    error // a rejection, already wrapped
+	rec       reception
+	links     map[string]link
+	netStatus time.Time
 }
 
 func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
@@ -98,14 +60,24 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	if err != nil {
 		return err
 	}
-	// Read once outside the transaction to find the device; the transaction
-	// reads message 1 again because a Noise handshake state is single-use.
 	hs, err := radio.ReadInitiation(keys.static, up.Packet, nil)
 	if err != nil {
 		return reject("handshake-auth", err)
 	}
+	// Claim first: the copies from other connectors then cost one write
+	// each and land well inside the collection window.
+	fs := s.deps.Firestore
+	recRef := fs.Collection(receptionsCollection).Doc(handshakeReceptionID(up.Packet))
+	res, rec, err := s.claim(ctx, recRef, up, true)
+	if err != nil || res == copyOf || res == done {
+		return err
+	}
+	if res == resume {
+		return s.resume(ctx, recRef, rec)
+	}
 	dev, err := s.deps.Registry.DeviceByPublicKey(ctx, hs.PeerStatic())
 	if errors.Is(err, registry.ErrNotFound) {
+		_, _ = recRef.Update(ctx, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
 		return reject("unknown-sensor", err)
 	}
 	if err != nil {
@@ -115,25 +87,11 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	if err != nil {
 		return err
 	}
-	fs := s.deps.Firestore
-	recRef := fs.Collection(receptionsCollection).Doc(handshakeReceptionID(up.Packet))
 	devRef := fs.Collection(registry.DevicesCollection).Doc(dev.ID)
 	var out outcome
 	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		out = outcome{}
+		out = outcome{rec: rec}
 		now := s.deps.Now()
-		snap, err := tx.Get(recRef)
-		switch {
-		case err == nil:
-			var rec reception
-			if err := snap.DataTo(&rec); err != nil {
-				return err
-			}
-			out, err = s.addCopy(tx, recRef, rec, up, now)
-			return err
-		case !notFound(err):
-			return err
-		}
 		devSnap, err := tx.Get(devRef)
 		if err != nil {
 			return err
@@ -142,13 +100,15 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 		if err := devSnap.DataTo(&st); err != nil {
 			return err
 		}
+		// A Noise handshake state is single-use, and this closure may run
+		// again on contention, so read message 1 afresh.
 		hs, err := radio.ReadInitiation(keys.static, up.Packet, nil)
 		if err != nil {
 			return err
 		}
 		if err := radio.CheckTimestamp(time.Unix(0, st.LastHandshakeNs), hs.Timestamp()); err != nil {
 			out.reject = reject("replayed-handshake", err)
-			return nil
+			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
 		}
 		index, sessRef, err := s.freeIndex(tx)
 		if err != nil {
@@ -172,24 +132,18 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 		if err := tx.Update(devRef, []firestore.Update{{Path: "lastHandshakeNs", Value: hs.Timestamp().UnixNano()}}); err != nil {
 			return err
 		}
-		out.rec = reception{
-			DeviceID: dev.ID, ProjectID: st.ProjectID, PacketHash: packetHash(up.Packet), Owner: up.ConnectorID,
-			FirstSeen: now, Hearers: []hearer{s.hearer(up)}, Reply: resp, ExpireAt: now.Add(24 * time.Hour),
-		}
-		out.deviceID, out.links, out.deviceType, out.netStatus = dev.ID, st.Links, st.Type, st.LastNetworkStatus
-		return tx.Create(recRef, out.rec)
+		out.rec.DeviceID, out.rec.ProjectID, out.rec.Reply = dev.ID, st.ProjectID, resp
+		out.links, out.netStatus = st.Links, st.LastNetworkStatus
+		return tx.Update(recRef, []firestore.Update{
+			{Path: "deviceId", Value: dev.ID}, {Path: "projectId", Value: st.ProjectID},
+			{Path: "reply", Value: resp}, {Path: "committed", Value: true},
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("handshake of %s: %w", dev.ID, err)
 	}
-	switch {
-	case out.reject != nil:
+	if out.reject != nil {
 		return out.reject
-	case out.copyOf:
-		return nil
-	}
-	if out.resume {
-		return s.resume(ctx, recRef, out.rec)
 	}
 	s.log.Info("handshake accepted", "deviceId", dev.ID, "connectorId", up.ConnectorID)
 	return s.finish(ctx, recRef, out)
@@ -240,7 +194,3 @@ func (s *Service) openSession(keys *cloudKeys, index uint32, sealed []byte) (*ra
 	sess.Limits = s.cfg.Limits
 	return &sess, nil
 }
-
-// sameBytes reports whether a copy is byte-identical to the processed packet;
-// anything else under the same (session, counter) is a forgery or replay.
-func sameBytes(rec reception, pkt []byte) bool { return bytes.Equal(rec.PacketHash, packetHash(pkt)) }

@@ -1,0 +1,372 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/sealedsense/sealedsense/emulators/platform"
+	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
+	"github.com/sealedsense/sealedsense/emulators/stack"
+	"github.com/sealedsense/sealedsense/functions/ingest"
+	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/payload"
+	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/relay"
+	"github.com/sealedsense/sealedsense/shared/sensor"
+)
+
+func TestMain(m *testing.M) { platformtest.Main(m) }
+
+// world is one project's provisioned deployment with an in-process ingest
+// Service in front of the real emulators.
+type world struct {
+	t          *testing.T
+	project    string
+	fs         *firestore.Client
+	svc        *ingest.Service
+	conns      map[string]ed25519.PrivateKey
+	channelPub ed25519.PublicKey
+	logs       *syncBuffer
+	downlinks  chan relay.Downlink
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// rejected counts the log lines that rejected a message for reason.
+func (s *syncBuffer) rejected(reason string) int {
+	return strings.Count(s.String(), `"rejected":"`+reason+`"`)
+}
+
+func newWorld(t *testing.T, window time.Duration) *world {
+	t.Helper()
+	ctx := context.Background()
+	project := platformtest.ProjectID(t)
+	fs := platformtest.Firestore(t, project)
+	kc := platformtest.KMS(t)
+	keys, err := stack.EnsureKMS(ctx, kc, "projects/"+project+"/locations/europe/keyRings/r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deviceKeys := custody.NewWrapper(kc, keys.Device)
+	reg := registry.New(fs, deviceKeys, custody.NewCache(deviceKeys, time.Hour))
+	kek := custody.NewWrapper(kc, keys.SessionKEK)
+	ck, err := reg.Bootstrap(ctx, kek, keys.Device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, project: project, fs: fs, conns: map[string]ed25519.PrivateKey{}, channelPub: ck.ChannelPublic,
+		logs: &syncBuffer{}, downlinks: make(chan relay.Downlink, 100)}
+	for _, id := range []string{"ccon-a", "ccon-b"} {
+		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+		if err := reg.RegisterConnector(ctx, id, id, project, pub); err != nil {
+			t.Fatal(err)
+		}
+		w.conns[id] = priv
+	}
+	ps := platformtest.PubSub(t, project)
+	for _, topic := range []string{stack.TopicEvents, stack.TopicDownlinks} {
+		if err := platform.EnsureTopic(ctx, ps, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := platform.EnsureSubscription(ctx, ps, platform.SubscriptionSpec{ID: "downlinks-all", Topic: stack.TopicDownlinks}); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	go func() {
+		_ = ps.Subscriber("downlinks-all").Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+			m.Ack()
+			var d relay.Downlink
+			for id := range w.conns {
+				if got, err := relay.OpenDownlink(m.Data, w.channelPub, id, time.Now()); err == nil {
+					d = got
+				}
+			}
+			w.downlinks <- d
+		})
+	}()
+	w.svc = ingest.New(ingest.Config{Window: window}, ingest.Deps{
+		Firestore: fs, Registry: reg, KEKReader: custody.NewCache(kek, time.Hour),
+		Events: ps.Publisher(stack.TopicEvents), Downlinks: ps.Publisher(stack.TopicDownlinks),
+		Logger: slog.New(slog.NewJSONHandler(w.logs, nil)),
+	})
+	return w
+}
+
+// newSensor manufactures a sensor in the world's project.
+func (w *world) newSensor() *sensor.Sensor {
+	w.t.Helper()
+	ctx := context.Background()
+	reg := registry.New(w.fs, nil, nil)
+	ck, err := reg.CloudKeys(ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	kc := platformtest.KMS(w.t)
+	keys, _ := stack.EnsureKMS(ctx, kc, "projects/"+w.project+"/locations/europe/keyRings/r")
+	reg = registry.New(w.fs, custody.NewWrapper(kc, keys.Device), nil)
+	m, err := reg.Manufacture(ctx, registry.Spec{Type: "temperature", ProjectID: w.project}, keys.Device)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	s, err := sensor.New(credentials.Sensor{DeviceID: m.Device.ID, StaticPrivate: m.Static.Private[:], StaticPublic: m.Static.Public[:],
+		PSK: m.PSK, CloudPublic: ck.StaticPublic}, 1, sensor.Config{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return s
+}
+
+func pushEvent(project string, data []byte) event.Event {
+	e := event.New()
+	e.SetID(fmt.Sprint(time.Now().UnixNano()))
+	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
+	e.SetSource("//pubsub.googleapis.com/projects/" + project + "/topics/uplinks")
+	body, _ := json.Marshal(map[string]any{"message": map[string]any{"data": data, "messageId": "m"}})
+	_ = e.SetData("application/json", body)
+	return e
+}
+
+// hear makes connector id relay pkt, as received with rssi.
+func (w *world) hear(id string, pkt []byte, rssi float64) event.Event {
+	w.t.Helper()
+	env, err := relay.SignUplink(w.conns[id], relay.Uplink{ConnectorID: id, Received: time.Now().UTC(), RSSI: rssi, SNR: 5, Packet: pkt})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return pushEvent(w.project, env)
+}
+
+// deliverAll hands the copies to ingest concurrently, as Pub/Sub pushes do.
+func (w *world) deliverAll(events ...event.Event) {
+	w.t.Helper()
+	errs := make([]error, len(events))
+	var wg sync.WaitGroup
+	for i, e := range events {
+		wg.Go(func() { errs[i] = w.svc.Handle(context.Background(), e) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) downlink() relay.Downlink {
+	w.t.Helper()
+	select {
+	case d := <-w.downlinks:
+		return d
+	case <-time.After(15 * time.Second):
+		w.t.Fatalf("no downlink; logs:\n%s", w.logs.String())
+		return relay.Downlink{}
+	}
+}
+
+func (w *world) noMoreDownlinks() {
+	w.t.Helper()
+	select {
+	case d := <-w.downlinks:
+		w.t.Fatalf("an extra downlink via %q", d.ConnectorID)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func (w *world) events(deviceID string) map[string]string {
+	w.t.Helper()
+	docs, err := w.fs.Collection("events").Where("deviceId", "==", deviceID).Documents(context.Background()).GetAll()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, d := range docs {
+		out[d.Ref.ID] = d.Data()["eventType"].(string)
+	}
+	return out
+}
+
+func temp(v float64) payload.Reading {
+	return payload.Reading{Kind: payload.Temperature, Time: time.Now().UnixMilli(), Celsius: &v}
+}
+
+// connect runs a handshake heard by both connectors.
+func (w *world) connect(s *sensor.Sensor) {
+	w.t.Helper()
+	init, err := s.Next(time.Now())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.deliverAll(w.hear("ccon-a", init, -70), w.hear("ccon-b", init, -95))
+	d := w.downlink()
+	if d.ConnectorID != "ccon-a" {
+		w.t.Fatalf("handshake reply via %q, want the stronger ccon-a", d.ConnectorID)
+	}
+	w.noMoreDownlinks()
+	if err := s.Receive(d.Packet, time.Now()); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func TestPipelineStoresOnceAndRepliesOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 300*time.Millisecond)
+	s := w.newSensor()
+	w.connect(s)
+
+	for _, v := range []float64{20, 21, 22} {
+		s.Record(temp(v))
+	}
+	pkt, err := s.Next(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.deliverAll(w.hear("ccon-b", pkt, -96), w.hear("ccon-a", pkt, -71))
+	d := w.downlink()
+	if d.ConnectorID != "ccon-a" {
+		t.Fatalf("reply via %q, want ccon-a", d.ConnectorID)
+	}
+	w.noMoreDownlinks()
+	if err := s.Receive(d.Packet, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Backlog != 0 || st.Acked != 3 {
+		t.Fatalf("sensor after the ACK: %+v", st)
+	}
+	evs := w.events(s.DeviceID())
+	counts := map[string]int{}
+	for _, typ := range evs {
+		counts[typ]++
+	}
+	if counts["temperature"] != 3 || counts["networkStatus"] != 1 {
+		t.Fatalf("stored events %v, want 3 temperature and 1 networkStatus", counts)
+	}
+	snap, err := w.fs.Collection("devices").Doc(s.DeviceID()).Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported, _ := snap.Data()["reported"].(map[string]any)
+	if _, ok := reported["temperature"]; !ok {
+		t.Fatalf("device reported state: %v", reported)
+	}
+
+	// The same bytes again, after the window: a replay, rejected, counted,
+	// acknowledged (no retry loop) and nothing stored.
+	time.Sleep(400 * time.Millisecond)
+	if err := w.svc.Handle(context.Background(), w.hear("ccon-a", pkt, -70)); err != nil {
+		t.Fatalf("a replay must be acknowledged, not retried: %v", err)
+	}
+	if w.logs.rejected("replay") != 1 {
+		t.Fatalf("replay not counted: %s", w.logs.String())
+	}
+	if len(w.events(s.DeviceID())) != len(evs) {
+		t.Fatal("a replay stored events")
+	}
+	w.noMoreDownlinks()
+}
+
+func TestRedeliveryAfterACrashResumes(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 300*time.Millisecond)
+	s := w.newSensor()
+	w.connect(s)
+	s.Record(temp(30))
+	pkt, _ := s.Next(time.Now())
+	msg := w.hear("ccon-a", pkt, -70)
+
+	// The instance dies inside the collection window, after its
+	// transaction committed: the context ends before the reply goes out.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.svc.Handle(ctx, msg); err == nil {
+		t.Fatal("an interrupted delivery must report failure so Pub/Sub redelivers")
+	}
+	w.noMoreDownlinks()
+	// Pub/Sub redelivers the same message.
+	if err := w.svc.Handle(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	d := w.downlink()
+	if err := s.Receive(d.Packet, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Backlog != 0 {
+		t.Fatalf("sensor backlog %d after the resumed reply", st.Backlog)
+	}
+	n := 0
+	for _, typ := range w.events(s.DeviceID()) {
+		if typ == "temperature" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d temperature events, want exactly 1", n)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 300*time.Millisecond)
+	s := w.newSensor()
+	w.connect(s)
+	s.Record(temp(1))
+	pkt, _ := s.Next(time.Now())
+
+	_, rogue, _ := ed25519.GenerateKey(rand.Reader)
+	forged, _ := relay.SignUplink(rogue, relay.Uplink{ConnectorID: "ccon-a", Received: time.Now(), Packet: pkt})
+	unknown, _ := relay.SignUplink(rogue, relay.Uplink{ConnectorID: "ccon-x", Received: time.Now(), Packet: pkt})
+	garbagePacket, _ := relay.SignUplink(w.conns["ccon-a"], relay.Uplink{ConnectorID: "ccon-a", Received: time.Now(), Packet: []byte{3, 1, 2, 3}})
+	tests := []struct {
+		name   string
+		data   []byte
+		reason string
+	}{
+		{"forged connector signature", forged, "bad-signature"},
+		{"unknown connector", unknown, "unknown-connector"},
+		{"garbage envelope", []byte("\x00garbage\xff"), "malformed-envelope"},
+		{"garbage packet", garbagePacket, "malformed-packet"},
+	}
+	for _, tc := range tests {
+		if err := w.svc.Handle(context.Background(), pushEvent(w.project, tc.data)); err != nil {
+			t.Fatalf("%s: must be acknowledged, not retried: %v", tc.name, err)
+		}
+		if w.logs.rejected(tc.reason) != 1 {
+			t.Fatalf("%s: not counted as %q", tc.name, tc.reason)
+		}
+	}
+	for id, typ := range w.events(s.DeviceID()) {
+		if typ != "networkStatus" {
+			t.Fatalf("a rejected packet stored event %s (%s)", id, typ)
+		}
+	}
+	w.noMoreDownlinks()
+	// The genuine packet still goes through afterwards.
+	w.deliverAll(w.hear("ccon-a", pkt, -70))
+	if d := w.downlink(); s.Receive(d.Packet, time.Now()) != nil || s.Stats().Backlog != 0 {
+		t.Fatal("the genuine packet was not accepted after the rejections")
+	}
+}
