@@ -227,7 +227,7 @@ func (w *world) connect(s *sensor.Sensor) {
 		w.t.Fatalf("handshake reply via %q, want the stronger ccon-a", d.ConnectorID)
 	}
 	w.noMoreDownlinks()
-	if err := s.Receive(d.Packet, time.Now()); err != nil {
+	if _, err := s.Receive(d.Packet, time.Now()); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -251,7 +251,7 @@ func TestPipelineStoresOnceAndRepliesOnce(t *testing.T) {
 		t.Fatalf("reply via %q, want ccon-a", d.ConnectorID)
 	}
 	w.noMoreDownlinks()
-	if err := s.Receive(d.Packet, time.Now()); err != nil {
+	if _, err := s.Receive(d.Packet, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.Stats(); st.Backlog != 0 || st.Acked != 3 {
@@ -311,7 +311,7 @@ func TestRedeliveryAfterACrashResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := w.downlink()
-	if err := s.Receive(d.Packet, time.Now()); err != nil {
+	if _, err := s.Receive(d.Packet, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.Stats(); st.Backlog != 0 {
@@ -366,7 +366,7 @@ func TestRejections(t *testing.T) {
 	w.noMoreDownlinks()
 	// The genuine packet still goes through afterwards.
 	w.deliverAll(w.hear("ccon-a", pkt, -70))
-	if d := w.downlink(); s.Receive(d.Packet, time.Now()) != nil || s.Stats().Backlog != 0 {
+	if d := w.downlink(); func() error { _, err := s.Receive(d.Packet, time.Now()); return err }() != nil || s.Stats().Backlog != 0 {
 		t.Fatal("the genuine packet was not accepted after the rejections")
 	}
 }

@@ -282,28 +282,29 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 	return pkt, nil
 }
 
-// Receive handles a packet heard on the air. Packets for other sensors are
-// ignored (the radio is broadcast); it returns radio's errors for packets
-// that are for this sensor but fail to open.
-func (s *Sensor) Receive(pkt []byte, now time.Time) error {
+// Receive handles a packet heard on the air and reports whether it was for
+// this sensor. Packets for other sensors are ignored (the radio is
+// broadcast); it returns radio's errors for packets addressed to this
+// sensor that fail to open.
+func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	typ, err := radio.Type(pkt)
 	if err != nil {
-		return err
+		return false, err
 	}
 	switch typ {
 	case radio.TypeResponse:
 		r, err := radio.ParseResponse(pkt)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if s.hs == nil || r.ReceiverIndex != s.nextIndex {
-			return nil
+			return false, nil
 		}
 		sess, err := s.hs.Finish(pkt, now)
 		if err != nil {
-			return fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
+			return true, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
 		}
 		sess.Limits = s.cfg.Limits
 		s.session, s.hs = sess, nil
@@ -313,30 +314,30 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) error {
 		for i := range s.backlog {
 			s.backlog[i].lastSent = time.Time{}
 		}
-		return nil
+		return true, nil
 	case radio.TypeTransport:
 		t, err := radio.ParseTransport(pkt)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if s.session == nil || t.ReceiverIndex != s.session.LocalIndex {
-			return nil
+			return false, nil
 		}
 		pt, replyCtr, err := s.session.Open(nil, pkt, now)
 		if err != nil {
-			return fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
+			return true, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
 		}
 		reply, err := payload.DecodeReply(pt)
 		if err != nil {
-			return fmt.Errorf("sensor %s: reply: %w", s.creds.DeviceID, err)
+			return true, fmt.Errorf("sensor %s: reply: %w", s.creds.DeviceID, err)
 		}
 		s.apply(reply)
 		if len(s.heard) < payload.MaxReplies {
 			s.heard = append(s.heard, replyCtr)
 		}
-		return nil
+		return true, nil
 	default:
-		return nil
+		return false, nil
 	}
 }
 

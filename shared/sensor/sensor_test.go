@@ -92,7 +92,7 @@ func connect(t *testing.T, s *sensor.Sensor, c *cloud, now time.Time) {
 		t.Fatalf("no handshake: %v", err)
 	}
 	resp, _ := c.handle(init, now)
-	if err := s.Receive(resp, now); err != nil {
+	if _, err := s.Receive(resp, now); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -111,7 +111,7 @@ func TestAckedReadingsLeaveTheBacklog(t *testing.T) {
 	if len(got) != 2 || got[0].Backfilled || got[0].Seq != 101 || got[1].Seq != 100 {
 		t.Fatalf("first packet carried %+v; want seqs 101, 100, newest first, not backfilled", got)
 	}
-	if err := s.Receive(reply, t0); err != nil {
+	if _, err := s.Receive(reply, t0); err != nil {
 		t.Fatal(err)
 	}
 	st := s.Stats()
@@ -142,7 +142,7 @@ func TestLostAckResendsAsBackfill(t *testing.T) {
 	if len(got) != 2 || got[0].Backfilled || !got[1].Backfilled || got[1].Seq != seq {
 		t.Fatalf("packet carried %+v; want the new reading, then seq %d as backfill", got, seq)
 	}
-	if err := s.Receive(reply, t0.Add(11*time.Second)); err != nil {
+	if _, err := s.Receive(reply, t0.Add(11*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	// The next uplink tells the cloud that this reply arrived.
@@ -184,7 +184,7 @@ func TestIgnoresOthersAndRekeys(t *testing.T) {
 	other.Record(temp(1))
 	p, _ := other.Next(t0)
 	reply, _ := oc.handle(p, t0)
-	if err := s.Receive(reply, t0); err != nil {
+	if _, err := s.Receive(reply, t0); err != nil {
 		t.Fatalf("someone else's reply: %v", err)
 	}
 
@@ -200,7 +200,7 @@ func TestIgnoresOthersAndRekeys(t *testing.T) {
 	}
 	retry, _ := s.Next(near.Add(6 * time.Second))
 	resp, _ := c.handle(retry, near.Add(6*time.Second))
-	if err := s.Receive(resp, near.Add(6*time.Second)); err != nil {
+	if _, err := s.Receive(resp, near.Add(6*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	s.Record(temp(5))

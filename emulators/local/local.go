@@ -1,0 +1,445 @@
+// Package local runs the whole system on one machine: the emulators, a
+// provisioned world, the functions server and the connectors as real
+// processes, and the simulated sensors. The run command, the end-to-end
+// tests and the load tool all use it.
+package local
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/sealedsense/sealedsense/emulators/platform"
+	"github.com/sealedsense/sealedsense/emulators/simulator"
+	"github.com/sealedsense/sealedsense/emulators/stack"
+	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/registry"
+)
+
+// Config describes a local deployment.
+type Config struct {
+	// Platform to run on; nil starts one, closed with the deployment.
+	Platform *platform.Platform
+	// Project is the GCP project id on the emulators; each project is an
+	// isolated Firestore database and Pub/Sub namespace.
+	Project string
+	// Customer is the customer project the sensors and connectors belong to.
+	Customer string
+	DataDir  string
+
+	Sensors     int
+	SensorTypes []string // cycled over the sensors (default: temperature, humidity, co2, proximity, touch, waterDetector)
+	Connectors  int
+	Interval    time.Duration // between a sensor's readings
+	Window      time.Duration // ingest's collection window
+	Seed        uint64
+	// SweepEvery is how often the stand-in for Cloud Scheduler calls Sweep
+	// (default 15s); OfflineAfter is passed to ingest.
+	SweepEvery, OfflineAfter time.Duration
+	Logger                   *slog.Logger
+}
+
+// Deployment is a running local system.
+type Deployment struct {
+	cfg      Config
+	log      *slog.Logger
+	platform *platform.Platform
+	ownsPlat bool
+	Keys     stack.Keys
+	Sim      *simulator.Simulator
+	FS       *firestore.Client
+	PS       *pubsub.Client
+
+	bin           string
+	env           []string
+	FunctionsAddr string
+
+	mu         sync.Mutex
+	functions  *exec.Cmd
+	connectors map[string]*connectorProc
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type connectorProc struct {
+	id    string
+	creds string
+	addr  string
+	cmd   *exec.Cmd
+}
+
+// Start builds the binaries, provisions the world and starts everything.
+func Start(ctx context.Context, cfg Config) (*Deployment, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Project == "" {
+		cfg.Project = "local"
+	}
+	if cfg.Customer == "" {
+		cfg.Customer = "demo"
+	}
+	if len(cfg.SensorTypes) == 0 {
+		cfg.SensorTypes = []string{"temperature", "humidity", "co2", "proximity", "touch", "waterDetector"}
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 15 * time.Second
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("local: DataDir is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	d := &Deployment{cfg: cfg, log: cfg.Logger, platform: cfg.Platform, connectors: map[string]*connectorProc{}}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	if d.platform == nil {
+		p, err := platform.Start(ctx, platform.Config{DataDir: filepath.Join(cfg.DataDir, "emulators"), Project: cfg.Project, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		d.platform, d.ownsPlat = p, true
+	}
+	d.env = append(os.Environ(), d.platform.Env()...)
+	d.env = append(d.env, "GOOGLE_CLOUD_PROJECT="+cfg.Project)
+	if err := d.build(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.provision(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.startFunctions(); err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, cfg.Connectors)
+	for id := range d.connectors {
+		ids = append(ids, id)
+	}
+	if err := stack.Topology(ctx, d.PS, d.FunctionsAddr, ids); err != nil {
+		return nil, err
+	}
+	for id := range d.connectors {
+		if err := d.StartConnector(id); err != nil {
+			return nil, err
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+	d.wg.Go(func() { _ = d.Sim.Run(runCtx) })
+	d.wg.Go(func() { d.sweep(runCtx) })
+	ok = true
+	return d, nil
+}
+
+// pointClients points this process's Google clients (and our KMS client)
+// at the platform, as the functions' environment does for theirs.
+func (d *Deployment) pointClients() {
+	for _, kv := range d.platform.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+}
+
+func (d *Deployment) build(ctx context.Context) error {
+	d.bin = filepath.Join(d.cfg.DataDir, "bin")
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", d.bin+"/", "./functions/cmd/localserver", "./connector/cmd/connector")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("local: build: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
+		return "", errors.New("local: run from inside the sealedsense module")
+	}
+	return filepath.Dir(strings.TrimSpace(string(out))), nil
+}
+
+// provision makes the KMS keys, the cloud's keys, the sensors and the
+// connectors, and places them on the plane.
+func (d *Deployment) provision(ctx context.Context) error {
+	d.pointClients()
+	kc, err := custody.NewKMSClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	d.Keys, err = stack.EnsureKMS(ctx, kc, "projects/"+d.cfg.Project+"/locations/europe/keyRings/sealedsense")
+	if err != nil {
+		return err
+	}
+	d.env = append(d.env, d.Keys.Env()...)
+	if d.cfg.Window > 0 {
+		d.env = append(d.env, "SEALEDSENSE_INGEST_WINDOW="+d.cfg.Window.String())
+	}
+	if d.cfg.OfflineAfter > 0 {
+		d.env = append(d.env, "SEALEDSENSE_CONNECTOR_OFFLINE_AFTER="+d.cfg.OfflineAfter.String())
+	}
+	if d.FS, err = firestore.NewClient(ctx, d.cfg.Project); err != nil {
+		return err
+	}
+	if d.PS, err = pubsub.NewClient(ctx, d.cfg.Project); err != nil {
+		return err
+	}
+	deviceKeys := custody.NewWrapper(kc, d.Keys.Device)
+	reg := registry.New(d.FS, deviceKeys, nil)
+	ck, err := reg.Bootstrap(ctx, custody.NewWrapper(kc, d.Keys.SessionKEK), d.Keys.Device)
+	if err != nil {
+		return err
+	}
+
+	// Connectors on a circle of 150 m; sensors scattered around them, so
+	// every sensor hears several connectors, best the nearest.
+	var conns []simulator.Connector
+	credDir := filepath.Join(d.cfg.DataDir, "credentials")
+	if err := os.MkdirAll(credDir, 0o700); err != nil {
+		return err
+	}
+	for i := range d.cfg.Connectors {
+		id := fmt.Sprintf("ccon-%d", i+1)
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		if err := reg.RegisterConnector(ctx, id, "Connector "+fmt.Sprint(i+1), d.cfg.Customer, pub); err != nil && !errors.Is(err, registry.ErrExists) {
+			return err
+		} else if errors.Is(err, registry.ErrExists) {
+			return fmt.Errorf("local: connector %s exists in project %s: use a fresh project", id, d.cfg.Project)
+		}
+		path := filepath.Join(credDir, id+".json")
+		if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: id, PrivateKey: priv, ChannelPublic: ck.ChannelPublic}); err != nil {
+			return err
+		}
+		addr, err := freeUDP()
+		if err != nil {
+			return err
+		}
+		angle := 2 * math.Pi * float64(i) / float64(max(d.cfg.Connectors, 1))
+		at := simulator.Point{X: 150 * math.Cos(angle), Y: 150 * math.Sin(angle)}
+		conns = append(conns, simulator.Connector{ID: id, At: at, Addr: addr})
+		d.connectors[id] = &connectorProc{id: id, creds: path, addr: addr.String()}
+	}
+	rng := mrand.New(mrand.NewPCG(d.cfg.Seed, 3))
+	var sensors []simulator.Sensor
+	for i := range d.cfg.Sensors {
+		typ := d.cfg.SensorTypes[i%len(d.cfg.SensorTypes)]
+		m, err := reg.Manufacture(ctx, registry.Spec{Type: typ, ProductNumber: "SS-" + typ, ProjectID: d.cfg.Customer}, d.Keys.Device)
+		if err != nil {
+			return err
+		}
+		sensors = append(sensors, simulator.Sensor{
+			Credentials: credentials.Sensor{DeviceID: m.Device.ID, DeviceType: typ, StaticPrivate: m.Static.Private[:],
+				StaticPublic: m.Static.Public[:], PSK: m.PSK, CloudPublic: ck.StaticPublic},
+			At: simulator.Point{X: rng.Float64()*400 - 200, Y: rng.Float64()*400 - 200},
+		})
+	}
+	d.Sim, err = simulator.New(simulator.Config{Sensors: sensors, Connectors: conns, Interval: d.cfg.Interval, Seed: d.cfg.Seed, Logger: d.log})
+	return err
+}
+
+func freeUDP() (*net.UDPAddr, error) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr), nil
+}
+
+func (d *Deployment) logFile(name string) (*os.File, error) {
+	return os.OpenFile(filepath.Join(d.cfg.DataDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+}
+
+// LogPath is where a process's structured log goes ("functions", or a
+// connector id).
+func (d *Deployment) LogPath(name string) string { return filepath.Join(d.cfg.DataDir, name+".log") }
+
+// StartFunctions starts the local functions server and waits until it
+// accepts connections.
+func (d *Deployment) startFunctions() error {
+	if d.FunctionsAddr == "" {
+		addr, err := platform.FreeAddr()
+		if err != nil {
+			return err
+		}
+		d.FunctionsAddr = addr
+	}
+	return d.StartFunctions()
+}
+
+// StartFunctions (re)starts the functions server on its address.
+func (d *Deployment) StartFunctions() error {
+	_, port, _ := net.SplitHostPort(d.FunctionsAddr)
+	f, err := d.logFile("functions")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(d.bin, "localserver"))
+	cmd.Env = append(append([]string{}, d.env...), "PORT="+port)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return err
+	}
+	go func() { _ = cmd.Wait(); f.Close() }()
+	d.mu.Lock()
+	d.functions = cmd
+	d.mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", d.FunctionsAddr); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("local: functions server did not start; see " + d.LogPath("functions"))
+}
+
+// KillFunctions kills the functions server abruptly, as a crash would.
+func (d *Deployment) KillFunctions() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kill(d.functions)
+	d.functions = nil
+}
+
+func kill(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	for i := 0; i < 100 && syscall.Kill(cmd.Process.Pid, 0) == nil; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// StartConnector starts a connector process.
+func (d *Deployment) StartConnector(id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.connectors[id]
+	if !ok {
+		return fmt.Errorf("local: no connector %s", id)
+	}
+	f, err := d.logFile(id)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(d.bin, "connector"),
+		"-credentials", c.creds, "-listen", c.addr, "-medium", d.Sim.Addr().String(),
+		"-project", d.cfg.Project, "-subscription", stack.DownlinkSubscription(id), "-heartbeat", "5s")
+	cmd.Env = d.env
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return err
+	}
+	go func() { _ = cmd.Wait(); f.Close() }()
+	c.cmd = cmd
+	return nil
+}
+
+// KillConnector kills a connector abruptly.
+func (d *Deployment) KillConnector(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.connectors[id]; ok {
+		kill(c.cmd)
+		c.cmd = nil
+	}
+}
+
+// StopConnector stops a connector gracefully (SIGTERM), as an operator would.
+func (d *Deployment) StopConnector(id string) {
+	d.mu.Lock()
+	c, ok := d.connectors[id]
+	d.mu.Unlock()
+	if !ok || c.cmd == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	for i := 0; i < 300 && syscall.Kill(c.cmd.Process.Pid, 0) == nil; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sweep stands in for Cloud Scheduler, calling the Sweep function.
+func (d *Deployment) sweep(ctx context.Context) {
+	t := time.NewTicker(d.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+d.FunctionsAddr+"/Sweep", nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}
+}
+
+// Close stops the sensors, the processes and, if it started it, the
+// platform.
+func (d *Deployment) Close() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	d.mu.Lock()
+	for _, c := range d.connectors {
+		if c.cmd != nil {
+			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	d.mu.Unlock()
+	for id := range d.connectors {
+		d.StopConnector(id)
+		d.KillConnector(id)
+	}
+	d.KillFunctions()
+	if d.FS != nil {
+		d.FS.Close()
+	}
+	if d.PS != nil {
+		d.PS.Close()
+	}
+	if d.ownsPlat {
+		_ = d.platform.Close()
+	}
+}

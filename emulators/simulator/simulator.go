@@ -1,0 +1,337 @@
+// Package simulator is the radio world of a local run: virtual sensors of
+// several types at positions on a plane, and a radio medium that carries
+// each packet over UDP to every connector in range with an RSSI derived from
+// distance, and each connector's transmissions back to the sensors in its
+// range.
+package simulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sealedsense/sealedsense/shared/air"
+	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/sensor"
+)
+
+// Radio model: log-distance path loss from -40 dBm at 1 m with exponent
+// 2.7 (indoors with some walls), and a receiver sensitivity of -120 dBm.
+const (
+	txAt1m       = -40.0
+	pathExponent = 2.7
+	sensitivity  = -120.0
+	noiseFloor   = -115.0
+)
+
+// RSSI is the signal a receiver at distance d metres hears.
+func RSSI(d float64) float64 { return txAt1m - 10*pathExponent*math.Log10(math.Max(d, 1)) }
+
+// Point is a position on the plane, in metres.
+type Point struct{ X, Y float64 }
+
+func (p Point) dist(q Point) float64 { return math.Hypot(p.X-q.X, p.Y-q.Y) }
+
+// Connector is a connector's radio: where it is and where it listens.
+type Connector struct {
+	ID   string
+	At   Point
+	Addr *net.UDPAddr
+}
+
+// Sensor is a provisioned sensor placed on the plane.
+type Sensor struct {
+	Credentials credentials.Sensor
+	At          Point
+}
+
+// Config describes the world.
+type Config struct {
+	Sensors    []Sensor
+	Connectors []Connector
+	// Interval between a sensor's readings (default 10s); each sensor starts
+	// at a random phase so they do not all speak at once.
+	Interval time.Duration
+	// Listen is the medium's UDP address (default 127.0.0.1:0).
+	Listen string
+	Seed   uint64
+	Logger *slog.Logger
+	Sensor sensor.Config
+}
+
+// Stats are what the world observed.
+type Stats struct {
+	Sent        uint64            // packets put on the air by sensors
+	Delivered   uint64            // copies that reached a connector's address
+	Replies     uint64            // packets from connectors that a sensor accepted
+	RepliesVia  map[string]uint64 // accepted replies by the connector that carried them
+	WrongVia    uint64            // replies carried by a connector other than the sensor's strongest
+	ReplyErrors uint64            // packets addressed to a sensor that failed to open
+}
+
+// Simulator runs the sensors and the medium.
+type Simulator struct {
+	cfg     Config
+	log     *slog.Logger
+	conn    *net.UDPConn
+	sensors []*simSensor
+	byAddr  map[string]Connector
+
+	sent, delivered, replies, wrongVia, replyErrors atomic.Uint64
+	quiet                                           atomic.Bool
+	viaMu                                           sync.Mutex
+	via                                             map[string]uint64
+}
+
+type simSensor struct {
+	Sensor
+	dev   *sensor.Sensor
+	kick  chan struct{}
+	heard []hearing // connectors in range, strongest first
+}
+
+type hearing struct {
+	c    Connector
+	rssi float64
+}
+
+// New places the world and opens the medium's socket.
+func New(cfg Config) (*Simulator, error) {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 10 * time.Second
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	addr, err := net.ResolveUDPAddr("udp", cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("simulator: medium: %w", err)
+	}
+	s := &Simulator{cfg: cfg, log: cfg.Logger, conn: conn, byAddr: map[string]Connector{}, via: map[string]uint64{}}
+	for _, c := range cfg.Connectors {
+		s.byAddr[c.Addr.String()] = c
+	}
+	for i, sc := range cfg.Sensors {
+		dev, err := sensor.New(sc.Credentials, 1, cfg.Sensor)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("simulator: sensor %d: %w", i, err)
+		}
+		ss := &simSensor{Sensor: sc, dev: dev, kick: make(chan struct{}, 1)}
+		for _, c := range cfg.Connectors {
+			if r := RSSI(sc.At.dist(c.At)); r >= sensitivity {
+				ss.heard = append(ss.heard, hearing{c: c, rssi: r})
+			}
+		}
+		for a := 1; a < len(ss.heard); a++ {
+			for b := a; b > 0 && ss.heard[b].rssi > ss.heard[b-1].rssi; b-- {
+				ss.heard[b], ss.heard[b-1] = ss.heard[b-1], ss.heard[b]
+			}
+		}
+		s.sensors = append(s.sensors, ss)
+	}
+	return s, nil
+}
+
+// Addr is where connectors transmit to.
+func (s *Simulator) Addr() *net.UDPAddr { return s.conn.LocalAddr().(*net.UDPAddr) }
+
+// Strongest is the connector a sensor hears best, or "" if none.
+func (s *Simulator) Strongest(deviceID string) string {
+	for _, ss := range s.sensors {
+		if ss.Credentials.DeviceID == deviceID && len(ss.heard) > 0 {
+			return ss.heard[0].c.ID
+		}
+	}
+	return ""
+}
+
+// InRange lists the connectors that hear a sensor.
+func (s *Simulator) InRange(deviceID string) []string {
+	for _, ss := range s.sensors {
+		if ss.Credentials.DeviceID == deviceID {
+			var out []string
+			for _, h := range ss.heard {
+				out = append(out, h.c.ID)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// Sensor returns a sensor's protocol state, for its counters.
+func (s *Simulator) Sensor(deviceID string) *sensor.Sensor {
+	for _, ss := range s.sensors {
+		if ss.Credentials.DeviceID == deviceID {
+			return ss.dev
+		}
+	}
+	return nil
+}
+
+// Stats returns the counters so far.
+func (s *Simulator) Stats() Stats {
+	s.viaMu.Lock()
+	via := make(map[string]uint64, len(s.via))
+	for k, v := range s.via {
+		via[k] = v
+	}
+	s.viaMu.Unlock()
+	return Stats{Sent: s.sent.Load(), Delivered: s.delivered.Load(), Replies: s.replies.Load(), RepliesVia: via,
+		WrongVia: s.wrongVia.Load(), ReplyErrors: s.replyErrors.Load()}
+}
+
+// StopReadings makes the sensors stop measuring while they keep sending
+// what is not yet acknowledged, so a run can drain before it is checked.
+func (s *Simulator) StopReadings() { s.quiet.Store(true) }
+
+// Backlog is the number of readings not yet acknowledged, over all sensors.
+func (s *Simulator) Backlog() int {
+	n := 0
+	for _, ss := range s.sensors {
+		n += ss.dev.Stats().Backlog
+	}
+	return n
+}
+
+// Run runs every sensor and the medium until ctx ends.
+func (s *Simulator) Run(ctx context.Context) error {
+	defer s.conn.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.medium(ctx) })
+	rng := rand.New(rand.NewPCG(s.cfg.Seed, 7))
+	for _, ss := range s.sensors {
+		phase := time.Duration(rng.Int64N(int64(s.cfg.Interval)))
+		seed := rng.Uint64()
+		wg.Go(func() { s.runSensor(ctx, ss, phase, seed) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (s *Simulator) runSensor(ctx context.Context, ss *simSensor, phase time.Duration, seed uint64) {
+	gen := newGenerator(ss.Credentials.DeviceType, seed)
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(phase):
+	}
+	tick := time.NewTicker(s.cfg.Interval)
+	defer tick.Stop()
+	// A slower tick retries handshakes and resends overdue readings even
+	// between readings.
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	record := true
+	for {
+		if record && !s.quiet.Load() {
+			ss.dev.Record(gen.next(time.Now()))
+			record = false
+		}
+		s.transmit(ss)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			record = true
+		case <-retry.C:
+		case <-ss.kick:
+		}
+	}
+}
+
+func (s *Simulator) transmit(ss *simSensor) {
+	pkt, err := ss.dev.Next(time.Now())
+	if err != nil {
+		s.log.Warn("sensor could not build a packet", "deviceId", ss.Credentials.DeviceID, "error", err.Error())
+		return
+	}
+	if pkt == nil {
+		return
+	}
+	s.sent.Add(1)
+	for _, h := range ss.heard {
+		frame, err := air.Frame{Kind: air.KindReceived, RSSI: math.Round(h.rssi), SNR: h.rssi - noiseFloor, Packet: pkt}.Append(nil)
+		if err != nil {
+			continue
+		}
+		if _, err := s.conn.WriteToUDP(frame, h.c.Addr); err == nil {
+			s.delivered.Add(1)
+		}
+	}
+}
+
+// medium delivers what connectors transmit to the sensors in their range.
+func (s *Simulator) medium(ctx context.Context) {
+	go func() { <-ctx.Done(); s.conn.SetReadDeadline(time.Now()) }()
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := s.conn.ReadFromUDP(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		c, ok := s.byAddr[from.String()]
+		if !ok {
+			continue // not one of our connectors
+		}
+		f, err := air.Parse(buf[:n])
+		if err != nil || f.Kind != air.KindTransmit {
+			continue
+		}
+		pkt := append([]byte(nil), f.Packet...)
+		for _, ss := range s.sensors {
+			if !ss.hears(c.ID) {
+				continue
+			}
+			mine, err := ss.dev.Receive(pkt, time.Now())
+			if !mine {
+				continue
+			}
+			if err != nil {
+				s.replyErrors.Add(1)
+				s.log.Warn("reply failed to open", "deviceId", ss.Credentials.DeviceID, "via", c.ID, "error", err.Error())
+				continue
+			}
+			s.replies.Add(1)
+			s.viaMu.Lock()
+			s.via[c.ID]++
+			s.viaMu.Unlock()
+			if c.ID != ss.heard[0].c.ID {
+				s.wrongVia.Add(1)
+			}
+			st := ss.dev.Stats()
+			s.log.Info("reply received", "deviceId", ss.Credentials.DeviceID, "via", c.ID, "acked", st.Acked, "backlog", st.Backlog)
+			select {
+			case ss.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (ss *simSensor) hears(id string) bool {
+	for _, h := range ss.heard {
+		if h.c.ID == id {
+			return true
+		}
+	}
+	return false
+}
