@@ -443,3 +443,9 @@ func (d *Deployment) Close() {
 		_ = d.platform.Close()
 	}
 }
+
+// Devices lists the simulated sensors' ids.
+func (d *Deployment) Devices() []string { return d.Sim.Devices() }
+
+// DataDir is where logs and credentials are.
+func (d *Deployment) DataDir() string { return d.cfg.DataDir }

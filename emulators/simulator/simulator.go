@@ -174,6 +174,15 @@ func (s *Simulator) InRange(deviceID string) []string {
 	return nil
 }
 
+// Devices lists the sensors' ids.
+func (s *Simulator) Devices() []string {
+	out := make([]string, len(s.sensors))
+	for i, ss := range s.sensors {
+		out[i] = ss.Credentials.DeviceID
+	}
+	return out
+}
+
 // Sensor returns a sensor's protocol state, for its counters.
 func (s *Simulator) Sensor(deviceID string) *sensor.Sensor {
 	for _, ss := range s.sensors {

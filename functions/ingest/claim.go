@@ -65,9 +65,12 @@ func (s *Service) claim(ctx context.Context, ref *firestore.DocumentRef, up rela
 		switch {
 		case !rec.Committed:
 			return owner, rec, nil
-		case !rec.Done:
+		case !rec.Done && now.Sub(rec.FirstSeen) > s.cfg.Window+replyTimeout:
+			// The attempt that committed died before its reply went out.
 			return resume, rec, nil
 		default:
+			// Done, or its reply is still scheduled: a second one would
+			// reach the sensor as a replay.
 			return done, rec, nil
 		}
 	}

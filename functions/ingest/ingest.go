@@ -83,7 +83,11 @@ type Deps struct {
 	Downlinks Publisher
 	Logger    *slog.Logger
 	Now       func() time.Time
-	Sleep     func(context.Context, time.Duration) error
+	// After runs f once d has passed (default time.AfterFunc). The reply
+	// waits out the collection window this way rather than inside the
+	// request: a push handler that sleeps holds one of the few concurrent
+	// pushes a subscription gets (the Pub/Sub emulator has two in all).
+	After func(d time.Duration, f func())
 }
 
 // Service processes uplinks and connector status.
@@ -97,6 +101,18 @@ type Service struct {
 
 	connMu sync.Mutex
 	conns  map[string]cachedConnector
+
+	sessMu   sync.Mutex
+	sessions map[uint32]cachedSession
+}
+
+// cachedSession is a recent snapshot of a session, good for authenticating
+// packets without a Firestore read: its keys never change, and a window
+// that is a little stale only sends a copy down the slower path.
+type cachedSession struct {
+	sess     *radio.Session
+	deviceID string
+	fetched  time.Time
 }
 
 // cloudKeys are unwrapped once per instance: one KMS call each, then none.
@@ -120,24 +136,10 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	if deps.Sleep == nil {
-		deps.Sleep = sleep
+	if deps.After == nil {
+		deps.After = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
 	}
-	return &Service{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger, conns: make(map[string]cachedConnector)}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return &Service{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger, conns: make(map[string]cachedConnector), sessions: make(map[uint32]cachedSession)}
 }
 
 // cloud returns the unwrapped cloud keys, loading them on first use. A

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,9 @@ type world struct {
 	channelPub ed25519.PublicKey
 	logs       *syncBuffer
 	downlinks  chan relay.Downlink
+	// dropNextReply makes the next scheduled reply vanish, as if the
+	// instance had died first.
+	dropNextReply atomic.Bool
 }
 
 type syncBuffer struct {
@@ -115,6 +119,12 @@ func newWorld(t *testing.T, window time.Duration) *world {
 		Firestore: fs, Registry: reg, KEKReader: custody.NewCache(kek, time.Hour),
 		Events: ps.Publisher(stack.TopicEvents), Downlinks: ps.Publisher(stack.TopicDownlinks),
 		Logger: slog.New(slog.NewJSONHandler(w.logs, nil)),
+		After: func(d time.Duration, f func()) {
+			if w.dropNextReply.CompareAndSwap(true, false) {
+				return
+			}
+			time.AfterFunc(d, f)
+		},
 	})
 	return w
 }
@@ -136,7 +146,7 @@ func (w *world) newSensor() *sensor.Sensor {
 		w.t.Fatal(err)
 	}
 	s, err := sensor.New(credentials.Sensor{DeviceID: m.Device.ID, StaticPrivate: m.Static.Private[:], StaticPublic: m.Static.Public[:],
-		PSK: m.PSK, CloudPublic: ck.StaticPublic}, 1, sensor.Config{})
+		PSK: m.PSK, CloudPublic: ck.StaticPublic}, 1, sensor.Config{ResendAfter: 500 * time.Millisecond})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -289,7 +299,7 @@ func TestPipelineStoresOnceAndRepliesOnce(t *testing.T) {
 	w.noMoreDownlinks()
 }
 
-func TestRedeliveryAfterACrashResumes(t *testing.T) {
+func TestLostReplyAndRedelivery(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 300*time.Millisecond)
 	s := w.newSensor()
@@ -298,24 +308,31 @@ func TestRedeliveryAfterACrashResumes(t *testing.T) {
 	pkt, _ := s.Next(time.Now())
 	msg := w.hear("ccon-a", pkt, -70)
 
-	// The instance dies inside the collection window, after its
-	// transaction committed: the context ends before the reply goes out.
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := w.svc.Handle(ctx, msg); err == nil {
-		t.Fatal("an interrupted delivery must report failure so Pub/Sub redelivers")
-	}
-	w.noMoreDownlinks()
-	// Pub/Sub redelivers the same message.
+	// The instance dies right after acknowledging the push: the events are
+	// stored, the reply never goes out.
+	w.dropNextReply.Store(true)
 	if err := w.svc.Handle(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
+	// Pub/Sub delivers the same message again (at least once): no second
+	// processing, no second event.
+	if err := w.svc.Handle(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	w.noMoreDownlinks()
+	// The sensor resends its unacknowledged reading as backfill.
+	time.Sleep(600 * time.Millisecond)
+	again, err := s.Next(time.Now())
+	if err != nil || again == nil {
+		t.Fatalf("no resend: %v", err)
+	}
+	w.deliverAll(w.hear("ccon-a", again, -70))
 	d := w.downlink()
 	if _, err := s.Receive(d.Packet, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Stats(); st.Backlog != 0 {
-		t.Fatalf("sensor backlog %d after the resumed reply", st.Backlog)
+	if st := s.Stats(); st.Backlog != 0 || st.Resent != 1 {
+		t.Fatalf("sensor after the resend: %+v", st)
 	}
 	n := 0
 	for _, typ := range w.events(s.DeviceID()) {

@@ -14,13 +14,27 @@ import (
 	"github.com/sealedsense/sealedsense/shared/relay"
 )
 
-// finish runs after a packet's transaction committed: it waits out the
-// collection window, picks one connector, sends the reply through it, and
-// records the choice so the next uplink can say whether the reply arrived.
+// replyTimeout bounds the work of sending one reply.
+const replyTimeout = 10 * time.Second
+
+// scheduleReply sends a packet's reply once its collection window has
+// closed. The events are already stored and published when this is called,
+// so losing the reply (the instance dies first) loses no data: the sensor
+// resends the readings, and their events are not stored twice.
+func (s *Service) scheduleReply(recRef *firestore.DocumentRef, out outcome) {
+	s.deps.After(out.rec.FirstSeen.Add(s.cfg.Window).Sub(s.deps.Now()), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+		defer cancel()
+		if err := s.finish(ctx, recRef, out); err != nil {
+			s.log.Error("reply failed; the sensor will resend", "error", err.Error(), "deviceId", out.rec.DeviceID)
+		}
+	})
+}
+
+// finish picks one connector among those that heard the packet, sends the
+// reply through it, and records the choice so the next uplink can say
+// whether the reply arrived.
 func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out outcome) error {
-	if err := s.deps.Sleep(ctx, out.rec.FirstSeen.Add(s.cfg.Window).Sub(s.deps.Now())); err != nil {
-		return err
-	}
 	snap, err := recRef.Get(ctx)
 	if err != nil {
 		return err
@@ -45,9 +59,11 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 	now := s.deps.Now()
 	fs := s.deps.Firestore
 	devRef := fs.Collection(registry.DevicesCollection).Doc(rec.DeviceID)
-	devUpd := []firestore.Update{
-		{Path: "pendingReply", Value: pendingReply{Via: via, Counter: rec.ReplyCtr}},
-		{FieldPath: firestore.FieldPath{"links", via, "replies"}, Value: firestore.Increment(1)},
+	devUpd := []firestore.Update{{FieldPath: firestore.FieldPath{"links", via, "replies"}, Value: firestore.Increment(1)}}
+	if len(rec.EventIDs) > 0 {
+		// Only transport replies can be judged: the sensor reports the
+		// counters of those it received in its next uplink.
+		devUpd = append(devUpd, firestore.Update{Path: "pendingReply", Value: pendingReply{Via: via, Counter: rec.ReplyCtr}})
 	}
 	for _, h := range rec.Hearers {
 		prev := out.links[h.ConnectorID]
@@ -150,7 +166,8 @@ func (s *Service) resume(ctx context.Context, recRef *firestore.DocumentRef, rec
 		return err
 	}
 	s.log.Info("resuming a packet after redelivery", "deviceId", rec.DeviceID)
-	return s.finish(ctx, recRef, outcome{rec: rec, links: st.Links, netStatus: st.LastNetworkStatus})
+	s.scheduleReply(recRef, outcome{rec: rec, links: st.Links, netStatus: st.LastNetworkStatus})
+	return nil
 }
 
 func (s *Service) publishEvents(ctx context.Context, project, deviceID string, events [][]byte) error {

@@ -30,23 +30,12 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	sessRef := fs.Collection(sessionsCollection).Doc(sessionID(hdr.ReceiverIndex))
 	recRef := fs.Collection(receptionsCollection).Doc(transportReceptionID(hdr.ReceiverIndex, hdr.Counter))
 
-	// Authenticate against the session as it is now, outside any
+	// Authenticate against a recent snapshot of the session, outside any
 	// transaction: a forgery is refused before it can claim anything, and
 	// a copy learns it is one without touching the session.
-	snap, err := sessRef.Get(ctx)
-	if notFound(err) {
-		return reject("unknown-session", fmt.Errorf("receiver index %d", hdr.ReceiverIndex))
-	}
+	sess, deviceID, err := s.sessionSnapshot(ctx, keys, hdr.ReceiverIndex)
 	if err != nil {
 		return err
-	}
-	var sd sessionDoc
-	if err := snap.DataTo(&sd); err != nil {
-		return err
-	}
-	sess, err := s.openSession(keys, hdr.ReceiverIndex, sd.Sealed)
-	if err != nil {
-		return fmt.Errorf("session %d: %w", hdr.ReceiverIndex, err)
 	}
 	pt, _, err := sess.Open(nil, up.Packet, s.deps.Now())
 	clear(pt)
@@ -64,13 +53,18 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 
 	var out outcome
 	var fresh []storedEvent
+	var sd sessionDoc
 	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		out, fresh = outcome{rec: rec}, nil
 		now := s.deps.Now()
-		devRef := fs.Collection(registry.DevicesCollection).Doc(sd.DeviceID)
+		devRef := fs.Collection(registry.DevicesCollection).Doc(deviceID)
 		snaps, err := tx.GetAll([]*firestore.DocumentRef{sessRef, devRef})
 		if err != nil {
 			return err
+		}
+		if !snaps[0].Exists() {
+			out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", hdr.ReceiverIndex))
+			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
 		}
 		if err := snaps[0].DataTo(&sd); err != nil {
 			return err
@@ -168,7 +162,8 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	if err := s.publishEvents(ctx, out.rec.ProjectID, out.rec.DeviceID, jsonOf(fresh)); err != nil {
 		return err
 	}
-	return s.finish(ctx, recRef, out)
+	s.scheduleReply(recRef, out)
+	return nil
 }
 
 func openReason(err error) string {
@@ -249,4 +244,41 @@ func jsonOf(events []storedEvent) [][]byte {
 		out[i] = e.doc.JSON
 	}
 	return out
+}
+
+// sessionTTL bounds how stale a cached session snapshot may be.
+const sessionTTL = 30 * time.Second
+
+// sessionSnapshot returns a private copy of a recent snapshot of a session.
+func (s *Service) sessionSnapshot(ctx context.Context, keys *cloudKeys, index uint32) (*radio.Session, string, error) {
+	now := s.deps.Now()
+	s.sessMu.Lock()
+	c, ok := s.sessions[index]
+	s.sessMu.Unlock()
+	if !ok || now.Sub(c.fetched) > sessionTTL {
+		snap, err := s.deps.Firestore.Collection(sessionsCollection).Doc(sessionID(index)).Get(ctx)
+		if notFound(err) {
+			return nil, "", reject("unknown-session", fmt.Errorf("receiver index %d", index))
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		var sd sessionDoc
+		if err := snap.DataTo(&sd); err != nil {
+			return nil, "", err
+		}
+		sess, err := s.openSession(keys, index, sd.Sealed)
+		if err != nil {
+			return nil, "", fmt.Errorf("session %d: %w", index, err)
+		}
+		c = cachedSession{sess: sess, deviceID: sd.DeviceID, fetched: now}
+		s.sessMu.Lock()
+		if len(s.sessions) > 100000 {
+			clear(s.sessions)
+		}
+		s.sessions[index] = c
+		s.sessMu.Unlock()
+	}
+	cp := *c.sess
+	return &cp, c.deviceID, nil
 }

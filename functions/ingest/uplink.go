@@ -146,7 +146,8 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 		return out.reject
 	}
 	s.log.Info("handshake accepted", "deviceId", dev.ID, "connectorId", up.ConnectorID)
-	return s.finish(ctx, recRef, out)
+	s.scheduleReply(recRef, out)
+	return nil
 }
 
 // freeIndex picks a random receiver index not used by a live session. The

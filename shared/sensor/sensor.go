@@ -46,7 +46,10 @@ var ErrNoSession = errors.New("sensor: no session yet")
 // Stats are a sensor's counters.
 type Stats struct {
 	Handshakes, Sent, Acked, Dropped, Resent uint64
-	Backlog                                  int
+	// Recorded is the number of readings taken; their Seqs are
+	// firstSeq .. firstSeq+Recorded-1.
+	Recorded uint64
+	Backlog  int
 }
 
 type pending struct {
@@ -58,8 +61,9 @@ type pending struct {
 // Sensor is one sensor's protocol state. It is safe for concurrent use: the
 // simulator's send loop and radio receive loop share it.
 type Sensor struct {
-	cfg   Config
-	creds credentials.Sensor
+	cfg      Config
+	firstSeq uint64
+	creds    credentials.Sensor
 	// Static is the sensor's own key pair.
 	static radio.KeyPair
 	psk    [32]byte
@@ -105,7 +109,7 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 		cfg.Limits = radio.DefaultLimits
 	}
 	s := &Sensor{
-		cfg: cfg, creds: creds, nextSeq: firstSeq,
+		cfg: cfg, creds: creds, nextSeq: firstSeq, firstSeq: firstSeq,
 		psk: [32]byte(creds.PSK), cloud: [32]byte(creds.CloudPublic),
 		inflight: make(map[uint64][]uint64),
 	}
@@ -147,6 +151,7 @@ func (s *Sensor) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Backlog = len(s.backlog)
+	st.Recorded = s.nextSeq - s.firstSeq
 	return st
 }
 

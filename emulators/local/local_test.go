@@ -1,0 +1,326 @@
+package local_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/platform"
+	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
+	"github.com/sealedsense/sealedsense/emulators/stack"
+	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/event"
+	"github.com/sealedsense/sealedsense/shared/relay"
+)
+
+func TestMain(m *testing.M) { platformtest.Main(m) }
+
+func start(t *testing.T, sensors, connectors int) *local.Deployment {
+	t.Helper()
+	d, err := local.Start(context.Background(), local.Config{
+		Platform: platformtest.Platform(), Project: platformtest.ProjectID(t), DataDir: t.TempDir(),
+		Sensors: sensors, Connectors: connectors, Interval: 2 * time.Second, Seed: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// drain stops new readings and waits until every sensor's backlog is
+// acknowledged: after it, each reading must be stored exactly once.
+func drain(t *testing.T, d *local.Deployment) {
+	t.Helper()
+	d.Sim.StopReadings()
+	deadline := time.Now().Add(60 * time.Second)
+	for d.Sim.Backlog() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d readings still unacknowledged after 60s", d.Sim.Backlog())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// assertExactlyOnce checks every reading each sensor took against the
+// events collection: present once under its deterministic id, nothing
+// else.
+func assertExactlyOnce(t *testing.T, d *local.Deployment, devices []string) {
+	t.Helper()
+	ctx := context.Background()
+	total := 0
+	for _, dev := range devices {
+		st := d.Sim.Sensor(dev).Stats()
+		docs, err := d.FS.Collection("events").Where("deviceId", "==", dev).Documents(ctx).GetAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, doc := range docs {
+			if doc.Data()["eventType"] != "networkStatus" {
+				got[doc.Ref.ID] = true
+			}
+		}
+		for seq := uint64(1); seq <= st.Recorded; seq++ {
+			if !got[event.ID(dev, seq)] {
+				t.Errorf("device %s: reading %d was never stored", dev, seq)
+			}
+			delete(got, event.ID(dev, seq))
+		}
+		if len(got) != 0 {
+			t.Errorf("device %s: %d stored events match no reading", dev, len(got))
+		}
+		total += int(st.Recorded)
+	}
+	if total == 0 {
+		t.Fatal("no readings were taken")
+	}
+	t.Logf("%d readings from %d sensors, each stored exactly once", total, len(devices))
+}
+
+func TestEverythingOnceThroughTheBestConnector(t *testing.T) {
+	d := start(t, 20, 3)
+	time.Sleep(16 * time.Second)
+	drain(t, d)
+	devices := d.Devices()
+	assertExactlyOnce(t, d, devices)
+
+	st := d.Sim.Stats()
+	if st.ReplyErrors != 0 {
+		t.Fatalf("%d replies failed to open at a sensor (a reply sent twice would)", st.ReplyErrors)
+	}
+	if st.WrongVia != 0 {
+		t.Fatalf("%d of %d replies came through a connector other than the sensor's strongest", st.WrongVia, st.Replies)
+	}
+	// Every packet the cloud answered got exactly one reply.
+	docs, err := d.FS.Collection("receptions").Where("done", "==", true).Documents(context.Background()).GetAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := 0
+	for _, doc := range docs {
+		if via, _ := doc.Data()["via"].(string); via != "" {
+			answered++
+		}
+	}
+	if uint64(answered) != st.Replies {
+		t.Fatalf("cloud answered %d packets, sensors accepted %d replies", answered, st.Replies)
+	}
+	multi := 0
+	for _, dev := range devices {
+		if len(d.Sim.InRange(dev)) > 1 {
+			multi++
+		}
+	}
+	if multi < len(devices)/2 {
+		t.Fatalf("only %d of %d sensors are heard by more than one connector: the test needs overlap", multi, len(devices))
+	}
+	t.Logf("%d replies, all through the strongest connector; %d sensors heard by several connectors; per connector %v", st.Replies, multi, st.RepliesVia)
+}
+
+func TestKilledConnector(t *testing.T) {
+	t.Parallel()
+	d := start(t, 10, 3)
+	time.Sleep(6 * time.Second)
+	d.KillConnector("ccon-1")
+	var orphans []string
+	before := map[string]uint64{}
+	for _, dev := range d.Devices() {
+		if d.Sim.Strongest(dev) == "ccon-1" {
+			orphans = append(orphans, dev)
+			before[dev] = d.Sim.Sensor(dev).Stats().Acked
+		}
+	}
+	if len(orphans) == 0 {
+		t.Fatal("no sensor has ccon-1 as its best connector; the test would prove nothing")
+	}
+	time.Sleep(10 * time.Second)
+	for _, dev := range orphans {
+		if d.Sim.Sensor(dev).Stats().Acked <= before[dev] {
+			t.Errorf("sensor %s got no ACK after its best connector died", dev)
+		}
+	}
+	drain(t, d)
+	assertExactlyOnce(t, d, d.Devices())
+}
+
+func TestFunctionsServerRestart(t *testing.T) {
+	t.Parallel()
+	d := start(t, 10, 3)
+	time.Sleep(6 * time.Second)
+	d.KillFunctions()
+	time.Sleep(5 * time.Second)
+	if err := d.StartFunctions(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second)
+	drain(t, d)
+	assertExactlyOnce(t, d, d.Devices())
+}
+
+// rejections counts the functions server's rejection log lines by reason.
+func rejections(t *testing.T, d *local.Deployment) map[string]int {
+	t.Helper()
+	f, err := os.Open(d.LogPath("functions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]int{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var line struct {
+			Rejected string `json:"rejected"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Rejected != "" {
+			out[line.Rejected]++
+		}
+	}
+	return out
+}
+
+func eventCount(t *testing.T, d *local.Deployment) int {
+	t.Helper()
+	docs, err := d.FS.Collection("events").Documents(context.Background()).GetAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(docs)
+}
+
+func TestRoguePublisherAndPoison(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := start(t, 3, 2)
+	// Listen on uplinks like an attacker with publish and subscribe rights.
+	if err := platform.EnsureSubscription(ctx, d.PS, platform.SubscriptionSpec{ID: "spy", Topic: stack.TopicUplinks}); err != nil {
+		t.Fatal(err)
+	}
+	captured := make(chan []byte, 100)
+	rctx, cancel := context.WithCancel(ctx)
+	go func() {
+		_ = d.PS.Subscriber("spy").Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+			m.Ack()
+			select {
+			case captured <- m.Data:
+			default:
+			}
+		})
+	}()
+	var data []byte
+	var keyOwner relay.Uplink
+	for data == nil {
+		select {
+		case b := <-captured:
+			data = b
+		case <-time.After(20 * time.Second):
+			t.Fatal("no uplink captured")
+		}
+	}
+	cancel()
+	creds, err := credentials.LoadConnector(filepath.Join(d.DataDir(), "credentials", "ccon-1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Recover the radio packet from the captured envelope by opening it with
+	// the connector's registered key.
+	keyOwner, err = openAny(ctx, d, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // let the genuine packet finish first
+	d.Sim.StopReadings()
+	time.Sleep(3 * time.Second)
+	before := eventCount(t, d)
+	baseline := rejections(t, d)
+
+	_, rogue, _ := ed25519.GenerateKey(rand.Reader)
+	replay, _ := relay.SignUplink(ed25519.PrivateKey(creds.PrivateKey), relay.Uplink{ConnectorID: "ccon-1", Received: time.Now().UTC(), RSSI: -60, Packet: keyOwner.Packet})
+	forged, _ := relay.SignUplink(rogue, relay.Uplink{ConnectorID: "ccon-1", Received: time.Now().UTC(), Packet: keyOwner.Packet})
+	unknown, _ := relay.SignUplink(rogue, relay.Uplink{ConnectorID: "ccon-666", Received: time.Now().UTC(), Packet: keyOwner.Packet})
+	pub := d.PS.Publisher(stack.TopicUplinks)
+	defer pub.Stop()
+	for _, msg := range [][]byte{replay, forged, unknown, []byte("\x00\x01 garbage, not an envelope")} {
+		if _, err := pub.Publish(ctx, &pubsub.Message{Data: msg}).Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]int{"replay": 1, "bad-signature": 1, "unknown-connector": 1, "malformed-envelope": 1}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := rejections(t, d)
+		ok := true
+		for reason, n := range want {
+			if got[reason]-baseline[reason] < n {
+				ok = false
+			}
+		}
+		if ok {
+			t.Logf("rejections counted: %v", got)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rejections %v (before %v), want at least %v more", got, baseline, want)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if after := eventCount(t, d); after != before {
+		t.Fatalf("rogue messages changed Firestore: %d events before, %d after", before, after)
+	}
+
+	// A poison message: authentic envelope, but the session it names is
+	// corrupt, so ingest fails every time. It must end on the dead-letter
+	// topic after the retry budget, not loop forever.
+	if _, err := d.FS.Collection("sessions").Doc("12345").Set(ctx, map[string]any{"deviceId": "x", "sealed": []byte("corrupt")}); err != nil {
+		t.Fatal(err)
+	}
+	poisonPkt := append([]byte{3, 0x39, 0x30, 0, 0}, make([]byte, 8+20)...)
+	poison, _ := relay.SignUplink(ed25519.PrivateKey(creds.PrivateKey), relay.Uplink{ConnectorID: "ccon-1", Received: time.Now().UTC(), Packet: poisonPkt})
+	if _, err := pub.Publish(ctx, &pubsub.Message{Data: poison}).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 90*time.Second)
+	defer dcancel()
+	var dead *pubsub.Message
+	_ = d.PS.Subscriber(stack.SubDeadLetter).Receive(dctx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		if string(m.Data) == string(poison) {
+			dead = m
+			dcancel()
+		}
+	})
+	if dead == nil {
+		t.Fatal("the poison message never reached the dead-letter topic")
+	}
+	t.Logf("poison dead-lettered after %s delivery attempts", dead.Attributes["CloudPubSubDeadLetterSourceDeliveryCount"])
+	if c, err := net.Dial("tcp", d.FunctionsAddr); err != nil {
+		t.Fatal("the functions server died on bad input")
+	} else {
+		c.Close()
+	}
+	if !strings.Contains(dead.Attributes["CloudPubSubDeadLetterSourceSubscription"], "ingest-uplinks") {
+		t.Fatalf("dead letter attributes %v", dead.Attributes)
+	}
+}
+
+// openAny opens a captured uplink with whichever connector signed it.
+func openAny(ctx context.Context, d *local.Deployment, data []byte) (relay.Uplink, error) {
+	return relay.OpenUplink(ctx, data, func(_ context.Context, id string) (ed25519.PublicKey, error) {
+		c, err := credentials.LoadConnector(filepath.Join(d.DataDir(), "credentials", id+".json"))
+		if err != nil {
+			return nil, err
+		}
+		return ed25519.PrivateKey(c.PrivateKey).Public().(ed25519.PublicKey), nil
+	})
+}
