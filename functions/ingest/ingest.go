@@ -32,6 +32,9 @@ type Config struct {
 	// Window is the collection window: copies of a packet that arrive
 	// within it add their reception metadata (default 200ms).
 	Window time.Duration
+	// MaxWindow bounds how long the reply waits for the copies of
+	// connectors that usually hear the device (default 1s).
+	MaxWindow time.Duration
 	// Limits bound a session's age and packet count.
 	Limits radio.Limits
 	// DownlinkTTL is how long a connector may still transmit a reply
@@ -60,6 +63,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	def(&c.Window, 200*time.Millisecond)
+	def(&c.MaxWindow, max(time.Second, c.Window))
 	def(&c.DownlinkTTL, 5*time.Second)
 	def(&c.NetworkStatusEvery, 15*time.Minute)
 	def(&c.OfflineAfter, 90*time.Second)
@@ -99,8 +103,10 @@ type Service struct {
 	keysMu sync.Mutex
 	keys   *cloudKeys
 
-	connMu sync.Mutex
-	conns  map[string]cachedConnector
+	connMu   sync.Mutex
+	conns    map[string]cachedConnector
+	online   map[string]bool // connectors with current heartbeats
+	onlineAt time.Time
 
 	sessMu   sync.Mutex
 	sessions map[uint32]cachedSession

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -25,35 +26,72 @@ func (s *Service) scheduleReply(recRef *firestore.DocumentRef, out outcome) {
 	s.deps.After(out.rec.FirstSeen.Add(s.cfg.Window).Sub(s.deps.Now()), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 		defer cancel()
-		if err := s.finish(ctx, recRef, out); err != nil {
+		again, err := s.finish(ctx, recRef, out)
+		if err != nil {
 			s.log.Error("reply failed; the sensor will resend", "error", err.Error(), "deviceId", out.rec.DeviceID)
 		}
+		if again > 0 {
+			s.deps.After(again, func() { s.scheduleReply(recRef, out) })
+		}
 	})
+}
+
+// expectedHearers are the connectors that heard a device within the last
+// few minutes: the copies worth waiting a little longer for.
+func expectedHearers(links map[string]link, now time.Time) map[string]bool {
+	out := map[string]bool{}
+	for id, l := range links {
+		if now.Sub(l.LastSeen) < 10*time.Minute {
+			out[id] = true
+		}
+	}
+	return out
 }
 
 // finish picks one connector among those that heard the packet, sends the
 // reply through it, and records the choice so the next uplink can say
 // whether the reply arrived.
-func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out outcome) error {
+//
+// The collection window adapts: when a connector that has been hearing
+// this device has not delivered its copy yet, typically because Pub/Sub is
+// delivering a backlog, finish asks to run again shortly (the returned
+// delay), up to MaxWindow after the first copy.
+func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out outcome) (time.Duration, error) {
 	snap, err := recRef.Get(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var rec reception
 	if err := snap.DataTo(&rec); err != nil {
-		return err
+		return 0, err
+	}
+	if rec.Done {
+		return 0, nil
+	}
+	missing := expectedHearers(out.links, s.deps.Now())
+	if len(out.links) == 0 {
+		// A device heard for the first time (its first handshake): any
+		// online connector may be its best, so wait for them all, within
+		// MaxWindow. It happens once per device.
+		missing = s.onlineConnectors(ctx)
+	}
+	for _, h := range rec.Hearers {
+		delete(missing, h.ConnectorID)
+	}
+	if len(missing) > 0 && s.deps.Now().Sub(rec.FirstSeen) < s.cfg.MaxWindow {
+		return s.cfg.Window / 4, nil
 	}
 	via := chooseConnector(rec.Hearers, out.links)
 	keys, err := s.cloud(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	env, err := relay.SignDownlink(keys.channel, relay.Downlink{ConnectorID: via, Expires: s.deps.Now().Add(s.cfg.DownlinkTTL), Packet: rec.Reply})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := s.deps.Downlinks.Publish(ctx, &pubsub.Message{Data: env, Attributes: map[string]string{"connector": via}}).Get(ctx); err != nil {
-		return fmt.Errorf("downlink: %w", err)
+		return 0, fmt.Errorf("downlink: %w", err)
 	}
 
 	now := s.deps.Now()
@@ -63,7 +101,7 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 	if len(rec.EventIDs) > 0 {
 		// Only transport replies can be judged: the sensor reports the
 		// counters of those it received in its next uplink.
-		devUpd = append(devUpd, firestore.Update{Path: "pendingReply", Value: pendingReply{Via: via, Counter: rec.ReplyCtr}})
+		devUpd = append(devUpd, firestore.Update{Path: "pendingReply", Value: pendingReply{Via: via, Counter: rec.ReplyCtr, Sent: s.deps.Now()}})
 	}
 	for _, h := range rec.Hearers {
 		prev := out.links[h.ConnectorID]
@@ -79,7 +117,7 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 	if rec.ProjectID != "" && now.Sub(out.netStatus) >= s.cfg.NetworkStatusEvery {
 		netEvent, err = s.networkStatus(ctx, recRef, rec, via, devUpd, now)
 		if err != nil {
-			return err
+			return 0, err
 		}
 	} else {
 		err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
@@ -89,16 +127,16 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 			return tx.Update(devRef, devUpd)
 		})
 		if err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if netEvent != nil {
 		if err := s.publishEvents(ctx, rec.ProjectID, rec.DeviceID, [][]byte{netEvent}); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	s.log.Info("reply sent", "deviceId", rec.DeviceID, "via", via, "heardBy", len(rec.Hearers))
-	return nil
+	return 0, nil
 }
 
 // networkStatus writes the device's networkStatus event together with the
@@ -225,4 +263,29 @@ func toReceptions(hs []hearer) []event.Reception {
 		out[i] = event.Reception{ConnectorID: h.ConnectorID, RSSI: h.RSSI}
 	}
 	return out
+}
+
+// onlineConnectors lists connectors whose heartbeats are current, cached
+// briefly: it only shapes how long a first reply waits.
+func (s *Service) onlineConnectors(ctx context.Context) map[string]bool {
+	now := s.deps.Now()
+	s.connMu.Lock()
+	if now.Sub(s.onlineAt) < s.cfg.ConnectorCacheTTL {
+		out := maps.Clone(s.online)
+		s.connMu.Unlock()
+		return out
+	}
+	s.connMu.Unlock()
+	docs, err := s.deps.Firestore.Collection(registry.ConnectorsCollection).Where("online", "==", true).Documents(ctx).GetAll()
+	if err != nil {
+		return map[string]bool{} // not worth failing a reply over
+	}
+	online := make(map[string]bool, len(docs))
+	for _, d := range docs {
+		online[d.Ref.ID] = true
+	}
+	s.connMu.Lock()
+	s.online, s.onlineAt = online, now
+	s.connMu.Unlock()
+	return maps.Clone(online)
 }

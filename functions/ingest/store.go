@@ -99,8 +99,9 @@ type link struct {
 // pendingReply is the last reply sent to a device, judged when the device
 // next speaks: its uplink lists the reply counters it received.
 type pendingReply struct {
-	Via     string `firestore:"via"`
-	Counter int64  `firestore:"counter"`
+	Via     string    `firestore:"via"`
+	Counter int64     `firestore:"counter"`
+	Sent    time.Time `firestore:"sent"`
 }
 
 // deviceState is the part of the device document the pipeline reads.

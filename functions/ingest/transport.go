@@ -137,13 +137,14 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 				latest[e.doc.EventType] = e
 			}
 		}
-		upd := feedback(st, ul.Replies)
+		upd := feedback(st, ul.Replies, now)
 		for typ, e := range latest {
 			upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"reported", typ}, Value: e.data})
 		}
-		upd = append(upd, firestore.Update{Path: "pendingReply", Value: firestore.Delete})
-		if err := tx.Update(devRef, upd); err != nil {
-			return err
+		if len(upd) > 0 {
+			if err := tx.Update(devRef, upd); err != nil {
+				return err
+			}
 		}
 		out.rec.DeviceID, out.rec.ProjectID, out.rec.Reply, out.rec.EventIDs = sd.DeviceID, st.ProjectID, replyPkt, ids
 		out.links, out.netStatus = st.Links, st.LastNetworkStatus
@@ -179,17 +180,30 @@ func openReason(err error) string {
 	}
 }
 
-// feedback judges the last reply from what the device says it received.
-func feedback(st deviceState, received []uint64) []firestore.Update {
+// feedbackGrace is how long after a reply was sent an uplink that does not
+// mention it counts as proof it was lost. A sensor that spoke again before
+// the reply reached it will mention it in the uplink after.
+const feedbackGrace = 3 * time.Second
+
+// feedback judges the last reply from what the device says it received:
+// acknowledged if listed, lost if not listed long after it went out, and
+// otherwise not judged yet.
+func feedback(st deviceState, received []uint64, now time.Time) []firestore.Update {
 	p := st.Pending
 	if p == nil || p.Via == "" {
 		return nil
 	}
 	field := "acked"
 	if !slices.Contains(received, uint64(p.Counter)) {
+		if now.Sub(p.Sent) < feedbackGrace {
+			return nil
+		}
 		field = "failed"
 	}
-	return []firestore.Update{{FieldPath: firestore.FieldPath{"links", p.Via, field}, Value: firestore.Increment(1)}}
+	return []firestore.Update{
+		{FieldPath: firestore.FieldPath{"links", p.Via, field}, Value: firestore.Increment(1)},
+		{Path: "pendingReply", Value: firestore.Delete},
+	}
 }
 
 // storedEvent is an event ready to write and publish.
