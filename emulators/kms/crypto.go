@@ -58,6 +58,7 @@ func usable(v *keyVersion, name string) error {
 
 // Encrypt seals with the named version, or the key's primary.
 func (s *Server) Encrypt(_ context.Context, req *kmspb.EncryptRequest) (*kmspb.EncryptResponse, error) {
+	s.calls.Add(1)
 	if len(req.GetPlaintext()) > maxPlaintext || len(req.GetAdditionalAuthenticatedData()) > maxAAD {
 		return nil, status.Errorf(codes.InvalidArgument, "plaintext and additional_authenticated_data are limited to 64 KiB")
 	}
@@ -129,6 +130,7 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 
 // Decrypt opens a ciphertext made by Encrypt under the same CryptoKey.
 func (s *Server) Decrypt(_ context.Context, req *kmspb.DecryptRequest) (*kmspb.DecryptResponse, error) {
+	s.calls.Add(1)
 	ct := req.GetCiphertext()
 	if err := checkCRC("ciphertext", ct, req.GetCiphertextCrc32C()); err != nil {
 		return nil, err
@@ -196,6 +198,7 @@ func (s *Server) signer(name string) (*ecdsa.PrivateKey, *cryptoKey, error) {
 // AsymmetricSign signs a SHA-256 digest with ECDSA P-256 (ASN.1 DER), as
 // EC_SIGN_P256_SHA256 does.
 func (s *Server) AsymmetricSign(_ context.Context, req *kmspb.AsymmetricSignRequest) (*kmspb.AsymmetricSignResponse, error) {
+	s.calls.Add(1)
 	d := req.GetDigest().GetSha256()
 	if len(d) != 32 {
 		return nil, status.Errorf(codes.InvalidArgument, "EC_SIGN_P256_SHA256 needs a 32-byte digest.sha256")
@@ -221,6 +224,7 @@ func (s *Server) AsymmetricSign(_ context.Context, req *kmspb.AsymmetricSignRequ
 
 // GetPublicKey returns a signing version's public key as PEM.
 func (s *Server) GetPublicKey(_ context.Context, req *kmspb.GetPublicKeyRequest) (*kmspb.PublicKey, error) {
+	s.calls.Add(1)
 	s.mu.Lock()
 	priv, k, err := s.signer(req.GetName())
 	s.mu.Unlock()

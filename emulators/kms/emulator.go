@@ -10,8 +10,9 @@ import (
 
 // Emulator is a running KMS emulator.
 type Emulator struct {
-	lis net.Listener
-	srv *grpc.Server
+	lis    net.Listener
+	srv    *grpc.Server
+	server *Server
 }
 
 // Start serves the emulator on addr ("127.0.0.1:0" picks a free port)
@@ -28,7 +29,7 @@ func Start(_ context.Context, addr string, opts ...Option) (*Emulator, error) {
 	g := grpc.NewServer()
 	s.Register(g)
 	go func() { _ = g.Serve(lis) }()
-	return &Emulator{lis: lis, srv: g}, nil
+	return &Emulator{lis: lis, srv: g, server: s}, nil
 }
 
 // Addr is the host:port to put in KMS_EMULATOR_HOST.
@@ -39,3 +40,6 @@ func (e *Emulator) Close() error {
 	e.srv.GracefulStop()
 	return nil
 }
+
+// CryptoCalls is the number of cryptographic operations served so far.
+func (e *Emulator) CryptoCalls() uint64 { return e.server.CryptoCalls() }

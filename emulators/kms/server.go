@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/kms/apiv1/kmspb"
@@ -27,7 +28,14 @@ type Server struct {
 	st        *state
 	stateFile string
 	now       func() time.Time
+	// calls counts cryptographic operations, which are what KMS bills and
+	// what the pipeline promises to keep off the per-packet path.
+	calls atomic.Uint64
 }
+
+// CryptoCalls is the number of Encrypt, Decrypt, AsymmetricSign and
+// GetPublicKey calls served.
+func (s *Server) CryptoCalls() uint64 { return s.calls.Load() }
 
 // Option configures a Server.
 type Option func(*Server)

@@ -32,6 +32,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/sensor"
 )
 
 // Config describes a local deployment.
@@ -49,6 +50,7 @@ type Config struct {
 	SensorTypes []string // cycled over the sensors (default: temperature, humidity, co2, proximity, touch, waterDetector)
 	Connectors  int
 	Interval    time.Duration // between a sensor's readings
+	Batch       int           // readings a sensor collects before it transmits (default 1)
 	Window      time.Duration // ingest's collection window
 	Seed        uint64
 	// SweepEvery is how often the stand-in for Cloud Scheduler calls Sweep
@@ -264,7 +266,8 @@ func (d *Deployment) provision(ctx context.Context) error {
 			At: simulator.Point{X: rng.Float64()*400 - 200, Y: rng.Float64()*400 - 200},
 		})
 	}
-	d.Sim, err = simulator.New(simulator.Config{Sensors: sensors, Connectors: conns, Interval: d.cfg.Interval, Seed: d.cfg.Seed, Logger: d.log})
+	d.Sim, err = simulator.New(simulator.Config{Sensors: sensors, Connectors: conns, Interval: d.cfg.Interval, Seed: d.cfg.Seed, Logger: d.log,
+		Sensor: sensor.Config{Batch: d.cfg.Batch}})
 	return err
 }
 
@@ -449,3 +452,6 @@ func (d *Deployment) Devices() []string { return d.Sim.Devices() }
 
 // DataDir is where logs and credentials are.
 func (d *Deployment) DataDir() string { return d.cfg.DataDir }
+
+// Platform is the emulators the deployment runs on.
+func (d *Deployment) Platform() *platform.Platform { return d.platform }

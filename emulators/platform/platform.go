@@ -288,3 +288,6 @@ func (p *Platform) Close() error {
 	}
 	return nil
 }
+
+// KMSCalls is the number of cryptographic KMS operations served so far.
+func (p *Platform) KMSCalls() uint64 { return p.kms.CryptoCalls() }

@@ -209,6 +209,16 @@ func (s *Simulator) Stats() Stats {
 // what is not yet acknowledged, so a run can drain before it is checked.
 func (s *Simulator) StopReadings() { s.quiet.Store(true) }
 
+// AckLatencies collects every sensor's send-to-ACK times since the last
+// call.
+func (s *Simulator) AckLatencies() []time.Duration {
+	var out []time.Duration
+	for _, ss := range s.sensors {
+		out = append(out, ss.dev.AckLatencies()...)
+	}
+	return out
+}
+
 // Backlog is the number of readings not yet acknowledged, over all sensors.
 func (s *Simulator) Backlog() int {
 	n := 0

@@ -39,6 +39,7 @@ func (s *Service) claim(ctx context.Context, ref *firestore.DocumentRef, up rela
 		Hearers: []hearer{s.hearer(up)}, ExpireAt: now.Add(24 * time.Hour),
 	}
 	if mayCreate {
+		s.commits.Add(1)
 		_, err := ref.Create(ctx, rec)
 		if err == nil {
 			return owner, rec, nil
@@ -81,11 +82,13 @@ func (s *Service) claim(ctx context.Context, ref *firestore.DocumentRef, up rela
 	}
 	if gap := up.Received.Sub(rec.FirstReceived).Abs(); gap > s.cfg.Window {
 		// A slow connector and a replay look the same: both are dropped.
+		s.commits.Add(1)
 		if _, err := ref.Update(ctx, []firestore.Update{{Path: "late", Value: firestore.Increment(1)}}); err != nil {
 			return 0, reception{}, err
 		}
 		return 0, reception{}, reject("replay", fmt.Errorf("copy from %s received %v after the first", up.ConnectorID, gap.Round(time.Millisecond)))
 	}
+	s.commits.Add(1)
 	if _, err := ref.Update(ctx, []firestore.Update{{Path: "hearers", Value: firestore.ArrayUnion(s.hearer(up))}}); err != nil {
 		return 0, reception{}, err
 	}

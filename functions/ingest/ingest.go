@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -107,6 +108,10 @@ type Service struct {
 	conns    map[string]cachedConnector
 	online   map[string]bool // connectors with current heartbeats
 	onlineAt time.Time
+
+	// commits counts Firestore writes (a transaction is one), packets the
+	// unique packets stored; the load tool reads them from the logs.
+	commits, packets atomic.Uint64
 
 	sessMu   sync.Mutex
 	sessions map[uint32]cachedSession

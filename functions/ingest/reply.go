@@ -120,6 +120,7 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 			return 0, err
 		}
 	} else {
+		s.commits.Add(1)
 		err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 			if err := tx.Update(recRef, []firestore.Update{{Path: "via", Value: via}, {Path: "done", Value: true}}); err != nil {
 				return err
@@ -135,7 +136,8 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 			return 0, err
 		}
 	}
-	s.log.Info("reply sent", "deviceId", rec.DeviceID, "via", via, "heardBy", len(rec.Hearers))
+	s.log.Info("reply sent", "deviceId", rec.DeviceID, "via", via, "heardBy", len(rec.Hearers),
+		"commits", s.commits.Load(), "uniquePackets", s.packets.Load())
 	return 0, nil
 }
 
@@ -153,6 +155,7 @@ func (s *Service) networkStatus(ctx context.Context, recRef *firestore.DocumentR
 	devUpd = append(devUpd,
 		firestore.Update{Path: "lastNetworkStatus", Value: now},
 		firestore.Update{FieldPath: firestore.FieldPath{"reported", "networkStatus"}, Value: se.data})
+	s.commits.Add(1)
 	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		snap, err := tx.Get(evRef)
 		if err != nil && !notFound(err) {

@@ -101,6 +101,7 @@ func (s *Service) setConnection(ctx context.Context, id string, change func(conn
 	ref := fs.Collection(registry.ConnectorsCollection).Doc(id)
 	var js []byte
 	var project string
+	s.commits.Add(1)
 	err := fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		js = nil
 		now := s.deps.Now()

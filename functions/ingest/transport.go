@@ -54,6 +54,7 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	var out outcome
 	var fresh []storedEvent
 	var sd sessionDoc
+	s.commits.Add(1)
 	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		out, fresh = outcome{rec: rec}, nil
 		now := s.deps.Now()
@@ -160,6 +161,7 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	if out.reject != nil {
 		return out.reject
 	}
+	s.packets.Add(1)
 	if err := s.publishEvents(ctx, out.rec.ProjectID, out.rec.DeviceID, jsonOf(fresh)); err != nil {
 		return err
 	}

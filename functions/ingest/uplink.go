@@ -77,6 +77,7 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	}
 	dev, err := s.deps.Registry.DeviceByPublicKey(ctx, hs.PeerStatic())
 	if errors.Is(err, registry.ErrNotFound) {
+		s.commits.Add(1)
 		_, _ = recRef.Update(ctx, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
 		return reject("unknown-sensor", err)
 	}
@@ -89,6 +90,7 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	}
 	devRef := fs.Collection(registry.DevicesCollection).Doc(dev.ID)
 	var out outcome
+	s.commits.Add(1)
 	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		out = outcome{rec: rec}
 		now := s.deps.Now()

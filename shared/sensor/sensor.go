@@ -26,6 +26,10 @@ type Config struct {
 	MaxBacklog int
 	// MaxPerPacket bounds the readings in one packet (default 16).
 	MaxPerPacket int
+	// Batch holds new readings back until this many are waiting (default
+	// 1: send each at once). Radio time is what drains a battery, so real
+	// sensors batch; resends of overdue readings never wait.
+	Batch int
 	// ResendAfter is how long a sent reading waits for its ACK before it
 	// goes out again as backfill (default 10s).
 	ResendAfter time.Duration
@@ -75,8 +79,10 @@ type Sensor struct {
 	hs          *radio.InitiatorHandshake
 	hsStarted   time.Time
 	session     *radio.Session
-	backlog     []pending           // ordered by Seq
-	inflight    map[uint64][]uint64 // radio counter -> seqs it carried
+	backlog     []pending            // ordered by Seq
+	inflight    map[uint64][]uint64  // radio counter -> seqs it carried
+	sentAt      map[uint64]time.Time // radio counter -> when it was sent
+	latencies   []time.Duration      // send-to-ACK, since the last AckLatencies
 	config      payload.Config
 	heard       []uint64 // reply counters received since the last uplink
 	stats       Stats
@@ -96,6 +102,9 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 	if cfg.MaxPerPacket <= 0 {
 		cfg.MaxPerPacket = 16
 	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1
+	}
 	if cfg.ResendAfter <= 0 {
 		cfg.ResendAfter = 10 * time.Second
 	}
@@ -111,7 +120,7 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 	s := &Sensor{
 		cfg: cfg, creds: creds, nextSeq: firstSeq, firstSeq: firstSeq,
 		psk: [32]byte(creds.PSK), cloud: [32]byte(creds.CloudPublic),
-		inflight: make(map[uint64][]uint64),
+		inflight: make(map[uint64][]uint64), sentAt: make(map[uint64]time.Time),
 	}
 	copy(s.static.Private[:], creds.StaticPrivate)
 	copy(s.static.Public[:], creds.StaticPublic)
@@ -143,6 +152,15 @@ func (s *Sensor) Config() payload.Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.config
+}
+
+// AckLatencies returns the send-to-ACK times measured since the last call.
+func (s *Sensor) AckLatencies() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.latencies
+	s.latencies = nil
+	return out
 }
 
 // Stats returns the counters.
@@ -225,6 +243,9 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 			picked = append(picked, i)
 		}
 	}
+	if len(picked) < min(s.cfg.Batch, s.cfg.MaxPerPacket) {
+		picked = picked[:0]
+	}
 	for i := range s.backlog {
 		if len(picked) >= s.cfg.MaxPerPacket {
 			break
@@ -273,6 +294,7 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 		seqs = append(seqs, s.backlog[i].reading.Seq)
 	}
 	s.inflight[counter] = seqs
+	s.sentAt[counter] = now
 	s.heard = nil
 	// ACKs that never come would grow the map without end; a counter this
 	// far behind carries readings that were resent under newer counters.
@@ -280,6 +302,7 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 		for c := range s.inflight {
 			if c+uint64(4*s.cfg.MaxBacklog) < counter {
 				delete(s.inflight, c)
+				delete(s.sentAt, c)
 			}
 		}
 	}
@@ -316,6 +339,7 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 		// Counters restart with the session, so in-flight ACK bookkeeping
 		// of the old one can no longer match; its readings are resent.
 		clear(s.inflight)
+		clear(s.sentAt)
 		for i := range s.backlog {
 			s.backlog[i].lastSent = time.Time{}
 		}
@@ -336,7 +360,7 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 		if err != nil {
 			return true, fmt.Errorf("sensor %s: reply: %w", s.creds.DeviceID, err)
 		}
-		s.apply(reply)
+		s.apply(reply, now)
 		if len(s.heard) < payload.MaxReplies {
 			s.heard = append(s.heard, replyCtr)
 		}
@@ -346,13 +370,17 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 	}
 }
 
-func (s *Sensor) apply(r payload.Reply) {
+func (s *Sensor) apply(r payload.Reply, now time.Time) {
 	acked := make(map[uint64]bool)
 	for _, c := range r.Acks {
 		for _, seq := range s.inflight[c] {
 			acked[seq] = true
 		}
+		if at, ok := s.sentAt[c]; ok && len(s.latencies) < 100000 {
+			s.latencies = append(s.latencies, now.Sub(at))
+		}
 		delete(s.inflight, c)
+		delete(s.sentAt, c)
 	}
 	if len(acked) > 0 {
 		kept := s.backlog[:0]
