@@ -121,9 +121,14 @@ type Service struct {
 // packets without a Firestore read: its keys never change, and a window
 // that is a little stale only sends a copy down the slower path.
 type cachedSession struct {
-	sess     *radio.Session
-	deviceID string
-	fetched  time.Time
+	sess    *radio.Session
+	meta    sessionMeta
+	fetched time.Time
+}
+
+// sessionMeta is what a session document says besides the sealed session.
+type sessionMeta struct {
+	DeviceID, ProjectID string
 }
 
 // cloudKeys are unwrapped once per instance: one KMS call each, then none.

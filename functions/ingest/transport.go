@@ -33,22 +33,42 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	// Authenticate against a recent snapshot of the session, outside any
 	// transaction: a forgery is refused before it can claim anything, and
 	// a copy learns it is one without touching the session.
-	sess, deviceID, err := s.sessionSnapshot(ctx, keys, hdr.ReceiverIndex)
+	sess, snap, err := s.sessionSnapshot(ctx, keys, hdr.ReceiverIndex)
 	if err != nil {
 		return err
 	}
 	pt, _, err := sess.Open(nil, up.Packet, s.deps.Now())
-	clear(pt)
 	seen := errors.Is(err, radio.ErrReplay) || errors.Is(err, radio.ErrTooOld)
 	if err != nil && !seen {
 		return reject(openReason(err), err)
 	}
+	var events []storedEvent
+	var ul payload.Uplink
+	if !seen {
+		// Decode before claiming: an authentic packet that does not decode
+		// is a sensor bug, refused without a write. Knowing the readings
+		// now lets the transaction read everything it needs at once.
+		ul, err = payload.DecodeUplink(pt)
+		clear(pt)
+		if err != nil {
+			return reject("bad-payload", err)
+		}
+		if events, err = s.readingEvents(snap.ProjectID, snap.DeviceID, ul.Readings, s.deps.Now()); err != nil {
+			return reject("bad-payload", err)
+		}
+	}
+	deviceID := snap.DeviceID
 	res, rec, err := s.claim(ctx, recRef, up, !seen)
 	if err != nil || res == copyOf || res == done {
 		return err
 	}
 	if res == resume {
 		return s.resume(ctx, recRef, rec)
+	}
+	if seen {
+		// The window holds the counter only once a transaction committed
+		// it, so there is nothing left to process here.
+		return nil
 	}
 
 	var out outcome
@@ -59,10 +79,15 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 		out, fresh = outcome{rec: rec}, nil
 		now := s.deps.Now()
 		devRef := fs.Collection(registry.DevicesCollection).Doc(deviceID)
-		snaps, err := tx.GetAll([]*firestore.DocumentRef{sessRef, devRef})
+		refs := []*firestore.DocumentRef{sessRef, devRef}
+		for _, e := range events {
+			refs = append(refs, fs.Collection(eventsCollection).Doc(e.id))
+		}
+		snaps, err := tx.GetAll(refs)
 		if err != nil {
 			return err
 		}
+		existing := snaps[2:]
 		if !snaps[0].Exists() {
 			out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", hdr.ReceiverIndex))
 			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
@@ -75,34 +100,21 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 			return err
 		}
 		pt, counter, err := sess.Open(nil, up.Packet, now)
+		defer clear(pt)
 		if err != nil {
 			out.reject = reject(openReason(err), err)
-			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
-		}
-		ul, err := payload.DecodeUplink(pt)
-		clear(pt)
-		if err != nil {
-			// Authentic but unreadable: a sensor bug. The counter is not
-			// consumed, and the copy is acknowledged so it cannot loop.
-			out.reject = reject("bad-payload", err)
 			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
 		}
 		var st deviceState
 		if err := snaps[1].DataTo(&st); err != nil {
 			return err
 		}
-		events, err := s.readingEvents(st.ProjectID, sd.DeviceID, ul.Readings, now)
-		if err != nil {
-			out.reject = reject("bad-payload", err)
-			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
-		}
-		refs := make([]*firestore.DocumentRef, len(events))
-		for i, e := range events {
-			refs[i] = fs.Collection(eventsCollection).Doc(e.id)
-		}
-		existing, err := tx.GetAll(refs)
-		if err != nil {
-			return err
+		if st.ProjectID != snap.ProjectID {
+			// Claimed or transferred since the snapshot: store under the
+			// project the device belongs to now.
+			if events, err = s.readingEvents(st.ProjectID, deviceID, ul.Readings, now); err != nil {
+				return err
+			}
 		}
 
 		// The reply: an ACK of this counter, sealed inside the transaction
@@ -130,7 +142,7 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 			if existing[i].Exists() {
 				continue // a backfilled reading stored before: exactly once
 			}
-			if err := tx.Create(refs[i], e.doc); err != nil {
+			if err := tx.Create(refs[2+i], e.doc); err != nil {
 				return err
 			}
 			fresh = append(fresh, e)
@@ -266,7 +278,7 @@ func jsonOf(events []storedEvent) [][]byte {
 const sessionTTL = 30 * time.Second
 
 // sessionSnapshot returns a private copy of a recent snapshot of a session.
-func (s *Service) sessionSnapshot(ctx context.Context, keys *cloudKeys, index uint32) (*radio.Session, string, error) {
+func (s *Service) sessionSnapshot(ctx context.Context, keys *cloudKeys, index uint32) (*radio.Session, sessionMeta, error) {
 	now := s.deps.Now()
 	s.sessMu.Lock()
 	c, ok := s.sessions[index]
@@ -274,20 +286,20 @@ func (s *Service) sessionSnapshot(ctx context.Context, keys *cloudKeys, index ui
 	if !ok || now.Sub(c.fetched) > sessionTTL {
 		snap, err := s.deps.Firestore.Collection(sessionsCollection).Doc(sessionID(index)).Get(ctx)
 		if notFound(err) {
-			return nil, "", reject("unknown-session", fmt.Errorf("receiver index %d", index))
+			return nil, sessionMeta{}, reject("unknown-session", fmt.Errorf("receiver index %d", index))
 		}
 		if err != nil {
-			return nil, "", err
+			return nil, sessionMeta{}, err
 		}
 		var sd sessionDoc
 		if err := snap.DataTo(&sd); err != nil {
-			return nil, "", err
+			return nil, sessionMeta{}, err
 		}
 		sess, err := s.openSession(keys, index, sd.Sealed)
 		if err != nil {
-			return nil, "", fmt.Errorf("session %d: %w", index, err)
+			return nil, sessionMeta{}, fmt.Errorf("session %d: %w", index, err)
 		}
-		c = cachedSession{sess: sess, deviceID: sd.DeviceID, fetched: now}
+		c = cachedSession{sess: sess, meta: sessionMeta{DeviceID: sd.DeviceID, ProjectID: sd.ProjectID}, fetched: now}
 		s.sessMu.Lock()
 		if len(s.sessions) > 100000 {
 			clear(s.sessions)
@@ -296,5 +308,5 @@ func (s *Service) sessionSnapshot(ctx context.Context, keys *cloudKeys, index ui
 		s.sessMu.Unlock()
 	}
 	cp := *c.sess
-	return &cp, c.deviceID, nil
+	return &cp, c.meta, nil
 }
