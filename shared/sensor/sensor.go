@@ -60,6 +60,19 @@ type pending struct {
 	reading  payload.Reading
 	sent     bool
 	lastSent time.Time
+	attempts int
+}
+
+// maxBackoff caps the exponential backoff of handshake retries and resends,
+// which keeps a fleet from hammering a cloud that is slow to answer.
+const maxBackoff = 2 * time.Minute
+
+func backoff(base time.Duration, attempts int) time.Duration {
+	d := base
+	for i := 1; i < attempts && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
 }
 
 // Sensor is one sensor's protocol state. It is safe for concurrent use: the
@@ -78,6 +91,7 @@ type Sensor struct {
 	nextIndex   uint32
 	hs          *radio.InitiatorHandshake
 	hsStarted   time.Time
+	hsAttempts  int
 	session     *radio.Session
 	backlog     []pending            // ordered by Seq
 	inflight    map[uint64][]uint64  // radio counter -> seqs it carried
@@ -181,7 +195,7 @@ func (s *Sensor) Next(now time.Time) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.needsHandshake(now) {
-		if s.hs != nil && now.Sub(s.hsStarted) < s.cfg.HandshakeTimeout {
+		if s.hs != nil && now.Sub(s.hsStarted) < backoff(s.cfg.HandshakeTimeout, s.hsAttempts) {
 			return nil, nil
 		}
 		return s.initiate(now)
@@ -228,6 +242,7 @@ func (s *Sensor) initiate(now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("sensor %s: handshake: %w", s.creds.DeviceID, err)
 	}
 	s.hs, s.hsStarted, s.lastHsStamp = hs, now, stamp
+	s.hsAttempts++
 	s.stats.Handshakes++
 	return pkt, nil
 }
@@ -251,7 +266,7 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 			break
 		}
 		p := s.backlog[i]
-		if p.sent && now.Sub(p.lastSent) >= s.cfg.ResendAfter {
+		if p.sent && now.Sub(p.lastSent) >= backoff(s.cfg.ResendAfter, p.attempts) {
 			picked = append(picked, i)
 		}
 	}
@@ -291,6 +306,7 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 		}
 		s.backlog[i].sent = true
 		s.backlog[i].lastSent = now
+		s.backlog[i].attempts++
 		seqs = append(seqs, s.backlog[i].reading.Seq)
 	}
 	s.inflight[counter] = seqs
@@ -335,13 +351,13 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 			return true, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
 		}
 		sess.Limits = s.cfg.Limits
-		s.session, s.hs = sess, nil
+		s.session, s.hs, s.hsAttempts = sess, nil, 0
 		// Counters restart with the session, so in-flight ACK bookkeeping
 		// of the old one can no longer match; its readings are resent.
 		clear(s.inflight)
 		clear(s.sentAt)
 		for i := range s.backlog {
-			s.backlog[i].lastSent = time.Time{}
+			s.backlog[i].lastSent, s.backlog[i].attempts = time.Time{}, 0
 		}
 		return true, nil
 	case radio.TypeTransport:
