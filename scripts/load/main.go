@@ -83,7 +83,7 @@ func run(sensors, connectors int, interval time.Duration, batch int, warmup, dur
 	rate := readings / secs
 	fmt.Printf("\nmeasured over %.0fs after a %v warm-up\n", secs, warmup)
 	fmt.Printf("unique readings stored per second:   %.1f (%d readings in %.0f unique packets)\n", rate, int(readings), packets)
-	fmt.Printf("send -> event stored latency:        p50 %v  p99 %v  (%d events)\n", pct(stored, 50), pct(stored, 99), len(stored))
+	fmt.Printf("send -> event stored latency:        p50 %v  p99 %v  (%d packets)\n", pct(stored, 50), pct(stored, 99), len(stored))
 	fmt.Printf("send -> ACK received latency:        p50 %v  p99 %v  (%d ACKs)\n", pct(acks, 50), pct(acks, 99), len(acks))
 	if packets > 0 {
 		fmt.Printf("Firestore commits per unique packet: %.2f\n", float64(after.commits-before.commits)/packets)
@@ -155,20 +155,33 @@ func ingestCounters(path string) (commits, packets int64, err error) {
 	return commits, packets, sc.Err()
 }
 
-// storeLatencies is, for each reading event stored in the window, the time
-// from the reading (the sensor sends at once when it batches one) to the
-// document's creation.
+// storeLatencies is, for each packet stored in the window, the time from
+// its sending to its events' creation. A sensor sends as soon as it takes
+// the reading that completes a batch, so the newest reading's time is the
+// send time; the events of one packet share one commit time.
 func storeLatencies(ctx context.Context, fs *firestore.Client, from, to time.Time) ([]time.Duration, error) {
 	docs, err := fs.Collection("events").Where("timestamp", ">=", from).Where("timestamp", "<", to).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, err
 	}
-	var out []time.Duration
+	type packet struct {
+		device string
+		commit time.Time
+	}
+	newest := map[packet]time.Time{}
 	for _, d := range docs {
 		ts, ok := d.Data()["timestamp"].(time.Time)
-		if ok && d.Data()["eventType"] == "temperature" {
-			out = append(out, d.CreateTime.Sub(ts))
+		if !ok || d.Data()["eventType"] != "temperature" {
+			continue
 		}
+		k := packet{d.Data()["deviceId"].(string), d.CreateTime}
+		if ts.After(newest[k]) {
+			newest[k] = ts
+		}
+	}
+	out := make([]time.Duration, 0, len(newest))
+	for k, ts := range newest {
+		out = append(out, k.commit.Sub(ts))
 	}
 	return out, nil
 }
