@@ -417,6 +417,19 @@ func (d *Deployment) sweep(ctx context.Context) {
 	}
 }
 
+// StopTraffic stops the sensors, the connectors and the functions server,
+// leaving the emulators running.
+func (d *Deployment) StopTraffic() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	for id := range d.connectors {
+		d.KillConnector(id)
+	}
+	d.KillFunctions()
+}
+
 // Close stops the sensors, the processes and, if it started it, the
 // platform.
 func (d *Deployment) Close() {

@@ -38,10 +38,17 @@ func (s *Service) claim(ctx context.Context, ref *firestore.DocumentRef, up rela
 		PacketHash: packetHash(up.Packet), Owner: up.ConnectorID, FirstReceived: up.Received, FirstSeen: now,
 		Hearers: []hearer{s.hearer(up)}, ExpireAt: now.Add(24 * time.Hour),
 	}
+	if live, inWindow := s.live.join(ref.ID, up, s.hearer(up), s.cfg.Window); live {
+		if !inWindow {
+			return 0, reception{}, reject("replay", fmt.Errorf("copy from %s outside the collection window", up.ConnectorID))
+		}
+		return copyOf, reception{}, nil
+	}
 	if mayCreate {
 		s.commits.Add(1)
 		_, err := ref.Create(ctx, rec)
 		if err == nil {
+			s.live.add(ref.ID, &liveClaim{hash: rec.PacketHash, owner: up.ConnectorID, firstReceived: up.Received})
 			return owner, rec, nil
 		}
 		if !exists(err) {

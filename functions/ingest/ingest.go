@@ -113,6 +113,8 @@ type Service struct {
 	// unique packets stored; the load tool reads them from the logs.
 	commits, packets atomic.Uint64
 
+	live liveClaims
+
 	sessMu   sync.Mutex
 	sessions map[uint32]cachedSession
 }

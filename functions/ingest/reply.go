@@ -66,8 +66,10 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 		return 0, err
 	}
 	if rec.Done {
+		s.live.take(recRef.ID)
 		return 0, nil
 	}
+	rec.Hearers = mergeHearers(rec.Hearers, s.live.peek(recRef.ID))
 	missing := expectedHearers(out.links, s.deps.Now())
 	if len(out.links) == 0 {
 		// A device heard for the first time (its first handshake): any
@@ -81,6 +83,8 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 	if len(missing) > 0 && s.deps.Now().Sub(rec.FirstSeen) < s.cfg.MaxWindow {
 		return s.cfg.Window / 4, nil
 	}
+	joined := s.live.take(recRef.ID)
+	rec.Hearers = mergeHearers(rec.Hearers, joined)
 	via := chooseConnector(rec.Hearers, out.links)
 	keys, err := s.cloud(ctx)
 	if err != nil {
@@ -115,14 +119,14 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 	}
 	var netEvent []byte
 	if rec.ProjectID != "" && now.Sub(out.netStatus) >= s.cfg.NetworkStatusEvery {
-		netEvent, err = s.networkStatus(ctx, recRef, rec, via, devUpd, now)
+		netEvent, err = s.networkStatus(ctx, recRef, rec, receptionDone(via, joined), devUpd, now)
 		if err != nil {
 			return 0, err
 		}
 	} else {
 		s.commits.Add(1)
 		err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-			if err := tx.Update(recRef, []firestore.Update{{Path: "via", Value: via}, {Path: "done", Value: true}}); err != nil {
+			if err := tx.Update(recRef, receptionDone(via, joined)); err != nil {
 				return err
 			}
 			return tx.Update(devRef, devUpd)
@@ -143,7 +147,7 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 
 // networkStatus writes the device's networkStatus event together with the
 // reply bookkeeping, in one commit.
-func (s *Service) networkStatus(ctx context.Context, recRef *firestore.DocumentRef, rec reception, via string, devUpd []firestore.Update, now time.Time) ([]byte, error) {
+func (s *Service) networkStatus(ctx context.Context, recRef *firestore.DocumentRef, rec reception, recUpd, devUpd []firestore.Update, now time.Time) ([]byte, error) {
 	ns := event.NetworkStatusFor(rec.ProjectID, rec.DeviceID, rec.FirstSeen, toReceptions(rec.Hearers))
 	se, err := s.stored(ns, rec.ProjectID, rec.DeviceID, now)
 	if err != nil {
@@ -161,7 +165,7 @@ func (s *Service) networkStatus(ctx context.Context, recRef *firestore.DocumentR
 		if err != nil && !notFound(err) {
 			return err
 		}
-		if err := tx.Update(recRef, []firestore.Update{{Path: "via", Value: via}, {Path: "done", Value: true}}); err != nil {
+		if err := tx.Update(recRef, recUpd); err != nil {
 			return err
 		}
 		if err := tx.Update(devRef, devUpd); err != nil {
@@ -291,4 +295,37 @@ func (s *Service) onlineConnectors(ctx context.Context) map[string]bool {
 	s.online, s.onlineAt = online, now
 	s.connMu.Unlock()
 	return maps.Clone(online)
+}
+
+// mergeHearers adds the copies that joined in memory to those recorded in
+// Firestore, once each.
+func mergeHearers(stored, joined []hearer) []hearer {
+	out := stored
+	for _, j := range joined {
+		dup := false
+		for _, h := range out {
+			if h.ConnectorID == j.ConnectorID {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// receptionDone records the reply's connector, and the copies that joined
+// in memory, so the reception record tells the whole story.
+func receptionDone(via string, joined []hearer) []firestore.Update {
+	upd := []firestore.Update{{Path: "via", Value: via}, {Path: "done", Value: true}}
+	if len(joined) > 0 {
+		vals := make([]any, len(joined))
+		for i, h := range joined {
+			vals[i] = h
+		}
+		upd = append(upd, firestore.Update{Path: "hearers", Value: firestore.ArrayUnion(vals...)})
+	}
+	return upd
 }

@@ -167,6 +167,9 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 			{Path: "eventIds", Value: ids}, {Path: "committed", Value: true},
 		})
 	})
+	if err != nil || out.reject != nil {
+		s.live.take(recRef.ID) // no reply will be sent for it here
+	}
 	if err != nil {
 		return fmt.Errorf("packet %d/%d: %w", hdr.ReceiverIndex, hdr.Counter, err)
 	}

@@ -76,6 +76,9 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 		return s.resume(ctx, recRef, rec)
 	}
 	dev, err := s.deps.Registry.DeviceByPublicKey(ctx, hs.PeerStatic())
+	if err != nil {
+		s.live.take(recRef.ID)
+	}
 	if errors.Is(err, registry.ErrNotFound) {
 		s.commits.Add(1)
 		_, _ = recRef.Update(ctx, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
@@ -86,6 +89,7 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	}
 	psk, err := s.deps.Registry.PSK(ctx, dev)
 	if err != nil {
+		s.live.take(recRef.ID)
 		return err
 	}
 	devRef := fs.Collection(registry.DevicesCollection).Doc(dev.ID)
@@ -141,6 +145,9 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 			{Path: "reply", Value: resp}, {Path: "committed", Value: true},
 		})
 	})
+	if err != nil || out.reject != nil {
+		s.live.take(recRef.ID) // no reply will be sent for it here
+	}
 	if err != nil {
 		return fmt.Errorf("handshake of %s: %w", dev.ID, err)
 	}

@@ -89,14 +89,17 @@ func run(sensors, connectors int, interval time.Duration, batch int, warmup, dur
 		fmt.Printf("Firestore commits per unique packet: %.2f\n", float64(after.commits-before.commits)/packets)
 		fmt.Printf("KMS calls per 1000 data packets:     %.2f (%d calls)\n", float64(after.kms-before.kms)*1000/packets, after.kms-before.kms)
 	}
+	st := d.Sim.Stats()
+	backlog := d.Sim.Backlog()
+	// Stop the traffic, so the raw rate is measured on an idle emulator.
+	d.StopTraffic()
 	raw, err := rawCreateRate(ctx, 3000, 32)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("Firestore emulator raw creates/s:    %.0f (same documents, 32 writers)\n", raw)
 	fmt.Printf("throughput ratio to raw creates:     %.2f\n", rate/raw)
-	st := d.Sim.Stats()
-	fmt.Printf("sensor packets sent %d, replies %d, unacknowledged now %d\n", st.Sent, st.Replies, d.Sim.Backlog())
+	fmt.Printf("sensor packets sent %d, replies %d, unacknowledged at the end %d\n", st.Sent, st.Replies, backlog)
 	return nil
 }
 
