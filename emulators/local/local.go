@@ -310,13 +310,9 @@ func (d *Deployment) StartFunctions() error {
 	}
 	cmd := exec.Command(filepath.Join(d.bin, "localserver"))
 	cmd.Env = append(append([]string{}, d.env...), "PORT="+port)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
+	if err := spawn(cmd, f); err != nil {
 		return err
 	}
-	go func() { _ = cmd.Wait(); f.Close() }()
 	d.mu.Lock()
 	d.functions = cmd
 	d.mu.Unlock()
@@ -329,6 +325,18 @@ func (d *Deployment) StartFunctions() error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return errors.New("local: functions server did not start; see " + d.LogPath("functions"))
+}
+
+// spawn starts cmd in its own process group, logging to log, and reaps it.
+func spawn(cmd *exec.Cmd, log *os.File) error {
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	go func() { _ = cmd.Wait(); log.Close() }()
+	return nil
 }
 
 // KillFunctions kills the functions server abruptly, as a crash would.
@@ -365,13 +373,9 @@ func (d *Deployment) StartConnector(id string) error {
 		"-credentials", c.creds, "-listen", c.addr, "-medium", d.Sim.Addr().String(),
 		"-project", d.cfg.Project, "-subscription", stack.DownlinkSubscription(id), "-heartbeat", "5s")
 	cmd.Env = d.env
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
+	if err := spawn(cmd, f); err != nil {
 		return err
 	}
-	go func() { _ = cmd.Wait(); f.Close() }()
 	c.cmd = cmd
 	return nil
 }

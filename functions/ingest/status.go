@@ -26,17 +26,8 @@ type connectorState struct {
 
 func (s *Service) handleStatus(ctx context.Context, data []byte) error {
 	st, err := relay.OpenStatus(ctx, data, s.connector)
-	switch {
-	case errors.Is(err, relay.ErrMalformed):
-		return reject("malformed-status", err)
-	case errors.Is(err, relay.ErrSignature):
-		return reject("bad-signature", err)
-	case errors.Is(err, registry.ErrNotFound):
-		return reject("unknown-connector", err)
-	case errors.Is(err, registry.ErrRevoked):
-		return reject("revoked-connector", err)
-	case err != nil:
-		return err
+	if err != nil {
+		return envelopeErr(err)
 	}
 	ev, err := s.setConnection(ctx, st.ConnectorID, func(cs connectorState, now time.Time) (connectorState, bool) {
 		if !st.Time.After(cs.LastStatus) {

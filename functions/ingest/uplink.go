@@ -17,17 +17,8 @@ import (
 
 func (s *Service) handleUplink(ctx context.Context, data []byte) error {
 	up, err := relay.OpenUplink(ctx, data, s.connector)
-	switch {
-	case errors.Is(err, relay.ErrMalformed):
-		return reject("malformed-envelope", err)
-	case errors.Is(err, relay.ErrSignature):
-		return reject("bad-signature", err)
-	case errors.Is(err, registry.ErrNotFound):
-		return reject("unknown-connector", err)
-	case errors.Is(err, registry.ErrRevoked):
-		return reject("revoked-connector", err)
-	case err != nil:
-		return err
+	if err != nil {
+		return envelopeErr(err)
 	}
 	typ, err := radio.Type(up.Packet)
 	if err != nil {
@@ -203,4 +194,21 @@ func (s *Service) openSession(keys *cloudKeys, index uint32, sealed []byte) (*ra
 	}
 	sess.Limits = s.cfg.Limits
 	return &sess, nil
+}
+
+// envelopeErr classifies a failure to open a connector's envelope: the
+// permanent ones become rejections, anything else (Firestore unavailable,
+// say) stays an error to retry.
+func envelopeErr(err error) error {
+	switch {
+	case errors.Is(err, relay.ErrMalformed):
+		return reject("malformed-envelope", err)
+	case errors.Is(err, relay.ErrSignature):
+		return reject("bad-signature", err)
+	case errors.Is(err, registry.ErrNotFound):
+		return reject("unknown-connector", err)
+	case errors.Is(err, registry.ErrRevoked):
+		return reject("revoked-connector", err)
+	}
+	return err
 }
