@@ -149,12 +149,34 @@ func Start(ctx context.Context, cfg Config) (*Deployment, error) {
 			return nil, err
 		}
 	}
+	// Sensors come last, once every connector's first heartbeat is in: a
+	// device's first reply waits for the copies of the online connectors.
+	if err := d.waitOnline(ctx, 30*time.Second); err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
 	d.wg.Go(func() { _ = d.Sim.Run(runCtx) })
 	d.wg.Go(func() { d.sweep(runCtx) })
 	ok = true
 	return d, nil
+}
+
+func (d *Deployment) waitOnline(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		docs, err := d.FS.Collection(registry.ConnectorsCollection).Where("online", "==", true).Documents(ctx).GetAll()
+		if err != nil {
+			return err
+		}
+		if len(docs) == len(d.connectors) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("local: %d of %d connectors online after %v; see the logs in %s", len(docs), len(d.connectors), timeout, d.cfg.DataDir)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // pointClients points this process's Google clients (and our KMS client)

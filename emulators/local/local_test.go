@@ -28,9 +28,18 @@ func TestMain(m *testing.M) { platformtest.Main(m) }
 
 func start(t *testing.T, sensors, connectors int) *local.Deployment {
 	t.Helper()
+	return startWith(t, local.Config{Sensors: sensors, Connectors: connectors})
+}
+
+func startWith(t *testing.T, cfg local.Config) *local.Deployment {
+	t.Helper()
 	d, err := local.Start(context.Background(), local.Config{
 		Platform: platformtest.Platform(), Project: platformtest.ProjectID(t), DataDir: t.TempDir(),
-		Sensors: sensors, Connectors: connectors, Interval: 2 * time.Second, Seed: 1,
+		Sensors: cfg.Sensors, Connectors: cfg.Connectors, Interval: 2 * time.Second, Seed: 1,
+		SweepEvery: cfg.SweepEvery, OfflineAfter: cfg.OfflineAfter,
+		// A wider window than the 200ms default: CI runs these next to
+		// other test binaries on two cores.
+		Window: 400 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +140,7 @@ func TestEverythingOnceThroughTheBestConnector(t *testing.T) {
 
 func TestKilledConnector(t *testing.T) {
 	t.Parallel()
-	d := start(t, 10, 3)
+	d := startWith(t, local.Config{Sensors: 10, Connectors: 3, SweepEvery: time.Second, OfflineAfter: 12 * time.Second})
 	time.Sleep(6 * time.Second)
 	d.KillConnector("ccon-1")
 	var orphans []string
@@ -153,6 +162,35 @@ func TestKilledConnector(t *testing.T) {
 	}
 	drain(t, d)
 	assertExactlyOnce(t, d, d.Devices())
+
+	// The silent connector is marked offline by the sweep, with a
+	// connectionStatus event; the others stay online.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		docs, err := d.FS.Collection("events").Where("deviceId", "==", "ccon-1").Documents(context.Background()).GetAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var states []string
+		for _, doc := range docs {
+			e, err := event.Parse(doc.Data()["json"].([]byte))
+			if err != nil {
+				t.Fatal(err)
+			}
+			states = append(states, string(e.Data))
+		}
+		if len(states) >= 2 && strings.Contains(states[0]+states[1], `"connection":"OFFLINE"`) && strings.Contains(states[0]+states[1], `"connection":"ETHERNET"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ccon-1 connectionStatus events %v, want ETHERNET then OFFLINE", states)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	snap, err := d.FS.Collection("connectors").Doc("ccon-2").Get(context.Background())
+	if err != nil || snap.Data()["online"] != true {
+		t.Fatalf("ccon-2 should still be online: %v %v", err, snap.Data())
+	}
 }
 
 func TestFunctionsServerRestart(t *testing.T) {

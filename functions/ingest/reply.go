@@ -291,10 +291,14 @@ func (s *Service) onlineConnectors(ctx context.Context) map[string]bool {
 	for _, d := range docs {
 		online[d.Ref.ID] = true
 	}
-	s.connMu.Lock()
-	s.online, s.onlineAt = online, now
-	s.connMu.Unlock()
-	return maps.Clone(online)
+	if len(online) > 0 {
+		// An empty answer is not cached: at start-up the first heartbeats
+		// are seconds away.
+		s.connMu.Lock()
+		s.online, s.onlineAt = online, now
+		s.connMu.Unlock()
+	}
+	return online
 }
 
 // mergeHearers adds the copies that joined in memory to those recorded in
