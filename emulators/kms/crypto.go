@@ -29,15 +29,13 @@ const (
 	tagSize   = 16
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 func crc(b []byte) *wrapperspb.Int64Value {
-	return wrapperspb.Int64(int64(crc32.Checksum(b, castagnoli)))
+	return wrapperspb.Int64(int64(crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))))
 }
 
 // checkCRC enforces an optional client checksum as the real service does.
 func checkCRC(field string, b []byte, sum *wrapperspb.Int64Value) error {
-	if sum != nil && sum.GetValue() != int64(crc32.Checksum(b, castagnoli)) {
+	if sum != nil && sum.GetValue() != int64(crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))) {
 		return status.Errorf(codes.InvalidArgument, "The checksum in field %s did not match the data in field %s.", field+"_crc32c", field)
 	}
 	return nil

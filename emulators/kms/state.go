@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -42,10 +41,21 @@ type keyVersion struct {
 	CreateTime time.Time                                    `json:"createTime"`
 }
 
-var idPattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,63}$`)
+// validID is the real API's rule for resource ids: [a-zA-Z0-9_-]{1,63}.
+func validID(id string) bool {
+	if len(id) < 1 || len(id) > 63 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 func checkID(kind, id string) error {
-	if !idPattern.MatchString(id) {
+	if !validID(id) {
 		return status.Errorf(codes.InvalidArgument, "invalid %s id %q", kind, id)
 	}
 	return nil
@@ -59,12 +69,12 @@ func locationOK(parent string) bool {
 
 func ringOK(name string) bool {
 	p := strings.Split(name, "/")
-	return len(p) == 6 && locationOK(strings.Join(p[:4], "/")) && p[4] == "keyRings" && idPattern.MatchString(p[5])
+	return len(p) == 6 && locationOK(strings.Join(p[:4], "/")) && p[4] == "keyRings" && validID(p[5])
 }
 
 func keyOK(name string) bool {
 	p := strings.Split(name, "/")
-	return len(p) == 8 && ringOK(strings.Join(p[:6], "/")) && p[6] == "cryptoKeys" && idPattern.MatchString(p[7])
+	return len(p) == 8 && ringOK(strings.Join(p[:6], "/")) && p[6] == "cryptoKeys" && validID(p[7])
 }
 
 // splitVersion returns the key name and version number of a version name.

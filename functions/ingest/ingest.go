@@ -74,7 +74,7 @@ func (c Config) withDefaults() Config {
 		c.StatusTopic = "connector-status"
 	}
 	if c.Limits == (radio.Limits{}) {
-		c.Limits = radio.DefaultLimits
+		c.Limits = radio.DefaultLimits()
 	}
 	return c
 }

@@ -69,14 +69,23 @@ func bootstrap(ctx context.Context, e *env, stdout io.Writer, log *slog.Logger) 
 	return err
 }
 
-// productNumbers are the catalogue numbers of the sensor types we make.
-var productNumbers = map[string]string{
-	"temperature":   "SS-102058",
-	"humidity":      "SS-102081",
-	"touch":         "SS-102060",
-	"proximity":     "SS-102059",
-	"waterDetector": "SS-102062",
-	"co2":           "SS-102101",
+// productNumber is the catalogue number of a sensor type we make.
+func productNumber(typ string) (string, bool) {
+	switch typ {
+	case "temperature":
+		return "SS-102058", true
+	case "humidity":
+		return "SS-102081", true
+	case "touch":
+		return "SS-102060", true
+	case "proximity":
+		return "SS-102059", true
+	case "waterDetector":
+		return "SS-102062", true
+	case "co2":
+		return "SS-102101", true
+	}
+	return "", false
 }
 
 func sensors(ctx context.Context, e *env, args []string, stdout io.Writer, log *slog.Logger) error {
@@ -90,7 +99,7 @@ func sensors(ctx context.Context, e *env, args []string, stdout io.Writer, log *
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	product, ok := productNumbers[*typ]
+	product, ok := productNumber(*typ)
 	switch {
 	case !ok:
 		return fmt.Errorf("unknown device type %q", *typ)

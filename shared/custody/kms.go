@@ -54,9 +54,7 @@ var ErrIntegrity = errors.New("custody: kms integrity check failed")
 // transit is rare and transient, a persistent mismatch is a fault to surface.
 const integrityAttempts = 3
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-func crc32c(b []byte) int64 { return int64(crc32.Checksum(b, castagnoli)) }
+func crc32c(b []byte) int64 { return int64(crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))) }
 
 // Wrapper wraps and unwraps keys with one KMS CryptoKey.
 type Wrapper struct {

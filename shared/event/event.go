@@ -77,7 +77,10 @@ func TargetName(project, deviceID string) string {
 	return "projects/" + project + "/devices/" + deviceID
 }
 
-var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+// idEncoding gives DT-style identifiers: lowercase base32hex, no padding.
+func idEncoding() *base32.Encoding {
+	return base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+}
 
 // ID is the id of a reading's event: derived from the device and the
 // reading's own sequence number, so a backfilled resend or a Pub/Sub
@@ -95,7 +98,7 @@ func DerivedID(deviceID, kind string, n uint64) string {
 		h.Write([]byte(s))
 	}
 	h.Write(binary.LittleEndian.AppendUint64(nil, n))
-	return idEncoding.EncodeToString(h.Sum(nil)[:13])[:20]
+	return idEncoding().EncodeToString(h.Sum(nil)[:13])[:20]
 }
 
 func build(project, deviceID, id, typ string, at time.Time, inner any) (Event, error) {

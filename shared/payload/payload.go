@@ -38,15 +38,23 @@ const (
 	Battery       Kind = 7
 )
 
-var eventTypes = [...]string{
-	Temperature: "temperature", Humidity: "humidity", Touch: "touch",
-	ObjectPresent: "objectPresent", WaterPresent: "waterPresent", CO2: "co2", Battery: "batteryStatus",
-}
-
 // EventType is the DT event type name, or "" for an unknown kind.
 func (k Kind) EventType() string {
-	if int(k) < len(eventTypes) {
-		return eventTypes[k]
+	switch k {
+	case Temperature:
+		return "temperature"
+	case Humidity:
+		return "humidity"
+	case Touch:
+		return "touch"
+	case ObjectPresent:
+		return "objectPresent"
+	case WaterPresent:
+		return "waterPresent"
+	case CO2:
+		return "co2"
+	case Battery:
+		return "batteryStatus"
 	}
 	return ""
 }

@@ -13,11 +13,14 @@ import (
 // handshake, so a peer speaking anything else fails at once.
 const Prologue = "SealedSense radio v1"
 
-var suite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
+// cipherSuite is Noise_*_25519_ChaChaPoly_BLAKE2s.
+func cipherSuite() noise.CipherSuite {
+	return noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
+}
 
 func config(static KeyPair, initiator bool, random io.Reader) noise.Config {
 	return noise.Config{
-		CipherSuite:           suite,
+		CipherSuite:           cipherSuite(),
 		Random:                random,
 		Pattern:               noise.HandshakeIK,
 		Initiator:             initiator,

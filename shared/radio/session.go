@@ -21,7 +21,7 @@ type Limits struct {
 // radio packets and a KMS call, a day keeps the window a stolen session key
 // opens short, and 2^20 packets is a hundred times what a sensor reporting
 // every ten seconds sends in a day.
-var DefaultLimits = Limits{MaxAge: 24 * time.Hour, MaxPackets: 1 << 20}
+func DefaultLimits() Limits { return Limits{MaxAge: 24 * time.Hour, MaxPackets: 1 << 20} }
 
 // Session is one side's state of an established session. It is not safe
 // for concurrent use. MarshalBinary includes the keys: callers store it only
@@ -42,7 +42,7 @@ type Session struct {
 }
 
 func newSession(local, remote uint32, sendKey, recvKey [32]byte, now time.Time) *Session {
-	s := &Session{LocalIndex: local, RemoteIndex: remote, Created: now, Limits: DefaultLimits, sendKey: sendKey, recvKey: recvKey}
+	s := &Session{LocalIndex: local, RemoteIndex: remote, Created: now, Limits: DefaultLimits(), sendKey: sendKey, recvKey: recvKey}
 	s.initAEAD()
 	return s
 }
@@ -145,7 +145,7 @@ func (s *Session) UnmarshalBinary(b []byte) error {
 	if err := n.Window.UnmarshalBinary(b[97:]); err != nil {
 		return err
 	}
-	n.Limits = DefaultLimits
+	n.Limits = DefaultLimits()
 	n.initAEAD()
 	*s = n
 	return nil

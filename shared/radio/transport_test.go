@@ -84,11 +84,11 @@ func TestTransportRejections(t *testing.T) {
 		}, radio.ErrTooOld},
 		{"expired by age on open", func(s, c *radio.Session) error {
 			p, _, _ := s.Seal(nil, []byte("a"), t0)
-			_, _, err := c.Open(nil, p, t0.Add(radio.DefaultLimits.MaxAge))
+			_, _, err := c.Open(nil, p, t0.Add(radio.DefaultLimits().MaxAge))
 			return err
 		}, radio.ErrExpired},
 		{"expired by age on seal", func(s, c *radio.Session) error {
-			_, _, err := s.Seal(nil, []byte("a"), t0.Add(radio.DefaultLimits.MaxAge+time.Second))
+			_, _, err := s.Seal(nil, []byte("a"), t0.Add(radio.DefaultLimits().MaxAge+time.Second))
 			return err
 		}, radio.ErrExpired},
 		{"expired by count on seal", func(s, c *radio.Session) error {

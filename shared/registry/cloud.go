@@ -33,9 +33,10 @@ type CloudKeys struct {
 	CreateTime time.Time `firestore:"createTime"`
 }
 
-var (
-	staticAAD  = []byte("sealedsense/cloud-static/v1")
-	channelAAD = []byte("sealedsense/cloud-channel/v1")
+// AADs bind each wrapped cloud key to its role.
+const (
+	staticAAD  = "sealedsense/cloud-static/v1"
+	channelAAD = "sealedsense/cloud-channel/v1"
 )
 
 // Bootstrap creates the cloud's keys if they do not exist yet and returns
@@ -51,7 +52,7 @@ func (r *Registry) Bootstrap(ctx context.Context, kekWrapper *custody.Wrapper, w
 	if err != nil {
 		return CloudKeys{}, fmt.Errorf("registry: bootstrap: %w", err)
 	}
-	staticWrapped, err := r.keys.Wrap(ctx, static.Private[:], staticAAD)
+	staticWrapped, err := r.keys.Wrap(ctx, static.Private[:], []byte(staticAAD))
 	if err != nil {
 		return CloudKeys{}, fmt.Errorf("registry: bootstrap static key: %w", err)
 	}
@@ -59,7 +60,7 @@ func (r *Registry) Bootstrap(ctx context.Context, kekWrapper *custody.Wrapper, w
 	if err != nil {
 		return CloudKeys{}, fmt.Errorf("registry: bootstrap: %w", err)
 	}
-	chWrapped, err := r.keys.Wrap(ctx, custody.Secret(chPriv.Seed()), channelAAD)
+	chWrapped, err := r.keys.Wrap(ctx, custody.Secret(chPriv.Seed()), []byte(channelAAD))
 	if err != nil {
 		return CloudKeys{}, fmt.Errorf("registry: bootstrap channel key: %w", err)
 	}
@@ -104,7 +105,7 @@ func (r *Registry) CloudKeys(ctx context.Context) (CloudKeys, error) {
 
 // CloudStatic unwraps the cloud's static X25519 key pair.
 func (r *Registry) CloudStatic(ctx context.Context, ck CloudKeys) (radio.KeyPair, error) {
-	priv, err := r.read.Unwrap(ctx, ck.StaticWrapped, staticAAD)
+	priv, err := r.read.Unwrap(ctx, ck.StaticWrapped, []byte(staticAAD))
 	if err != nil {
 		return radio.KeyPair{}, fmt.Errorf("registry: cloud static key: %w", err)
 	}
@@ -119,7 +120,7 @@ func (r *Registry) CloudStatic(ctx context.Context, ck CloudKeys) (radio.KeyPair
 
 // ChannelKey unwraps the cloud's Ed25519 downlink signing key.
 func (r *Registry) ChannelKey(ctx context.Context, ck CloudKeys) (ed25519.PrivateKey, error) {
-	seed, err := r.read.Unwrap(ctx, ck.ChannelWrapped, channelAAD)
+	seed, err := r.read.Unwrap(ctx, ck.ChannelWrapped, []byte(channelAAD))
 	if err != nil {
 		return nil, fmt.Errorf("registry: channel key: %w", err)
 	}

@@ -52,7 +52,10 @@ func PublicKeyHash(pub [32]byte) string {
 func pskAAD(deviceID string) []byte { return []byte("sealedsense/psk/" + deviceID) }
 
 // idEncoding gives DT-style identifiers: lowercase base32hex, no padding.
-var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+// idEncoding gives DT-style identifiers: lowercase base32hex, no padding.
+func idEncoding() *base32.Encoding {
+	return base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+}
 
 // NewID returns a random 20-character identifier in DT's style.
 func NewID() (string, error) {
@@ -60,7 +63,7 @@ func NewID() (string, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("registry: id: %w", err)
 	}
-	return idEncoding.EncodeToString(b[:])[:20], nil
+	return idEncoding().EncodeToString(b[:])[:20], nil
 }
 
 // Manufactured is what making one sensor yields: its registered record and

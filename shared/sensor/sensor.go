@@ -129,7 +129,7 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 		cfg.RekeyBefore = time.Minute
 	}
 	if cfg.Limits == (radio.Limits{}) {
-		cfg.Limits = radio.DefaultLimits
+		cfg.Limits = radio.DefaultLimits()
 	}
 	s := &Sensor{
 		cfg: cfg, creds: creds, nextSeq: firstSeq, firstSeq: firstSeq,

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -72,14 +71,17 @@ func Platform() *platform.Platform {
 	return harness.p
 }
 
-var invalid = regexp.MustCompile(`[^a-z0-9-]+`)
-
 // ProjectID returns a project id no other test uses.
 func ProjectID(t testing.TB) string {
 	t.Helper()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	name := strings.Trim(invalid.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
+	name := strings.Trim(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(t.Name())), "-")
 	if len(name) > 20 {
 		name = name[:20]
 	}
