@@ -45,6 +45,9 @@ type Config struct {
 	// Customer is the customer project the sensors and connectors belong to.
 	Customer string
 	DataDir  string
+	// FunctionsAddr is where the functions server listens (default: a free
+	// port; the run command uses the local topology's 127.0.0.1:8690).
+	FunctionsAddr string
 
 	Sensors     int
 	SensorTypes []string // cycled over the sensors (default: temperature, humidity, co2, proximity, touch, waterDetector)
@@ -112,7 +115,7 @@ func Start(ctx context.Context, cfg Config) (*Deployment, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	d := &Deployment{cfg: cfg, log: cfg.Logger, platform: cfg.Platform, connectors: map[string]*connectorProc{}}
+	d := &Deployment{cfg: cfg, log: cfg.Logger, platform: cfg.Platform, connectors: map[string]*connectorProc{}, FunctionsAddr: cfg.FunctionsAddr}
 	ok := false
 	defer func() {
 		if !ok {

@@ -30,6 +30,7 @@ func main() {
 	connectors := flag.Int("connectors", 3, "number of Cloud Connectors")
 	interval := flag.Duration("interval", 10*time.Second, "time between a sensor's readings")
 	dataDir := flag.String("data", ".local", "directory for logs, credentials and emulator state (wiped at start)")
+	functions := flag.String("functions", "127.0.0.1:8690", "address of the local functions server")
 	flag.Parse()
 
 	logFile, err := os.OpenFile(*dataDir+".log", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -45,7 +46,8 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("Starting emulators, provisioning %d sensors and %d connectors (logs in %s/ and %s.log)...\n", *sensors, *connectors, *dataDir, *dataDir)
-	d, err := local.Start(ctx, local.Config{DataDir: *dataDir, Sensors: *sensors, Connectors: *connectors, Interval: *interval, Logger: log})
+	d, err := local.Start(ctx, local.Config{DataDir: *dataDir, Sensors: *sensors, Connectors: *connectors, Interval: *interval, Logger: log,
+		FunctionsAddr: *functions})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start failed:", err)
 		os.Exit(1)
