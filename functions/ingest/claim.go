@@ -45,14 +45,30 @@ func (s *Service) claim(ctx context.Context, ref *firestore.DocumentRef, up rela
 		return copyOf, reception{}, nil
 	}
 	if mayCreate {
+		// Registered before the write, so that copies this instance is
+		// handling at the same moment join in memory instead of racing the
+		// Create; if another instance wins, they are handed to its record.
+		if !s.live.add(ref.ID, &liveClaim{hash: rec.PacketHash, owner: up.ConnectorID, firstReceived: up.Received}) {
+			return s.claim(ctx, ref, up, mayCreate) // a concurrent copy registered first
+		}
 		s.commits.Add(1)
 		_, err := ref.Create(ctx, rec)
 		if err == nil {
-			s.live.add(ref.ID, &liveClaim{hash: rec.PacketHash, owner: up.ConnectorID, firstReceived: up.Received})
 			return owner, rec, nil
 		}
+		joined := s.live.take(ref.ID)
 		if !exists(err) {
 			return 0, reception{}, err
+		}
+		if len(joined) > 0 {
+			vals := make([]any, len(joined))
+			for i, h := range joined {
+				vals[i] = h
+			}
+			s.commits.Add(1)
+			if _, err := ref.Update(ctx, []firestore.Update{{Path: "hearers", Value: firestore.ArrayUnion(vals...)}}); err != nil {
+				return 0, reception{}, err
+			}
 		}
 	}
 	snap, err := ref.Get(ctx)

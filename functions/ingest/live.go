@@ -26,13 +26,18 @@ type liveClaims struct {
 	m  map[string]*liveClaim
 }
 
-func (l *liveClaims) add(id string, c *liveClaim) {
+// add registers a claim; it reports false if the packet is live already.
+func (l *liveClaims) add(id string, c *liveClaim) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
 		l.m = make(map[string]*liveClaim)
 	}
+	if _, ok := l.m[id]; ok {
+		return false
+	}
 	l.m[id] = c
+	return true
 }
 
 // join records a copy in memory. It reports whether the packet is live
