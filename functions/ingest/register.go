@@ -11,20 +11,12 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
-	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
-
-// init registers the entry points by name, which is how
-// functions-framework-go (and so Cloud Run's buildpack) finds them.
-func init() {
-	functions.CloudEvent("Ingest", Handler())
-	functions.HTTP("Sweep", SweepHandler())
-}
 
 // Handler returns the Ingest entry point for the uplinks and connector
 // status topics. Its Service is built from the environment on first use, so

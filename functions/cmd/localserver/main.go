@@ -20,7 +20,7 @@ import (
 func main() {
 	log := logging.New(os.Stderr, slog.LevelInfo)
 	ctx := context.Background()
-	if err := funcframework.RegisterCloudEventFunctionContext(ctx, "/Ingest/", ingest.Handler()); err != nil {
+	if err := register(ctx); err != nil {
 		log.Error("register", "error", err.Error())
 		os.Exit(1)
 	}
@@ -35,4 +35,13 @@ func main() {
 		log.Error("functions server failed", "error", err.Error())
 		os.Exit(1)
 	}
+}
+
+// register serves each function under its entry point's name. In GCP each
+// deploy archive registers its one function instead (shared/deploy).
+func register(ctx context.Context) error {
+	if err := funcframework.RegisterCloudEventFunctionContext(ctx, "/Ingest/", ingest.Handler()); err != nil {
+		return err
+	}
+	return funcframework.RegisterHTTPFunctionContext(ctx, "/Sweep", ingest.SweepHandler())
 }
