@@ -114,6 +114,10 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		}
 	}
 	cfg.StatusTopic = or("SEALEDSENSE_TOPIC_STATUS", "connector-status")
+	// Everything is read before any client exists, so that the Terraform
+	// tests can list the variables ingest reads without a cloud.
+	eventsTopic := or("SEALEDSENSE_TOPIC_EVENTS", "events")
+	downlinksTopic := or("SEALEDSENSE_TOPIC_DOWNLINKS", "downlinks")
 
 	fs, err := firestore.NewClient(ctx, project)
 	if err != nil {
@@ -135,8 +139,8 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		Firestore: fs,
 		Registry:  registry.New(fs, deviceKeys, cache),
 		KEKReader: custody.NewCache(custody.NewWrapper(kc, kekKey), time.Hour),
-		Events:    ps.Publisher(or("SEALEDSENSE_TOPIC_EVENTS", "events")),
-		Downlinks: ps.Publisher(or("SEALEDSENSE_TOPIC_DOWNLINKS", "downlinks")),
+		Events:    ps.Publisher(eventsTopic),
+		Downlinks: ps.Publisher(downlinksTopic),
 		Logger:    log,
 	}), nil
 }

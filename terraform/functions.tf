@@ -1,0 +1,93 @@
+# Archives come from `go run ./scripts/package` (shared/deploy): one per
+# function, holding only what it imports. The object name carries the
+# archive's hash, so a changed function is redeployed and an unchanged one
+# is not.
+resource "google_storage_bucket" "source" {
+  name                        = "${var.project_id}-fn-source"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+
+  versioning {
+    enabled = true
+  }
+
+  encryption {
+    default_kms_key_name = google_kms_crypto_key.regional[var.region].id
+  }
+
+  lifecycle_rule {
+    condition {
+      num_newer_versions = 10
+      with_state         = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_kms_crypto_key_iam_member.storage_agent]
+}
+
+resource "google_storage_bucket_object" "archive" {
+  for_each = local.functions
+
+  name   = "${each.key}-${filesha256("${path.module}/build/${each.key}.zip")}.zip"
+  bucket = google_storage_bucket.source.name
+  source = "${path.module}/build/${each.key}.zip"
+}
+
+resource "google_artifact_registry_repository" "functions" {
+  location      = var.region
+  repository_id = "functions"
+  format        = "DOCKER"
+  kms_key_name  = google_kms_crypto_key.regional[var.region].id
+
+  depends_on = [google_kms_crypto_key_iam_member.artifactregistry_agent]
+}
+
+resource "google_cloudfunctions2_function" "fn" {
+  for_each = local.functions
+
+  name         = each.key
+  location     = var.region
+  description  = each.value.description
+  kms_key_name = google_kms_crypto_key.regional[var.region].id
+
+  build_config {
+    runtime           = "go126"
+    entry_point       = each.value.entry_point
+    service_account   = google_service_account.builder.id
+    docker_repository = google_artifact_registry_repository.functions.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.archive[each.key].name
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = google_service_account.fn[each.key].email
+    environment_variables            = local.function_env
+    available_memory                 = "512M"
+    available_cpu                    = "1"
+    timeout_seconds                  = 60
+    min_instance_count               = 0
+    max_instance_count               = var.max_instances
+    max_instance_request_concurrency = 16
+    all_traffic_on_latest_revision   = true
+    # Pub/Sub push and Cloud Scheduler reach the function from outside the
+    # VPC; IAM (run.invoker for push-invoker and scheduler only) is what
+    # keeps everyone else out.
+    ingress_settings = "ALLOW_ALL"
+  }
+
+  depends_on = [
+    google_kms_crypto_key_iam_member.functions_agent,
+    google_storage_bucket_iam_member.builder_reads_source,
+    google_artifact_registry_repository_iam_member.builder_writes_images,
+  ]
+}

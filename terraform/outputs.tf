@@ -1,0 +1,41 @@
+output "api_base_url" {
+  description = "Where customers reach the REST API (the api function lands with the customer API)."
+  value       = local.api_base_url
+}
+
+output "jwks_url" {
+  description = "The public keys that verify access tokens and webhook signatures."
+  value       = "${local.api_base_url}/.well-known/jwks.json"
+}
+
+output "topics" {
+  description = "Topic ids by name."
+  value       = { for k, t in google_pubsub_topic.topic : k => t.id }
+}
+
+output "buckets" {
+  description = "The function source bucket and the two key-backup buckets."
+  value = {
+    source  = google_storage_bucket.source.name
+    backups = [for b in google_storage_bucket.backup : b.name]
+  }
+}
+
+output "function_uris" {
+  description = "Each function's HTTPS endpoint."
+  value       = { for k, f in google_cloudfunctions2_function.fn : k => f.service_config[0].uri }
+}
+
+output "kms_keys" {
+  description = "KMS key ids, for the provisioning command's flags."
+  value = {
+    device_keys = google_kms_crypto_key.device_keys.id
+    session_kek = google_kms_crypto_key.session_kek.id
+    signing     = google_kms_crypto_key.signing.id
+  }
+}
+
+output "connector_service_accounts" {
+  description = "The identity each connector runs as."
+  value       = { for k, sa in google_service_account.connector : k => sa.email }
+}

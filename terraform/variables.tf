@@ -1,0 +1,94 @@
+variable "project_id" {
+  description = "The GCP project to deploy into. It should be empty: Terraform owns everything in it."
+  type        = string
+}
+
+variable "region" {
+  description = "Where the functions, the scheduler and the regional keys and buckets live. EU regions only."
+  type        = string
+  default     = "europe-west1"
+
+  validation {
+    condition     = contains(local.eu_regions, var.region)
+    error_message = "The region must be in the EU (one of europe-central2, europe-north1, europe-north2, europe-southwest1, europe-west1, europe-west3, europe-west4, europe-west8, europe-west9, europe-west10, europe-west12): SealedSense keeps and processes all data in the EU. London (europe-west2) and Zurich (europe-west6) are not in the EU."
+  }
+}
+
+variable "firestore_location" {
+  description = "The Firestore database's location: the eur3 multi-region (Belgium and the Netherlands) by default."
+  type        = string
+  default     = "eur3"
+
+  validation {
+    condition     = var.firestore_location == "eur3" || contains(local.eu_regions, var.firestore_location)
+    error_message = "The Firestore location must be eur3 or an EU region."
+  }
+}
+
+variable "kms_location" {
+  description = "The key ring for Firestore and Pub/Sub keys. A database in eur3 can only use keys in the europe multi-region."
+  type        = string
+  default     = "europe"
+
+  validation {
+    condition     = var.kms_location == "europe"
+    error_message = "The KMS location must be europe: Firestore in eur3 accepts CMEK keys only from the europe multi-region, and nothing may leave the EU."
+  }
+}
+
+variable "backup_locations" {
+  description = "The two EU regions that hold the encrypted backups of the device-key registry; two, so that losing one region loses no keys."
+  type        = list(string)
+  default     = ["europe-west1", "europe-west4"]
+
+  validation {
+    condition     = length(var.backup_locations) == 2 && length(distinct(var.backup_locations)) == 2 && alltrue([for l in var.backup_locations : contains(local.eu_regions, l)])
+    error_message = "The backup locations must be two different EU regions."
+  }
+}
+
+variable "alert_email" {
+  description = "Where alerts go."
+  type        = string
+}
+
+variable "connectors" {
+  description = "The ids of the Cloud Connectors to provision: each gets its own service account and downlink subscription."
+  type        = set(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.connectors : can(regex("^[a-z][a-z0-9-]{2,24}$", c))])
+    error_message = "Connector ids are 3 to 25 lowercase letters, digits and dashes, starting with a letter (they become service account ids)."
+  }
+}
+
+variable "enforce_resource_locations" {
+  description = "Set the gcp.resourceLocations organization policy on the project. Turn off when the organization already enforces it, or when Terraform may not set project policies."
+  type        = bool
+  default     = true
+}
+
+variable "ingest_window" {
+  description = "How long ingest collects copies of a packet from several connectors before it picks one for the reply."
+  type        = string
+  default     = "200ms"
+}
+
+variable "network_status_every" {
+  description = "At most one networkStatus event per device per this period."
+  type        = string
+  default     = "15m"
+}
+
+variable "connector_offline_after" {
+  description = "A connector silent for this long is marked OFFLINE (and alerted on)."
+  type        = string
+  default     = "2m"
+}
+
+variable "max_instances" {
+  description = "The most instances each function may scale to."
+  type        = number
+  default     = 20
+}
