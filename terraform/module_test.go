@@ -365,3 +365,24 @@ func strs(v cty.Value) ([]string, error) {
 	}
 	return out, nil
 }
+
+// TestValidationsReferOnlyToTheirVariable: Terraform before 1.9 refuses a
+// validation that refers to anything else, and the module supports 1.5.
+func TestValidationsReferOnlyToTheirVariable(t *testing.T) {
+	t.Parallel()
+	m := loadDir(t, ".")
+	for name, b := range m.variables {
+		for _, vb := range b.Body.Blocks {
+			if vb.Type != "validation" {
+				continue
+			}
+			for _, a := range vb.Body.Attributes {
+				for _, tr := range a.Expr.Variables() {
+					if tr.RootName() != "var" || len(tr) < 2 || traversalAttr(tr[1]) != name {
+						t.Errorf("var.%s: its validation refers to %s", name, m.source(a))
+					}
+				}
+			}
+		}
+	}
+}

@@ -3,13 +3,15 @@ variable "project_id" {
   type        = string
 }
 
+# Validations repeat the EU list rather than use local.eu_regions: before
+# Terraform 1.9 a validation may refer only to its own variable.
 variable "region" {
   description = "Where the functions, the scheduler and the regional keys and buckets live. EU regions only."
   type        = string
   default     = "europe-west1"
 
   validation {
-    condition     = contains(local.eu_regions, var.region)
+    condition     = contains(["europe-central2", "europe-north1", "europe-north2", "europe-southwest1", "europe-west1", "europe-west3", "europe-west4", "europe-west8", "europe-west9", "europe-west10", "europe-west12"], var.region)
     error_message = "The region must be in the EU (one of europe-central2, europe-north1, europe-north2, europe-southwest1, europe-west1, europe-west3, europe-west4, europe-west8, europe-west9, europe-west10, europe-west12): SealedSense keeps and processes all data in the EU. London (europe-west2) and Zurich (europe-west6) are not in the EU."
   }
 }
@@ -20,7 +22,7 @@ variable "firestore_location" {
   default     = "eur3"
 
   validation {
-    condition     = var.firestore_location == "eur3" || contains(local.eu_regions, var.firestore_location)
+    condition     = var.firestore_location == "eur3" || contains(["europe-central2", "europe-north1", "europe-north2", "europe-southwest1", "europe-west1", "europe-west3", "europe-west4", "europe-west8", "europe-west9", "europe-west10", "europe-west12"], var.firestore_location)
     error_message = "The Firestore location must be eur3 or an EU region."
   }
 }
@@ -42,7 +44,7 @@ variable "backup_locations" {
   default     = ["europe-west1", "europe-west4"]
 
   validation {
-    condition     = length(var.backup_locations) == 2 && length(distinct(var.backup_locations)) == 2 && alltrue([for l in var.backup_locations : contains(local.eu_regions, l)])
+    condition     = length(var.backup_locations) == 2 && length(distinct(var.backup_locations)) == 2 && alltrue([for l in var.backup_locations : contains(["europe-central2", "europe-north1", "europe-north2", "europe-southwest1", "europe-west1", "europe-west3", "europe-west4", "europe-west8", "europe-west9", "europe-west10", "europe-west12"], l)])
     error_message = "The backup locations must be two different EU regions."
   }
 }
