@@ -9,7 +9,7 @@ resource "google_firestore_database" "main" {
   deletion_policy = "ABANDON"
 
   cmek_config {
-    kms_key_name = google_kms_crypto_key.firestore.id
+    kms_key_name = google_kms_crypto_key.symmetric["firestore"].id
   }
 
   depends_on = [google_kms_crypto_key_iam_member.firestore_agent, google_project_service.api]

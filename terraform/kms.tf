@@ -7,48 +7,23 @@ resource "google_kms_key_ring" "main" {
 
 # Symmetric keys rotate every 90 days; old versions keep decrypting what
 # they wrapped, and re-wrapping with the new primary is an operator command.
-resource "google_kms_crypto_key" "device_keys" {
-  name            = "device-keys"
-  key_ring        = google_kms_key_ring.main.id
-  purpose         = "ENCRYPT_DECRYPT"
-  rotation_period = "7776000s"
-  labels          = { role = "device-keys" }
-
-  lifecycle {
-    prevent_destroy = true
+locals {
+  symmetric_keys = {
+    device_keys = "device-keys" # sensor PSKs, the cloud's static and channel keys
+    session_kek = "session-kek" # the key-encryption keys of Noise session keys
+    firestore   = "firestore"   # CMEK of the database
+    pubsub      = "pubsub"      # CMEK of every topic
   }
 }
 
-resource "google_kms_crypto_key" "session_kek" {
-  name            = "session-kek"
+resource "google_kms_crypto_key" "symmetric" {
+  for_each = local.symmetric_keys
+
+  name            = each.value
   key_ring        = google_kms_key_ring.main.id
   purpose         = "ENCRYPT_DECRYPT"
   rotation_period = "7776000s"
-  labels          = { role = "session-kek" }
-
-  lifecycle {
-    prevent_destroy = true
-  }
-}
-
-resource "google_kms_crypto_key" "firestore" {
-  name            = "firestore"
-  key_ring        = google_kms_key_ring.main.id
-  purpose         = "ENCRYPT_DECRYPT"
-  rotation_period = "7776000s"
-  labels          = { role = "firestore-cmek" }
-
-  lifecycle {
-    prevent_destroy = true
-  }
-}
-
-resource "google_kms_crypto_key" "pubsub" {
-  name            = "pubsub"
-  key_ring        = google_kms_key_ring.main.id
-  purpose         = "ENCRYPT_DECRYPT"
-  rotation_period = "7776000s"
-  labels          = { role = "pubsub-cmek" }
+  labels          = { role = each.key }
 
   lifecycle {
     prevent_destroy = true
@@ -98,13 +73,13 @@ resource "google_kms_crypto_key" "regional" {
 
 # Each service agent may use only the key of the store it encrypts.
 resource "google_kms_crypto_key_iam_member" "firestore_agent" {
-  crypto_key_id = google_kms_crypto_key.firestore.id
+  crypto_key_id = google_kms_crypto_key.symmetric["firestore"].id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = local.agents.firestore
 }
 
 resource "google_kms_crypto_key_iam_member" "pubsub_agent" {
-  crypto_key_id = google_kms_crypto_key.pubsub.id
+  crypto_key_id = google_kms_crypto_key.symmetric["pubsub"].id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = local.agents.pubsub
 }
@@ -133,13 +108,13 @@ resource "google_kms_crypto_key_iam_member" "functions_agent" {
 # provisioning command (run by an operator) wraps with the device key, so
 # ingest may not. Sweep touches no key.
 resource "google_kms_crypto_key_iam_member" "ingest_device_keys" {
-  crypto_key_id = google_kms_crypto_key.device_keys.id
+  crypto_key_id = google_kms_crypto_key.symmetric["device_keys"].id
   role          = "roles/cloudkms.cryptoKeyDecrypter"
   member        = google_service_account.fn["ingest"].member
 }
 
 resource "google_kms_crypto_key_iam_member" "ingest_session_kek" {
-  crypto_key_id = google_kms_crypto_key.session_kek.id
+  crypto_key_id = google_kms_crypto_key.symmetric["session_kek"].id
   role          = "roles/cloudkms.cryptoKeyDecrypter"
   member        = google_service_account.fn["ingest"].member
 }

@@ -58,162 +58,97 @@ resource "google_logging_metric" "metric" {
   label_extractors = each.value.label == "" ? {} : { (each.value.label) = "EXTRACT(jsonPayload.${each.value.label})" }
 }
 
-resource "google_monitoring_alert_policy" "decrypt_auth_failures" {
-  display_name          = "SealedSense: uplinks refused (decryption or authentication)"
-  combiner              = "OR"
-  severity              = "ERROR"
-  notification_channels = [google_monitoring_notification_channel.email.id]
-  user_labels           = { failure_class = "decrypt_auth_failures" }
-
-  conditions {
-    display_name = "more than 0.2 refused messages/s for 5 minutes"
-    condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/sealedsense_rejected_messages\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0.2
-      duration        = "300s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_RATE"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.rejected"]
-      }
+# One alert per failure class in DESIGN.md. The failure_class label is how
+# the policy tests find them; each documentation says what the alert means
+# and what to check first (terraform/README.md says the same at length).
+locals {
+  alerts = {
+    decrypt_auth_failures = {
+      title     = "uplinks refused (decryption or authentication)"
+      condition = "more than 0.2 refused messages/s for 5 minutes"
+      severity  = "ERROR"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense_rejected_messages\" AND resource.type=\"cloud_run_revision\""
+      threshold = 0.2
+      duration  = "300s"
+      aligner   = "ALIGN_RATE"
+      group_by  = ["metric.label.rejected"]
+      doc       = "Ingest is refusing uplinks: packets that fail to decrypt, replays, unknown or forged connector signatures. Sensor data behind them is not stored. First check the `rejected` label: `unknown-connector` or `bad-signature` after a connector was re-provisioned means its key is stale; `decrypt` across many devices after a KMS change means a key version was disabled; a single device points at a broken or cloned sensor. Logs: `jsonPayload.rejected:*`."
     }
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "Ingest is refusing uplinks: packets that fail to decrypt, replays, unknown or forged connector signatures. Sensor data behind them is not stored. First check the `rejected` label: `unknown-connector` or `bad-signature` after a connector was re-provisioned means its key is stale; `decrypt` across many devices after a KMS change means a key version was disabled; a single device points at a broken or cloned sensor. Logs: `jsonPayload.rejected:*`."
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
+    dead_letter_backlog = {
+      title     = "messages dead-lettered"
+      condition = "dead-letter-watch holds messages"
+      severity  = "ERROR"
+      filter    = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.label.subscription_id=\"dead-letter-watch\""
+      threshold = 0
+      duration  = "300s"
+      aligner   = "ALIGN_MAX"
+      group_by  = []
+      doc       = "A message failed five deliveries to a function and was moved to the dead-letter topic: its uplink or heartbeat was not processed. First read the function's ERROR logs at the time (`message failed`) for the cause, fix it, then pull `dead-letter-watch` and republish the messages to the topic in their `CloudPubSubDeadLetterSourceSubscription` attribute. Sensors resend unacknowledged readings, so fixing the cause quickly loses nothing."
+    }
+    connector_offline = {
+      title     = "connector offline"
+      condition = "a connector was marked OFFLINE"
+      severity  = "WARNING"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense_connector_offline\" AND resource.type=\"cloud_run_revision\""
+      threshold = 0
+      duration  = "0s"
+      aligner   = "ALIGN_SUM"
+      group_by  = ["metric.label.connectorId"]
+      doc       = "A Cloud Connector sent no heartbeat for longer than `connector_offline_after`. Sensors only it hears are not reaching the cloud; they keep their readings and resend once it is back. First check the connector's power and network at its site, then its log for publish errors (its service account may have lost `pubsub.publisher` on `uplinks`)."
+    }
+    webhook_disabled = {
+      title     = "Data Connector disabled"
+      condition = "a Data Connector was disabled"
+      severity  = "WARNING"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense_webhook_disabled\" AND resource.type=\"cloud_run_revision\""
+      threshold = 0
+      duration  = "0s"
+      aligner   = "ALIGN_SUM"
+      group_by  = ["metric.label.dataConnectorId"]
+      doc       = "A customer's webhook kept failing and its Data Connector was disabled: that customer receives no events by push until it is re-enabled, which backfills what was missed. First look at the connector's `:metrics` for the receiver's status codes (4xx: their endpoint or signature check; 5xx or timeouts: their outage), then tell the customer."
+    }
+    function_error_rate = {
+      title     = "function errors"
+      condition = "more than 0.1 error log entries/s for 5 minutes"
+      severity  = "ERROR"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense_function_errors\" AND resource.type=\"cloud_run_revision\""
+      threshold = 0.1
+      duration  = "300s"
+      aligner   = "ALIGN_RATE"
+      group_by  = ["resource.label.service_name"]
+      doc       = "A function keeps logging errors: messages are being retried and may soon be dead-lettered, or replies are not reaching sensors. First read the service's ERROR entries (the `error` field names the failing call): Firestore or KMS permission errors point at IAM, quota errors at scaling (`max_instances`), timeouts at a slow dependency."
+    }
   }
 }
 
-resource "google_monitoring_alert_policy" "dead_letter_backlog" {
-  display_name          = "SealedSense: messages dead-lettered"
+resource "google_monitoring_alert_policy" "failure" {
+  for_each = local.alerts
+
+  display_name          = "SealedSense: ${each.value.title}"
   combiner              = "OR"
-  severity              = "ERROR"
+  severity              = each.value.severity
   notification_channels = [google_monitoring_notification_channel.email.id]
-  user_labels           = { failure_class = "dead_letter_backlog" }
+  user_labels           = { failure_class = each.key }
 
   conditions {
-    display_name = "dead-letter-watch holds messages"
+    display_name = each.value.condition
     condition_threshold {
-      filter          = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.label.subscription_id=\"dead-letter-watch\""
+      filter          = each.value.filter
       comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "300s"
-      aggregations {
-        alignment_period   = "60s"
-        per_series_aligner = "ALIGN_MAX"
-      }
-    }
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "A message failed five deliveries to a function and was moved to the dead-letter topic: its uplink or heartbeat was not processed. First read the function's ERROR logs at the time (`message failed`) for the cause, fix it, then pull `dead-letter-watch` and republish the messages to the topic in their `CloudPubSubDeadLetterSourceSubscription` attribute. Sensors resend unacknowledged readings, so fixing the cause quickly loses nothing."
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-}
-
-resource "google_monitoring_alert_policy" "connector_offline" {
-  display_name          = "SealedSense: connector offline"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = [google_monitoring_notification_channel.email.id]
-  user_labels           = { failure_class = "connector_offline" }
-
-  conditions {
-    display_name = "a connector was marked OFFLINE"
-    condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/sealedsense_connector_offline\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
+      threshold_value = each.value.threshold
+      duration        = each.value.duration
       aggregations {
         alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.connectorId"]
+        per_series_aligner   = each.value.aligner
+        cross_series_reducer = length(each.value.group_by) > 0 ? "REDUCE_SUM" : null
+        group_by_fields      = each.value.group_by
       }
     }
   }
 
   documentation {
     mime_type = "text/markdown"
-    content   = "A Cloud Connector sent no heartbeat for longer than `connector_offline_after`. Sensors only it hears are not reaching the cloud; they keep their readings and resend once it is back. First check the connector's power and network at its site, then its log for publish errors (its service account may have lost `pubsub.publisher` on `uplinks`)."
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-}
-
-resource "google_monitoring_alert_policy" "webhook_disabled" {
-  display_name          = "SealedSense: Data Connector disabled"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = [google_monitoring_notification_channel.email.id]
-  user_labels           = { failure_class = "webhook_disabled" }
-
-  conditions {
-    display_name = "a Data Connector was disabled"
-    condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/sealedsense_webhook_disabled\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.dataConnectorId"]
-      }
-    }
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "A customer's webhook kept failing and its Data Connector was disabled: that customer receives no events by push until it is re-enabled, which backfills what was missed. First look at the connector's `:metrics` for the receiver's status codes (4xx: their endpoint or signature check; 5xx or timeouts: their outage), then tell the customer."
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-}
-
-resource "google_monitoring_alert_policy" "function_error_rate" {
-  display_name          = "SealedSense: function errors"
-  combiner              = "OR"
-  severity              = "ERROR"
-  notification_channels = [google_monitoring_notification_channel.email.id]
-  user_labels           = { failure_class = "function_error_rate" }
-
-  conditions {
-    display_name = "more than 0.1 error log entries/s for 5 minutes"
-    condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/sealedsense_function_errors\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0.1
-      duration        = "300s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_RATE"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.label.service_name"]
-      }
-    }
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "A function keeps logging errors: messages are being retried and may soon be dead-lettered, or replies are not reaching sensors. First read the service's ERROR entries (the `error` field names the failing call): Firestore or KMS permission errors point at IAM, quota errors at scaling (`max_instances`), timeouts at a slow dependency."
+    content   = each.value.doc
   }
 
   alert_strategy {

@@ -29,8 +29,8 @@ output "function_uris" {
 output "kms_keys" {
   description = "KMS key ids, for the provisioning command's flags."
   value = {
-    device_keys = google_kms_crypto_key.device_keys.id
-    session_kek = google_kms_crypto_key.session_kek.id
+    device_keys = google_kms_crypto_key.symmetric["device_keys"].id
+    session_kek = google_kms_crypto_key.symmetric["session_kek"].id
     signing     = google_kms_crypto_key.signing.id
   }
 }

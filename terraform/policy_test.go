@@ -393,7 +393,12 @@ func alerts(t *testing.T, m *module) []string {
 				if a.Name != "filter" {
 					return
 				}
-				for _, mm := range userMetric.FindAllStringSubmatch(m.source(a), -1) {
+				v, diags := a.Expr.Value(inst.ctx)
+				if diags.HasErrors() || !v.IsKnown() || v.Type() != cty.String {
+					out = append(out, fmt.Sprintf("%s: filter %s is not known before apply", inst, m.source(a)))
+					return
+				}
+				for _, mm := range userMetric.FindAllStringSubmatch(v.AsString(), -1) {
 					if !metrics[mm[1]] {
 						out = append(out, fmt.Sprintf("%s: watches metric %s, which no google_logging_metric defines", inst, mm[1]))
 					}
