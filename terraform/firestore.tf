@@ -9,27 +9,80 @@ resource "google_firestore_database" "main" {
   deletion_policy = "ABANDON"
 
   cmek_config {
-    kms_key_name = google_kms_crypto_key.symmetric["firestore"].id
+    kms_key_name = google_kms_crypto_key.firestore.id
   }
 
+  # CMEK is fixed at creation: the agent must hold the key first.
   depends_on = [google_kms_crypto_key_iam_member.firestore_agent, google_project_service.api]
 }
 
-# Events, sessions and reception records carry their own expiry, so that
-# retention is enforced by Firestore rather than by a job that can stop.
-resource "google_firestore_field" "ttl" {
-  for_each = toset(["events", "sessions", "receptions"])
-
+# Events, receptions and sessions carry their own expiry, so retention is
+# enforced by Firestore rather than by a job that can silently stop. The
+# expiry is never queried, so it gets no single-field index (index_config
+# left empty), which saves an index write per document.
+resource "google_firestore_field" "events_ttl" {
   database   = google_firestore_database.main.name
-  collection = each.key
+  collection = "events"
   field      = "expireAt"
 
   ttl_config {}
-  # The expiry is never queried: no single-field index for it.
   index_config {}
 }
 
-# Sweep: online connectors whose last heartbeat is older than the cutoff.
+resource "google_firestore_field" "receptions_ttl" {
+  database   = google_firestore_database.main.name
+  collection = "receptions"
+  field      = "expireAt"
+
+  ttl_config {}
+  index_config {}
+}
+
+resource "google_firestore_field" "sessions_ttl" {
+  database   = google_firestore_database.main.name
+  collection = "sessions"
+  field      = "expireAt"
+
+  ttl_config {}
+  index_config {}
+}
+
+# A device's history, newest first.
+resource "google_firestore_index" "events_device_time" {
+  database    = google_firestore_database.main.name
+  collection  = "events"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "deviceId"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "timestamp"
+    order      = "DESCENDING"
+  }
+}
+
+# A customer project's event stream, newest first.
+resource "google_firestore_index" "events_project_time" {
+  database    = google_firestore_database.main.name
+  collection  = "events"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "projectId"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "timestamp"
+    order      = "DESCENDING"
+  }
+}
+
+# Sweep: online connectors whose last heartbeat is older than the cutoff
+# (an equality and a range on different fields need a composite index).
 resource "google_firestore_index" "connectors_online_last_seen" {
   database    = google_firestore_database.main.name
   collection  = "connectors"

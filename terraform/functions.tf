@@ -1,7 +1,7 @@
-# Archives come from `go run ./scripts/package` (shared/deploy): one per
-# function, holding only what it imports. The object name carries the
-# archive's hash, so a changed function is redeployed and an unchanged one
-# is not.
+# Archives come from `go run ./scripts/package -out terraform/build`
+# (shared/deploy): one per function, holding only what it imports. The
+# object name carries the archive's hash, so a changed function is
+# redeployed and an unchanged one is not.
 resource "google_storage_bucket" "source" {
   name                        = "${var.project_id}-fn-source"
   location                    = var.region
@@ -14,9 +14,10 @@ resource "google_storage_bucket" "source" {
   }
 
   encryption {
-    default_kms_key_name = google_kms_crypto_key.regional[var.region].id
+    default_kms_key_name = google_kms_crypto_key.storage[var.region].id
   }
 
+  # Old archives are only useful for a quick rollback.
   lifecycle_rule {
     condition {
       num_newer_versions = 10
@@ -38,28 +39,17 @@ resource "google_storage_bucket_object" "archive" {
   source = "${path.module}/build/${each.key}.zip"
 }
 
-resource "google_artifact_registry_repository" "functions" {
-  location      = var.region
-  repository_id = "functions"
-  format        = "DOCKER"
-  kms_key_name  = google_kms_crypto_key.regional[var.region].id
-
-  depends_on = [google_kms_crypto_key_iam_member.artifactregistry_agent]
-}
-
 resource "google_cloudfunctions2_function" "fn" {
   for_each = local.functions
 
-  name         = each.key
-  location     = var.region
-  description  = each.value.description
-  kms_key_name = google_kms_crypto_key.regional[var.region].id
+  name        = each.key
+  location    = var.region
+  description = each.value.description
 
   build_config {
-    runtime           = "go126"
-    entry_point       = each.value.entry_point
-    service_account   = google_service_account.builder.id
-    docker_repository = google_artifact_registry_repository.functions.id
+    runtime         = "go126"
+    entry_point     = each.value.entry_point
+    service_account = google_service_account.builder.id
 
     source {
       storage_source {
@@ -70,24 +60,22 @@ resource "google_cloudfunctions2_function" "fn" {
   }
 
   service_config {
-    service_account_email            = google_service_account.fn[each.key].email
-    environment_variables            = local.function_env
-    available_memory                 = "512M"
+    service_account_email = google_service_account.fn[each.key].email
+    environment_variables = local.function_env
+    available_memory      = "256M"
+    # Concurrent requests need a whole CPU; ingest's collection window
+    # works best when the copies of one packet meet in one instance.
     available_cpu                    = "1"
+    max_instance_request_concurrency = 16
     timeout_seconds                  = 60
     min_instance_count               = 0
     max_instance_count               = var.max_instances
-    max_instance_request_concurrency = 16
     all_traffic_on_latest_revision   = true
-    # Pub/Sub push and Cloud Scheduler reach the function from outside the
-    # VPC; IAM (run.invoker for push-invoker and scheduler only) is what
-    # keeps everyone else out.
+    # Pub/Sub push and Cloud Scheduler reach the function from outside any
+    # VPC, so internal-only ingress would refuse them. IAM keeps everyone
+    # else out: only push-invoker and scheduler hold run.invoker.
     ingress_settings = "ALLOW_ALL"
   }
 
-  depends_on = [
-    google_kms_crypto_key_iam_member.functions_agent,
-    google_storage_bucket_iam_member.builder_reads_source,
-    google_artifact_registry_repository_iam_member.builder_writes_images,
-  ]
+  depends_on = [google_project_iam_member.builder]
 }

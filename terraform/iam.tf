@@ -1,7 +1,9 @@
 # One identity per function, per connector and per caller: a leaked or
 # misused credential reaches only what its one job needs. Roles are granted
-# on the resource (this topic, this key, this service). Firestore has no
-# per-collection IAM, so datastore.user is the one project-level grant.
+# on the resource (this topic, this key, this service). Project-level grants
+# are only where no narrower resource exists: Firestore has no
+# per-collection IAM (datastore.user), and builds read Google-created
+# source buckets and write Google-created image repositories (run.builder).
 
 resource "google_service_account" "fn" {
   for_each = local.functions
@@ -28,7 +30,8 @@ resource "google_service_account" "scheduler" {
 resource "google_service_account" "connector" {
   for_each = var.connectors
 
-  account_id   = "conn-${each.key}"
+  # Service account ids are at most 30 characters.
+  account_id   = "conn-${substr(each.key, 0, 25)}"
   display_name = "SealedSense Cloud Connector ${each.key}"
 }
 
@@ -105,23 +108,22 @@ resource "google_pubsub_subscription_iam_member" "connector_downlinks" {
   member       = google_service_account.connector[each.key].member
 }
 
-# The builder reads the source archives and writes the images; its logs
-# are the build logs operators read when a deploy fails.
-resource "google_storage_bucket_iam_member" "builder_reads_source" {
-  bucket = google_storage_bucket.source.name
-  role   = "roles/storage.objectViewer"
-  member = google_service_account.builder.member
+# pubsub.subscriber carries no subscriptions.get: viewer lets a connector's
+# credentials read its own subscription's settings (filter, deadlines) when
+# diagnosing why no downlinks arrive, and still nobody else's.
+resource "google_pubsub_subscription_iam_member" "connector_downlinks_viewer" {
+  for_each = var.connectors
+
+  subscription = google_pubsub_subscription.downlinks[each.key].id
+  role         = "roles/pubsub.viewer"
+  member       = google_service_account.connector[each.key].member
 }
 
-resource "google_artifact_registry_repository_iam_member" "builder_writes_images" {
-  location   = var.region
-  repository = google_artifact_registry_repository.functions.name
-  role       = "roles/artifactregistry.writer"
-  member     = google_service_account.builder.member
-}
-
-resource "google_project_iam_member" "builder_logs" {
+# Cloud Build no longer gets broad default rights in new projects (and
+# organizations may forbid default service accounts), so builds run as
+# their own account with the one role Google documents for function builds.
+resource "google_project_iam_member" "builder" {
   project = var.project_id
-  role    = "roles/logging.logWriter"
+  role    = "roles/run.builder"
   member  = google_service_account.builder.member
 }

@@ -5,38 +5,51 @@ resource "google_kms_key_ring" "main" {
   depends_on = [google_project_service.api]
 }
 
-# Symmetric keys rotate every 90 days; old versions keep decrypting what
-# they wrapped, and re-wrapping with the new primary is an operator command.
-locals {
-  symmetric_keys = {
-    device_keys = "device-keys" # sensor PSKs, the cloud's static and channel keys
-    session_kek = "session-kek" # the key-encryption keys of Noise session keys
-    firestore   = "firestore"   # CMEK of the database
-    pubsub      = "pubsub"      # CMEK of every topic
-  }
-}
+# Symmetric keys rotate every 90 days: old versions keep decrypting what
+# they wrapped, so rotation never strands data. prevent_destroy because a
+# destroyed key makes every device secret and store it wraps unreadable.
 
-resource "google_kms_crypto_key" "symmetric" {
-  for_each = local.symmetric_keys
-
-  name            = each.value
+# Wraps sensor PSKs and the cloud's static and channel keys.
+resource "google_kms_crypto_key" "device_keys" {
+  name            = "device-keys"
   key_ring        = google_kms_key_ring.main.id
   purpose         = "ENCRYPT_DECRYPT"
   rotation_period = "7776000s"
-  labels          = { role = each.key }
 
   lifecycle {
     prevent_destroy = true
   }
 }
 
-# Access tokens and asymmetric webhook signatures; the private half never
-# leaves KMS, the public half is served as JWKS.
+# Wraps the key-encryption key that seals Noise sessions in Firestore.
+resource "google_kms_crypto_key" "session_kek" {
+  name            = "session-kek"
+  key_ring        = google_kms_key_ring.main.id
+  purpose         = "ENCRYPT_DECRYPT"
+  rotation_period = "7776000s"
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "google_kms_crypto_key" "pubsub" {
+  name            = "pubsub"
+  key_ring        = google_kms_key_ring.main.id
+  purpose         = "ENCRYPT_DECRYPT"
+  rotation_period = "7776000s"
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+# Access tokens and webhook signatures: the private half never leaves
+# KMS, the public half is served as JWKS.
 resource "google_kms_crypto_key" "signing" {
   name     = "signing"
   key_ring = google_kms_key_ring.main.id
   purpose  = "ASYMMETRIC_SIGN"
-  labels   = { role = "token-signing" }
 
   version_template {
     algorithm = "EC_SIGN_P256_SHA256"
@@ -47,9 +60,30 @@ resource "google_kms_crypto_key" "signing" {
   }
 }
 
-# Buckets, Artifact Registry and functions need a key in their own region.
-resource "google_kms_key_ring" "regional" {
-  for_each = local.regional_key_locations
+# Firestore's key must sit where the database does (europe for eur3), so
+# it has a ring of its own rather than assuming the main ring fits.
+resource "google_kms_key_ring" "firestore" {
+  name     = "sealedsense-firestore"
+  location = local.firestore_key_location
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_kms_crypto_key" "firestore" {
+  name            = "firestore"
+  key_ring        = google_kms_key_ring.firestore.id
+  purpose         = "ENCRYPT_DECRYPT"
+  rotation_period = "7776000s"
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+# A bucket accepts only a key from its own location: one ring per bucket
+# location (the functions' region and each backup region).
+resource "google_kms_key_ring" "storage" {
+  for_each = local.storage_key_locations
 
   name     = "sealedsense-${each.key}"
   location = each.key
@@ -57,64 +91,54 @@ resource "google_kms_key_ring" "regional" {
   depends_on = [google_project_service.api]
 }
 
-resource "google_kms_crypto_key" "regional" {
-  for_each = local.regional_key_locations
+resource "google_kms_crypto_key" "storage" {
+  for_each = local.storage_key_locations
 
   name            = "storage"
-  key_ring        = google_kms_key_ring.regional[each.key].id
+  key_ring        = google_kms_key_ring.storage[each.key].id
   purpose         = "ENCRYPT_DECRYPT"
   rotation_period = "7776000s"
-  labels          = { role = "storage-cmek" }
 
   lifecycle {
     prevent_destroy = true
   }
 }
 
-# Each service agent may use only the key of the store it encrypts.
+# Each service agent may use only the key of the store it encrypts, so a
+# misconfigured store cannot borrow another store's key.
 resource "google_kms_crypto_key_iam_member" "firestore_agent" {
-  crypto_key_id = google_kms_crypto_key.symmetric["firestore"].id
+  crypto_key_id = google_kms_crypto_key.firestore.id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = local.agents.firestore
 }
 
 resource "google_kms_crypto_key_iam_member" "pubsub_agent" {
-  crypto_key_id = google_kms_crypto_key.symmetric["pubsub"].id
+  crypto_key_id = google_kms_crypto_key.pubsub.id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = local.agents.pubsub
 }
 
 resource "google_kms_crypto_key_iam_member" "storage_agent" {
-  for_each = local.regional_key_locations
+  for_each = local.storage_key_locations
 
-  crypto_key_id = google_kms_crypto_key.regional[each.key].id
+  crypto_key_id = google_kms_crypto_key.storage[each.key].id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = local.agents.storage
 }
 
-resource "google_kms_crypto_key_iam_member" "artifactregistry_agent" {
-  crypto_key_id = google_kms_crypto_key.regional[var.region].id
-  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-  member        = local.agents.artifactregistry
-}
-
-resource "google_kms_crypto_key_iam_member" "functions_agent" {
-  crypto_key_id = google_kms_crypto_key.regional[var.region].id
-  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-  member        = local.agents.functions
-}
-
-# Ingest unwraps PSKs, the cloud keys and session KEKs. Only the
-# provisioning command (run by an operator) wraps with the device key, so
-# ingest may not. Sweep touches no key.
+# Ingest only ever unwraps: PSKs and cloud keys with the device key, the
+# session KEK with session_kek (sessions are then sealed locally under the
+# unwrapped KEK). Wrapping is the provisioning command's job, run with an
+# operator's credentials, so a compromised function cannot mint secrets.
+# Sweep touches no key.
 resource "google_kms_crypto_key_iam_member" "ingest_device_keys" {
-  crypto_key_id = google_kms_crypto_key.symmetric["device_keys"].id
+  crypto_key_id = google_kms_crypto_key.device_keys.id
   role          = "roles/cloudkms.cryptoKeyDecrypter"
   member        = google_service_account.fn["ingest"].member
 }
 
 resource "google_kms_crypto_key_iam_member" "ingest_session_kek" {
-  crypto_key_id = google_kms_crypto_key.symmetric["session_kek"].id
+  crypto_key_id = google_kms_crypto_key.session_kek.id
   role          = "roles/cloudkms.cryptoKeyDecrypter"
   member        = google_service_account.fn["ingest"].member
 }

@@ -24,29 +24,38 @@ locals {
   topics = toset(["uplinks", "connector-status", "events", "downlinks", "dead-letter"])
 
   # Pub/Sub-driven functions get our own push subscriptions, not Eventarc
-  # triggers: only a subscription can carry a dead-letter policy.
+  # triggers: only a subscription we own can carry a dead-letter policy.
   push_subscriptions = {
     ingest-uplinks = { topic = "uplinks", function = "ingest" }
     ingest-status  = { topic = "connector-status", function = "ingest" }
   }
 
-  # Both functions run the ingest package, which reads all of these.
+  # Both functions run the ingest package, which reads all of these; one
+  # map keeps them from drifting apart.
   function_env = {
     GOOGLE_CLOUD_PROJECT                = var.project_id
-    SEALEDSENSE_DEVICE_KEY              = google_kms_crypto_key.symmetric["device_keys"].id
-    SEALEDSENSE_SESSION_KEK_KEY         = google_kms_crypto_key.symmetric["session_kek"].id
+    SEALEDSENSE_DEVICE_KEY              = google_kms_crypto_key.device_keys.id
+    SEALEDSENSE_SESSION_KEK_KEY         = google_kms_crypto_key.session_kek.id
     SEALEDSENSE_TOPIC_EVENTS            = "events"
     SEALEDSENSE_TOPIC_DOWNLINKS         = "downlinks"
     SEALEDSENSE_TOPIC_STATUS            = "connector-status"
     SEALEDSENSE_INGEST_WINDOW           = var.ingest_window
     SEALEDSENSE_NETWORK_STATUS_EVERY    = var.network_status_every
     SEALEDSENSE_CONNECTOR_OFFLINE_AFTER = var.connector_offline_after
+    SEALEDSENSE_EVENT_RETENTION         = "${var.event_retention_days * 24}h"
     LOG_EXECUTION_ID                    = "true"
   }
 
-  # Storage and Artifact Registry need keys in the same location as the
-  # data they protect, so region-bound stores get key rings of their own.
-  regional_key_locations = toset(concat([var.region], var.backup_locations))
+  # Cloud Storage accepts only a key in the bucket's own location, so each
+  # bucket location gets a key ring of its own.
+  storage_key_locations = toset(concat([var.region], var.backup_locations))
 
+  # A database in eur3 takes keys from the europe multi-region only; a
+  # regional database takes keys from its own region.
+  firestore_key_location = var.firestore_location == "eur3" ? "europe" : var.firestore_location
+
+  # The api function that serves these lands with the customer API; the
+  # URL scheme of Cloud Run functions is already fixed.
   api_base_url = "https://${var.region}-${var.project_id}.cloudfunctions.net"
+  jwks_url     = "${local.api_base_url}/.well-known/jwks.json"
 }

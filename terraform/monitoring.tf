@@ -7,30 +7,35 @@ resource "google_monitoring_notification_channel" "email" {
   }
 }
 
-# Log-based metrics over the functions' structured logs (shared/logging):
-# the code marks each failure class with a field, so renaming a message
-# does not silence an alert.
+# Log-based metrics over the functions' structured logs (shared/logging
+# writes message and fields as jsonPayload). Refusals are matched on the
+# `rejected` field, which every refusal carries whatever its message, so
+# rewording a log line does not silence the alert.
 locals {
   log_metrics = {
-    rejected_messages = {
-      description = "Uplinks and status messages refused: forged or unknown connector, failed decryption, replay, malformed."
+    rejected_uplinks = {
+      description = "Uplinks and status messages refused: failed decryption or authentication, unknown or forged connector, replay, malformed."
       filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.rejected:*"
-      label       = "rejected"
+      label       = "reason"
+      field       = "rejected"
     }
     connector_offline = {
       description = "Connectors marked OFFLINE by the sweep."
-      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.alert=\"connector-offline\""
-      label       = "connectorId"
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.message=\"connector offline\""
+      label       = "connector_id"
+      field       = "connectorId"
     }
     webhook_disabled = {
-      description = "Data Connectors disabled after repeated delivery failures."
-      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.alert=\"webhook-disabled\""
-      label       = "dataConnectorId"
+      description = "Data Connectors disabled after repeated webhook delivery failures."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.message=\"webhook disabled\""
+      label       = "data_connector_id"
+      field       = "dataConnectorId"
     }
     function_errors = {
       description = "Error-severity log entries of the functions."
       filter      = "resource.type=\"cloud_run_revision\" AND severity>=ERROR"
       label       = ""
+      field       = ""
     }
   }
 }
@@ -38,7 +43,7 @@ locals {
 resource "google_logging_metric" "metric" {
   for_each = local.log_metrics
 
-  name        = "sealedsense_${each.key}"
+  name        = "sealedsense/${each.key}"
   description = each.value.description
   filter      = each.value.filter
 
@@ -55,7 +60,14 @@ resource "google_logging_metric" "metric" {
     }
   }
 
-  label_extractors = each.value.label == "" ? {} : { (each.value.label) = "EXTRACT(jsonPayload.${each.value.label})" }
+  label_extractors = each.value.label == "" ? {} : { (each.value.label) = "EXTRACT(jsonPayload.${each.value.field})" }
+}
+
+# Late copies of a packet heard by several connectors are refused as
+# `replay` in normal operation; only these reasons mean a failed decryption
+# or authentication, and only they page.
+locals {
+  auth_reasons = join(", ", [for r in ["decrypt", "handshake-auth", "bad-signature", "unknown-connector", "revoked-connector", "unknown-sensor"] : "\"${r}\""])
 }
 
 # One alert per failure class in DESIGN.md. The failure_class label is how
@@ -67,12 +79,12 @@ locals {
       title     = "uplinks refused (decryption or authentication)"
       condition = "more than 0.2 refused messages/s for 5 minutes"
       severity  = "ERROR"
-      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense_rejected_messages\" AND resource.type=\"cloud_run_revision\""
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/rejected_uplinks\" AND resource.type=\"cloud_run_revision\" AND metric.label.reason=one_of(${local.auth_reasons})"
       threshold = 0.2
       duration  = "300s"
       aligner   = "ALIGN_RATE"
-      group_by  = ["metric.label.rejected"]
-      doc       = "Ingest is refusing uplinks: packets that fail to decrypt, replays, unknown or forged connector signatures. Sensor data behind them is not stored. First check the `rejected` label: `unknown-connector` or `bad-signature` after a connector was re-provisioned means its key is stale; `decrypt` across many devices after a KMS change means a key version was disabled; a single device points at a broken or cloned sensor. Logs: `jsonPayload.rejected:*`."
+      group_by  = ["metric.label.reason"]
+      doc       = "Ingest is refusing messages that fail decryption or authentication, so the sensor data in them is not stored. First check the `reason` label: `unknown-connector` or `bad-signature` right after a connector was re-provisioned means it runs with a stale key; `decrypt` or `handshake-auth` across many devices after a KMS change means a key version was disabled; one device alone points at a broken or cloned sensor. Logs: `jsonPayload.rejected:*`."
     }
     dead_letter_backlog = {
       title     = "messages dead-lettered"
@@ -89,29 +101,29 @@ locals {
       title     = "connector offline"
       condition = "a connector was marked OFFLINE"
       severity  = "WARNING"
-      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense_connector_offline\" AND resource.type=\"cloud_run_revision\""
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/connector_offline\" AND resource.type=\"cloud_run_revision\""
       threshold = 0
       duration  = "0s"
       aligner   = "ALIGN_SUM"
-      group_by  = ["metric.label.connectorId"]
-      doc       = "A Cloud Connector sent no heartbeat for longer than `connector_offline_after`. Sensors only it hears are not reaching the cloud; they keep their readings and resend once it is back. First check the connector's power and network at its site, then its log for publish errors (its service account may have lost `pubsub.publisher` on `uplinks`)."
+      group_by  = ["metric.label.connector_id"]
+      doc       = "A Cloud Connector sent no heartbeat for longer than `connector_offline_after`. Sensors only it hears are not reaching the cloud; they keep their readings and resend once it is back. First check the connector's power and network at its site, then its log for publish errors (its service account may have lost `pubsub.publisher` on `connector-status`)."
     }
     webhook_disabled = {
       title     = "Data Connector disabled"
       condition = "a Data Connector was disabled"
       severity  = "WARNING"
-      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense_webhook_disabled\" AND resource.type=\"cloud_run_revision\""
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/webhook_disabled\" AND resource.type=\"cloud_run_revision\""
       threshold = 0
       duration  = "0s"
       aligner   = "ALIGN_SUM"
-      group_by  = ["metric.label.dataConnectorId"]
+      group_by  = ["metric.label.data_connector_id"]
       doc       = "A customer's webhook kept failing and its Data Connector was disabled: that customer receives no events by push until it is re-enabled, which backfills what was missed. First look at the connector's `:metrics` for the receiver's status codes (4xx: their endpoint or signature check; 5xx or timeouts: their outage), then tell the customer."
     }
     function_error_rate = {
       title     = "function errors"
       condition = "more than 0.1 error log entries/s for 5 minutes"
       severity  = "ERROR"
-      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense_function_errors\" AND resource.type=\"cloud_run_revision\""
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/function_errors\" AND resource.type=\"cloud_run_revision\""
       threshold = 0.1
       duration  = "300s"
       aligner   = "ALIGN_RATE"
@@ -154,6 +166,10 @@ resource "google_monitoring_alert_policy" "failure" {
   alert_strategy {
     auto_close = "1800s"
   }
+
+  # A condition on a log-based metric is refused until the metric exists,
+  # and the filter names it only as text.
+  depends_on = [google_logging_metric.metric]
 }
 
 resource "google_monitoring_dashboard" "ops" {
@@ -169,7 +185,7 @@ resource "google_monitoring_dashboard" "ops" {
               plotType = "LINE"
               timeSeriesQuery = {
                 timeSeriesFilter = {
-                  filter      = "metric.type=\"logging.googleapis.com/user/sealedsense_${k}\" AND resource.type=\"cloud_run_revision\""
+                  filter      = "metric.type=\"logging.googleapis.com/user/sealedsense/${k}\" AND resource.type=\"cloud_run_revision\""
                   aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM" }
                 }
               }

@@ -1,11 +1,11 @@
 output "api_base_url" {
-  description = "Where customers reach the REST API (the api function lands with the customer API)."
+  description = "Where customers will reach the REST API (the api function lands with the customer API issue)."
   value       = local.api_base_url
 }
 
 output "jwks_url" {
   description = "The public keys that verify access tokens and webhook signatures."
-  value       = "${local.api_base_url}/.well-known/jwks.json"
+  value       = local.jwks_url
 }
 
 output "topics" {
@@ -14,10 +14,10 @@ output "topics" {
 }
 
 output "buckets" {
-  description = "The function source bucket and the two key-backup buckets."
+  description = "The function source bucket and the key-backup buckets by region."
   value = {
     source  = google_storage_bucket.source.name
-    backups = [for b in google_storage_bucket.backup : b.name]
+    backups = { for k, b in google_storage_bucket.backup : k => b.name }
   }
 }
 
@@ -27,11 +27,14 @@ output "function_uris" {
 }
 
 output "kms_keys" {
-  description = "KMS key ids, for the provisioning command's flags."
+  description = "KMS key ids, for the provisioning command's flags and for audits."
   value = {
-    device_keys = google_kms_crypto_key.symmetric["device_keys"].id
-    session_kek = google_kms_crypto_key.symmetric["session_kek"].id
+    device_keys = google_kms_crypto_key.device_keys.id
+    session_kek = google_kms_crypto_key.session_kek.id
     signing     = google_kms_crypto_key.signing.id
+    firestore   = google_kms_crypto_key.firestore.id
+    pubsub      = google_kms_crypto_key.pubsub.id
+    storage     = { for k, key in google_kms_crypto_key.storage : k => key.id }
   }
 }
 

@@ -471,7 +471,7 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 	seen := map[string]bool{}
 	getenv := func(k string) string {
 		seen[k] = true
-		if strings.HasSuffix(k, "_WINDOW") || strings.HasSuffix(k, "_EVERY") || strings.HasSuffix(k, "_AFTER") {
+		if strings.HasSuffix(k, "_WINDOW") || strings.HasSuffix(k, "_EVERY") || strings.HasSuffix(k, "_AFTER") || strings.HasSuffix(k, "_RETENTION") {
 			return "1s"
 		}
 		return "x"

@@ -1,8 +1,10 @@
+# Topics keep messages one day: long enough to ride out a function outage,
+# short enough that sealed packets do not pile up outside Firestore.
 resource "google_pubsub_topic" "topic" {
   for_each = local.topics
 
   name                       = each.key
-  kms_key_name               = google_kms_crypto_key.symmetric["pubsub"].id
+  kms_key_name               = google_kms_crypto_key.pubsub.id
   message_retention_duration = "86400s"
 
   message_storage_policy {

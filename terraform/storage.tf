@@ -15,7 +15,7 @@ resource "google_storage_bucket" "backup" {
   }
 
   encryption {
-    default_kms_key_name = google_kms_crypto_key.regional[each.key].id
+    default_kms_key_name = google_kms_crypto_key.storage[each.key].id
   }
 
   lifecycle_rule {

@@ -28,13 +28,13 @@ variable "firestore_location" {
 }
 
 variable "kms_location" {
-  description = "The key ring for Firestore and Pub/Sub keys. A database in eur3 can only use keys in the europe multi-region."
+  description = "The location of the main key ring (device keys, session KEK, Pub/Sub CMEK, signing key). A database in eur3 can only use keys in the europe multi-region."
   type        = string
   default     = "europe"
 
   validation {
-    condition     = var.kms_location == "europe"
-    error_message = "The KMS location must be europe: Firestore in eur3 accepts CMEK keys only from the europe multi-region, and nothing may leave the EU."
+    condition     = contains(["europe"], var.kms_location)
+    error_message = "The KMS location must be europe: Firestore in eur3 accepts CMEK keys only from the europe multi-region, and keys must not leave the EU."
   }
 }
 
@@ -60,8 +60,8 @@ variable "connectors" {
   default     = []
 
   validation {
-    condition     = alltrue([for c in var.connectors : can(regex("^[a-z][a-z0-9-]{2,24}$", c))])
-    error_message = "Connector ids are 3 to 25 lowercase letters, digits and dashes, starting with a letter (they become service account ids)."
+    condition     = alltrue([for c in var.connectors : can(regex("^[a-z][a-z0-9-]{0,23}[a-z0-9]$", c))])
+    error_message = "Connector ids are 2 to 25 lowercase letters, digits and dashes, starting with a letter and not ending with a dash: each becomes part of a service account id (conn-<id>, at most 30 characters)."
   }
 }
 
@@ -93,4 +93,15 @@ variable "max_instances" {
   description = "The most instances each function may scale to."
   type        = number
   default     = 20
+}
+
+variable "event_retention_days" {
+  description = "How long stored events are kept before Firestore's TTL deletes them."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.event_retention_days >= 1
+    error_message = "Events must be kept at least one day."
+  }
 }

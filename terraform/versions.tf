@@ -8,8 +8,3 @@ terraform {
     }
   }
 }
-
-provider "google" {
-  project = var.project_id
-  region  = var.region
-}

@@ -106,6 +106,7 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		"SEALEDSENSE_INGEST_WINDOW":           &cfg.Window,
 		"SEALEDSENSE_NETWORK_STATUS_EVERY":    &cfg.NetworkStatusEvery,
 		"SEALEDSENSE_CONNECTOR_OFFLINE_AFTER": &cfg.OfflineAfter,
+		"SEALEDSENSE_EVENT_RETENTION":         &cfg.Retention,
 	} {
 		if v := getenv(k); v != "" {
 			if *d, err = time.ParseDuration(v); err != nil {
