@@ -9,7 +9,7 @@ resource "google_firestore_database" "main" {
   deletion_policy = "ABANDON"
 
   cmek_config {
-    kms_key_name = google_kms_crypto_key.firestore.id
+    kms_key_name = google_kms_crypto_key.symmetric["firestore"].id
   }
 
   # CMEK is fixed at creation: the agent must hold the key first.

@@ -2,40 +2,11 @@
 # (shared/deploy): one per function, holding only what it imports. The
 # object name carries the archive's hash, so a changed function is
 # redeployed and an unchanged one is not.
-resource "google_storage_bucket" "source" {
-  name                        = "${var.project_id}-fn-source"
-  location                    = var.region
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = false
-
-  versioning {
-    enabled = true
-  }
-
-  encryption {
-    default_kms_key_name = google_kms_crypto_key.storage[var.region].id
-  }
-
-  # Old archives are only useful for a quick rollback.
-  lifecycle_rule {
-    condition {
-      num_newer_versions = 10
-      with_state         = "ARCHIVED"
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  depends_on = [google_kms_crypto_key_iam_member.storage_agent]
-}
-
 resource "google_storage_bucket_object" "archive" {
   for_each = local.functions
 
   name   = "${each.key}-${filesha256("${path.module}/build/${each.key}.zip")}.zip"
-  bucket = google_storage_bucket.source.name
+  bucket = google_storage_bucket.bucket["source"].name
   source = "${path.module}/build/${each.key}.zip"
 }
 
@@ -53,7 +24,7 @@ resource "google_cloudfunctions2_function" "fn" {
 
     source {
       storage_source {
-        bucket = google_storage_bucket.source.name
+        bucket = google_storage_bucket.bucket["source"].name
         object = google_storage_bucket_object.archive[each.key].name
       }
     }

@@ -8,34 +8,22 @@ resource "google_kms_key_ring" "main" {
 # Symmetric keys rotate every 90 days: old versions keep decrypting what
 # they wrapped, so rotation never strands data. prevent_destroy because a
 # destroyed key makes every device secret and store it wraps unreadable.
-
-# Wraps sensor PSKs and the cloud's static and channel keys.
-resource "google_kms_crypto_key" "device_keys" {
-  name            = "device-keys"
-  key_ring        = google_kms_key_ring.main.id
-  purpose         = "ENCRYPT_DECRYPT"
-  rotation_period = "7776000s"
-
-  lifecycle {
-    prevent_destroy = true
+locals {
+  symmetric_keys = {
+    # Wraps sensor PSKs and the cloud's static and channel keys.
+    device_keys = { name = "device-keys", ring = google_kms_key_ring.main.id }
+    # Wraps the key-encryption key that seals Noise sessions in Firestore.
+    session_kek = { name = "session-kek", ring = google_kms_key_ring.main.id }
+    pubsub      = { name = "pubsub", ring = google_kms_key_ring.main.id }
+    firestore   = { name = "firestore", ring = google_kms_key_ring.firestore.id }
   }
 }
 
-# Wraps the key-encryption key that seals Noise sessions in Firestore.
-resource "google_kms_crypto_key" "session_kek" {
-  name            = "session-kek"
-  key_ring        = google_kms_key_ring.main.id
-  purpose         = "ENCRYPT_DECRYPT"
-  rotation_period = "7776000s"
+resource "google_kms_crypto_key" "symmetric" {
+  for_each = local.symmetric_keys
 
-  lifecycle {
-    prevent_destroy = true
-  }
-}
-
-resource "google_kms_crypto_key" "pubsub" {
-  name            = "pubsub"
-  key_ring        = google_kms_key_ring.main.id
+  name            = each.value.name
+  key_ring        = each.value.ring
   purpose         = "ENCRYPT_DECRYPT"
   rotation_period = "7776000s"
 
@@ -69,17 +57,6 @@ resource "google_kms_key_ring" "firestore" {
   depends_on = [google_project_service.api]
 }
 
-resource "google_kms_crypto_key" "firestore" {
-  name            = "firestore"
-  key_ring        = google_kms_key_ring.firestore.id
-  purpose         = "ENCRYPT_DECRYPT"
-  rotation_period = "7776000s"
-
-  lifecycle {
-    prevent_destroy = true
-  }
-}
-
 # A bucket accepts only a key from its own location: one ring per bucket
 # location (the functions' region and each backup region).
 resource "google_kms_key_ring" "storage" {
@@ -107,13 +84,13 @@ resource "google_kms_crypto_key" "storage" {
 # Each service agent may use only the key of the store it encrypts, so a
 # misconfigured store cannot borrow another store's key.
 resource "google_kms_crypto_key_iam_member" "firestore_agent" {
-  crypto_key_id = google_kms_crypto_key.firestore.id
+  crypto_key_id = google_kms_crypto_key.symmetric["firestore"].id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = local.agents.firestore
 }
 
 resource "google_kms_crypto_key_iam_member" "pubsub_agent" {
-  crypto_key_id = google_kms_crypto_key.pubsub.id
+  crypto_key_id = google_kms_crypto_key.symmetric["pubsub"].id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = local.agents.pubsub
 }
@@ -132,13 +109,13 @@ resource "google_kms_crypto_key_iam_member" "storage_agent" {
 # operator's credentials, so a compromised function cannot mint secrets.
 # Sweep touches no key.
 resource "google_kms_crypto_key_iam_member" "ingest_device_keys" {
-  crypto_key_id = google_kms_crypto_key.device_keys.id
+  crypto_key_id = google_kms_crypto_key.symmetric["device_keys"].id
   role          = "roles/cloudkms.cryptoKeyDecrypter"
   member        = google_service_account.fn["ingest"].member
 }
 
 resource "google_kms_crypto_key_iam_member" "ingest_session_kek" {
-  crypto_key_id = google_kms_crypto_key.session_kek.id
+  crypto_key_id = google_kms_crypto_key.symmetric["session_kek"].id
   role          = "roles/cloudkms.cryptoKeyDecrypter"
   member        = google_service_account.fn["ingest"].member
 }

@@ -34,8 +34,8 @@ locals {
   # map keeps them from drifting apart.
   function_env = {
     GOOGLE_CLOUD_PROJECT                = var.project_id
-    SEALEDSENSE_DEVICE_KEY              = google_kms_crypto_key.device_keys.id
-    SEALEDSENSE_SESSION_KEK_KEY         = google_kms_crypto_key.session_kek.id
+    SEALEDSENSE_DEVICE_KEY              = google_kms_crypto_key.symmetric["device_keys"].id
+    SEALEDSENSE_SESSION_KEK_KEY         = google_kms_crypto_key.symmetric["session_kek"].id
     SEALEDSENSE_TOPIC_EVENTS            = "events"
     SEALEDSENSE_TOPIC_DOWNLINKS         = "downlinks"
     SEALEDSENSE_TOPIC_STATUS            = "connector-status"

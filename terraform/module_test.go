@@ -239,6 +239,13 @@ func elements(v cty.Value) []cty.Value {
 	return out
 }
 
+// withVars is the module evaluated with some variables set to other values.
+func (m *module) withVars(override map[string]cty.Value) *module {
+	c := *m
+	c.ctx = m.evalContext(override)
+	return &c
+}
+
 // instances expands a resource block by its for_each, evaluated with the
 // variables' defaults; a resource whose for_each is not known yields one
 // instance whose each.key is unknown.
@@ -247,15 +254,21 @@ func (m *module) instances(b *hclsyntax.Block) []instance {
 	if !ok {
 		return []instance{{block: b, ctx: m.ctx}}
 	}
+	unknown := []instance{{block: b, key: "?", ctx: m.with(cty.UnknownVal(cty.String), cty.DynamicVal)}}
 	v, diags := fe.Expr.Value(m.ctx)
-	if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() {
-		return []instance{{block: b, key: "?", ctx: m.with(cty.UnknownVal(cty.String), cty.DynamicVal)}}
+	// Terraform needs the keys at plan time; the values may wait for apply.
+	t := v.Type()
+	if diags.HasErrors() || !v.IsKnown() || v.IsNull() || !(t.IsMapType() || t.IsObjectType() || t.IsSetType()) {
+		return unknown
 	}
 	var out []instance
 	for it := v.ElementIterator(); it.Next(); {
 		k, e := it.Element()
-		if v.Type().IsSetType() {
+		if t.IsSetType() {
 			k = e
+		}
+		if !k.IsKnown() || k.Type() != cty.String {
+			return unknown
 		}
 		out = append(out, instance{block: b, key: k.AsString(), ctx: m.with(k, e)})
 	}

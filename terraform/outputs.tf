@@ -16,8 +16,8 @@ output "topics" {
 output "buckets" {
   description = "The function source bucket and the key-backup buckets by region."
   value = {
-    source  = google_storage_bucket.source.name
-    backups = { for k, b in google_storage_bucket.backup : k => b.name }
+    source  = google_storage_bucket.bucket["source"].name
+    backups = { for l in var.backup_locations : l => google_storage_bucket.bucket["keys-${l}"].name }
   }
 }
 
@@ -29,11 +29,11 @@ output "function_uris" {
 output "kms_keys" {
   description = "KMS key ids, for the provisioning command's flags and for audits."
   value = {
-    device_keys = google_kms_crypto_key.device_keys.id
-    session_kek = google_kms_crypto_key.session_kek.id
+    device_keys = google_kms_crypto_key.symmetric["device_keys"].id
+    session_kek = google_kms_crypto_key.symmetric["session_kek"].id
     signing     = google_kms_crypto_key.signing.id
-    firestore   = google_kms_crypto_key.firestore.id
-    pubsub      = google_kms_crypto_key.pubsub.id
+    firestore   = google_kms_crypto_key.symmetric["firestore"].id
+    pubsub      = google_kms_crypto_key.symmetric["pubsub"].id
     storage     = { for k, key in google_kms_crypto_key.storage : k => key.id }
   }
 }

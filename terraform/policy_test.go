@@ -174,9 +174,29 @@ func TestFilesAreCanonical(t *testing.T) {
 }
 
 func euOnly(t *testing.T, m *module) []string {
+	out := locationsOutsideEU(m)
+	// A variable is a location if a non-EU value of it moves anything out
+	// of the EU, directly or through locals and for_each: then its
+	// validation must refuse that value at plan time.
+	names := make([]string, 0, len(m.variables))
+	for name := range m.variables {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		bad, ok := nonEUValue(m, name)
+		if ok && len(locationsOutsideEU(m.withVars(map[string]cty.Value{name: bad}))) > 0 {
+			out = append(out, refusesNonEU(m, name, bad)...)
+		}
+	}
+	return out
+}
+
+// locationsOutsideEU lists every location attribute of every resource
+// instance that is not a known EU value.
+func locationsOutsideEU(m *module) []string {
 	eu := euLocations()
 	var out []string
-	checked := map[string]bool{}
 	for _, b := range m.resources {
 		for _, inst := range m.instances(b) {
 			walkAttrs(b.Body, func(a *hclsyntax.Attribute) {
@@ -197,31 +217,29 @@ func euOnly(t *testing.T, m *module) []string {
 						out = append(out, fmt.Sprintf("%s: %s %q is not in the EU", inst, a.Name, l))
 					}
 				}
-				for _, tr := range a.Expr.Variables() {
-					if tr.RootName() == "var" && len(tr) > 1 {
-						if name := traversalAttr(tr[1]); name != "" && !checked[name] {
-							checked[name] = true
-							out = append(out, refusesNonEU(m, name)...)
-						}
-					}
-				}
 			})
 		}
 	}
 	return out
 }
 
+// nonEUValue is a value of the variable's type that names a US region, or
+// false for variables that cannot hold a location.
+func nonEUValue(m *module, name string) (cty.Value, bool) {
+	d := m.ctx.Variables["var"].GetAttr(name)
+	switch {
+	case d.Type() == cty.String:
+		return cty.StringVal("us-central1"), true
+	case d.Type().IsListType() || d.Type().IsTupleType() || d.Type().IsSetType():
+		return cty.ListVal([]cty.Value{cty.StringVal("europe-west1"), cty.StringVal("us-central1")}), true
+	}
+	return cty.NilVal, false
+}
+
 // refusesNonEU checks that the variable's validation fails at plan time
-// for a value outside the EU, with a message, and passes its default.
-func refusesNonEU(m *module, name string) []string {
+// for the non-EU value bad, with a message, and passes its default.
+func refusesNonEU(m *module, name string, bad cty.Value) []string {
 	b := m.variables[name]
-	if b == nil {
-		return []string{fmt.Sprintf("var.%s is used as a location but not declared", name)}
-	}
-	bad := cty.StringVal("us-central1")
-	if d := m.ctx.Variables["var"].GetAttr(name); d.Type().IsListType() || d.Type().IsTupleType() || d.Type().IsSetType() {
-		bad = cty.ListVal([]cty.Value{cty.StringVal("europe-west1"), cty.StringVal("us-central1")})
-	}
 	badCtx := m.evalContext(map[string]cty.Value{name: bad})
 	rejected := false
 	for _, vb := range b.Body.Blocks {

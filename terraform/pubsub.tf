@@ -4,7 +4,7 @@ resource "google_pubsub_topic" "topic" {
   for_each = local.topics
 
   name                       = each.key
-  kms_key_name               = google_kms_crypto_key.pubsub.id
+  kms_key_name               = google_kms_crypto_key.symmetric["pubsub"].id
   message_retention_duration = "86400s"
 
   message_storage_policy {
