@@ -88,8 +88,9 @@ type Deployment struct {
 type connectorProc struct {
 	id    string
 	creds string
-	addr  string
+	radio *net.UDPConn // held for the deployment's life and passed to each start
 	cmd   *exec.Cmd
+	exit  chan struct{} // closed when cmd has exited
 }
 
 // Start builds the binaries, provisions the world and starts everything.
@@ -176,10 +177,50 @@ func (d *Deployment) waitOnline(ctx context.Context, timeout time.Duration) erro
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("local: %d of %d connectors online after %v; see the logs in %s", len(docs), len(d.connectors), timeout, d.cfg.DataDir)
+			online := map[string]bool{}
+			for _, doc := range docs {
+				online[doc.Ref.ID] = true
+			}
+			return fmt.Errorf("local: %d of %d connectors online after %v%s\nfunctions log ends:\n%s",
+				len(docs), len(d.connectors), timeout, d.offlineReport(online), tail(d.LogPath("functions"), 15))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// offlineReport says, for each connector not online, whether its process is
+// still running and how its log ends: a start-up failure must be readable
+// from a CI excerpt.
+func (d *Deployment) offlineReport(online map[string]bool) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var b strings.Builder
+	for id, c := range d.connectors {
+		if online[id] {
+			continue
+		}
+		state := "running"
+		select {
+		case <-c.exit:
+			state = "exited"
+			if c.cmd != nil {
+				state += ": " + c.cmd.ProcessState.String()
+			}
+		default:
+		}
+		fmt.Fprintf(&b, "\nconnector %s (%s), log ends:\n%s", id, state, tail(d.LogPath(id), 10))
+	}
+	return b.String()
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // pointClients points this process's Google clients (and our KMS client)
@@ -268,14 +309,18 @@ func (d *Deployment) provision(ctx context.Context) error {
 		if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: id, PrivateKey: priv, ChannelPublic: ck.ChannelPublic}); err != nil {
 			return err
 		}
-		addr, err := freeUDP()
+		// The deployment binds the radio socket and hands it to every
+		// start of the connector process: a port picked, closed and bound
+		// again later could be taken by a parallel test in between.
+		radio, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			return err
 		}
+		addr := radio.LocalAddr().(*net.UDPAddr)
 		angle := 2 * math.Pi * float64(i) / float64(max(d.cfg.Connectors, 1))
 		at := simulator.Point{X: 150 * math.Cos(angle), Y: 150 * math.Sin(angle)}
 		conns = append(conns, simulator.Connector{ID: id, At: at, Addr: addr})
-		d.connectors[id] = &connectorProc{id: id, creds: path, addr: addr.String()}
+		d.connectors[id] = &connectorProc{id: id, creds: path, radio: radio}
 	}
 	rng := mrand.New(mrand.NewPCG(d.cfg.Seed, 3))
 	var sensors []simulator.Sensor
@@ -294,15 +339,6 @@ func (d *Deployment) provision(ctx context.Context) error {
 	d.Sim, err = simulator.New(simulator.Config{Sensors: sensors, Connectors: conns, Interval: d.cfg.Interval, Seed: d.cfg.Seed, Logger: d.log,
 		Sensor: sensor.Config{Batch: d.cfg.Batch}})
 	return err
-}
-
-func freeUDP() (*net.UDPAddr, error) {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr), nil
 }
 
 func (d *Deployment) logFile(name string) (*os.File, error) {
@@ -335,7 +371,7 @@ func (d *Deployment) StartFunctions() error {
 	}
 	cmd := exec.Command(filepath.Join(d.bin, "localserver"))
 	cmd.Env = append(append([]string{}, d.env...), "PORT="+port)
-	if err := spawn(cmd, f); err != nil {
+	if err := spawn(cmd, f, nil); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -352,15 +388,22 @@ func (d *Deployment) StartFunctions() error {
 	return errors.New("local: functions server did not start; see " + d.LogPath("functions"))
 }
 
-// spawn starts cmd in its own process group, logging to log, and reaps it.
-func spawn(cmd *exec.Cmd, log *os.File) error {
+// spawn starts cmd in its own process group, logging to log, and reaps it;
+// exit, if not nil, is closed when the process has exited.
+func spawn(cmd *exec.Cmd, log *os.File, exit chan struct{}) error {
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return err
 	}
-	go func() { _ = cmd.Wait(); log.Close() }()
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		if exit != nil {
+			close(exit)
+		}
+	}()
 	return nil
 }
 
@@ -394,14 +437,22 @@ func (d *Deployment) StartConnector(id string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(d.bin, "connector"),
-		"-credentials", c.creds, "-listen", c.addr, "-medium", d.Sim.Addr().String(),
-		"-project", d.cfg.Project, "-subscription", stack.DownlinkSubscription(id), "-heartbeat", "5s")
-	cmd.Env = d.env
-	if err := spawn(cmd, f); err != nil {
+	sock, err := c.radio.File()
+	if err != nil {
+		f.Close()
 		return err
 	}
-	c.cmd = cmd
+	defer sock.Close()
+	cmd := exec.Command(filepath.Join(d.bin, "connector"),
+		"-credentials", c.creds, "-medium", d.Sim.Addr().String(),
+		"-project", d.cfg.Project, "-subscription", stack.DownlinkSubscription(id), "-heartbeat", "5s")
+	cmd.Env = append(append([]string{}, d.env...), "LISTEN_FDS=1")
+	cmd.ExtraFiles = []*os.File{sock}
+	exit := make(chan struct{})
+	if err := spawn(cmd, f, exit); err != nil {
+		return err
+	}
+	c.cmd, c.exit = cmd, exit
 	return nil
 }
 
@@ -478,6 +529,9 @@ func (d *Deployment) Close() {
 		d.KillConnector(id)
 	}
 	d.KillFunctions()
+	for _, c := range d.connectors {
+		c.radio.Close()
+	}
 	if d.FS != nil {
 		d.FS.Close()
 	}

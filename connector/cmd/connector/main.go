@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -31,7 +32,7 @@ func main() {
 
 func run(log *slog.Logger) error {
 	creds := flag.String("credentials", "", "the connector's 0600 credentials file from provisioning")
-	listen := flag.String("listen", "127.0.0.1:0", "UDP address for radio frames")
+	listen := flag.String("listen", "127.0.0.1:0", "UDP address for radio frames (ignored when a socket is passed in, LISTEN_FDS=1)")
 	medium := flag.String("medium", "", "UDP address of the radio medium (the sensor simulator)")
 	project := flag.String("project", os.Getenv("GOOGLE_CLOUD_PROJECT"), "GCP project")
 	uplinks := flag.String("uplinks", "uplinks", "uplinks topic")
@@ -50,7 +51,7 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("-medium: %w", err)
 	}
-	radio, err := net.ListenPacket("udp", *listen)
+	radio, err := radioSocket(*listen)
 	if err != nil {
 		return err
 	}
@@ -89,4 +90,24 @@ func run(log *slog.Logger) error {
 	}
 	log.Info("connector listening", "connectorId", c.ConnectorID, "radio", radio.LocalAddr().String())
 	return conn.Run(ctx)
+}
+
+// radioSocket takes the UDP socket passed in as file descriptor 3 when the
+// supervisor says so (systemd's LISTEN_FDS convention), and listens on addr
+// otherwise. A passed-in socket stays bound across restarts, so no other
+// process can take the port between them.
+func radioSocket(addr string) (net.PacketConn, error) {
+	if os.Getenv("LISTEN_FDS") != "1" {
+		return net.ListenPacket("udp", addr)
+	}
+	if pid := os.Getenv("LISTEN_PID"); pid != "" && pid != strconv.Itoa(os.Getpid()) {
+		return net.ListenPacket("udp", addr)
+	}
+	f := os.NewFile(3, "radio")
+	defer f.Close()
+	c, err := net.FilePacketConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("passed-in radio socket: %w", err)
+	}
+	return c, nil
 }
