@@ -370,7 +370,7 @@ func (d *Deployment) StartFunctions() error {
 		return err
 	}
 	cmd := exec.Command(filepath.Join(d.bin, "localserver"))
-	cmd.Env = append(append([]string{}, d.env...), "PORT="+port)
+	cmd.Env = append(append([]string{}, d.env...), "PORT="+port, "SEALEDSENSE_API_BASE_URL=http://"+d.FunctionsAddr)
 	if err := spawn(cmd, f, nil); err != nil {
 		return err
 	}

@@ -161,3 +161,37 @@ func describe(err error) string {
 		return "not a credentials file"
 	}
 }
+
+// ServiceAccount is a service-account key in the credentials-file shape DT's
+// clients read.
+type ServiceAccount struct {
+	KeyID         string `json:"keyId"`
+	Secret        string `json:"secret"`
+	Email         string `json:"email"`
+	Algorithm     string `json:"algorithm"`
+	TokenEndpoint string `json:"tokenEndpoint"`
+}
+
+func (s ServiceAccount) validate() error {
+	if s.KeyID == "" || s.Secret == "" || s.Email == "" || s.TokenEndpoint == "" || s.Algorithm != "HS256" {
+		return fmt.Errorf("%w: keyId, secret, email, tokenEndpoint and algorithm HS256 are required", ErrInvalid)
+	}
+	return nil
+}
+
+// SaveServiceAccount writes s to path with mode 0600.
+func SaveServiceAccount(path string, s ServiceAccount) error {
+	if err := s.validate(); err != nil {
+		return err
+	}
+	return save(path, s)
+}
+
+// LoadServiceAccount reads a service-account credentials file.
+func LoadServiceAccount(path string) (ServiceAccount, error) {
+	var s ServiceAccount
+	if err := load(path, &s); err != nil {
+		return ServiceAccount{}, err
+	}
+	return s, s.validate()
+}

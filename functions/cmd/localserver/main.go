@@ -13,6 +13,7 @@ import (
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
+	"github.com/sealedsense/sealedsense/functions/api"
 	"github.com/sealedsense/sealedsense/functions/ingest"
 	"github.com/sealedsense/sealedsense/shared/logging"
 )
@@ -43,5 +44,9 @@ func register(ctx context.Context) error {
 	if err := funcframework.RegisterCloudEventFunctionContext(ctx, "/Ingest/", ingest.Handler()); err != nil {
 		return err
 	}
-	return funcframework.RegisterHTTPFunctionContext(ctx, "/Sweep", ingest.SweepHandler())
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/Sweep", ingest.SweepHandler()); err != nil {
+		return err
+	}
+	// The API answers every other path, as its own Cloud Run service does.
+	return funcframework.RegisterHTTPFunctionContext(ctx, "/", api.Handler())
 }

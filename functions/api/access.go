@@ -1,0 +1,125 @@
+package api
+
+import (
+	"slices"
+	"strings"
+)
+
+// Permissions, as DT names them.
+const (
+	permProjectRead    = "project.read"
+	permProjectUpdate  = "project.update"
+	permProjectDelete  = "project.delete"
+	permProjectCreate  = "project.create"
+	permDeviceRead     = "device.read"
+	permDeviceUpdate   = "device.update"
+	permDeviceClaim    = "device.claim"
+	permDeviceTransfer = "device.transfer"
+	permMemberRead     = "membership.read"
+	permMemberWrite    = "membership.update"
+	permAccountRead    = "serviceaccount.read"
+	permAccountWrite   = "serviceaccount.update"
+	permKeyRead        = "serviceaccount.key.read"
+	permKeyWrite       = "serviceaccount.key.update"
+	permAuditRead      = "auditlog.read"
+	permOrgRead        = "organization.read"
+)
+
+// Role is one of the four fixed roles.
+type Role struct {
+	Name        string   `json:"name"`
+	DisplayName string   `json:"displayName"`
+	Description string   `json:"description"`
+	Permissions []string `json:"permissions"`
+}
+
+const (
+	roleUser      = "roles/project.user"
+	roleDeveloper = "roles/project.developer"
+	roleAdmin     = "roles/project.admin"
+	roleOrgAdmin  = "roles/organization.admin"
+)
+
+// roles is the fixed role table: each role has the permissions of the one
+// before it and more, as DT's do.
+func roles() []Role {
+	user := []string{permProjectRead, permDeviceRead, permMemberRead, permAccountRead, permKeyRead}
+	developer := append(slices.Clone(user), permDeviceUpdate, permDeviceClaim)
+	admin := append(slices.Clone(developer), permProjectUpdate, permMemberWrite, permAccountWrite, permKeyWrite, permDeviceTransfer, permAuditRead)
+	org := append(slices.Clone(admin), permOrgRead, permProjectCreate, permProjectDelete)
+	return []Role{
+		{Name: roleUser, DisplayName: "Project user", Description: "Reads the project's devices, events, members and service accounts.", Permissions: user},
+		{Name: roleDeveloper, DisplayName: "Project developer", Description: "A user who can also label, claim and change devices.", Permissions: developer},
+		{Name: roleAdmin, DisplayName: "Project admin", Description: "A developer who can also manage the project, its members, service accounts and keys, transfer devices and read the audit log.", Permissions: admin},
+		{Name: roleOrgAdmin, DisplayName: "Organization admin", Description: "A project admin of every project in the organization, who can also create and delete projects.", Permissions: org},
+	}
+}
+
+func role(name string) (Role, bool) {
+	for _, r := range roles() {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Role{}, false
+}
+
+// projectRole says whether a role can be granted on a project.
+func projectRole(name string) bool {
+	return name == roleUser || name == roleDeveloper || name == roleAdmin
+}
+
+// principal is an authenticated service account and what it may do.
+type principal struct {
+	Account   string
+	Email     string
+	Project   string // the account's home project
+	Key       string
+	BasicAuth bool
+	// Grants maps a scope ("projects/p" or "organizations/o") to roles.
+	Grants map[string][]string
+}
+
+// can says whether p holds perm on project, which belongs to org ("" when
+// the project does not exist: then only project-scoped grants, which cannot
+// exist either, could match).
+func (p *principal) can(perm, project, org string) bool {
+	scopes := []string{"projects/" + project}
+	if org != "" {
+		scopes = append(scopes, "organizations/"+org)
+	}
+	for _, sc := range scopes {
+		for _, rn := range p.Grants[sc] {
+			if r, ok := role(rn); ok && slices.Contains(r.Permissions, perm) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// orgAdminOf lists the organizations p administers.
+func (p *principal) orgAdminOf() []string {
+	var out []string
+	for sc, rs := range p.Grants {
+		if o, ok := strings.CutPrefix(sc, "organizations/"); ok && slices.Contains(rs, roleOrgAdmin) {
+			out = append(out, o)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// permissions lists what p may do in project.
+func (p *principal) permissions(project, org string) []string {
+	var out []string
+	for _, r := range roles() {
+		for _, perm := range r.Permissions {
+			if !slices.Contains(out, perm) && p.can(perm, project, org) {
+				out = append(out, perm)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,150 @@
+// Package api is the customer-facing HTTP function: the DT v2-compatible REST
+// resources, the OAuth2 token endpoint that turns service-account assertions
+// into ES256 access tokens, the JWKS those tokens verify against, and the
+// audit log every read or change of customer data appends to.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/firestore"
+
+	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/token"
+)
+
+// Config tunes the API. Zero values take the defaults.
+type Config struct {
+	// BaseURL is the API's public origin, e.g. https://api.example.eu. The
+	// token endpoint, which assertions name as their audience, is
+	// BaseURL/oauth2/token; access tokens carry BaseURL as issuer and
+	// audience.
+	BaseURL string
+	// Domain makes service-account emails: <sa>@<project>.serviceaccount.<Domain>.
+	Domain string
+	// AccessTTL bounds how long an instance trusts what it read of an
+	// account: a deleted or disabled key or account, or a revoked role,
+	// stops working within it (default 30s).
+	AccessTTL time.Duration
+	// TokenLifetime is the life of an access token (default and maximum 1h).
+	TokenLifetime time.Duration
+	// Rate and Burst limit each account's requests per second on one
+	// instance (defaults 50 and 100); TokenRate limits assertions per key.
+	Rate, Burst, TokenRate float64
+	// MaxBody bounds request bodies (default 64 KiB).
+	MaxBody int64
+}
+
+func (c Config) withDefaults() Config {
+	if c.Domain == "" {
+		c.Domain = "sealedsense.eu"
+	}
+	if c.AccessTTL <= 0 {
+		c.AccessTTL = 30 * time.Second
+	}
+	if c.TokenLifetime <= 0 || c.TokenLifetime > time.Hour {
+		c.TokenLifetime = time.Hour
+	}
+	if c.Rate <= 0 {
+		c.Rate = 50
+	}
+	if c.Burst <= 0 {
+		c.Burst = 2 * c.Rate
+	}
+	if c.TokenRate <= 0 {
+		c.TokenRate = 5
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = 64 << 10
+	}
+	c.BaseURL = strings.TrimSuffix(c.BaseURL, "/")
+	return c
+}
+
+// TokenURL is the token endpoint assertions must name as their audience.
+func (c Config) TokenURL() string { return c.BaseURL + "/oauth2/token" }
+
+// Wrapper KMS-wraps the secrets the API stores: service-account key
+// secrets and its page-token key.
+type Wrapper interface {
+	Wrap(ctx context.Context, plaintext custody.Secret, aad []byte) ([]byte, error)
+	Unwrap(ctx context.Context, ciphertext, aad []byte) (custody.Secret, error)
+}
+
+// Signer issues access tokens; *token.Signer is one.
+type Signer interface {
+	Sign(ctx context.Context, c token.Claims) (string, error)
+}
+
+// Verifier checks access tokens and publishes their keys; *token.KeySet is one.
+type Verifier interface {
+	Verify(ctx context.Context, tok string, want token.Expect) (token.Claims, error)
+	JWKS(ctx context.Context) ([]byte, error)
+}
+
+// Deps are the API's clients.
+type Deps struct {
+	Firestore *firestore.Client
+	Secrets   Wrapper
+	// SecretReader unwraps secrets, usually a custody.Cache in front of
+	// Secrets, so that a key's secret costs one KMS call per instance.
+	SecretReader custody.Unwrapper
+	Signer       Signer
+	Verifier     Verifier
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Service serves the API.
+type Service struct {
+	cfg        Config
+	deps       Deps
+	log        *slog.Logger
+	mux        *http.ServeMux
+	principals *ttlCache[string, *principal]
+	orgs       *ttlCache[string, string]
+	limits     *limiter
+	tokenLimit *limiter
+	pages      *pager
+}
+
+// New returns a Service.
+func New(cfg Config, deps Deps) *Service {
+	cfg = cfg.withDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.SecretReader == nil {
+		deps.SecretReader = deps.Secrets
+	}
+	s := &Service{
+		cfg: cfg, deps: deps, log: deps.Logger,
+		principals: newTTLCache[string, *principal](10000),
+		orgs:       newTTLCache[string, string](10000),
+		limits:     newLimiter(cfg.Rate, cfg.Burst, 10000),
+		tokenLimit: newLimiter(cfg.TokenRate, 4*cfg.TokenRate, 10000),
+		pages:      &pager{fs: deps.Firestore, secrets: deps.Secrets, reader: deps.SecretReader},
+	}
+	s.mux = http.NewServeMux()
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.Method+" "+rt.Pattern, s.serve(rt))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errNotFound("no such resource"))
+	})
+	return s
+}
+
+// ServeHTTP answers one request.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}

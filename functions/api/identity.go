@@ -1,0 +1,279 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/sealedsense/sealedsense/shared/token"
+)
+
+const jwtBearerGrant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+// loadPrincipal reads an account, one of its keys and its grants, and
+// caches the result for AccessTTL: that is how long a deleted key or
+// account, or a revoked role, can still be honoured by a warm instance.
+func (s *Service) loadPrincipal(ctx context.Context, keyID string) (*principal, error) {
+	now := s.deps.Now()
+	if p, ok := s.principals.get(keyID, now); ok {
+		if p == nil {
+			return nil, errUnauthenticated("unknown or revoked credentials")
+		}
+		return p, nil
+	}
+	p, err := s.readPrincipal(ctx, keyID)
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.code == http.StatusUnauthorized {
+			s.principals.put(keyID, nil, now.Add(s.cfg.AccessTTL))
+		}
+		return nil, err
+	}
+	s.principals.put(keyID, p, now.Add(s.cfg.AccessTTL))
+	return p, nil
+}
+
+func (s *Service) readPrincipal(ctx context.Context, keyID string) (*principal, error) {
+	fs := s.deps.Firestore
+	ksnap, err := fs.Collection(keysCollection).Doc(keyID).Get(ctx)
+	if notFound(err) {
+		return nil, errUnauthenticated("unknown or revoked credentials")
+	}
+	if err != nil {
+		return nil, errUnavailable(err)
+	}
+	var k keyDoc
+	if err := ksnap.DataTo(&k); err != nil {
+		return nil, err
+	}
+	asnap, err := fs.Collection(accountsCollection).Doc(k.Account).Get(ctx)
+	if notFound(err) {
+		return nil, errUnauthenticated("unknown or revoked credentials")
+	}
+	if err != nil {
+		return nil, errUnavailable(err)
+	}
+	var a accountDoc
+	if err := asnap.DataTo(&a); err != nil {
+		return nil, err
+	}
+	if a.Disabled {
+		return nil, errUnauthenticated("unknown or revoked credentials")
+	}
+	p := &principal{Account: k.Account, Email: a.Email, Project: a.ProjectID, Key: keyID, BasicAuth: a.BasicAuth, Grants: map[string][]string{}}
+	docs, err := fs.Collection(membersCollection).Where("account", "==", k.Account).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, errUnavailable(err)
+	}
+	for _, d := range docs {
+		var m memberDoc
+		if err := d.DataTo(&m); err != nil {
+			return nil, err
+		}
+		p.Grants[m.Scope] = m.Roles
+	}
+	return p, nil
+}
+
+// authenticate finds the caller from a Bearer access token or, where the
+// account allows it, Basic key id and secret.
+func (s *Service) authenticate(r *http.Request) (*principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, cred, _ := strings.Cut(h, " ")
+	switch strings.ToLower(scheme) {
+	case "bearer":
+		c, err := s.deps.Verifier.Verify(r.Context(), strings.TrimSpace(cred), token.Expect{Issuer: s.cfg.BaseURL, Audience: s.cfg.BaseURL, Now: s.deps.Now})
+		if errors.Is(err, token.ErrInvalid) {
+			return nil, errUnauthenticated("invalid access token")
+		}
+		if err != nil {
+			return nil, errUnavailable(err)
+		}
+		p, err := s.loadPrincipal(r.Context(), c.Key)
+		if err != nil {
+			return nil, err
+		}
+		if p.Account != c.Account {
+			return nil, errUnauthenticated("invalid access token")
+		}
+		return p, nil
+	case "basic":
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+		if err != nil {
+			return nil, errUnauthenticated("malformed basic credentials")
+		}
+		keyID, secret, ok := strings.Cut(string(raw), ":")
+		if !ok || keyID == "" {
+			return nil, errUnauthenticated("malformed basic credentials")
+		}
+		p, err := s.loadPrincipal(r.Context(), keyID)
+		if err != nil {
+			return nil, err
+		}
+		want, err := s.keySecret(r.Context(), keyID)
+		if err != nil {
+			return nil, err
+		}
+		if subtle.ConstantTimeCompare(want, []byte(secret)) != 1 {
+			return nil, errUnauthenticated("unknown or revoked credentials")
+		}
+		if !p.BasicAuth {
+			return nil, errUnauthenticated("basic auth is not enabled for this account")
+		}
+		return p, nil
+	default:
+		return nil, errUnauthenticated("missing credentials")
+	}
+}
+
+// keySecret unwraps a key's secret; the SecretReader's cache makes that one
+// KMS call per key and instance.
+func (s *Service) keySecret(ctx context.Context, keyID string) ([]byte, error) {
+	snap, err := s.deps.Firestore.Collection(keysCollection).Doc(keyID).Get(ctx)
+	if notFound(err) {
+		return nil, errUnauthenticated("unknown or revoked credentials")
+	}
+	if err != nil {
+		return nil, errUnavailable(err)
+	}
+	var k keyDoc
+	if err := snap.DataTo(&k); err != nil {
+		return nil, err
+	}
+	secret, err := s.deps.SecretReader.Unwrap(ctx, k.WrappedSecret, secretAAD(keyID))
+	if err != nil {
+		return nil, errUnavailable(err)
+	}
+	return secret, nil
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+// oauthError is RFC 6749's error shape, which OAuth clients parse; DT's
+// clients read the status code.
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// handleToken is the RFC 7523 JWT-bearer grant.
+func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	if err := r.ParseForm(); err != nil {
+		writeJSON(w, http.StatusBadRequest, oauthError{"invalid_request", "the body must be a form of at most the size limit"})
+		return
+	}
+	if g := r.PostForm.Get("grant_type"); g != jwtBearerGrant {
+		writeJSON(w, http.StatusBadRequest, oauthError{"unsupported_grant_type", "grant_type must be " + jwtBearerGrant})
+		return
+	}
+	assertion := r.PostForm.Get("assertion")
+	// The limit is per key id, read unverified from the header: it only
+	// slows guessing at one key's secret, it decides nothing.
+	if kid := unverifiedKid(assertion); kid != "" {
+		if ok, wait := s.tokenLimit.allow("token/"+kid, s.deps.Now()); !ok {
+			writeError(w, &apiError{code: http.StatusTooManyRequests, msg: "too many token requests", retryAfter: wait})
+			return
+		}
+	}
+	ctx := r.Context()
+	var p *principal
+	a, err := token.VerifyAssertion(ctx, assertion, token.AssertionExpect{Audience: s.cfg.TokenURL(), Now: s.deps.Now},
+		func(ctx context.Context, kid string) ([]byte, string, error) {
+			pr, err := s.loadPrincipal(ctx, kid)
+			var ae *apiError
+			if errors.As(err, &ae) && ae.code == http.StatusUnauthorized {
+				return nil, "", token.ErrUnknownKey
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			secret, err := s.keySecret(ctx, kid)
+			if errors.As(err, &ae) && ae.code == http.StatusUnauthorized {
+				return nil, "", token.ErrUnknownKey
+			}
+			p = pr
+			return secret, pr.Email, err
+		})
+	if errors.Is(err, token.ErrInvalid) || (err == nil && p == nil) {
+		s.log.Warn("token request refused", "rejected", "bad-assertion", "error", err.Error())
+		writeJSON(w, http.StatusUnauthorized, oauthError{"invalid_grant", "the assertion is invalid, expired or names an unknown key"})
+		return
+	}
+	if err != nil {
+		s.log.Error("token request failed", "error", err.Error())
+		writeError(w, errUnavailable(err))
+		return
+	}
+	now := s.deps.Now()
+	tok, err := s.deps.Signer.Sign(ctx, token.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: s.cfg.BaseURL, Subject: p.Email, Audience: jwt.ClaimStrings{s.cfg.BaseURL},
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TokenLifetime)),
+		},
+		Account: p.Account, Key: a.KeyID,
+	})
+	if err != nil {
+		s.log.Error("token signing failed", "error", err.Error())
+		writeError(w, errUnavailable(err))
+		return
+	}
+	s.log.Info("token issued", "account", p.Account, "keyId", a.KeyID)
+	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.cfg.TokenLifetime / time.Second)})
+}
+
+func unverifiedKid(assertion string) string {
+	t, _, err := jwt.NewParser().ParseUnverified(assertion, jwt.MapClaims{})
+	if err != nil {
+		return ""
+	}
+	kid, _ := t.Header["kid"].(string)
+	if len(kid) > 64 {
+		return ""
+	}
+	return kid
+}
+
+func (s *Service) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	b, err := s.deps.Verifier.JWKS(r.Context())
+	if err != nil {
+		s.log.Error("jwks failed", "error", err.Error())
+		writeError(w, errUnavailable(err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(b)
+}
+
+// projectOrg returns the organization of a project, "" when it does not
+// exist; cached, as a project never changes organization.
+func (s *Service) projectOrg(ctx context.Context, project string) (string, error) {
+	now := s.deps.Now()
+	if o, ok := s.orgs.get(project, now); ok {
+		return o, nil
+	}
+	snap, err := s.deps.Firestore.Collection(projectsCollection).Doc(project).Get(ctx)
+	if notFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", errUnavailable(err)
+	}
+	var p projectDoc
+	if err := snap.DataTo(&p); err != nil {
+		return "", err
+	}
+	s.orgs.put(project, p.Organization, now.Add(s.cfg.AccessTTL))
+	return p.Organization, nil
+}

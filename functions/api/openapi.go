@@ -1,0 +1,195 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type jwk struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+}
+
+type jwks struct {
+	Keys []jwk `json:"keys"`
+}
+
+// errorCodes are the failures every authenticated route can answer.
+var errorCodes = []int{400, 401, 403, 404, 409, 413, 429, 503}
+
+// OpenAPI builds the OpenAPI 3 document from the route table and the Go
+// types of the bodies, so the document cannot leave out a route or a field.
+func (s *Service) OpenAPI() ([]byte, error) {
+	g := &schemaGen{defs: map[string]any{}}
+	paths := map[string]map[string]any{}
+	pathParam := regexp.MustCompile(`\{([a-z]+)\}`)
+	for _, rt := range s.routes() {
+		op := map[string]any{"summary": rt.Summary, "operationId": operationID(rt)}
+		var params []any
+		for _, m := range pathParam.FindAllStringSubmatch(rt.Pattern, -1) {
+			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		for _, q := range rt.Query {
+			params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string"}})
+		}
+		if len(params) > 0 {
+			op["parameters"] = params
+		}
+		if rt.Request != nil {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Request))}}}
+		}
+		if rt.Pattern == "/oauth2/token" {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/x-www-form-urlencoded": map[string]any{"schema": map[string]any{
+				"type": "object", "required": []string{"grant_type", "assertion"},
+				"properties": map[string]any{"grant_type": map[string]any{"type": "string", "enum": []string{jwtBearerGrant}}, "assertion": map[string]any{"type": "string"}},
+			}}}}
+		}
+		ok := map[string]any{"description": "OK"}
+		if rt.Response != nil {
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response))}}
+		} else {
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
+		}
+		responses := map[string]any{strconv.Itoa(rt.Status): ok}
+		codes := errorCodes
+		if rt.Public {
+			codes = []int{503}
+			if rt.Pattern == "/oauth2/token" {
+				codes = []int{400, 401, 413, 429, 503}
+			}
+		} else {
+			op["security"] = []any{map[string]any{"bearer": []string{}}, map[string]any{"basic": []string{}}}
+		}
+		for _, code := range codes {
+			schema := g.schema(reflect.TypeOf(errorBody{}))
+			if rt.Pattern == "/oauth2/token" && (code == 400 || code == 401) {
+				schema = g.schema(reflect.TypeOf(oauthError{}))
+			}
+			responses[strconv.Itoa(code)] = map[string]any{"description": http.StatusText(code), "content": map[string]any{"application/json": map[string]any{"schema": schema}}}
+		}
+		op["responses"] = responses
+		if paths[rt.Pattern] == nil {
+			paths[rt.Pattern] = map[string]any{}
+		}
+		paths[rt.Pattern][strings.ToLower(rt.Method)] = op
+	}
+	doc := map[string]any{
+		"openapi": "3.0.3",
+		"info": map[string]any{"title": "SealedSense API", "version": "v2",
+			"description": "Compatible with the DT v2 REST API: change the base URL and the token endpoint."},
+		"servers": []any{map[string]any{"url": "/"}},
+		"paths":   paths,
+		"components": map[string]any{
+			"schemas": g.defs,
+			"securitySchemes": map[string]any{
+				"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+				"basic":  map[string]any{"type": "http", "scheme": "basic", "description": "key id and secret; only for accounts with enableBasicAuth"},
+			},
+		},
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+func operationID(rt route) string {
+	s := strings.NewReplacer("/v2/", "", "{", "", "}", "", "/", "_", ":", "_", ".", "_", "-", "_").Replace(rt.Pattern)
+	return strings.ToLower(rt.Method) + "_" + strings.Trim(s, "_")
+}
+
+// schemaGen turns Go types into OpenAPI schemas, named structs as
+// components.
+type schemaGen struct {
+	defs map[string]any
+}
+
+var (
+	timeType = reflect.TypeOf(time.Time{})
+	rawType  = reflect.TypeOf(json.RawMessage{})
+)
+
+func (g *schemaGen) schema(t reflect.Type) map[string]any {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == timeType:
+		return map[string]any{"type": "string", "format": "date-time"}
+	case t == rawType:
+		return map[string]any{"type": "object", "description": "a DT event", "required": []string{"eventId", "targetName", "eventType", "data", "timestamp"}}
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return map[string]any{"type": "integer"}
+	case reflect.Float64:
+		return map[string]any{"type": "number"}
+	case reflect.Slice:
+		return map[string]any{"type": "array", "items": g.schema(t.Elem())}
+	case reflect.Map:
+		if t.Elem().Kind() == reflect.Interface {
+			return map[string]any{"type": "object"}
+		}
+		return map[string]any{"type": "object", "additionalProperties": g.schema(t.Elem())}
+	case reflect.Interface:
+		return map[string]any{}
+	case reflect.Struct:
+		name := t.Name()
+		if name == "" {
+			name = "anonymous"
+		}
+		name = strings.ToUpper(name[:1]) + name[1:]
+		ref := map[string]any{"$ref": "#/components/schemas/" + name}
+		if _, ok := g.defs[name]; ok {
+			return ref
+		}
+		g.defs[name] = nil // recursion guard
+		props := map[string]any{}
+		required := []string{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			jname, opts, _ := strings.Cut(tag, ",")
+			if tag == "-" || !f.IsExported() {
+				continue
+			}
+			if jname == "" {
+				jname = f.Name
+			}
+			props[jname] = g.schema(f.Type)
+			if !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
+				required = append(required, jname)
+			}
+		}
+		slices.Sort(required)
+		def := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+		if len(required) > 0 {
+			def["required"] = required
+		}
+		g.defs[name] = def
+		return ref
+	}
+	return map[string]any{}
+}
+
+func (s *Service) handleOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	b, err := s.OpenAPI()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/firestore"
+
+	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/logging"
+	"github.com/sealedsense/sealedsense/shared/token"
+)
+
+// Handler returns the API entry point. Its Service is built from the
+// environment on first use, so a cold start that fails is retried by the
+// next request rather than fixed into the instance.
+func Handler() http.HandlerFunc {
+	var mu sync.Mutex
+	var svc *Service
+	return func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if svc == nil {
+			s, err := FromEnv(context.WithoutCancel(r.Context()), os.Getenv)
+			if err != nil {
+				mu.Unlock()
+				slog.Error("api: start", "error", err.Error())
+				writeError(w, errUnavailable(err))
+				return
+			}
+			svc = s
+		}
+		mu.Unlock()
+		svc.ServeHTTP(w, r)
+	}
+}
+
+// FromEnv builds the Service from the process environment, as Cloud Run
+// and the local functions server provide it.
+func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) {
+	log := logging.New(os.Stderr, slog.LevelInfo).With("function", "api")
+	var missing []string
+	need := func(k string) string {
+		v := getenv(k)
+		if v == "" {
+			missing = append(missing, k)
+		}
+		return v
+	}
+	project := need("GOOGLE_CLOUD_PROJECT")
+	secretKey := need("SEALEDSENSE_DEVICE_KEY")
+	signingKey := need("SEALEDSENSE_SIGNING_KEY")
+	baseURL := need("SEALEDSENSE_API_BASE_URL")
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("api: %s not set", strings.Join(missing, ", "))
+	}
+	// The first version signs; all listed verify, so a rotation lists the
+	// new version first and keeps the old one until its tokens expire.
+	versions := strings.Split(getenv("SEALEDSENSE_SIGNING_KEY_VERSIONS"), ",")
+	if versions[0] == "" {
+		versions = []string{signingKey + "/cryptoKeyVersions/1"}
+	}
+	cfg := Config{BaseURL: baseURL, Domain: getenv("SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN")}
+	if v := getenv("SEALEDSENSE_API_ACCESS_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return nil, fmt.Errorf("api: SEALEDSENSE_API_ACCESS_TTL: %w", err)
+		}
+		cfg.AccessTTL = d
+	}
+
+	fs, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("api: firestore: %w", err)
+	}
+	kc, err := custody.NewKMSClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	secrets := custody.NewWrapper(kc, secretKey)
+	return New(cfg, Deps{
+		Firestore: fs,
+		Secrets:   secrets,
+		// An hour bounds how long a warm instance keeps a deleted key's
+		// secret; the key itself stops working within AccessTTL.
+		SecretReader: custody.NewCache(secrets, time.Hour),
+		Signer:       token.NewSigner(kc, versions[0]),
+		Verifier:     token.NewKeySet(kc, versions...),
+		Logger:       log,
+	}), nil
+}

@@ -1,0 +1,206 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"github.com/sealedsense/sealedsense/shared/credentials"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// route is one operation. The table drives the mux, the authorization
+// test and the OpenAPI document, so a new route is in all three or fails
+// the tests.
+type route struct {
+	Method, Pattern string
+	Summary         string
+	// Perm is the permission needed on the path's {project}; empty means
+	// any authenticated caller, and the handler narrows what it shows.
+	Perm string
+	// Public routes take no credentials.
+	Public bool
+	// Audit marks routes that read or change customer data.
+	Audit bool
+	// Status is the success status; Request and Response are zero values
+	// of the body types, for the OpenAPI document.
+	Status            int
+	Request, Response any
+	// Query lists the query parameters, for the OpenAPI document.
+	Query  []string
+	handle func(*call) (any, error)
+	raw    http.HandlerFunc
+}
+
+// call is one authenticated request on its way through a route.
+type call struct {
+	s       *Service
+	w       http.ResponseWriter
+	r       *http.Request
+	p       *principal
+	project string // the path's {project}, "" if none
+	org     string // its organization, "" if it does not exist
+	status  int    // overrides the route's success status
+	// touched lists further projects whose data a cross-project read
+	// showed, so each gets its audit entry.
+	touched []string
+	reason  string
+}
+
+func (s *Service) serve(rt route) http.Handler {
+	if rt.Public {
+		return rt.raw
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &call{s: s, w: w, r: r, project: r.PathValue("project")}
+		body, err := s.run(c, rt)
+		if err == nil {
+			writeJSON(w, c.statusOr(rt.Status), body)
+			return
+		}
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.code >= 500 {
+			s.log.Error("request failed", "method", r.Method, "route", rt.Pattern, "error", err.Error())
+		}
+		writeError(w, err)
+	})
+}
+
+func (c *call) statusOr(def int) int {
+	if c.status != 0 {
+		return c.status
+	}
+	return def
+}
+
+func (s *Service) run(c *call, rt route) (any, error) {
+	p, err := s.authenticate(c.r)
+	if err != nil {
+		return nil, err
+	}
+	c.p = p
+	if ok, wait := s.limits.allow(p.Account, s.deps.Now()); !ok {
+		return nil, &apiError{code: http.StatusTooManyRequests, msg: "rate limit exceeded", retryAfter: wait}
+	}
+	if c.project != "" && c.project != "-" {
+		if c.org, err = s.projectOrg(c.r.Context(), c.project); err != nil {
+			return nil, err
+		}
+		if rt.Perm != "" && !p.can(rt.Perm, c.project, c.org) {
+			// Existing or not, a project the caller cannot use answers the
+			// same, so ids cannot be probed.
+			err := errForbidden("missing permission " + rt.Perm + " on projects/" + c.project)
+			if c.org != "" && rt.Audit {
+				if aerr := s.audit(c, rt, http.StatusForbidden); aerr != nil {
+					return nil, errUnavailable(aerr)
+				}
+			}
+			return nil, err
+		}
+	}
+	body, err := rt.handle(c)
+	code := c.statusOr(rt.Status)
+	var ae *apiError
+	if errors.As(err, &ae) {
+		code = ae.code
+	} else if err != nil {
+		code = http.StatusInternalServerError
+	}
+	if rt.Audit {
+		// The entry is written before the answer: a read that cannot be
+		// audited is not answered.
+		if aerr := s.audit(c, rt, code); aerr != nil {
+			return nil, errUnavailable(aerr)
+		}
+	}
+	return body, err
+}
+
+// decode reads a JSON body strictly: one object, known fields only, within
+// the size limit.
+func decode(c *call, v any) error {
+	c.r.Body = http.MaxBytesReader(c.w, c.r.Body, c.s.cfg.MaxBody)
+	dec := json.NewDecoder(c.r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return &apiError{code: http.StatusRequestEntityTooLarge, msg: "request body too large"}
+		case errors.Is(err, io.EOF):
+			return errBadRequest("request body required")
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return errBadRequest("%s", strings.TrimPrefix(err.Error(), "json: "))
+		default:
+			return errBadRequest("malformed JSON body")
+		}
+	}
+	if dec.More() {
+		return errBadRequest("one JSON object expected")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errBadRequest("one JSON object expected")
+	}
+	return nil
+}
+
+// Routes lists the API's operations as "METHOD /path" strings, for tests
+// and the OpenAPI document.
+func (s *Service) Routes() []string {
+	var out []string
+	for _, rt := range s.routes() {
+		out = append(out, rt.Method+" "+rt.Pattern)
+	}
+	return out
+}
+
+func (s *Service) routes() []route {
+	return []route{
+		{Method: "POST", Pattern: "/oauth2/token", Summary: "Exchange a service-account assertion (RFC 7523) for an access token", Public: true, Status: 200, Response: tokenResponse{}, raw: s.handleToken},
+		{Method: "GET", Pattern: "/.well-known/jwks.json", Summary: "Public keys of access tokens and webhook signatures", Public: true, Status: 200, Response: jwks{}, raw: s.handleJWKS},
+		{Method: "GET", Pattern: "/v2/openapi.json", Summary: "This document", Public: true, Status: 200, raw: s.handleOpenAPI},
+
+		{Method: "GET", Pattern: "/v2/organizations", Summary: "List organizations", Status: 200, Response: listOrganizations{}, Query: pageQuery, handle: s.listOrganizations},
+		{Method: "GET", Pattern: "/v2/organizations/{organization}", Summary: "Get an organization", Status: 200, Response: Organization{}, handle: s.getOrganization},
+		{Method: "GET", Pattern: "/v2/roles", Summary: "List roles", Status: 200, Response: listRoles{}, handle: s.listRoles},
+		{Method: "GET", Pattern: "/v2/roles/{role}", Summary: "Get a role", Status: 200, Response: Role{}, handle: s.getRole},
+
+		{Method: "GET", Pattern: "/v2/projects", Summary: "List projects", Status: 200, Response: listProjects{}, Query: append([]string{"organization"}, pageQuery...), handle: s.listProjects},
+		{Method: "POST", Pattern: "/v2/projects", Summary: "Create a project", Status: 200, Request: createProject{}, Response: Project{}, handle: s.createProject},
+		{Method: "GET", Pattern: "/v2/projects/{project}", Summary: "Get a project", Perm: permProjectRead, Status: 200, Response: Project{}, handle: s.getProject},
+		{Method: "PATCH", Pattern: "/v2/projects/{project}", Summary: "Update a project", Perm: permProjectUpdate, Audit: true, Status: 200, Request: updateProject{}, Response: Project{}, handle: s.updateProject},
+		{Method: "DELETE", Pattern: "/v2/projects/{project}", Summary: "Delete an empty project", Perm: permProjectDelete, Audit: true, Status: 200, Response: empty{}, handle: s.deleteProject},
+		{Method: "GET", Pattern: "/v2/projects/{project}/permissions", Summary: "The caller's permissions in a project", Status: 200, Response: listPermissions{}, handle: s.listPermissions},
+
+		{Method: "GET", Pattern: "/v2/projects/{project}/members", Summary: "List members", Perm: permMemberRead, Audit: true, Status: 200, Response: listMembers{}, Query: pageQuery, handle: s.listMembers},
+		{Method: "POST", Pattern: "/v2/projects/{project}/members", Summary: "Add a member", Perm: permMemberWrite, Audit: true, Status: 200, Request: createMember{}, Response: Member{}, handle: s.createMember},
+		{Method: "GET", Pattern: "/v2/projects/{project}/members/{member}", Summary: "Get a member", Perm: permMemberRead, Audit: true, Status: 200, Response: Member{}, handle: s.getMember},
+		{Method: "PATCH", Pattern: "/v2/projects/{project}/members/{member}", Summary: "Change a member's roles", Perm: permMemberWrite, Audit: true, Status: 200, Request: updateMember{}, Response: Member{}, handle: s.updateMember},
+		{Method: "DELETE", Pattern: "/v2/projects/{project}/members/{member}", Summary: "Remove a member", Perm: permMemberWrite, Audit: true, Status: 200, Response: empty{}, handle: s.deleteMember},
+
+		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts", Summary: "List service accounts", Perm: permAccountRead, Audit: true, Status: 200, Response: listAccounts{}, Query: pageQuery, handle: s.listAccounts},
+		{Method: "POST", Pattern: "/v2/projects/{project}/serviceaccounts", Summary: "Create a service account", Perm: permAccountWrite, Audit: true, Status: 200, Request: createAccount{}, Response: ServiceAccount{}, handle: s.createAccount},
+		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts/{account}", Summary: "Get a service account", Perm: permAccountRead, Audit: true, Status: 200, Response: ServiceAccount{}, handle: s.getAccount},
+		{Method: "PATCH", Pattern: "/v2/projects/{project}/serviceaccounts/{account}", Summary: "Update a service account", Perm: permAccountWrite, Audit: true, Status: 200, Request: updateAccount{}, Response: ServiceAccount{}, handle: s.updateAccount},
+		{Method: "DELETE", Pattern: "/v2/projects/{project}/serviceaccounts/{account}", Summary: "Delete a service account, its keys and its memberships", Perm: permAccountWrite, Audit: true, Status: 200, Response: empty{}, handle: s.deleteAccount},
+		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys", Summary: "List keys", Perm: permKeyRead, Audit: true, Status: 200, Response: listKeys{}, Query: pageQuery, handle: s.listKeys},
+		{Method: "POST", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys", Summary: "Create a key; its secret is returned once", Perm: permKeyWrite, Audit: true, Status: 200, Response: createdKey{}, handle: s.createKey},
+		{Method: "POST", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys:createCredentialsFile", Summary: "Create a key, answered as the credentials file DT's clients read; its secret is returned once", Perm: permKeyWrite, Audit: true, Status: 200, Response: credentials.ServiceAccount{}, handle: s.createKey},
+		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys/{key}", Summary: "Get a key", Perm: permKeyRead, Audit: true, Status: 200, Response: Key{}, handle: s.getKey},
+		{Method: "DELETE", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys/{key}", Summary: "Delete a key", Perm: permKeyWrite, Audit: true, Status: 200, Response: empty{}, handle: s.deleteKey},
+
+		{Method: "GET", Pattern: "/v2/projects/{project}/devices", Summary: "List devices; project - lists every project the caller can read", Perm: permDeviceRead, Audit: true, Status: 200, Response: listDevices{}, Query: append([]string{"device_ids", "device_types", "label_filters", "order_by", "query", "organization"}, pageQuery...), handle: s.listDevices},
+		{Method: "GET", Pattern: "/v2/projects/{project}/devices/{device}", Summary: "Get a device", Perm: permDeviceRead, Audit: true, Status: 200, Response: Device{}, handle: s.getDevice},
+		{Method: "POST", Pattern: "/v2/projects/{project}/devices:batchUpdate", Summary: "Add and remove labels of devices", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: batchUpdate{}, Response: batchResult{}, handle: s.batchUpdate},
+		{Method: "POST", Pattern: "/v2/projects/{project}/devices:transfer", Summary: "Move devices into this project from another of the organization", Perm: permDeviceTransfer, Audit: true, Status: 200, Request: transferRequest{}, Response: transferResult{}, handle: s.transfer},
+		{Method: "POST", Pattern: "/v2/projects/{project}/devices:claim", Summary: "Claim devices and kits from the unclaimed inventory", Perm: permDeviceClaim, Audit: true, Status: 200, Request: claimRequest{}, Response: claimResult{}, Query: []string{"dryRun"}, handle: s.claim},
+		{Method: "GET", Pattern: "/v2/claimInfo", Summary: "What a device or kit identifier names, and whether it is claimed", Status: 200, Response: claimInfo{}, Query: []string{"identifier"}, handle: s.claimInfo},
+		{Method: "GET", Pattern: "/v2/projects/{project}/devices/{device}/events", Summary: "A device's event history", Perm: permDeviceRead, Audit: true, Status: 200, Response: listEvents{}, Query: append([]string{"eventTypes", "startTime", "endTime"}, pageQuery...), handle: s.listEvents},
+
+		{Method: "GET", Pattern: "/v2/projects/{project}/auditLog", Summary: "The project's audit log, newest first (SealedSense extension)", Perm: permAuditRead, Status: 200, Response: listAudit{}, Query: pageQuery, handle: s.listAudit},
+	}
+}
+
+var pageQuery = []string{"pageSize", "pageToken"}
+
+type empty struct{}

@@ -1,0 +1,300 @@
+// Package token issues and verifies access tokens — ES256 JWTs signed by a
+// Cloud KMS key, one KMS call per token, verified locally with cached public
+// keys — and verifies the HS256 assertions service accounts exchange for them.
+package token
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math/big"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/kms/apiv1/kmspb"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// ErrInvalid is wrapped by every refusal of a token or assertion.
+var ErrInvalid = errors.New("token: invalid")
+
+// KMS is what the package needs of the Cloud KMS client;
+// *kms.KeyManagementClient is one.
+type KMS interface {
+	AsymmetricSign(ctx context.Context, req *kmspb.AsymmetricSignRequest, opts ...gax.CallOption) (*kmspb.AsymmetricSignResponse, error)
+	GetPublicKey(ctx context.Context, req *kmspb.GetPublicKeyRequest, opts ...gax.CallOption) (*kmspb.PublicKey, error)
+}
+
+// Claims of an access token.
+type Claims struct {
+	jwt.RegisteredClaims
+	Account string `json:"sa"`  // the service account's id
+	Key     string `json:"key"` // the key the token was exchanged with, so revoking it stops the token
+}
+
+// MaxLifetime bounds an access token's and an assertion's life.
+const MaxLifetime = time.Hour
+
+func crc32c(b []byte) int64 { return int64(crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))) }
+
+// KeyID is the JWT kid of a KMS key version: short, stable and URL-safe,
+// without naming the project's key resource.
+func KeyID(keyVersion string) string {
+	h := sha256.Sum256([]byte(keyVersion))
+	return base64.RawURLEncoding.EncodeToString(h[:12])
+}
+
+// Signer issues access tokens with one KMS AsymmetricSign call each.
+type Signer struct {
+	kms     KMS
+	version string
+	method  *kmsMethod
+}
+
+// NewSigner returns a Signer for an EC_SIGN_P256_SHA256 key version.
+func NewSigner(k KMS, keyVersion string) *Signer {
+	return &Signer{kms: k, version: keyVersion, method: &kmsMethod{}}
+}
+
+// kmsMethod is ES256 with the private key in KMS. It is used only to sign;
+// it is not registered, so parsing keeps the standard ES256 verifier.
+type kmsMethod struct{}
+
+type kmsKey struct {
+	ctx     context.Context
+	kms     KMS
+	version string
+}
+
+func (*kmsMethod) Alg() string { return "ES256" }
+
+func (*kmsMethod) Verify(string, []byte, any) error {
+	return fmt.Errorf("%w: the KMS method only signs", ErrInvalid)
+}
+
+func (*kmsMethod) Sign(signingString string, key any) ([]byte, error) {
+	k, ok := key.(kmsKey)
+	if !ok {
+		return nil, errors.New("token: sign: not a KMS key")
+	}
+	digest := sha256.Sum256([]byte(signingString))
+	resp, err := k.kms.AsymmetricSign(k.ctx, &kmspb.AsymmetricSignRequest{
+		Name:         k.version,
+		Digest:       &kmspb.Digest{Digest: &kmspb.Digest_Sha256{Sha256: digest[:]}},
+		DigestCrc32C: wrapperspb.Int64(crc32c(digest[:])),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token: kms sign: %w", err)
+	}
+	if !resp.GetVerifiedDigestCrc32C() || resp.GetName() != k.version || resp.GetSignatureCrc32C().GetValue() != crc32c(resp.GetSignature()) {
+		return nil, errors.New("token: kms sign: integrity check failed")
+	}
+	var sig struct{ R, S *big.Int }
+	if rest, err := asn1.Unmarshal(resp.GetSignature(), &sig); err != nil || len(rest) > 0 {
+		return nil, errors.New("token: kms sign: malformed signature")
+	}
+	// JOSE wants R and S as two 32-byte big-endian halves, not DER.
+	out := make([]byte, 64)
+	sig.R.FillBytes(out[:32])
+	sig.S.FillBytes(out[32:])
+	return out, nil
+}
+
+// Sign issues a token for c.
+func (s *Signer) Sign(ctx context.Context, c Claims) (string, error) {
+	t := jwt.NewWithClaims(s.method, c)
+	t.Header["kid"] = KeyID(s.version)
+	return t.SignedString(kmsKey{ctx: ctx, kms: s.kms, version: s.version})
+}
+
+// KeySet holds the public keys of the signing key versions. Each is fetched
+// from KMS once per process: a version's public key never changes.
+type KeySet struct {
+	kms      KMS
+	versions map[string]string // kid → version
+	order    []string
+
+	mu   sync.Mutex
+	keys map[string]*ecdsa.PublicKey
+
+	cache *verified
+}
+
+// NewKeySet returns a KeySet of the given versions.
+func NewKeySet(k KMS, keyVersions ...string) *KeySet {
+	ks := &KeySet{kms: k, versions: map[string]string{}, keys: map[string]*ecdsa.PublicKey{}, cache: newVerified(10000)}
+	for _, v := range keyVersions {
+		ks.versions[KeyID(v)] = v
+		ks.order = append(ks.order, KeyID(v))
+	}
+	return ks
+}
+
+func (ks *KeySet) key(ctx context.Context, kid string) (*ecdsa.PublicKey, error) {
+	version, ok := ks.versions[kid]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if k, ok := ks.keys[kid]; ok {
+		return k, nil
+	}
+	resp, err := ks.kms.GetPublicKey(ctx, &kmspb.GetPublicKeyRequest{Name: version})
+	if err != nil {
+		return nil, fmt.Errorf("token: kms public key: %w", err)
+	}
+	if resp.GetName() != version || resp.GetPemCrc32C().GetValue() != crc32c([]byte(resp.GetPem())) {
+		return nil, errors.New("token: kms public key: integrity check failed")
+	}
+	block, _ := pem.Decode([]byte(resp.GetPem()))
+	if block == nil {
+		return nil, errors.New("token: kms public key: not PEM")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("token: kms public key: %w", err)
+	}
+	ec, ok := pub.(*ecdsa.PublicKey)
+	if !ok || ec.Curve != elliptic.P256() {
+		return nil, errors.New("token: kms public key: not P-256")
+	}
+	ks.keys[kid] = ec
+	return ec, nil
+}
+
+type jwk struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+}
+
+// JWKS returns the public keys as an RFC 7517 key set.
+func (ks *KeySet) JWKS(ctx context.Context) ([]byte, error) {
+	set := struct {
+		Keys []jwk `json:"keys"`
+	}{Keys: []jwk{}}
+	for _, kid := range ks.order {
+		k, err := ks.key(ctx, kid)
+		if err != nil {
+			return nil, err
+		}
+		b, err := k.Bytes() // 0x04 || X || Y, each 32 bytes
+		if err != nil {
+			return nil, fmt.Errorf("token: jwks: %w", err)
+		}
+		set.Keys = append(set.Keys, jwk{Kty: "EC", Crv: "P-256", X: base64.RawURLEncoding.EncodeToString(b[1:33]),
+			Y: base64.RawURLEncoding.EncodeToString(b[33:]), Kid: kid, Alg: "ES256", Use: "sig"})
+	}
+	return json.Marshal(set)
+}
+
+// Expect is what Verify checks a token against.
+type Expect struct {
+	Issuer, Audience string
+	Now              func() time.Time // nil: time.Now
+	Leeway           time.Duration    // default 30s
+}
+
+// Verify checks an access token's signature, issuer, audience and times,
+// with zero KMS calls once the key version's public key is cached.
+func (ks *KeySet) Verify(ctx context.Context, tok string, want Expect) (Claims, error) {
+	now := time.Now
+	if want.Now != nil {
+		now = want.Now
+	}
+	if want.Leeway <= 0 {
+		want.Leeway = 30 * time.Second
+	}
+	if len(tok) > 4096 {
+		return Claims{}, fmt.Errorf("%w: too long", ErrInvalid)
+	}
+	sum := sha256.Sum256([]byte(tok + "\x00" + want.Issuer + "\x00" + want.Audience))
+	if c, ok := ks.cache.get(sum); ok {
+		// The signature was checked; the times must still hold now.
+		t := now()
+		if !t.Before(c.ExpiresAt.Add(want.Leeway)) || (c.NotBefore != nil && t.Add(want.Leeway).Before(c.NotBefore.Time)) {
+			return Claims{}, fmt.Errorf("%w: expired or not yet valid", ErrInvalid)
+		}
+		return c, nil
+	}
+	var c Claims
+	var lookupErr error
+	_, err := jwt.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		k, err := ks.key(ctx, kid)
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			lookupErr = err
+		}
+		return k, err
+	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(want.Issuer), jwt.WithAudience(want.Audience),
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(want.Leeway), jwt.WithTimeFunc(now))
+	if lookupErr != nil {
+		return Claims{}, lookupErr
+	}
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: %s", ErrInvalid, reason(err))
+	}
+	if c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > MaxLifetime {
+		return Claims{}, fmt.Errorf("%w: lifetime over %v", ErrInvalid, MaxLifetime)
+	}
+	ks.cache.put(sum, c)
+	return c, nil
+}
+
+// reason names a jwt failure without quoting the token.
+func reason(err error) string {
+	for _, e := range []error{jwt.ErrTokenExpired, jwt.ErrTokenNotValidYet, jwt.ErrTokenUsedBeforeIssued, jwt.ErrTokenInvalidAudience,
+		jwt.ErrTokenInvalidIssuer, jwt.ErrTokenSignatureInvalid, jwt.ErrTokenMalformed, jwt.ErrTokenUnverifiable, jwt.ErrTokenRequiredClaimMissing} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "rejected"
+}
+
+// verified remembers verified tokens until they expire, so a client that
+// sends its token with every request costs one signature check per token.
+type verified struct {
+	mu  sync.Mutex
+	max int
+	m   map[[32]byte]Claims
+}
+
+func newVerified(max int) *verified { return &verified{max: max, m: map[[32]byte]Claims{}} }
+
+func (v *verified) get(k [32]byte) (Claims, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.m[k]
+	return c, ok
+}
+
+func (v *verified) put(k [32]byte, c Claims) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.m) >= v.max {
+		now := time.Now()
+		for k2, c2 := range v.m {
+			if c2.ExpiresAt.Before(now) || len(v.m) >= v.max {
+				delete(v.m, k2)
+			}
+		}
+	}
+	v.m[k] = c
+}
