@@ -31,7 +31,7 @@ var errorCodes = []int{400, 401, 403, 404, 409, 413, 429, 503}
 // OpenAPI builds the OpenAPI 3 document from the route table and the Go
 // types of the bodies, so the document cannot leave out a route or a field.
 func (s *Service) OpenAPI() ([]byte, error) {
-	g := &schemaGen{defs: map[string]any{}}
+	g := &schemaGen{defs: map[string]any{}, names: map[reflect.Type]string{}}
 	paths := map[string]map[string]any{}
 	pathParam := regexp.MustCompile(`\{([a-z]+)\}`)
 	for _, rt := range s.routes() {
@@ -109,7 +109,8 @@ func operationID(rt route) string {
 // schemaGen turns Go types into OpenAPI schemas, named structs as
 // components.
 type schemaGen struct {
-	defs map[string]any
+	defs  map[string]any
+	names map[reflect.Type]string
 }
 
 var (
@@ -151,10 +152,16 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 			name = "anonymous"
 		}
 		name = strings.ToUpper(name[:1]) + name[1:]
-		ref := map[string]any{"$ref": "#/components/schemas/" + name}
-		if _, ok := g.defs[name]; ok {
-			return ref
+		if known, ok := g.names[t]; ok {
+			return map[string]any{"$ref": "#/components/schemas/" + known}
 		}
+		if _, taken := g.defs[name]; taken {
+			// Two packages' types of one name: the later is qualified.
+			pkg := t.PkgPath()[strings.LastIndex(t.PkgPath(), "/")+1:]
+			name = strings.ToUpper(pkg[:1]) + pkg[1:] + name
+		}
+		g.names[t] = name
+		ref := map[string]any{"$ref": "#/components/schemas/" + name}
 		g.defs[name] = nil // recursion guard
 		props := map[string]any{}
 		required := []string{}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,6 +67,13 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		versions = []string{signingKey + "/cryptoKeyVersions/1"}
 	}
 	cfg := Config{BaseURL: baseURL, Domain: getenv("SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN")}
+	if v := getenv("SEALEDSENSE_API_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r <= 0 {
+			return nil, fmt.Errorf("api: SEALEDSENSE_API_RATE must be a positive number of requests per second")
+		}
+		cfg.Rate = r
+	}
 	if v := getenv("SEALEDSENSE_API_ACCESS_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
