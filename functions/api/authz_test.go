@@ -136,10 +136,12 @@ func TestAuthorizationTable(t *testing.T) {
 		"DELETE /v2/projects/{project}/members/{member}": {rankAdmin, func(w *world, _ string, _ caller) (string, string, any) {
 			return "DELETE", freshMember(w), nil
 		}},
-		"GET /v2/projects/{project}/serviceaccounts":             {rankUser, simple("GET", "/v2/projects/"+p+"/serviceaccounts", nil)},
-		"POST /v2/projects/{project}/serviceaccounts":            {rankAdmin, simple("POST", "/v2/projects/"+p+"/serviceaccounts", map[string]any{"displayName": "x"})},
-		"GET /v2/projects/{project}/serviceaccounts/{account}":   {rankUser, simple("GET", userAccount, nil)},
-		"PATCH /v2/projects/{project}/serviceaccounts/{account}": {rankAdmin, func(w *world, _ string, _ caller) (string, string, any) { return "PATCH", "/v2/" + fresh(w), map[string]any{"displayName": "y"} }},
+		"GET /v2/projects/{project}/serviceaccounts":           {rankUser, simple("GET", "/v2/projects/"+p+"/serviceaccounts", nil)},
+		"POST /v2/projects/{project}/serviceaccounts":          {rankAdmin, simple("POST", "/v2/projects/"+p+"/serviceaccounts", map[string]any{"displayName": "x"})},
+		"GET /v2/projects/{project}/serviceaccounts/{account}": {rankUser, simple("GET", userAccount, nil)},
+		"PATCH /v2/projects/{project}/serviceaccounts/{account}": {rankAdmin, func(w *world, _ string, _ caller) (string, string, any) {
+			return "PATCH", "/v2/" + fresh(w), map[string]any{"displayName": "y"}
+		}},
 		"DELETE /v2/projects/{project}/serviceaccounts/{account}": {rankAdmin, func(w *world, _ string, _ caller) (string, string, any) {
 			return "DELETE", "/v2/" + fresh(w), nil
 		}},
