@@ -58,7 +58,10 @@ func (s *Service) listEvents(c *call) (any, error) {
 		q = q.Where("eventType", "in", types)
 	}
 	q = q.OrderBy("timestamp", firestore.Asc).OrderBy(firestore.DocumentID, firestore.Asc)
-	docs, next, err := c.page(q, ordering{Field: "timestamp"}, start.UTC().Format(time.RFC3339Nano)+"\x00"+end.UTC().Format(time.RFC3339Nano)+"\x00"+joinTypes(types))
+	// The token is bound to the window as asked, not as computed: a default
+	// window moves with the clock between pages.
+	asked := c.r.URL.Query().Get("startTime") + "\x00" + c.r.URL.Query().Get("endTime")
+	docs, next, err := c.page(q, ordering{Field: "timestamp"}, asked+"\x00"+joinTypes(types))
 	if err != nil {
 		return nil, err
 	}
