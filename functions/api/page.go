@@ -3,9 +3,6 @@ package api
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"google.golang.org/api/iterator"
@@ -14,10 +11,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
-	"golang.org/x/crypto/chacha20poly1305"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sealedsense/sealedsense/functions/api/pagetoken"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
@@ -28,10 +25,8 @@ const (
 	pageKeyAAD      = "sealedsense/api-page-token-key"
 )
 
-// pager seals page tokens: a cursor encrypted and authenticated under a key
-// that only the API can unwrap, with the route, project and filters as
-// associated data. A token is opaque, cannot be edited, and is refused by
-// any other route, project or query.
+// pager seals page tokens under a key that only the API can unwrap, stored
+// KMS-wrapped in Firestore so every instance shares it.
 type pager struct {
 	fs      *firestore.Client
 	secrets Wrapper
@@ -41,95 +36,62 @@ type pager struct {
 	key []byte
 }
 
-// cursor is where a page ended: the last document's id, and the value of
-// the field the query orders by first, if any.
-type cursor struct {
-	T  *time.Time `json:"t,omitempty"`
-	V  any        `json:"v,omitempty"`
-	ID string     `json:"i"`
-}
-
-// aead loads the page-token key, creating it on first use by any instance.
-func (pg *pager) aead(ctx context.Context) (cipherAEAD, error) {
+// sealingKey loads the page-token key, creating it on first use by any
+// instance.
+func (pg *pager) sealingKey(ctx context.Context) ([]byte, error) {
 	pg.mu.Lock()
 	defer pg.mu.Unlock()
-	if pg.key == nil {
-		ref := pg.fs.Collection(registry.CloudCollection).Doc("apiPageTokens")
-		snap, err := ref.Get(ctx)
-		if status.Code(err) == codes.NotFound {
-			k := make(custody.Secret, chacha20poly1305.KeySize)
-			if _, err := rand.Read(k); err != nil {
-				return nil, err
-			}
-			wrapped, err := pg.secrets.Wrap(ctx, k, []byte(pageKeyAAD))
-			if err != nil {
-				return nil, err
-			}
-			if _, err := ref.Create(ctx, map[string]any{"wrappedKey": wrapped}); status.Code(err) != codes.AlreadyExists && err != nil {
-				return nil, err
-			}
-			// Whoever created it first won; read the winner's.
-			if snap, err = ref.Get(ctx); err != nil {
-				return nil, err
-			}
-		} else if err != nil {
+	if pg.key != nil {
+		return pg.key, nil
+	}
+	ref := pg.fs.Collection(registry.CloudCollection).Doc("apiPageTokens")
+	snap, err := ref.Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		k := make(custody.Secret, pagetoken.KeySize)
+		if _, err := rand.Read(k); err != nil {
 			return nil, err
 		}
-		wrapped, _ := snap.Data()["wrappedKey"].([]byte)
-		k, err := pg.reader.Unwrap(ctx, wrapped, []byte(pageKeyAAD))
+		wrapped, err := pg.secrets.Wrap(ctx, k, []byte(pageKeyAAD))
 		if err != nil {
 			return nil, err
 		}
-		pg.key = k
+		if _, err := ref.Create(ctx, map[string]any{"wrappedKey": wrapped}); status.Code(err) != codes.AlreadyExists && err != nil {
+			return nil, err
+		}
+		// Whoever created it first won; read the winner's.
+		if snap, err = ref.Get(ctx); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
 	}
-	return chacha20poly1305.NewX(pg.key)
+	wrapped, _ := snap.Data()["wrappedKey"].([]byte)
+	k, err := pg.reader.Unwrap(ctx, wrapped, []byte(pageKeyAAD))
+	if err != nil {
+		return nil, err
+	}
+	pg.key = k
+	return k, nil
 }
 
-type cipherAEAD interface {
-	NonceSize() int
-	Seal(dst, nonce, plaintext, additionalData []byte) []byte
-	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
-}
-
-func (pg *pager) seal(ctx context.Context, scope string, c cursor) (string, error) {
-	a, err := pg.aead(ctx)
+func (pg *pager) seal(ctx context.Context, scope string, c pagetoken.Cursor) (string, error) {
+	key, err := pg.sealingKey(ctx)
 	if err != nil {
 		return "", err
 	}
-	pt, err := json.Marshal(c)
-	if err != nil {
-		return "", err
-	}
-	nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(pt)+16)
-	if _, err := rand.Read(nonce); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(a.Seal(nonce, nonce, pt, scopeAD(scope))), nil
+	return pagetoken.Seal(key, scope, c)
 }
 
-func (pg *pager) open(ctx context.Context, scope, tok string) (cursor, error) {
-	a, err := pg.aead(ctx)
+func (pg *pager) open(ctx context.Context, scope, tok string) (pagetoken.Cursor, error) {
+	key, err := pg.sealingKey(ctx)
 	if err != nil {
-		return cursor{}, errUnavailable(err)
+		return pagetoken.Cursor{}, errUnavailable(err)
 	}
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(b) < a.NonceSize() {
-		return cursor{}, errBadRequest("invalid pageToken")
-	}
-	pt, err := a.Open(nil, b[:a.NonceSize()], b[a.NonceSize():], scopeAD(scope))
+	c, err := pagetoken.Open(key, scope, tok)
 	if err != nil {
-		return cursor{}, errBadRequest("invalid pageToken")
-	}
-	var c cursor
-	if err := json.Unmarshal(pt, &c); err != nil || c.ID == "" {
-		return cursor{}, errBadRequest("invalid pageToken")
+		return pagetoken.Cursor{}, errBadRequest("invalid pageToken")
 	}
 	return c, nil
-}
-
-func scopeAD(scope string) []byte {
-	h := sha256.Sum256([]byte("sealedsense/page-token\x00" + scope))
-	return h[:]
 }
 
 // pageSize reads pageSize: 1 to 1000, default 100.
@@ -201,7 +163,7 @@ func (c *call) page(q firestore.Query, o ordering, filters string) ([]*firestore
 	}
 	docs = docs[:size]
 	last := docs[size-1]
-	cur := cursor{ID: last.Ref.ID}
+	cur := pagetoken.Cursor{ID: last.Ref.ID}
 	if o.Field != "" {
 		path := o.Path
 		if path == nil {

@@ -9,6 +9,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"google.golang.org/api/iterator"
 
+	"github.com/sealedsense/sealedsense/functions/api/pagetoken"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
 
@@ -190,7 +191,7 @@ func (s *Service) listProjects(c *call) (any, error) {
 		out.Projects = append(out.Projects, toProject(id, d))
 	}
 	if end < len(ids) {
-		if out.NextPageToken, err = s.pages.seal(c.r.Context(), c.r.Pattern+"\x00"+org, cursor{ID: ids[end-1]}); err != nil {
+		if out.NextPageToken, err = s.pages.seal(c.r.Context(), c.r.Pattern+"\x00"+org, pagetoken.Cursor{ID: ids[end-1]}); err != nil {
 			return nil, errUnavailable(err)
 		}
 	}
