@@ -81,6 +81,37 @@ resource "google_firestore_index" "events_project_time" {
   }
 }
 
+# The API's event history: one device's events of one project in a time
+# window, oldest first, optionally of some event types.
+resource "google_firestore_index" "events_history" {
+  for_each = {
+    all_types = ["projectId", "deviceId"]
+    by_type   = ["projectId", "deviceId", "eventType"]
+  }
+
+  database    = google_firestore_database.main.name
+  collection  = "events"
+  query_scope = "COLLECTION"
+
+  dynamic "fields" {
+    for_each = each.value
+    content {
+      field_path = fields.value
+      order      = "ASCENDING"
+    }
+  }
+
+  fields {
+    field_path = "timestamp"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "ASCENDING"
+  }
+}
+
 # Sweep: online connectors whose last heartbeat is older than the cutoff
 # (an equality and a range on different fields need a composite index).
 resource "google_firestore_index" "connectors_online_last_seen" {

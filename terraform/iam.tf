@@ -75,6 +75,16 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes" {
   member   = google_service_account.scheduler.member
 }
 
+# The API is public: customers authenticate to it with their own service
+# account tokens, which it checks itself. An organization policy that
+# restricts allUsers (domain-restricted sharing) must exempt this service.
+resource "google_cloud_run_v2_service_iam_member" "public_api" {
+  location = var.region
+  name     = google_cloudfunctions2_function.fn["api"].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
 # Pub/Sub mints the push OIDC tokens as push-invoker, and only it.
 resource "google_service_account_iam_member" "pubsub_mints_push_tokens" {
   service_account_id = google_service_account.push_invoker.name

@@ -14,6 +14,10 @@ locals {
     device_keys = { name = "device-keys", ring = google_kms_key_ring.main.id }
     # Wraps the key-encryption key that seals Noise sessions in Firestore.
     session_kek = { name = "session-kek", ring = google_kms_key_ring.main.id }
+    # Wraps service-account key secrets and the API's page-token key; apart
+    # from device_keys because the API must wrap, and must not be able to
+    # mint device secrets.
+    api_secrets = { name = "api-secrets", ring = google_kms_key_ring.main.id }
     pubsub      = { name = "pubsub", ring = google_kms_key_ring.main.id }
     firestore   = { name = "firestore", ring = google_kms_key_ring.firestore.id }
   }
@@ -118,4 +122,19 @@ resource "google_kms_crypto_key_iam_member" "ingest_session_kek" {
   crypto_key_id = google_kms_crypto_key.symmetric["session_kek"].id
   role          = "roles/cloudkms.cryptoKeyDecrypter"
   member        = google_service_account.fn["ingest"].member
+}
+
+# The API wraps and unwraps service-account key secrets with its own key,
+# signs access tokens (one AsymmetricSign per token) and reads the signing
+# key's public halves for its JWKS.
+resource "google_kms_crypto_key_iam_member" "api_secrets" {
+  crypto_key_id = google_kms_crypto_key.symmetric["api_secrets"].id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = google_service_account.fn["api"].member
+}
+
+resource "google_kms_crypto_key_iam_member" "api_signs" {
+  crypto_key_id = google_kms_crypto_key.signing.id
+  role          = "roles/cloudkms.signerVerifier"
+  member        = google_service_account.fn["api"].member
 }

@@ -19,6 +19,7 @@ locals {
   functions = {
     ingest = { entry_point = "Ingest", trigger = "pubsub", description = "Opens sealed uplinks, stores events once, replies through one connector." }
     sweep  = { entry_point = "Sweep", trigger = "http", description = "Marks connectors that stopped sending heartbeats OFFLINE." }
+    api    = { entry_point = "API", trigger = "http", description = "The customer API: DT v2 REST resources, token endpoint, JWKS and audit log." }
   }
 
   topics = toset(["uplinks", "connector-status", "events", "downlinks", "dead-letter"])
@@ -30,8 +31,9 @@ locals {
     ingest-status  = { topic = "connector-status", function = "ingest" }
   }
 
-  # Both functions run the ingest package, which reads all of these; one
-  # map keeps them from drifting apart.
+  # Every function gets the one map, which keeps the functions from
+  # drifting apart; the policy test checks each variable a function reads
+  # is here.
   function_env = {
     GOOGLE_CLOUD_PROJECT                = var.project_id
     SEALEDSENSE_DEVICE_KEY              = google_kms_crypto_key.symmetric["device_keys"].id
@@ -43,6 +45,13 @@ locals {
     SEALEDSENSE_NETWORK_STATUS_EVERY    = var.network_status_every
     SEALEDSENSE_CONNECTOR_OFFLINE_AFTER = var.connector_offline_after
     SEALEDSENSE_EVENT_RETENTION         = "${var.event_retention_days * 24}h"
+    SEALEDSENSE_API_SECRETS_KEY         = google_kms_crypto_key.symmetric["api_secrets"].id
+    SEALEDSENSE_SIGNING_KEY             = google_kms_crypto_key.signing.id
+    SEALEDSENSE_API_BASE_URL            = local.api_base_url
+    SEALEDSENSE_API_ACCESS_TTL          = var.api_access_ttl
+    SEALEDSENSE_API_RATE                = "${var.api_rate}"
+    SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN  = var.service_account_domain
+    SEALEDSENSE_SIGNING_KEY_VERSIONS    = join(",", var.signing_key_versions)
     LOG_EXECUTION_ID                    = "true"
   }
 
@@ -56,6 +65,6 @@ locals {
 
   # The api function that serves these lands with the customer API; the
   # URL scheme of Cloud Run functions is already fixed.
-  api_base_url = "https://${var.region}-${var.project_id}.cloudfunctions.net"
+  api_base_url = "https://${var.region}-${var.project_id}.cloudfunctions.net/api"
   jwks_url     = "${local.api_base_url}/.well-known/jwks.json"
 }

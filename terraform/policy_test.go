@@ -15,6 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/mod/modfile"
 
+	"github.com/sealedsense/sealedsense/functions/api"
 	"github.com/sealedsense/sealedsense/functions/ingest"
 	"github.com/sealedsense/sealedsense/shared/deploy"
 )
@@ -489,14 +490,21 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 	seen := map[string]bool{}
 	getenv := func(k string) string {
 		seen[k] = true
-		if strings.HasSuffix(k, "_WINDOW") || strings.HasSuffix(k, "_EVERY") || strings.HasSuffix(k, "_AFTER") || strings.HasSuffix(k, "_RETENTION") {
+		if strings.HasSuffix(k, "_WINDOW") || strings.HasSuffix(k, "_EVERY") || strings.HasSuffix(k, "_AFTER") || strings.HasSuffix(k, "_RETENTION") || strings.HasSuffix(k, "_TTL") {
 			return "1s"
+		}
+		if strings.HasSuffix(k, "_RATE") {
+			return "1"
 		}
 		return "x"
 	}
 	switch f.Package {
 	case "github.com/sealedsense/sealedsense/functions/ingest":
 		if _, err := ingest.FromEnv(context.Background(), getenv); err != nil {
+			t.Fatalf("%s: configuring with every variable set: %v", f.Name, err)
+		}
+	case "github.com/sealedsense/sealedsense/functions/api":
+		if _, err := api.FromEnv(context.Background(), getenv); err != nil {
 			t.Fatalf("%s: configuring with every variable set: %v", f.Name, err)
 		}
 	default:

@@ -105,3 +105,27 @@ variable "event_retention_days" {
     error_message = "Events must be kept at least one day."
   }
 }
+
+variable "api_access_ttl" {
+  description = "How long an API instance trusts what it read of an account: a deleted or disabled key or account, or a revoked role, stops working within it."
+  type        = string
+  default     = "30s"
+}
+
+variable "api_rate" {
+  description = "Requests per second one service account may make to one API instance (bursts of twice that); beyond it the API answers 429 with Retry-After."
+  type        = number
+  default     = 50
+}
+
+variable "service_account_domain" {
+  description = "Service-account emails are <id>@<project>.serviceaccount.<this>."
+  type        = string
+  default     = "sealedsense.eu"
+}
+
+variable "signing_key_versions" {
+  description = "Full names of the signing key's versions the API trusts, the signing one first. Empty: version 1 only. To rotate, list the new version first and keep the old one for an hour, the life of its tokens."
+  type        = list(string)
+  default     = []
+}

@@ -22,6 +22,10 @@ import (
 // Keys are the KMS CryptoKey names the functions are configured with.
 type Keys struct {
 	Device, SessionKEK, Signing string
+	// APISecrets wraps service-account key secrets and the API's
+	// page-token key: apart from Device, so the API, which must wrap,
+	// cannot mint device secrets.
+	APISecrets string
 }
 
 // Env is the keys as the functions' environment variables.
@@ -30,6 +34,7 @@ func (k Keys) Env() []string {
 		"SEALEDSENSE_DEVICE_KEY=" + k.Device,
 		"SEALEDSENSE_SESSION_KEK_KEY=" + k.SessionKEK,
 		"SEALEDSENSE_SIGNING_KEY=" + k.Signing,
+		"SEALEDSENSE_API_SECRETS_KEY=" + k.APISecrets,
 	}
 }
 
@@ -46,13 +51,13 @@ func EnsureKMS(ctx context.Context, c *kmsapi.KeyManagementClient, ring string) 
 		VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_GOOGLE_SYMMETRIC_ENCRYPTION}}
 	signing := &kmspb.CryptoKey{Purpose: kmspb.CryptoKey_ASYMMETRIC_SIGN,
 		VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_EC_SIGN_P256_SHA256}}
-	for id, k := range map[string]*kmspb.CryptoKey{"device-keys": symmetric, "session-kek": symmetric, "signing": signing} {
+	for id, k := range map[string]*kmspb.CryptoKey{"device-keys": symmetric, "session-kek": symmetric, "api-secrets": symmetric, "signing": signing} {
 		_, err := c.CreateCryptoKey(ctx, &kmspb.CreateCryptoKeyRequest{Parent: ring, CryptoKeyId: id, CryptoKey: k})
 		if err != nil && status.Code(err) != codes.AlreadyExists {
 			return Keys{}, fmt.Errorf("stack: key %s: %w", id, err)
 		}
 	}
-	return Keys{Device: ring + "/cryptoKeys/device-keys", SessionKEK: ring + "/cryptoKeys/session-kek", Signing: ring + "/cryptoKeys/signing"}, nil
+	return Keys{Device: ring + "/cryptoKeys/device-keys", SessionKEK: ring + "/cryptoKeys/session-kek", Signing: ring + "/cryptoKeys/signing", APISecrets: ring + "/cryptoKeys/api-secrets"}, nil
 }
 
 // Topic ids of the pipeline.

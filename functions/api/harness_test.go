@@ -115,9 +115,8 @@ func newWorld(t testing.TB, extraEnv ...string) *world {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	secrets := custody.NewWrapper(kc, keys.Device)
-	w.store = api.NewStore(w.fs, secrets, "")
-	w.reg = registry.New(w.fs, secrets, nil)
+	w.store = api.NewStore(w.fs, custody.NewWrapper(kc, keys.APISecrets), "")
+	w.reg = registry.New(w.fs, custody.NewWrapper(kc, keys.Device), nil)
 	if w.tenant, err = w.store.Bootstrap(ctx, "Acme", "", "Acme main", w.base+"/oauth2/token"); err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		return v
 	}
 	project := need("GOOGLE_CLOUD_PROJECT")
-	secretKey := need("SEALEDSENSE_DEVICE_KEY")
+	secretKey := need("SEALEDSENSE_API_SECRETS_KEY")
 	signingKey := need("SEALEDSENSE_SIGNING_KEY")
 	baseURL := need("SEALEDSENSE_API_BASE_URL")
 	if len(missing) > 0 {

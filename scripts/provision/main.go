@@ -10,9 +10,12 @@
 //	provision sensors -n 20 -type temperature [-kit ID] -out DIR
 //	provision connector -id ccon-1 -out DIR
 //	provision revoke-connector -id ccon-1
+//	provision tenant -org "Acme" -project-name "Acme main" [-project ID] -token-url URL -out FILE
+//	provision personnel-devices -project P -operator EMAIL -reason "ticket …"
 //
-// It reads GOOGLE_CLOUD_PROJECT, SEALEDSENSE_DEVICE_KEY and
-// SEALEDSENSE_SESSION_KEK_KEY, and the usual *_EMULATOR_HOST variables.
+// It reads GOOGLE_CLOUD_PROJECT, SEALEDSENSE_DEVICE_KEY,
+// SEALEDSENSE_SESSION_KEK_KEY and, for tenant, SEALEDSENSE_API_SECRETS_KEY,
+// and the usual *_EMULATOR_HOST variables.
 package main
 
 import (
@@ -39,13 +42,13 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector [flags]")
+		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices [flags]")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "ensure-kms":
 		return ensureKMS(ctx, rest, getenv, stdout)
-	case "bootstrap", "sensors", "connector", "revoke-connector":
+	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices":
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
@@ -61,6 +64,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return sensors(ctx, env, rest, stdout, log)
 	case "connector":
 		return connector(ctx, env, rest, stdout, log)
+	case "tenant":
+		return tenant(ctx, env, rest, getenv, stdout, log)
+	case "personnel-devices":
+		return personnelDevices(ctx, env, rest, getenv, stdout)
 	default:
 		return revokeConnector(ctx, env, rest, log)
 	}

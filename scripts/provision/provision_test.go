@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
+	"github.com/sealedsense/sealedsense/functions/api"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
@@ -254,5 +257,35 @@ func TestCommandErrors(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"bootstrap"}, noEnv, io.Discard, slog.New(slog.NewJSONHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "GOOGLE_CLOUD_PROJECT") {
 		t.Fatalf("bootstrap without a project = %v, want it to name the variable", err)
+	}
+}
+
+func TestTenantAndPersonnelAccess(t *testing.T) {
+	t.Parallel()
+	p := newProvisioner(t)
+	path := filepath.Join(t.TempDir(), "admin.json")
+	out := p.run("tenant", "-org", "Acme", "-project-name", "Acme main", "-project", "acme-main", "-token-url", "https://api.example/oauth2/token", "-out", path)
+	if !strings.Contains(out, "project acme-main") {
+		t.Fatalf("tenant printed %q", out)
+	}
+	assertPrivateFile(t, path)
+	creds, err := credentials.LoadServiceAccount(path)
+	if err != nil || creds.TokenEndpoint != "https://api.example/oauth2/token" || creds.Algorithm != "HS256" {
+		t.Fatalf("credentials file: %+v, %v", creds, err)
+	}
+	fs := platformtest.Firestore(t, p.vars["GOOGLE_CLOUD_PROJECT"])
+	docs, err := fs.Collection("serviceAccountKeys").Documents(context.Background()).GetAll()
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("keys: %d, %v", len(docs), err)
+	}
+	if b, _ := json.Marshal(docs[0].Data()); strings.Contains(string(b), creds.Secret) {
+		t.Fatal("the key's secret is in Firestore in plaintext")
+	}
+	// A new project denies platform personnel.
+	var buf bytes.Buffer
+	err = run(context.Background(), []string{"personnel-devices", "-project", "acme-main", "-operator", "ops@sealedsense.eu", "-reason", "ticket 1: sensor silent"},
+		p.getenv, &buf, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if !errors.Is(err, api.ErrPersonnelDenied) {
+		t.Fatalf("personnel access to a denying project: %v", err)
 	}
 }

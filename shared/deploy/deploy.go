@@ -46,6 +46,7 @@ func Functions() []Function {
 	return []Function{
 		{Name: "ingest", Entry: "Ingest", Kind: CloudEvent, Package: "github.com/sealedsense/sealedsense/functions/ingest", Handler: "Handler"},
 		{Name: "sweep", Entry: "Sweep", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/ingest", Handler: "SweepHandler"},
+		{Name: "api", Entry: "API", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/api", Handler: "Handler"},
 	}
 }
 
