@@ -247,7 +247,10 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 	cmd.Env = append(cmd.Env, "PORT="+port, "FUNCTION_TARGET="+f.Entry, "K_SERVICE="+f.Name,
 		"GOOGLE_CLOUD_PROJECT="+project,
 		"SEALEDSENSE_DEVICE_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/device",
-		"SEALEDSENSE_SESSION_KEK_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/kek")
+		"SEALEDSENSE_SESSION_KEK_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/kek",
+		"SEALEDSENSE_API_SECRETS_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/api",
+		"SEALEDSENSE_SIGNING_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/signing",
+		"SEALEDSENSE_API_BASE_URL=http://"+addr)
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -264,7 +267,15 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 	var req func() (*http.Response, error)
 	switch f.Kind {
 	case deploy.HTTP:
-		req = func() (*http.Response, error) { return http.Post("http://"+addr+"/", "application/json", nil) }
+		// The API answers its OpenAPI document without credentials or
+		// keys; the sweep answers a POST on any path.
+		path := map[string]string{"api": "/v2/openapi.json"}[f.Name]
+		req = func() (*http.Response, error) {
+			if path != "" {
+				return http.Get("http://" + addr + path)
+			}
+			return http.Post("http://"+addr+"/", "application/json", nil)
+		}
 	case deploy.CloudEvent:
 		// What a push subscription sends: a message that is not an
 		// uplink envelope, which ingest must refuse and acknowledge.
