@@ -29,6 +29,7 @@ import (
 	"github.com/sealedsense/sealedsense/emulators/platform"
 	"github.com/sealedsense/sealedsense/emulators/simulator"
 	"github.com/sealedsense/sealedsense/emulators/stack"
+	"github.com/sealedsense/sealedsense/functions/api"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
@@ -141,6 +142,9 @@ func Start(ctx context.Context, cfg Config) (*Deployment, error) {
 	if err := d.startFunctions(); err != nil {
 		return nil, err
 	}
+	if err := d.tenant(ctx); err != nil {
+		return nil, err
+	}
 	ids := make([]string, 0, cfg.Connectors)
 	for id := range d.connectors {
 		ids = append(ids, id)
@@ -221,6 +225,28 @@ func tail(path string, n int) string {
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// tenant makes the customer the sensors belong to, with an organization
+// admin whose key is written where DT's clients can read it.
+func (d *Deployment) tenant(ctx context.Context) error {
+	kc, err := custody.NewKMSClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	st := api.NewStore(d.FS, custody.NewWrapper(kc, d.Keys.APISecrets), "")
+	t, err := st.Bootstrap(ctx, "Demo", d.cfg.Customer, "Demo", "http://"+d.FunctionsAddr+"/oauth2/token")
+	if err != nil {
+		return fmt.Errorf("local: tenant: %w", err)
+	}
+	return credentials.SaveServiceAccount(d.APICredentials(), t.Credentials)
+}
+
+// APICredentials is the path of the customer's organization admin key, a
+// credentials file as DT's clients read it.
+func (d *Deployment) APICredentials() string {
+	return filepath.Join(d.cfg.DataDir, "credentials", "api-admin.json")
 }
 
 // pointClients points this process's Google clients (and our KMS client)

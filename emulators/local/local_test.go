@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
 	"github.com/sealedsense/sealedsense/emulators/platform"
@@ -121,6 +124,7 @@ func TestEverythingOnceThroughTheBestConnector(t *testing.T) {
 	drain(t, d)
 	devices := d.Devices()
 	assertExactlyOnce(t, d, devices)
+	assertCustomerSees(t, d, devices)
 
 	st := d.Sim.Stats()
 	if st.ReplyErrors != 0 {
@@ -417,4 +421,69 @@ func openAny(ctx context.Context, d *local.Deployment, data []byte) (relay.Uplin
 		}
 		return ed25519.PrivateKey(c.PrivateKey).Public().(ed25519.PublicKey), nil
 	})
+}
+
+// assertCustomerSees reads the pipeline's results as a customer program
+// does: a DT-style assertion for a token, then devices and event history.
+func assertCustomerSees(t *testing.T, d *local.Deployment, devices []string) {
+	t.Helper()
+	creds, err := credentials.LoadServiceAccount(d.APICredentials())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	assertion := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "aud": creds.TokenEndpoint, "iss": creds.Email})
+	assertion.Header["kid"] = creds.KeyID
+	signed, err := assertion.SignedString([]byte(creds.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.PostForm(creds.TokenEndpoint, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {signed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("token: %d %v", resp.StatusCode, err)
+	}
+	get := func(path string, v any) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+d.FunctionsAddr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list struct {
+		Devices []struct {
+			Name     string
+			Reported map[string]any
+		}
+	}
+	get("/v2/projects/demo/devices?pageSize=1000", &list)
+	if len(list.Devices) != len(devices) {
+		t.Fatalf("the API lists %d devices, want %d", len(list.Devices), len(devices))
+	}
+	var history struct{ Events []json.RawMessage }
+	get("/v2/projects/demo/devices/"+devices[0]+"/events", &history)
+	if len(history.Events) == 0 {
+		t.Fatalf("no event history for %s through the API", devices[0])
+	}
+	for _, e := range history.Events {
+		if _, err := event.Parse(e); err != nil {
+			t.Fatalf("history event %s: %v", e, err)
+		}
+	}
 }

@@ -53,7 +53,8 @@ func main() {
 		os.Exit(1)
 	}
 	defer d.Close()
-	fmt.Printf("Running. Functions at http://%s, Firestore emulator project %q. Ctrl-C stops everything.\n\n", d.FunctionsAddr, "local")
+	fmt.Printf("Running. Functions at http://%s, Firestore emulator project %q. Ctrl-C stops everything.\n", d.FunctionsAddr, "local")
+	fmt.Printf("Customer API at http://%s/v2 (project %q); an organization admin's key for DT's clients is in %s.\n\n", d.FunctionsAddr, "demo", d.APICredentials())
 
 	var stored, dead atomic.Int64
 	go func() {
