@@ -31,6 +31,7 @@ output "kms_keys" {
   value = {
     device_keys = google_kms_crypto_key.symmetric["device_keys"].id
     session_kek = google_kms_crypto_key.symmetric["session_kek"].id
+    api_secrets = google_kms_crypto_key.symmetric["api_secrets"].id
     signing     = google_kms_crypto_key.signing.id
     firestore   = google_kms_crypto_key.symmetric["firestore"].id
     pubsub      = google_kms_crypto_key.symmetric["pubsub"].id
