@@ -67,7 +67,7 @@ resource "google_logging_metric" "metric" {
 # `replay` in normal operation; only these reasons mean a failed decryption
 # or authentication, and only they page.
 locals {
-  auth_reasons = join(", ", [for r in ["decrypt", "handshake-auth", "bad-signature", "unknown-connector", "revoked-connector", "unknown-sensor"] : "\"${r}\""])
+  auth_reasons = join(", ", [for r in ["decrypt", "handshake-auth", "bad-signature", "unknown-connector", "revoked-connector", "unknown-sensor", "unauthenticated", "bad-assertion"] : "\"${r}\""])
 }
 
 # One alert per failure class in DESIGN.md. The failure_class label is how

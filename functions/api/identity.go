@@ -205,7 +205,7 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 			p = pr
 			return secret, pr.Email, err
 		})
-	if errors.Is(err, token.ErrInvalid) || (err == nil && p == nil) {
+	if errors.Is(err, token.ErrInvalid) {
 		s.log.Warn("token request refused", "rejected", "bad-assertion", "error", err.Error())
 		writeJSON(w, http.StatusUnauthorized, oauthError{"invalid_grant", "the assertion is invalid, expired or names an unknown key"})
 		return

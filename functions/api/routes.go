@@ -59,8 +59,13 @@ func (s *Service) serve(rt route) http.Handler {
 			return
 		}
 		var ae *apiError
-		if !errors.As(err, &ae) || ae.code >= 500 {
+		switch {
+		case !errors.As(err, &ae) || ae.code >= 500:
 			s.log.Error("request failed", "method", r.Method, "route", rt.Pattern, "error", err.Error())
+		case ae.code == http.StatusUnauthorized:
+			// Counted by the authentication-failures metric; who it was is
+			// unknown, so there is no audit entry to write.
+			s.log.Warn("request refused", "rejected", "unauthenticated", "reason", ae.msg, "method", r.Method, "route", rt.Pattern)
 		}
 		writeError(w, err)
 	})
