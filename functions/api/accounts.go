@@ -148,15 +148,8 @@ func (s *Service) memberRef(c *call) *firestore.DocumentRef {
 }
 
 func (s *Service) getMember(c *call) (any, error) {
-	snap, err := s.memberRef(c).Get(c.r.Context())
-	if notFound(err) {
-		return nil, errNotFound("member not found")
-	}
+	m, err := getDoc[memberDoc](c.r.Context(), s.memberRef(c), "member")
 	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	var m memberDoc
-	if err := snap.DataTo(&m); err != nil {
 		return nil, err
 	}
 	return toMember(c.project, m), nil
@@ -233,15 +226,8 @@ func (s *Service) createAccount(c *call) (any, error) {
 // path's project.
 func (s *Service) account(c *call) (string, accountDoc, error) {
 	id := c.r.PathValue("account")
-	snap, err := s.deps.Firestore.Collection(accountsCollection).Doc(id).Get(c.r.Context())
-	if notFound(err) {
-		return "", accountDoc{}, errNotFound("service account not found")
-	}
+	a, err := getDoc[accountDoc](c.r.Context(), s.deps.Firestore.Collection(accountsCollection).Doc(id), "service account")
 	if err != nil {
-		return "", accountDoc{}, errUnavailable(err)
-	}
-	var a accountDoc
-	if err := snap.DataTo(&a); err != nil {
 		return "", accountDoc{}, err
 	}
 	if a.ProjectID != c.project {
@@ -367,15 +353,8 @@ func (s *Service) key(c *call) (string, keyDoc, error) {
 		return "", keyDoc{}, err
 	}
 	id := c.r.PathValue("key")
-	snap, err := s.deps.Firestore.Collection(keysCollection).Doc(id).Get(c.r.Context())
-	if notFound(err) {
-		return "", keyDoc{}, errNotFound("key not found")
-	}
+	k, err := getDoc[keyDoc](c.r.Context(), s.deps.Firestore.Collection(keysCollection).Doc(id), "key")
 	if err != nil {
-		return "", keyDoc{}, errUnavailable(err)
-	}
-	var k keyDoc
-	if err := snap.DataTo(&k); err != nil {
 		return "", keyDoc{}, err
 	}
 	if k.Account != acc {

@@ -162,15 +162,8 @@ func (s *Service) claimInfo(c *call) (any, error) {
 	if !notFound(err) {
 		return nil, errUnavailable(err)
 	}
-	snap, err := fs.Collection(registry.KitsCollection).Doc(id).Get(ctx)
-	if notFound(err) {
-		return nil, errNotFound("no device or kit with that identifier")
-	}
+	k, err := getDoc[kitDoc](ctx, fs.Collection(registry.KitsCollection).Doc(id), "device or kit")
 	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	var k kitDoc
-	if err := snap.DataTo(&k); err != nil {
 		return nil, err
 	}
 	kit := &claimInfoKit{KitID: id, DisplayName: k.DisplayName, Devices: []claimInfoDevice{}}

@@ -179,15 +179,8 @@ func (s *Service) listDevices(c *call) (any, error) {
 // device reads a device of the path's project; a device of another
 // project, or none, is not found.
 func (s *Service) device(ctx context.Context, project, id string) (deviceDoc, error) {
-	snap, err := s.deps.Firestore.Collection(registry.DevicesCollection).Doc(id).Get(ctx)
-	if notFound(err) {
-		return deviceDoc{}, errNotFound("device not found")
-	}
+	d, err := getDoc[deviceDoc](ctx, s.deps.Firestore.Collection(registry.DevicesCollection).Doc(id), "device")
 	if err != nil {
-		return deviceDoc{}, errUnavailable(err)
-	}
-	var d deviceDoc
-	if err := snap.DataTo(&d); err != nil {
 		return deviceDoc{}, err
 	}
 	if d.ProjectID == "" || d.ProjectID != project {

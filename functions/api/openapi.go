@@ -11,20 +11,6 @@ import (
 	"time"
 )
 
-type jwk struct {
-	Kty string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-	Kid string `json:"kid"`
-	Alg string `json:"alg"`
-	Use string `json:"use"`
-}
-
-type jwks struct {
-	Keys []jwk `json:"keys"`
-}
-
 // errorCodes are the failures every authenticated route can answer.
 var errorCodes = []int{400, 401, 403, 404, 409, 413, 429, 503}
 

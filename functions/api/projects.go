@@ -90,15 +90,8 @@ func (s *Service) getOrganization(c *call) (any, error) {
 	if !slices.Contains(c.p.orgAdminOf(), o) {
 		return nil, errForbidden("missing permission " + permOrgRead + " on organizations/" + o)
 	}
-	snap, err := s.deps.Firestore.Collection(organizationsCollection).Doc(o).Get(c.r.Context())
-	if notFound(err) {
-		return nil, errNotFound("organization not found")
-	}
+	d, err := getDoc[orgDoc](c.r.Context(), s.deps.Firestore.Collection(organizationsCollection).Doc(o), "organization")
 	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	var d orgDoc
-	if err := snap.DataTo(&d); err != nil {
 		return nil, err
 	}
 	return Organization{Name: "organizations/" + o, DisplayName: d.DisplayName}, nil
@@ -220,15 +213,8 @@ func (s *Service) createProject(c *call) (any, error) {
 }
 
 func (s *Service) getProject(c *call) (any, error) {
-	snap, err := s.deps.Firestore.Collection(projectsCollection).Doc(c.project).Get(c.r.Context())
-	if notFound(err) {
-		return nil, errNotFound("project not found")
-	}
+	d, err := getDoc[projectDoc](c.r.Context(), s.deps.Firestore.Collection(projectsCollection).Doc(c.project), "project")
 	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	var d projectDoc
-	if err := snap.DataTo(&d); err != nil {
 		return nil, err
 	}
 	return toProject(c.project, d), nil

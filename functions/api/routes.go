@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/token"
 	"io"
 	"net/http"
 	"strings"
@@ -162,7 +163,7 @@ func (s *Service) Routes() []string {
 func (s *Service) routes() []route {
 	return []route{
 		{Method: "POST", Pattern: "/oauth2/token", Summary: "Exchange a service-account assertion (RFC 7523) for an access token", Public: true, Status: 200, Response: tokenResponse{}, raw: s.handleToken},
-		{Method: "GET", Pattern: "/.well-known/jwks.json", Summary: "Public keys of access tokens and webhook signatures", Public: true, Status: 200, Response: jwks{}, raw: s.handleJWKS},
+		{Method: "GET", Pattern: "/.well-known/jwks.json", Summary: "Public keys of access tokens and webhook signatures", Public: true, Status: 200, Response: token.JWKSet{}, raw: s.handleJWKS},
 		{Method: "GET", Pattern: "/v2/openapi.json", Summary: "This document", Public: true, Status: 200, raw: s.handleOpenAPI},
 
 		{Method: "GET", Pattern: "/v2/organizations", Summary: "List organizations", Status: 200, Response: listOrganizations{}, Query: pageQuery, handle: s.listOrganizations},

@@ -229,3 +229,20 @@ func (st *Store) SetPersonnelAccess(ctx context.Context, project, setting string
 	}
 	return err
 }
+
+// getDoc reads one document into a T; a missing one is errNotFound(what),
+// and any other failure is the caller's to retry.
+func getDoc[T any](ctx context.Context, ref *firestore.DocumentRef, what string) (T, error) {
+	var v T
+	snap, err := ref.Get(ctx)
+	if notFound(err) {
+		return v, errNotFound(what + " not found")
+	}
+	if err != nil {
+		return v, errUnavailable(err)
+	}
+	if err := snap.DataTo(&v); err != nil {
+		return v, fmt.Errorf("api: %s %s: %w", what, ref.ID, err)
+	}
+	return v, nil
+}

@@ -174,7 +174,8 @@ func (ks *KeySet) key(ctx context.Context, kid string) (*ecdsa.PublicKey, error)
 	return ec, nil
 }
 
-type jwk struct {
+// JWK is one public key of a JWKSet (RFC 7517), an EC P-256 key here.
+type JWK struct {
 	Kty string `json:"kty"`
 	Crv string `json:"crv"`
 	X   string `json:"x"`
@@ -184,11 +185,14 @@ type jwk struct {
 	Use string `json:"use"`
 }
 
+// JWKSet is what JWKS returns.
+type JWKSet struct {
+	Keys []JWK `json:"keys"`
+}
+
 // JWKS returns the public keys as an RFC 7517 key set.
 func (ks *KeySet) JWKS(ctx context.Context) ([]byte, error) {
-	set := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: []jwk{}}
+	set := JWKSet{Keys: []JWK{}}
 	for _, kid := range ks.order {
 		k, err := ks.key(ctx, kid)
 		if err != nil {
@@ -198,7 +202,7 @@ func (ks *KeySet) JWKS(ctx context.Context) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("token: jwks: %w", err)
 		}
-		set.Keys = append(set.Keys, jwk{Kty: "EC", Crv: "P-256", X: base64.RawURLEncoding.EncodeToString(b[1:33]),
+		set.Keys = append(set.Keys, JWK{Kty: "EC", Crv: "P-256", X: base64.RawURLEncoding.EncodeToString(b[1:33]),
 			Y: base64.RawURLEncoding.EncodeToString(b[33:]), Kid: kid, Alg: "ES256", Use: "sig"})
 	}
 	return json.Marshal(set)
