@@ -185,6 +185,16 @@ type JWK struct {
 	Use string `json:"use"`
 }
 
+// PublicJWK is the JWK of a P-256 public key, for ES256 under kid.
+func PublicJWK(kid string, k *ecdsa.PublicKey) (JWK, error) {
+	b, err := k.Bytes() // 0x04 || X || Y, each 32 bytes
+	if err != nil || len(b) != 65 {
+		return JWK{}, fmt.Errorf("token: jwk: not an uncompressed P-256 key: %v", err)
+	}
+	return JWK{Kty: "EC", Crv: "P-256", X: base64.RawURLEncoding.EncodeToString(b[1:33]),
+		Y: base64.RawURLEncoding.EncodeToString(b[33:]), Kid: kid, Alg: "ES256", Use: "sig"}, nil
+}
+
 // JWKSet is what JWKS returns.
 type JWKSet struct {
 	Keys []JWK `json:"keys"`
@@ -198,12 +208,11 @@ func (ks *KeySet) JWKS(ctx context.Context) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, err := k.Bytes() // 0x04 || X || Y, each 32 bytes
+		j, err := PublicJWK(kid, k)
 		if err != nil {
-			return nil, fmt.Errorf("token: jwks: %w", err)
+			return nil, err
 		}
-		set.Keys = append(set.Keys, JWK{Kty: "EC", Crv: "P-256", X: base64.RawURLEncoding.EncodeToString(b[1:33]),
-			Y: base64.RawURLEncoding.EncodeToString(b[33:]), Kid: kid, Alg: "ES256", Use: "sig"})
+		set.Keys = append(set.Keys, j)
 	}
 	return json.Marshal(set)
 }
