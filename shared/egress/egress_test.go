@@ -77,7 +77,10 @@ func TestDialRefusesInternalNames(t *testing.T) {
 	} {
 		dialed := false
 		d := &egress.Dialer{Resolver: &resolver{answers: [][]netip.Addr{tc.answer}},
-			Dial: func(context.Context, string, string) (net.Conn, error) { dialed = true; return nil, errors.New("unreachable") }}
+			Dial: func(context.Context, string, string) (net.Conn, error) {
+				dialed = true
+				return nil, errors.New("unreachable")
+			}}
 		_, err := d.DialContext(context.Background(), "tcp", "hooks.example.com:443")
 		if !errors.Is(err, egress.ErrRefused) || dialed {
 			t.Errorf("%s: err %v, dialed %v", tc.name, err, dialed)
