@@ -149,6 +149,10 @@ func TestTenantIsolation(t *testing.T) {
 		{"POST", bp + "/members", map[string]any{"roles": []string{"roles/project.admin"}, "email": aAdmin.creds.Email}},
 		{"DELETE", bp + "/serviceaccounts/" + b.Account, nil},
 		{"POST", "/v2/projects", map[string]any{"displayName": "x", "organization": "organizations/" + b.Organization}},
+		// "-" means every readable project only where a route says so.
+		{"POST", "/v2/projects/-/serviceaccounts", map[string]any{"displayName": "nowhere"}},
+		{"DELETE", "/v2/projects/-", nil},
+		{"GET", "/v2/projects/-/members", nil},
 	} {
 		if code, body := aAdmin.call(rq.method, rq.path, rq.body); code != 403 {
 			t.Errorf("%s %s as A: %d %s", rq.method, rq.path, code, body)

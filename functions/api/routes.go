@@ -21,6 +21,10 @@ type route struct {
 	Perm string
 	// Public routes take no credentials.
 	Public bool
+	// AnyProject lets the path's {project} be "-", every project the
+	// caller can read; the handler checks each. Elsewhere "-" is just an
+	// id the caller holds no role in.
+	AnyProject bool
 	// Audit marks routes that read or change customer data.
 	Audit bool
 	// Status is the success status; Request and Response are zero values
@@ -88,7 +92,7 @@ func (s *Service) run(c *call, rt route) (any, error) {
 	if ok, wait := s.limits.allow(p.Account, s.deps.Now()); !ok {
 		return nil, &apiError{code: http.StatusTooManyRequests, msg: "rate limit exceeded", retryAfter: wait}
 	}
-	if c.project != "" && c.project != "-" {
+	if c.project != "" && !(c.project == "-" && rt.AnyProject) {
 		if c.org, err = s.projectOrg(c.r.Context(), c.project); err != nil {
 			return nil, err
 		}
@@ -195,7 +199,7 @@ func (s *Service) routes() []route {
 		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys/{key}", Summary: "Get a key", Perm: permKeyRead, Audit: true, Status: 200, Response: Key{}, handle: s.getKey},
 		{Method: "DELETE", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys/{key}", Summary: "Delete a key", Perm: permKeyWrite, Audit: true, Status: 200, Response: empty{}, handle: s.deleteKey},
 
-		{Method: "GET", Pattern: "/v2/projects/{project}/devices", Summary: "List devices; project - lists every project the caller can read", Perm: permDeviceRead, Audit: true, Status: 200, Response: listDevices{}, Query: append([]string{"device_ids", "device_types", "label_filters", "order_by", "query", "organization"}, pageQuery...), handle: s.listDevices},
+		{Method: "GET", Pattern: "/v2/projects/{project}/devices", Summary: "List devices; project - lists every project the caller can read", Perm: permDeviceRead, AnyProject: true, Audit: true, Status: 200, Response: listDevices{}, Query: append([]string{"device_ids", "device_types", "label_filters", "order_by", "query", "organization"}, pageQuery...), handle: s.listDevices},
 		{Method: "GET", Pattern: "/v2/projects/{project}/devices/{device}", Summary: "Get a device", Perm: permDeviceRead, Audit: true, Status: 200, Response: Device{}, handle: s.getDevice},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:batchUpdate", Summary: "Add and remove labels of devices", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: batchUpdate{}, Response: batchResult{}, handle: s.batchUpdate},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:transfer", Summary: "Move devices into this project from another of the organization", Perm: permDeviceTransfer, Audit: true, Status: 200, Request: transferRequest{}, Response: transferResult{}, handle: s.transfer},
