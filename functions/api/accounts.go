@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -236,6 +237,39 @@ func (s *Service) account(c *call) (string, accountDoc, error) {
 	return id, a, nil
 }
 
+// manageable reads the path's account and checks that the caller holds,
+// wherever the account has a grant, the right to manage accounts there: a
+// project admin must not mint a key for, disable or delete an account that
+// is an organization admin, or an admin of a project the caller is not.
+func (s *Service) manageable(c *call) (string, accountDoc, error) {
+	id, a, err := s.account(c)
+	if err != nil {
+		return "", accountDoc{}, err
+	}
+	grants, err := s.deps.Firestore.Collection(membersCollection).Where("account", "==", id).Documents(c.r.Context()).GetAll()
+	if err != nil {
+		return "", accountDoc{}, errUnavailable(err)
+	}
+	for _, g := range grants {
+		scope, _ := g.Data()["scope"].(string)
+		if o, ok := strings.CutPrefix(scope, "organizations/"); ok {
+			if !slices.Contains(c.p.orgAdminOf(), o) {
+				return "", accountDoc{}, errForbidden("the account is an organization admin; only an organization admin may manage it")
+			}
+			continue
+		}
+		p := strings.TrimPrefix(scope, "projects/")
+		org, err := s.projectOrg(c.r.Context(), p)
+		if err != nil {
+			return "", accountDoc{}, err
+		}
+		if !c.p.can(permAccountWrite, p, org) {
+			return "", accountDoc{}, errForbidden("the account has roles in projects/" + p + ", where the caller may not manage accounts")
+		}
+	}
+	return id, a, nil
+}
+
 func (s *Service) getAccount(c *call) (any, error) {
 	id, a, err := s.account(c)
 	if err != nil {
@@ -249,7 +283,7 @@ func (s *Service) updateAccount(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	id, _, err := s.account(c)
+	id, _, err := s.manageable(c)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +309,7 @@ func (s *Service) updateAccount(c *call) (any, error) {
 // deleteAccount deletes the account with its keys and memberships in one
 // transaction, so no key outlives its account.
 func (s *Service) deleteAccount(c *call) (any, error) {
-	id, _, err := s.account(c)
+	id, _, err := s.manageable(c)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +366,7 @@ func (s *Service) listKeys(c *call) (any, error) {
 }
 
 func (s *Service) createKey(c *call) (any, error) {
-	acc, a, err := s.account(c)
+	acc, a, err := s.manageable(c)
 	if err != nil {
 		return nil, err
 	}
@@ -372,6 +406,9 @@ func (s *Service) getKey(c *call) (any, error) {
 }
 
 func (s *Service) deleteKey(c *call) (any, error) {
+	if _, _, err := s.manageable(c); err != nil {
+		return nil, err
+	}
 	id, _, err := s.key(c)
 	if err != nil {
 		return nil, err

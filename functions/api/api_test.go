@@ -547,3 +547,36 @@ func TestAuditAndPersonnel(t *testing.T) {
 		t.Fatalf("personnel audit entries: %+v", personnel)
 	}
 }
+
+// TestNoEscalation: a project admin manages the project's accounts, but not
+// one that holds more than the admin does — else a key minted for the
+// organization admin would make the project admin one.
+func TestNoEscalation(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	p := w.tenant.Project
+	admin := w.account(p, "roles/project.admin")
+	orgAdmin := "/v2/projects/" + p + "/serviceaccounts/" + w.tenant.Account
+	for _, rq := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", orgAdmin + "/keys", nil},
+		{"POST", orgAdmin + "/keys:createCredentialsFile", nil},
+		{"PATCH", orgAdmin, map[string]any{"disabled": true}},
+		{"PATCH", orgAdmin, map[string]any{"enableBasicAuth": true}},
+		{"DELETE", orgAdmin, nil},
+		{"DELETE", orgAdmin + "/keys/" + w.admin.creds.KeyID, nil},
+	} {
+		if code, b := admin.call(rq.method, rq.path, rq.body); code != 403 {
+			t.Errorf("project admin %s %s: %d %s", rq.method, rq.path, code, b)
+		}
+	}
+	// The organization admin still works, and may manage the project admin.
+	must[map[string]any](t, 200)(w.admin.call("GET", "/v2/projects/"+p, nil))
+	adminAccount := "/v2/projects/" + p + "/serviceaccounts/" + strings.Split(admin.creds.Email, "@")[0]
+	must[map[string]any](t, 200)(w.admin.call("POST", adminAccount+"/keys", nil))
+	// And a project admin manages an account of its own project's level.
+	user := w.account(p, "roles/project.user")
+	must[map[string]any](t, 200)(admin.call("POST", "/v2/projects/"+p+"/serviceaccounts/"+strings.Split(user.creds.Email, "@")[0]+"/keys", nil))
+}
