@@ -46,7 +46,11 @@ type Config struct {
 	Heartbeat    time.Duration // default 30s
 	DrainTimeout time.Duration // how long shutdown waits to publish what is queued; default 5s
 	Connection   string        // relay.ConnectionEthernet (default) or relay.ConnectionCellular
-	Logger       *slog.Logger
+	// BatchWindow, when set, lets one Pub/Sub message carry every uplink
+	// heard within it (at most relay.MaxBatch): fewer, larger pushes when
+	// the pipeline is loaded, at the price of up to this much latency.
+	BatchWindow time.Duration
+	Logger      *slog.Logger
 }
 
 // Stats are the connector's counters since start.
@@ -201,22 +205,57 @@ func (c *Connector) pump(ctx context.Context, radioDone <-chan struct{}) {
 		if drainDeadline == nil && ctx.Err() != nil {
 			drainDeadline = time.After(c.cfg.DrainTimeout)
 		}
+		envs := c.gather(env, radioDone)
+		data := env
+		if len(envs) > 1 {
+			var err error
+			if data, err = relay.EncodeBatch(envs); err != nil {
+				c.publishErrors.Add(uint64(len(envs)))
+				c.log.Error("batch", "error", err)
+				continue
+			}
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-drainDeadline:
 			return
 		}
-		res := c.cfg.Uplinks.Publish(pubCtx, &pubsub.Message{Data: env, Attributes: map[string]string{"connector": c.cfg.ID}})
+		res := c.cfg.Uplinks.Publish(pubCtx, &pubsub.Message{Data: data, Attributes: map[string]string{"connector": c.cfg.ID}})
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if _, err := res.Get(pubCtx); err != nil {
-				c.publishErrors.Add(1)
-				c.log.Error("publish failed", "error", err)
+				c.publishErrors.Add(uint64(len(envs)))
+				c.log.Error("publish failed", "error", err, "envelopes", len(envs))
 				return
 			}
-			c.published.Add(1)
+			c.published.Add(uint64(len(envs)))
 		})
 	}
+}
+
+// gather collects the envelopes queued within BatchWindow after first, up
+// to relay.MaxBatch; without a window, first goes alone.
+func (c *Connector) gather(first []byte, radioDone <-chan struct{}) [][]byte {
+	envs := [][]byte{first}
+	if c.cfg.BatchWindow <= 0 {
+		return envs
+	}
+	until := time.NewTimer(c.cfg.BatchWindow)
+	defer until.Stop()
+	for len(envs) < relay.MaxBatch {
+		if env, ok := c.queue.pop(); ok {
+			envs = append(envs, env)
+			continue
+		}
+		select {
+		case <-c.queue.ready:
+		case <-until.C:
+			return envs
+		case <-radioDone:
+			return envs
+		}
+	}
+	return envs
 }
 
 func (c *Connector) heartbeat(ctx context.Context) {

@@ -64,11 +64,16 @@ func newRig(t *testing.T) *rig {
 
 func (r *rig) start(t *testing.T, queue int) (*connector.Connector, context.CancelFunc, chan error) {
 	t.Helper()
+	return r.startWith(t, queue, 0)
+}
+
+func (r *rig) startWith(t *testing.T, queue int, batchWindow time.Duration) (*connector.Connector, context.CancelFunc, chan error) {
+	t.Helper()
 	c, err := connector.New(connector.Config{
 		ID: "ccon-1", Key: r.key, ChannelPublic: r.channel.Public().(ed25519.PublicKey),
 		Radio: r.radio, Medium: r.medium.LocalAddr(),
 		Uplinks: r.ps.Publisher("uplinks"), Status: r.ps.Publisher("connector-status"), Downlinks: r.ps.Subscriber("downlinks-ccon-1"),
-		QueueSize: queue, Heartbeat: time.Hour,
+		QueueSize: queue, Heartbeat: time.Hour, BatchWindow: batchWindow,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -198,4 +203,53 @@ func TestBoundedQueueDropsOldest(t *testing.T) {
 		t.Fatalf("stats %+v do not add up", st)
 	}
 	t.Logf("received %d, published %d, dropped %d", st.Received, st.Published, st.Dropped)
+}
+
+// TestBatchWindow: frames heard within the window travel as one message
+// whose envelopes are each signed and verify on their own.
+func TestBatchWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRig(t)
+	c, cancel, done := r.startWith(t, 64, 300*time.Millisecond)
+	pub := r.key.Public().(ed25519.PublicKey)
+	lookup := func(context.Context, string) (ed25519.PublicKey, error) { return pub, nil }
+	wait(t, r.stats, "status")
+	for i := range 5 {
+		frame, _ := air.Frame{Kind: air.KindReceived, RSSI: -80, Packet: []byte{3, byte(i), 9}}.Append(nil)
+		if _, err := r.medium.WriteTo(frame, r.radio.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []relay.Uplink
+	for len(got) < 5 {
+		envs, err := relay.SplitBatch(wait(t, r.uplinks, "uplinks"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(envs) != 5 && len(got) == 0 {
+			t.Errorf("5 frames within the window came as a message of %d envelopes", len(envs))
+		}
+		for _, e := range envs {
+			up, err := relay.OpenUplink(ctx, e, lookup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, up)
+		}
+	}
+	seen := map[byte]bool{}
+	for _, up := range got {
+		seen[up.Packet[1]] = true
+	}
+	if len(seen) != 5 {
+		t.Fatalf("packets %v", seen)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Published != 5 || st.Received != 5 {
+		t.Fatalf("stats %+v", st)
+	}
 }

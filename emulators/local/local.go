@@ -60,7 +60,9 @@ type Config struct {
 	// SweepEvery is how often the stand-in for Cloud Scheduler calls Sweep
 	// (default 15s); OfflineAfter is passed to ingest.
 	SweepEvery, OfflineAfter time.Duration
-	Logger                   *slog.Logger
+	// BatchWindow is passed to the connectors (0: one message per uplink).
+	BatchWindow time.Duration
+	Logger      *slog.Logger
 }
 
 // Deployment is a running local system.
@@ -471,7 +473,8 @@ func (d *Deployment) StartConnector(id string) error {
 	defer sock.Close()
 	cmd := exec.Command(filepath.Join(d.bin, "connector"),
 		"-credentials", c.creds, "-medium", d.Sim.Addr().String(),
-		"-project", d.cfg.Project, "-subscription", stack.DownlinkSubscription(id), "-heartbeat", "5s")
+		"-project", d.cfg.Project, "-subscription", stack.DownlinkSubscription(id), "-heartbeat", "5s",
+		"-batch-window", d.cfg.BatchWindow.String())
 	cmd.Env = append(append([]string{}, d.env...), "LISTEN_FDS=1")
 	cmd.ExtraFiles = []*os.File{sock}
 	exit := make(chan struct{})

@@ -387,3 +387,60 @@ func TestRejections(t *testing.T) {
 		t.Fatal("the genuine packet was not accepted after the rejections")
 	}
 }
+
+// TestBatchOfCopies: a connector's batch is handled envelope by envelope —
+// a forged one among them is refused alone — and a redelivered batch
+// stores nothing twice.
+func TestBatchOfCopies(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 300*time.Millisecond)
+	s1, s2 := w.newSensor(), w.newSensor()
+	w.connect(s1)
+	w.connect(s2)
+	var envs [][]byte
+	for i, s := range []*sensor.Sensor{s1, s2} {
+		s.Record(temp(20 + float64(i)))
+		pkt, err := s.Next(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := relay.SignUplink(w.conns["ccon-a"], relay.Uplink{ConnectorID: "ccon-a", Received: time.Now().UTC(), RSSI: -70, Packet: pkt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, env)
+	}
+	_, rogue, _ := ed25519.GenerateKey(nil)
+	forged, _ := relay.SignUplink(rogue, relay.Uplink{ConnectorID: "ccon-a", Received: time.Now().UTC(), Packet: []byte{3, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}})
+	batch, err := relay.EncodeBatch(append(envs, forged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.svc.Handle(context.Background(), pushEvent(w.project, batch)); err != nil {
+		t.Fatalf("a batch with one forged envelope must be acknowledged: %v", err)
+	}
+	if w.logs.rejected("bad-signature") != 1 {
+		t.Fatalf("the forged envelope was not refused alone: %s", w.logs.String())
+	}
+	for range 2 {
+		d := w.downlink()
+		if _, err := s1.Receive(d.Packet, time.Now()); err != nil {
+			if _, err2 := s2.Receive(d.Packet, time.Now()); err2 != nil {
+				t.Fatalf("a reply opened by neither sensor: %v / %v", err, err2)
+			}
+		}
+	}
+	count := func() int { return len(w.events(s1.DeviceID())) + len(w.events(s2.DeviceID())) }
+	before := count()
+	if before < 2 {
+		t.Fatalf("%d events stored from the batch", before)
+	}
+	// Pub/Sub redelivers the whole batch: nothing is stored twice.
+	time.Sleep(400 * time.Millisecond)
+	if err := w.svc.Handle(context.Background(), pushEvent(w.project, batch)); err != nil {
+		t.Fatal(err)
+	}
+	if after := count(); after != before {
+		t.Fatalf("a redelivered batch stored %d more events", after-before)
+	}
+}

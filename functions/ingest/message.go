@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/sealedsense/sealedsense/shared/relay"
 )
 
 // pushMessage is the Pub/Sub message inside the CloudEvent that
@@ -44,19 +47,52 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 		return nil
 	}
 	topic := e.Source()[strings.LastIndex(e.Source(), "/")+1:]
-	var err error
 	if topic == s.cfg.StatusTopic {
-		err = s.handleStatus(ctx, m.Message.Data)
-	} else {
-		err = s.handleUplink(ctx, m.Message.Data)
+		return s.settle(s.handleStatus(ctx, m.Message.Data), m.Message.MessageID, topic)
 	}
+	envs, err := relay.SplitBatch(m.Message.Data)
+	if err != nil {
+		return s.settle(reject("malformed-envelope", err), m.Message.MessageID, topic)
+	}
+	if len(envs) == 1 {
+		return s.settle(s.handleUplink(ctx, envs[0]), m.Message.MessageID, topic)
+	}
+	// A batch's copies are independent: each is settled on its own, and one
+	// that must be retried fails the message, whose redelivery the others
+	// then meet as copies already counted.
+	var mu sync.Mutex
+	var failed error
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, batchConcurrency)
+	for _, env := range envs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.settle(s.handleUplink(ctx, env), m.Message.MessageID, topic); err != nil {
+				mu.Lock()
+				failed = errors.Join(failed, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failed
+}
+
+// batchConcurrency bounds the copies of one batch handled at once: enough
+// to overlap their Firestore round trips, few enough not to flood it.
+const batchConcurrency = 8
+
+// settle turns a handler's outcome into the push answer: a rejection is
+// logged and acknowledged, any other error is returned for redelivery.
+func (s *Service) settle(err error, messageID, topic string) error {
 	var rej *rejection
 	if errors.As(err, &rej) {
-		s.log.Warn("message rejected", "rejected", rej.reason, "error", rej.err.Error(), "messageId", m.Message.MessageID, "topic", topic)
+		s.log.Warn("message rejected", "rejected", rej.reason, "error", rej.err.Error(), "messageId", messageID, "topic", topic)
 		return nil
 	}
 	if err != nil {
-		s.log.Error("message failed; Pub/Sub will redeliver", "error", err.Error(), "messageId", m.Message.MessageID, "topic", topic)
+		s.log.Error("message failed; Pub/Sub will redeliver", "error", err.Error(), "messageId", messageID, "topic", topic)
 		return fmt.Errorf("ingest: %w", err)
 	}
 	return nil

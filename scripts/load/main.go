@@ -34,14 +34,15 @@ func main() {
 	warmup := flag.Duration("warmup", 30*time.Second, "time for every sensor to complete its handshake before measuring")
 	duration := flag.Duration("duration", 60*time.Second, "measured time")
 	dataDir := flag.String("data", "", "working directory (default: a temporary one)")
+	batchWindow := flag.Duration("batch-window", 0, "connectors carry the uplinks heard within this window in one Pub/Sub message (0: one each)")
 	flag.Parse()
-	if err := run(*sensors, *connectors, *interval, *batch, *warmup, *duration, *dataDir); err != nil {
+	if err := run(*sensors, *connectors, *interval, *batch, *batchWindow, *warmup, *duration, *dataDir); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sensors, connectors int, interval time.Duration, batch int, warmup, duration time.Duration, dataDir string) error {
+func run(sensors, connectors int, interval time.Duration, batch int, batchWindow, warmup, duration time.Duration, dataDir string) error {
 	ctx := context.Background()
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "sealedsense-load-")
@@ -52,8 +53,8 @@ func run(sensors, connectors int, interval time.Duration, batch int, warmup, dur
 		dataDir = dir
 	}
 	log := logging.New(io.Discard, slog.LevelWarn)
-	fmt.Printf("starting %d sensors, %d connectors, a reading every %v, %d readings per packet\n", sensors, connectors, interval, batch)
-	d, err := local.Start(ctx, local.Config{DataDir: dataDir, Sensors: sensors, Connectors: connectors, Interval: interval, Batch: batch,
+	fmt.Printf("starting %d sensors, %d connectors, a reading every %v, %d readings per packet, connector batch window %v\n", sensors, connectors, interval, batch, batchWindow)
+	d, err := local.Start(ctx, local.Config{DataDir: dataDir, Sensors: sensors, Connectors: connectors, Interval: interval, Batch: batch, BatchWindow: batchWindow,
 		SensorTypes: []string{"temperature"}, Logger: log})
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ func run(log *slog.Logger) error {
 	heartbeat := flag.Duration("heartbeat", 30*time.Second, "status interval")
 	queueSize := flag.Int("queue", 1024, "bounded queue size, in packets")
 	connection := flag.String("connection", "ETHERNET", "ETHERNET or CELLULAR")
+	batchWindow := flag.Duration("batch-window", 0, "carry the uplinks heard within this window in one Pub/Sub message (0: one message each)")
 	flag.Parse()
 
 	c, err := credentials.LoadConnector(*creds)
@@ -83,6 +84,7 @@ func run(log *slog.Logger) error {
 		QueueSize:     *queueSize,
 		Heartbeat:     *heartbeat,
 		Connection:    *connection,
+		BatchWindow:   *batchWindow,
 		Logger:        log,
 	})
 	if err != nil {

@@ -31,6 +31,7 @@ func main() {
 	interval := flag.Duration("interval", 10*time.Second, "time between a sensor's readings")
 	dataDir := flag.String("data", ".local", "directory for logs, credentials and emulator state (wiped at start)")
 	functions := flag.String("functions", "127.0.0.1:8690", "address of the local functions server")
+	batchWindow := flag.Duration("batch-window", 50*time.Millisecond, "connectors carry the uplinks heard within this window in one Pub/Sub message")
 	flag.Parse()
 
 	logFile, err := os.OpenFile(*dataDir+".log", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -47,7 +48,7 @@ func main() {
 	}
 	fmt.Printf("Starting emulators, provisioning %d sensors and %d connectors (logs in %s/ and %s.log)...\n", *sensors, *connectors, *dataDir, *dataDir)
 	d, err := local.Start(ctx, local.Config{DataDir: *dataDir, Sensors: *sensors, Connectors: *connectors, Interval: *interval, Logger: log,
-		FunctionsAddr: *functions})
+		FunctionsAddr: *functions, BatchWindow: *batchWindow})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start failed:", err)
 		os.Exit(1)
