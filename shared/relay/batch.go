@@ -3,8 +3,6 @@ package relay
 import (
 	"errors"
 	"fmt"
-
-	"github.com/fxamacker/cbor/v2"
 )
 
 // KindBatch frames several envelopes, each signed on its own, in one
@@ -43,22 +41,6 @@ func EncodeBatch(envelopes [][]byte) ([]byte, error) {
 	return b, nil
 }
 
-func batchDecMode() cbor.DecMode {
-	m, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		MaxNestedLevels:   4,
-		MaxArrayElements:  MaxBatch,
-		MaxMapPairs:       16,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-	}.DecMode()
-	if err != nil {
-		panic(err) // the options are constant: this cannot fail at run time
-	}
-	return m
-}
-
 // SplitBatch returns the envelopes a message carries: those of a batch, or
 // the message itself when it is a single envelope. It checks the framing
 // only; each envelope is still to be opened and verified.
@@ -67,7 +49,7 @@ func SplitBatch(data []byte) ([][]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes", ErrNotBatch, len(data))
 	}
 	var b batch
-	if rest, err := batchDecMode().UnmarshalFirst(data, &b); err == nil && len(rest) == 0 {
+	if rest, err := strictDecMode(MaxBatch).UnmarshalFirst(data, &b); err == nil && len(rest) == 0 {
 		if b.Kind != KindBatch || len(b.Envelopes) == 0 {
 			return nil, fmt.Errorf("%w: kind %d with %d envelopes", ErrNotBatch, b.Kind, len(b.Envelopes))
 		}

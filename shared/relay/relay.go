@@ -100,13 +100,17 @@ func encMode() cbor.EncMode {
 
 // decMode is strict: the bytes come from Pub/Sub, which anyone with publish
 // rights on the topic can write to.
-func decMode() cbor.DecMode {
+func decMode() cbor.DecMode { return strictDecMode(16) }
+
+// strictDecMode refuses duplicate keys, indefinite lengths, tags, unknown
+// fields and deep nesting, and arrays longer than maxArray.
+func strictDecMode(maxArray int) cbor.DecMode {
 	m, err := cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
 		TagsMd:            cbor.TagsForbidden,
 		MaxNestedLevels:   4,
-		MaxArrayElements:  16,
+		MaxArrayElements:  maxArray,
 		MaxMapPairs:       16,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		TimeTag:           cbor.DecTagIgnored,

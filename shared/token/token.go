@@ -46,7 +46,20 @@ type Claims struct {
 // MaxLifetime bounds an access token's and an assertion's life.
 const MaxLifetime = time.Hour
 
-func crc32c(b []byte) int64 { return int64(crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))) }
+// ErrIntegrity means a KMS response failed its CRC32C or name check, or KMS
+// did not confirm that it verified the request's checksum. Such a response
+// is discarded and the call retried a bounded number of times.
+var ErrIntegrity = errors.New("token: kms integrity check failed")
+
+// integrityAttempts bounds the retries on a corrupted KMS exchange.
+const integrityAttempts = 3
+
+// maxTokenLen bounds what Verify and VerifyAssertion will parse.
+const maxTokenLen = 4096
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func crc32c(b []byte) int64 { return int64(crc32.Checksum(b, castagnoli)) }
 
 // KeyID is the JWT kid of a KMS key version: short, stable and URL-safe,
 // without naming the project's key resource.
@@ -89,22 +102,46 @@ func (*kmsMethod) Sign(signingString string, key any) ([]byte, error) {
 		return nil, errors.New("token: sign: not a KMS key")
 	}
 	digest := sha256.Sum256([]byte(signingString))
-	resp, err := k.kms.AsymmetricSign(k.ctx, &kmspb.AsymmetricSignRequest{
+	req := &kmspb.AsymmetricSignRequest{
 		Name:         k.version,
 		Digest:       &kmspb.Digest{Digest: &kmspb.Digest_Sha256{Sha256: digest[:]}},
 		DigestCrc32C: wrapperspb.Int64(crc32c(digest[:])),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("token: kms sign: %w", err)
 	}
-	if !resp.GetVerifiedDigestCrc32C() || resp.GetName() != k.version || resp.GetSignatureCrc32C().GetValue() != crc32c(resp.GetSignature()) {
-		return nil, errors.New("token: kms sign: integrity check failed")
+	var lastErr error
+	for range integrityAttempts {
+		resp, err := k.kms.AsymmetricSign(k.ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("token: kms sign with %s: %w", k.version, err)
+		}
+		if lastErr = checkSign(k.version, resp); lastErr == nil {
+			return joseSignature(resp.GetSignature())
+		}
 	}
+	return nil, fmt.Errorf("token: kms sign with %s: %w", k.version, lastErr)
+}
+
+func checkSign(version string, resp *kmspb.AsymmetricSignResponse) error {
+	switch {
+	case !resp.GetVerifiedDigestCrc32C():
+		return fmt.Errorf("%w: digest checksum not verified", ErrIntegrity)
+	case resp.GetSignatureCrc32C() == nil || resp.GetSignatureCrc32C().GetValue() != crc32c(resp.GetSignature()):
+		return fmt.Errorf("%w: signature checksum mismatch", ErrIntegrity)
+	case resp.GetName() != version:
+		return fmt.Errorf("%w: answered by another key version", ErrIntegrity)
+	}
+	return nil
+}
+
+// joseSignature converts an ASN.1 DER ECDSA P-256 signature to the 64-byte
+// R||S form JOSE uses (RFC 7518 section 3.4), each half left-padded to 32
+// bytes.
+func joseSignature(der []byte) ([]byte, error) {
 	var sig struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(resp.GetSignature(), &sig); err != nil || len(rest) > 0 {
+	rest, err := asn1.Unmarshal(der, &sig)
+	if err != nil || len(rest) > 0 || sig.R == nil || sig.S == nil ||
+		sig.R.Sign() <= 0 || sig.S.Sign() <= 0 || sig.R.BitLen() > 256 || sig.S.BitLen() > 256 {
 		return nil, errors.New("token: kms sign: malformed signature")
 	}
-	// JOSE wants R and S as two 32-byte big-endian halves, not DER.
 	out := make([]byte, 64)
 	sig.R.FillBytes(out[:32])
 	sig.S.FillBytes(out[32:])
