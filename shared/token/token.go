@@ -156,59 +156,102 @@ func (s *Signer) Sign(ctx context.Context, c Claims) (string, error) {
 }
 
 // KeySet holds the public keys of the signing key versions. Each is fetched
-// from KMS once per process: a version's public key never changes.
+// from KMS once per process, since a version's public key never changes, so
+// verification makes no KMS calls once a version has been seen.
 type KeySet struct {
 	kms      KMS
 	versions map[string]string // kid → version
-	order    []string
+	order    []string          // kids, in the order given
 
-	mu   sync.Mutex
-	keys map[string]*ecdsa.PublicKey
+	fetch sync.Mutex   // serializes fetches, so concurrent first uses make one call
+	mu    sync.RWMutex // guards keys
+	keys  map[string]*ecdsa.PublicKey
 
-	cache *verified
+	cache *verified // nil: every Verify checks the signature
 }
 
-// NewKeySet returns a KeySet of the given versions.
+// verifiedTokens bounds the cache of verified tokens.
+const verifiedTokens = 10000
+
+// NewKeySet returns a KeySet of the given EC_SIGN_P256_SHA256 key versions,
+// full cryptoKeyVersions resource names.
 func NewKeySet(k KMS, keyVersions ...string) *KeySet {
-	ks := &KeySet{kms: k, versions: map[string]string{}, keys: map[string]*ecdsa.PublicKey{}, cache: newVerified(10000)}
+	ks := &KeySet{kms: k, versions: map[string]string{}, keys: map[string]*ecdsa.PublicKey{}, cache: newVerified(verifiedTokens)}
 	for _, v := range keyVersions {
-		ks.versions[KeyID(v)] = v
-		ks.order = append(ks.order, KeyID(v))
+		kid := KeyID(v)
+		if _, dup := ks.versions[kid]; dup {
+			continue
+		}
+		ks.versions[kid] = v
+		ks.order = append(ks.order, kid)
 	}
 	return ks
 }
 
+// key returns the public key of kid. An unknown kid is ErrInvalid; a KMS
+// failure is not, so that a caller can tell an outage from a bad token.
 func (ks *KeySet) key(ctx context.Context, kid string) (*ecdsa.PublicKey, error) {
 	version, ok := ks.versions[kid]
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown kid", ErrInvalid)
 	}
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	if k, ok := ks.keys[kid]; ok {
+	ks.mu.RLock()
+	k := ks.keys[kid]
+	ks.mu.RUnlock()
+	if k != nil {
 		return k, nil
 	}
-	resp, err := ks.kms.GetPublicKey(ctx, &kmspb.GetPublicKeyRequest{Name: version})
+	ks.fetch.Lock()
+	defer ks.fetch.Unlock()
+	ks.mu.RLock()
+	k = ks.keys[kid]
+	ks.mu.RUnlock()
+	if k != nil {
+		return k, nil // fetched while we waited
+	}
+	k, err := publicKey(ctx, ks.kms, version)
 	if err != nil {
-		return nil, fmt.Errorf("token: kms public key: %w", err)
+		return nil, err
 	}
-	if resp.GetName() != version || resp.GetPemCrc32C().GetValue() != crc32c([]byte(resp.GetPem())) {
-		return nil, errors.New("token: kms public key: integrity check failed")
+	ks.mu.Lock()
+	ks.keys[kid] = k
+	ks.mu.Unlock()
+	return k, nil
+}
+
+// publicKey fetches and checks the P-256 public key of a key version.
+func publicKey(ctx context.Context, kms KMS, version string) (*ecdsa.PublicKey, error) {
+	var lastErr error
+	for range integrityAttempts {
+		resp, err := kms.GetPublicKey(ctx, &kmspb.GetPublicKeyRequest{Name: version})
+		if err != nil {
+			return nil, fmt.Errorf("token: kms public key of %s: %w", version, err)
+		}
+		switch {
+		case resp.GetPemCrc32C() == nil || resp.GetPemCrc32C().GetValue() != crc32c([]byte(resp.GetPem())):
+			lastErr = fmt.Errorf("%w: pem checksum mismatch", ErrIntegrity)
+			continue
+		case resp.GetName() != version:
+			lastErr = fmt.Errorf("%w: answered by another key version", ErrIntegrity)
+			continue
+		case resp.GetAlgorithm() != kmspb.CryptoKeyVersion_EC_SIGN_P256_SHA256:
+			return nil, fmt.Errorf("token: kms public key of %s: algorithm %v, want EC_SIGN_P256_SHA256", version, resp.GetAlgorithm())
+		}
+		block, _ := pem.Decode([]byte(resp.GetPem()))
+		if block == nil || block.Type != "PUBLIC KEY" {
+			return nil, fmt.Errorf("token: kms public key of %s: not a PUBLIC KEY PEM block", version)
+		}
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("token: kms public key of %s: %w", version, err)
+		}
+		ec, ok := pub.(*ecdsa.PublicKey)
+		if !ok || ec.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("token: kms public key of %s: not P-256", version)
+		}
+		return ec, nil
 	}
-	block, _ := pem.Decode([]byte(resp.GetPem()))
-	if block == nil {
-		return nil, errors.New("token: kms public key: not PEM")
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("token: kms public key: %w", err)
-	}
-	ec, ok := pub.(*ecdsa.PublicKey)
-	if !ok || ec.Curve != elliptic.P256() {
-		return nil, errors.New("token: kms public key: not P-256")
-	}
-	ks.keys[kid] = ec
-	return ec, nil
+	return nil, fmt.Errorf("token: kms public key of %s: %w", version, lastErr)
 }
 
 // JWK is one public key of a JWKSet (RFC 7517), an EC P-256 key here.
@@ -256,14 +299,21 @@ func (ks *KeySet) JWKS(ctx context.Context) ([]byte, error) {
 
 // Expect is what Verify checks a token against.
 type Expect struct {
-	Issuer, Audience string
+	Issuer, Audience string           // both required
 	Now              func() time.Time // nil: time.Now
-	Leeway           time.Duration    // default 30s
+	Leeway           time.Duration    // clock skew allowed; zero or less: 30s
 }
 
-// Verify checks an access token's signature, issuer, audience and times,
-// with zero KMS calls once the key version's public key is cached.
+// Verify checks an access token's signature, kid, issuer, audience and
+// times (exp required; iat required, at most MaxLifetime before exp), with
+// no KMS call once the key version's public key is cached. Every refusal
+// wraps ErrInvalid. An error that does not is the KMS failing on the first
+// use of a key version, or an Expect without Issuer or Audience.
 func (ks *KeySet) Verify(ctx context.Context, tok string, want Expect) (Claims, error) {
+	if want.Issuer == "" || want.Audience == "" {
+		// jwt skips the issuer check for an empty issuer: refuse to guess.
+		return Claims{}, errors.New("token: verify: Expect needs an Issuer and an Audience")
+	}
 	now := time.Now
 	if want.Now != nil {
 		now = want.Now
@@ -271,40 +321,56 @@ func (ks *KeySet) Verify(ctx context.Context, tok string, want Expect) (Claims, 
 	if want.Leeway <= 0 {
 		want.Leeway = 30 * time.Second
 	}
-	if len(tok) > 4096 {
+	if len(tok) > maxTokenLen {
 		return Claims{}, fmt.Errorf("%w: too long", ErrInvalid)
 	}
-	sum := sha256.Sum256([]byte(tok + "\x00" + want.Issuer + "\x00" + want.Audience))
+	// The issuer and audience are part of the cache key, so a hit was
+	// checked against the same ones.
+	sum := sha256.Sum256([]byte(want.Issuer + "\x00" + want.Audience + "\x00" + tok))
 	if c, ok := ks.cache.get(sum); ok {
 		// The signature was checked; the times must still hold now.
-		t := now()
-		if !t.Before(c.ExpiresAt.Add(want.Leeway)) || (c.NotBefore != nil && t.Add(want.Leeway).Before(c.NotBefore.Time)) {
-			return Claims{}, fmt.Errorf("%w: expired or not yet valid", ErrInvalid)
+		if err := checkTimes(c, now(), want.Leeway); err != nil {
+			return Claims{}, err
 		}
 		return c, nil
 	}
 	var c Claims
-	var lookupErr error
+	var kmsErr error
 	_, err := jwt.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		k, err := ks.key(ctx, kid)
 		if err != nil && !errors.Is(err, ErrInvalid) {
-			lookupErr = err
+			kmsErr = err
 		}
 		return k, err
 	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(want.Issuer), jwt.WithAudience(want.Audience),
-		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(want.Leeway), jwt.WithTimeFunc(now))
-	if lookupErr != nil {
-		return Claims{}, lookupErr
-	}
-	if err != nil {
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(want.Leeway), jwt.WithTimeFunc(now), jwt.WithStrictDecoding())
+	switch {
+	case kmsErr != nil:
+		return Claims{}, kmsErr
+	case err != nil:
 		return Claims{}, fmt.Errorf("%w: %s", ErrInvalid, reason(err))
-	}
-	if c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > MaxLifetime {
+	case c.IssuedAt == nil:
+		return Claims{}, fmt.Errorf("%w: iat required", ErrInvalid)
+	case c.ExpiresAt.Sub(c.IssuedAt.Time) > MaxLifetime:
 		return Claims{}, fmt.Errorf("%w: lifetime over %v", ErrInvalid, MaxLifetime)
 	}
-	ks.cache.put(sum, c)
+	ks.cache.put(sum, c, now())
 	return c, nil
+}
+
+// checkTimes applies exp, nbf and iat to claims whose signature was
+// checked before, with the same comparisons as jwt's validator.
+func checkTimes(c Claims, now time.Time, leeway time.Duration) error {
+	switch {
+	case c.ExpiresAt == nil || !now.Add(-leeway).Before(c.ExpiresAt.Time):
+		return fmt.Errorf("%w: %s", ErrInvalid, jwt.ErrTokenExpired)
+	case c.NotBefore != nil && now.Add(leeway).Before(c.NotBefore.Time):
+		return fmt.Errorf("%w: %s", ErrInvalid, jwt.ErrTokenNotValidYet)
+	case c.IssuedAt != nil && now.Add(leeway).Before(c.IssuedAt.Time):
+		return fmt.Errorf("%w: %s", ErrInvalid, jwt.ErrTokenUsedBeforeIssued)
+	}
+	return nil
 }
 
 // reason names a jwt failure without quoting the token.
@@ -320,6 +386,7 @@ func reason(err error) string {
 
 // verified remembers verified tokens until they expire, so a client that
 // sends its token with every request costs one signature check per token.
+// A nil *verified remembers nothing.
 type verified struct {
 	mu  sync.Mutex
 	max int
@@ -329,22 +396,41 @@ type verified struct {
 func newVerified(max int) *verified { return &verified{max: max, m: map[[32]byte]Claims{}} }
 
 func (v *verified) get(k [32]byte) (Claims, bool) {
+	if v == nil {
+		return Claims{}, false
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	c, ok := v.m[k]
 	return c, ok
 }
 
-func (v *verified) put(k [32]byte, c Claims) {
+// put remembers c. When full, it forgets the tokens expired by now and, if
+// that frees nothing, one arbitrary token.
+func (v *verified) put(k [32]byte, c Claims, now time.Time) {
+	if v == nil {
+		return
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.m) >= v.max {
-		now := time.Now()
 		for k2, c2 := range v.m {
-			if c2.ExpiresAt.Before(now) || len(v.m) >= v.max {
+			if c2.ExpiresAt.Before(now) {
 				delete(v.m, k2)
 			}
 		}
+		for k2 := range v.m {
+			if len(v.m) < v.max {
+				break
+			}
+			delete(v.m, k2)
+		}
 	}
 	v.m[k] = c
+}
+
+func (v *verified) len() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.m)
 }

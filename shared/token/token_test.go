@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,6 +138,21 @@ func TestSignVerifyAndJWKS(t *testing.T) {
 	if n := f.emu.CryptoCalls() - before; n != 0 {
 		t.Fatalf("1000 verifications made %d KMS calls", n)
 	}
+	// Also with every signature checked, not answered from the cache.
+	cold := token.NewKeySet(f.client, f.v1, f.v2)
+	token.NoCache(cold)
+	if _, err := cold.Verify(ctx, tok, f.expect(f.baseTime)); err != nil { // warm-up: one GetPublicKey
+		t.Fatal(err)
+	}
+	before = f.emu.CryptoCalls()
+	for range 200 {
+		if _, err := cold.Verify(ctx, tok, f.expect(f.baseTime)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.emu.CryptoCalls() - before; n != 0 {
+		t.Fatalf("200 uncached verifications made %d KMS calls", n)
+	}
 	// A token of the second version verifies too: rotation.
 	tok2, err := token.NewSigner(f.client, f.v2).Sign(ctx, f.claims(f.baseTime, time.Hour))
 	if err != nil {
@@ -190,12 +206,34 @@ func TestVerifyRefuses(t *testing.T) {
 	wrongIss := f.claims(f.baseTime, time.Hour)
 	wrongIss.Issuer = "https://elsewhere"
 	at := f.baseTime.Add(time.Minute)
+	// Signed by a real version of the key that this KeySet does not list.
+	v1Only := token.NewKeySet(f.client, f.v1)
+	otherVersion, err := token.NewSigner(f.client, f.v2).Sign(ctx, f.claims(f.baseTime, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknownKid := jwt.NewWithClaims(jwt.SigningMethodES256, f.claims(f.baseTime, time.Hour))
+	unknownKid.Header["kid"] = "nope"
+	unknownKidTok, _ := unknownKid.SignedString(otherKey)
+	notBefore := f.claims(f.baseTime, time.Hour)
+	notBefore.NotBefore = jwt.NewNumericDate(f.baseTime.Add(10 * time.Minute))
+	noIat := f.claims(f.baseTime, time.Hour)
+	noIat.IssuedAt = nil
+	noExp := f.claims(f.baseTime, time.Hour)
+	noExp.ExpiresAt = nil
 	for _, tc := range []struct {
 		name string
 		tok  string
 		now  time.Time
 	}{
 		{"expired", good, f.baseTime.Add(time.Hour + time.Minute)},
+		{"not yet valid (nbf)", sign(notBefore), at},
+		{"no iat", sign(noIat), at},
+		{"no exp", sign(noExp), at},
+		{"unknown kid", unknownKidTok, at},
+		{"two parts", parts[0] + "." + parts[1], at},
+		{"non-canonical base64 signature", nonCanonical(good), at},
+		{"extra part", good + ".x", at},
 		{"not yet issued", good, f.baseTime.Add(-5 * time.Minute)},
 		{"wrong audience", sign(wrongAud), at},
 		{"wrong issuer", sign(wrongIss), at},
@@ -211,8 +249,8 @@ func TestVerifyRefuses(t *testing.T) {
 		{"oversized", strings.Repeat("a", 5000), at},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := f.keys.Verify(ctx, tc.tok, f.expect(tc.now))
-			if !errors.Is(err, token.ErrInvalid) {
+			c, err := f.keys.Verify(ctx, tc.tok, f.expect(tc.now))
+			if !errors.Is(err, token.ErrInvalid) || c.Subject != "" {
 				t.Fatalf("err = %v, want ErrInvalid", err)
 			}
 			if tc.tok != "" && len(tc.tok) > 20 && strings.Contains(err.Error(), tc.tok) {
@@ -220,12 +258,113 @@ func TestVerifyRefuses(t *testing.T) {
 			}
 		})
 	}
-	// Verified while valid, the token is still refused once it expires.
+	if _, err := v1Only.Verify(ctx, otherVersion, f.expect(at)); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("a version outside the key set: %v", err)
+	}
+	// Verified while valid, the token is still refused once it expires
+	// (beyond the leeway) or when the clock is before its iat.
 	if _, err := f.keys.Verify(ctx, good, f.expect(at)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.keys.Verify(ctx, good, f.expect(f.baseTime.Add(2*time.Hour))); !errors.Is(err, token.ErrInvalid) {
-		t.Fatalf("cached token after expiry: %v", err)
+	if token.CachedTokens(f.keys) == 0 {
+		t.Fatal("a verified token was not cached")
+	}
+	for _, now := range []time.Time{f.baseTime.Add(time.Hour + 31*time.Second), f.baseTime.Add(2 * time.Hour), f.baseTime.Add(-time.Minute)} {
+		if _, err := f.keys.Verify(ctx, good, f.expect(now)); !errors.Is(err, token.ErrInvalid) {
+			t.Fatalf("cached token at %v: %v", now.Sub(f.baseTime), err)
+		}
+	}
+	// Within the leeway it still passes, from the cache as from the parser.
+	if _, err := f.keys.Verify(ctx, good, f.expect(f.baseTime.Add(time.Hour+29*time.Second))); err != nil {
+		t.Fatalf("cached token within the leeway: %v", err)
+	}
+	// The cache is keyed by the expected issuer and audience too.
+	if _, err := f.keys.Verify(ctx, good, token.Expect{Issuer: issuer, Audience: "https://elsewhere", Now: func() time.Time { return at }}); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("cached token, other audience: %v", err)
+	}
+	// An Expect without an issuer is a caller bug, not a bad token.
+	if _, err := f.keys.Verify(ctx, good, token.Expect{Audience: issuer}); err == nil || errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("Expect without Issuer: %v", err)
+	}
+}
+
+func TestTokenHeader(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tok, err := f.signer.Sign(context.Background(), f.claims(f.baseTime, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := jwt.NewParser().ParseUnverified(tok, &token.Claims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Header["alg"] != "ES256" || p.Header["typ"] != "JWT" || p.Header["kid"] != token.KeyID(f.v1) || len(p.Header) != 3 {
+		t.Fatalf("header %v", p.Header)
+	}
+	kid := token.KeyID(f.v1)
+	if len(kid) != 16 || strings.ContainsAny(kid, "+/=") || kid == token.KeyID(f.v2) || kid != token.KeyID(f.v1) {
+		t.Fatalf("KeyID %q", kid)
+	}
+	c := p.Claims.(*token.Claims)
+	if c.Account != "sa" || c.Key != "k1" || c.Subject != "sa@p.serviceaccount.test" {
+		t.Fatalf("claims %+v", c)
+	}
+}
+
+func TestConcurrentFirstVerifyFetchesOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	tok, err := f.signer.Sign(ctx, f.claims(f.baseTime, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := token.NewKeySet(f.client, f.v1, f.v2)
+	token.NoCache(ks)
+	before := f.emu.CryptoCalls()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Go(func() {
+			if _, err := ks.Verify(ctx, tok, f.expect(f.baseTime)); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := f.emu.CryptoCalls() - before; n != 1 {
+		t.Fatalf("64 concurrent first verifications made %d KMS calls, want 1", n)
+	}
+}
+
+func TestVerifiedCacheIsBounded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	ks := token.NewKeySet(f.client, f.v1)
+	token.SetCacheSize(ks, 4)
+	for i := range 10 {
+		c := f.claims(f.baseTime, time.Hour)
+		c.ID = string(rune('a' + i))
+		tok, err := f.signer.Sign(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ks.Verify(ctx, tok, f.expect(f.baseTime)); err != nil {
+			t.Fatal(err)
+		}
+		// The same token again: a cache hit (or a fresh check) still passes.
+		if _, err := ks.Verify(ctx, tok, f.expect(f.baseTime)); err != nil {
+			t.Fatal(err)
+		}
+		if n := token.CachedTokens(ks); n > 4 {
+			t.Fatalf("cache holds %d tokens, bound 4", n)
+		}
 	}
 }
 
@@ -240,6 +379,9 @@ func FuzzVerify(f *testing.F) {
 	f.Add("")
 	f.Add("a.b.c")
 	f.Add(good[:len(good)-2])
+	f.Add(nonCanonical(good))
+	f.Add(good + ".")
+	f.Add(strings.Replace(good, ".", "..", 1))
 	f.Fuzz(func(t *testing.T, tok string) {
 		if _, err := fx.keys.Verify(ctx, tok, fx.expect(fx.baseTime)); err == nil && tok != good {
 			t.Fatalf("accepted a token the signer did not make: %q", tok)
@@ -273,23 +415,17 @@ func BenchmarkVerify(b *testing.B) {
 		}
 		b.ReportMetric(float64(f.emu.CryptoCalls()-calls), "kms-calls")
 	})
-	b.Run("signature", func(b *testing.B) {
-		// A fresh key set per batch of tokens defeats the verified-token
-		// cache, so each iteration checks a signature.
+	b.Run("cold", func(b *testing.B) {
+		// Without the verified-token cache every iteration parses the
+		// token and checks its signature.
 		ks := token.NewKeySet(f.client, f.v1)
-		if _, err := ks.JWKS(ctx); err != nil {
+		token.NoCache(ks)
+		if _, err := ks.JWKS(ctx); err != nil { // warm the public key
 			b.Fatal(err)
 		}
 		calls := f.emu.CryptoCalls()
 		i := 0
 		for b.Loop() {
-			if i%len(toks) == 0 {
-				b.StopTimer()
-				ks = token.NewKeySet(f.client, f.v1)
-				_, _ = ks.JWKS(ctx)
-				calls = f.emu.CryptoCalls()
-				b.StartTimer()
-			}
 			if _, err := ks.Verify(ctx, toks[i%len(toks)], want); err != nil {
 				b.Fatal(err)
 			}
