@@ -138,13 +138,19 @@ func Start(ctx context.Context, cfg Config) (*Deployment, error) {
 	if err := d.build(ctx); err != nil {
 		return nil, err
 	}
+	// The address comes first: the customer's credentials file names the
+	// token endpoint on it.
+	if d.FunctionsAddr == "" {
+		addr, err := platform.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		d.FunctionsAddr = addr
+	}
 	if err := d.provision(ctx); err != nil {
 		return nil, err
 	}
-	if err := d.startFunctions(); err != nil {
-		return nil, err
-	}
-	if err := d.tenant(ctx); err != nil {
+	if err := d.StartFunctions(); err != nil {
 		return nil, err
 	}
 	ids := make([]string, 0, cfg.Connectors)
@@ -231,12 +237,7 @@ func tail(path string, n int) string {
 
 // tenant makes the customer the sensors belong to, with an organization
 // admin whose key is written where DT's clients can read it.
-func (d *Deployment) tenant(ctx context.Context) error {
-	kc, err := custody.NewKMSClient(ctx)
-	if err != nil {
-		return err
-	}
-	defer kc.Close()
+func (d *Deployment) tenant(ctx context.Context, kc custody.KMS) error {
 	st := api.NewStore(d.FS, custody.NewWrapper(kc, d.Keys.APISecrets), "")
 	t, err := st.Bootstrap(ctx, "Demo", d.cfg.Customer, "Demo", "http://"+d.FunctionsAddr+"/oauth2/token")
 	if err != nil {
@@ -315,13 +316,17 @@ func (d *Deployment) provision(ctx context.Context) error {
 		return err
 	}
 
-	// Connectors on a circle of 150 m; sensors scattered around them, so
-	// every sensor hears several connectors, best the nearest.
-	var conns []simulator.Connector
 	credDir := filepath.Join(d.cfg.DataDir, "credentials")
 	if err := os.MkdirAll(credDir, 0o700); err != nil {
 		return err
 	}
+	if err := d.tenant(ctx, kc); err != nil {
+		return err
+	}
+
+	// Connectors on a circle of 150 m; sensors scattered around them, so
+	// every sensor hears several connectors, best the nearest.
+	var conns []simulator.Connector
 	for i := range d.cfg.Connectors {
 		id := fmt.Sprintf("ccon-%d", i+1)
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -376,19 +381,6 @@ func (d *Deployment) logFile(name string) (*os.File, error) {
 // LogPath is where a process's structured log goes ("functions", or a
 // connector id).
 func (d *Deployment) LogPath(name string) string { return filepath.Join(d.cfg.DataDir, name+".log") }
-
-// StartFunctions starts the local functions server and waits until it
-// accepts connections.
-func (d *Deployment) startFunctions() error {
-	if d.FunctionsAddr == "" {
-		addr, err := platform.FreeAddr()
-		if err != nil {
-			return err
-		}
-		d.FunctionsAddr = addr
-	}
-	return d.StartFunctions()
-}
 
 // StartFunctions (re)starts the functions server on its address.
 func (d *Deployment) StartFunctions() error {

@@ -78,6 +78,9 @@ type principal struct {
 	BasicAuth bool
 	// Grants maps a scope ("projects/p" or "organizations/o") to roles.
 	Grants map[string][]string
+	// wrappedSecret is the key's secret as stored, read with the rest, for
+	// the token exchange and Basic auth.
+	wrappedSecret []byte
 }
 
 // can says whether p holds perm on project, which belongs to org ("" when

@@ -174,13 +174,11 @@ func (s *Service) updateMember(c *call) (any, error) {
 }
 
 func (s *Service) deleteMember(c *call) (any, error) {
-	ref := s.memberRef(c)
-	if _, err := ref.Get(c.r.Context()); notFound(err) {
+	_, err := s.memberRef(c).Delete(c.r.Context(), firestore.Exists)
+	if notFound(err) {
 		return nil, errNotFound("member not found")
-	} else if err != nil {
-		return nil, errUnavailable(err)
 	}
-	if _, err := ref.Delete(c.r.Context()); err != nil {
+	if err != nil {
 		return nil, errUnavailable(err)
 	}
 	return empty{}, nil
@@ -381,11 +379,9 @@ func (s *Service) createKey(c *call) (any, error) {
 	return createdKey{Key: toKey(c.project, acc, creds.KeyID, k), Secret: creds.Secret}, nil
 }
 
-func (s *Service) key(c *call) (string, keyDoc, error) {
-	acc, _, err := s.account(c)
-	if err != nil {
-		return "", keyDoc{}, err
-	}
+// key reads the path's key, which must belong to account acc, read by the
+// caller with the checks its route needs.
+func (s *Service) key(c *call, acc string) (string, keyDoc, error) {
 	id := c.r.PathValue("key")
 	k, err := getDoc[keyDoc](c.r.Context(), s.deps.Firestore.Collection(keysCollection).Doc(id), "key")
 	if err != nil {
@@ -398,7 +394,11 @@ func (s *Service) key(c *call) (string, keyDoc, error) {
 }
 
 func (s *Service) getKey(c *call) (any, error) {
-	id, k, err := s.key(c)
+	acc, _, err := s.account(c)
+	if err != nil {
+		return nil, err
+	}
+	id, k, err := s.key(c, acc)
 	if err != nil {
 		return nil, err
 	}
@@ -406,10 +406,11 @@ func (s *Service) getKey(c *call) (any, error) {
 }
 
 func (s *Service) deleteKey(c *call) (any, error) {
-	if _, _, err := s.manageable(c); err != nil {
+	acc, _, err := s.manageable(c)
+	if err != nil {
 		return nil, err
 	}
-	id, _, err := s.key(c)
+	id, _, err := s.key(c, acc)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -110,6 +111,8 @@ type Service struct {
 	limits     *limiter
 	tokenLimit *limiter
 	pages      *pager
+	// openapi is the document, built on first request: it never changes.
+	openapi func() ([]byte, error)
 }
 
 // New returns a Service.
@@ -132,6 +135,7 @@ func New(cfg Config, deps Deps) *Service {
 		tokenLimit: newLimiter(cfg.TokenRate, 4*cfg.TokenRate, 10000),
 		pages:      &pager{fs: deps.Firestore, secrets: deps.Secrets, reader: deps.SecretReader},
 	}
+	s.openapi = sync.OnceValues(s.OpenAPI)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.serve(rt))

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -51,10 +52,13 @@ func appendAudit(ctx context.Context, fs *firestore.Client, d auditDoc) error {
 // audit writes the entries of one call: one for its project, and one for
 // each further project a cross-project read showed.
 func (s *Service) audit(c *call, rt route, code int) error {
-	projects := c.touched
+	projects := slices.Clone(c.touched)
 	if c.project != "" && c.project != "-" && c.org != "" {
-		projects = append([]string{c.project}, projects...)
+		projects = append(projects, c.project)
 	}
+	// A transfer touches a source project once per device it moved.
+	slices.Sort(projects)
+	projects = slices.Compact(projects)
 	for _, p := range projects {
 		err := appendAudit(c.r.Context(), s.deps.Firestore, auditDoc{
 			ProjectID: p, Time: s.deps.Now().UTC(), ActorType: "SERVICE_ACCOUNT", Actor: c.p.Email,

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -60,10 +59,39 @@ func listValues(c *call, name string) []string {
 	return out
 }
 
-var (
-	labelKey   = regexp.MustCompile(`^[A-Za-z0-9_\-.]{1,63}$`)
-	orderField = regexp.MustCompile(`^(type|productNumber|labels\.[A-Za-z0-9_\-.]{1,63}|reported\.[A-Za-z]{1,32}\.[A-Za-z]{1,32})$`)
-)
+// validLabelKey says whether k is 1 to 63 of A-Z a-z 0-9 _ - and dot.
+func validLabelKey(k string) bool {
+	if len(k) == 0 || len(k) > 63 {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// orderPath is the Firestore path of an order_by field: type,
+// productNumber, labels.<key> or reported.<eventType>.<field>.
+func orderPath(field string) (firestore.FieldPath, bool) {
+	letters := func(s string) bool {
+		return len(s) > 0 && len(s) <= 32 && strings.IndexFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') }) < 0
+	}
+	if field == "type" || field == "productNumber" {
+		return firestore.FieldPath{field}, true
+	}
+	if k, ok := strings.CutPrefix(field, "labels."); ok && validLabelKey(k) {
+		return firestore.FieldPath{"labels", k}, true
+	}
+	if rest, ok := strings.CutPrefix(field, "reported."); ok {
+		typ, f, ok := strings.Cut(rest, ".")
+		if ok && letters(typ) && letters(f) {
+			return firestore.FieldPath{"reported", typ, f}, true
+		}
+	}
+	return nil, false
+}
 
 // maxIn is Firestore's bound on the values of an "in" filter.
 const maxIn = 30
@@ -101,7 +129,7 @@ func (s *Service) listDevices(c *call) (any, error) {
 	}
 	for _, lf := range c.r.URL.Query()["label_filters"] {
 		k, v, hasValue := strings.Cut(lf, "=")
-		if !labelKey.MatchString(k) {
+		if !validLabelKey(k) {
 			return nil, errBadRequest("label_filters must be key or key=value")
 		}
 		if hasValue {
@@ -129,18 +157,14 @@ func (s *Service) listDevices(c *call) (any, error) {
 	dir := firestore.Asc
 	if ob := c.r.URL.Query().Get("order_by"); ob != "" {
 		field, desc := strings.CutPrefix(ob, "-")
-		if !orderField.MatchString(field) {
+		path, ok := orderPath(field)
+		if !ok {
 			return nil, errBadRequest("order_by must be type, productNumber, labels.<key> or reported.<eventType>.<field>, optionally with a leading -")
 		}
 		if desc {
 			dir = firestore.Desc
 		}
-		o.Field = field
-		if k, ok := strings.CutPrefix(field, "labels."); ok {
-			o.Path = firestore.FieldPath{"labels", k}
-		} else {
-			o.Path = firestore.FieldPath(strings.Split(field, "."))
-		}
+		o.Field, o.Path = field, path
 		// Firestore leaves out documents that lack the ordering field, as
 		// DT's ordering by a reported value leaves out devices without one.
 		q = q.OrderByPath(o.Path, dir)
@@ -244,13 +268,13 @@ func (s *Service) batchUpdate(c *call) (any, error) {
 	}
 	var upd []firestore.Update
 	for k, v := range req.AddLabels {
-		if !labelKey.MatchString(k) || len(v) > 255 {
+		if !validLabelKey(k) || len(v) > 255 {
 			return nil, errBadRequest("label keys are 1 to 63 of A-Z a-z 0-9 _ - . and values at most 255 bytes")
 		}
 		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"labels", k}, Value: v})
 	}
 	for _, k := range req.RemoveLabels {
-		if !labelKey.MatchString(k) {
+		if !validLabelKey(k) {
 			return nil, errBadRequest("label keys are 1 to 63 of A-Z a-z 0-9 _ - .")
 		}
 		if _, both := req.AddLabels[k]; both {

@@ -66,7 +66,8 @@ func (s *Service) readPrincipal(ctx context.Context, keyID string) (*principal, 
 	if a.Disabled {
 		return nil, errUnauthenticated("unknown or revoked credentials")
 	}
-	p := &principal{Account: k.Account, Email: a.Email, Project: a.ProjectID, Key: keyID, BasicAuth: a.BasicAuth, Grants: map[string][]string{}}
+	p := &principal{Account: k.Account, Email: a.Email, Project: a.ProjectID, Key: keyID, BasicAuth: a.BasicAuth,
+		Grants: map[string][]string{}, wrappedSecret: k.WrappedSecret}
 	docs, err := fs.Collection(membersCollection).Where("account", "==", k.Account).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, errUnavailable(err)
@@ -116,7 +117,7 @@ func (s *Service) authenticate(r *http.Request) (*principal, error) {
 		if err != nil {
 			return nil, err
 		}
-		want, err := s.keySecret(r.Context(), keyID)
+		want, err := s.keySecret(r.Context(), p)
 		if err != nil {
 			return nil, err
 		}
@@ -132,21 +133,10 @@ func (s *Service) authenticate(r *http.Request) (*principal, error) {
 	}
 }
 
-// keySecret unwraps a key's secret; the SecretReader's cache makes that one
-// KMS call per key and instance.
-func (s *Service) keySecret(ctx context.Context, keyID string) ([]byte, error) {
-	snap, err := s.deps.Firestore.Collection(keysCollection).Doc(keyID).Get(ctx)
-	if notFound(err) {
-		return nil, errUnauthenticated("unknown or revoked credentials")
-	}
-	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	var k keyDoc
-	if err := snap.DataTo(&k); err != nil {
-		return nil, err
-	}
-	secret, err := s.deps.SecretReader.Unwrap(ctx, k.WrappedSecret, secretAAD(keyID))
+// keySecret unwraps the secret of p's key, as read with p; the
+// SecretReader's cache makes that one KMS call per key and instance.
+func (s *Service) keySecret(ctx context.Context, p *principal) ([]byte, error) {
+	secret, err := s.deps.SecretReader.Unwrap(ctx, p.wrappedSecret, secretAAD(p.Key))
 	if err != nil {
 		return nil, errUnavailable(err)
 	}
@@ -198,12 +188,12 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return nil, "", err
 			}
-			secret, err := s.keySecret(ctx, kid)
-			if errors.As(err, &ae) && ae.code == http.StatusUnauthorized {
-				return nil, "", token.ErrUnknownKey
+			secret, err := s.keySecret(ctx, pr)
+			if err != nil {
+				return nil, "", err
 			}
 			p = pr
-			return secret, pr.Email, err
+			return secret, pr.Email, nil
 		})
 	if errors.Is(err, token.ErrInvalid) {
 		s.log.Warn("token request refused", "rejected", "bad-assertion", "error", err.Error())

@@ -11,9 +11,6 @@ import (
 	"time"
 )
 
-// errorCodes are the failures every authenticated route can answer.
-var errorCodes = []int{400, 401, 403, 404, 409, 413, 429, 503}
-
 // OpenAPI builds the OpenAPI 3 document from the route table and the Go
 // types of the bodies, so the document cannot leave out a route or a field.
 func (s *Service) OpenAPI() ([]byte, error) {
@@ -48,7 +45,8 @@ func (s *Service) OpenAPI() ([]byte, error) {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
 		}
 		responses := map[string]any{strconv.Itoa(rt.Status): ok}
-		codes := errorCodes
+		// The failures every authenticated route can answer.
+		codes := []int{400, 401, 403, 404, 409, 413, 429, 503}
 		if rt.Public {
 			codes = []int{503}
 			if rt.Pattern == "/oauth2/token" {
@@ -99,19 +97,14 @@ type schemaGen struct {
 	names map[reflect.Type]string
 }
 
-var (
-	timeType = reflect.TypeOf(time.Time{})
-	rawType  = reflect.TypeOf(json.RawMessage{})
-)
-
 func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch {
-	case t == timeType:
+	case t == reflect.TypeFor[time.Time]():
 		return map[string]any{"type": "string", "format": "date-time"}
-	case t == rawType:
+	case t == reflect.TypeFor[json.RawMessage]():
 		return map[string]any{"type": "object", "description": "a DT event", "required": []string{"eventId", "targetName", "eventType", "data", "timestamp"}}
 	}
 	switch t.Kind() {
@@ -178,7 +171,7 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 }
 
 func (s *Service) handleOpenAPI(w http.ResponseWriter, _ *http.Request) {
-	b, err := s.OpenAPI()
+	b, err := s.openapi()
 	if err != nil {
 		writeError(w, err)
 		return

@@ -68,21 +68,10 @@ func toProject(id string, p projectDoc) Project {
 // listOrganizations lists the organizations the caller administers.
 func (s *Service) listOrganizations(c *call) (any, error) {
 	out := listOrganizations{Organizations: []Organization{}}
-	for _, o := range c.p.orgAdminOf() {
-		snap, err := s.deps.Firestore.Collection(organizationsCollection).Doc(o).Get(c.r.Context())
-		if notFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, errUnavailable(err)
-		}
-		var d orgDoc
-		if err := snap.DataTo(&d); err != nil {
-			return nil, err
-		}
-		out.Organizations = append(out.Organizations, Organization{Name: "organizations/" + o, DisplayName: d.DisplayName})
-	}
-	return out, nil
+	err := eachDoc(c.r.Context(), s.deps.Firestore, organizationsCollection, c.p.orgAdminOf(), func(id string, d orgDoc) {
+		out.Organizations = append(out.Organizations, Organization{Name: "organizations/" + id, DisplayName: d.DisplayName})
+	})
+	return out, err
 }
 
 func (s *Service) getOrganization(c *call) (any, error) {
@@ -169,19 +158,11 @@ func (s *Service) listProjects(c *call) (any, error) {
 	}
 	out := listProjects{Projects: []Project{}}
 	end := min(len(ids), start+size)
-	for _, id := range ids[start:end] {
-		snap, err := s.deps.Firestore.Collection(projectsCollection).Doc(id).Get(c.r.Context())
-		if notFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, errUnavailable(err)
-		}
-		var d projectDoc
-		if err := snap.DataTo(&d); err != nil {
-			return nil, err
-		}
+	err = eachDoc(c.r.Context(), s.deps.Firestore, projectsCollection, ids[start:end], func(id string, d projectDoc) {
 		out.Projects = append(out.Projects, toProject(id, d))
+	})
+	if err != nil {
+		return nil, err
 	}
 	if end < len(ids) {
 		if out.NextPageToken, err = s.pages.seal(c.r.Context(), c.r.Pattern+"\x00"+org, pagetoken.Cursor{ID: ids[end-1]}); err != nil {

@@ -165,52 +165,52 @@ func (s *Service) Routes() []string {
 }
 
 func (s *Service) routes() []route {
+	// paged lists a listing's query parameters and the paging ones.
+	paged := func(q ...string) []string { return append(q, "pageSize", "pageToken") }
 	return []route{
 		{Method: "POST", Pattern: "/oauth2/token", Summary: "Exchange a service-account assertion (RFC 7523) for an access token", Public: true, Status: 200, Response: tokenResponse{}, raw: s.handleToken},
 		{Method: "GET", Pattern: "/.well-known/jwks.json", Summary: "Public keys of access tokens and webhook signatures", Public: true, Status: 200, Response: token.JWKSet{}, raw: s.handleJWKS},
 		{Method: "GET", Pattern: "/v2/openapi.json", Summary: "This document", Public: true, Status: 200, raw: s.handleOpenAPI},
 
-		{Method: "GET", Pattern: "/v2/organizations", Summary: "List organizations", Status: 200, Response: listOrganizations{}, Query: pageQuery, handle: s.listOrganizations},
+		{Method: "GET", Pattern: "/v2/organizations", Summary: "List organizations", Status: 200, Response: listOrganizations{}, Query: paged(), handle: s.listOrganizations},
 		{Method: "GET", Pattern: "/v2/organizations/{organization}", Summary: "Get an organization", Status: 200, Response: Organization{}, handle: s.getOrganization},
 		{Method: "GET", Pattern: "/v2/roles", Summary: "List roles", Status: 200, Response: listRoles{}, handle: s.listRoles},
 		{Method: "GET", Pattern: "/v2/roles/{role}", Summary: "Get a role", Status: 200, Response: Role{}, handle: s.getRole},
 
-		{Method: "GET", Pattern: "/v2/projects", Summary: "List projects", Status: 200, Response: listProjects{}, Query: append([]string{"organization"}, pageQuery...), handle: s.listProjects},
+		{Method: "GET", Pattern: "/v2/projects", Summary: "List projects", Status: 200, Response: listProjects{}, Query: paged("organization"), handle: s.listProjects},
 		{Method: "POST", Pattern: "/v2/projects", Summary: "Create a project", Status: 200, Request: createProject{}, Response: Project{}, handle: s.createProject},
 		{Method: "GET", Pattern: "/v2/projects/{project}", Summary: "Get a project", Perm: permProjectRead, Status: 200, Response: Project{}, handle: s.getProject},
 		{Method: "PATCH", Pattern: "/v2/projects/{project}", Summary: "Update a project", Perm: permProjectUpdate, Audit: true, Status: 200, Request: updateProject{}, Response: Project{}, handle: s.updateProject},
 		{Method: "DELETE", Pattern: "/v2/projects/{project}", Summary: "Delete an empty project", Perm: permProjectDelete, Audit: true, Status: 200, Response: empty{}, handle: s.deleteProject},
 		{Method: "GET", Pattern: "/v2/projects/{project}/permissions", Summary: "The caller's permissions in a project", Status: 200, Response: listPermissions{}, handle: s.listPermissions},
 
-		{Method: "GET", Pattern: "/v2/projects/{project}/members", Summary: "List members", Perm: permMemberRead, Audit: true, Status: 200, Response: listMembers{}, Query: pageQuery, handle: s.listMembers},
+		{Method: "GET", Pattern: "/v2/projects/{project}/members", Summary: "List members", Perm: permMemberRead, Audit: true, Status: 200, Response: listMembers{}, Query: paged(), handle: s.listMembers},
 		{Method: "POST", Pattern: "/v2/projects/{project}/members", Summary: "Add a member", Perm: permMemberWrite, Audit: true, Status: 200, Request: createMember{}, Response: Member{}, handle: s.createMember},
 		{Method: "GET", Pattern: "/v2/projects/{project}/members/{member}", Summary: "Get a member", Perm: permMemberRead, Audit: true, Status: 200, Response: Member{}, handle: s.getMember},
 		{Method: "PATCH", Pattern: "/v2/projects/{project}/members/{member}", Summary: "Change a member's roles", Perm: permMemberWrite, Audit: true, Status: 200, Request: updateMember{}, Response: Member{}, handle: s.updateMember},
 		{Method: "DELETE", Pattern: "/v2/projects/{project}/members/{member}", Summary: "Remove a member", Perm: permMemberWrite, Audit: true, Status: 200, Response: empty{}, handle: s.deleteMember},
 
-		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts", Summary: "List service accounts", Perm: permAccountRead, Audit: true, Status: 200, Response: listAccounts{}, Query: pageQuery, handle: s.listAccounts},
+		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts", Summary: "List service accounts", Perm: permAccountRead, Audit: true, Status: 200, Response: listAccounts{}, Query: paged(), handle: s.listAccounts},
 		{Method: "POST", Pattern: "/v2/projects/{project}/serviceaccounts", Summary: "Create a service account", Perm: permAccountWrite, Audit: true, Status: 200, Request: createAccount{}, Response: ServiceAccount{}, handle: s.createAccount},
 		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts/{account}", Summary: "Get a service account", Perm: permAccountRead, Audit: true, Status: 200, Response: ServiceAccount{}, handle: s.getAccount},
 		{Method: "PATCH", Pattern: "/v2/projects/{project}/serviceaccounts/{account}", Summary: "Update a service account", Perm: permAccountWrite, Audit: true, Status: 200, Request: updateAccount{}, Response: ServiceAccount{}, handle: s.updateAccount},
 		{Method: "DELETE", Pattern: "/v2/projects/{project}/serviceaccounts/{account}", Summary: "Delete a service account, its keys and its memberships", Perm: permAccountWrite, Audit: true, Status: 200, Response: empty{}, handle: s.deleteAccount},
-		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys", Summary: "List keys", Perm: permKeyRead, Audit: true, Status: 200, Response: listKeys{}, Query: pageQuery, handle: s.listKeys},
+		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys", Summary: "List keys", Perm: permKeyRead, Audit: true, Status: 200, Response: listKeys{}, Query: paged(), handle: s.listKeys},
 		{Method: "POST", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys", Summary: "Create a key; its secret is returned once", Perm: permKeyWrite, Audit: true, Status: 200, Response: createdKey{}, handle: s.createKey},
 		{Method: "POST", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys:createCredentialsFile", Summary: "Create a key, answered as the credentials file DT's clients read; its secret is returned once", Perm: permKeyWrite, Audit: true, Status: 200, Response: credentials.ServiceAccount{}, handle: s.createKey},
 		{Method: "GET", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys/{key}", Summary: "Get a key", Perm: permKeyRead, Audit: true, Status: 200, Response: Key{}, handle: s.getKey},
 		{Method: "DELETE", Pattern: "/v2/projects/{project}/serviceaccounts/{account}/keys/{key}", Summary: "Delete a key", Perm: permKeyWrite, Audit: true, Status: 200, Response: empty{}, handle: s.deleteKey},
 
-		{Method: "GET", Pattern: "/v2/projects/{project}/devices", Summary: "List devices; project - lists every project the caller can read", Perm: permDeviceRead, AnyProject: true, Audit: true, Status: 200, Response: listDevices{}, Query: append([]string{"device_ids", "device_types", "label_filters", "order_by", "query", "organization"}, pageQuery...), handle: s.listDevices},
+		{Method: "GET", Pattern: "/v2/projects/{project}/devices", Summary: "List devices; project - lists every project the caller can read", Perm: permDeviceRead, AnyProject: true, Audit: true, Status: 200, Response: listDevices{}, Query: paged("device_ids", "device_types", "label_filters", "order_by", "query", "organization"), handle: s.listDevices},
 		{Method: "GET", Pattern: "/v2/projects/{project}/devices/{device}", Summary: "Get a device", Perm: permDeviceRead, Audit: true, Status: 200, Response: Device{}, handle: s.getDevice},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:batchUpdate", Summary: "Add and remove labels of devices", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: batchUpdate{}, Response: batchResult{}, handle: s.batchUpdate},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:transfer", Summary: "Move devices into this project from another of the organization", Perm: permDeviceTransfer, Audit: true, Status: 200, Request: transferRequest{}, Response: transferResult{}, handle: s.transfer},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:claim", Summary: "Claim devices and kits from the unclaimed inventory", Perm: permDeviceClaim, Audit: true, Status: 200, Request: claimRequest{}, Response: claimResult{}, Query: []string{"dryRun"}, handle: s.claim},
 		{Method: "GET", Pattern: "/v2/claimInfo", Summary: "What a device or kit identifier names, and whether it is claimed", Status: 200, Response: claimInfo{}, Query: []string{"identifier"}, handle: s.claimInfo},
-		{Method: "GET", Pattern: "/v2/projects/{project}/devices/{device}/events", Summary: "A device's event history", Perm: permDeviceRead, Audit: true, Status: 200, Response: listEvents{}, Query: append([]string{"eventTypes", "startTime", "endTime"}, pageQuery...), handle: s.listEvents},
+		{Method: "GET", Pattern: "/v2/projects/{project}/devices/{device}/events", Summary: "A device's event history", Perm: permDeviceRead, Audit: true, Status: 200, Response: listEvents{}, Query: paged("eventTypes", "startTime", "endTime"), handle: s.listEvents},
 
-		{Method: "GET", Pattern: "/v2/projects/{project}/auditLog", Summary: "The project's audit log, newest first (SealedSense extension)", Perm: permAuditRead, Status: 200, Response: listAudit{}, Query: pageQuery, handle: s.listAudit},
+		{Method: "GET", Pattern: "/v2/projects/{project}/auditLog", Summary: "The project's audit log, newest first (SealedSense extension)", Perm: permAuditRead, Status: 200, Response: listAudit{}, Query: paged(), handle: s.listAudit},
 	}
 }
-
-var pageQuery = []string{"pageSize", "pageToken"}
 
 type empty struct{}

@@ -246,3 +246,27 @@ func getDoc[T any](ctx context.Context, ref *firestore.DocumentRef, what string)
 	}
 	return v, nil
 }
+
+// eachDoc reads documents of a collection by id in one round trip and calls
+// f for each that exists, in the order given.
+func eachDoc[T any](ctx context.Context, fs *firestore.Client, collection string, ids []string, f func(id string, v T)) error {
+	refs := make([]*firestore.DocumentRef, len(ids))
+	for i, id := range ids {
+		refs[i] = fs.Collection(collection).Doc(id)
+	}
+	snaps, err := fs.GetAll(ctx, refs)
+	if err != nil {
+		return errUnavailable(err)
+	}
+	for _, snap := range snaps {
+		if !snap.Exists() {
+			continue
+		}
+		var v T
+		if err := snap.DataTo(&v); err != nil {
+			return fmt.Errorf("api: %s/%s: %w", collection, snap.Ref.ID, err)
+		}
+		f(snap.Ref.ID, v)
+	}
+	return nil
+}

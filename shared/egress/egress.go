@@ -36,22 +36,24 @@ type Dialer struct {
 	AllowLoopback bool
 }
 
-// blocked are the ranges a customer URL may never reach, beyond what
+// reserved are the ranges a customer URL may never reach, beyond what
 // netip's predicates name: shared address space (CGNAT), IETF protocol
 // assignments, benchmarking, documentation, and the IPv6 metadata address
 // some clouds use.
-var blocked = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("198.51.100.0/24"),
-	netip.MustParsePrefix("203.0.113.0/24"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"), // NAT64 can embed any IPv4 address
-	netip.MustParsePrefix("2001:db8::/32"),
-	netip.MustParsePrefix("fd00:ec2::254/128"),
+func reserved() []netip.Prefix {
+	return []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/8"),
+		netip.MustParsePrefix("100.64.0.0/10"),
+		netip.MustParsePrefix("192.0.0.0/24"),
+		netip.MustParsePrefix("192.0.2.0/24"),
+		netip.MustParsePrefix("198.18.0.0/15"),
+		netip.MustParsePrefix("198.51.100.0/24"),
+		netip.MustParsePrefix("203.0.113.0/24"),
+		netip.MustParsePrefix("240.0.0.0/4"),
+		netip.MustParsePrefix("64:ff9b::/96"), // NAT64 can embed any IPv4 address
+		netip.MustParsePrefix("2001:db8::/32"),
+		netip.MustParsePrefix("fd00:ec2::254/128"),
+	}
 }
 
 // Allowed says whether an address may be connected to.
@@ -70,7 +72,7 @@ func (d *Dialer) Allowed(a netip.Addr) error {
 		// Link-local covers 169.254.169.254, the metadata server.
 		return fmt.Errorf("%w: %s is not a public address", ErrRefused, a)
 	}
-	for _, p := range blocked {
+	for _, p := range reserved() {
 		if p.Contains(a) {
 			return fmt.Errorf("%w: %s is reserved", ErrRefused, a)
 		}

@@ -57,9 +57,9 @@ const integrityAttempts = 3
 // maxTokenLen bounds what Verify and VerifyAssertion will parse.
 const maxTokenLen = 4096
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-func crc32c(b []byte) int64 { return int64(crc32.Checksum(b, castagnoli)) }
+// crc32c is KMS's integrity checksum; MakeTable returns the standard
+// library's one Castagnoli table.
+func crc32c(b []byte) int64 { return int64(crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))) }
 
 // KeyID is the JWT kid of a KMS key version: short, stable and URL-safe,
 // without naming the project's key resource.
