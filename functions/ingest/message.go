@@ -54,12 +54,10 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 	if err != nil {
 		return s.settle(reject("malformed-envelope", err), m.Message.MessageID, topic)
 	}
-	if len(envs) == 1 {
-		return s.settle(s.handleUplink(ctx, envs[0]), m.Message.MessageID, topic)
-	}
-	// A batch's copies are independent: each is settled on its own, and one
-	// that must be retried fails the message, whose redelivery the others
-	// then meet as copies already counted.
+	// A batch's copies are independent (a lone envelope is a batch of one):
+	// each is settled on its own, and one that must be retried fails the
+	// message, whose redelivery the others then meet as copies already
+	// counted.
 	var mu sync.Mutex
 	var failed error
 	var wg sync.WaitGroup
