@@ -26,6 +26,11 @@ type Keys struct {
 	// page-token key: apart from Device, so the API, which must wrap,
 	// cannot mint device secrets.
 	APISecrets string
+	// WebhookSecrets wraps Data Connector signature secrets: the API only
+	// wraps with it and deliver only unwraps. WebhookSigning certifies the
+	// deliver instances' ES256 keys; it is not Signing, so deliver cannot
+	// mint access tokens.
+	WebhookSecrets, WebhookSigning string
 }
 
 // Env is the keys as the functions' environment variables.
@@ -35,6 +40,8 @@ func (k Keys) Env() []string {
 		"SEALEDSENSE_SESSION_KEK_KEY=" + k.SessionKEK,
 		"SEALEDSENSE_SIGNING_KEY=" + k.Signing,
 		"SEALEDSENSE_API_SECRETS_KEY=" + k.APISecrets,
+		"SEALEDSENSE_WEBHOOK_SECRETS_KEY=" + k.WebhookSecrets,
+		"SEALEDSENSE_WEBHOOK_SIGNING_KEY=" + k.WebhookSigning,
 	}
 }
 
@@ -51,13 +58,14 @@ func EnsureKMS(ctx context.Context, c *kmsapi.KeyManagementClient, ring string) 
 		VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_GOOGLE_SYMMETRIC_ENCRYPTION}}
 	signing := &kmspb.CryptoKey{Purpose: kmspb.CryptoKey_ASYMMETRIC_SIGN,
 		VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_EC_SIGN_P256_SHA256}}
-	for id, k := range map[string]*kmspb.CryptoKey{"device-keys": symmetric, "session-kek": symmetric, "api-secrets": symmetric, "signing": signing} {
+	for id, k := range map[string]*kmspb.CryptoKey{"device-keys": symmetric, "session-kek": symmetric, "api-secrets": symmetric, "webhook-secrets": symmetric, "signing": signing, "webhook-signing": signing} {
 		_, err := c.CreateCryptoKey(ctx, &kmspb.CreateCryptoKeyRequest{Parent: ring, CryptoKeyId: id, CryptoKey: k})
 		if err != nil && status.Code(err) != codes.AlreadyExists {
 			return Keys{}, fmt.Errorf("stack: key %s: %w", id, err)
 		}
 	}
-	return Keys{Device: ring + "/cryptoKeys/device-keys", SessionKEK: ring + "/cryptoKeys/session-kek", Signing: ring + "/cryptoKeys/signing", APISecrets: ring + "/cryptoKeys/api-secrets"}, nil
+	return Keys{Device: ring + "/cryptoKeys/device-keys", SessionKEK: ring + "/cryptoKeys/session-kek", Signing: ring + "/cryptoKeys/signing", APISecrets: ring + "/cryptoKeys/api-secrets",
+		WebhookSecrets: ring + "/cryptoKeys/webhook-secrets", WebhookSigning: ring + "/cryptoKeys/webhook-signing"}, nil
 }
 
 // Topic ids of the pipeline.

@@ -7,6 +7,7 @@ package egress
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +35,9 @@ type Dialer struct {
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// AllowLoopback admits loopback addresses, for local mode only.
 	AllowLoopback bool
+	// TLS configures the client's TLS; nil is the system's roots. Local
+	// runs add the test receivers' CA here.
+	TLS *tls.Config
 }
 
 // reserved are the ranges a customer URL may never reach, beyond what
@@ -159,7 +163,8 @@ func (d *Dialer) Client(timeout time.Duration) *http.Client {
 			Proxy:                 nil,
 			DialContext:           d.DialContext,
 			ForceAttemptHTTP2:     true,
-			MaxIdleConnsPerHost:   4,
+			TLSClientConfig:       d.TLS,
+			MaxIdleConnsPerHost:   16,
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   5 * time.Second,
 			ResponseHeaderTimeout: timeout,

@@ -27,8 +27,8 @@ const (
 	HeaderES256 = "X-Sealedsense-Signature"
 )
 
-// signatureLife is how long a signature is valid: as DT's, an hour.
-const signatureLife = time.Hour
+// SignatureLife is how long a signature is valid: as DT's, an hour.
+const SignatureLife = time.Hour
 
 // Signer signs deliveries for one Data Connector.
 type Signer struct {
@@ -62,7 +62,7 @@ func (s Signer) Headers(id string, body []byte, now time.Time) (http.Header, err
 		return nil, err
 	}
 	dt, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"iat": now.Unix(), "exp": now.Add(signatureLife).Unix(), "jti": hex.EncodeToString(jti),
+		"iat": now.Unix(), "exp": now.Add(SignatureLife).Unix(), "jti": hex.EncodeToString(jti),
 		"checksum_sha256": hex.EncodeToString(sum[:]), "checksum": hex.EncodeToString(legacy[:]),
 	}).SignedString(s.Secret)
 	if err != nil {
@@ -84,7 +84,7 @@ func (s Signer) Headers(id string, body []byte, now time.Time) (http.Header, err
 
 	if s.Key != nil {
 		t := jwt.NewWithClaims(jwt.SigningMethodES256, Claims{
-			RegisteredClaims: jwt.RegisteredClaims{Issuer: s.Issuer, ID: id, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(signatureLife))},
+			RegisteredClaims: jwt.RegisteredClaims{Issuer: s.Issuer, ID: id, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(SignatureLife))},
 			BodySHA256:       base64.RawURLEncoding.EncodeToString(sum[:]),
 		})
 		t.Header["kid"] = s.KeyID

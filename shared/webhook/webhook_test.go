@@ -8,70 +8,17 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-
 	"github.com/sealedsense/sealedsense/shared/token"
 	"github.com/sealedsense/sealedsense/shared/webhook"
+	"github.com/sealedsense/sealedsense/shared/webhook/webhooktest"
 )
-
-// receiver checks a delivery the way a customer would, with stock
-// libraries only: golang-jwt with the secret for X-Dt-Signature, the
-// Standard Webhooks library, and golang-jwt with a key taken from the JWKS.
-type receiver struct {
-	secret []byte
-	jwks   []byte
-}
-
-func (rc receiver) check(h http.Header, body []byte) map[string]error {
-	out := map[string]error{}
-	// DT: verify the JWT, then compare its checksum with the body.
-	var dt jwt.MapClaims
-	_, err := jwt.ParseWithClaims(h.Get("x-dt-signature"), &dt, func(*jwt.Token) (any, error) { return rc.secret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
-	if err == nil {
-		sum := sha256.Sum256(body)
-		if dt["checksum_sha256"] != hex.EncodeToString(sum[:]) {
-			err = errors.New("checksum_sha256 does not match the body")
-		}
-	}
-	out["dt"] = err
-	wh, _ := standardwebhooks.NewWebhookRaw(rc.secret)
-	out["standard"] = wh.Verify(body, h)
-	var set token.JWKSet
-	if err := json.Unmarshal(rc.jwks, &set); err != nil {
-		out["es256"] = err
-		return out
-	}
-	var es webhook.Claims
-	_, err = jwt.ParseWithClaims(h.Get(webhook.HeaderES256), &es, func(t *jwt.Token) (any, error) {
-		for _, k := range set.Keys {
-			if k.Kid == t.Header["kid"] {
-				x, _ := base64.RawURLEncoding.DecodeString(k.X)
-				y, _ := base64.RawURLEncoding.DecodeString(k.Y)
-				return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-			}
-		}
-		return nil, errors.New("unknown kid")
-	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithExpirationRequired())
-	if err == nil {
-		sum := sha256.Sum256(body)
-		if es.BodySHA256 != base64.RawURLEncoding.EncodeToString(sum[:]) {
-			err = errors.New("body_sha256 does not match the body")
-		}
-	}
-	out["es256"] = err
-	return out
-}
 
 func TestSignaturesVerifyWithStockLibraries(t *testing.T) {
 	t.Parallel()
@@ -104,8 +51,7 @@ func TestSignaturesVerifyWithStockLibraries(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	rc := receiver{secret: secret, jwks: jwks}
-	for scheme, err := range rc.check(got, gotBody) {
+	for scheme, err := range webhooktest.Check(got, gotBody, secret, jwks) {
 		if err != nil {
 			t.Errorf("%s: %v", scheme, err)
 		}
@@ -113,14 +59,14 @@ func TestSignaturesVerifyWithStockLibraries(t *testing.T) {
 	// One byte changed: all three fail.
 	changed := bytes.Clone(gotBody)
 	changed[10] ^= 1
-	for scheme, err := range rc.check(got, changed) {
+	for scheme, err := range webhooktest.Check(got, changed, secret, jwks) {
 		if err == nil {
 			t.Errorf("%s accepted a changed body", scheme)
 		}
 	}
 	// Another secret or another key: refused.
-	other := receiver{secret: []byte("another secret"), jwks: must(json.Marshal(token.JWKSet{Keys: []token.JWK{must(token.PublicJWK("delivery-1", &must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)).PublicKey))}}))}
-	for scheme, err := range other.check(got, gotBody) {
+	otherJWKS := must(json.Marshal(token.JWKSet{Keys: []token.JWK{must(token.PublicJWK("delivery-1", &must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)).PublicKey))}}))
+	for scheme, err := range webhooktest.Check(got, gotBody, []byte("another secret"), otherJWKS) {
 		if err == nil {
 			t.Errorf("%s accepted a signature made with other credentials", scheme)
 		}

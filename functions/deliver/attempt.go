@@ -1,0 +1,224 @@
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"cloud.google.com/go/firestore"
+
+	"github.com/sealedsense/sealedsense/shared/dataconnector"
+	"github.com/sealedsense/sealedsense/shared/egress"
+	"github.com/sealedsense/sealedsense/shared/webhook"
+)
+
+// delivery is one attempt's work: the pair, its connector and the event
+// (whose JSON the sweep reads from Firestore when it did not come with a
+// Pub/Sub message).
+type delivery struct {
+	id       string
+	c        connector
+	ev       storedEvent
+	attempts int
+	queued   time.Time
+}
+
+// outcome of one attempt. result never holds a response body or a secret.
+type outcome struct {
+	ok      bool
+	result  string
+	latency time.Duration
+}
+
+// attempt sends one delivery and records what happened.
+func (s *Service) attempt(ctx context.Context, d delivery) {
+	out := s.send(ctx, d)
+	if err := s.record(ctx, d, out); err != nil {
+		// The lease runs out and the sweep tries again: at least once.
+		s.log.Error("delivery not recorded", "connectorId", d.c.id, "eventId", d.ev.ID, "error", err.Error())
+	}
+}
+
+func (s *Service) send(ctx context.Context, d delivery) outcome {
+	if len(d.ev.JSON) == 0 {
+		snap, err := s.deps.Firestore.Collection("events").Doc(d.ev.ID).Get(ctx)
+		if err != nil {
+			return outcome{result: "event unavailable"}
+		}
+		js, _ := snap.DataAt("json")
+		b, ok := js.([]byte)
+		if !ok {
+			return outcome{result: "event unavailable"}
+		}
+		d.ev.JSON = b
+	}
+	dev, err := s.device(ctx, d.ev.Device)
+	if err != nil {
+		return outcome{result: "device unavailable"}
+	}
+	body, err := d.c.Body(d.ev.JSON, dev.Labels, dataconnector.Metadata{DeviceID: d.ev.Device, ProjectID: d.ev.Project, DeviceType: dev.Type, ProductNumber: dev.ProductNumber})
+	if err != nil {
+		return outcome{result: "bad event"}
+	}
+	secret, err := s.deps.Secrets.Unwrap(ctx, d.c.WrappedSecret, dataconnector.SecretAAD(d.ev.Project, d.c.id))
+	if err != nil {
+		s.log.Error("signature secret unavailable", "connectorId", d.c.id, "error", err.Error())
+		return outcome{result: "secret unavailable"}
+	}
+	key, err := s.signingKey(ctx)
+	if err != nil {
+		s.log.Error("signing key unavailable", "error", err.Error())
+		return outcome{result: "signing key unavailable"}
+	}
+	now := s.deps.Now()
+	sig, err := webhook.Signer{Secret: secret, Key: key.priv, KeyID: key.kid, Issuer: s.cfg.Issuer}.Headers(d.ev.ID, body, now)
+	if err != nil {
+		return outcome{result: "signing failed"}
+	}
+	if s.deps.Check != nil {
+		if err := s.deps.Check(d.c.URL); err != nil {
+			return outcome{result: "refused"}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.c.URL, bytes.NewReader(body))
+	if err != nil {
+		return outcome{result: "refused"}
+	}
+	// Custom headers first, ours last: the API refuses custom headers
+	// that collide with ours, and this keeps ours even if one got in.
+	for k, v := range d.c.Headers {
+		req.Header.Set(k, v)
+	}
+	for k, v := range sig {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "SealedSense-Webhooks/1")
+	start := time.Now()
+	resp, err := s.deps.Client.Do(req)
+	if err != nil {
+		switch {
+		case errors.Is(err, egress.ErrRefused):
+			// Retried all the same: the customer may fix the URL or its
+			// DNS within the retry limit.
+			return outcome{result: "refused"}
+		case errors.Is(err, context.DeadlineExceeded):
+			return outcome{result: "timeout"}
+		default:
+			return outcome{result: "unreachable"}
+		}
+	}
+	// Only a bounded prefix is read, so the connection can be reused
+	// without a large or endless body holding the attempt.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, s.cfg.MaxResponse))
+	resp.Body.Close()
+	lat := time.Since(start)
+	return outcome{ok: resp.StatusCode >= 200 && resp.StatusCode < 300, result: strconv.Itoa(resp.StatusCode), latency: lat}
+}
+
+// record writes the attempt's outcome and its metrics in one commit, then
+// updates the connector's health.
+func (s *Service) record(ctx context.Context, d delivery, out outcome) error {
+	now := s.deps.Now()
+	fs := s.deps.Firestore
+	ref := fs.Collection(dataconnector.Deliveries).Doc(d.id)
+	upd := []firestore.Update{
+		{Path: "attempts", Value: d.attempts + 1},
+		{Path: "lastResult", Value: out.result},
+	}
+	metric := map[string]any{}
+	switch {
+	case out.ok:
+		upd = append(upd, firestore.Update{Path: "status", Value: dataconnector.Delivered}, firestore.Update{Path: "deliveredAt", Value: now})
+		metric["success"] = firestore.Increment(1)
+		metric["latency"] = map[string]any{dataconnector.BucketField(dataconnector.BucketOf(out.latency)): firestore.Increment(1)}
+	case now.Sub(d.queued) >= s.cfg.MaxAge:
+		upd = append(upd, firestore.Update{Path: "status", Value: dataconnector.Expired})
+		metric["error"] = firestore.Increment(1)
+		s.log.Warn("delivery given up", "connectorId", d.c.id, "eventId", d.ev.ID, "attempts", d.attempts+1, "result", out.result)
+	default:
+		upd = append(upd, firestore.Update{Path: "due", Value: now.Add(s.backoff(d.attempts + 1))})
+		metric["error"] = firestore.Increment(1)
+	}
+	window := now.Truncate(dataconnector.Window)
+	metric["connectorId"] = d.c.id
+	metric["window"] = window
+	metric["expireAt"] = window.Add(s.cfg.Retention)
+	mref := fs.Collection(dataconnector.Metrics).Doc(dataconnector.MetricID(d.c.id, window, s.shard))
+	err := fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		if err := tx.Update(ref, upd); err != nil {
+			return err
+		}
+		return tx.Set(mref, metric, firestore.MergeAll)
+	})
+	if err != nil {
+		return fmt.Errorf("deliver: record: %w", err)
+	}
+	level := s.log.Debug
+	if !out.ok {
+		level = s.log.Info
+	}
+	level("delivery attempt", "connectorId", d.c.id, "eventId", d.ev.ID, "attempt", d.attempts+1, "result", out.result, "latencyMs", out.latency.Milliseconds())
+	return s.health(ctx, d.c, out.ok, now)
+}
+
+// health keeps a connector's failing streak, and disables a connector
+// that has not succeeded for DisableAfter. It writes only when the state
+// changes, so a healthy connector costs no connector writes.
+func (s *Service) health(ctx context.Context, c connector, ok bool, now time.Time) error {
+	ref := s.deps.Firestore.Collection(dataconnector.Collection).Doc(c.id)
+	if ok {
+		if c.FailingSince == nil {
+			return nil
+		}
+		_, err := ref.Update(ctx, []firestore.Update{{Path: "failingSince", Value: nil}})
+		s.forget(c.ProjectID)
+		if notFound(err) {
+			return nil
+		}
+		return err
+	}
+	if c.FailingSince != nil && now.Sub(*c.FailingSince) < s.cfg.DisableAfter {
+		return nil
+	}
+	disabled := false
+	err := s.deps.Firestore.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		disabled = false
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		var cur dataconnector.Connector
+		if err := snap.DataTo(&cur); err != nil {
+			return err
+		}
+		switch {
+		case cur.FailingSince == nil:
+			return tx.Update(ref, []firestore.Update{{Path: "failingSince", Value: now}})
+		case cur.Status == dataconnector.Active && now.Sub(*cur.FailingSince) >= s.cfg.DisableAfter:
+			disabled = true
+			return tx.Update(ref, []firestore.Update{{Path: "status", Value: dataconnector.SystemDisabled}, {Path: "disabledAt", Value: now}, {Path: "updateTime", Value: now}})
+		}
+		return nil
+	})
+	s.forget(c.ProjectID)
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("deliver: connector health: %w", err)
+	}
+	if disabled {
+		// Alertable: a log-based metric counts these lines.
+		s.log.Error("data connector disabled", "alert", "webhook-disabled", "connectorId", c.id, "projectId", c.ProjectID,
+			"disableAfter", s.cfg.DisableAfter.String(), "status", dataconnector.SystemDisabled)
+	}
+	return nil
+}
