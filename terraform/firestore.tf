@@ -129,3 +129,60 @@ resource "google_firestore_index" "connectors_online_last_seen" {
     order      = "ASCENDING"
   }
 }
+
+# Webhook delivery: the sweep claims due pairs (pending, due <= now, oldest
+# first), and :metrics reads a connector's last 3 hours of windows.
+resource "google_firestore_index" "deliveries_due" {
+  database    = google_firestore_database.main.name
+  collection  = "deliveries"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "due"
+    order      = "ASCENDING"
+  }
+}
+
+resource "google_firestore_index" "delivery_metrics_window" {
+  database    = google_firestore_database.main.name
+  collection  = "deliveryMetrics"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "connectorId"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "window"
+    order      = "ASCENDING"
+  }
+}
+
+# Delivery records, metrics and finished jobs expire on their own, and
+# their expiry is never queried, so it is not indexed.
+resource "google_firestore_field" "delivery_ttl" {
+  for_each = toset(["deliveries", "deliveryMetrics", "deliveryJobs"])
+
+  database   = google_firestore_database.main.name
+  collection = each.key
+  field      = "expireAt"
+
+  ttl_config {}
+  index_config {}
+}
+
+# The API's JWKS lists the delivery keys whose expireAt is still ahead, so
+# this TTL field keeps its index.
+resource "google_firestore_field" "delivery_keys_ttl" {
+  database   = google_firestore_database.main.name
+  collection = "deliveryKeys"
+  field      = "expireAt"
+
+  ttl_config {}
+}

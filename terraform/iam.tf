@@ -69,8 +69,10 @@ resource "google_cloud_run_v2_service_iam_member" "push_invokes" {
 }
 
 resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes" {
+  for_each = local.scheduled
+
   location = var.region
-  name     = google_cloudfunctions2_function.fn["sweep"].service_config[0].service
+  name     = google_cloudfunctions2_function.fn[each.key].service_config[0].service
   role     = "roles/run.invoker"
   member   = google_service_account.scheduler.member
 }

@@ -18,8 +18,11 @@ locals {
     # from device_keys because the API must wrap, and must not be able to
     # mint device secrets.
     api_secrets = { name = "api-secrets", ring = google_kms_key_ring.main.id }
-    pubsub      = { name = "pubsub", ring = google_kms_key_ring.main.id }
-    firestore   = { name = "firestore", ring = google_kms_key_ring.firestore.id }
+    # Wraps Data Connector signature secrets: the API only encrypts with
+    # it and deliver only decrypts, so neither alone both sets and reads.
+    webhook_secrets = { name = "webhook-secrets", ring = google_kms_key_ring.main.id }
+    pubsub          = { name = "pubsub", ring = google_kms_key_ring.main.id }
+    firestore       = { name = "firestore", ring = google_kms_key_ring.firestore.id }
   }
 }
 
@@ -36,10 +39,27 @@ resource "google_kms_crypto_key" "symmetric" {
   }
 }
 
-# Access tokens and webhook signatures: the private half never leaves
-# KMS, the public half is served as JWKS.
+# Access tokens: the private half never leaves KMS, the public half is
+# served as JWKS.
 resource "google_kms_crypto_key" "signing" {
   name     = "signing"
+  key_ring = google_kms_key_ring.main.id
+  purpose  = "ASYMMETRIC_SIGN"
+
+  version_template {
+    algorithm = "EC_SIGN_P256_SHA256"
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+# Certifies the deliver instances' short-lived webhook keys (one
+# AsymmetricSign per instance per day). Apart from signing, so deliver
+# can never mint an access token.
+resource "google_kms_crypto_key" "webhook_signing" {
+  name     = "webhook-signing"
   key_ring = google_kms_key_ring.main.id
   purpose  = "ASYMMETRIC_SIGN"
 
@@ -137,4 +157,38 @@ resource "google_kms_crypto_key_iam_member" "api_signs" {
   crypto_key_id = google_kms_crypto_key.signing.id
   role          = "roles/cloudkms.signerVerifier"
   member        = google_service_account.fn["api"].member
+}
+
+# The API wraps signature secrets but cannot read them back, and reads
+# the webhook-signing key's public halves to check the delivery keys it
+# publishes in its JWKS.
+resource "google_kms_crypto_key_iam_member" "api_wraps_webhook_secrets" {
+  crypto_key_id = google_kms_crypto_key.symmetric["webhook_secrets"].id
+  role          = "roles/cloudkms.cryptoKeyEncrypter"
+  member        = google_service_account.fn["api"].member
+}
+
+resource "google_kms_crypto_key_iam_member" "api_reads_webhook_certifier" {
+  crypto_key_id = google_kms_crypto_key.webhook_signing.id
+  role          = "roles/cloudkms.publicKeyViewer"
+  member        = google_service_account.fn["api"].member
+}
+
+# Deliver unwraps signature secrets (once per connector per instance) and
+# certifies its instance keys. The sweep sends retries too, so it holds
+# the same two grants.
+resource "google_kms_crypto_key_iam_member" "deliver_webhook_secrets" {
+  for_each = toset(["deliver", "deliver-sweep"])
+
+  crypto_key_id = google_kms_crypto_key.symmetric["webhook_secrets"].id
+  role          = "roles/cloudkms.cryptoKeyDecrypter"
+  member        = google_service_account.fn[each.key].member
+}
+
+resource "google_kms_crypto_key_iam_member" "deliver_certifies" {
+  for_each = toset(["deliver", "deliver-sweep"])
+
+  crypto_key_id = google_kms_crypto_key.webhook_signing.id
+  role          = "roles/cloudkms.signer"
+  member        = google_service_account.fn[each.key].member
 }

@@ -17,9 +17,11 @@ locals {
 
   # One entry per function in shared/deploy; the tests check they agree.
   functions = {
-    ingest = { entry_point = "Ingest", trigger = "pubsub", description = "Opens sealed uplinks, stores events once, replies through one connector." }
-    sweep  = { entry_point = "Sweep", trigger = "http", description = "Marks connectors that stopped sending heartbeats OFFLINE." }
-    api    = { entry_point = "API", trigger = "http", description = "The customer API: DT v2 REST resources, token endpoint, JWKS and audit log." }
+    ingest          = { entry_point = "Ingest", trigger = "pubsub", description = "Opens sealed uplinks, stores events once, replies through one connector." }
+    sweep           = { entry_point = "Sweep", trigger = "http", description = "Marks connectors that stopped sending heartbeats OFFLINE." }
+    api             = { entry_point = "API", trigger = "http", description = "The customer API: DT v2 REST resources, token endpoint, JWKS and audit log." }
+    deliver         = { entry_point = "Deliver", trigger = "pubsub", description = "Queues each event for the project's Data Connectors and makes the first signed attempts." }
+    "deliver-sweep" = { entry_point = "DeliverSweep", trigger = "http", description = "Retries due webhook deliveries and works through backfills and syncs." }
   }
 
   topics = toset(["uplinks", "connector-status", "events", "downlinks", "dead-letter"])
@@ -29,30 +31,40 @@ locals {
   push_subscriptions = {
     ingest-uplinks = { topic = "uplinks", function = "ingest" }
     ingest-status  = { topic = "connector-status", function = "ingest" }
+    deliver-events = { topic = "events", function = "deliver" }
   }
 
   # Every function gets the one map, which keeps the functions from
   # drifting apart; the policy test checks each variable a function reads
   # is here.
   function_env = {
-    GOOGLE_CLOUD_PROJECT                = var.project_id
-    SEALEDSENSE_DEVICE_KEY              = google_kms_crypto_key.symmetric["device_keys"].id
-    SEALEDSENSE_SESSION_KEK_KEY         = google_kms_crypto_key.symmetric["session_kek"].id
-    SEALEDSENSE_TOPIC_EVENTS            = "events"
-    SEALEDSENSE_TOPIC_DOWNLINKS         = "downlinks"
-    SEALEDSENSE_TOPIC_STATUS            = "connector-status"
-    SEALEDSENSE_INGEST_WINDOW           = var.ingest_window
-    SEALEDSENSE_NETWORK_STATUS_EVERY    = var.network_status_every
-    SEALEDSENSE_CONNECTOR_OFFLINE_AFTER = var.connector_offline_after
-    SEALEDSENSE_EVENT_RETENTION         = "${var.event_retention_days * 24}h"
-    SEALEDSENSE_API_SECRETS_KEY         = google_kms_crypto_key.symmetric["api_secrets"].id
-    SEALEDSENSE_SIGNING_KEY             = google_kms_crypto_key.signing.id
-    SEALEDSENSE_API_BASE_URL            = local.api_base_url
-    SEALEDSENSE_API_ACCESS_TTL          = var.api_access_ttl
-    SEALEDSENSE_API_RATE                = "${var.api_rate}"
-    SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN  = var.service_account_domain
-    SEALEDSENSE_SIGNING_KEY_VERSIONS    = join(",", var.signing_key_versions)
-    LOG_EXECUTION_ID                    = "true"
+    GOOGLE_CLOUD_PROJECT                     = var.project_id
+    SEALEDSENSE_DEVICE_KEY                   = google_kms_crypto_key.symmetric["device_keys"].id
+    SEALEDSENSE_SESSION_KEK_KEY              = google_kms_crypto_key.symmetric["session_kek"].id
+    SEALEDSENSE_TOPIC_EVENTS                 = "events"
+    SEALEDSENSE_TOPIC_DOWNLINKS              = "downlinks"
+    SEALEDSENSE_TOPIC_STATUS                 = "connector-status"
+    SEALEDSENSE_INGEST_WINDOW                = var.ingest_window
+    SEALEDSENSE_NETWORK_STATUS_EVERY         = var.network_status_every
+    SEALEDSENSE_CONNECTOR_OFFLINE_AFTER      = var.connector_offline_after
+    SEALEDSENSE_EVENT_RETENTION              = "${var.event_retention_days * 24}h"
+    SEALEDSENSE_API_SECRETS_KEY              = google_kms_crypto_key.symmetric["api_secrets"].id
+    SEALEDSENSE_SIGNING_KEY                  = google_kms_crypto_key.signing.id
+    SEALEDSENSE_API_BASE_URL                 = local.api_base_url
+    SEALEDSENSE_API_ACCESS_TTL               = var.api_access_ttl
+    SEALEDSENSE_API_RATE                     = "${var.api_rate}"
+    SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN       = var.service_account_domain
+    SEALEDSENSE_SIGNING_KEY_VERSIONS         = join(",", var.signing_key_versions)
+    SEALEDSENSE_WEBHOOK_SECRETS_KEY          = google_kms_crypto_key.symmetric["webhook_secrets"].id
+    SEALEDSENSE_WEBHOOK_SIGNING_KEY          = google_kms_crypto_key.webhook_signing.id
+    SEALEDSENSE_WEBHOOK_SIGNING_KEY_VERSIONS = join(",", var.webhook_signing_key_versions)
+    SEALEDSENSE_DELIVER_TIMEOUT              = "10s"
+    SEALEDSENSE_DELIVER_MAX_AGE              = "12h"
+    SEALEDSENSE_DELIVER_BACKOFF_BASE         = "30s"
+    SEALEDSENSE_DELIVER_BACKOFF_MAX          = "30m"
+    SEALEDSENSE_DELIVER_DISABLE_AFTER        = var.webhook_disable_after
+    SEALEDSENSE_LOCAL_MODE                   = "false"
+    LOG_EXECUTION_ID                         = "true"
   }
 
   # Cloud Storage accepts only a key in the bucket's own location, so each

@@ -26,10 +26,10 @@ locals {
       field       = "connectorId"
     }
     webhook_disabled = {
-      description = "Data Connectors disabled after repeated webhook delivery failures."
-      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.message=\"webhook disabled\""
+      description = "Data Connectors disabled by the system after sustained webhook delivery failures."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.alert=\"webhook-disabled\""
       label       = "data_connector_id"
-      field       = "dataConnectorId"
+      field       = "connectorId"
     }
     function_errors = {
       description = "Error-severity log entries of the functions."

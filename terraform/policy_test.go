@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/modfile"
 
 	"github.com/sealedsense/sealedsense/functions/api"
+	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/functions/ingest"
 	"github.com/sealedsense/sealedsense/shared/deploy"
 )
@@ -490,7 +491,8 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 	seen := map[string]bool{}
 	getenv := func(k string) string {
 		seen[k] = true
-		if strings.HasSuffix(k, "_WINDOW") || strings.HasSuffix(k, "_EVERY") || strings.HasSuffix(k, "_AFTER") || strings.HasSuffix(k, "_RETENTION") || strings.HasSuffix(k, "_TTL") {
+		if strings.HasSuffix(k, "_WINDOW") || strings.HasSuffix(k, "_EVERY") || strings.HasSuffix(k, "_AFTER") || strings.HasSuffix(k, "_RETENTION") || strings.HasSuffix(k, "_TTL") ||
+			strings.HasSuffix(k, "_TIMEOUT") || strings.HasSuffix(k, "_AGE") || strings.HasSuffix(k, "_BASE") || strings.HasSuffix(k, "_MAX") {
 			return "1s"
 		}
 		if strings.HasSuffix(k, "_RATE") {
@@ -505,6 +507,10 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 		}
 	case "github.com/sealedsense/sealedsense/functions/api":
 		if _, err := api.FromEnv(context.Background(), getenv); err != nil {
+			t.Fatalf("%s: configuring with every variable set: %v", f.Name, err)
+		}
+	case "github.com/sealedsense/sealedsense/functions/deliver":
+		if _, err := deliver.FromEnv(context.Background(), getenv); err != nil {
 			t.Fatalf("%s: configuring with every variable set: %v", f.Name, err)
 		}
 	default:

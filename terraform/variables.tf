@@ -129,3 +129,20 @@ variable "signing_key_versions" {
   type        = list(string)
   default     = []
 }
+
+variable "webhook_signing_key_versions" {
+  description = "Full names of the webhook-signing key's versions: the first certifies new delivery keys, all are trusted when the API publishes them. Empty: version 1 only. To rotate, list the new version first and keep the old one for 25 hours, the life of a delivery key plus its signatures."
+  type        = list(string)
+  default     = []
+}
+
+variable "webhook_disable_after" {
+  description = "How long a Data Connector may fail without a single success before the system disables it (DT: 5 days)."
+  type        = string
+  default     = "120h"
+
+  validation {
+    condition     = can(regex("^[0-9]+(h|m)$", var.webhook_disable_after))
+    error_message = "webhook_disable_after is a Go duration in hours or minutes, e.g. 120h."
+  }
+}

@@ -62,7 +62,14 @@ type Config struct {
 	SweepEvery, OfflineAfter time.Duration
 	// BatchWindow is passed to the connectors (0: one message per uplink).
 	BatchWindow time.Duration
-	Logger      *slog.Logger
+	// DeliverSweepEvery is how often the stand-in for Cloud Scheduler
+	// runs the webhook retries, backfills and syncs (default 1s; GCP's
+	// scheduler runs it each minute).
+	DeliverSweepEvery time.Duration
+	// FunctionsEnv is more environment for the functions server, e.g. a
+	// test receiver's CA (SEALEDSENSE_DELIVER_CA_FILE) or delivery timings.
+	FunctionsEnv []string
+	Logger       *slog.Logger
 }
 
 // Deployment is a running local system.
@@ -112,6 +119,9 @@ func Start(ctx context.Context, cfg Config) (*Deployment, error) {
 	}
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 15 * time.Second
+	}
+	if cfg.DeliverSweepEvery <= 0 {
+		cfg.DeliverSweepEvery = time.Second
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("local: DataDir is required")
@@ -297,6 +307,9 @@ func (d *Deployment) provision(ctx context.Context) error {
 		return err
 	}
 	d.env = append(d.env, d.Keys.Env()...)
+	// Local mode lets webhooks reach receivers on this machine.
+	d.env = append(d.env, "SEALEDSENSE_LOCAL_MODE=true")
+	d.env = append(d.env, d.cfg.FunctionsEnv...)
 	if d.cfg.Window > 0 {
 		d.env = append(d.env, "SEALEDSENSE_INGEST_WINDOW="+d.cfg.Window.String())
 	}
@@ -501,19 +514,27 @@ func (d *Deployment) StopConnector(id string) {
 	}
 }
 
-// sweep stands in for Cloud Scheduler, calling the Sweep function.
+// sweep stands in for Cloud Scheduler, calling the Sweep and
+// DeliverSweep functions.
 func (d *Deployment) sweep(ctx context.Context) {
-	t := time.NewTicker(d.cfg.SweepEvery)
-	defer t.Stop()
+	offline := time.NewTicker(d.cfg.SweepEvery)
+	defer offline.Stop()
+	deliveries := time.NewTicker(d.cfg.DeliverSweepEvery)
+	defer deliveries.Stop()
+	call := func(path string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+d.FunctionsAddr+path, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+d.FunctionsAddr+"/Sweep", nil)
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
-			}
+		case <-offline.C:
+			call("/Sweep")
+		case <-deliveries.C:
+			call("/DeliverSweep")
 		}
 	}
 }

@@ -92,7 +92,7 @@ const (
 func DownlinkSubscription(connectorID string) string { return "downlinks-" + connectorID }
 
 // Topology creates the topics, the push subscriptions that drive the
-// ingest function at functionsAddr (with retry and dead-letter policies,
+// ingest and deliver functions at functionsAddr (with retry and dead-letter policies,
 // as Terraform configures them in GCP), and the connectors' downlink
 // subscriptions.
 func Topology(ctx context.Context, c *pubsub.Client, functionsAddr string, connectors []string) error {
@@ -106,6 +106,9 @@ func Topology(ctx context.Context, c *pubsub.Client, functionsAddr string, conne
 			AckDeadline: 30 * time.Second, MinBackoff: time.Second, MaxBackoff: 10 * time.Second,
 			DeadLetterTopic: TopicDeadLetter, MaxDeliveryAttempts: MaxDeliveryAttempts},
 		{ID: "ingest-status", Topic: TopicStatus, PushEndpoint: platform.PushEndpoint(functionsAddr, "Ingest", c.Project(), TopicStatus),
+			AckDeadline: 30 * time.Second, MinBackoff: time.Second, MaxBackoff: 10 * time.Second,
+			DeadLetterTopic: TopicDeadLetter, MaxDeliveryAttempts: MaxDeliveryAttempts},
+		{ID: "deliver-events", Topic: TopicEvents, PushEndpoint: platform.PushEndpoint(functionsAddr, "Deliver", c.Project(), TopicEvents),
 			AckDeadline: 30 * time.Second, MinBackoff: time.Second, MaxBackoff: 10 * time.Second,
 			DeadLetterTopic: TopicDeadLetter, MaxDeliveryAttempts: MaxDeliveryAttempts},
 		{ID: SubEvents, Topic: TopicEvents},

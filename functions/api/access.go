@@ -23,6 +23,8 @@ const (
 	permKeyWrite       = "serviceaccount.key.update"
 	permAuditRead      = "auditlog.read"
 	permOrgRead        = "organization.read"
+	permConnectorRead  = "dataconnector.read"
+	permConnectorWrite = "dataconnector.update"
 )
 
 // Role is one of the four fixed roles.
@@ -43,13 +45,13 @@ const (
 // roles is the fixed role table: each role has the permissions of the one
 // before it and more, as DT's do.
 func roles() []Role {
-	user := []string{permProjectRead, permDeviceRead, permMemberRead, permAccountRead, permKeyRead}
-	developer := append(slices.Clone(user), permDeviceUpdate, permDeviceClaim)
+	user := []string{permProjectRead, permDeviceRead, permMemberRead, permAccountRead, permKeyRead, permConnectorRead}
+	developer := append(slices.Clone(user), permDeviceUpdate, permDeviceClaim, permConnectorWrite)
 	admin := append(slices.Clone(developer), permProjectUpdate, permMemberWrite, permAccountWrite, permKeyWrite, permDeviceTransfer, permAuditRead)
 	org := append(slices.Clone(admin), permOrgRead, permProjectCreate, permProjectDelete)
 	return []Role{
-		{Name: roleUser, DisplayName: "Project user", Description: "Reads the project's devices, events, members and service accounts.", Permissions: user},
-		{Name: roleDeveloper, DisplayName: "Project developer", Description: "A user who can also label, claim and change devices.", Permissions: developer},
+		{Name: roleUser, DisplayName: "Project user", Description: "Reads the project's devices, events, data connectors, members and service accounts.", Permissions: user},
+		{Name: roleDeveloper, DisplayName: "Project developer", Description: "A user who can also label, claim and change devices, and manage data connectors.", Permissions: developer},
 		{Name: roleAdmin, DisplayName: "Project admin", Description: "A developer who can also manage the project, its members, service accounts and keys, transfer devices and read the audit log.", Permissions: admin},
 		{Name: roleOrgAdmin, DisplayName: "Organization admin", Description: "A project admin of every project in the organization, who can also create and delete projects.", Permissions: org},
 	}

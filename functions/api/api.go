@@ -15,6 +15,7 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/token"
 )
 
@@ -38,6 +39,12 @@ type Config struct {
 	Rate, Burst, TokenRate float64
 	// MaxBody bounds request bodies (default 64 KiB).
 	MaxBody int64
+	// LocalMode admits Data Connector URLs on loopback, plain http
+	// included: for local runs only.
+	LocalMode bool
+	// EventRetention is how long events are kept (default 30 days), and
+	// so how far back a backfill can reach.
+	EventRetention time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -61,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = 64 << 10
+	}
+	if c.EventRetention <= 0 {
+		c.EventRetention = 30 * 24 * time.Hour
 	}
 	c.BaseURL = strings.TrimSuffix(c.BaseURL, "/")
 	return c
@@ -96,7 +106,12 @@ type Deps struct {
 	SecretReader custody.Unwrapper
 	Signer       Signer
 	Verifier     Verifier
-	Logger       *slog.Logger
+	// WebhookSecrets wraps Data Connector signature secrets (the API
+	// never unwraps them); DeliveryKeys checks the certificates of the
+	// deliver instances' keys, which the JWKS publishes.
+	WebhookSecrets Wrapper
+	DeliveryKeys   dataconnector.CertVerifier
+	Logger         *slog.Logger
 	Now          func() time.Time
 }
 
@@ -108,6 +123,7 @@ type Service struct {
 	mux        *http.ServeMux
 	principals *ttlCache[string, *principal]
 	orgs       *ttlCache[string, string]
+	jwksCache  *ttlCache[string, []byte]
 	limits     *limiter
 	tokenLimit *limiter
 	pages      *pager
@@ -131,6 +147,7 @@ func New(cfg Config, deps Deps) *Service {
 		cfg: cfg, deps: deps, log: deps.Logger,
 		principals: newTTLCache[string, *principal](10000),
 		orgs:       newTTLCache[string, string](10000),
+		jwksCache:  newTTLCache[string, []byte](1),
 		limits:     newLimiter(cfg.Rate, cfg.Burst, 10000),
 		tokenLimit: newLimiter(cfg.TokenRate, 4*cfg.TokenRate, 10000),
 		pages:      &pager{fs: deps.Firestore, secrets: deps.Secrets, reader: deps.SecretReader},
@@ -138,7 +155,7 @@ func New(cfg Config, deps Deps) *Service {
 	s.openapi = sync.OnceValues(s.OpenAPI)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
-		s.mux.Handle(rt.Method+" "+rt.Pattern, s.serve(rt))
+		s.mux.Handle(rt.Method+" "+muxPath(rt.Pattern), s.serve(rt))
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errNotFound("no such resource"))
@@ -150,5 +167,23 @@ func New(cfg Config, deps Deps) *Service {
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if p := muxPath(r.URL.Path); p != r.URL.Path {
+		r = r.Clone(r.Context())
+		r.URL.Path, r.URL.RawPath = p, ""
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// muxPath moves a custom method (Google's AIP-136 ":verb" on the last
+// segment) into a segment of its own, since the mux's wildcards match
+// whole segments: /dataconnectors/{id}:sync is served as
+// /dataconnectors/{id}/:sync. Patterns and request paths go through the
+// same rewrite, so the two always agree.
+func muxPath(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	j := strings.IndexByte(p[i+1:], ':')
+	if j <= 0 {
+		return p
+	}
+	return p[:i+1+j] + "/" + p[i+1+j:]
 }

@@ -103,6 +103,8 @@ func TestAuthorizationTable(t *testing.T) {
 		return "/v2/projects/" + p + "/members/" + acc
 	}
 	userAccount := "/v2/projects/" + p + "/serviceaccounts/" + strings.Split(userC.creds.Email, "@")[0]
+	connector := "/v2/" + must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+"/dataconnectors",
+		map[string]any{"displayName": "kept", "httpConfig": map[string]any{"url": "https://hooks.example.com/kept"}}))["name"].(string)
 	simple := func(method, path string, body any) func(*world, string, caller) (string, string, any) {
 		return func(*world, string, caller) (string, string, any) { return method, path, body }
 	}
@@ -173,6 +175,17 @@ func TestAuthorizationTable(t *testing.T) {
 		"GET /v2/claimInfo": {rankAny, simple("GET", "/v2/claimInfo?identifier="+d1, nil)},
 		"GET /v2/projects/{project}/devices/{device}/events": {rankUser, simple("GET", "/v2/projects/"+p+"/devices/"+d1+"/events", nil)},
 		"GET /v2/projects/{project}/auditLog":                {rankAdmin, simple("GET", "/v2/projects/"+p+"/auditLog", nil)},
+		"GET /v2/projects/{project}/dataconnectors":          {rankUser, simple("GET", "/v2/projects/"+p+"/dataconnectors", nil)},
+		"POST /v2/projects/{project}/dataconnectors": {rankDeveloper, simple("POST", "/v2/projects/"+p+"/dataconnectors",
+			map[string]any{"displayName": "hook", "httpConfig": map[string]any{"url": "https://hooks.example.com/in"}})},
+		"GET /v2/projects/{project}/dataconnectors/{dataconnector}":   {rankUser, simple("GET", connector, nil)},
+		"PATCH /v2/projects/{project}/dataconnectors/{dataconnector}": {rankDeveloper, simple("PATCH", connector, map[string]any{"displayName": "renamed"})},
+		"DELETE /v2/projects/{project}/dataconnectors/{dataconnector}": {rankDeveloper, func(w *world, p string, _ caller) (string, string, any) {
+			c := must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+"/dataconnectors", map[string]any{"httpConfig": map[string]any{"url": "https://hooks.example.com/gone"}}))
+			return "DELETE", "/v2/" + c["name"].(string), nil
+		}},
+		"GET /v2/projects/{project}/dataconnectors/{dataconnector}:metrics": {rankUser, simple("GET", connector+":metrics", nil)},
+		"POST /v2/projects/{project}/dataconnectors/{dataconnector}:sync":   {rankDeveloper, simple("POST", connector+":sync", nil)},
 	}
 
 	svc := api.New(api.Config{BaseURL: w.base}, api.Deps{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/token"
 )
 
@@ -235,15 +237,53 @@ func unverifiedKid(assertion string) string {
 }
 
 func (s *Service) handleJWKS(w http.ResponseWriter, r *http.Request) {
-	b, err := s.deps.Verifier.JWKS(r.Context())
+	b, err := s.jwks(r.Context())
 	if err != nil {
 		s.log.Error("jwks failed", "error", err.Error())
 		writeError(w, errUnavailable(err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	// Short, because deliver instances add keys as they start; receivers
+	// also fetch again when they meet an unknown kid.
+	w.Header().Set("Cache-Control", "public, max-age=60")
 	_, _ = w.Write(b)
+}
+
+// jwksTTL bounds the work an unauthenticated caller can cause (one query
+// per second per instance) and how late a new delivery key appears; the
+// deliver function waits longer than this before it signs with one.
+const jwksTTL = time.Second
+
+// jwks is the access-token keys and the certified keys of the deliver
+// instances.
+func (s *Service) jwks(ctx context.Context) ([]byte, error) {
+	now := s.deps.Now()
+	if b, ok := s.jwksCache.get("", now); ok {
+		return b, nil
+	}
+	b, err := s.jwksOf(ctx)
+	if err == nil {
+		s.jwksCache.put("", b, now.Add(jwksTTL))
+	}
+	return b, err
+}
+
+func (s *Service) jwksOf(ctx context.Context) ([]byte, error) {
+	b, err := s.deps.Verifier.JWKS(ctx)
+	if err != nil || s.deps.DeliveryKeys == nil {
+		return b, err
+	}
+	var set token.JWKSet
+	if err := json.Unmarshal(b, &set); err != nil {
+		return nil, err
+	}
+	keys, err := dataconnector.PublishedKeys(ctx, s.deps.Firestore, s.deps.DeliveryKeys, s.cfg.BaseURL, s.deps.Now())
+	if err != nil {
+		return nil, err
+	}
+	set.Keys = append(set.Keys, keys...)
+	return json.Marshal(set)
 }
 
 // projectOrg returns the organization of a project, "" when it does not

@@ -57,6 +57,8 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	secretKey := need("SEALEDSENSE_API_SECRETS_KEY")
 	signingKey := need("SEALEDSENSE_SIGNING_KEY")
 	baseURL := need("SEALEDSENSE_API_BASE_URL")
+	webhookSecrets := need("SEALEDSENSE_WEBHOOK_SECRETS_KEY")
+	webhookSigning := need("SEALEDSENSE_WEBHOOK_SIGNING_KEY")
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("api: %s not set", strings.Join(missing, ", "))
 	}
@@ -66,7 +68,20 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	if versions[0] == "" {
 		versions = []string{signingKey + "/cryptoKeyVersions/1"}
 	}
-	cfg := Config{BaseURL: baseURL, Domain: getenv("SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN")}
+	cfg := Config{BaseURL: baseURL, Domain: getenv("SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN"), LocalMode: getenv("SEALEDSENSE_LOCAL_MODE") == "true"}
+	if v := getenv("SEALEDSENSE_EVENT_RETENTION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("api: SEALEDSENSE_EVENT_RETENTION must be a positive duration")
+		}
+		cfg.EventRetention = d
+	}
+	// Every version of the webhook-signing key that may have certified a
+	// live delivery key; a rotation lists the new one first.
+	certVersions := strings.Split(getenv("SEALEDSENSE_WEBHOOK_SIGNING_KEY_VERSIONS"), ",")
+	if certVersions[0] == "" {
+		certVersions = []string{webhookSigning + "/cryptoKeyVersions/1"}
+	}
 	if v := getenv("SEALEDSENSE_API_RATE"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
 		if err != nil || r <= 0 {
@@ -96,9 +111,11 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		Secrets:   secrets,
 		// An hour bounds how long a warm instance keeps a deleted key's
 		// secret; the key itself stops working within AccessTTL.
-		SecretReader: custody.NewCache(secrets, time.Hour),
-		Signer:       token.NewSigner(kc, versions[0]),
-		Verifier:     token.NewKeySet(kc, versions...),
-		Logger:       log,
+		SecretReader:   custody.NewCache(secrets, time.Hour),
+		Signer:         token.NewSigner(kc, versions[0]),
+		Verifier:       token.NewKeySet(kc, versions...),
+		WebhookSecrets: custody.NewWrapper(kc, webhookSecrets),
+		DeliveryKeys:   token.NewKeySet(kc, certVersions...),
+		Logger:         log,
 	}), nil
 }

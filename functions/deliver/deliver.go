@@ -50,6 +50,9 @@ type Config struct {
 	SweepBatch, JobPage int
 	// KeyLife is the life of an instance's ES256 key certificate (24h).
 	KeyLife time.Duration
+	// KeyPublishDelay is how long a new key is published before it signs
+	// (2s), longer than the API caches its JWKS.
+	KeyPublishDelay time.Duration
 	// Retention is how long delivery records and metrics are kept (3 days).
 	Retention time.Duration
 	// MaxResponse bounds how much of a response body is read (4 KiB).
@@ -70,6 +73,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Lease, c.Timeout+20*time.Second)
 	def(&c.CacheTTL, 5*time.Second)
 	def(&c.KeyLife, 24*time.Hour)
+	def(&c.KeyPublishDelay, 2*time.Second)
 	def(&c.Retention, 72*time.Hour)
 	if c.PerConnector <= 0 {
 		c.PerConnector = 8
@@ -129,15 +133,17 @@ type Service struct {
 	devices map[string]cachedDevice
 
 	keyMu sync.Mutex
-	key   *instanceKey
+	key   *instanceKey // signs
+	next  *instanceKey // published, signs from its usableFrom
 
 	inflight sync.WaitGroup
 }
 
 type instanceKey struct {
-	priv     *ecdsa.PrivateKey
-	kid      string
-	notAfter time.Time
+	priv       *ecdsa.PrivateKey
+	kid        string
+	notAfter   time.Time
+	usableFrom time.Time
 }
 
 // New returns a Service.

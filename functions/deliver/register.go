@@ -76,6 +76,14 @@ func (l *lazy) get(ctx context.Context) (*Service, error) {
 	return s, nil
 }
 
+// localCA is the test receivers' CA file, read in local mode only.
+func localCA(getenv func(string) string, local bool) string {
+	if !local {
+		return ""
+	}
+	return getenv("SEALEDSENSE_DELIVER_CA_FILE")
+}
+
 // FromEnv builds the Service from the process environment, as Cloud Run
 // and the local functions server provide it.
 func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) {
@@ -95,7 +103,8 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("deliver: %s not set", strings.Join(missing, ", "))
 	}
-	version := getenv("SEALEDSENSE_WEBHOOK_SIGNING_KEY_VERSION")
+	// The first listed version certifies; the API trusts all listed.
+	version, _, _ := strings.Cut(getenv("SEALEDSENSE_WEBHOOK_SIGNING_KEY_VERSIONS"), ",")
 	if version == "" {
 		version = signingKey + "/cryptoKeyVersions/1"
 	}
@@ -115,11 +124,9 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		}
 	}
 	dialer := &egress.Dialer{AllowLoopback: getenv("SEALEDSENSE_LOCAL_MODE") == "true"}
-	if f := getenv("SEALEDSENSE_DELIVER_CA_FILE"); f != "" {
-		// Test receivers' CA, so local runs can use HTTPS end to end.
-		if !dialer.AllowLoopback {
-			return nil, fmt.Errorf("deliver: SEALEDSENSE_DELIVER_CA_FILE is for local mode only")
-		}
+	// Local runs may trust a test receiver's CA, so that they use HTTPS
+	// end to end.
+	if f := localCA(getenv, dialer.AllowLoopback); f != "" {
 		pem, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("deliver: %w", err)

@@ -250,6 +250,8 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 		"SEALEDSENSE_SESSION_KEK_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/kek",
 		"SEALEDSENSE_API_SECRETS_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/api",
 		"SEALEDSENSE_SIGNING_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/signing",
+		"SEALEDSENSE_WEBHOOK_SECRETS_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/webhook-secrets",
+		"SEALEDSENSE_WEBHOOK_SIGNING_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/webhook-signing",
 		"SEALEDSENSE_API_BASE_URL=http://"+addr)
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -312,12 +314,12 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if f.Kind == deploy.CloudEvent {
-		// The answer came from ingest, not from a handler that accepts
-		// anything: it says why it refused the message.
+		// The answer came from the function, not from a handler that
+		// accepts anything: it says why it refused the message.
 		deadline := time.Now().Add(5 * time.Second)
 		for !strings.Contains(logs.String(), `"rejected":`) {
 			if time.Now().After(deadline) {
-				t.Fatal("ingest acknowledged the message without logging its rejection")
+				t.Fatalf("%s acknowledged the message without logging its rejection", f.Name)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

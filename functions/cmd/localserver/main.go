@@ -14,6 +14,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	"github.com/sealedsense/sealedsense/functions/api"
+	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/functions/ingest"
 	"github.com/sealedsense/sealedsense/shared/logging"
 )
@@ -45,6 +46,12 @@ func register(ctx context.Context) error {
 		return err
 	}
 	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/Sweep", ingest.SweepHandler()); err != nil {
+		return err
+	}
+	if err := funcframework.RegisterCloudEventFunctionContext(ctx, "/Deliver/", deliver.Handler()); err != nil {
+		return err
+	}
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/DeliverSweep", deliver.SweepHandler()); err != nil {
 		return err
 	}
 	// The API answers every other path, as its own Cloud Run service does.
