@@ -57,6 +57,7 @@ func startWith(t *testing.T, cfg local.Config) *local.Deployment {
 		Logger:  slog.New(slog.NewTextHandler(logFile, nil)),
 		Sensors: cfg.Sensors, Connectors: cfg.Connectors, Interval: 2 * time.Second, Seed: 1,
 		SweepEvery: cfg.SweepEvery, OfflineAfter: cfg.OfflineAfter, BatchWindow: cfg.BatchWindow,
+		DeliverSweepEvery: cfg.DeliverSweepEvery, FunctionsEnv: cfg.FunctionsEnv,
 		// A wider window than the 200ms default: CI runs these next to
 		// other test binaries on two cores.
 		Window: 400 * time.Millisecond,
@@ -427,7 +428,9 @@ func openAny(ctx context.Context, d *local.Deployment, data []byte) (relay.Uplin
 
 // assertCustomerSees reads the pipeline's results as a customer program
 // does: a DT-style assertion for a token, then devices and event history.
-func assertCustomerSees(t *testing.T, d *local.Deployment, devices []string) {
+// customerToken exchanges the deployment's API credentials for an access
+// token, as DT's clients do.
+func customerToken(t *testing.T, d *local.Deployment) string {
 	t.Helper()
 	creds, err := credentials.LoadServiceAccount(d.APICredentials())
 	if err != nil {
@@ -452,6 +455,12 @@ func assertCustomerSees(t *testing.T, d *local.Deployment, devices []string) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("token: %d %v", resp.StatusCode, err)
 	}
+	return tok.AccessToken
+}
+
+func assertCustomerSees(t *testing.T, d *local.Deployment, devices []string) {
+	t.Helper()
+	tok := struct{ AccessToken string }{customerToken(t, d)}
 	get := func(path string, v any) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", "http://"+d.FunctionsAddr+path, nil)

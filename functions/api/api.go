@@ -112,7 +112,7 @@ type Deps struct {
 	WebhookSecrets Wrapper
 	DeliveryKeys   dataconnector.CertVerifier
 	Logger         *slog.Logger
-	Now          func() time.Time
+	Now            func() time.Time
 }
 
 // Service serves the API.

@@ -89,6 +89,8 @@ type Delivery struct {
 	Header http.Header
 	// Err is the first signature that failed, nil when all three passed.
 	Err error
+	// Status is what the receiver answered.
+	Status int
 }
 
 // Receiver is an HTTPS endpoint answering Status (200 by default).
@@ -120,10 +122,11 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
 	d := Delivery{ID: req.Header.Get("webhook-id"), At: time.Now(), Body: body, Header: req.Header.Clone()}
 	d.Err = r.verify(req.Header, body)
+	d.Status = int(r.status.Load())
 	r.mu.Lock()
 	r.got = append(r.got, d)
 	r.mu.Unlock()
-	w.WriteHeader(int(r.status.Load()))
+	w.WriteHeader(d.Status)
 }
 
 func (r *Receiver) verify(h http.Header, body []byte) error {
@@ -140,7 +143,10 @@ func (r *Receiver) verify(h http.Header, body []byte) error {
 			r.cached = jwks
 			r.mu.Unlock()
 		}
-		errs := Check(h, body, r.secret, jwks)
+		r.mu.Lock()
+		secret := r.secret
+		r.mu.Unlock()
+		errs := Check(h, body, secret, jwks)
 		var first error
 		for _, s := range schemes {
 			if errs[s] != nil && first == nil {
@@ -158,6 +164,14 @@ func (r *Receiver) verify(h http.Header, body []byte) error {
 // delivery dials again.
 func (r *Receiver) CloseClientConnections() { r.srv.CloseClientConnections() }
 
+// SetSecret changes the secret deliveries are checked with, for a
+// connector whose secret the API generated.
+func (r *Receiver) SetSecret(secret []byte) {
+	r.mu.Lock()
+	r.secret = secret
+	r.mu.Unlock()
+}
+
 // SetStatus makes the receiver answer code from now on.
 func (r *Receiver) SetStatus(code int) { r.status.Store(int32(code)) }
 
@@ -172,11 +186,14 @@ func (r *Receiver) Deliveries() []Delivery {
 // client's trusted roots.
 func (r *Receiver) Certificate() *x509.Certificate { return r.srv.Certificate() }
 
-// CAFile writes the receiver's certificate as PEM, for a process that
-// must trust it (SEALEDSENSE_DELIVER_CA_FILE).
-func (r *Receiver) CAFile(t testing.TB) string {
-	f := filepath.Join(t.TempDir(), "receiver-ca.pem")
-	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.srv.Certificate().Raw})
+// CAFile writes the receivers' certificates as PEM, for a process that
+// must trust them (SEALEDSENSE_DELIVER_CA_FILE).
+func CAFile(t testing.TB, rs ...*Receiver) string {
+	f := filepath.Join(t.TempDir(), "receivers-ca.pem")
+	var b []byte
+	for _, r := range rs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.srv.Certificate().Raw})...)
+	}
 	if err := os.WriteFile(f, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
