@@ -123,43 +123,30 @@ func (s *Service) send(ctx context.Context, d delivery) outcome {
 	return outcome{ok: resp.StatusCode >= 200 && resp.StatusCode < 300, result: strconv.Itoa(resp.StatusCode), latency: lat}
 }
 
-// record writes the attempt's outcome and its metrics in one commit, then
+// record writes the attempt's outcome, counts it for the metrics, and
 // updates the connector's health.
 func (s *Service) record(ctx context.Context, d delivery, out outcome) error {
 	now := s.deps.Now()
-	fs := s.deps.Firestore
-	ref := fs.Collection(dataconnector.Deliveries).Doc(d.id)
 	upd := []firestore.Update{
 		{Path: "attempts", Value: d.attempts + 1},
 		{Path: "lastResult", Value: out.result},
 	}
-	metric := map[string]any{}
 	switch {
 	case out.ok:
 		upd = append(upd, firestore.Update{Path: "status", Value: dataconnector.Delivered}, firestore.Update{Path: "deliveredAt", Value: now})
-		metric["success"] = firestore.Increment(1)
-		metric["latency"] = map[string]any{dataconnector.BucketField(dataconnector.BucketOf(out.latency)): firestore.Increment(1)}
 	case now.Sub(d.queued) >= s.cfg.MaxAge:
 		upd = append(upd, firestore.Update{Path: "status", Value: dataconnector.Expired})
-		metric["error"] = firestore.Increment(1)
 		s.log.Warn("delivery given up", "connectorId", d.c.id, "eventId", d.ev.ID, "attempts", d.attempts+1, "result", out.result)
 	default:
 		upd = append(upd, firestore.Update{Path: "due", Value: now.Add(s.backoff(d.attempts + 1))})
-		metric["error"] = firestore.Increment(1)
 	}
-	window := now.Truncate(dataconnector.Window)
-	metric["connectorId"] = d.c.id
-	metric["window"] = window
-	metric["expireAt"] = window.Add(s.cfg.Retention)
-	mref := fs.Collection(dataconnector.Metrics).Doc(dataconnector.MetricID(d.c.id, window, s.shard))
-	err := fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		if err := tx.Update(ref, upd); err != nil {
-			return err
-		}
-		return tx.Set(mref, metric, firestore.MergeAll)
-	})
-	if err != nil {
+	if _, err := s.deps.Firestore.Collection(dataconnector.Deliveries).Doc(d.id).Update(ctx, upd); err != nil {
 		return fmt.Errorf("deliver: record: %w", err)
+	}
+	if s.count(d.c.id, now, out) {
+		if err := s.flushMetrics(ctx); err != nil {
+			s.log.Error("delivery metrics not written", "error", err.Error())
+		}
 	}
 	level := s.log.Debug
 	if !out.ok {

@@ -128,7 +128,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	rnd     *rand.Rand
-	slots   map[string]chan struct{} // connector → its in-flight attempts
+	lanes   map[string]*lane // connector → its attempts
 	conns   map[string]cachedConnectors
 	devices map[string]cachedDevice
 
@@ -137,6 +137,11 @@ type Service struct {
 	next  *instanceKey // published, signs from its usableFrom
 
 	inflight sync.WaitGroup
+
+	metricMu    sync.Mutex
+	metrics     map[metricKey]*metricDelta // counted, not yet written
+	metricCount int
+	flushed     time.Time
 }
 
 type instanceKey struct {
@@ -156,13 +161,19 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	return &Service{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger, base: context.Background(),
-		shard: r.IntN(dataconnector.MetricShards), rnd: r, slots: map[string]chan struct{}{},
+		shard: r.IntN(dataconnector.MetricShards), rnd: r, lanes: map[string]*lane{}, metrics: map[metricKey]*metricDelta{},
 		conns: map[string]cachedConnectors{}, devices: map[string]cachedDevice{}}
 }
 
-// Wait blocks until the attempts started so far have finished, for a
-// clean shutdown and for tests.
-func (s *Service) Wait() { s.inflight.Wait() }
+// Wait blocks until the attempts started so far, and those queued in
+// memory, have finished and their metrics are written: for a clean
+// shutdown and for tests.
+func (s *Service) Wait() {
+	s.inflight.Wait()
+	if err := s.flushMetrics(context.Background()); err != nil {
+		s.log.Error("delivery metrics not written", "error", err.Error())
+	}
+}
 
 func (s *Service) backoff(n int) time.Duration {
 	s.mu.Lock()
@@ -170,20 +181,102 @@ func (s *Service) backoff(n int) time.Duration {
 	return dataconnector.Backoff(n, s.cfg.BackoffBase, s.cfg.BackoffMax, s.rnd)
 }
 
+// lane is one connector's share of an instance: at most PerConnector
+// attempts in flight, and a bounded queue of first attempts waiting for
+// one. A slow endpoint fills its own lane and nobody else's; what does not
+// fit is left to the sweep.
+type lane struct {
+	slots    chan struct{}
+	queue    chan delivery
+	draining bool // guarded by Service.mu
+}
+
+// queueDepth bounds a lane's waiting first attempts, per slot.
+const queueDepth = 32
+
+func (s *Service) lane(connector string) *lane {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.lanes[connector]
+	if l == nil {
+		l = &lane{slots: make(chan struct{}, s.cfg.PerConnector), queue: make(chan delivery, s.cfg.PerConnector*queueDepth)}
+		s.lanes[connector] = l
+	}
+	return l
+}
+
 // slot takes one of the connector's attempt slots without waiting; the
 // caller must call the returned release.
 func (s *Service) slot(connector string) (release func(), ok bool) {
-	s.mu.Lock()
-	ch := s.slots[connector]
-	if ch == nil {
-		ch = make(chan struct{}, s.cfg.PerConnector)
-		s.slots[connector] = ch
-	}
-	s.mu.Unlock()
+	l := s.lane(connector)
 	select {
-	case ch <- struct{}{}:
-		return func() { <-ch }, true
+	case l.slots <- struct{}{}:
+		return func() { <-l.slots }, true
 	default:
 		return nil, false
 	}
+}
+
+// dispatch starts a first attempt now, or queues it in the lane; false
+// means the lane is full, and the pair waits for the sweep.
+func (s *Service) dispatch(d delivery) bool {
+	l := s.lane(d.c.id)
+	select {
+	case l.slots <- struct{}{}:
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			defer func() { <-l.slots }()
+			s.attempt(s.base, d)
+		}()
+		return true
+	default:
+	}
+	select {
+	case l.queue <- d:
+	default:
+		return false
+	}
+	s.mu.Lock()
+	start := !l.draining
+	l.draining = true
+	s.mu.Unlock()
+	if start {
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			s.drain(l)
+		}()
+	}
+	return true
+}
+
+// drain feeds a lane's queue into its slots until the queue is empty.
+func (s *Service) drain(l *lane) {
+	for {
+		select {
+		case d := <-l.queue:
+			l.slots <- struct{}{}
+			s.inflight.Add(1)
+			go func() {
+				defer s.inflight.Done()
+				defer func() { <-l.slots }()
+				s.attempt(s.base, d)
+			}()
+		default:
+			s.mu.Lock()
+			if len(l.queue) == 0 {
+				l.draining = false
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// lease is how long a first attempt queued behind n others in its lane
+// owns its pair: the sweep leaves it alone meanwhile.
+func (s *Service) lease(n int) time.Duration {
+	return s.cfg.Lease * time.Duration(1+n/s.cfg.PerConnector)
 }

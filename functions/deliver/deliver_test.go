@@ -83,6 +83,9 @@ func newWorld(t *testing.T, cfg deliver.Config, dialer *egress.Dialer) *world {
 	}
 	dialer.TLS = &tls.Config{RootCAs: w.roots}
 	cfg.Issuer = issuer
+	// The receivers read the keys straight from Firestore, with no cache
+	// to wait out.
+	cfg.KeyPublishDelay = time.Millisecond
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Second
 	}

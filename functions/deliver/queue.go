@@ -56,10 +56,9 @@ func (s *Service) Enqueue(ctx context.Context, ev storedEvent) error {
 	}
 	now := s.deps.Now()
 	type queued struct {
-		id      string
-		c       connector
-		release func()
-		job     *firestore.BulkWriterJob
+		id  string
+		c   connector
+		job *firestore.BulkWriterJob
 	}
 	var qs []queued
 	bw := s.deps.Firestore.BulkWriter(ctx)
@@ -68,21 +67,18 @@ func (s *Service) Enqueue(ctx context.Context, ev storedEvent) error {
 			continue
 		}
 		q := queued{id: dataconnector.DeliveryID(c.id, ev.ID, ""), c: c}
-		due := now
-		// A pair whose first attempt starts now is leased to it; one that
-		// finds the connector's slots full is due for the sweep.
-		if rel, ok := s.slot(c.id); ok {
-			q.release, due = rel, now.Add(s.cfg.Lease)
+		// The first attempt runs from this instance's lane for the
+		// connector: the pair is leased to it for as long as the lane's
+		// queue may take, and the sweep takes it only if that runs out.
+		l := s.lane(c.id)
+		due := now.Add(s.lease(len(l.queue)))
+		if len(l.queue) == cap(l.queue) {
+			due = now // the lane is full: the sweep's
 		}
 		d := dataconnector.Delivery{ProjectID: ev.Project, ConnectorID: c.id, EventID: ev.ID, DeviceID: ev.Device, EventType: ev.Type,
 			Status: dataconnector.Pending, Due: due, Queued: now, ExpireAt: now.Add(s.cfg.Retention)}
 		if q.job, err = bw.Create(s.deps.Firestore.Collection(dataconnector.Deliveries).Doc(q.id), d); err != nil {
 			bw.End()
-			for _, q := range append(qs, q) {
-				if q.release != nil {
-					q.release()
-				}
-			}
 			return fmt.Errorf("deliver: queue: %w", err)
 		}
 		qs = append(qs, q)
@@ -95,23 +91,19 @@ func (s *Service) Enqueue(ctx context.Context, ev storedEvent) error {
 	for _, q := range qs {
 		_, err := q.job.Results()
 		switch {
-		case err == nil && q.release != nil:
-			d := delivery{id: q.id, c: q.c, ev: ev, attempts: 0, queued: now}
-			s.inflight.Add(1)
-			go func() {
-				defer s.inflight.Done()
-				defer q.release()
-				s.attempt(s.base, d)
-			}()
-			continue
+		case err == nil:
+			if !s.dispatch(delivery{id: q.id, c: q.c, ev: ev, queued: now}) {
+				s.log.Warn("delivery lane full, left to the sweep", "connectorId", q.c.id)
+				ref := s.deps.Firestore.Collection(dataconnector.Deliveries).Doc(q.id)
+				if _, err := ref.Update(ctx, []firestore.Update{{Path: "due", Value: now}}); err != nil {
+					failed = err
+				}
+			}
 		case status.Code(err) == codes.AlreadyExists:
 			// A redelivered message: the pair is queued already, and its
 			// own attempt or the sweep owns it.
-		case err != nil:
+		default:
 			failed = err
-		}
-		if q.release != nil {
-			q.release()
 		}
 	}
 	if failed != nil {

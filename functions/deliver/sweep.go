@@ -80,6 +80,9 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 		})
 	}
 	wg.Wait()
+	if err := s.flushMetrics(ctx); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 
