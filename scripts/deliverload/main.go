@@ -245,7 +245,9 @@ func run(events int, rate float64, connectors, devices int, delay time.Duration)
 	if len(lat) == 0 {
 		return fmt.Errorf("nothing was delivered (%d failures)", failed.Load())
 	}
-	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))].Round(time.Millisecond) }
+	q := func(f float64) time.Duration {
+		return lat[min(len(lat)-1, int(f*float64(len(lat))))].Round(time.Millisecond)
+	}
 	span := last.Sub(start).Seconds()
 	fmt.Printf("delivered %d of %d (event, connector) pairs in %.1fs, %d requests, %d enqueue failures\n", len(lat), want, span, requests, failed.Load())
 	fmt.Printf("deliveries/s: %.0f\n", float64(len(lat))/span)
