@@ -216,6 +216,11 @@ func (w *world) events(deviceID string) map[string]string {
 	out := map[string]string{}
 	for _, d := range docs {
 		out[d.Ref.ID] = d.Data()["eventType"].(string)
+		// Every stored event carries the server time of its write: the
+		// stream orders a project's events by it.
+		if at, ok := d.Data()["storedAt"].(time.Time); !ok || time.Since(at) > 5*time.Minute || time.Until(at) > time.Minute {
+			w.t.Fatalf("event %s has storedAt %v, want the server time it was stored", d.Ref.ID, d.Data()["storedAt"])
+		}
 	}
 	return out
 }

@@ -84,6 +84,11 @@ type eventDoc struct {
 	Timestamp time.Time `firestore:"timestamp"`
 	JSON      []byte    `firestore:"json"`
 	ExpireAt  time.Time `firestore:"expireAt"` // TTL field
+	// StoredAt is left zero here and set by Firestore when the write
+	// commits (a server timestamp). With the document id it orders a
+	// project's events for the stream, the same on every instance, so
+	// "after this event" is well defined (functions/stream).
+	StoredAt time.Time `firestore:"storedAt,serverTimestamp"`
 }
 
 // link is what the cloud has learnt about reaching a device through one
