@@ -186,3 +186,28 @@ resource "google_firestore_field" "delivery_keys_ttl" {
 
   ttl_config {}
 }
+
+# devices:stream reads a project's events in (storedAt, id) order, and
+# listens to its newest one.
+resource "google_firestore_index" "events_stream" {
+  for_each = { asc = "ASCENDING", desc = "DESCENDING" }
+
+  database    = google_firestore_database.main.name
+  collection  = "events"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "projectId"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "storedAt"
+    order      = each.value
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = each.value
+  }
+}

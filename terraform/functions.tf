@@ -36,9 +36,12 @@ resource "google_cloudfunctions2_function" "fn" {
     available_memory      = "256M"
     # Concurrent requests need a whole CPU; ingest's collection window
     # works best when the copies of one packet meet in one instance.
-    available_cpu                    = "1"
-    max_instance_request_concurrency = 16
-    timeout_seconds                  = 60
+    available_cpu = "1"
+    # A stream holds its request for up to 55 minutes, under Cloud Run's
+    # 60-minute limit, and mostly waits: it gets the longest timeout and
+    # the most requests per instance.
+    max_instance_request_concurrency = each.value.concurrency
+    timeout_seconds                  = each.value.timeout
     min_instance_count               = 0
     max_instance_count               = var.max_instances
     all_traffic_on_latest_revision   = true

@@ -81,8 +81,10 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes" {
 # account tokens, which it checks itself. An organization policy that
 # restricts allUsers (domain-restricted sharing) must exempt this service.
 resource "google_cloud_run_v2_service_iam_member" "public_api" {
+  for_each = toset(["api", "stream"])
+
   location = var.region
-  name     = google_cloudfunctions2_function.fn["api"].service_config[0].service
+  name     = google_cloudfunctions2_function.fn[each.key].service_config[0].service
   role     = "roles/run.invoker"
   member   = "allUsers"
 }

@@ -168,6 +168,14 @@ resource "google_kms_crypto_key_iam_member" "api_wraps_webhook_secrets" {
   member        = google_service_account.fn["api"].member
 }
 
+# The stream service is the API deployed alone: it verifies access tokens
+# with the signing key's public halves.
+resource "google_kms_crypto_key_iam_member" "stream_reads_signing" {
+  crypto_key_id = google_kms_crypto_key.signing.id
+  role          = "roles/cloudkms.publicKeyViewer"
+  member        = google_service_account.fn["stream"].member
+}
+
 resource "google_kms_crypto_key_iam_member" "api_reads_webhook_certifier" {
   crypto_key_id = google_kms_crypto_key.webhook_signing.id
   role          = "roles/cloudkms.publicKeyViewer"

@@ -17,11 +17,12 @@ locals {
 
   # One entry per function in shared/deploy; the tests check they agree.
   functions = {
-    ingest          = { entry_point = "Ingest", trigger = "pubsub", description = "Opens sealed uplinks, stores events once, replies through one connector." }
-    sweep           = { entry_point = "Sweep", trigger = "http", description = "Marks connectors that stopped sending heartbeats OFFLINE." }
-    api             = { entry_point = "API", trigger = "http", description = "The customer API: DT v2 REST resources, token endpoint, JWKS and audit log." }
-    deliver         = { entry_point = "Deliver", trigger = "pubsub", description = "Queues each event for the project's Data Connectors and makes the first signed attempts." }
-    "deliver-sweep" = { entry_point = "DeliverSweep", trigger = "http", description = "Retries due webhook deliveries and works through backfills and syncs." }
+    ingest          = { entry_point = "Ingest", trigger = "pubsub", description = "Opens sealed uplinks, stores events once, replies through one connector.", timeout = 60, concurrency = 16 }
+    sweep           = { entry_point = "Sweep", trigger = "http", description = "Marks connectors that stopped sending heartbeats OFFLINE.", timeout = 60, concurrency = 16 }
+    api             = { entry_point = "API", trigger = "http", description = "The customer API: DT v2 REST resources, token endpoint, JWKS and audit log.", timeout = 60, concurrency = 16 }
+    stream          = { entry_point = "Stream", trigger = "http", description = "devices:stream: live events as NDJSON or SSE, with resume.", timeout = 3600, concurrency = 1000 }
+    deliver         = { entry_point = "Deliver", trigger = "pubsub", description = "Queues each event for the project's Data Connectors and makes the first signed attempts.", timeout = 60, concurrency = 16 }
+    "deliver-sweep" = { entry_point = "DeliverSweep", trigger = "http", description = "Retries due webhook deliveries and works through backfills and syncs.", timeout = 60, concurrency = 16 }
   }
 
   topics = toset(["uplinks", "connector-status", "events", "downlinks", "dead-letter"])

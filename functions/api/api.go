@@ -14,6 +14,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 
+	"github.com/sealedsense/sealedsense/functions/stream"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/token"
@@ -45,6 +46,8 @@ type Config struct {
 	// EventRetention is how long events are kept (default 30 days), and
 	// so how far back a backfill can reach.
 	EventRetention time.Duration
+	// Stream tunes devices:stream.
+	Stream stream.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -127,6 +130,7 @@ type Service struct {
 	limits     *limiter
 	tokenLimit *limiter
 	pages      *pager
+	streams    *stream.Server
 	// openapi is the document, built on first request: it never changes.
 	openapi func() ([]byte, error)
 }
@@ -153,6 +157,13 @@ func New(cfg Config, deps Deps) *Service {
 		pages:      &pager{fs: deps.Firestore, secrets: deps.Secrets, reader: deps.SecretReader},
 	}
 	s.openapi = sync.OnceValues(s.OpenAPI)
+	if deps.Firestore != nil {
+		st, err := stream.New(cfg.Stream, stream.Deps{Firestore: deps.Firestore, Logger: deps.Logger, Now: deps.Now, Audit: s})
+		if err != nil {
+			s.log.Error("stream server", "error", err.Error())
+		}
+		s.streams = st
+	}
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.Method+" "+muxPath(rt.Pattern), s.serve(rt))

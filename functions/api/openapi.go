@@ -39,14 +39,22 @@ func (s *Service) OpenAPI() ([]byte, error) {
 			}}}}
 		}
 		ok := map[string]any{"description": "OK"}
-		if rt.Response != nil {
+		switch {
+		case rt.Stream:
+			frame := g.schema(reflect.TypeOf(rt.Response))
+			ok["content"] = map[string]any{"application/x-ndjson": map[string]any{"schema": frame},
+				"text/event-stream": map[string]any{"schema": map[string]any{"type": "string", "description": "SSE: an id: line and a data: line holding a frame, per event"}}}
+		case rt.Response != nil:
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response))}}
-		} else {
+		default:
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
 		}
 		responses := map[string]any{strconv.Itoa(rt.Status): ok}
 		// The failures every authenticated route can answer.
 		codes := []int{400, 401, 403, 404, 409, 413, 429, 503}
+		if rt.Stream {
+			codes = []int{400, 401, 403, 406, 410, 429, 503}
+		}
 		if rt.Public {
 			codes = []int{503}
 			if rt.Pattern == "/oauth2/token" {

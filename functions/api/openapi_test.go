@@ -118,6 +118,9 @@ func recordResponse(t testing.TB, method, path string, code int, body []byte) {
 			t.Errorf("openapi: %s %s answered %d, which the document does not list", method, path, code)
 			return
 		}
+		if code == 200 && resp.Content["application/json"].Schema == nil {
+			return // a stream: its frames are checked by the stream tests
+		}
 		schema := resp.Content["application/json"].Schema
 		var v any
 		if err := json.Unmarshal(body, &v); err != nil {

@@ -41,6 +41,20 @@ func Handler() http.HandlerFunc {
 	}
 }
 
+// StreamHandler returns the Stream entry point: the API, answering only
+// devices:stream, deployed on its own so that its long requests get their
+// own timeout, concurrency and instances.
+func StreamHandler() http.HandlerFunc {
+	h := Handler()
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(muxPath(r.URL.Path), "/devices/:stream") {
+			writeError(w, errNotFound("this service answers only devices:stream"))
+			return
+		}
+		h(w, r)
+	}
+}
+
 // FromEnv builds the Service from the process environment, as Cloud Run
 // and the local functions server provide it.
 func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) {

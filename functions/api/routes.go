@@ -27,6 +27,10 @@ type route struct {
 	AnyProject bool
 	// Audit marks routes that read or change customer data.
 	Audit bool
+	// Stream routes answer a stream of frames, written by the handler,
+	// which also audits its opening and closing; a refusal before that is
+	// audited as on any other route.
+	Stream bool
 	// Status is the success status; Request and Response are zero values
 	// of the body types, for the OpenAPI document.
 	Status            int
@@ -50,6 +54,9 @@ type call struct {
 	// showed, so each gets its audit entry.
 	touched []string
 	reason  string
+	rt      route
+	// written: the handler answered by itself (a stream).
+	written bool
 }
 
 func (s *Service) serve(rt route) http.Handler {
@@ -57,8 +64,11 @@ func (s *Service) serve(rt route) http.Handler {
 		return rt.raw
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{s: s, w: w, r: r, project: r.PathValue("project")}
+		c := &call{s: s, w: w, r: r, project: r.PathValue("project"), rt: rt}
 		body, err := s.run(c, rt)
+		if c.written {
+			return
+		}
 		if err == nil {
 			writeJSON(w, c.statusOr(rt.Status), body)
 			return
@@ -100,7 +110,7 @@ func (s *Service) run(c *call, rt route) (any, error) {
 			// Existing or not, a project the caller cannot use answers the
 			// same, so ids cannot be probed.
 			err := errForbidden("missing permission " + rt.Perm + " on projects/" + c.project)
-			if c.org != "" && rt.Audit {
+			if c.org != "" && (rt.Audit || rt.Stream) {
 				if aerr := s.audit(c, rt, http.StatusForbidden); aerr != nil {
 					return nil, errUnavailable(aerr)
 				}
@@ -206,6 +216,9 @@ func (s *Service) routes() []route {
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:batchUpdate", Summary: "Add and remove labels of devices", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: batchUpdate{}, Response: batchResult{}, handle: s.batchUpdate},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:transfer", Summary: "Move devices into this project from another of the organization", Perm: permDeviceTransfer, Audit: true, Status: 200, Request: transferRequest{}, Response: transferResult{}, handle: s.transfer},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:claim", Summary: "Claim devices and kits from the unclaimed inventory", Perm: permDeviceClaim, Audit: true, Status: 200, Request: claimRequest{}, Response: claimResult{}, Query: []string{"dryRun"}, handle: s.claim},
+
+		{Method: "GET", Pattern: "/v2/projects/{project}/devices:stream", Summary: "Events as they are stored, as newline-delimited JSON (Accept: application/json) or SSE (Accept: text/event-stream); resume with Last-Event-ID or last_event_id", Perm: permDeviceRead, Stream: true, Status: 200,
+			Response: streamFrame{}, Query: []string{"device_ids", "device_types", "event_types", "label_filters", "ping_interval", "last_event_id"}, handle: s.streamDevices},
 
 		{Method: "GET", Pattern: "/v2/projects/{project}/dataconnectors", Summary: "List data connectors", Perm: permConnectorRead, Audit: true, Status: 200, Response: listConnectors{}, Query: paged(), handle: s.listConnectors},
 		{Method: "POST", Pattern: "/v2/projects/{project}/dataconnectors", Summary: "Create a data connector; a generated signatureSecret is returned once", Perm: permConnectorWrite, Audit: true, Status: 200, Request: createConnector{}, Response: DataConnector{}, handle: s.createConnector},

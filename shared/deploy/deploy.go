@@ -47,6 +47,7 @@ func Functions() []Function {
 		{Name: "ingest", Entry: "Ingest", Kind: CloudEvent, Package: "github.com/sealedsense/sealedsense/functions/ingest", Handler: "Handler"},
 		{Name: "sweep", Entry: "Sweep", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/ingest", Handler: "SweepHandler"},
 		{Name: "api", Entry: "API", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/api", Handler: "Handler"},
+		{Name: "stream", Entry: "Stream", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/api", Handler: "StreamHandler"},
 		{Name: "deliver", Entry: "Deliver", Kind: CloudEvent, Package: "github.com/sealedsense/sealedsense/functions/deliver", Handler: "Handler"},
 		{Name: "deliver-sweep", Entry: "DeliverSweep", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/deliver", Handler: "SweepHandler"},
 	}
