@@ -33,3 +33,11 @@ need_emulators() {
     fi
   done
 }
+
+# The browser test drives Debian's headless Chromium through ChromeDriver.
+need_browser() {
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    apt_install chromium chromium-driver || {
+      echo "the browser test needs Debian's chromium and chromium-driver" >&2; exit 1; }
+  fi
+}
