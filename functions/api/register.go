@@ -8,12 +8,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/firestore"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/lazy"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/token"
 )
@@ -22,21 +22,14 @@ import (
 // environment on first use, so a cold start that fails is retried by the
 // next request rather than fixed into the instance.
 func Handler() http.HandlerFunc {
-	var mu sync.Mutex
-	var svc *Service
+	l := lazy.New(func(ctx context.Context) (*Service, error) { return FromEnv(ctx, os.Getenv) })
 	return func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		if svc == nil {
-			s, err := FromEnv(context.WithoutCancel(r.Context()), os.Getenv)
-			if err != nil {
-				mu.Unlock()
-				slog.Error("api: start", "error", err.Error())
-				writeError(w, errUnavailable(err))
-				return
-			}
-			svc = s
+		svc, err := l.Get(r.Context())
+		if err != nil {
+			slog.Error("api: start", "error", err.Error())
+			writeError(w, errUnavailable(err))
+			return
 		}
-		mu.Unlock()
 		svc.ServeHTTP(w, r)
 	}
 }

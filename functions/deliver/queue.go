@@ -2,7 +2,6 @@ package deliver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -12,18 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
+	"github.com/sealedsense/sealedsense/shared/pushmsg"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
-
-// pushMessage is the Pub/Sub message inside the CloudEvent that
-// functions-framework-go makes of a push delivery.
-type pushMessage struct {
-	Message struct {
-		Data       []byte            `json:"data"`
-		Attributes map[string]string `json:"attributes"`
-		MessageID  string            `json:"messageId"`
-	} `json:"message"`
-}
 
 // storedEvent is what delivery needs of an event.
 type storedEvent = dataconnector.Event
@@ -32,15 +22,15 @@ type storedEvent = dataconnector.Event
 // delivery per matching connector, starts their first attempts, and
 // returns without waiting for them.
 func (s *Service) Handle(ctx context.Context, e event.Event) error {
-	var m pushMessage
-	if err := json.Unmarshal(e.Data(), &m); err != nil {
+	m, _, err := pushmsg.Decode(e)
+	if err != nil {
 		s.log.Warn("event refused", "rejected", "malformed-message", "error", err.Error())
 		return nil
 	}
-	ev, err := dataconnector.ParseEvent(m.Message.Data, m.Message.Attributes)
+	ev, err := dataconnector.ParseEvent(m.Data, m.Attributes)
 	if err != nil {
 		// Never retried: it could not succeed. Logged without the payload.
-		s.log.Warn("event refused", "rejected", "malformed-event", "error", err.Error(), "messageId", m.Message.MessageID)
+		s.log.Warn("event refused", "rejected", "malformed-event", "error", err.Error(), "messageId", m.MessageID)
 		return nil
 	}
 	return s.Enqueue(ctx, ev)

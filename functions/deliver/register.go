@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/egress"
+	"github.com/sealedsense/sealedsense/shared/lazy"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/token"
 )
@@ -26,9 +26,9 @@ import (
 // Service is built from the environment on first use, so that a cold
 // start that fails is retried by the next message.
 func Handler() func(context.Context, event.Event) error {
-	l := &lazy{}
+	l := lazy.New(func(ctx context.Context) (*Service, error) { return FromEnv(ctx, os.Getenv) })
 	return func(ctx context.Context, e event.Event) error {
-		s, err := l.get(ctx)
+		s, err := l.Get(ctx)
 		if err != nil {
 			return err
 		}
@@ -39,9 +39,9 @@ func Handler() func(context.Context, event.Event) error {
 // SweepHandler returns the HTTP entry point Cloud Scheduler calls to run
 // retries, backfills and syncs.
 func SweepHandler() http.HandlerFunc {
-	l := &lazy{}
+	l := lazy.New(func(ctx context.Context) (*Service, error) { return FromEnv(ctx, os.Getenv) })
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, err := l.get(r.Context())
+		s, err := l.Get(r.Context())
 		if err != nil {
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 			return
@@ -55,33 +55,6 @@ func SweepHandler() http.HandlerFunc {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(res)
 	}
-}
-
-type lazy struct {
-	mu  sync.Mutex
-	svc *Service
-}
-
-func (l *lazy) get(ctx context.Context) (*Service, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.svc != nil {
-		return l.svc, nil
-	}
-	s, err := FromEnv(context.WithoutCancel(ctx), os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	l.svc = s
-	return s, nil
-}
-
-// localCA is the test receivers' CA file, read in local mode only.
-func localCA(getenv func(string) string, local bool) string {
-	if !local {
-		return ""
-	}
-	return getenv("SEALEDSENSE_DELIVER_CA_FILE")
 }
 
 // FromEnv builds the Service from the process environment, as Cloud Run
@@ -161,4 +134,12 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		Check:     func(raw string) error { _, err := dialer.CheckURL(raw); return err },
 		Logger:    log,
 	}), nil
+}
+
+// localCA is the test receivers' CA file, read in local mode only.
+func localCA(getenv func(string) string, local bool) string {
+	if !local {
+		return ""
+	}
+	return getenv("SEALEDSENSE_DELIVER_CA_FILE")
 }

@@ -2,27 +2,15 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/sealedsense/sealedsense/shared/pushmsg"
 	"github.com/sealedsense/sealedsense/shared/relay"
 )
-
-// pushMessage is the Pub/Sub message inside the CloudEvent that
-// functions-framework-go makes of a push delivery.
-type pushMessage struct {
-	Message struct {
-		Data       []byte            `json:"data"`
-		Attributes map[string]string `json:"attributes"`
-		MessageID  string            `json:"messageId"`
-	} `json:"message"`
-	Subscription string `json:"subscription"`
-}
 
 // rejection is a message that can never succeed: it is logged with its
 // reason (which log-based metrics count) and acknowledged, so it is not
@@ -41,18 +29,17 @@ func reject(reason string, err error) error { return &rejection{reason: reason, 
 // Handle is the CloudEvent entry point. It routes by the topic the message
 // came from: connector status, or uplinks.
 func (s *Service) Handle(ctx context.Context, e event.Event) error {
-	var m pushMessage
-	if err := json.Unmarshal(e.Data(), &m); err != nil {
+	m, topic, err := pushmsg.Decode(e)
+	if err != nil {
 		s.log.Warn("uplink rejected", "rejected", "malformed-event", "error", err.Error(), "eventId", e.ID())
 		return nil
 	}
-	topic := e.Source()[strings.LastIndex(e.Source(), "/")+1:]
 	if topic == s.cfg.StatusTopic {
-		return s.settle(s.handleStatus(ctx, m.Message.Data), m.Message.MessageID, topic)
+		return s.settle(s.handleStatus(ctx, m.Data), m.MessageID, topic)
 	}
-	envs, err := relay.SplitBatch(m.Message.Data)
+	envs, err := relay.SplitBatch(m.Data)
 	if err != nil {
-		return s.settle(reject("malformed-envelope", err), m.Message.MessageID, topic)
+		return s.settle(reject("malformed-envelope", err), m.MessageID, topic)
 	}
 	// A batch's copies are independent (a lone envelope is a batch of one):
 	// each is settled on its own, and one that must be retried fails the
@@ -66,7 +53,7 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := s.settle(s.handleUplink(ctx, env), m.Message.MessageID, topic); err != nil {
+			if err := s.settle(s.handleUplink(ctx, env), m.MessageID, topic); err != nil {
 				mu.Lock()
 				failed = errors.Join(failed, err)
 				mu.Unlock()

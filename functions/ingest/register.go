@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -14,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/lazy"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
@@ -23,9 +23,9 @@ import (
 // that a cold start that fails (KMS briefly unreachable) is retried by the
 // next message rather than fixed into the instance.
 func Handler() func(context.Context, event.Event) error {
-	l := &lazy{}
+	l := lazy.New(func(ctx context.Context) (*Service, error) { return FromEnv(ctx, os.Getenv) })
 	return func(ctx context.Context, e event.Event) error {
-		s, err := l.get(ctx)
+		s, err := l.Get(ctx)
 		if err != nil {
 			return err
 		}
@@ -36,9 +36,9 @@ func Handler() func(context.Context, event.Event) error {
 // SweepHandler returns the HTTP entry point Cloud Scheduler calls to mark
 // silent connectors offline.
 func SweepHandler() http.HandlerFunc {
-	l := &lazy{}
+	l := lazy.New(func(ctx context.Context) (*Service, error) { return FromEnv(ctx, os.Getenv) })
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, err := l.get(r.Context())
+		s, err := l.Get(r.Context())
 		if err != nil {
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 			return
@@ -52,25 +52,6 @@ func SweepHandler() http.HandlerFunc {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, "{\"offline\":%d}\n", n)
 	}
-}
-
-type lazy struct {
-	mu  sync.Mutex
-	svc *Service
-}
-
-func (l *lazy) get(ctx context.Context) (*Service, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.svc != nil {
-		return l.svc, nil
-	}
-	s, err := FromEnv(context.WithoutCancel(ctx), os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	l.svc = s
-	return s, nil
 }
 
 // FromEnv builds the Service from the process environment, as Cloud Run
