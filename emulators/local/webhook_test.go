@@ -36,7 +36,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	bad.SetStatus(http.StatusInternalServerError)
 	d = startWith(t, local.Config{Sensors: 4, Connectors: 2, DeliverSweepEvery: 250 * time.Millisecond, FunctionsEnv: []string{
 		"SEALEDSENSE_DELIVER_CA_FILE=" + webhooktest.CAFile(t, good, bad),
-		"SEALEDSENSE_DELIVER_BACKOFF_BASE=500ms", "SEALEDSENSE_DELIVER_BACKOFF_MAX=4s", "SEALEDSENSE_DELIVER_DISABLE_AFTER=6s",
+		"SEALEDSENSE_DELIVER_BACKOFF_BASE=500ms", "SEALEDSENSE_DELIVER_BACKOFF_MAX=4s", "SEALEDSENSE_DELIVER_DISABLE_AFTER=10s",
 	}})
 	tok := customerToken(t, d)
 	call := func(method, path string, body any, want int) map[string]any {

@@ -160,6 +160,21 @@ func (s *Service) record(ctx context.Context, d delivery, out outcome) error {
 // that has not succeeded for DisableAfter. It writes only when the state
 // changes, so a healthy connector costs no connector writes.
 func (s *Service) health(ctx context.Context, c connector, ok bool, now time.Time) error {
+	// One change at a time per connector and instance: a burst of
+	// failures would otherwise queue transactions on one document, and
+	// the first records the streak for all.
+	s.mu.Lock()
+	if s.healthBusy[c.id] {
+		s.mu.Unlock()
+		return nil
+	}
+	s.healthBusy[c.id] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.healthBusy, c.id)
+		s.mu.Unlock()
+	}()
 	ref := s.deps.Firestore.Collection(dataconnector.Collection).Doc(c.id)
 	if ok {
 		if c.FailingSince == nil {

@@ -126,11 +126,13 @@ type Service struct {
 	base  context.Context
 	shard int // this instance's metrics shard
 
-	mu      sync.Mutex
-	rnd     *rand.Rand
-	lanes   map[string]*lane // connector → its attempts
-	conns   map[string]cachedConnectors
-	devices map[string]cachedDevice
+	mu    sync.Mutex
+	rnd   *rand.Rand
+	lanes map[string]*lane // connector → its attempts
+	// healthBusy marks connectors whose health is being written.
+	healthBusy map[string]bool
+	conns      map[string]cachedConnectors
+	devices    map[string]cachedDevice
 
 	keyMu sync.Mutex
 	key   *instanceKey // signs
@@ -161,7 +163,7 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	return &Service{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger, base: context.Background(),
-		shard: r.IntN(dataconnector.MetricShards), rnd: r, lanes: map[string]*lane{}, metrics: map[metricKey]*metricDelta{},
+		shard: r.IntN(dataconnector.MetricShards), rnd: r, lanes: map[string]*lane{}, healthBusy: map[string]bool{}, metrics: map[metricKey]*metricDelta{},
 		conns: map[string]cachedConnectors{}, devices: map[string]cachedDevice{}}
 }
 

@@ -142,7 +142,7 @@ func TestSignedDeliveryVerifiesWithStockLibraries(t *testing.T) {
 // the failing one gets retries with growing gaps, then is disabled.
 func TestFailingConnectorNeverHoldsUpAHealthyOne(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, deliver.Config{BackoffBase: 200 * time.Millisecond, BackoffMax: 10 * time.Second, DisableAfter: 3 * time.Second}, nil)
+	w := newWorld(t, deliver.Config{BackoffBase: 200 * time.Millisecond, BackoffMax: 10 * time.Second, DisableAfter: 5 * time.Second}, nil)
 	good, bad := w.receiver("good secret"), w.receiver("bad secret")
 	bad.SetStatus(http.StatusInternalServerError)
 	w.device("d1", nil)
