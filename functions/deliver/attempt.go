@@ -33,6 +33,8 @@ type outcome struct {
 	ok      bool
 	result  string
 	latency time.Duration
+	// gone: the event itself is past retention, so no retry can succeed.
+	gone bool
 }
 
 // attempt sends one delivery and records what happened.
@@ -47,6 +49,9 @@ func (s *Service) attempt(ctx context.Context, d delivery) {
 func (s *Service) send(ctx context.Context, d delivery) outcome {
 	if len(d.ev.JSON) == 0 {
 		snap, err := s.deps.Firestore.Collection("events").Doc(d.ev.ID).Get(ctx)
+		if notFound(err) {
+			return outcome{result: "event gone", gone: true}
+		}
 		if err != nil {
 			return outcome{result: "event unavailable"}
 		}
@@ -134,7 +139,7 @@ func (s *Service) record(ctx context.Context, d delivery, out outcome) error {
 	switch {
 	case out.ok:
 		upd = append(upd, firestore.Update{Path: "status", Value: dataconnector.Delivered}, firestore.Update{Path: "deliveredAt", Value: now})
-	case now.Sub(d.queued) >= s.cfg.MaxAge:
+	case out.gone || now.Sub(d.queued) >= s.cfg.MaxAge:
 		upd = append(upd, firestore.Update{Path: "status", Value: dataconnector.Expired})
 		s.log.Warn("delivery given up", "connectorId", d.c.id, "eventId", d.ev.ID, "attempts", d.attempts+1, "result", out.result)
 	default:

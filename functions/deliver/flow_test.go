@@ -407,3 +407,27 @@ func TestSSRFIsRefusedInCloudMode(t *testing.T) {
 		t.Fatalf("dialed %v, want only the checked public literal", dialed)
 	}
 }
+
+// TestEventPastRetentionIsGivenUp: a pair whose event has expired from
+// Firestore cannot succeed, so it is closed at once instead of retried for
+// 12 hours.
+func TestEventPastRetentionIsGivenUp(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, deliver.Config{}, nil)
+	rc := w.receiver("retention secret")
+	w.device("d1", nil)
+	w.connector("c1", rc.URL, "retention secret", connOpts{})
+	id := dataconnector.DeliveryID("c1", "long-gone", "")
+	_, err := w.fs.Collection(dataconnector.Deliveries).Doc(id).Set(context.Background(), dataconnector.Delivery{ProjectID: w.project, ConnectorID: "c1",
+		EventID: "long-gone", DeviceID: "d1", EventType: "touch", Status: dataconnector.Pending, Due: time.Now(), Queued: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.until(5*time.Second, "the pair to close", func() bool {
+		ds := w.deliveries("c1")
+		return len(ds) == 1 && ds[0].Status == dataconnector.Expired
+	})
+	if d := w.deliveries("c1")[0]; d.LastResult != "event gone" || d.Attempts != 1 || len(rc.Deliveries()) != 0 {
+		t.Fatalf("record %+v, %d requests", d, len(rc.Deliveries()))
+	}
+}
