@@ -15,9 +15,11 @@ import (
 	"cloud.google.com/go/firestore"
 	"google.golang.org/api/iterator"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/egress"
+	dtevent "github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/webhook/webhooktest"
 )
 
@@ -429,5 +431,42 @@ func TestEventPastRetentionIsGivenUp(t *testing.T) {
 	})
 	if d := w.deliveries("c1")[0]; d.LastResult != "event gone" || d.Attempts != 1 || len(rc.Deliveries()) != 0 {
 		t.Fatalf("record %+v, %d requests", d, len(rc.Deliveries()))
+	}
+}
+
+// TestPushedPacketOfEvents: ingest publishes a packet's events as one
+// message; each good event is delivered, and a bad one is refused alone.
+func TestPushedPacketOfEvents(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, deliver.Config{}, nil)
+	rc := w.receiver("packet secret")
+	w.device("d1", nil)
+	w.connector("c1", rc.URL, "packet secret", connOpts{})
+	a, b := w.event("d1", "touch"), w.event("d1", "temperature")
+	forged := []byte(`{"eventId":"x1","eventType":"touch","targetName":"projects/elsewhere/devices/d1"}`)
+	data, err := dtevent.EncodeMessage([][]byte{a.JSON, forged, b.JSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push, _ := json.Marshal(map[string]any{"message": map[string]any{"data": data, "messageId": "9",
+		"attributes": map[string]string{"projectId": w.project, "deviceId": "d1"}}})
+	e := event.New()
+	e.SetID("9")
+	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
+	e.SetSource("//pubsub.googleapis.com/projects/p/topics/events")
+	if err := e.SetData("application/json", push); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.svc.Handle(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	w.until(5*time.Second, "both good events", func() bool { return len(rc.Deliveries()) >= 2 })
+	w.svc.Wait()
+	got := byID(rc.Deliveries())
+	if len(got) != 2 || len(got[a.ID]) != 1 || len(got[b.ID]) != 1 {
+		t.Fatalf("delivered %v", got)
+	}
+	if n := strings.Count(w.logs.String(), `"rejected":"malformed-event"`); n != 1 {
+		t.Fatalf("%d refusals logged, want the forged event's 1", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
+	dtevent "github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/pushmsg"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
@@ -27,20 +28,34 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 		s.log.Warn("event refused", "rejected", "malformed-message", "error", err.Error())
 		return nil
 	}
-	ev, err := dataconnector.ParseEvent(m.Data, m.Attributes)
+	raw, err := dtevent.SplitMessage(m.Data)
 	if err != nil {
-		// Never retried: it could not succeed. Logged without the payload.
 		s.log.Warn("event refused", "rejected", "malformed-event", "error", err.Error(), "messageId", m.MessageID)
 		return nil
 	}
-	return s.Enqueue(ctx, ev)
+	evs := make([]storedEvent, 0, len(raw))
+	for _, r := range raw {
+		ev, err := dataconnector.ParseEvent(r, m.Attributes)
+		if err != nil {
+			// Never retried: it could not succeed. Logged without the
+			// payload; the message's other events still go out.
+			s.log.Warn("event refused", "rejected", "malformed-event", "error", err.Error(), "messageId", m.MessageID)
+			continue
+		}
+		evs = append(evs, ev)
+	}
+	return s.Enqueue(ctx, evs...)
 }
 
-// Enqueue queues ev for every active connector of its project that takes
-// its type, and starts the first attempts. An error means nothing may be
-// assumed queued: Pub/Sub redelivers, and pairs already queued are kept.
-func (s *Service) Enqueue(ctx context.Context, ev storedEvent) error {
-	conns, err := s.connectors(ctx, ev.Project)
+// Enqueue queues events (of one project) for every active connector of
+// the project that takes their type, and starts the first attempts. An
+// error means nothing may be assumed queued: Pub/Sub redelivers, and pairs
+// already queued are kept.
+func (s *Service) Enqueue(ctx context.Context, events ...storedEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	conns, err := s.connectors(ctx, events[0].Project)
 	if err != nil {
 		return err
 	}
@@ -48,30 +63,33 @@ func (s *Service) Enqueue(ctx context.Context, ev storedEvent) error {
 	type queued struct {
 		id  string
 		c   connector
+		ev  storedEvent
 		job *firestore.BulkWriterJob
 	}
 	var qs []queued
 	bw := s.deps.Firestore.BulkWriter(ctx)
-	for _, c := range conns {
-		if c.Status != dataconnector.Active || !c.Wants(ev.Type) {
-			continue
+	for _, ev := range events {
+		for _, c := range conns {
+			if ev.Project != events[0].Project || c.Status != dataconnector.Active || !c.Wants(ev.Type) {
+				continue
+			}
+			q := queued{id: dataconnector.DeliveryID(c.id, ev.ID, ""), c: c, ev: ev}
+			// The first attempt runs from this instance's lane for the
+			// connector: the pair is leased to it for as long as the lane's
+			// queue may take, and the sweep takes it only if that runs out.
+			l := s.lane(c.id)
+			due := now.Add(s.lease(len(l.queue)))
+			if len(l.queue) == cap(l.queue) {
+				due = now // the lane is full: the sweep's
+			}
+			d := dataconnector.Delivery{ProjectID: ev.Project, ConnectorID: c.id, EventID: ev.ID, DeviceID: ev.Device, EventType: ev.Type,
+				Status: dataconnector.Pending, Due: due, Queued: now, ExpireAt: now.Add(s.cfg.Retention)}
+			if q.job, err = bw.Create(s.deps.Firestore.Collection(dataconnector.Deliveries).Doc(q.id), d); err != nil {
+				bw.End()
+				return fmt.Errorf("deliver: queue: %w", err)
+			}
+			qs = append(qs, q)
 		}
-		q := queued{id: dataconnector.DeliveryID(c.id, ev.ID, ""), c: c}
-		// The first attempt runs from this instance's lane for the
-		// connector: the pair is leased to it for as long as the lane's
-		// queue may take, and the sweep takes it only if that runs out.
-		l := s.lane(c.id)
-		due := now.Add(s.lease(len(l.queue)))
-		if len(l.queue) == cap(l.queue) {
-			due = now // the lane is full: the sweep's
-		}
-		d := dataconnector.Delivery{ProjectID: ev.Project, ConnectorID: c.id, EventID: ev.ID, DeviceID: ev.Device, EventType: ev.Type,
-			Status: dataconnector.Pending, Due: due, Queued: now, ExpireAt: now.Add(s.cfg.Retention)}
-		if q.job, err = bw.Create(s.deps.Firestore.Collection(dataconnector.Deliveries).Doc(q.id), d); err != nil {
-			bw.End()
-			return fmt.Errorf("deliver: queue: %w", err)
-		}
-		qs = append(qs, q)
 	}
 	if len(qs) == 0 {
 		return nil
@@ -82,7 +100,7 @@ func (s *Service) Enqueue(ctx context.Context, ev storedEvent) error {
 		_, err := q.job.Results()
 		switch {
 		case err == nil:
-			if !s.dispatch(delivery{id: q.id, c: q.c, ev: ev, queued: now}) {
+			if !s.dispatch(delivery{id: q.id, c: q.c, ev: q.ev, queued: now}) {
 				s.log.Warn("delivery lane full, left to the sweep", "connectorId", q.c.id)
 				ref := s.deps.Firestore.Collection(dataconnector.Deliveries).Doc(q.id)
 				if _, err := ref.Update(ctx, []firestore.Update{{Path: "due", Value: now}}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -219,9 +220,16 @@ func (s *Service) publishEvents(ctx context.Context, project, deviceID string, e
 	if project == "" {
 		return nil // an unclaimed device's events belong to no customer yet
 	}
-	results := make([]*pubsub.PublishResult, len(events))
-	for i, e := range events {
-		results[i] = s.deps.Events.Publish(ctx, &pubsub.Message{Data: e, Attributes: map[string]string{"projectId": project, "deviceId": deviceID}})
+	// A packet's events go out as one message: every subscriber of the
+	// topic is a push, and one request per packet rather than per reading
+	// keeps them from crowding ingest's own pushes.
+	var results []*pubsub.PublishResult
+	for chunk := range slices.Chunk(events, event.MaxPerMessage) {
+		data, err := event.EncodeMessage(chunk)
+		if err != nil {
+			return err
+		}
+		results = append(results, s.deps.Events.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{"projectId": project, "deviceId": deviceID}}))
 	}
 	for _, r := range results {
 		if _, err := r.Get(ctx); err != nil {

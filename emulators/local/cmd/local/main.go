@@ -61,12 +61,18 @@ func main() {
 	go func() {
 		_ = d.PS.Subscriber(stack.SubEvents).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
 			m.Ack()
-			e, err := event.Parse(m.Data)
+			raw, err := event.SplitMessage(m.Data)
 			if err != nil {
 				return
 			}
-			stored.Add(1)
-			fmt.Printf("%s  %-16s %s  %s\n", e.Timestamp.Local().Format("15:04:05"), e.EventType, e.TargetName[strings.LastIndex(e.TargetName, "/")+1:], summary(e))
+			for _, r := range raw {
+				e, err := event.Parse(r)
+				if err != nil {
+					continue
+				}
+				stored.Add(1)
+				fmt.Printf("%s  %-16s %s  %s\n", e.Timestamp.Local().Format("15:04:05"), e.EventType, e.TargetName[strings.LastIndex(e.TargetName, "/")+1:], summary(e))
+			}
 		})
 	}()
 	go func() {
