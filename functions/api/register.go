@@ -6,13 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/envconf"
 	"github.com/sealedsense/sealedsense/shared/lazy"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/token"
@@ -52,56 +52,23 @@ func StreamHandler() http.HandlerFunc {
 // and the local functions server provide it.
 func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) {
 	log := logging.New(os.Stderr, slog.LevelInfo).With("function", "api")
-	var missing []string
-	need := func(k string) string {
-		v := getenv(k)
-		if v == "" {
-			missing = append(missing, k)
-		}
-		return v
-	}
-	project := need("GOOGLE_CLOUD_PROJECT")
-	secretKey := need("SEALEDSENSE_API_SECRETS_KEY")
-	signingKey := need("SEALEDSENSE_SIGNING_KEY")
-	baseURL := need("SEALEDSENSE_API_BASE_URL")
-	webhookSecrets := need("SEALEDSENSE_WEBHOOK_SECRETS_KEY")
-	webhookSigning := need("SEALEDSENSE_WEBHOOK_SIGNING_KEY")
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("api: %s not set", strings.Join(missing, ", "))
-	}
-	// The first version signs; all listed verify, so a rotation lists the
-	// new version first and keeps the old one until its tokens expire.
-	versions := strings.Split(getenv("SEALEDSENSE_SIGNING_KEY_VERSIONS"), ",")
-	if versions[0] == "" {
-		versions = []string{signingKey + "/cryptoKeyVersions/1"}
-	}
-	cfg := Config{BaseURL: baseURL, Domain: getenv("SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN"), LocalMode: getenv("SEALEDSENSE_LOCAL_MODE") == "true"}
-	if v := getenv("SEALEDSENSE_EVENT_RETENTION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("api: SEALEDSENSE_EVENT_RETENTION must be a positive duration")
-		}
-		cfg.EventRetention = d
-	}
-	// Every version of the webhook-signing key that may have certified a
-	// live delivery key; a rotation lists the new one first.
-	certVersions := strings.Split(getenv("SEALEDSENSE_WEBHOOK_SIGNING_KEY_VERSIONS"), ",")
-	if certVersions[0] == "" {
-		certVersions = []string{webhookSigning + "/cryptoKeyVersions/1"}
-	}
-	if v := getenv("SEALEDSENSE_API_RATE"); v != "" {
-		r, err := strconv.ParseFloat(v, 64)
-		if err != nil || r <= 0 {
-			return nil, fmt.Errorf("api: SEALEDSENSE_API_RATE must be a positive number of requests per second")
-		}
-		cfg.Rate = r
-	}
-	if v := getenv("SEALEDSENSE_API_ACCESS_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return nil, fmt.Errorf("api: SEALEDSENSE_API_ACCESS_TTL: %w", err)
-		}
-		cfg.AccessTTL = d
+	env := envconf.New(getenv)
+	project := env.Need("GOOGLE_CLOUD_PROJECT")
+	secretKey := env.Need("SEALEDSENSE_API_SECRETS_KEY")
+	signingKey := env.Need("SEALEDSENSE_SIGNING_KEY")
+	webhookSecrets := env.Need("SEALEDSENSE_WEBHOOK_SECRETS_KEY")
+	webhookSigning := env.Need("SEALEDSENSE_WEBHOOK_SIGNING_KEY")
+	cfg := Config{BaseURL: env.Need("SEALEDSENSE_API_BASE_URL"), Domain: env.Get("SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN", ""),
+		LocalMode: env.Get("SEALEDSENSE_LOCAL_MODE", "") == "true"}
+	env.Duration("SEALEDSENSE_EVENT_RETENTION", &cfg.EventRetention)
+	env.Duration("SEALEDSENSE_API_ACCESS_TTL", &cfg.AccessTTL)
+	env.Float("SEALEDSENSE_API_RATE", &cfg.Rate)
+	// The first version signs; all listed verify.
+	versions := env.KeyVersions("SEALEDSENSE_SIGNING_KEY_VERSIONS", signingKey)
+	// Every version that may have certified a live delivery key.
+	certVersions := env.KeyVersions("SEALEDSENSE_WEBHOOK_SIGNING_KEY_VERSIONS", webhookSigning)
+	if err := env.Err("api"); err != nil {
+		return nil, err
 	}
 
 	fs, err := firestore.NewClient(ctx, project)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/egress"
+	"github.com/sealedsense/sealedsense/shared/envconf"
 	"github.com/sealedsense/sealedsense/shared/lazy"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/token"
@@ -61,45 +62,30 @@ func SweepHandler() http.HandlerFunc {
 // and the local functions server provide it.
 func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) {
 	log := logging.New(os.Stderr, slog.LevelInfo).With("function", "deliver")
-	var missing []string
-	need := func(k string) string {
-		v := getenv(k)
-		if v == "" {
-			missing = append(missing, k)
-		}
-		return v
-	}
-	project := need("GOOGLE_CLOUD_PROJECT")
-	secretsKey := need("SEALEDSENSE_WEBHOOK_SECRETS_KEY")
-	signingKey := need("SEALEDSENSE_WEBHOOK_SIGNING_KEY")
-	issuer := need("SEALEDSENSE_API_BASE_URL")
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("deliver: %s not set", strings.Join(missing, ", "))
-	}
+	env := envconf.New(getenv)
+	project := env.Need("GOOGLE_CLOUD_PROJECT")
+	secretsKey := env.Need("SEALEDSENSE_WEBHOOK_SECRETS_KEY")
+	signingKey := env.Need("SEALEDSENSE_WEBHOOK_SIGNING_KEY")
+	cfg := Config{Issuer: strings.TrimSuffix(env.Need("SEALEDSENSE_API_BASE_URL"), "/")}
 	// The first listed version certifies; the API trusts all listed.
-	version, _, _ := strings.Cut(getenv("SEALEDSENSE_WEBHOOK_SIGNING_KEY_VERSIONS"), ",")
-	if version == "" {
-		version = signingKey + "/cryptoKeyVersions/1"
+	version := env.KeyVersions("SEALEDSENSE_WEBHOOK_SIGNING_KEY_VERSIONS", signingKey)[0]
+	env.Duration("SEALEDSENSE_DELIVER_TIMEOUT", &cfg.Timeout)
+	env.Duration("SEALEDSENSE_DELIVER_MAX_AGE", &cfg.MaxAge)
+	env.Duration("SEALEDSENSE_DELIVER_BACKOFF_BASE", &cfg.BackoffBase)
+	env.Duration("SEALEDSENSE_DELIVER_BACKOFF_MAX", &cfg.BackoffMax)
+	env.Duration("SEALEDSENSE_DELIVER_DISABLE_AFTER", &cfg.DisableAfter)
+	local := env.Get("SEALEDSENSE_LOCAL_MODE", "") == "true"
+	caFile := ""
+	if local {
+		// Local runs may trust a test receiver's CA, so that they use
+		// HTTPS end to end; the cloud never reads the variable.
+		caFile = env.Get("SEALEDSENSE_DELIVER_CA_FILE", "")
 	}
-	cfg := Config{Issuer: strings.TrimSuffix(issuer, "/")}
-	for k, d := range map[string]*time.Duration{
-		"SEALEDSENSE_DELIVER_TIMEOUT":       &cfg.Timeout,
-		"SEALEDSENSE_DELIVER_MAX_AGE":       &cfg.MaxAge,
-		"SEALEDSENSE_DELIVER_BACKOFF_BASE":  &cfg.BackoffBase,
-		"SEALEDSENSE_DELIVER_BACKOFF_MAX":   &cfg.BackoffMax,
-		"SEALEDSENSE_DELIVER_DISABLE_AFTER": &cfg.DisableAfter,
-	} {
-		if v := getenv(k); v != "" {
-			var err error
-			if *d, err = time.ParseDuration(v); err != nil || *d <= 0 {
-				return nil, fmt.Errorf("deliver: %s must be a positive duration", k)
-			}
-		}
+	if err := env.Err("deliver"); err != nil {
+		return nil, err
 	}
-	dialer := &egress.Dialer{AllowLoopback: getenv("SEALEDSENSE_LOCAL_MODE") == "true"}
-	// Local runs may trust a test receiver's CA, so that they use HTTPS
-	// end to end.
-	if f := localCA(getenv, dialer.AllowLoopback); f != "" {
+	dialer := &egress.Dialer{AllowLoopback: local}
+	if f := caFile; f != "" {
 		pem, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("deliver: %w", err)
@@ -134,12 +120,4 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		Check:     func(raw string) error { _, err := dialer.CheckURL(raw); return err },
 		Logger:    log,
 	}), nil
-}
-
-// localCA is the test receivers' CA file, read in local mode only.
-func localCA(getenv func(string) string, local bool) string {
-	if !local {
-		return ""
-	}
-	return getenv("SEALEDSENSE_DELIVER_CA_FILE")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/envconf"
 	"github.com/sealedsense/sealedsense/shared/lazy"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/registry"
@@ -58,48 +59,23 @@ func SweepHandler() http.HandlerFunc {
 // and the local functions server provide it.
 func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) {
 	log := logging.New(os.Stderr, slog.LevelInfo).With("function", "ingest")
-	need := func(k string) (string, error) {
-		if v := getenv(k); v != "" {
-			return v, nil
-		}
-		return "", fmt.Errorf("ingest: %s is not set", k)
-	}
-	or := func(k, def string) string {
-		if v := getenv(k); v != "" {
-			return v
-		}
-		return def
-	}
-	project, err := need("GOOGLE_CLOUD_PROJECT")
-	if err != nil {
-		return nil, err
-	}
-	deviceKey, err := need("SEALEDSENSE_DEVICE_KEY")
-	if err != nil {
-		return nil, err
-	}
-	kekKey, err := need("SEALEDSENSE_SESSION_KEK_KEY")
-	if err != nil {
-		return nil, err
-	}
+	env := envconf.New(getenv)
+	project := env.Need("GOOGLE_CLOUD_PROJECT")
+	deviceKey := env.Need("SEALEDSENSE_DEVICE_KEY")
+	kekKey := env.Need("SEALEDSENSE_SESSION_KEK_KEY")
 	var cfg Config
-	for k, d := range map[string]*time.Duration{
-		"SEALEDSENSE_INGEST_WINDOW":           &cfg.Window,
-		"SEALEDSENSE_NETWORK_STATUS_EVERY":    &cfg.NetworkStatusEvery,
-		"SEALEDSENSE_CONNECTOR_OFFLINE_AFTER": &cfg.OfflineAfter,
-		"SEALEDSENSE_EVENT_RETENTION":         &cfg.Retention,
-	} {
-		if v := getenv(k); v != "" {
-			if *d, err = time.ParseDuration(v); err != nil {
-				return nil, fmt.Errorf("ingest: %s: %w", k, err)
-			}
-		}
-	}
-	cfg.StatusTopic = or("SEALEDSENSE_TOPIC_STATUS", "connector-status")
+	env.Duration("SEALEDSENSE_INGEST_WINDOW", &cfg.Window)
+	env.Duration("SEALEDSENSE_NETWORK_STATUS_EVERY", &cfg.NetworkStatusEvery)
+	env.Duration("SEALEDSENSE_CONNECTOR_OFFLINE_AFTER", &cfg.OfflineAfter)
+	env.Duration("SEALEDSENSE_EVENT_RETENTION", &cfg.Retention)
+	cfg.StatusTopic = env.Get("SEALEDSENSE_TOPIC_STATUS", "connector-status")
 	// Everything is read before any client exists, so that the Terraform
 	// tests can list the variables ingest reads without a cloud.
-	eventsTopic := or("SEALEDSENSE_TOPIC_EVENTS", "events")
-	downlinksTopic := or("SEALEDSENSE_TOPIC_DOWNLINKS", "downlinks")
+	eventsTopic := env.Get("SEALEDSENSE_TOPIC_EVENTS", "events")
+	downlinksTopic := env.Get("SEALEDSENSE_TOPIC_DOWNLINKS", "downlinks")
+	if err := env.Err("ingest"); err != nil {
+		return nil, err
+	}
 
 	fs, err := firestore.NewClient(ctx, project)
 	if err != nil {
