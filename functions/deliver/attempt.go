@@ -23,7 +23,7 @@ import (
 type delivery struct {
 	id       string
 	c        connector
-	ev       storedEvent
+	ev       dataconnector.Event
 	attempts int
 	queued   time.Time
 }

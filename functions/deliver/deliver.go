@@ -117,13 +117,9 @@ type Deps struct {
 
 // Service delivers events.
 type Service struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
-	// base outlives the push request that queued a first attempt: the
-	// attempt runs after the message is acknowledged, so that a slow
-	// endpoint never holds Pub/Sub's push (or ingest's, sharing it).
-	base  context.Context
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
 	shard int // this instance's metrics shard
 
 	mu    sync.Mutex
@@ -162,7 +158,7 @@ func New(cfg Config, deps Deps) *Service {
 		deps.Now = time.Now
 	}
 	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	return &Service{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger, base: context.Background(),
+	return &Service{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger,
 		shard: r.IntN(dataconnector.MetricShards), rnd: r, lanes: map[string]*lane{}, healthBusy: map[string]bool{}, metrics: map[metricKey]*metricDelta{},
 		conns: map[string]cachedConnectors{}, devices: map[string]cachedDevice{}}
 }
@@ -219,21 +215,10 @@ func (s *Service) slot(connector string) (release func(), ok bool) {
 	}
 }
 
-// dispatch starts a first attempt now, or queues it in the lane; false
-// means the lane is full, and the pair waits for the sweep.
+// dispatch queues a first attempt in its connector's lane; false means
+// the lane is full, and the pair waits for the sweep.
 func (s *Service) dispatch(d delivery) bool {
 	l := s.lane(d.c.id)
-	select {
-	case l.slots <- struct{}{}:
-		s.inflight.Add(1)
-		go func() {
-			defer s.inflight.Done()
-			defer func() { <-l.slots }()
-			s.attempt(s.base, d)
-		}()
-		return true
-	default:
-	}
 	select {
 	case l.queue <- d:
 	default:
@@ -254,6 +239,9 @@ func (s *Service) dispatch(d delivery) bool {
 }
 
 // drain feeds a lane's queue into its slots until the queue is empty.
+// The attempts outlive the push request that queued them: they run after
+// the message is acknowledged, so that a slow endpoint never holds
+// Pub/Sub's push, which ingest shares.
 func (s *Service) drain(l *lane) {
 	for {
 		select {
@@ -263,7 +251,7 @@ func (s *Service) drain(l *lane) {
 			go func() {
 				defer s.inflight.Done()
 				defer func() { <-l.slots }()
-				s.attempt(s.base, d)
+				s.attempt(context.Background(), d)
 			}()
 		default:
 			s.mu.Lock()

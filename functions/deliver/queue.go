@@ -16,9 +16,6 @@ import (
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
 
-// storedEvent is what delivery needs of an event.
-type storedEvent = dataconnector.Event
-
 // Handle is the CloudEvent entry point for the events topic. It queues one
 // delivery per matching connector, starts their first attempts, and
 // returns without waiting for them.
@@ -33,7 +30,7 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 		s.log.Warn("event refused", "rejected", "malformed-event", "error", err.Error(), "messageId", m.MessageID)
 		return nil
 	}
-	evs := make([]storedEvent, 0, len(raw))
+	evs := make([]dataconnector.Event, 0, len(raw))
 	for _, r := range raw {
 		ev, err := dataconnector.ParseEvent(r, m.Attributes)
 		if err != nil {
@@ -51,7 +48,7 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 // the project that takes their type, and starts the first attempts. An
 // error means nothing may be assumed queued: Pub/Sub redelivers, and pairs
 // already queued are kept.
-func (s *Service) Enqueue(ctx context.Context, events ...storedEvent) error {
+func (s *Service) Enqueue(ctx context.Context, events ...dataconnector.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -63,7 +60,7 @@ func (s *Service) Enqueue(ctx context.Context, events ...storedEvent) error {
 	type queued struct {
 		id  string
 		c   connector
-		ev  storedEvent
+		ev  dataconnector.Event
 		job *firestore.BulkWriterJob
 	}
 	var qs []queued

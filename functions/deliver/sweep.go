@@ -70,7 +70,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 			continue
 		}
 		d := delivery{id: snap.Ref.ID, c: c, attempts: dd.Attempts, queued: dd.Queued,
-			ev: storedEvent{ID: dd.EventID, Type: dd.EventType, Project: dd.ProjectID, Device: dd.DeviceID}}
+			ev: dataconnector.Event{ID: dd.EventID, Type: dd.EventType, Project: dd.ProjectID, Device: dd.DeviceID}}
 		wg.Go(func() {
 			defer release()
 			s.attempt(ctx, d)
