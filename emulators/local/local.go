@@ -264,13 +264,6 @@ func (d *Deployment) APICredentials() string {
 
 // pointClients points this process's Google clients (and our KMS client)
 // at the platform, as the functions' environment does for theirs.
-func (d *Deployment) pointClients() {
-	for _, kv := range d.platform.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		os.Setenv(k, v)
-	}
-}
-
 func (d *Deployment) build(ctx context.Context) error {
 	d.bin = filepath.Join(d.cfg.DataDir, "bin")
 	root, err := moduleRoot(ctx)
@@ -296,7 +289,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 // provision makes the KMS keys, the cloud's keys, the sensors and the
 // connectors, and places them on the plane.
 func (d *Deployment) provision(ctx context.Context) error {
-	d.pointClients()
+	d.platform.PointClients()
 	kc, err := custody.NewKMSClient(ctx)
 	if err != nil {
 		return err

@@ -261,6 +261,15 @@ func (p *Platform) Env() []string {
 	}
 }
 
+// PointClients sets Env in this process, so that the Google clients it
+// makes from now on talk to the emulators.
+func (p *Platform) PointClients() {
+	for _, kv := range p.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+}
+
 // DataDir is where logs and state live.
 func (p *Platform) DataDir() string { return p.cfg.DataDir }
 

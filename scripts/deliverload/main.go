@@ -18,7 +18,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,10 +86,7 @@ func run(events int, rate float64, connectors, devices int, delay time.Duration)
 		return err
 	}
 	defer p.Close()
-	for _, kv := range p.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		os.Setenv(k, v)
-	}
+	p.PointClients()
 	const project, issuer = "deliverload", "https://api.deliverload.test"
 	fs, err := firestore.NewClient(ctx, project)
 	if err != nil {

@@ -92,10 +92,7 @@ func run(n, rate, devices int, duration time.Duration, format string, settle tim
 		return err
 	}
 	defer p.Close()
-	for _, kv := range p.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		os.Setenv(k, v)
-	}
+	p.PointClients()
 	const project = "streamload"
 	fs, err := firestore.NewClient(ctx, project)
 	if err != nil {

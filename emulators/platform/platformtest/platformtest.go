@@ -55,10 +55,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer p.Close()
-	for _, kv := range p.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		os.Setenv(k, v)
-	}
+	p.PointClients()
 	harness.p = p
 	return m.Run()
 }
