@@ -1,7 +1,6 @@
 package deliver_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -25,6 +24,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/egress"
+	"github.com/sealedsense/sealedsense/shared/logging/logtest"
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/token"
 	"github.com/sealedsense/sealedsense/shared/webhook/webhooktest"
@@ -42,26 +42,9 @@ type world struct {
 	keys    stack.Keys
 	secrets *custody.Wrapper
 	svc     *deliver.Service
-	logs    *syncBuffer
+	logs    *logtest.Buffer
 	roots   *x509.CertPool
 	seq     int
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newWorld builds a deliver Service on the emulators. A nil dialer is
@@ -71,7 +54,7 @@ func newWorld(t *testing.T, cfg deliver.Config, dialer *egress.Dialer) *world {
 	t.Helper()
 	ctx := context.Background()
 	project := platformtest.ProjectID(t)
-	w := &world{t: t, project: project, fs: platformtest.Firestore(t, project), kc: platformtest.KMS(t), logs: &syncBuffer{}, roots: x509.NewCertPool()}
+	w := &world{t: t, project: project, fs: platformtest.Firestore(t, project), kc: platformtest.KMS(t), logs: &logtest.Buffer{}, roots: x509.NewCertPool()}
 	var err error
 	w.keys, err = stack.EnsureKMS(ctx, w.kc, "projects/"+project+"/locations/europe/keyRings/r")
 	if err != nil {

@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +23,7 @@ import (
 	"github.com/sealedsense/sealedsense/functions/ingest"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/logging/logtest"
 	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/relay"
@@ -42,28 +41,11 @@ type world struct {
 	svc        *ingest.Service
 	conns      map[string]ed25519.PrivateKey
 	channelPub ed25519.PublicKey
-	logs       *syncBuffer
+	logs       *logtest.Buffer
 	downlinks  chan relay.Downlink
 	// dropNextReply makes the next scheduled reply vanish, as if the
 	// instance had died first.
 	dropNextReply atomic.Bool
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// rejected counts the log lines that rejected a message for reason.
-func (s *syncBuffer) rejected(reason string) int {
-	return strings.Count(s.String(), `"rejected":"`+reason+`"`)
 }
 
 func newWorld(t *testing.T, window time.Duration) *world {
@@ -84,7 +66,7 @@ func newWorld(t *testing.T, window time.Duration) *world {
 		t.Fatal(err)
 	}
 	w := &world{t: t, project: project, fs: fs, conns: map[string]ed25519.PrivateKey{}, channelPub: ck.ChannelPublic,
-		logs: &syncBuffer{}, downlinks: make(chan relay.Downlink, 100)}
+		logs: &logtest.Buffer{}, downlinks: make(chan relay.Downlink, 100)}
 	for _, id := range []string{"ccon-a", "ccon-b"} {
 		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 		if err := reg.RegisterConnector(ctx, id, id, project, pub); err != nil {
@@ -295,7 +277,7 @@ func TestPipelineStoresOnceAndRepliesOnce(t *testing.T) {
 	if err := w.svc.Handle(context.Background(), w.hear("ccon-a", pkt, -70)); err != nil {
 		t.Fatalf("a replay must be acknowledged, not retried: %v", err)
 	}
-	if w.logs.rejected("replay") != 1 {
+	if w.logs.Rejected("replay") != 1 {
 		t.Fatalf("replay not counted: %s", w.logs.String())
 	}
 	if len(w.events(s.DeviceID())) != len(evs) {
@@ -376,7 +358,7 @@ func TestRejections(t *testing.T) {
 		if err := w.svc.Handle(context.Background(), pushEvent(w.project, tc.data)); err != nil {
 			t.Fatalf("%s: must be acknowledged, not retried: %v", tc.name, err)
 		}
-		if w.logs.rejected(tc.reason) != 1 {
+		if w.logs.Rejected(tc.reason) != 1 {
 			t.Fatalf("%s: not counted as %q", tc.name, tc.reason)
 		}
 	}
@@ -424,7 +406,7 @@ func TestBatchOfCopies(t *testing.T) {
 	if err := w.svc.Handle(context.Background(), pushEvent(w.project, batch)); err != nil {
 		t.Fatalf("a batch with one forged envelope must be acknowledged: %v", err)
 	}
-	if w.logs.rejected("bad-signature") != 1 {
+	if w.logs.Rejected("bad-signature") != 1 {
 		t.Fatalf("the forged envelope was not refused alone: %s", w.logs.String())
 	}
 	for range 2 {

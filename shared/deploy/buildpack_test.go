@@ -15,13 +15,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sealedsense/sealedsense/emulators/platform"
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
 	"github.com/sealedsense/sealedsense/shared/deploy"
+	"github.com/sealedsense/sealedsense/shared/logging/logtest"
 )
 
 func TestMain(m *testing.M) { platformtest.Main(m) }
@@ -253,7 +253,7 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 		"SEALEDSENSE_WEBHOOK_SECRETS_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/webhook-secrets",
 		"SEALEDSENSE_WEBHOOK_SIGNING_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/webhook-signing",
 		"SEALEDSENSE_API_BASE_URL=http://"+addr)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -329,21 +329,4 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
