@@ -75,7 +75,6 @@ func projectRole(name string) bool {
 type principal struct {
 	Account   string
 	Email     string
-	Project   string // the account's home project
 	Key       string
 	BasicAuth bool
 	// Grants maps a scope ("projects/p" or "organizations/o") to roles.

@@ -335,6 +335,10 @@ func (s *Service) deleteAccount(c *call) (any, error) {
 	if err != nil {
 		return nil, errUnavailable(err)
 	}
+	// As deleteKey does: this instance stops honouring them at once.
+	for _, k := range keys {
+		s.principals.forget(k.Ref.ID)
+	}
 	return empty{}, nil
 }
 

@@ -179,10 +179,21 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if p := muxPath(r.URL.Path); p != r.URL.Path {
-		r = r.Clone(r.Context())
+		r = r.Clone(context.WithValue(r.Context(), sentPathKey{}, r.URL.Path))
 		r.URL.Path, r.URL.RawPath = p, ""
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// sentPathKey holds the path as the client sent it, before muxPath.
+type sentPathKey struct{}
+
+// requestPath is the path the client sent, which audit entries record.
+func requestPath(r *http.Request) string {
+	if p, ok := r.Context().Value(sentPathKey{}).(string); ok {
+		return p
+	}
+	return r.URL.Path
 }
 
 // muxPath moves a custom method (Google's AIP-136 ":verb" on the last

@@ -69,6 +69,16 @@ func TestTokenFlow(t *testing.T) {
 	if code, _ := w.request("GET", "/v2/projects/"+p, wrongBasic, nil); code != 401 {
 		t.Fatalf("basic auth with a wrong secret: %d", code)
 	}
+	// Key ids Firestore cannot take as document ids are unknown
+	// credentials, not a failure of ours (a 503, and an ERROR log line).
+	for _, id := range []string{"a/b", "__x__", ".."} {
+		if code, _ := w.request("GET", "/v2/projects/"+p, "Basic "+base64.StdEncoding.EncodeToString([]byte(id+":secret")), nil); code != 401 {
+			t.Errorf("basic auth with key id %q: %d, want 401", id, code)
+		}
+		if code, _ := c.exchange(c.assertion(func(h map[string]any, _ jwt.MapClaims) { h["kid"] = id })); code != 401 {
+			t.Errorf("assertion with kid %q: %d, want 401", id, code)
+		}
+	}
 
 	// A key's secret is nowhere in Firestore in plaintext.
 	for _, coll := range []string{"serviceAccountKeys", "serviceAccounts", "members", "auditLog", "projects", "organizations", "cloud"} {
@@ -449,6 +459,8 @@ func TestBadInput(t *testing.T) {
 		{"bad order_by", "GET", pp + "/devices?order_by=publicKey", nil, 400},
 		{"empty claim", "POST", pp + "/devices:claim", `{}`, 400},
 		{"no such route", "GET", "/v2/nothing", nil, 404},
+		{"a slash in an id", "GET", pp + "/devices/a%2Fb", nil, 404},
+		{"a reserved id", "GET", pp + "/serviceaccounts/__x__", nil, 404},
 	} {
 		code, b := w.admin.call(tc.method, tc.path, tc.body)
 		if code != tc.want {

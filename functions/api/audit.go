@@ -62,7 +62,7 @@ func (s *Service) audit(c *call, rt route, code int) error {
 	for _, p := range projects {
 		err := appendAudit(c.r.Context(), s.deps.Firestore, auditDoc{
 			ProjectID: p, Time: s.deps.Now().UTC(), ActorType: "SERVICE_ACCOUNT", Actor: c.p.Email,
-			Account: c.p.Account, KeyID: c.p.Key, Action: rt.Method + " " + rt.Pattern, Resource: c.r.URL.Path, Code: code, Reason: c.reason,
+			Account: c.p.Account, KeyID: c.p.Key, Action: rt.Method + " " + rt.Pattern, Resource: requestPath(c.r), Code: code,
 		})
 		if err != nil {
 			return err

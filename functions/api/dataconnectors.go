@@ -298,6 +298,11 @@ func (s *Service) updateConnector(c *call) (any, error) {
 	if err := checkConnectorLists(events, labels); err != nil {
 		return nil, err
 	}
+	// Read first, so that a missing or foreign connector costs no KMS
+	// call for a new secret; the transaction below checks it again.
+	if _, err := s.connector(c); err != nil {
+		return nil, err
+	}
 	ctx := c.r.Context()
 	id := c.r.PathValue("dataconnector")
 	now := s.deps.Now().UTC()

@@ -68,7 +68,8 @@ func TestDataConnectors(t *testing.T) {
 			{"system status", "PATCH", name, map[string]any{"status": "SYSTEM_DISABLED"}, 400},
 			{"backfill without enabling", "PATCH", name + "?backfill=true", map[string]any{"displayName": "x"}, 400},
 			{"oversized", "POST", base, map[string]any{"displayName": strings.Repeat("x", 70<<10)}, 413},
-			{"another project's id", "GET", "/v2/projects/" + p + "/dataconnectors/nope", nil, 404},
+			{"unknown id", "GET", "/v2/projects/" + p + "/dataconnectors/nope", nil, 404},
+			{"update of an unknown id", "PATCH", "/v2/projects/" + p + "/dataconnectors/nope", map[string]any{"httpConfig": map[string]any{"signatureSecret": "a long enough new secret"}}, 404},
 		} {
 			if code, b := dev.call(tc.method, tc.path, tc.body); code != tc.want {
 				t.Errorf("%s: %d %s, want %d", tc.name, code, b, tc.want)

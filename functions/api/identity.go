@@ -22,6 +22,10 @@ const jwtBearerGrant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 // caches the result for AccessTTL: that is how long a deleted key or
 // account, or a revoked role, can still be honoured by a warm instance.
 func (s *Service) loadPrincipal(ctx context.Context, keyID string) (*principal, error) {
+	if !validDocID(keyID) {
+		// From a token's kid or Basic credentials: anyone's input.
+		return nil, errUnauthenticated("unknown or revoked credentials")
+	}
 	now := s.deps.Now()
 	if p, ok := s.principals.get(keyID, now); ok {
 		if p == nil {
@@ -68,7 +72,7 @@ func (s *Service) readPrincipal(ctx context.Context, keyID string) (*principal, 
 	if a.Disabled {
 		return nil, errUnauthenticated("unknown or revoked credentials")
 	}
-	p := &principal{Account: k.Account, Email: a.Email, Project: a.ProjectID, Key: keyID, BasicAuth: a.BasicAuth,
+	p := &principal{Account: k.Account, Email: a.Email, Key: keyID, BasicAuth: a.BasicAuth,
 		Grants: map[string][]string{}, wrappedSecret: k.WrappedSecret}
 	docs, err := fs.Collection(membersCollection).Where("account", "==", k.Account).Documents(ctx).GetAll()
 	if err != nil {

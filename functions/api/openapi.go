@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,12 +15,11 @@ import (
 func (s *Service) OpenAPI() ([]byte, error) {
 	g := &schemaGen{defs: map[string]any{}, names: map[reflect.Type]string{}}
 	paths := map[string]map[string]any{}
-	pathParam := regexp.MustCompile(`\{([a-z]+)\}`)
 	for _, rt := range s.routes() {
 		op := map[string]any{"summary": rt.Summary, "operationId": operationID(rt)}
 		var params []any
-		for _, m := range pathParam.FindAllStringSubmatch(rt.Pattern, -1) {
-			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		for _, name := range wildcards(rt.Pattern) {
+			params = append(params, map[string]any{"name": name, "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 		for _, q := range rt.Query {
 			params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string"}})

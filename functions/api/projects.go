@@ -10,6 +10,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/sealedsense/sealedsense/functions/api/pagetoken"
+	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
 
@@ -230,21 +231,23 @@ func (s *Service) updateProject(c *call) (any, error) {
 	return s.getProject(c)
 }
 
-// deleteProject deletes a project with no devices and no service accounts,
-// as DT requires; its audit log stays.
+// deleteProject deletes a project with no devices, service accounts or
+// data connectors, as DT requires; its audit log stays. A connector left
+// behind would deliver the events of a later project of the same id.
 func (s *Service) deleteProject(c *call) (any, error) {
 	ctx := c.r.Context()
 	fs := s.deps.Firestore
 	for _, q := range []firestore.Query{
 		fs.Collection(registry.DevicesCollection).Where("projectId", "==", c.project).Limit(1),
 		fs.Collection(accountsCollection).Where("projectId", "==", c.project).Limit(1),
+		fs.Collection(dataconnector.Collection).Where("projectId", "==", c.project).Limit(1),
 	} {
 		docs, err := q.Documents(ctx).GetAll()
 		if err != nil {
 			return nil, errUnavailable(err)
 		}
 		if len(docs) > 0 {
-			return nil, errConflict("the project still has devices or service accounts")
+			return nil, errConflict("the project still has devices, service accounts or data connectors")
 		}
 	}
 	members, err := fs.Collection(membersCollection).Where("scope", "==", "projects/"+c.project).Documents(ctx).GetAll()

@@ -53,7 +53,6 @@ type call struct {
 	// touched lists further projects whose data a cross-project read
 	// showed, so each gets its audit entry.
 	touched []string
-	reason  string
 	rt      route
 	// written: the handler answered by itself (a stream).
 	written bool
@@ -63,7 +62,16 @@ func (s *Service) serve(rt route) http.Handler {
 	if rt.Public {
 		return rt.raw
 	}
+	params := wildcards(rt.Pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, p := range params {
+			if !validDocID(r.PathValue(p)) {
+				// Firestore would refuse it as a document id: answered as
+				// the unknown resource it is, not as our failure.
+				writeError(w, errNotFound("no such "+p))
+				return
+			}
+		}
 		c := &call{s: s, w: w, r: r, project: r.PathValue("project"), rt: rt}
 		body, err := s.run(c, rt)
 		if c.written {
@@ -134,6 +142,28 @@ func (s *Service) run(c *call, rt route) (any, error) {
 		}
 	}
 	return body, err
+}
+
+// wildcards lists the names of a pattern's {wildcards}.
+func wildcards(pattern string) []string {
+	var out []string
+	for rest := pattern; ; {
+		i := strings.IndexByte(rest, '{')
+		j := strings.IndexByte(rest, '}')
+		if i < 0 || j < i {
+			return out
+		}
+		out = append(out, rest[i+1:j])
+		rest = rest[j+1:]
+	}
+}
+
+// validDocID says whether a client-supplied id can name a Firestore
+// document: not empty, at most 256 bytes, no slash, not . or .., not
+// __reserved__.
+func validDocID(id string) bool {
+	return id != "" && len(id) <= 256 && !strings.Contains(id, "/") && id != "." && id != ".." &&
+		!(strings.HasPrefix(id, "__") && strings.HasSuffix(id, "__"))
 }
 
 // decode reads a JSON body strictly: one object, known fields only, within

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"time"
 
@@ -216,18 +215,6 @@ func (st *Store) createKey(ctx context.Context, acc string, a accountDoc, tokenU
 		return credentials.ServiceAccount{}, keyDoc{}, fmt.Errorf("api: create key: %w", err)
 	}
 	return credentials.ServiceAccount{KeyID: id, Secret: string(secret), Email: a.Email, Algorithm: "HS256", TokenEndpoint: tokenURL}, doc, nil
-}
-
-// SetPersonnelAccess sets a project's personnel-access setting.
-func (st *Store) SetPersonnelAccess(ctx context.Context, project, setting string) error {
-	if setting != PersonnelDeny && setting != PersonnelAllowWithReason {
-		return fmt.Errorf("api: personnel access %q: want %s or %s", setting, PersonnelDeny, PersonnelAllowWithReason)
-	}
-	_, err := st.fs.Collection(projectsCollection).Doc(project).Update(ctx, []firestore.Update{{Path: "personnelAccess", Value: setting}})
-	if notFound(err) {
-		return errors.New("api: no such project")
-	}
-	return err
 }
 
 // getDoc reads one document into a T; a missing one is errNotFound(what),

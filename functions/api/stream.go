@@ -52,7 +52,7 @@ func (s *Service) streamDevices(c *call) (any, error) {
 	if scheme, cred, _ := strings.Cut(c.r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "bearer") {
 		bearer = strings.TrimSpace(cred)
 	}
-	st.Serve(c.r.Context(), c.w, &streamCaller{s: s, p: c.p, bearer: bearer, project: c.project, org: c.org, path: c.r.URL.Path})
+	st.Serve(c.r.Context(), c.w, &streamCaller{s: s, p: c.p, bearer: bearer, project: c.project, org: c.org, path: requestPath(c.r)})
 	return nil, nil
 }
 
