@@ -43,15 +43,21 @@ type feed struct {
 
 // acquire returns the project's feed, started if need be, counted as used
 // until release.
+// After Close it returns nil: no feed may start once Close waits for them.
 func (s *Server) acquire(project string) *feed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return nil
+	}
 	f := s.feeds[project]
 	if f == nil {
 		ctx, cancel := context.WithCancel(s.ctx)
 		// The feed starts at "everything stored SettleLag ago": a live
 		// stream begins there, and anything older is a resume's to read.
-		start := cursor.Position{At: s.deps.Now().Add(-s.cfg.SettleLag).Truncate(time.Microsecond)}
+		// Positions are compared with Firestore's clock: the real one,
+		// never the injectable Now, which only dates pings and resumes.
+		start := cursor.Position{At: time.Now().Add(-s.cfg.SettleLag).Truncate(time.Microsecond)}
 		f = &feed{s: s, project: project, wake: make(chan struct{}, 1), cancel: cancel,
 			pos: start, ringStart: start, subs: map[*sub]struct{}{}}
 		s.feeds[project] = f
@@ -187,7 +193,7 @@ func (f *feed) poll(ctx context.Context) (time.Duration, error) {
 	}
 	f.mu.Unlock()
 
-	start := s.deps.Now()
+	start := time.Now()
 	items, err := s.page(ctx, f.project, from, cursor.Position{}, s.cfg.PageSize)
 	if err != nil {
 		return 0, err
@@ -214,7 +220,7 @@ func (f *feed) poll(ctx context.Context) (time.Duration, error) {
 		// The query returned everything visible before the horizon, in
 		// order, before the first unsettled event.
 		to = to.Max(cursor.Position{At: horizon.Truncate(time.Microsecond)})
-		next = max(items[settled].pos.At.Add(s.cfg.SettleLag).Sub(s.deps.Now()), 0) + time.Millisecond
+		next = max(time.Until(items[settled].pos.At.Add(s.cfg.SettleLag)), 0) + time.Millisecond
 	default:
 		to = to.Max(cursor.Position{At: horizon.Truncate(time.Microsecond)})
 	}

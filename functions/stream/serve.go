@@ -49,14 +49,16 @@ func (s *Server) Open(ctx context.Context, r *http.Request, project string) (*St
 	if raw == "" {
 		raw = p.LastEventID
 	}
+	// The slot first: a client retrying past a cap costs no resume read.
+	if err := s.reserve(project); err != nil {
+		return nil, err
+	}
 	if raw != "" {
 		if st.start, err = s.resumePosition(ctx, project, raw); err != nil {
+			s.unreserve(project)
 			return nil, err
 		}
 		st.resumed = true
-	}
-	if err := s.reserve(project); err != nil {
-		return nil, err
 	}
 	return st, nil
 }
@@ -231,6 +233,9 @@ func (r *run) failed(err error) string {
 func (r *run) loop(ctx context.Context) string {
 	s := r.st.s
 	f := s.acquire(r.st.project)
+	if f == nil {
+		return r.shutdown()
+	}
 	defer s.release(f)
 	sb := &sub{ch: make(chan *item, s.cfg.Buffer), dropped: make(chan struct{}), filter: r.st.params.Filter}
 	defer f.detach(sb)
@@ -451,15 +456,19 @@ const (
 	resultClose = `}}`
 )
 
-// event writes {"result": {"event": <stored JSON>}}. The stored JSON is
-// compact (ingest marshals it), so it holds no newline that would break a
-// line or an SSE data: field; one that did is skipped rather than sent
-// broken.
+// event writes {"result": {"event": <stored JSON>}}. Ingest stores
+// compact JSON; any other is compacted, since a JSON string cannot hold a
+// raw line break, so that no event breaks a line or an SSE data: field,
+// and none is left out.
 func (o *writer) event(it *item) {
-	if bytes.ContainsAny(it.json, "\r\n") {
-		return
+	js := it.json
+	if bytes.ContainsAny(js, "\r\n") {
+		var b bytes.Buffer
+		if json.Compact(&b, js) == nil {
+			js = b.Bytes()
+		}
 	}
-	o.frame(it.pos.ID, resultOpen, it.json, resultClose)
+	o.frame(it.pos.ID, resultOpen, js, resultClose)
 }
 
 // pingEvent is DT's keepalive: an event of type ping with data null.

@@ -142,8 +142,10 @@ func run(n, rate, devices int, duration time.Duration, format string, settle tim
 	if !out.Scan() || out.Text() != "ready" {
 		return fmt.Errorf("the clients did not start: %q %v", out.Text(), out.Err())
 	}
-	for srv.Stats().Streams < n {
-		time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(time.Minute); srv.Stats().Streams < n; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d streams opened within a minute", srv.Stats().Streams, n)
+		}
 	}
 	idle := measure()
 
