@@ -15,6 +15,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/egress"
+	"github.com/sealedsense/sealedsense/shared/event"
 )
 
 // DataConnector is DT's data connector resource. httpConfig.signatureSecret
@@ -131,12 +132,12 @@ func (s *Service) checkConnectorURL(raw string) error {
 
 func checkConnectorLists(events, labels []string) error {
 	for _, t := range events {
-		if !knownEventType(t) {
+		if !event.KnownType(t) {
 			return errBadRequest("events: unknown event type %q", t)
 		}
 	}
 	for _, k := range labels {
-		if !validLabelKey(k) {
+		if !event.ValidLabelKey(k) {
 			return errBadRequest("labels: invalid label key %q", k)
 		}
 	}

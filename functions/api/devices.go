@@ -8,6 +8,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 
+	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
 
@@ -59,19 +60,6 @@ func listValues(c *call, name string) []string {
 	return out
 }
 
-// validLabelKey says whether k is 1 to 63 of A-Z a-z 0-9 _ - and dot.
-func validLabelKey(k string) bool {
-	if len(k) == 0 || len(k) > 63 {
-		return false
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 // orderPath is the Firestore path of an order_by field: type,
 // productNumber, labels.<key> or reported.<eventType>.<field>.
 func orderPath(field string) (firestore.FieldPath, bool) {
@@ -81,7 +69,7 @@ func orderPath(field string) (firestore.FieldPath, bool) {
 	if field == "type" || field == "productNumber" {
 		return firestore.FieldPath{field}, true
 	}
-	if k, ok := strings.CutPrefix(field, "labels."); ok && validLabelKey(k) {
+	if k, ok := strings.CutPrefix(field, "labels."); ok && event.ValidLabelKey(k) {
 		return firestore.FieldPath{"labels", k}, true
 	}
 	if rest, ok := strings.CutPrefix(field, "reported."); ok {
@@ -129,7 +117,7 @@ func (s *Service) listDevices(c *call) (any, error) {
 	}
 	for _, lf := range c.r.URL.Query()["label_filters"] {
 		k, v, hasValue := strings.Cut(lf, "=")
-		if !validLabelKey(k) {
+		if !event.ValidLabelKey(k) {
 			return nil, errBadRequest("label_filters must be key or key=value")
 		}
 		if hasValue {
@@ -268,13 +256,13 @@ func (s *Service) batchUpdate(c *call) (any, error) {
 	}
 	var upd []firestore.Update
 	for k, v := range req.AddLabels {
-		if !validLabelKey(k) || len(v) > 255 {
+		if !event.ValidLabelKey(k) || len(v) > 255 {
 			return nil, errBadRequest("label keys are 1 to 63 of A-Z a-z 0-9 _ - . and values at most 255 bytes")
 		}
 		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"labels", k}, Value: v})
 	}
 	for _, k := range req.RemoveLabels {
-		if !validLabelKey(k) {
+		if !event.ValidLabelKey(k) {
 			return nil, errBadRequest("label keys are 1 to 63 of A-Z a-z 0-9 _ - .")
 		}
 		if _, both := req.AddLabels[k]; both {

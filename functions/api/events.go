@@ -14,18 +14,6 @@ type listEvents struct {
 	NextPageToken string            `json:"nextPageToken"`
 }
 
-// knownEventType says whether a history can be filtered by t: DT's event
-// types.
-func knownEventType(t string) bool {
-	switch t {
-	case "touch", "temperature", "objectPresent", "humidity", "objectPresentCount", "touchCount",
-		"waterPresent", "co2", "motion", "deskOccupancy", "contact", "batteryStatus", "networkStatus", "connectionStatus",
-		"ethernetStatus", "cellularStatus", "connectionLatency", "labelsChanged":
-		return true
-	}
-	return false
-}
-
 // listEvents is a device's history, oldest first; by default the last 24
 // hours, as DT's.
 func (s *Service) listEvents(c *call) (any, error) {
@@ -49,7 +37,7 @@ func (s *Service) listEvents(c *call) (any, error) {
 	}
 	types := listValues(c, "eventTypes")
 	for _, t := range types {
-		if !knownEventType(t) {
+		if !event.KnownType(t) {
 			return nil, errBadRequest("unknown event type %q", t)
 		}
 	}

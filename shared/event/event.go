@@ -239,3 +239,31 @@ func ConnectionStatusFor(project, connectorID, connection string, available []st
 		connectionStatusJSON{Connection: connection, Available: available, UpdateTime: stamp(at)})
 	return e
 }
+
+// KnownType says whether t is one of DT's event types: filters and
+// subscriptions refuse any other, so that a typo is an error rather than a
+// filter that silently matches nothing.
+func KnownType(t string) bool {
+	switch t {
+	case "touch", "temperature", "objectPresent", "humidity", "objectPresentCount", "touchCount",
+		"waterPresent", "co2", "pressure", "motion", "deskOccupancy", "contact", "probeWireStatus",
+		"batteryStatus", "networkStatus", "connectionStatus", "ethernetStatus", "cellularStatus",
+		"connectionLatency", "labelsChanged":
+		return true
+	}
+	return false
+}
+
+// ValidLabelKey says whether k can be a device label's key: 1 to 63 of
+// A-Z a-z 0-9 _ - and dot, as labelsChanged events and filters carry them.
+func ValidLabelKey(k string) bool {
+	if len(k) == 0 || len(k) > 63 {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}

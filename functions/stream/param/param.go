@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sealedsense/sealedsense/shared/event"
 )
 
 // ErrInvalid wraps every refusal of a parameter.
@@ -203,7 +205,7 @@ func Parse(q url.Values) (Params, error) {
 	if p.Filter.deviceTypes, err = set(q["device_types"], "device_types", validType); err != nil {
 		return Params{}, err
 	}
-	if p.Filter.eventTypes, err = set(q["event_types"], "event_types", knownEventType); err != nil {
+	if p.Filter.eventTypes, err = set(q["event_types"], "event_types", event.KnownType); err != nil {
 		return Params{}, err
 	}
 	labels, err := list(q["label_filters"], "label_filters")
@@ -213,7 +215,7 @@ func Parse(q url.Values) (Params, error) {
 	seen := map[string]bool{}
 	for _, lf := range labels {
 		k, v, has := strings.Cut(lf, "=")
-		if !validLabelKey(k) || !printable(v) {
+		if !event.ValidLabelKey(k) || !printable(v) {
 			return Params{}, fmt.Errorf("%w: label_filters must be key or key=value, with a key of 1 to %d of A-Z a-z 0-9 _ - and dot, and a printable value", ErrInvalid, maxLabelKey)
 		}
 		if seen[lf] {
@@ -314,19 +316,5 @@ func printable(s string) bool {
 	return true
 }
 
-func validID(s string) bool       { return charset(s, maxIDLen, "_-") }
-func validType(s string) bool     { return charset(s, maxTypeLen, "") }
-func validLabelKey(s string) bool { return charset(s, maxLabelKey, "_-.") }
-
-// knownEventType says whether t is one of DT's event types, so a typo in a
-// filter is refused instead of silently matching nothing.
-func knownEventType(t string) bool {
-	switch t {
-	case "touch", "temperature", "objectPresent", "humidity", "objectPresentCount", "touchCount",
-		"waterPresent", "co2", "pressure", "motion", "deskOccupancy", "contact", "probeWireStatus",
-		"batteryStatus", "networkStatus", "connectionStatus", "ethernetStatus", "cellularStatus",
-		"connectionLatency", "labelsChanged":
-		return true
-	}
-	return false
-}
+func validID(s string) bool   { return charset(s, maxIDLen, "_-") }
+func validType(s string) bool { return charset(s, maxTypeLen, "") }
