@@ -39,9 +39,7 @@ func (s *Signer) Certify(ctx context.Context, issuer string, key JWK, now time.T
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(life))},
 		Key: key,
 	}
-	t := jwt.NewWithClaims(s.method, c)
-	t.Header["kid"] = KeyID(s.version)
-	return t.SignedString(kmsKey{ctx: ctx, kms: s.kms, version: s.version})
+	return s.sign(ctx, c)
 }
 
 // VerifyCert checks a certificate's signature against the key set, its
@@ -59,14 +57,7 @@ func (ks *KeySet) VerifyCert(ctx context.Context, cert, issuer string) (CertClai
 	}
 	var c CertClaims
 	var kmsErr error
-	_, err := jwt.ParseWithClaims(cert, &c, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		k, err := ks.key(ctx, kid)
-		if err != nil && !errors.Is(err, ErrInvalid) {
-			kmsErr = err
-		}
-		return k, err
-	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
+	_, err := jwt.ParseWithClaims(cert, &c, ks.keyfunc(ctx, &kmsErr), jwt.WithValidMethods([]string{"ES256"}), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 	switch {
 	case kmsErr != nil:
 		return CertClaims{}, kmsErr

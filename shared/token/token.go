@@ -149,10 +149,26 @@ func joseSignature(der []byte) ([]byte, error) {
 }
 
 // Sign issues a token for c.
-func (s *Signer) Sign(ctx context.Context, c Claims) (string, error) {
+func (s *Signer) Sign(ctx context.Context, c Claims) (string, error) { return s.sign(ctx, c) }
+
+// sign makes any ES256 JWT with the KMS key, one call each.
+func (s *Signer) sign(ctx context.Context, c jwt.Claims) (string, error) {
 	t := jwt.NewWithClaims(s.method, c)
 	t.Header["kid"] = KeyID(s.version)
 	return t.SignedString(kmsKey{ctx: ctx, kms: s.kms, version: s.version})
+}
+
+// keyfunc finds a token's key by its kid. A KMS failure, which is no
+// verdict on the token, is left in *kmsErr for the caller to tell apart.
+func (ks *KeySet) keyfunc(ctx context.Context, kmsErr *error) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		k, err := ks.key(ctx, kid)
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			*kmsErr = err
+		}
+		return k, err
+	}
 }
 
 // KeySet holds the public keys of the signing key versions. Each is fetched
@@ -336,14 +352,7 @@ func (ks *KeySet) Verify(ctx context.Context, tok string, want Expect) (Claims, 
 	}
 	var c Claims
 	var kmsErr error
-	_, err := jwt.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		k, err := ks.key(ctx, kid)
-		if err != nil && !errors.Is(err, ErrInvalid) {
-			kmsErr = err
-		}
-		return k, err
-	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(want.Issuer), jwt.WithAudience(want.Audience),
+	_, err := jwt.ParseWithClaims(tok, &c, ks.keyfunc(ctx, &kmsErr), jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(want.Issuer), jwt.WithAudience(want.Audience),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(want.Leeway), jwt.WithTimeFunc(now), jwt.WithStrictDecoding())
 	switch {
 	case kmsErr != nil:
