@@ -34,17 +34,16 @@ func (c *ttlCache[K, V]) get(k K, now time.Time) (V, bool) {
 	return e.v, true
 }
 
-func (c *ttlCache[K, V]) put(k K, v V, exp time.Time) {
+// put keeps v until exp. A full cache drops expired entries and then any,
+// down to half, so that filling it costs one scan per max/2 inserts, not
+// one per insert.
+func (c *ttlCache[K, V]) put(k K, v V, now, exp time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {
-		now := time.Now()
 		for k2, e := range c.m {
-			if !now.Before(e.exp) || len(c.m) >= c.max {
+			if !now.Before(e.exp) || len(c.m) > c.max/2 {
 				delete(c.m, k2)
-			}
-			if len(c.m) < c.max/2 {
-				break
 			}
 		}
 	}

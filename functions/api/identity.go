@@ -37,11 +37,11 @@ func (s *Service) loadPrincipal(ctx context.Context, keyID string) (*principal, 
 	if err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.code == http.StatusUnauthorized {
-			s.principals.put(keyID, nil, now.Add(s.cfg.AccessTTL))
+			s.principals.put(keyID, nil, now, now.Add(s.cfg.AccessTTL))
 		}
 		return nil, err
 	}
-	s.principals.put(keyID, p, now.Add(s.cfg.AccessTTL))
+	s.principals.put(keyID, p, now, now.Add(s.cfg.AccessTTL))
 	return p, nil
 }
 
@@ -268,7 +268,7 @@ func (s *Service) jwks(ctx context.Context) ([]byte, error) {
 	}
 	b, err := s.jwksOf(ctx)
 	if err == nil {
-		s.jwksCache.put("", b, now.Add(jwksTTL))
+		s.jwksCache.put("", b, now, now.Add(jwksTTL))
 	}
 	return b, err
 }
@@ -308,6 +308,6 @@ func (s *Service) projectOrg(ctx context.Context, project string) (string, error
 	if err := snap.DataTo(&p); err != nil {
 		return "", err
 	}
-	s.orgs.put(project, p.Organization, now.Add(s.cfg.AccessTTL))
+	s.orgs.put(project, p.Organization, now, now.Add(s.cfg.AccessTTL))
 	return p.Organization, nil
 }
