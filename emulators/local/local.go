@@ -459,6 +459,15 @@ func (d *Deployment) StartConnector(id string) error {
 	if !ok {
 		return fmt.Errorf("local: no connector %s", id)
 	}
+	if c.exit != nil {
+		// Two processes would read the one radio socket, each taking some
+		// frames. A killed one is given a moment to be reaped.
+		select {
+		case <-c.exit:
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("local: connector %s is still running", id)
+		}
+	}
 	f, err := d.logFile(id)
 	if err != nil {
 		return err

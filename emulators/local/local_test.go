@@ -426,8 +426,6 @@ func openAny(ctx context.Context, d *local.Deployment, data []byte) (relay.Uplin
 	})
 }
 
-// assertCustomerSees reads the pipeline's results as a customer program
-// does: a DT-style assertion for a token, then devices and event history.
 // customerToken exchanges the deployment's API credentials for an access
 // token, as DT's clients do.
 func customerToken(t *testing.T, d *local.Deployment) string {
@@ -458,13 +456,15 @@ func customerToken(t *testing.T, d *local.Deployment) string {
 	return tok.AccessToken
 }
 
+// assertCustomerSees reads the pipeline's results as a customer program
+// does: a token, then devices and event history.
 func assertCustomerSees(t *testing.T, d *local.Deployment, devices []string) {
 	t.Helper()
-	tok := struct{ AccessToken string }{customerToken(t, d)}
+	tok := customerToken(t, d)
 	get := func(path string, v any) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", "http://"+d.FunctionsAddr+path, nil)
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

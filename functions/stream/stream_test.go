@@ -424,6 +424,7 @@ func TestSlowClient(t *testing.T) {
 	// heap after each batch shows whether anything grows with them.
 	const batches, n, pad = 4, 300, 4000
 	var heaps []string
+	var first, last uint64
 	for b := range batches {
 		devices := make([]string, n)
 		for i := range devices {
@@ -437,10 +438,19 @@ func TestSlowClient(t *testing.T) {
 		if b == 0 {
 			waitFor(t, 30*time.Second, func() bool { return e.srv.Load().Stats().Dropped == 1 })
 		}
-		heaps = append(heaps, fmt.Sprintf("%d KiB", heap()>>10))
+		last = heap()
+		if b == 0 {
+			first = last
+		}
+		heaps = append(heaps, fmt.Sprintf("%d KiB", last>>10))
 	}
 	t.Logf("heap in use after each batch of %d events of %d B past a client that reads nothing: %s "+
 		"(holding them for it would add %d KiB a batch)", n, pad, strings.Join(heaps, ", "), n*pad>>10)
+	// Holding the unread events would add a batch's worth per batch; one
+	// batch's worth over the three is a generous bound for GC noise.
+	if last > first && last-first > n*pad {
+		t.Fatalf("the heap grew %d KiB over %d batches the stuck client did not read", (last-first)>>10, batches-1)
+	}
 	// Now read: what was written before the cut, then the 429 frame.
 	stuck.read()
 	code, msg, _ := stuck.errorFrame(30 * time.Second)

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/sealedsense/sealedsense/functions/api"
 	"github.com/sealedsense/sealedsense/shared/credentials"
@@ -37,6 +39,11 @@ func tenant(ctx context.Context, e *env, args []string, getenv func(string) stri
 	}
 	if *org == "" || *projectName == "" || *tokenURL == "" || *out == "" {
 		return errors.New("-org, -project-name, -token-url and -out are required")
+	}
+	// The key's secret exists only in the file: its folder must be there
+	// before the key is made.
+	if err := os.MkdirAll(filepath.Dir(*out), 0o700); err != nil {
+		return err
 	}
 	st, err := apiStore(e, getenv)
 	if err != nil {
