@@ -57,7 +57,9 @@ type Config struct {
 	Sensors    []Sensor
 	Connectors []Connector
 	// Interval between a sensor's readings (default 10s); each sensor starts
-	// at a random phase so they do not all speak at once.
+	// at a random phase within its packet period (Interval times
+	// Sensor.Batch), as sensors switched on at different times do, so they
+	// do not all speak at once.
 	Interval time.Duration
 	// Listen is the medium's UDP address (default 127.0.0.1:0).
 	Listen string
@@ -234,8 +236,9 @@ func (s *Simulator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.medium(ctx) })
 	rng := rand.New(rand.NewPCG(s.cfg.Seed, 7))
+	period := s.cfg.Interval * time.Duration(max(1, s.cfg.Sensor.Batch))
 	for _, ss := range s.sensors {
-		phase := time.Duration(rng.Int64N(int64(s.cfg.Interval)))
+		phase := time.Duration(rng.Int64N(int64(period)))
 		seed := rng.Uint64()
 		wg.Go(func() { s.runSensor(ctx, ss, phase, seed) })
 	}

@@ -110,8 +110,9 @@ type Service struct {
 	onlineAt time.Time
 
 	// commits counts Firestore writes (a transaction is one), packets the
-	// unique packets stored; the load tool reads them from the logs.
-	commits, packets atomic.Uint64
+	// unique packets stored and readings the reading events they created;
+	// the load tool reads them from the logs.
+	commits, packets, readings atomic.Uint64
 
 	live liveClaims
 

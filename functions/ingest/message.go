@@ -65,8 +65,11 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 }
 
 // batchConcurrency bounds the copies of one batch handled at once: enough
-// to overlap their Firestore round trips, few enough not to flood it.
-const batchConcurrency = 8
+// to overlap their Firestore round trips (a busy connector's batch carries
+// tens of copies, and a push that handled them a few at a time would hold
+// one of the subscription's few push slots for many round trips), few
+// enough not to flood Firestore.
+const batchConcurrency = 32
 
 // settle turns a handler's outcome into the push answer: a rejection is
 // logged and acknowledged, any other error is returned for redelivery.

@@ -32,9 +32,30 @@ func (s *Service) scheduleReply(recRef *firestore.DocumentRef, out outcome) {
 			s.log.Error("reply failed; the sensor will resend", "error", err.Error(), "deviceId", out.rec.DeviceID)
 		}
 		if again > 0 {
+			out.polls++
 			s.deps.After(again, func() { s.scheduleReply(recRef, out) })
 		}
 	})
+}
+
+// pollStore is how often, in polls, a reply waiting for copies reads the
+// reception record rather than only this instance's memory.
+const pollStore = 4
+
+// missing reports whether a connector whose copy is worth waiting for has
+// not been heard yet.
+func (s *Service) missing(ctx context.Context, out outcome, heard []hearer) bool {
+	want := expectedHearers(out.links, s.deps.Now())
+	if len(out.links) == 0 {
+		// A device heard for the first time (its first handshake): any
+		// online connector may be its best, so wait for them all, within
+		// MaxWindow. It happens once per device.
+		want = s.onlineConnectors(ctx)
+	}
+	for _, h := range heard {
+		delete(want, h.ConnectorID)
+	}
+	return len(want) > 0
 }
 
 // expectedHearers are the connectors that heard a device within the last
@@ -58,6 +79,16 @@ func expectedHearers(links map[string]link, now time.Time) map[string]bool {
 // delivering a backlog, finish asks to run again shortly (the returned
 // delay), up to MaxWindow after the first copy.
 func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out outcome) (time.Duration, error) {
+	deadline := s.deps.Now().Sub(out.rec.FirstSeen) >= s.cfg.MaxWindow
+	if out.polls%pollStore != 0 && !deadline {
+		// Copies that reach this instance join in memory, so most waits
+		// are settled without a read; the record, which copies handled by
+		// other instances add to, is read every few polls and at the end.
+		heard := mergeHearers(out.rec.Hearers, s.live.peek(recRef.ID))
+		if s.missing(ctx, out, heard) {
+			return s.cfg.Window / 4, nil
+		}
+	}
 	snap, err := recRef.Get(ctx)
 	if err != nil {
 		return 0, err
@@ -71,17 +102,7 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 		return 0, nil
 	}
 	rec.Hearers = mergeHearers(rec.Hearers, s.live.peek(recRef.ID))
-	missing := expectedHearers(out.links, s.deps.Now())
-	if len(out.links) == 0 {
-		// A device heard for the first time (its first handshake): any
-		// online connector may be its best, so wait for them all, within
-		// MaxWindow. It happens once per device.
-		missing = s.onlineConnectors(ctx)
-	}
-	for _, h := range rec.Hearers {
-		delete(missing, h.ConnectorID)
-	}
-	if len(missing) > 0 && s.deps.Now().Sub(rec.FirstSeen) < s.cfg.MaxWindow {
+	if !deadline && s.missing(ctx, out, rec.Hearers) {
 		return s.cfg.Window / 4, nil
 	}
 	joined := s.live.take(recRef.ID)
@@ -142,7 +163,7 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 		}
 	}
 	s.log.Info("reply sent", "deviceId", rec.DeviceID, "via", via, "heardBy", len(rec.Hearers),
-		"commits", s.commits.Load(), "uniquePackets", s.packets.Load())
+		"commits", s.commits.Load(), "uniquePackets", s.packets.Load(), "storedReadings", s.readings.Load())
 	return 0, nil
 }
 

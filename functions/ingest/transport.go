@@ -42,7 +42,6 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	if err != nil && !seen {
 		return reject(openReason(err), err)
 	}
-	var events []storedEvent
 	var ul payload.Uplink
 	if !seen {
 		// Decode before claiming: an authentic packet that does not decode
@@ -51,9 +50,6 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 		ul, err = payload.DecodeUplink(pt)
 		clear(pt)
 		if err != nil {
-			return reject("bad-payload", err)
-		}
-		if events, err = s.readingEvents(snap.ProjectID, snap.DeviceID, ul.Readings, s.deps.Now()); err != nil {
 			return reject("bad-payload", err)
 		}
 	}
@@ -69,6 +65,17 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 		// The window holds the counter only once a transaction committed
 		// it, so there is nothing left to process here.
 		return nil
+	}
+	// Only the owner builds the events: the copies, two of every three
+	// envelopes, stop at the claim.
+	events, err := s.readingEvents(snap.ProjectID, deviceID, ul.Readings, s.deps.Now())
+	if err != nil {
+		s.live.take(recRef.ID)
+		s.commits.Add(1)
+		if _, uerr := recRef.Update(ctx, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}}); uerr != nil {
+			return uerr
+		}
+		return reject("bad-payload", err)
 	}
 
 	var out outcome
@@ -177,6 +184,7 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 		return out.reject
 	}
 	s.packets.Add(1)
+	s.readings.Add(uint64(len(fresh)))
 	if err := s.publishEvents(ctx, out.rec.ProjectID, out.rec.DeviceID, jsonOf(fresh)); err != nil {
 		return err
 	}
@@ -253,15 +261,13 @@ func (s *Service) stored(ev event.Event, project, deviceID string, now time.Time
 	if err != nil {
 		return storedEvent{}, err
 	}
-	var shape struct {
-		Data map[string]map[string]any `json:"data"`
-	}
-	if err := json.Unmarshal(js, &shape); err != nil {
+	var data map[string]map[string]any
+	if err := json.Unmarshal(ev.Data, &data); err != nil {
 		return storedEvent{}, err
 	}
 	return storedEvent{
 		id:   ev.EventID,
-		data: shape.Data[ev.EventType],
+		data: data[ev.EventType],
 		doc: eventDoc{
 			ProjectID: project, DeviceID: deviceID, EventType: ev.EventType,
 			Timestamp: ev.Timestamp, JSON: js, ExpireAt: now.Add(s.cfg.Retention),

@@ -44,6 +44,9 @@ type outcome struct {
 	rec       reception
 	links     map[string]link
 	netStatus time.Time
+	// polls counts the reply's waits for expected copies; every
+	// pollStore-th one, and the last, reads the reception record.
+	polls int
 }
 
 func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {

@@ -55,20 +55,24 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 	log := logging.New(io.Discard, slog.LevelWarn)
 	fmt.Printf("starting %d sensors, %d connectors, a reading every %v, %d readings per packet, connector batch window %v\n", sensors, connectors, interval, batch, batchWindow)
 	d, err := local.Start(ctx, local.Config{DataDir: dataDir, Sensors: sensors, Connectors: connectors, Interval: interval, Batch: batch, BatchWindow: batchWindow,
-		SensorTypes: []string{"temperature"}, Logger: log})
+		SensorTypes: []string{"temperature"}, Logger: log,
+		// Cloud Scheduler's cadence in GCP. The emulator answers every query
+		// by scanning the whole database, so the local default of a sweep a
+		// second would cost more here than the pipeline being measured.
+		SweepEvery: time.Minute, DeliverSweepEvery: time.Minute})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 	time.Sleep(warmup)
 
-	before, err := snapshot(ctx, d)
+	before, err := snapshot(d)
 	if err != nil {
 		return err
 	}
 	d.Sim.AckLatencies()
 	time.Sleep(duration)
-	after, err := snapshot(ctx, d)
+	after, err := snapshot(d)
 	if err != nil {
 		return err
 	}
@@ -79,50 +83,79 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 	}
 
 	secs := after.at.Sub(before.at).Seconds()
-	readings := float64(after.readings - before.readings)
-	packets := float64(after.packets - before.packets)
+	readings := float64(after.StoredReadings - before.StoredReadings)
+	packets := float64(after.UniquePackets - before.UniquePackets)
 	rate := readings / secs
 	fmt.Printf("\nmeasured over %.0fs after a %v warm-up\n", secs, warmup)
 	fmt.Printf("unique readings stored per second:   %.1f (%d readings in %.0f unique packets)\n", rate, int(readings), packets)
 	fmt.Printf("send -> event stored latency:        p50 %v  p99 %v  (%d packets)\n", pct(stored, 50), pct(stored, 99), len(stored))
 	fmt.Printf("send -> ACK received latency:        p50 %v  p99 %v  (%d ACKs)\n", pct(acks, 50), pct(acks, 99), len(acks))
 	if packets > 0 {
-		fmt.Printf("Firestore commits per unique packet: %.2f\n", float64(after.commits-before.commits)/packets)
+		fmt.Printf("Firestore commits per unique packet: %.2f\n", float64(after.Commits-before.Commits)/packets)
 		fmt.Printf("KMS calls per 1000 data packets:     %.2f (%d calls)\n", float64(after.kms-before.kms)*1000/packets, after.kms-before.kms)
 	}
 	st := d.Sim.Stats()
 	backlog := d.Sim.Backlog()
-	// Stop the traffic, so the raw rate is measured on an idle emulator.
+	// Stop the traffic and let the pipeline drain, so the raw rate is
+	// measured on an idle emulator.
 	d.StopTraffic()
-	raw, err := rawCreateRate(ctx, 3000, 32)
+	drained := drain(ctx, d, time.Minute)
+	raw, err := rawCreateRate(ctx, 32)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Firestore emulator raw creates/s:    %.0f (same documents, 32 writers)\n", raw)
+	note := ""
+	if !drained {
+		note = ", measured while the pipeline was still draining its backlog"
+	}
+	fmt.Printf("Firestore emulator raw creates/s:    %.0f (same documents, 32 writers, best of 3 rounds%s)\n", raw, note)
 	fmt.Printf("throughput ratio to raw creates:     %.2f\n", rate/raw)
 	fmt.Printf("sensor packets sent %d, replies %d, unacknowledged at the end %d\n", st.Sent, st.Replies, backlog)
+	if drained {
+		// Ingest's own count must agree with what Firestore holds.
+		final, err := ingestCounters(d.LogPath("functions"))
+		if err != nil {
+			return err
+		}
+		n, err := storedReadings(ctx, d.FS)
+		if err != nil {
+			return err
+		}
+		// Ingest logs its count with each reply, so the last packets may
+		// be missing from it; it can never exceed what Firestore holds.
+		fmt.Printf("reading events in Firestore %d, counted by ingest %d\n", n, final.StoredReadings)
+		if final.StoredReadings > n {
+			return fmt.Errorf("ingest reports %d reading events created but Firestore holds only %d", final.StoredReadings, n)
+		}
+	}
 	return nil
 }
 
 type counts struct {
-	at                         time.Time
-	readings, packets, commits int64
-	kms                        uint64
+	at time.Time
+	ingest
+	kms uint64
 }
 
-func snapshot(ctx context.Context, d *local.Deployment) (counts, error) {
+// snapshot reads the counters without touching Firestore: the emulator
+// answers a count by scanning the whole database, which would load it
+// with the measurement itself.
+func snapshot(d *local.Deployment) (counts, error) {
 	c := counts{at: time.Now(), kms: d.Platform().KMSCalls()}
-	all, err := count(ctx, d.FS.Collection("events").Query)
-	if err != nil {
-		return c, err
-	}
-	net, err := count(ctx, d.FS.Collection("events").Where("eventType", "in", []string{"networkStatus", "connectionStatus"}))
-	if err != nil {
-		return c, err
-	}
-	c.readings = all - net
-	c.commits, c.packets, err = ingestCounters(d.LogPath("functions"))
+	var err error
+	c.ingest, err = ingestCounters(d.LogPath("functions"))
 	return c, err
+}
+
+// storedReadings counts the reading events in Firestore, to check ingest's
+// own count once the traffic has stopped.
+func storedReadings(ctx context.Context, fs *firestore.Client) (int64, error) {
+	all, err := count(ctx, fs.Collection("events").Query)
+	if err != nil {
+		return 0, err
+	}
+	other, err := count(ctx, fs.Collection("events").Where("eventType", "in", []string{"networkStatus", "connectionStatus"}))
+	return all - other, err
 }
 
 func count(ctx context.Context, q firestore.Query) (int64, error) {
@@ -137,26 +170,31 @@ func count(ctx context.Context, q firestore.Query) (int64, error) {
 	return v.GetIntegerValue(), nil
 }
 
-// ingestCounters reads the latest cumulative counters the ingest function
-// logs with every reply.
-func ingestCounters(path string) (commits, packets int64, err error) {
+// ingest are the cumulative counters the ingest function logs with every
+// reply.
+type ingest struct {
+	Commits        int64 `json:"commits"`
+	UniquePackets  int64 `json:"uniquePackets"`
+	StoredReadings int64 `json:"storedReadings"`
+}
+
+// ingestCounters reads the latest counters from the functions log.
+func ingestCounters(path string) (ingest, error) {
+	var last ingest
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, err
+		return last, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		var l struct {
-			Commits       int64 `json:"commits"`
-			UniquePackets int64 `json:"uniquePackets"`
-		}
+		var l ingest
 		if json.Unmarshal(sc.Bytes(), &l) == nil && l.UniquePackets > 0 {
-			commits, packets = l.Commits, l.UniquePackets
+			last = l
 		}
 	}
-	return commits, packets, sc.Err()
+	return last, sc.Err()
 }
 
 // storeLatencies is, for each packet stored in the window, the time from
@@ -199,15 +237,53 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[min(len(s)-1, len(s)*p/100)].Round(time.Millisecond)
 }
 
-// rawCreateRate creates n documents shaped like stored events into a fresh
-// project with the given number of writers, as fast as the emulator takes
-// them.
-func rawCreateRate(ctx context.Context, n, writers int) (float64, error) {
+// drain waits until ingest has stored no new packet for 3 seconds, at most
+// limit, and reports whether it got there.
+func drain(ctx context.Context, d *local.Deployment, limit time.Duration) bool {
+	last, _ := ingestCounters(d.LogPath("functions"))
+	quiet := time.Now()
+	for end := time.Now().Add(limit); time.Now().Before(end); {
+		time.Sleep(500 * time.Millisecond)
+		n, err := ingestCounters(d.LogPath("functions"))
+		if err != nil || ctx.Err() != nil {
+			return false
+		}
+		if n != last {
+			last, quiet = n, time.Now()
+		}
+		if time.Since(quiet) >= 3*time.Second {
+			return true
+		}
+	}
+	return false
+}
+
+// rawCreateRate is the best of three rounds of creating documents shaped
+// like stored events into a fresh project with the given number of
+// writers, as fast as the emulator takes them, after a warm-up round. The
+// best round is taken because everything else on the machine can only
+// slow a round down: the ratio is then never flattered.
+func rawCreateRate(ctx context.Context, writers int) (float64, error) {
 	fs, err := firestore.NewClient(ctx, fmt.Sprintf("raw-%d", time.Now().UnixNano()))
 	if err != nil {
 		return 0, err
 	}
 	defer fs.Close()
+	if _, err := createRound(ctx, fs, "w", 1000, writers); err != nil {
+		return 0, err
+	}
+	best := 0.0
+	for r := range 3 {
+		rate, err := createRound(ctx, fs, fmt.Sprintf("r%d", r), 3000, writers)
+		if err != nil {
+			return 0, err
+		}
+		best = max(best, rate)
+	}
+	return best, nil
+}
+
+func createRound(ctx context.Context, fs *firestore.Client, prefix string, n, writers int) (float64, error) {
 	body := []byte(`{"eventId":"0123456789abcdefghij","targetName":"projects/demo/devices/0123456789abcdefghij","eventType":"temperature","data":{"temperature":{"value":21.5}},"timestamp":"2026-11-25T10:00:00.000000000Z"}`)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -220,7 +296,7 @@ func rawCreateRate(ctx context.Context, n, writers int) (float64, error) {
 				if i > int64(n) {
 					return
 				}
-				_, err := fs.Collection("events").Doc(fmt.Sprintf("e%08d", i)).Create(ctx, map[string]any{
+				_, err := fs.Collection("events").Doc(fmt.Sprintf("%s%08d", prefix, i)).Create(ctx, map[string]any{
 					"projectId": "demo", "deviceId": "0123456789abcdefghij", "eventType": "temperature",
 					"timestamp": time.Now(), "json": body, "expireAt": time.Now().Add(720 * time.Hour),
 				})

@@ -24,7 +24,8 @@ type Config struct {
 	// past it the oldest is dropped and counted, as flash on a sensor is
 	// finite.
 	MaxBacklog int
-	// MaxPerPacket bounds the readings in one packet (default 16).
+	// MaxPerPacket bounds the readings in one packet (default Batch, at
+	// least 16; never more than payload.MaxReadings).
 	MaxPerPacket int
 	// Batch holds new readings back until this many are waiting (default
 	// 1: send each at once). Radio time is what drains a battery, so real
@@ -86,17 +87,21 @@ type Sensor struct {
 	psk    [32]byte
 	cloud  [32]byte
 
-	mu          sync.Mutex
-	nextSeq     uint64
-	nextIndex   uint32
-	hs          *radio.InitiatorHandshake
-	hsStarted   time.Time
-	hsAttempts  int
-	session     *radio.Session
-	backlog     []pending            // ordered by Seq
-	inflight    map[uint64][]uint64  // radio counter -> seqs it carried
-	sentAt      map[uint64]time.Time // radio counter -> when it was sent
-	latencies   []time.Duration      // send-to-ACK, since the last AckLatencies
+	mu         sync.Mutex
+	nextSeq    uint64
+	nextIndex  uint32
+	hs         *radio.InitiatorHandshake
+	hsStarted  time.Time
+	hsAttempts int
+	session    *radio.Session
+	backlog    []pending            // ordered by Seq
+	inflight   map[uint64][]uint64  // radio counter -> seqs it carried
+	sentAt     map[uint64]time.Time // radio counter -> when it was sent
+	latencies  []time.Duration      // send-to-ACK, since the last AckLatencies
+	// backfillCtr is the counter of the backfill-only packet awaiting its
+	// ACK, sent at backfillAt (0: none). Only one is ever out at a time.
+	backfillCtr uint64
+	backfillAt  time.Time
 	config      payload.Config
 	heard       []uint64 // reply counters received since the last uplink
 	stats       Stats
@@ -113,12 +118,13 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 	if cfg.MaxBacklog <= 0 {
 		cfg.MaxBacklog = 512
 	}
-	if cfg.MaxPerPacket <= 0 {
-		cfg.MaxPerPacket = 16
-	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 1
 	}
+	if cfg.MaxPerPacket <= 0 {
+		cfg.MaxPerPacket = max(16, cfg.Batch)
+	}
+	cfg.MaxPerPacket = min(cfg.MaxPerPacket, payload.MaxReadings)
 	if cfg.ResendAfter <= 0 {
 		cfg.ResendAfter = 10 * time.Second
 	}
@@ -261,6 +267,15 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 	if len(picked) < min(s.cfg.Batch, s.cfg.MaxPerPacket) {
 		picked = picked[:0]
 	}
+	backfillOnly := len(picked) == 0
+	if backfillOnly && s.backfillCtr != 0 && now.Sub(s.backfillAt) < s.cfg.ResendAfter {
+		// Backfill is clocked by ACKs: while one backfill packet is
+		// unanswered, no other goes out. A cloud that falls behind then
+		// gets at most one extra packet per sensor per round trip,
+		// instead of a resend of every overdue reading on every transmit
+		// opportunity, which would bury it deeper (congestion collapse).
+		return nil, nil
+	}
 	for i := range s.backlog {
 		if len(picked) >= s.cfg.MaxPerPacket {
 			break
@@ -311,6 +326,9 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 	}
 	s.inflight[counter] = seqs
 	s.sentAt[counter] = now
+	if backfillOnly {
+		s.backfillCtr, s.backfillAt = counter, now
+	}
 	s.heard = nil
 	// ACKs that never come would grow the map without end; a counter this
 	// far behind carries readings that were resent under newer counters.
@@ -356,6 +374,7 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 		// of the old one can no longer match; its readings are resent.
 		clear(s.inflight)
 		clear(s.sentAt)
+		s.backfillCtr = 0
 		for i := range s.backlog {
 			s.backlog[i].lastSent, s.backlog[i].attempts = time.Time{}, 0
 		}
@@ -389,6 +408,9 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 func (s *Sensor) apply(r payload.Reply, now time.Time) {
 	acked := make(map[uint64]bool)
 	for _, c := range r.Acks {
+		if c == s.backfillCtr {
+			s.backfillCtr = 0
+		}
 		for _, seq := range s.inflight[c] {
 			acked[seq] = true
 		}

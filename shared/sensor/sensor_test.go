@@ -161,6 +161,56 @@ func TestLostAckResendsAsBackfill(t *testing.T) {
 	}
 }
 
+func TestBackfillWaitsForTheLastBackfillsACK(t *testing.T) {
+	t.Parallel()
+	s, c := newPair(t, sensor.Config{ResendAfter: 10 * time.Second, MaxPerPacket: 2})
+	connect(t, s, c, t0)
+	for v := range 6 {
+		s.Record(temp(float64(v)))
+	}
+	// Three packets carry the six readings; every reply is lost.
+	for range 3 {
+		if pkt, _ := s.Next(t0); pkt == nil {
+			t.Fatal("new readings were held back")
+		} else {
+			_, _ = c.handle(pkt, t0)
+		}
+	}
+	at := t0.Add(11 * time.Second) // all six are overdue
+	first, _ := s.Next(at)
+	if first == nil {
+		t.Fatal("overdue readings were not resent")
+	}
+	for _, later := range []time.Duration{0, time.Second, 9 * time.Second} {
+		if pkt, _ := s.Next(at.Add(later)); pkt != nil {
+			t.Fatalf("a second backfill packet went out %v after the first, before its ACK", later)
+		}
+	}
+	// New readings never wait for backfill.
+	s.Record(temp(9))
+	if pkt, _ := s.Next(at.Add(time.Second)); pkt == nil {
+		t.Fatal("a new reading was held back behind backfill")
+	}
+	// The ACK of the backfill packet lets the next one go at once.
+	reply, got := c.handle(first, at)
+	if len(got) != 2 || !got[0].Backfilled || !got[1].Backfilled {
+		t.Fatalf("first backfill packet carried %+v", got)
+	}
+	if _, err := s.Receive(reply, at.Add(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if pkt, _ := s.Next(at.Add(2 * time.Second)); pkt == nil {
+		t.Fatal("backfill stayed blocked after its ACK")
+	}
+	// A lost backfill ACK blocks the next one for ResendAfter only.
+	if pkt, _ := s.Next(at.Add(3 * time.Second)); pkt != nil {
+		t.Fatal("a second backfill packet went out before the ACK")
+	}
+	if pkt, _ := s.Next(at.Add(13 * time.Second)); pkt == nil {
+		t.Fatal("backfill stayed blocked past ResendAfter without an ACK")
+	}
+}
+
 func TestBacklogIsBounded(t *testing.T) {
 	t.Parallel()
 	s, _ := newPair(t, sensor.Config{MaxBacklog: 4})
