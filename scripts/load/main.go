@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -94,6 +95,16 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 		fmt.Printf("Firestore commits per unique packet: %.2f\n", float64(after.Commits-before.Commits)/packets)
 		fmt.Printf("KMS calls per 1000 data packets:     %.2f (%d calls)\n", float64(after.kms-before.kms)*1000/packets, after.kms-before.kms)
 	}
+	if readings > 0 && len(after.cpu) > 0 {
+		// CPU time per 1000 stored readings, by part, at 100 clock ticks a
+		// second (Linux's USER_HZ): where the machine's cores went.
+		fmt.Printf("CPU seconds per 1000 readings:      ")
+		parts := slices.Sorted(maps.Keys(after.cpu))
+		for _, p := range parts {
+			fmt.Printf(" %s %.2f;", p, float64(after.cpu[p]-before.cpu[p])/100/readings*1000)
+		}
+		fmt.Println()
+	}
 	st := d.Sim.Stats()
 	backlog := d.Sim.Backlog()
 	// Stop the traffic and let the pipeline drain, so the raw rate is
@@ -135,13 +146,14 @@ type counts struct {
 	at time.Time
 	ingest
 	kms uint64
+	cpu map[string]int64
 }
 
 // snapshot reads the counters without touching Firestore: the emulator
 // answers a count by scanning the whole database, which would load it
 // with the measurement itself.
 func snapshot(d *local.Deployment) (counts, error) {
-	c := counts{at: time.Now(), kms: d.Platform().KMSCalls()}
+	c := counts{at: time.Now(), kms: d.Platform().KMSCalls(), cpu: cpuTicks()}
 	var err error
 	c.ingest, err = ingestCounters(d.LogPath("functions"))
 	return c, err
