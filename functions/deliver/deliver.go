@@ -240,8 +240,8 @@ func (s *Service) dispatch(d delivery) bool {
 
 // drain feeds a lane's queue into its slots until the queue is empty.
 // The attempts outlive the push request that queued them: they run after
-// the message is acknowledged, so that a slow endpoint never holds
-// Pub/Sub's push, which ingest shares.
+// the message is acknowledged, so that a slow endpoint never holds one of
+// the few concurrent pushes the subscription gets.
 func (s *Service) drain(l *lane) {
 	for {
 		select {

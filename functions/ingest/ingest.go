@@ -91,7 +91,7 @@ type Deps struct {
 	// After runs f once d has passed (default time.AfterFunc). The reply
 	// waits out the collection window this way rather than inside the
 	// request: a push handler that sleeps holds one of the few concurrent
-	// pushes a subscription gets (the Pub/Sub emulator has two in all).
+	// pushes a subscription gets (the Pub/Sub emulator has two each).
 	After func(d time.Duration, f func())
 }
 

@@ -243,7 +243,7 @@ func (s *Service) publishEvents(ctx context.Context, project, deviceID string, e
 	}
 	// A packet's events go out as one message: every subscriber of the
 	// topic is a push, and one request per packet rather than per reading
-	// keeps them from crowding ingest's own pushes.
+	// keeps their work, and the Pub/Sub emulator's, per packet.
 	var results []*pubsub.PublishResult
 	for chunk := range slices.Chunk(events, event.MaxPerMessage) {
 		data, err := event.EncodeMessage(chunk)
