@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -114,6 +115,23 @@ func newWorld(t *testing.T, window time.Duration) *world {
 // newSensor manufactures a sensor in the world's project.
 func (w *world) newSensor() *sensor.Sensor {
 	w.t.Helper()
+	return w.sensorFor(w.manufacture())
+}
+
+// sensorFor starts a sensor with the given credentials, its sequence
+// numbers from 1.
+func (w *world) sensorFor(creds credentials.Sensor) *sensor.Sensor {
+	w.t.Helper()
+	s, err := sensor.New(creds, 1, sensor.Config{ResendAfter: 500 * time.Millisecond})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return s
+}
+
+// manufacture provisions a temperature sensor in the world's project.
+func (w *world) manufacture() credentials.Sensor {
+	w.t.Helper()
 	ctx := context.Background()
 	reg := registry.New(w.fs, nil, nil)
 	ck, err := reg.CloudKeys(ctx)
@@ -127,12 +145,8 @@ func (w *world) newSensor() *sensor.Sensor {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	s, err := sensor.New(credentials.Sensor{DeviceID: m.Device.ID, StaticPrivate: m.Static.Private[:], StaticPublic: m.Static.Public[:],
-		PSK: m.PSK, CloudPublic: ck.StaticPublic}, 1, sensor.Config{ResendAfter: 500 * time.Millisecond})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return s
+	return credentials.Sensor{DeviceID: m.Device.ID, StaticPrivate: m.Static.Private[:], StaticPublic: m.Static.Public[:],
+		PSK: m.PSK, CloudPublic: ck.StaticPublic}
 }
 
 func pushEvent(project string, data []byte) event.Event {
@@ -429,5 +443,59 @@ func TestBatchOfCopies(t *testing.T) {
 	}
 	if after := count(); after != before {
 		t.Fatalf("a redelivered batch stored %d more events", after-before)
+	}
+}
+
+// TestReusedSequenceNumbers: a sensor that lost its sequence numbers (a
+// reset) sends new readings under event ids already stored. Ingest reads
+// only resent readings' events, so this is the case its fallback is for:
+// the packet is still stored and acknowledged, the stored event is left as
+// it was, and the reading with a new id is stored.
+func TestReusedSequenceNumbers(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 300*time.Millisecond)
+	creds := w.manufacture()
+	send := func(s *sensor.Sensor, values ...float64) {
+		t.Helper()
+		for _, v := range values {
+			s.Record(temp(v))
+		}
+		pkt, err := s.Next(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.deliverAll(w.hear("ccon-a", pkt, -70))
+		if _, err := s.Receive(w.downlink().Packet, time.Now()); err != nil || s.Stats().Backlog != 0 {
+			t.Fatalf("packet not acknowledged (%v, %+v); logs:\n%s", err, s.Stats(), w.logs.String())
+		}
+	}
+	before := w.sensorFor(creds)
+	w.connect(before)
+	send(before, 20)
+	reset := w.sensorFor(creds)
+	w.connect(reset)
+	send(reset, 25, 26)
+
+	docs, err := w.fs.Collection("events").Where("deviceId", "==", creds.DeviceID).Where("eventType", "==", "temperature").Documents(context.Background()).GetAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for _, d := range docs {
+		var ev struct {
+			Data struct {
+				Temperature struct {
+					Value float64 `json:"value"`
+				} `json:"temperature"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(d.Data()["json"].([]byte), &ev); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev.Data.Temperature.Value)
+	}
+	slices.Sort(got)
+	if want := []float64{20, 26}; !slices.Equal(got, want) {
+		t.Fatalf("temperature events %v, want %v (the first reading kept, the reused id not overwritten)", got, want)
 	}
 }

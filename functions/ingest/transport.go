@@ -81,99 +81,117 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	var out outcome
 	var fresh []storedEvent
 	var sd sessionDoc
-	s.commits.Add(1)
-	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		out, fresh = outcome{rec: rec}, nil
-		now := s.deps.Now()
-		devRef := fs.Collection(registry.DevicesCollection).Doc(deviceID)
-		refs := []*firestore.DocumentRef{sessRef, devRef}
-		for _, e := range events {
-			refs = append(refs, fs.Collection(eventsCollection).Doc(e.id))
-		}
-		snaps, err := tx.GetAll(refs)
-		if err != nil {
-			return err
-		}
-		existing := snaps[2:]
-		if !snaps[0].Exists() {
-			out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", hdr.ReceiverIndex))
-			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
-		}
-		if err := snaps[0].DataTo(&sd); err != nil {
-			return err
-		}
-		sess, err := s.openSession(keys, hdr.ReceiverIndex, sd.Sealed)
-		if err != nil {
-			return err
-		}
-		pt, counter, err := sess.Open(nil, up.Packet, now)
-		defer clear(pt)
-		if err != nil {
-			out.reject = reject(openReason(err), err)
-			return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
-		}
-		var st deviceState
-		if err := snaps[1].DataTo(&st); err != nil {
-			return err
-		}
-		if st.ProjectID != snap.ProjectID {
-			// Claimed or transferred since the snapshot: store under the
-			// project the device belongs to now.
-			if events, err = s.readingEvents(st.ProjectID, deviceID, ul.Readings, now); err != nil {
+	// Only a resent reading (isBackfilled) can have been stored before, so
+	// the transaction reads only those readings' events: a packet of new
+	// readings costs two document reads, not one per reading. A new
+	// reading stored before all the same (a sensor that lost its sequence
+	// numbers reuses them) fails the commit with AlreadyExists, and the
+	// packet is tried once more, reading every event.
+	for checkAll := false; ; checkAll = true {
+		s.commits.Add(1)
+		err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+			out, fresh = outcome{rec: rec}, nil
+			now := s.deps.Now()
+			devRef := fs.Collection(registry.DevicesCollection).Doc(deviceID)
+			refs := []*firestore.DocumentRef{sessRef, devRef}
+			for _, e := range events {
+				if e.backfilled || checkAll {
+					refs = append(refs, fs.Collection(eventsCollection).Doc(e.id))
+				}
+			}
+			snaps, err := tx.GetAll(refs)
+			if err != nil {
 				return err
 			}
-		}
+			stored := map[string]bool{}
+			for _, ev := range snaps[2:] {
+				if ev.Exists() {
+					stored[ev.Ref.ID] = true
+				}
+			}
+			if !snaps[0].Exists() {
+				out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", hdr.ReceiverIndex))
+				return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
+			}
+			if err := snaps[0].DataTo(&sd); err != nil {
+				return err
+			}
+			sess, err := s.openSession(keys, hdr.ReceiverIndex, sd.Sealed)
+			if err != nil {
+				return err
+			}
+			pt, counter, err := sess.Open(nil, up.Packet, now)
+			defer clear(pt)
+			if err != nil {
+				out.reject = reject(openReason(err), err)
+				return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
+			}
+			var st deviceState
+			if err := snaps[1].DataTo(&st); err != nil {
+				return err
+			}
+			if st.ProjectID != snap.ProjectID {
+				// Claimed or transferred since the snapshot: store under the
+				// project the device belongs to now.
+				if events, err = s.readingEvents(st.ProjectID, deviceID, ul.Readings, now); err != nil {
+					return err
+				}
+			}
 
-		// The reply: an ACK of this counter, sealed inside the transaction
-		// so that a retried attempt never sends a second plaintext under a
-		// counter the committed one used.
-		reply, err := payload.Reply{Acks: []uint64{counter}}.Marshal()
-		if err != nil {
-			return err
-		}
-		replyPkt, replyCtr, err := sess.Seal(nil, reply, now)
-		if err != nil {
-			return err
-		}
-		sealed, err := s.sealSession(keys, hdr.ReceiverIndex, sess)
-		if err != nil {
-			return err
-		}
-		if err := tx.Update(sessRef, []firestore.Update{{Path: "sealed", Value: sealed}}); err != nil {
-			return err
-		}
-		ids := make([]string, 0, len(events))
-		latest := map[string]storedEvent{}
-		for i, e := range events {
-			ids = append(ids, e.id)
-			if existing[i].Exists() {
-				continue // a backfilled reading stored before: exactly once
-			}
-			if err := tx.Create(refs[2+i], e.doc); err != nil {
+			// The reply: an ACK of this counter, sealed inside the transaction
+			// so that a retried attempt never sends a second plaintext under a
+			// counter the committed one used.
+			reply, err := payload.Reply{Acks: []uint64{counter}}.Marshal()
+			if err != nil {
 				return err
 			}
-			fresh = append(fresh, e)
-			if prev, ok := latest[e.doc.EventType]; !e.backfilled && (!ok || e.doc.Timestamp.After(prev.doc.Timestamp)) {
-				latest[e.doc.EventType] = e
-			}
-		}
-		upd := feedback(st, ul.Replies, now)
-		for typ, e := range latest {
-			upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"reported", typ}, Value: e.data})
-		}
-		if len(upd) > 0 {
-			if err := tx.Update(devRef, upd); err != nil {
+			replyPkt, replyCtr, err := sess.Seal(nil, reply, now)
+			if err != nil {
 				return err
 			}
-		}
-		out.rec.DeviceID, out.rec.ProjectID, out.rec.Reply, out.rec.EventIDs = sd.DeviceID, st.ProjectID, replyPkt, ids
-		out.links, out.netStatus = st.Links, st.LastNetworkStatus
-		return tx.Update(recRef, []firestore.Update{
-			{Path: "deviceId", Value: sd.DeviceID}, {Path: "projectId", Value: st.ProjectID},
-			{Path: "reply", Value: replyPkt}, {Path: "replyCtr", Value: int64(replyCtr)},
-			{Path: "eventIds", Value: ids}, {Path: "committed", Value: true},
+			sealed, err := s.sealSession(keys, hdr.ReceiverIndex, sess)
+			if err != nil {
+				return err
+			}
+			if err := tx.Update(sessRef, []firestore.Update{{Path: "sealed", Value: sealed}}); err != nil {
+				return err
+			}
+			ids := make([]string, 0, len(events))
+			latest := map[string]storedEvent{}
+			for _, e := range events {
+				ids = append(ids, e.id)
+				if stored[e.id] {
+					continue // a resent reading stored before: exactly once
+				}
+				if err := tx.Create(fs.Collection(eventsCollection).Doc(e.id), e.doc); err != nil {
+					return err
+				}
+				fresh = append(fresh, e)
+				if prev, ok := latest[e.doc.EventType]; !e.backfilled && (!ok || e.doc.Timestamp.After(prev.doc.Timestamp)) {
+					latest[e.doc.EventType] = e
+				}
+			}
+			upd := feedback(st, ul.Replies, now)
+			for typ, e := range latest {
+				upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"reported", typ}, Value: e.data})
+			}
+			if len(upd) > 0 {
+				if err := tx.Update(devRef, upd); err != nil {
+					return err
+				}
+			}
+			out.rec.DeviceID, out.rec.ProjectID, out.rec.Reply, out.rec.EventIDs = sd.DeviceID, st.ProjectID, replyPkt, ids
+			out.links, out.netStatus = st.Links, st.LastNetworkStatus
+			return tx.Update(recRef, []firestore.Update{
+				{Path: "deviceId", Value: sd.DeviceID}, {Path: "projectId", Value: st.ProjectID},
+				{Path: "reply", Value: replyPkt}, {Path: "replyCtr", Value: int64(replyCtr)},
+				{Path: "eventIds", Value: ids}, {Path: "committed", Value: true},
+			})
 		})
-	})
+		if checkAll || !exists(err) {
+			break
+		}
+	}
 	if err != nil || out.reject != nil {
 		s.live.take(recRef.ID) // no reply will be sent for it here
 	}
