@@ -358,6 +358,16 @@ func TestRejections(t *testing.T) {
 	forged, _ := relay.SignUplink(rogue, relay.Uplink{ConnectorID: "ccon-a", Received: time.Now(), Packet: pkt})
 	unknown, _ := relay.SignUplink(rogue, relay.Uplink{ConnectorID: "ccon-x", Received: time.Now(), Packet: pkt})
 	garbagePacket, _ := relay.SignUplink(w.conns["ccon-a"], relay.Uplink{ConnectorID: "ccon-a", Received: time.Now(), Packet: []byte{3, 1, 2, 3}})
+	// A connector registered and then revoked signs with its own, real key.
+	revokedPub, revokedKey, _ := ed25519.GenerateKey(rand.Reader)
+	reg := registry.New(w.fs, nil, nil)
+	if err := reg.RegisterConnector(context.Background(), "ccon-r", "ccon-r", w.project, revokedPub); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.RevokeConnector(context.Background(), "ccon-r"); err != nil {
+		t.Fatal(err)
+	}
+	revoked, _ := relay.SignUplink(revokedKey, relay.Uplink{ConnectorID: "ccon-r", Received: time.Now(), Packet: pkt})
 	tests := []struct {
 		name   string
 		data   []byte
@@ -365,6 +375,7 @@ func TestRejections(t *testing.T) {
 	}{
 		{"forged connector signature", forged, "bad-signature"},
 		{"unknown connector", unknown, "unknown-connector"},
+		{"revoked connector", revoked, "revoked-connector"},
 		{"garbage envelope", []byte("\x00garbage\xff"), "malformed-envelope"},
 		{"garbage packet", garbagePacket, "malformed-packet"},
 	}
