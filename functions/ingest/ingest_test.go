@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -508,5 +509,8 @@ func TestReusedSequenceNumbers(t *testing.T) {
 	slices.Sort(got)
 	if want := []float64{20, 26}; !slices.Equal(got, want) {
 		t.Fatalf("temperature events %v, want %v (the first reading kept, the reused id not overwritten)", got, want)
+	}
+	if !strings.Contains(w.logs.String(), `"dropped":1`) {
+		t.Fatalf("the dropped reading was not logged:\n%s", w.logs.String())
 	}
 }

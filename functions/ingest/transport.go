@@ -81,6 +81,7 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	var out outcome
 	var fresh []storedEvent
 	var sd sessionDoc
+	var reused int // new readings whose ids were stored before
 	// Only a resent reading (isBackfilled) can have been stored before, so
 	// the transaction reads only those readings' events: a packet of new
 	// readings costs two document reads, not one per reading. A new
@@ -90,7 +91,7 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	for checkAll := false; ; checkAll = true {
 		s.commits.Add(1)
 		err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-			out, fresh = outcome{rec: rec}, nil
+			out, fresh, reused = outcome{rec: rec}, nil, 0
 			now := s.deps.Now()
 			devRef := fs.Collection(registry.DevicesCollection).Doc(deviceID)
 			refs := []*firestore.DocumentRef{sessRef, devRef}
@@ -161,6 +162,9 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 			for _, e := range events {
 				ids = append(ids, e.id)
 				if stored[e.id] {
+					if !e.backfilled {
+						reused++
+					}
 					continue // a resent reading stored before: exactly once
 				}
 				if err := tx.Create(fs.Collection(eventsCollection).Doc(e.id), e.doc); err != nil {
@@ -200,6 +204,12 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	}
 	if out.reject != nil {
 		return out.reject
+	}
+	if reused > 0 {
+		// The stored event is kept and the new reading under its id is
+		// lost: worth an operator's look at the sensor.
+		s.log.Warn("readings dropped: their ids were stored before (the sensor reuses sequence numbers)",
+			"deviceId", deviceID, "dropped", reused)
 	}
 	s.packets.Add(1)
 	s.readings.Add(uint64(len(fresh)))
