@@ -47,6 +47,24 @@ resource "google_firestore_field" "sessions_ttl" {
   index_config {}
 }
 
+# Blobs that are read with their document and never queried get no
+# single-field index either: each would cost an index write per event, or
+# per packet for a session's sealed state and a reception's reply, and an
+# index entry can hold only 1500 bytes of a value anyway.
+resource "google_firestore_field" "unindexed_blobs" {
+  for_each = {
+    events_json       = { collection = "events", field = "json" }
+    sessions_sealed   = { collection = "sessions", field = "sealed" }
+    receptions_reply  = { collection = "receptions", field = "reply" }
+    receptions_packet = { collection = "receptions", field = "packetHash" }
+  }
+  database   = google_firestore_database.main.name
+  collection = each.value.collection
+  field      = each.value.field
+
+  index_config {}
+}
+
 # A device's history, newest first.
 resource "google_firestore_index" "events_device_time" {
   database    = google_firestore_database.main.name
