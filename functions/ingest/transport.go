@@ -78,10 +78,8 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 		return reject("bad-payload", err)
 	}
 
-	var out outcome
-	var fresh []storedEvent
-	var sd sessionDoc
-	var reused int // new readings whose ids were stored before
+	p := &packetWrite{hdr: hdr, up: up, keys: keys, meta: snap, ul: ul, events: events,
+		deviceID: deviceID, sessRef: sessRef, recRef: recRef, rec: rec}
 	// Only a resent reading (isBackfilled) can have been stored before, so
 	// the transaction reads only those readings' events: a packet of new
 	// readings costs two document reads, not one per reading. A new
@@ -91,111 +89,13 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	for checkAll := false; ; checkAll = true {
 		s.commits.Add(1)
 		err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-			out, fresh, reused = outcome{rec: rec}, nil, 0
-			now := s.deps.Now()
-			devRef := fs.Collection(registry.DevicesCollection).Doc(deviceID)
-			refs := []*firestore.DocumentRef{sessRef, devRef}
-			for _, e := range events {
-				if e.backfilled || checkAll {
-					refs = append(refs, fs.Collection(eventsCollection).Doc(e.id))
-				}
-			}
-			snaps, err := tx.GetAll(refs)
-			if err != nil {
-				return err
-			}
-			stored := map[string]bool{}
-			for _, ev := range snaps[2:] {
-				if ev.Exists() {
-					stored[ev.Ref.ID] = true
-				}
-			}
-			if !snaps[0].Exists() {
-				out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", hdr.ReceiverIndex))
-				return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
-			}
-			if err := snaps[0].DataTo(&sd); err != nil {
-				return err
-			}
-			sess, err := s.openSession(keys, hdr.ReceiverIndex, sd.Sealed)
-			if err != nil {
-				return err
-			}
-			pt, counter, err := sess.Open(nil, up.Packet, now)
-			defer clear(pt)
-			if err != nil {
-				out.reject = reject(openReason(err), err)
-				return tx.Update(recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
-			}
-			var st deviceState
-			if err := snaps[1].DataTo(&st); err != nil {
-				return err
-			}
-			if st.ProjectID != snap.ProjectID {
-				// Claimed or transferred since the snapshot: store under the
-				// project the device belongs to now.
-				if events, err = s.readingEvents(st.ProjectID, deviceID, ul.Readings, now); err != nil {
-					return err
-				}
-			}
-
-			// The reply: an ACK of this counter, sealed inside the transaction
-			// so that a retried attempt never sends a second plaintext under a
-			// counter the committed one used.
-			reply, err := payload.Reply{Acks: []uint64{counter}}.Marshal()
-			if err != nil {
-				return err
-			}
-			replyPkt, replyCtr, err := sess.Seal(nil, reply, now)
-			if err != nil {
-				return err
-			}
-			sealed, err := s.sealSession(keys, hdr.ReceiverIndex, sess)
-			if err != nil {
-				return err
-			}
-			if err := tx.Update(sessRef, []firestore.Update{{Path: "sealed", Value: sealed}}); err != nil {
-				return err
-			}
-			ids := make([]string, 0, len(events))
-			latest := map[string]storedEvent{}
-			for _, e := range events {
-				ids = append(ids, e.id)
-				if stored[e.id] {
-					if !e.backfilled {
-						reused++
-					}
-					continue // a resent reading stored before: exactly once
-				}
-				if err := tx.Create(fs.Collection(eventsCollection).Doc(e.id), e.doc); err != nil {
-					return err
-				}
-				fresh = append(fresh, e)
-				if prev, ok := latest[e.doc.EventType]; !e.backfilled && (!ok || e.doc.Timestamp.After(prev.doc.Timestamp)) {
-					latest[e.doc.EventType] = e
-				}
-			}
-			upd := feedback(st, ul.Replies, now)
-			for typ, e := range latest {
-				upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"reported", typ}, Value: e.data})
-			}
-			if len(upd) > 0 {
-				if err := tx.Update(devRef, upd); err != nil {
-					return err
-				}
-			}
-			out.rec.DeviceID, out.rec.ProjectID, out.rec.Reply, out.rec.EventIDs = sd.DeviceID, st.ProjectID, replyPkt, ids
-			out.links, out.netStatus = st.Links, st.LastNetworkStatus
-			return tx.Update(recRef, []firestore.Update{
-				{Path: "deviceId", Value: sd.DeviceID}, {Path: "projectId", Value: st.ProjectID},
-				{Path: "reply", Value: replyPkt}, {Path: "replyCtr", Value: int64(replyCtr)},
-				{Path: "eventIds", Value: ids}, {Path: "committed", Value: true},
-			})
+			return s.storePacket(ctx, tx, p, checkAll)
 		})
 		if checkAll || !exists(err) {
 			break
 		}
 	}
+	out, fresh, reused := p.out, p.fresh, p.reused
 	if err != nil || out.reject != nil {
 		s.live.take(recRef.ID) // no reply will be sent for it here
 	}
@@ -218,6 +118,133 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	}
 	s.scheduleReply(recRef, out)
 	return nil
+}
+
+// packetWrite is one packet's store transaction: what it starts from, and
+// what its last attempt leaves for the reply.
+type packetWrite struct {
+	hdr             radio.Transport
+	up              relay.Uplink
+	keys            *cloudKeys
+	meta            sessionMeta
+	ul              payload.Uplink
+	events          []storedEvent
+	deviceID        string
+	sessRef, recRef *firestore.DocumentRef
+	rec             reception
+
+	out    outcome
+	fresh  []storedEvent // the events this attempt creates
+	reused int           // new readings whose ids were stored before
+}
+
+// storePacket is one attempt of a packet's transaction: it advances the
+// session's replay window, creates the readings' events that are not
+// stored yet, updates the device and seals the ACK. checkAll reads every
+// reading's event rather than only the resent ones'.
+func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p *packetWrite, checkAll bool) error {
+	p.out, p.fresh, p.reused = outcome{rec: p.rec}, nil, 0
+	fs := s.deps.Firestore
+	var sd sessionDoc
+	now := s.deps.Now()
+	devRef := fs.Collection(registry.DevicesCollection).Doc(p.deviceID)
+	refs := []*firestore.DocumentRef{p.sessRef, devRef}
+	for _, e := range p.events {
+		if e.backfilled || checkAll {
+			refs = append(refs, fs.Collection(eventsCollection).Doc(e.id))
+		}
+	}
+	snaps, err := tx.GetAll(refs)
+	if err != nil {
+		return err
+	}
+	stored := map[string]bool{}
+	for _, ev := range snaps[2:] {
+		if ev.Exists() {
+			stored[ev.Ref.ID] = true
+		}
+	}
+	if !snaps[0].Exists() {
+		p.out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", p.hdr.ReceiverIndex))
+		return tx.Update(p.recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
+	}
+	if err := snaps[0].DataTo(&sd); err != nil {
+		return err
+	}
+	sess, err := s.openSession(p.keys, p.hdr.ReceiverIndex, sd.Sealed)
+	if err != nil {
+		return err
+	}
+	pt, counter, err := sess.Open(nil, p.up.Packet, now)
+	defer clear(pt)
+	if err != nil {
+		p.out.reject = reject(openReason(err), err)
+		return tx.Update(p.recRef, []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}})
+	}
+	var st deviceState
+	if err := snaps[1].DataTo(&st); err != nil {
+		return err
+	}
+	if st.ProjectID != p.meta.ProjectID {
+		// Claimed or transferred since the snapshot: store under the
+		// project the device belongs to now.
+		if p.events, err = s.readingEvents(st.ProjectID, p.deviceID, p.ul.Readings, now); err != nil {
+			return err
+		}
+	}
+
+	// The reply: an ACK of this counter, sealed inside the transaction
+	// so that a retried attempt never sends a second plaintext under a
+	// counter the committed one used.
+	reply, err := payload.Reply{Acks: []uint64{counter}}.Marshal()
+	if err != nil {
+		return err
+	}
+	replyPkt, replyCtr, err := sess.Seal(nil, reply, now)
+	if err != nil {
+		return err
+	}
+	sealed, err := s.sealSession(p.keys, p.hdr.ReceiverIndex, sess)
+	if err != nil {
+		return err
+	}
+	if err := tx.Update(p.sessRef, []firestore.Update{{Path: "sealed", Value: sealed}}); err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(p.events))
+	latest := map[string]storedEvent{}
+	for _, e := range p.events {
+		ids = append(ids, e.id)
+		if stored[e.id] {
+			if !e.backfilled {
+				p.reused++
+			}
+			continue // a resent reading stored before: exactly once
+		}
+		if err := tx.Create(fs.Collection(eventsCollection).Doc(e.id), e.doc); err != nil {
+			return err
+		}
+		p.fresh = append(p.fresh, e)
+		if prev, ok := latest[e.doc.EventType]; !e.backfilled && (!ok || e.doc.Timestamp.After(prev.doc.Timestamp)) {
+			latest[e.doc.EventType] = e
+		}
+	}
+	upd := feedback(st, p.ul.Replies, now)
+	for typ, e := range latest {
+		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"reported", typ}, Value: e.data})
+	}
+	if len(upd) > 0 {
+		if err := tx.Update(devRef, upd); err != nil {
+			return err
+		}
+	}
+	p.out.rec.DeviceID, p.out.rec.ProjectID, p.out.rec.Reply, p.out.rec.EventIDs = sd.DeviceID, st.ProjectID, replyPkt, ids
+	p.out.links, p.out.netStatus = st.Links, st.LastNetworkStatus
+	return tx.Update(p.recRef, []firestore.Update{
+		{Path: "deviceId", Value: sd.DeviceID}, {Path: "projectId", Value: st.ProjectID},
+		{Path: "reply", Value: replyPkt}, {Path: "replyCtr", Value: int64(replyCtr)},
+		{Path: "eventIds", Value: ids}, {Path: "committed", Value: true},
+	})
 }
 
 func openReason(err error) string {
