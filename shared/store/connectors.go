@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"cloud.google.com/go/firestore"
+)
+
+// connectorsCollection holds one document per registered Cloud Connector,
+// named by its id.
+const connectorsCollection = "connectors"
+
+// Connector is a registered Cloud Connector: its identity (only the
+// public half of its key) and the status its heartbeats report.
+type Connector struct {
+	DisplayName string    `firestore:"displayName"`
+	ProjectID   string    `firestore:"projectId"` // the customer project its status events belong to
+	PublicKey   []byte    `firestore:"publicKey"` // Ed25519
+	Revoked     bool      `firestore:"revoked"`
+	RevokeTime  time.Time `firestore:"revokeTime,omitempty"`
+	CreateTime  time.Time `firestore:"createTime"`
+
+	Connection string    `firestore:"connection,omitempty"`
+	Available  []string  `firestore:"available,omitempty"`
+	Online     bool      `firestore:"online,omitempty"`
+	LastSeen   time.Time `firestore:"lastSeen,omitempty"`
+	// LastStatus is the connector's own clock on its last heartbeat, to
+	// drop reordered ones.
+	LastStatus time.Time `firestore:"lastStatus,omitempty"`
+}
+
+func (db *DB) connectorRef(id string) *firestore.DocumentRef {
+	return db.fs.Collection(connectorsCollection).Doc(id)
+}
+
+// CreateConnector registers a connector; an id in use is ErrExists, so a
+// key cannot be replaced by registering again.
+func (db *DB) CreateConnector(ctx context.Context, id string, c Connector) error {
+	_, err := db.connectorRef(id).Create(ctx, c)
+	return wrap("register connector "+id, err)
+}
+
+// Connector reads a connector, revoked or not.
+func (db *DB) Connector(ctx context.Context, id string) (Connector, error) {
+	return get[Connector](ctx, db.connectorRef(id), "connector "+id)
+}
+
+// RevokeConnector stops a connector's envelopes from being accepted.
+func (db *DB) RevokeConnector(ctx context.Context, id string, at time.Time) error {
+	_, err := db.connectorRef(id).Update(ctx, []firestore.Update{
+		{Path: "revoked", Value: true},
+		{Path: "revokeTime", Value: at},
+	})
+	return wrap("revoke connector "+id, err)
+}
+
+// connectorsSilent is the sweep's query: online connectors whose last
+// heartbeat is older than a cutoff (an equality and a range on different
+// fields need a composite index).
+var _ = needs(connectorsCollection, Field{"online", Asc}, Field{"lastSeen", Asc})
+
+// SilentConnectors lists the ids of online connectors not heard from
+// since cutoff.
+func (db *DB) SilentConnectors(ctx context.Context, cutoff time.Time) ([]string, error) {
+	docs, err := db.fs.Collection(connectorsCollection).
+		Where("online", "==", true).Where("lastSeen", "<", cutoff).Select().Documents(ctx).GetAll()
+	if err != nil {
+		return nil, wrap("silent connectors", err)
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.Ref.ID
+	}
+	return ids, nil
+}
+
+// OnlineConnectors lists the connectors whose last status was online.
+func (db *DB) OnlineConnectors(ctx context.Context) (map[string]Connector, error) {
+	docs, err := db.fs.Collection(connectorsCollection).Where("online", "==", true).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, wrap("online connectors", err)
+	}
+	out := make(map[string]Connector, len(docs))
+	for _, d := range docs {
+		c, err := decode[Connector](d)
+		if err != nil {
+			return nil, err
+		}
+		out[d.Ref.ID] = c
+	}
+	return out, nil
+}
+
+// ConnectorIn reads a connector in tx.
+func (db *DB) ConnectorIn(tx *firestore.Transaction, id string) (Connector, error) {
+	snap, err := tx.Get(db.connectorRef(id))
+	if err != nil {
+		return Connector{}, wrap("connector "+id, err)
+	}
+	return decode[Connector](snap)
+}
+
+// SetConnectorStatus writes a connector's status fields in tx.
+func (db *DB) SetConnectorStatus(tx *firestore.Transaction, id string, c Connector) error {
+	return tx.Update(db.connectorRef(id), []firestore.Update{
+		{Path: "connection", Value: c.Connection},
+		{Path: "available", Value: c.Available},
+		{Path: "online", Value: c.Online},
+		{Path: "lastSeen", Value: c.LastSeen},
+		{Path: "lastStatus", Value: c.LastStatus},
+	})
+}
