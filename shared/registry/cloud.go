@@ -10,28 +10,12 @@ import (
 
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/radio"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// cloudKeysDoc holds the cloud's own long-lived keys, each private half
+// CloudKeys is the stored form of the cloud's keys, each private half
 // KMS-wrapped and bound by its AAD to its role.
-const cloudKeysDoc = "keys"
-
-// CloudKeys is the stored form of the cloud's keys.
-type CloudKeys struct {
-	// StaticPublic is the X25519 key every sensor is given at manufacture.
-	StaticPublic  []byte `firestore:"staticPublic"`
-	StaticWrapped []byte `firestore:"staticWrapped"`
-	// ChannelPublic verifies the downlinks the cloud signs for connectors.
-	ChannelPublic  []byte `firestore:"channelPublic"`
-	ChannelWrapped []byte `firestore:"channelWrapped"`
-	// KEKID and KEKWrapped are the session key-encryption key, wrapped by
-	// the session-KEK CryptoKey (not the device key), so the two can be
-	// rotated and access-controlled apart.
-	KEKID      string    `firestore:"kekId"`
-	KEKWrapped []byte    `firestore:"kekWrapped"`
-	WrapKey    string    `firestore:"wrapKey"` // the device-key CryptoKey name
-	CreateTime time.Time `firestore:"createTime"`
-}
+type CloudKeys = store.CloudKeys
 
 // AADs bind each wrapped cloud key to its role.
 const (
@@ -79,28 +63,20 @@ func (r *Registry) Bootstrap(ctx context.Context, kekWrapper *custody.Wrapper, w
 		WrapKey:        wrapKeyName,
 		CreateTime:     time.Now().UTC(),
 	}
-	_, err = r.fs.Collection(CloudCollection).Doc(cloudKeysDoc).Create(ctx, ck)
-	if exists(err) {
+	err = r.db.CreateCloudKeys(ctx, ck)
+	if store.IsExists(err) {
 		// Another bootstrap won the race; its keys are the ones to use.
 		return r.CloudKeys(ctx)
 	}
 	if err != nil {
-		return CloudKeys{}, wrapErr("bootstrap", err)
+		return CloudKeys{}, err
 	}
 	return ck, nil
 }
 
 // CloudKeys reads the stored cloud keys.
 func (r *Registry) CloudKeys(ctx context.Context) (CloudKeys, error) {
-	snap, err := r.fs.Collection(CloudCollection).Doc(cloudKeysDoc).Get(ctx)
-	if err != nil {
-		return CloudKeys{}, wrapErr("cloud keys", err)
-	}
-	var ck CloudKeys
-	if err := snap.DataTo(&ck); err != nil {
-		return CloudKeys{}, fmt.Errorf("registry: cloud keys: %w", err)
-	}
-	return ck, nil
+	return r.db.CloudKeys(ctx)
 }
 
 // CloudStatic unwraps the cloud's static X25519 key pair.

@@ -13,34 +13,13 @@ import (
 
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/radio"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// Device is a provisioned sensor.
+// Device is a provisioned sensor, with its id.
 type Device struct {
-	ID            string            `firestore:"-"`
-	Type          string            `firestore:"type"`
-	ProductNumber string            `firestore:"productNumber"`
-	KitID         string            `firestore:"kitId"`
-	ProjectID     string            `firestore:"projectId"` // empty while the device is unclaimed
-	Labels        map[string]string `firestore:"labels"`
-	PublicKey     []byte            `firestore:"publicKey"`
-	PublicKeyHash string            `firestore:"publicKeyHash"`
-	WrappedPSK    []byte            `firestore:"wrappedPsk"`
-	PSKKey        string            `firestore:"pskKey"` // the CryptoKey that wrapped the PSK, for re-wrapping after rotation
-	CreateTime    time.Time         `firestore:"createTime"`
-}
-
-// deviceKey is the lookup from a public-key hash to a device. psk2 lets the
-// cloud learn a sensor's static key only from inside message 1, so this is
-// how a handshake finds the device it came from.
-type deviceKey struct {
-	DeviceID string `firestore:"deviceId"`
-}
-
-// kit groups the devices sold together; a customer can claim a whole kit.
-type kit struct {
-	DisplayName string   `firestore:"displayName"`
-	DeviceIDs   []string `firestore:"deviceIds"`
+	ID string
+	store.Device
 }
 
 // PublicKeyHash is the lookup id of a sensor's static public key.
@@ -51,7 +30,6 @@ func PublicKeyHash(pub [32]byte) string {
 
 func pskAAD(deviceID string) []byte { return []byte("sealedsense/psk/" + deviceID) }
 
-// idEncoding gives DT-style identifiers: lowercase base32hex, no padding.
 // idEncoding gives DT-style identifiers: lowercase base32hex, no padding.
 func idEncoding() *base32.Encoding {
 	return base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
@@ -106,8 +84,7 @@ func (r *Registry) Manufacture(ctx context.Context, spec Spec, wrapKeyName strin
 	if err != nil {
 		return Manufactured{}, fmt.Errorf("registry: manufacture %s: %w", id, err)
 	}
-	d := Device{
-		ID:            id,
+	d := Device{ID: id, Device: store.Device{
 		Type:          spec.Type,
 		ProductNumber: spec.ProductNumber,
 		KitID:         spec.KitID,
@@ -118,68 +95,46 @@ func (r *Registry) Manufacture(ctx context.Context, spec Spec, wrapKeyName strin
 		WrappedPSK:    wrapped,
 		PSKKey:        wrapKeyName,
 		CreateTime:    time.Now().UTC(),
-	}
-	err = r.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		var kitRef *firestore.DocumentRef
-		var k kit
+	}}
+	err = r.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		var addToKit func() error
 		if spec.KitID != "" {
-			kitRef = r.fs.Collection(KitsCollection).Doc(spec.KitID)
-			snap, err := tx.Get(kitRef)
-			switch {
-			case err == nil:
-				if err := snap.DataTo(&k); err != nil {
-					return err
-				}
-			case notFound(err):
-				k.DisplayName = spec.KitName
-			default:
+			var err error
+			if addToKit, err = r.db.AddToKit(tx, spec.KitID, spec.KitName, id); err != nil {
 				return err
 			}
 		}
-		if err := tx.Create(r.fs.Collection(DevicesCollection).Doc(id), d); err != nil {
+		if err := r.db.CreateDevice(tx, id, d.Device); err != nil {
 			return err
 		}
-		if err := tx.Create(r.fs.Collection(DeviceKeysCollection).Doc(d.PublicKeyHash), deviceKey{DeviceID: id}); err != nil {
-			return err
-		}
-		if kitRef != nil {
-			k.DeviceIDs = append(k.DeviceIDs, id)
-			return tx.Set(kitRef, k)
+		if addToKit != nil {
+			return addToKit()
 		}
 		return nil
 	})
 	if err != nil {
-		return Manufactured{}, wrapErr("manufacture "+id, err)
+		return Manufactured{}, fmt.Errorf("registry: manufacture %s: %w", id, err)
 	}
 	return Manufactured{Device: d, Static: static, PSK: psk}, nil
 }
 
 // Device reads one device.
 func (r *Registry) Device(ctx context.Context, id string) (Device, error) {
-	snap, err := r.fs.Collection(DevicesCollection).Doc(id).Get(ctx)
+	d, err := r.db.Device(ctx, id)
 	if err != nil {
-		return Device{}, wrapErr("device "+id, err)
+		return Device{}, err
 	}
-	var d Device
-	if err := snap.DataTo(&d); err != nil {
-		return Device{}, fmt.Errorf("registry: device %s: %w", id, err)
-	}
-	d.ID = snap.Ref.ID
-	return d, nil
+	return Device{ID: id, Device: d}, nil
 }
 
 // DeviceByPublicKey finds the device whose static public key is pub; an
 // unknown sensor is ErrNotFound.
 func (r *Registry) DeviceByPublicKey(ctx context.Context, pub [32]byte) (Device, error) {
-	snap, err := r.fs.Collection(DeviceKeysCollection).Doc(PublicKeyHash(pub)).Get(ctx)
+	id, err := r.db.DeviceIDByKeyHash(ctx, PublicKeyHash(pub))
 	if err != nil {
-		return Device{}, wrapErr("device lookup", err)
+		return Device{}, err
 	}
-	var k deviceKey
-	if err := snap.DataTo(&k); err != nil {
-		return Device{}, fmt.Errorf("registry: device lookup: %w", err)
-	}
-	return r.Device(ctx, k.DeviceID)
+	return r.Device(ctx, id)
 }
 
 // PSK unwraps a device's PSK.

@@ -1,35 +1,22 @@
-// Package registry stores what provisioning creates — the cloud's own keys,
-// devices with their public-key lookup, kits and connectors — in Firestore,
-// with every secret KMS-wrapped before it is written.
+// Package registry is what provisioning creates — the cloud's own keys,
+// devices with their public-key lookup, kits and connectors — with every
+// secret KMS-wrapped before shared/store writes it.
 package registry
 
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"cloud.google.com/go/firestore"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
-)
-
-// Collection names. Devices live in one top-level collection with a
-// projectId field rather than under their project, so that claiming or
-// transferring a device is an update, not a move of its document.
-const (
-	DevicesCollection    = "devices"
-	DeviceKeysCollection = "deviceKeys"
-	KitsCollection       = "kits"
-	ConnectorsCollection = "connectors"
-	CloudCollection      = "cloud"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Sentinel errors.
 var (
-	ErrNotFound = errors.New("registry: not found")
-	ErrExists   = errors.New("registry: already exists")
+	ErrNotFound = store.ErrNotFound
+	ErrExists   = store.ErrExists
 	ErrRevoked  = errors.New("registry: revoked")
 )
 
@@ -42,7 +29,7 @@ type Wrapper interface {
 
 // Registry reads and writes provisioned records.
 type Registry struct {
-	fs   *firestore.Client
+	db   *store.DB
 	keys Wrapper           // the device-key CryptoKey: PSKs and the cloud's private keys
 	read custody.Unwrapper // usually a custody.Cache in front of keys
 }
@@ -54,21 +41,5 @@ func New(fs *firestore.Client, keys Wrapper, read custody.Unwrapper) *Registry {
 	if read == nil {
 		read = keys
 	}
-	return &Registry{fs: fs, keys: keys, read: read}
-}
-
-// Firestore is the client the registry writes through.
-func (r *Registry) Firestore() *firestore.Client { return r.fs }
-
-func notFound(err error) bool { return status.Code(err) == codes.NotFound }
-func exists(err error) bool   { return status.Code(err) == codes.AlreadyExists }
-
-func wrapErr(op string, err error) error {
-	switch {
-	case notFound(err):
-		return fmt.Errorf("registry: %s: %w", op, ErrNotFound)
-	case exists(err):
-		return fmt.Errorf("registry: %s: %w", op, ErrExists)
-	}
-	return fmt.Errorf("registry: %s: %w", op, err)
+	return &Registry{db: store.New(fs), keys: keys, read: read}
 }
