@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/sealedsense/sealedsense/shared/expiring"
 )
 
 // Unwrapper turns a wrapped key back into key material. *Wrapper is one.
@@ -28,14 +29,8 @@ type Cache struct {
 	maxEntries int
 	now        func() time.Time
 
-	mu      sync.Mutex
-	entries map[[sha256.Size]byte]cacheEntry
+	entries *expiring.Cache[[sha256.Size]byte, Secret]
 	group   singleflight.Group
-}
-
-type cacheEntry struct {
-	key     Secret
-	expires time.Time
 }
 
 // CacheOption configures a Cache.
@@ -45,7 +40,7 @@ type CacheOption func(*Cache)
 func WithClock(now func() time.Time) CacheOption { return func(c *Cache) { c.now = now } }
 
 // WithMaxEntries bounds the number of keys held (default 10000); when full,
-// expired entries are dropped first, then the entry closest to expiry.
+// the least recently used leaves first.
 func WithMaxEntries(n int) CacheOption { return func(c *Cache) { c.maxEntries = n } }
 
 // NewCache returns a Cache in front of next whose entries live for ttl.
@@ -55,11 +50,11 @@ func NewCache(next Unwrapper, ttl time.Duration, opts ...CacheOption) *Cache {
 		ttl:        ttl,
 		maxEntries: 10000,
 		now:        time.Now,
-		entries:    make(map[[sha256.Size]byte]cacheEntry),
 	}
 	for _, o := range opts {
 		o(c)
 	}
+	c.entries = expiring.New[[sha256.Size]byte, Secret](c.maxEntries, ttl, c.now)
 	return c
 }
 
@@ -101,9 +96,7 @@ func (c *Cache) Unwrap(ctx context.Context, ciphertext, aad []byte) (Secret, err
 
 // Forget drops one key, for example after its record was revoked.
 func (c *Cache) Forget(ciphertext, aad []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.entries, cacheID(ciphertext, aad))
+	c.entries.Remove(cacheID(ciphertext, aad))
 }
 
 // cacheID frames the two inputs unambiguously: without the length prefix,
@@ -118,46 +111,6 @@ func cacheID(ciphertext, aad []byte) [sha256.Size]byte {
 	return id
 }
 
-func (c *Cache) lookup(id [sha256.Size]byte) (Secret, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[id]
-	if !ok {
-		return nil, false
-	}
-	if !c.now().Before(e.expires) {
-		delete(c.entries, id)
-		return nil, false
-	}
-	return e.key, true
-}
+func (c *Cache) lookup(id [sha256.Size]byte) (Secret, bool) { return c.entries.Get(id) }
 
-func (c *Cache) store(id [sha256.Size]byte, k Secret) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	if len(c.entries) >= c.maxEntries {
-		c.evict(now)
-	}
-	c.entries[id] = cacheEntry{key: k, expires: now.Add(c.ttl)}
-}
-
-// evict runs only when the cache is full, which a sized deployment rarely
-// reaches, so a linear scan is cheaper than keeping an ordered index.
-func (c *Cache) evict(now time.Time) {
-	var oldest [sha256.Size]byte
-	var oldestAt time.Time
-	first := true
-	for id, e := range c.entries {
-		if !now.Before(e.expires) {
-			delete(c.entries, id)
-			continue
-		}
-		if first || e.expires.Before(oldestAt) {
-			oldest, oldestAt, first = id, e.expires, false
-		}
-	}
-	if len(c.entries) >= c.maxEntries && !first {
-		delete(c.entries, oldest)
-	}
-}
+func (c *Cache) store(id [sha256.Size]byte, k Secret) { c.entries.Put(id, k) }
