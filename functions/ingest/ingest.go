@@ -8,10 +8,8 @@ package ingest
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,8 +17,10 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/lazy"
 	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Publisher is the part of a Pub/Sub publisher ingest needs.
@@ -95,43 +95,34 @@ type Deps struct {
 	After func(d time.Duration, f func())
 }
 
-// Service processes uplinks and connector status.
+// Service processes uplinks and connector status. Its parts each have
+// one job: claims deduplicates copies, sessions and the connector caches
+// spare Firestore reads, and the reply choice is pure functions (choice.go).
 type Service struct {
 	cfg  Config
 	deps Deps
 	log  *slog.Logger
+	db   *store.DB
 
-	keysMu sync.Mutex
-	keys   *cloudKeys
+	keys       *lazy.Value[*cloudKeys]
+	connectors *connectorKeys
+	online     *onlineConnectors
+	sessions   *sessionCache
+	claims     *claimer
+	n          counters
+}
 
-	connMu   sync.Mutex
-	conns    map[string]cachedConnector
-	online   map[string]bool // connectors with current heartbeats
-	onlineAt time.Time
-
-	// commits counts Firestore writes (a transaction is one), packets the
-	// unique packets stored and readings the reading events they created;
-	// the load tool reads them from the logs.
+// counters are the load figures: commits counts Firestore writes (a
+// transaction is one), packets the unique packets stored and readings the
+// reading events they created. The load tool reads them from the "reply
+// sent" log line.
+type counters struct {
 	commits, packets, readings atomic.Uint64
-
-	live liveClaims
-
-	sessMu   sync.Mutex
-	sessions map[uint32]cachedSession
 }
 
-// cachedSession is a recent snapshot of a session, good for authenticating
-// packets without a Firestore read: its keys never change, and a window
-// that is a little stale only sends a copy down the slower path.
-type cachedSession struct {
-	sess    *radio.Session
-	meta    sessionMeta
-	fetched time.Time
-}
-
-// sessionMeta is what a session document says besides the sealed session.
-type sessionMeta struct {
-	DeviceID, ProjectID string
+// logAttrs are the counters as the "reply sent" line logs them.
+func (c *counters) logAttrs() []any {
+	return []any{"commits", c.commits.Load(), "uniquePackets", c.packets.Load(), "storedReadings", c.readings.Load()}
 }
 
 // cloudKeys are unwrapped once per instance: one KMS call each, then none.
@@ -139,12 +130,6 @@ type cloudKeys struct {
 	static   radio.KeyPair
 	channel  ed25519.PrivateKey
 	envelope *custody.Envelope
-}
-
-type cachedConnector struct {
-	c       registry.Connector
-	err     error
-	fetched time.Time
 }
 
 // New returns a Service.
@@ -158,63 +143,40 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.After == nil {
 		deps.After = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
 	}
-	return &Service{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger, conns: make(map[string]cachedConnector), sessions: make(map[uint32]cachedSession)}
+	cfg = cfg.withDefaults()
+	db := store.New(deps.Firestore)
+	s := &Service{
+		cfg: cfg, deps: deps, log: deps.Logger, db: db,
+		connectors: newConnectorKeys(deps.Registry, cfg.ConnectorCacheTTL, deps.Now),
+		online:     newOnlineConnectors(db, cfg.ConnectorCacheTTL, deps.Now),
+		sessions:   newSessionCache(db, cfg.Limits, deps.Now),
+	}
+	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits}
+	// A failure is not remembered, so a transient KMS error heals on the
+	// next message.
+	s.keys = lazy.New(func(ctx context.Context) (*cloudKeys, error) { return loadCloudKeys(ctx, deps) })
+	return s
 }
 
-// cloud returns the unwrapped cloud keys, loading them on first use. A
-// failure is not remembered, so a transient KMS error heals on the next
-// message.
-func (s *Service) cloud(ctx context.Context) (*cloudKeys, error) {
-	s.keysMu.Lock()
-	defer s.keysMu.Unlock()
-	if s.keys != nil {
-		return s.keys, nil
-	}
-	ck, err := s.deps.Registry.CloudKeys(ctx)
+// cloud returns the unwrapped cloud keys, loading them on first use.
+func (s *Service) cloud(ctx context.Context) (*cloudKeys, error) { return s.keys.Get(ctx) }
+
+func loadCloudKeys(ctx context.Context, deps Deps) (*cloudKeys, error) {
+	ck, err := deps.Registry.CloudKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: cloud keys: %w", err)
 	}
-	static, err := s.deps.Registry.CloudStatic(ctx, ck)
+	static, err := deps.Registry.CloudStatic(ctx, ck)
 	if err != nil {
 		return nil, err
 	}
-	channel, err := s.deps.Registry.ChannelKey(ctx, ck)
+	channel, err := deps.Registry.ChannelKey(ctx, ck)
 	if err != nil {
 		return nil, err
 	}
-	env, err := s.deps.Registry.SessionEnvelope(ctx, s.deps.KEKReader, ck)
+	env, err := deps.Registry.SessionEnvelope(ctx, deps.KEKReader, ck)
 	if err != nil {
 		return nil, err
 	}
-	s.keys = &cloudKeys{static: static, channel: channel, envelope: env}
-	return s.keys, nil
-}
-
-// connector returns a registered, unrevoked connector's public key, caching
-// the answer (good or bad) for ConnectorCacheTTL.
-func (s *Service) connector(ctx context.Context, id string) (ed25519.PublicKey, error) {
-	now := s.deps.Now()
-	s.connMu.Lock()
-	cc, ok := s.conns[id]
-	s.connMu.Unlock()
-	if !ok || now.Sub(cc.fetched) > s.cfg.ConnectorCacheTTL {
-		c, err := s.deps.Registry.Connector(ctx, id)
-		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			return nil, err // transient: not cached
-		}
-		cc = cachedConnector{c: c, err: err, fetched: now}
-		s.connMu.Lock()
-		if len(s.conns) > 10000 {
-			clear(s.conns)
-		}
-		s.conns[id] = cc
-		s.connMu.Unlock()
-	}
-	if cc.err != nil {
-		return nil, cc.err
-	}
-	if cc.c.Revoked {
-		return nil, registry.ErrRevoked
-	}
-	return ed25519.PublicKey(cc.c.PublicKey), nil
+	return &cloudKeys{static: static, channel: channel, envelope: env}, nil
 }

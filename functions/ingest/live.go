@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sealedsense/sealedsense/shared/relay"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // liveClaim is a packet this instance owns and has not answered yet. Copies
@@ -17,7 +18,7 @@ type liveClaim struct {
 	hash          []byte
 	owner         string
 	firstReceived time.Time
-	extra         []hearer
+	extra         []store.Hearer
 }
 
 // liveClaims are the packets this instance is collecting copies for.
@@ -43,11 +44,11 @@ func (l *liveClaims) add(id string, c *liveClaim) bool {
 // join records a copy in memory. It reports whether the packet is live
 // here, and if so whether the copy is within the window (late copies are
 // for the caller to reject).
-func (l *liveClaims) join(id string, up relay.Uplink, h hearer, window time.Duration) (live, inWindow bool) {
+func (l *liveClaims) join(id string, up relay.Uplink, h store.Hearer, window time.Duration) (live, inWindow bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c, ok := l.m[id]
-	if !ok || !bytes.Equal(c.hash, packetHash(up.Packet)) {
+	if !ok || !bytes.Equal(c.hash, store.PacketHash(up.Packet)) {
 		return false, false
 	}
 	if c.owner == up.ConnectorID && sameInstant(c.firstReceived, up.Received) {
@@ -66,7 +67,7 @@ func (l *liveClaims) join(id string, up relay.Uplink, h hearer, window time.Dura
 }
 
 // take removes a packet and returns the copies that joined it in memory.
-func (l *liveClaims) take(id string) []hearer {
+func (l *liveClaims) take(id string) []store.Hearer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c, ok := l.m[id]
@@ -78,11 +79,31 @@ func (l *liveClaims) take(id string) []hearer {
 }
 
 // peek returns the copies that joined so far, leaving the packet live.
-func (l *liveClaims) peek(id string) []hearer {
+func (l *liveClaims) peek(id string) []store.Hearer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if c, ok := l.m[id]; ok {
-		return append([]hearer(nil), c.extra...)
+		return append([]store.Hearer(nil), c.extra...)
 	}
 	return nil
+}
+
+// heldClaim is a packet's live claim held by the copy that owns it. The
+// owner releases it with defer on every way out, unless it kept it for
+// the reply, which then takes it when it has chosen a connector.
+type heldClaim struct {
+	live *liveClaims
+	id   string
+	kept bool
+}
+
+// keep hands the claim to the reply: it is not released.
+func (h *heldClaim) keep() { h.kept = true }
+
+// release forgets the claim unless it was kept: no reply will be sent
+// for the packet here.
+func (h *heldClaim) release() {
+	if !h.kept {
+		h.live.take(h.id)
+	}
 }

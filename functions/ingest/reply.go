@@ -3,17 +3,14 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"sort"
 	"time"
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/sealedsense/sealedsense/shared/event"
-	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/relay"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // replyTimeout bounds the work of sending one reply.
@@ -23,17 +20,17 @@ const replyTimeout = 10 * time.Second
 // closed. The events are already stored and published when this is called,
 // so losing the reply (the instance dies first) loses no data: the sensor
 // resends the readings, and their events are not stored twice.
-func (s *Service) scheduleReply(recRef *firestore.DocumentRef, out outcome) {
+func (s *Service) scheduleReply(recID string, out outcome) {
 	s.deps.After(out.rec.FirstSeen.Add(s.cfg.Window).Sub(s.deps.Now()), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 		defer cancel()
-		again, err := s.finish(ctx, recRef, out)
+		again, err := s.finish(ctx, recID, out)
 		if err != nil {
 			s.log.Error("reply failed; the sensor will resend", "error", err.Error(), "deviceId", out.rec.DeviceID)
 		}
 		if again > 0 {
 			out.polls++
-			s.deps.After(again, func() { s.scheduleReply(recRef, out) })
+			s.deps.After(again, func() { s.scheduleReply(recID, out) })
 		}
 	})
 }
@@ -44,30 +41,18 @@ const pollStore = 4
 
 // missing reports whether a connector whose copy is worth waiting for has
 // not been heard yet.
-func (s *Service) missing(ctx context.Context, out outcome, heard []hearer) bool {
+func (s *Service) missing(ctx context.Context, out outcome, heard []store.Hearer) bool {
 	want := expectedHearers(out.links, s.deps.Now())
 	if len(out.links) == 0 {
 		// A device heard for the first time (its first handshake): any
 		// online connector may be its best, so wait for them all, within
 		// MaxWindow. It happens once per device.
-		want = s.onlineConnectors(ctx)
+		want = s.online.list(ctx)
 	}
 	for _, h := range heard {
 		delete(want, h.ConnectorID)
 	}
 	return len(want) > 0
-}
-
-// expectedHearers are the connectors that heard a device within the last
-// few minutes: the copies worth waiting a little longer for.
-func expectedHearers(links map[string]link, now time.Time) map[string]bool {
-	out := map[string]bool{}
-	for id, l := range links {
-		if now.Sub(l.LastSeen) < 10*time.Minute {
-			out[id] = true
-		}
-	}
-	return out
 }
 
 // finish picks one connector among those that heard the packet, sends the
@@ -78,35 +63,11 @@ func expectedHearers(links map[string]link, now time.Time) map[string]bool {
 // this device has not delivered its copy yet, typically because Pub/Sub is
 // delivering a backlog, finish asks to run again shortly (the returned
 // delay), up to MaxWindow after the first copy.
-func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out outcome) (time.Duration, error) {
-	deadline := s.deps.Now().Sub(out.rec.FirstSeen) >= s.cfg.MaxWindow
-	if out.polls%pollStore != 0 && !deadline {
-		// Copies that reach this instance join in memory, so most waits
-		// are settled without a read; the record, which copies handled by
-		// other instances add to, is read every few polls and at the end.
-		heard := mergeHearers(out.rec.Hearers, s.live.peek(recRef.ID))
-		if s.missing(ctx, out, heard) {
-			return s.cfg.Window / 4, nil
-		}
+func (s *Service) finish(ctx context.Context, recID string, out outcome) (time.Duration, error) {
+	rec, joined, again, err := s.collect(ctx, recID, out)
+	if err != nil || rec == nil {
+		return again, err
 	}
-	snap, err := recRef.Get(ctx)
-	if err != nil {
-		return 0, err
-	}
-	var rec reception
-	if err := snap.DataTo(&rec); err != nil {
-		return 0, err
-	}
-	if rec.Done {
-		s.live.take(recRef.ID)
-		return 0, nil
-	}
-	rec.Hearers = mergeHearers(rec.Hearers, s.live.peek(recRef.ID))
-	if !deadline && s.missing(ctx, out, rec.Hearers) {
-		return s.cfg.Window / 4, nil
-	}
-	joined := s.live.take(recRef.ID)
-	rec.Hearers = mergeHearers(rec.Hearers, joined)
 	via := chooseConnector(rec.Hearers, out.links)
 	keys, err := s.cloud(ctx)
 	if err != nil {
@@ -119,84 +80,98 @@ func (s *Service) finish(ctx context.Context, recRef *firestore.DocumentRef, out
 	if _, err := s.deps.Downlinks.Publish(ctx, &pubsub.Message{Data: env, Attributes: map[string]string{"connector": via}}).Get(ctx); err != nil {
 		return 0, fmt.Errorf("downlink: %w", err)
 	}
+	if err := s.recordReply(ctx, recID, *rec, via, joined, out); err != nil {
+		return 0, err
+	}
+	s.log.Info("reply sent", append([]any{"deviceId", rec.DeviceID, "via", via, "heardBy", len(rec.Hearers)}, s.n.logAttrs()...)...)
+	return 0, nil
+}
 
+// collect waits for the copies worth waiting for. It returns the packet's
+// reception with every copy heard, and the copies that joined in memory;
+// or a delay to poll again after; or neither, when the reply went out
+// already.
+func (s *Service) collect(ctx context.Context, recID string, out outcome) (*store.Reception, []store.Hearer, time.Duration, error) {
+	deadline := s.deps.Now().Sub(out.rec.FirstSeen) >= s.cfg.MaxWindow
+	if out.polls%pollStore != 0 && !deadline {
+		// Copies that reach this instance join in memory, so most waits
+		// are settled without a read; the record, which copies handled by
+		// other instances add to, is read every few polls and at the end.
+		heard := mergeHearers(out.rec.Hearers, s.claims.joined(recID))
+		if s.missing(ctx, out, heard) {
+			return nil, nil, s.cfg.Window / 4, nil
+		}
+	}
+	rec, err := s.db.Reception(ctx, recID)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if rec.Done {
+		s.claims.take(recID)
+		return nil, nil, 0, nil
+	}
+	rec.Hearers = mergeHearers(rec.Hearers, s.claims.joined(recID))
+	if !deadline && s.missing(ctx, out, rec.Hearers) {
+		return nil, nil, s.cfg.Window / 4, nil
+	}
+	joined := s.claims.take(recID)
+	rec.Hearers = mergeHearers(rec.Hearers, joined)
+	return &rec, joined, 0, nil
+}
+
+// recordReply records a sent reply: the reception is done, and the device
+// learns about its links. Every NetworkStatusEvery it also stores and
+// publishes the device's networkStatus event, in the same commit.
+func (s *Service) recordReply(ctx context.Context, recID string, rec store.Reception, via string, joined []store.Hearer, out outcome) error {
 	now := s.deps.Now()
-	fs := s.deps.Firestore
-	devRef := fs.Collection(registry.DevicesCollection).Doc(rec.DeviceID)
-	devUpd := []firestore.Update{{FieldPath: firestore.FieldPath{"links", via, "replies"}, Value: firestore.Increment(1)}}
+	change := store.DeviceChange{RepliedVia: via, Seen: sightings(rec.Hearers, out.links)}
 	if len(rec.EventIDs) > 0 {
 		// Only transport replies can be judged: the sensor reports the
 		// counters of those it received in its next uplink.
-		devUpd = append(devUpd, firestore.Update{Path: "pendingReply", Value: pendingReply{Via: via, Counter: rec.ReplyCtr, Sent: s.deps.Now()}})
+		change.Pending = &store.PendingReply{Via: via, Counter: rec.ReplyCtr, Sent: s.deps.Now()}
 	}
-	for _, h := range rec.Hearers {
-		prev := out.links[h.ConnectorID]
-		rssi := h.RSSI
-		if !prev.LastSeen.IsZero() {
-			rssi = 0.7*prev.RSSI + 0.3*h.RSSI // smooths fading, keeps up with a moved sensor
-		}
-		devUpd = append(devUpd,
-			firestore.Update{FieldPath: firestore.FieldPath{"links", h.ConnectorID, "rssi"}, Value: rssi},
-			firestore.Update{FieldPath: firestore.FieldPath{"links", h.ConnectorID, "lastSeen"}, Value: h.Received})
-	}
-	var netEvent []byte
 	if rec.ProjectID != "" && now.Sub(out.netStatus) >= s.cfg.NetworkStatusEvery {
-		netEvent, err = s.networkStatus(ctx, recRef, rec, receptionDone(via, joined), devUpd, now)
+		netEvent, err := s.networkStatus(ctx, recID, rec, via, joined, change, now)
 		if err != nil {
-			return 0, err
+			return err
 		}
-	} else {
-		s.commits.Add(1)
-		err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-			if err := tx.Update(recRef, receptionDone(via, joined)); err != nil {
-				return err
-			}
-			return tx.Update(devRef, devUpd)
-		})
-		if err != nil {
-			return 0, err
-		}
+		return s.publishEvents(ctx, rec.ProjectID, rec.DeviceID, [][]byte{netEvent})
 	}
-	if netEvent != nil {
-		if err := s.publishEvents(ctx, rec.ProjectID, rec.DeviceID, [][]byte{netEvent}); err != nil {
-			return 0, err
+	s.n.commits.Add(1)
+	return s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		if err := s.db.FinishReception(tx, recID, via, joined); err != nil {
+			return err
 		}
-	}
-	s.log.Info("reply sent", "deviceId", rec.DeviceID, "via", via, "heardBy", len(rec.Hearers),
-		"commits", s.commits.Load(), "uniquePackets", s.packets.Load(), "storedReadings", s.readings.Load())
-	return 0, nil
+		return s.db.UpdateDevice(tx, rec.DeviceID, change)
+	})
 }
 
 // networkStatus writes the device's networkStatus event together with the
 // reply bookkeeping, in one commit.
-func (s *Service) networkStatus(ctx context.Context, recRef *firestore.DocumentRef, rec reception, recUpd, devUpd []firestore.Update, now time.Time) ([]byte, error) {
+func (s *Service) networkStatus(ctx context.Context, recID string, rec store.Reception, via string, joined []store.Hearer, change store.DeviceChange, now time.Time) ([]byte, error) {
 	ns := event.NetworkStatusFor(rec.ProjectID, rec.DeviceID, rec.FirstSeen, toReceptions(rec.Hearers))
 	se, err := s.stored(ns, rec.ProjectID, rec.DeviceID, now)
 	if err != nil {
 		return nil, err
 	}
-	fs := s.deps.Firestore
-	evRef := fs.Collection(eventsCollection).Doc(se.id)
-	devRef := fs.Collection(registry.DevicesCollection).Doc(rec.DeviceID)
-	devUpd = append(devUpd,
-		firestore.Update{Path: "lastNetworkStatus", Value: now},
-		firestore.Update{FieldPath: firestore.FieldPath{"reported", "networkStatus"}, Value: se.data})
-	s.commits.Add(1)
-	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		snap, err := tx.Get(evRef)
-		if err != nil && !notFound(err) {
+	change.NetworkStatusAt = now
+	change.Reported = map[string]any{"networkStatus": se.data}
+	s.n.commits.Add(1)
+	err = s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		stored, err := s.db.StoredEvents(tx, []string{se.id})
+		if err != nil {
 			return err
 		}
-		if err := tx.Update(recRef, recUpd); err != nil {
+		if err := s.db.FinishReception(tx, recID, via, joined); err != nil {
 			return err
 		}
-		if err := tx.Update(devRef, devUpd); err != nil {
+		if err := s.db.UpdateDevice(tx, rec.DeviceID, change); err != nil {
 			return err
 		}
-		if snap != nil && snap.Exists() {
+		if stored[se.id] {
 			return nil
 		}
-		return tx.Create(evRef, se.doc)
+		return s.db.CreateEvent(tx, se.id, se.doc)
 	})
 	if err != nil {
 		return nil, err
@@ -207,158 +182,32 @@ func (s *Service) networkStatus(ctx context.Context, recRef *firestore.DocumentR
 // resume finishes a packet whose transaction committed in an attempt that
 // then failed (a crash, a timeout): Pub/Sub redelivered it, the replay
 // window now refuses it, and the reception record says what is left to do.
-func (s *Service) resume(ctx context.Context, recRef *firestore.DocumentRef, rec reception) error {
+func (s *Service) resume(ctx context.Context, recID string, rec store.Reception) error {
 	var payloads [][]byte
 	for _, id := range rec.EventIDs {
-		snap, err := s.deps.Firestore.Collection(eventsCollection).Doc(id).Get(ctx)
+		e, err := s.db.Event(ctx, id)
 		if err != nil {
 			return err
 		}
-		var d eventDoc
-		if err := snap.DataTo(&d); err != nil {
-			return err
-		}
-		payloads = append(payloads, d.JSON)
+		payloads = append(payloads, e.JSON)
 	}
 	// Subscribers deduplicate on eventId, so publishing again is safe.
 	if err := s.publishEvents(ctx, rec.ProjectID, rec.DeviceID, payloads); err != nil {
 		return err
 	}
-	devSnap, err := s.deps.Firestore.Collection(registry.DevicesCollection).Doc(rec.DeviceID).Get(ctx)
+	dev, err := s.db.Device(ctx, rec.DeviceID)
 	if err != nil {
 		return err
 	}
-	var st deviceState
-	if err := devSnap.DataTo(&st); err != nil {
-		return err
-	}
 	s.log.Info("resuming a packet after redelivery", "deviceId", rec.DeviceID)
-	s.scheduleReply(recRef, outcome{rec: rec, links: st.Links, netStatus: st.LastNetworkStatus})
+	s.scheduleReply(recID, outcome{rec: rec, links: dev.Links, netStatus: dev.LastNetworkStatus})
 	return nil
 }
 
-func (s *Service) publishEvents(ctx context.Context, project, deviceID string, events [][]byte) error {
-	if project == "" {
-		return nil // an unclaimed device's events belong to no customer yet
-	}
-	// A packet's events go out as one message: every subscriber of the
-	// topic is a push, and one request per packet rather than per reading
-	// keeps their work, and the Pub/Sub emulator's, per packet.
-	var results []*pubsub.PublishResult
-	for chunk := range slices.Chunk(events, event.MaxPerMessage) {
-		data, err := event.EncodeMessage(chunk)
-		if err != nil {
-			return err
-		}
-		results = append(results, s.deps.Events.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{"projectId": project, "deviceId": deviceID}}))
-	}
-	for _, r := range results {
-		if _, err := r.Get(ctx); err != nil {
-			return fmt.Errorf("publish event: %w", err)
-		}
-	}
-	return nil
-}
-
-// chooseConnector ranks the connectors that heard a packet. The base score
-// is The Things Stack's adjusted RSSI (RSSI plus SNR when SNR is negative,
-// since below the noise floor SNR is what limits decoding), smoothed with the
-// recent RSSI through that connector, minus a penalty that grows as replies
-// through it go unacknowledged. Neither LoRaWAN server learns from failed
-// replies; this does.
-func chooseConnector(hearers []hearer, links map[string]link) string {
-	type cand struct {
-		id    string
-		score float64
-	}
-	cands := make([]cand, 0, len(hearers))
-	for _, h := range hearers {
-		score := h.RSSI + min(h.SNR, 0)
-		l := links[h.ConnectorID]
-		if !l.LastSeen.IsZero() {
-			score = 0.7*score + 0.3*l.RSSI
-		}
-		// Laplace-smoothed delivery rate: a connector without history
-		// starts at 1/2, neither trusted nor written off.
-		rate := float64(l.Acked+1) / float64(l.Acked+l.Failed+2)
-		score -= 30 * (1 - rate)
-		cands = append(cands, cand{h.ConnectorID, score})
-	}
-	sort.Slice(cands, func(i, j int) bool {
-		if cands[i].score != cands[j].score {
-			return cands[i].score > cands[j].score
-		}
-		return cands[i].id < cands[j].id
-	})
-	return cands[0].id
-}
-
-func toReceptions(hs []hearer) []event.Reception {
+func toReceptions(hs []store.Hearer) []event.Reception {
 	out := make([]event.Reception, len(hs))
 	for i, h := range hs {
 		out[i] = event.Reception{ConnectorID: h.ConnectorID, RSSI: h.RSSI}
 	}
 	return out
-}
-
-// onlineConnectors lists connectors whose heartbeats are current, cached
-// briefly: it only shapes how long a first reply waits.
-func (s *Service) onlineConnectors(ctx context.Context) map[string]bool {
-	now := s.deps.Now()
-	s.connMu.Lock()
-	if now.Sub(s.onlineAt) < s.cfg.ConnectorCacheTTL {
-		out := maps.Clone(s.online)
-		s.connMu.Unlock()
-		return out
-	}
-	s.connMu.Unlock()
-	docs, err := s.deps.Firestore.Collection(registry.ConnectorsCollection).Where("online", "==", true).Documents(ctx).GetAll()
-	if err != nil {
-		return map[string]bool{} // not worth failing a reply over
-	}
-	online := make(map[string]bool, len(docs))
-	for _, d := range docs {
-		online[d.Ref.ID] = true
-	}
-	if len(online) > 0 {
-		// An empty answer is not cached: at start-up the first heartbeats
-		// are seconds away.
-		s.connMu.Lock()
-		s.online, s.onlineAt = online, now
-		s.connMu.Unlock()
-	}
-	return online
-}
-
-// mergeHearers adds the copies that joined in memory to those recorded in
-// Firestore, once each.
-func mergeHearers(stored, joined []hearer) []hearer {
-	out := stored
-	for _, j := range joined {
-		dup := false
-		for _, h := range out {
-			if h.ConnectorID == j.ConnectorID {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, j)
-		}
-	}
-	return out
-}
-
-// receptionDone records the reply's connector, and the copies that joined
-// in memory, so the reception record tells the whole story.
-func receptionDone(via string, joined []hearer) []firestore.Update {
-	upd := []firestore.Update{{Path: "via", Value: via}, {Path: "done", Value: true}}
-	if len(joined) > 0 {
-		vals := make([]any, len(joined))
-		for i, h := range joined {
-			vals[i] = h
-		}
-		upd = append(upd, firestore.Update{Path: "hearers", Value: firestore.ArrayUnion(vals...)})
-	}
-	return upd
 }

@@ -2,34 +2,22 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"cloud.google.com/go/firestore"
-	"google.golang.org/api/iterator"
 
 	"github.com/sealedsense/sealedsense/shared/event"
-	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/relay"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// connectorState is the status part of a connector's registry document.
-type connectorState struct {
-	ProjectID  string    `firestore:"projectId"`
-	Connection string    `firestore:"connection"`
-	Available  []string  `firestore:"available"`
-	Online     bool      `firestore:"online"`
-	LastSeen   time.Time `firestore:"lastSeen"`
-	LastStatus time.Time `firestore:"lastStatus"` // the connector's own clock, to drop reordered heartbeats
-}
-
 func (s *Service) handleStatus(ctx context.Context, data []byte) error {
-	st, err := relay.OpenStatus(ctx, data, s.connector)
+	st, err := relay.OpenStatus(ctx, data, s.connectors.key)
 	if err != nil {
 		return envelopeErr(err)
 	}
-	ev, err := s.setConnection(ctx, st.ConnectorID, func(cs connectorState, now time.Time) (connectorState, bool) {
+	ev, err := s.setConnection(ctx, st.ConnectorID, func(cs store.Connector, now time.Time) (store.Connector, bool) {
 		if !st.Time.After(cs.LastStatus) {
 			return cs, false // an older heartbeat, redelivered or reordered
 		}
@@ -53,21 +41,13 @@ func (s *Service) handleStatus(ctx context.Context, data []byte) error {
 // connectionStatus event and an alertable log line. Cloud Scheduler calls
 // it every minute through the Sweep HTTP function.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	cutoff := s.deps.Now().Add(-s.cfg.OfflineAfter)
-	it := s.deps.Firestore.Collection(registry.ConnectorsCollection).
-		Where("online", "==", true).Where("lastSeen", "<", cutoff).Documents(ctx)
-	defer it.Stop()
+	ids, err := s.db.SilentConnectors(ctx, s.deps.Now().Add(-s.cfg.OfflineAfter))
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	for {
-		snap, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-		id := snap.Ref.ID
-		ev, err := s.setConnection(ctx, id, func(cs connectorState, now time.Time) (connectorState, bool) {
+	for _, id := range ids {
+		ev, err := s.setConnection(ctx, id, func(cs store.Connector, now time.Time) (store.Connector, bool) {
 			if !cs.Online || now.Sub(cs.LastSeen) < s.cfg.OfflineAfter {
 				return cs, false // a heartbeat arrived since the query
 			}
@@ -83,38 +63,27 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			s.log.Warn("connector offline", "alert", "connector-offline", "connectorId", id)
 		}
 	}
+	return n, nil
 }
 
 // setConnection applies change to a connector's status in a transaction and,
 // when the connection changed, stores and publishes a connectionStatus event.
-func (s *Service) setConnection(ctx context.Context, id string, change func(connectorState, time.Time) (connectorState, bool)) ([]byte, error) {
-	fs := s.deps.Firestore
-	ref := fs.Collection(registry.ConnectorsCollection).Doc(id)
+func (s *Service) setConnection(ctx context.Context, id string, change func(store.Connector, time.Time) (store.Connector, bool)) ([]byte, error) {
 	var js []byte
 	var project string
-	s.commits.Add(1)
-	err := fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+	s.n.commits.Add(1)
+	err := s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		js = nil
 		now := s.deps.Now()
-		snap, err := tx.Get(ref)
+		cs, err := s.db.ConnectorIn(tx, id)
 		if err != nil {
-			return err
-		}
-		var cs connectorState
-		if err := snap.DataTo(&cs); err != nil {
 			return err
 		}
 		next, changed := change(cs, now)
 		if next.LastSeen.Equal(cs.LastSeen) && !changed {
 			return nil
 		}
-		if err := tx.Update(ref, []firestore.Update{
-			{Path: "connection", Value: next.Connection},
-			{Path: "available", Value: next.Available},
-			{Path: "online", Value: next.Online},
-			{Path: "lastSeen", Value: next.LastSeen},
-			{Path: "lastStatus", Value: next.LastStatus},
-		}); err != nil {
+		if err := s.db.SetConnectorStatus(tx, id, next); err != nil {
 			return err
 		}
 		if !changed || next.ProjectID == "" {
@@ -126,7 +95,7 @@ func (s *Service) setConnection(ctx context.Context, id string, change func(conn
 			return err
 		}
 		js, project = se.doc.JSON, next.ProjectID
-		return tx.Create(fs.Collection(eventsCollection).Doc(se.id), se.doc)
+		return s.db.CreateEvent(tx, se.id, se.doc)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connector %s: %w", id, err)

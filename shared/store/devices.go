@@ -91,3 +91,95 @@ func (db *DB) Devices(ctx context.Context, ids []string) (map[string]Device, err
 	}
 	return out, nil
 }
+
+// --- ingest ---
+
+// DeviceIn reads a device in tx.
+func (db *DB) DeviceIn(tx *firestore.Transaction, id string) (Device, error) {
+	snap, err := tx.Get(db.deviceRef(id))
+	if err != nil {
+		return Device{}, wrap("device "+id, err)
+	}
+	return decode[Device](snap)
+}
+
+// SetLastHandshake records, in tx, the newest handshake timestamp a
+// device's sessions were accepted with, in ns.
+func (db *DB) SetLastHandshake(tx *firestore.Transaction, id string, ns int64) error {
+	return tx.Update(db.deviceRef(id), []firestore.Update{{Path: "lastHandshakeNs", Value: ns}})
+}
+
+// ReplyVerdict is the judgement of a device's pending reply, from the
+// reply counters its next uplink lists.
+type ReplyVerdict struct {
+	Via   string // the connector the reply went through
+	Acked bool   // listed, so it arrived; otherwise it was lost
+}
+
+// Sighting is a connector's reception of a device, for its link.
+type Sighting struct {
+	ConnectorID string
+	RSSI        float64 // already smoothed with the link's
+	Received    time.Time
+}
+
+// DeviceChange is what the pipeline learnt about a device from one packet
+// or one reply. Its zero value changes nothing.
+type DeviceChange struct {
+	// Verdict, if set, is counted on its link, and the pending reply
+	// cleared.
+	Verdict *ReplyVerdict
+	// RepliedVia, if set, is the connector a reply went through, counted
+	// on its link.
+	RepliedVia string
+	// Pending, if set, is the reply to judge at the next uplink.
+	Pending *PendingReply
+	// Seen updates the links of the connectors that heard the device.
+	Seen []Sighting
+	// NetworkStatusAt, if set, is when a networkStatus event was stored.
+	NetworkStatusAt time.Time
+	// Reported is the latest event data per event type to report.
+	Reported map[string]any
+}
+
+// updates turns c into a device document's field updates.
+func (c DeviceChange) updates() []firestore.Update {
+	var upd []firestore.Update
+	if v := c.Verdict; v != nil {
+		field := "failed"
+		if v.Acked {
+			field = "acked"
+		}
+		upd = append(upd,
+			firestore.Update{FieldPath: firestore.FieldPath{"links", v.Via, field}, Value: firestore.Increment(1)},
+			firestore.Update{Path: "pendingReply", Value: firestore.Delete})
+	}
+	if c.RepliedVia != "" {
+		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"links", c.RepliedVia, "replies"}, Value: firestore.Increment(1)})
+	}
+	if c.Pending != nil {
+		upd = append(upd, firestore.Update{Path: "pendingReply", Value: *c.Pending})
+	}
+	for _, s := range c.Seen {
+		upd = append(upd,
+			firestore.Update{FieldPath: firestore.FieldPath{"links", s.ConnectorID, "rssi"}, Value: s.RSSI},
+			firestore.Update{FieldPath: firestore.FieldPath{"links", s.ConnectorID, "lastSeen"}, Value: s.Received})
+	}
+	if !c.NetworkStatusAt.IsZero() {
+		upd = append(upd, firestore.Update{Path: "lastNetworkStatus", Value: c.NetworkStatusAt})
+	}
+	for typ, data := range c.Reported {
+		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"reported", typ}, Value: data})
+	}
+	return upd
+}
+
+// UpdateDevice applies c to a device in tx; a change of nothing writes
+// nothing.
+func (db *DB) UpdateDevice(tx *firestore.Transaction, id string, c DeviceChange) error {
+	upd := c.updates()
+	if len(upd) == 0 {
+		return nil
+	}
+	return tx.Update(db.deviceRef(id), upd)
+}

@@ -1,0 +1,197 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sealedsense/sealedsense/shared/relay"
+	"github.com/sealedsense/sealedsense/shared/store"
+)
+
+// fakeReceptions is the reception store in memory, counting writes.
+type fakeReceptions struct {
+	mu     sync.Mutex
+	recs   map[string]store.Reception
+	writes int
+}
+
+func (f *fakeReceptions) CreateReception(_ context.Context, id string, r store.Reception) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	if _, ok := f.recs[id]; ok {
+		return fmt.Errorf("claim %s: %w", id, store.ErrExists)
+	}
+	f.recs[id] = r
+	return nil
+}
+
+func (f *fakeReceptions) Reception(_ context.Context, id string) (store.Reception, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.recs[id]
+	if !ok {
+		return r, fmt.Errorf("reception %s: %w", id, store.ErrNotFound)
+	}
+	return r, nil
+}
+
+func (f *fakeReceptions) AddHearers(_ context.Context, id string, hs ...store.Hearer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	r := f.recs[id]
+	r.Hearers = append(r.Hearers, hs...)
+	f.recs[id] = r
+	return nil
+}
+
+func (f *fakeReceptions) CountLateCopy(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	r := f.recs[id]
+	r.Late++
+	f.recs[id] = r
+	return nil
+}
+
+func (f *fakeReceptions) update(id string, change func(*store.Reception)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.recs[id]
+	change(&r)
+	f.recs[id] = r
+}
+
+const window = 200 * time.Millisecond
+
+func newClaimer(db receptionStore, now time.Time) *claimer {
+	return &claimer{db: db, window: window, now: func() time.Time { return now }, commits: new(atomic.Uint64)}
+}
+
+func copyFrom(id string, received time.Time) relay.Uplink {
+	return relay.Uplink{ConnectorID: id, Received: received, RSSI: -80, Packet: []byte("packet")}
+}
+
+func TestClaim(t *testing.T) {
+	t.Parallel()
+	const id = "p-1-1"
+	first := copyFrom("a", t0)
+	tests := []struct {
+		name      string
+		setup     func(f *fakeReceptions)
+		up        relay.Uplink
+		mayCreate bool
+		want      claimResult
+		rejected  bool
+		commits   uint64 // the load figure: the failed Create counts
+	}{
+		{"another connector's copy in the window", nil, copyFrom("b", t0.Add(window)), true, copyOf, false, 2},
+		{"a copy after the window", nil, copyFrom("b", t0.Add(window+time.Millisecond)), true, 0, true, 2},
+		{"a copy counted before", func(f *fakeReceptions) {
+			f.update(id, func(r *store.Reception) {
+				r.Hearers = append(r.Hearers, hearerOf(copyFrom("b", t0.Add(time.Millisecond))))
+			})
+		}, copyFrom("b", t0.Add(time.Millisecond)), true, done, false, 1},
+		{"different bytes under the same counter", nil,
+			relay.Uplink{ConnectorID: "b", Received: t0, Packet: []byte("forged")}, true, 0, true, 1},
+		{"the owner's copy redelivered before its commit", nil, first, false, owner, false, 0},
+		{"the owner's copy redelivered while its reply is scheduled", func(f *fakeReceptions) {
+			f.update(id, func(r *store.Reception) { r.Committed = true })
+		}, first, false, done, false, 0},
+		{"the owner's copy redelivered after it finished", func(f *fakeReceptions) {
+			f.update(id, func(r *store.Reception) { r.Committed, r.Done = true, true })
+		}, first, false, done, false, 0},
+		{"the owner's copy redelivered after its reply died", func(f *fakeReceptions) {
+			f.update(id, func(r *store.Reception) { r.Committed, r.FirstSeen = true, t0.Add(-window-replyTimeout-time.Second) })
+		}, first, false, resume, false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeReceptions{recs: map[string]store.Reception{}}
+			// The owner's instance claims the packet; the copy reaches
+			// another instance, which knows it only from the record.
+			if res, _, err := newClaimer(f, t0).claim(context.Background(), id, first, true); err != nil || res != owner {
+				t.Fatalf("first copy: %v, %v", res, err)
+			}
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			c := newClaimer(f, t0)
+			res, _, err := c.claim(context.Background(), id, tc.up, tc.mayCreate)
+			var rej *rejection
+			if tc.rejected != errors.As(err, &rej) || (err != nil && !tc.rejected) {
+				t.Fatalf("claim error %v, want rejected %v", err, tc.rejected)
+			}
+			if tc.rejected && rej.reason != "replay" {
+				t.Fatalf("rejected as %q, want replay", rej.reason)
+			}
+			if !tc.rejected && res != tc.want {
+				t.Fatalf("claim = %v, want %v", res, tc.want)
+			}
+			if got := c.commits.Load(); got != tc.commits {
+				t.Fatalf("%d commits, want %d", got, tc.commits)
+			}
+		})
+	}
+}
+
+func TestClaimJoinsInMemory(t *testing.T) {
+	t.Parallel()
+	const id = "h-00"
+	f := &fakeReceptions{recs: map[string]store.Reception{}}
+	c := newClaimer(f, t0)
+	ctx := context.Background()
+	if res, _, err := c.claim(ctx, id, copyFrom("a", t0), true); err != nil || res != owner {
+		t.Fatalf("first copy: %v, %v", res, err)
+	}
+	held := c.hold(id)
+	for _, up := range []relay.Uplink{copyFrom("b", t0.Add(time.Millisecond)), copyFrom("b", t0.Add(time.Millisecond)), copyFrom("a", t0)} {
+		if res, _, err := c.claim(ctx, id, up, true); err != nil || res != copyOf {
+			t.Fatalf("copy from %s: %v, %v", up.ConnectorID, res, err)
+		}
+	}
+	if _, _, err := c.claim(ctx, id, copyFrom("c", t0.Add(time.Second)), true); err == nil {
+		t.Fatal("a copy after the window joined")
+	}
+	if got := c.commits.Load(); f.writes != 1 || got != 1 {
+		t.Fatalf("%d writes, %d commits; want only the claim: copies on the owner's instance join in memory", f.writes, got)
+	}
+	if got := c.joined(id); len(got) != 1 || got[0].ConnectorID != "b" {
+		t.Fatalf("joined %+v, want b's copy once", got)
+	}
+	held.keep()
+	held.release()
+	if got := c.joined(id); len(got) != 1 {
+		t.Fatal("a kept claim was released")
+	}
+	c.hold(id).release()
+	if got := c.take(id); got != nil {
+		t.Fatalf("a released claim still held %+v", got)
+	}
+}
+
+// TestClaimLostRace: when another instance created the record first, the
+// copies that joined this instance's claim in memory are added to it.
+func TestClaimLostRace(t *testing.T) {
+	t.Parallel()
+	const id = "p-2-2"
+	f := &fakeReceptions{recs: map[string]store.Reception{id: {
+		PacketHash: store.PacketHash([]byte("packet")), Owner: "x", FirstReceived: t0, FirstSeen: t0,
+		Hearers: []store.Hearer{hearerOf(copyFrom("x", t0))},
+	}}}
+	res, _, err := newClaimer(f, t0).claim(context.Background(), id, copyFrom("a", t0.Add(time.Millisecond)), true)
+	if err != nil || res != copyOf {
+		t.Fatalf("claim = %v, %v; want copyOf", res, err)
+	}
+	if r, _ := f.Reception(context.Background(), id); len(r.Hearers) != 2 || r.Owner != "x" {
+		t.Fatalf("record after the lost race: %+v", r)
+	}
+}

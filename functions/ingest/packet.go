@@ -1,0 +1,178 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/firestore"
+
+	"github.com/sealedsense/sealedsense/shared/payload"
+	"github.com/sealedsense/sealedsense/shared/radio"
+	"github.com/sealedsense/sealedsense/shared/relay"
+	"github.com/sealedsense/sealedsense/shared/store"
+)
+
+// packetWrite is one packet's store transaction: what it starts from, and
+// what its last attempt leaves for the reply.
+type packetWrite struct {
+	hdr      radio.Transport
+	up       relay.Uplink
+	keys     *cloudKeys
+	meta     sessionMeta
+	ul       payload.Uplink
+	events   []storedEvent
+	deviceID string
+	recID    string
+	rec      store.Reception
+
+	out    outcome
+	fresh  []storedEvent // the events this attempt creates
+	reused int           // new readings whose ids were stored before
+}
+
+// writePacket runs a packet's transaction. Only a resent reading
+// (isBackfilled) can have been stored before, so the transaction reads
+// only those readings' events: a packet of new readings costs two
+// document reads, not one per reading. A new reading stored before all
+// the same (a sensor that lost its sequence numbers reuses them) fails the
+// commit with AlreadyExists, and the packet is tried once more, reading
+// every event.
+func (s *Service) writePacket(ctx context.Context, p *packetWrite) error {
+	for checkAll := false; ; checkAll = true {
+		s.n.commits.Add(1)
+		err := s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+			return s.storePacket(tx, p, checkAll)
+		})
+		if checkAll || !store.IsExists(err) {
+			return err
+		}
+	}
+}
+
+// lookups are the events the transaction reads to learn which are
+// stored: the resent readings', or with checkAll every reading's.
+func (p *packetWrite) lookups(checkAll bool) []string {
+	var ids []string
+	for _, e := range p.events {
+		if e.backfilled || checkAll {
+			ids = append(ids, e.id)
+		}
+	}
+	return ids
+}
+
+// storePacket is one attempt of a packet's transaction: it advances the
+// session's replay window, creates the readings' events that are not
+// stored yet, updates the device and seals the ACK. checkAll reads every
+// reading's event rather than only the resent ones'.
+func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAll bool) error {
+	p.out, p.fresh, p.reused = outcome{rec: p.rec}, nil, 0
+	now := s.deps.Now()
+	index := p.hdr.ReceiverIndex
+	st, err := s.db.PacketState(tx, index, p.deviceID, p.lookups(checkAll))
+	if err != nil {
+		return err
+	}
+	if st.Session == nil {
+		p.out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", index))
+		return s.db.CloseReceptionIn(tx, p.recID)
+	}
+	sess, err := openSession(p.keys.envelope, index, st.Session.Sealed, s.cfg.Limits)
+	if err != nil {
+		return err
+	}
+	pt, counter, err := sess.Open(nil, p.up.Packet, now)
+	defer clear(pt)
+	if err != nil {
+		p.out.reject = reject(openReason(err), err)
+		return s.db.CloseReceptionIn(tx, p.recID)
+	}
+	if st.Device.ProjectID != p.meta.ProjectID {
+		// Claimed or transferred since the snapshot: store under the
+		// project the device belongs to now.
+		if p.events, err = s.readingEvents(st.Device.ProjectID, p.deviceID, p.ul.Readings, now); err != nil {
+			return err
+		}
+	}
+	reply, replyCtr, err := s.sealAck(tx, index, p.keys, sess, counter, now)
+	if err != nil {
+		return err
+	}
+	w := planEvents(p.events, st.Stored)
+	for _, e := range w.fresh {
+		if err := s.db.CreateEvent(tx, e.id, e.doc); err != nil {
+			return err
+		}
+	}
+	p.fresh, p.reused = w.fresh, w.reused
+	change := store.DeviceChange{Reported: w.reported}
+	if v, ok := feedback(st.Device.Pending, p.ul.Replies, now); ok {
+		change.Verdict = &v
+	}
+	if err := s.db.UpdateDevice(tx, p.deviceID, change); err != nil {
+		return err
+	}
+	p.out.rec.DeviceID, p.out.rec.ProjectID, p.out.rec.Reply, p.out.rec.EventIDs = st.Session.DeviceID, st.Device.ProjectID, reply, w.ids
+	p.out.links, p.out.netStatus = st.Device.Links, st.Device.LastNetworkStatus
+	return s.db.CommitPacket(tx, p.recID, store.PacketCommit{
+		DeviceID: st.Session.DeviceID, ProjectID: st.Device.ProjectID,
+		Reply: reply, ReplyCtr: int64(replyCtr), EventIDs: w.ids,
+	})
+}
+
+// sealAck seals the reply, an ACK of counter, and stores the session it
+// advanced. It runs inside the transaction so that a retried attempt
+// never sends a second plaintext under a counter the committed one used.
+func (s *Service) sealAck(tx *firestore.Transaction, index uint32, keys *cloudKeys, sess *radio.Session, counter uint64, now time.Time) ([]byte, uint64, error) {
+	reply, err := payload.Reply{Acks: []uint64{counter}}.Marshal()
+	if err != nil {
+		return nil, 0, err
+	}
+	pkt, ctr, err := sess.Seal(nil, reply, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	sealed, err := sealSession(keys.envelope, index, sess)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.db.SealSession(tx, index, sealed); err != nil {
+		return nil, 0, err
+	}
+	return pkt, ctr, nil
+}
+
+// eventWrites is what a packet's transaction does with its events.
+type eventWrites struct {
+	ids      []string       // every reading's event, stored now or before
+	fresh    []storedEvent  // the events to create
+	reused   int            // new readings whose ids were stored before
+	reported map[string]any // per event type, the newest new reading's data
+}
+
+// planEvents decides, from which events are stored, which to create: a
+// resent reading stored before is stored exactly once, and a new reading
+// whose id was stored before (reused sequence numbers) is dropped.
+// Backfilled readings are old, so they never become the reported state.
+func planEvents(events []storedEvent, stored map[string]bool) eventWrites {
+	w := eventWrites{ids: make([]string, 0, len(events)), reported: map[string]any{}}
+	latest := map[string]storedEvent{}
+	for _, e := range events {
+		w.ids = append(w.ids, e.id)
+		if stored[e.id] {
+			if !e.backfilled {
+				w.reused++
+			}
+			continue
+		}
+		w.fresh = append(w.fresh, e)
+		if prev, ok := latest[e.doc.EventType]; !e.backfilled && (!ok || e.doc.Timestamp.After(prev.doc.Timestamp)) {
+			latest[e.doc.EventType] = e
+		}
+	}
+	for typ, e := range latest {
+		w.reported[typ] = e.data
+	}
+	return w
+}

@@ -1,0 +1,54 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/firestore"
+)
+
+// TestDeviceChangeUpdates pins the field paths a DeviceChange writes: the
+// device document's stored shape.
+func TestDeviceChangeUpdates(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	path := func(u firestore.Update) string {
+		if u.Path != "" {
+			return u.Path
+		}
+		return fmt.Sprint([]string(u.FieldPath))
+	}
+	tests := []struct {
+		name   string
+		change DeviceChange
+		want   []string
+	}{
+		{"nothing", DeviceChange{}, nil},
+		{"an acknowledged reply", DeviceChange{Verdict: &ReplyVerdict{Via: "c.1", Acked: true}},
+			[]string{"[links c.1 acked]", "pendingReply"}},
+		{"a lost reply, and readings", DeviceChange{Verdict: &ReplyVerdict{Via: "a"}, Reported: map[string]any{"temperature": 1}},
+			[]string{"[links a failed]", "pendingReply", "[reported temperature]"}},
+		{"a reply sent", DeviceChange{
+			RepliedVia: "a", Pending: &PendingReply{Via: "a", Counter: 3, Sent: at},
+			Seen:            []Sighting{{ConnectorID: "a", RSSI: -70, Received: at}, {ConnectorID: "b", RSSI: -90, Received: at}},
+			NetworkStatusAt: at, Reported: map[string]any{"networkStatus": 1},
+		}, []string{
+			"[links a replies]", "pendingReply", "[links a rssi]", "[links a lastSeen]", "[links b rssi]", "[links b lastSeen]",
+			"lastNetworkStatus", "[reported networkStatus]",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got []string
+			for _, u := range tc.change.updates() {
+				got = append(got, path(u))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("updates %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,155 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"cloud.google.com/go/firestore"
+)
+
+// receptionsCollection holds one document per unique packet, the point
+// where copies heard by several connectors are deduplicated. A handshake's
+// is named by its bytes' hash (HandshakeReceptionID), a transport packet's
+// by its session and counter (TransportReceptionID).
+const receptionsCollection = "receptions"
+
+// Hearer is one connector's reception of a packet.
+type Hearer struct {
+	ConnectorID string    `firestore:"id"`
+	RSSI        float64   `firestore:"rssi"`
+	SNR         float64   `firestore:"snr"`
+	Received    time.Time `firestore:"received"`
+}
+
+// Reception records one unique packet: who heard it, what was answered and
+// through whom. It is the deduplication point across connectors, and what a
+// Pub/Sub redelivery resumes from.
+type Reception struct {
+	DeviceID   string `firestore:"deviceId"`
+	ProjectID  string `firestore:"projectId"`
+	PacketHash []byte `firestore:"packetHash"`
+	Owner      string `firestore:"owner"` // the connector whose copy claimed the packet
+	// FirstReceived is the owner copy's reception time at its connector:
+	// other copies count if their own reception time is within the
+	// collection window of it, however late Pub/Sub delivers them.
+	FirstReceived time.Time `firestore:"firstReceived"`
+	FirstSeen     time.Time `firestore:"firstSeen"` // when the claim was made; the reply waits a window from here
+	Hearers       []Hearer  `firestore:"hearers"`
+	Reply         []byte    `firestore:"reply"`     // the sealed reply, sent after the window
+	ReplyCtr      int64     `firestore:"replyCtr"`  // its downlink counter, for ACK feedback
+	EventIDs      []string  `firestore:"eventIds"`  // to republish after a crash
+	Via           string    `firestore:"via"`       // the connector chosen for the reply
+	Committed     bool      `firestore:"committed"` // the packet's transaction is done
+	Done          bool      `firestore:"done"`      // reply published
+	Late          int64     `firestore:"late"`      // copies that came after the window
+	ExpireAt      time.Time `firestore:"expireAt"`  // TTL field
+}
+
+// PacketHash is the hash a reception records of its packet's bytes.
+func PacketHash(pkt []byte) []byte {
+	h := sha256.Sum256(pkt)
+	return h[:]
+}
+
+// HandshakeReceptionID names a handshake's reception by its bytes: a
+// handshake has no session yet.
+func HandshakeReceptionID(pkt []byte) string {
+	return "h-" + hex.EncodeToString(PacketHash(pkt)[:16])
+}
+
+// TransportReceptionID names a transport packet's reception by its
+// session and counter, which the session's replay window makes unique.
+func TransportReceptionID(index uint32, counter uint64) string {
+	return "p-" + SessionID(index) + "-" + strconv.FormatUint(counter, 10)
+}
+
+func (db *DB) receptionRef(id string) *firestore.DocumentRef {
+	return db.fs.Collection(receptionsCollection).Doc(id)
+}
+
+// CreateReception claims a packet; a reception stored before is ErrExists.
+func (db *DB) CreateReception(ctx context.Context, id string, r Reception) error {
+	_, err := db.receptionRef(id).Create(ctx, r)
+	return wrap("claim "+id, err)
+}
+
+// Reception reads one reception.
+func (db *DB) Reception(ctx context.Context, id string) (Reception, error) {
+	return get[Reception](ctx, db.receptionRef(id), "reception "+id)
+}
+
+// AddHearers adds copies to a reception's hearers, each once.
+func (db *DB) AddHearers(ctx context.Context, id string, hs ...Hearer) error {
+	_, err := db.receptionRef(id).Update(ctx, []firestore.Update{{Path: "hearers", Value: firestore.ArrayUnion(hearerValues(hs)...)}})
+	return wrap("hearers of "+id, err)
+}
+
+// CountLateCopy counts a copy that came after the collection window.
+func (db *DB) CountLateCopy(ctx context.Context, id string) error {
+	_, err := db.receptionRef(id).Update(ctx, []firestore.Update{{Path: "late", Value: firestore.Increment(1)}})
+	return wrap("late copy of "+id, err)
+}
+
+// closed marks a reception whose packet is settled with no reply.
+var closed = []firestore.Update{{Path: "committed", Value: true}, {Path: "done", Value: true}}
+
+// CloseReception settles a packet that will get no reply, so its
+// redeliveries stop at the claim.
+func (db *DB) CloseReception(ctx context.Context, id string) error {
+	_, err := db.receptionRef(id).Update(ctx, closed)
+	return wrap("close "+id, err)
+}
+
+// CloseReceptionIn is CloseReception in tx.
+func (db *DB) CloseReceptionIn(tx *firestore.Transaction, id string) error {
+	return tx.Update(db.receptionRef(id), closed)
+}
+
+// CommitHandshake records, in tx, a handshake's device and its reply.
+func (db *DB) CommitHandshake(tx *firestore.Transaction, id, deviceID, projectID string, reply []byte) error {
+	return tx.Update(db.receptionRef(id), []firestore.Update{
+		{Path: "deviceId", Value: deviceID}, {Path: "projectId", Value: projectID},
+		{Path: "reply", Value: reply}, {Path: "committed", Value: true},
+	})
+}
+
+// PacketCommit is what a transport packet's transaction records on its
+// reception.
+type PacketCommit struct {
+	DeviceID, ProjectID string
+	Reply               []byte
+	ReplyCtr            int64    // the reply's downlink counter
+	EventIDs            []string // every reading's event, stored now or before
+}
+
+// CommitPacket records, in tx, a transport packet's device, its reply
+// with the reply's counter, and its events.
+func (db *DB) CommitPacket(tx *firestore.Transaction, id string, r PacketCommit) error {
+	return tx.Update(db.receptionRef(id), []firestore.Update{
+		{Path: "deviceId", Value: r.DeviceID}, {Path: "projectId", Value: r.ProjectID},
+		{Path: "reply", Value: r.Reply}, {Path: "replyCtr", Value: r.ReplyCtr},
+		{Path: "eventIds", Value: r.EventIDs}, {Path: "committed", Value: true},
+	})
+}
+
+// FinishReception records, in tx, the connector a reply went through and
+// the copies that joined in memory, so the reception tells the whole
+// story.
+func (db *DB) FinishReception(tx *firestore.Transaction, id, via string, joined []Hearer) error {
+	upd := []firestore.Update{{Path: "via", Value: via}, {Path: "done", Value: true}}
+	if len(joined) > 0 {
+		upd = append(upd, firestore.Update{Path: "hearers", Value: firestore.ArrayUnion(hearerValues(joined)...)})
+	}
+	return tx.Update(db.receptionRef(id), upd)
+}
+
+func hearerValues(hs []Hearer) []any {
+	vals := make([]any, len(hs))
+	for i, h := range hs {
+		vals[i] = h
+	}
+	return vals
+}
