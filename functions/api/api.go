@@ -156,7 +156,9 @@ func New(cfg Config, deps Deps) *Service {
 		db:         db,
 		principals: expiring.New[string, *principal](10000, cfg.AccessTTL, deps.Now),
 		orgs:       expiring.New[string, string](10000, cfg.AccessTTL, deps.Now),
-		jwksCache:  expiring.New[string, []byte](1, jwksTTL, deps.Now),
+		// Entries are put for jwksTTL; the cache's own longer ttl only
+		// spares its sweeper, which wakes every hundredth of it.
+		jwksCache:  expiring.New[string, []byte](1, time.Minute, deps.Now),
 		limits:     newLimiter(cfg.Rate, cfg.Burst, 10000, deps.Now),
 		tokenLimit: newLimiter(cfg.TokenRate, 4*cfg.TokenRate, 10000, deps.Now),
 		pages:      &pager{db: db, secrets: deps.Secrets, reader: deps.SecretReader},

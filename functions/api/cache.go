@@ -27,9 +27,12 @@ type limiter struct {
 // newLimiter returns a limiter of at most size keys on the clock now.
 func newLimiter(r, burst float64, size int, now func() time.Time) *limiter {
 	b := max(1, int(burst))
+	// A bucket must be kept at least until it would be full again; longer
+	// only holds memory the size bounds anyway, and spares the cache's
+	// sweeper, which wakes every hundredth of its ttl.
 	refill := time.Duration(float64(b) / r * float64(time.Second))
 	return &limiter{rate: rate.Limit(r), burst: b, now: now,
-		buckets: expiring.New[string, *rate.Limiter](size, max(refill, time.Second), now)}
+		buckets: expiring.New[string, *rate.Limiter](size, max(refill, time.Minute), now)}
 }
 
 // allow takes one token for key, or says how long until one is there.

@@ -32,14 +32,16 @@ func (s *Service) loadPrincipal(ctx context.Context, keyID string) (*principal, 
 		}
 		return p, nil
 	}
+	// Trusted for AccessTTL from before the read, as the bound promises.
+	exp := s.deps.Now().Add(s.cfg.AccessTTL)
 	p, err := s.readPrincipal(ctx, keyID)
 	if err != nil {
 		if isCode(err, http.StatusUnauthorized) {
-			s.principals.Put(keyID, nil)
+			s.principals.PutUntil(keyID, nil, exp)
 		}
 		return nil, err
 	}
-	s.principals.Put(keyID, p)
+	s.principals.PutUntil(keyID, p, exp)
 	return p, nil
 }
 
@@ -266,9 +268,10 @@ func (s *Service) jwks(ctx context.Context) ([]byte, error) {
 	if b, ok := s.jwksCache.Get(""); ok {
 		return b, nil
 	}
+	now := s.deps.Now()
 	b, err := s.jwksOf(ctx)
 	if err == nil {
-		s.jwksCache.Put("", b)
+		s.jwksCache.PutUntil("", b, now.Add(jwksTTL))
 	}
 	return b, err
 }
@@ -296,6 +299,7 @@ func (s *Service) projectOrg(ctx context.Context, project string) (string, error
 	if o, ok := s.orgs.Get(project); ok {
 		return o, nil
 	}
+	exp := s.deps.Now().Add(s.cfg.AccessTTL)
 	p, err := s.db.Project(ctx, project)
 	if notFound(err) {
 		return "", nil
@@ -303,6 +307,6 @@ func (s *Service) projectOrg(ctx context.Context, project string) (string, error
 	if err != nil {
 		return "", storeErr(err, "project")
 	}
-	s.orgs.Put(project, p.Organization)
+	s.orgs.PutUntil(project, p.Organization, exp)
 	return p.Organization, nil
 }
