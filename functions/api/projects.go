@@ -68,7 +68,7 @@ func (s *Service) listOrganizations(c *call) (any, error) {
 	ids := c.p.orgAdminOf()
 	orgs, err := s.db.Organizations(c.r.Context(), ids)
 	if err != nil {
-		return nil, storeErr(err, "organizations")
+		return nil, storeErr(err, "organization")
 	}
 	out := listOrganizations{Organizations: []Organization{}}
 	for _, id := range ids {
@@ -182,7 +182,7 @@ func (s *Service) offsetAfter(c *call, scope string, ids []string) (int, error) 
 func (s *Service) projects(c *call, ids []string) ([]Project, error) {
 	ps, err := s.db.Projects(c.r.Context(), ids)
 	if err != nil {
-		return nil, storeErr(err, "projects")
+		return nil, storeErr(err, "project")
 	}
 	out := []Project{}
 	for _, id := range ids {
