@@ -1,12 +1,11 @@
 package api
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"time"
 
-	"cloud.google.com/go/firestore"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Member is DT's member resource; members here are service accounts.
@@ -79,7 +78,7 @@ type createdKey struct {
 	Secret string `json:"secret"`
 }
 
-func toMember(project string, m memberDoc) Member {
+func toMember(project string, m store.Member) Member {
 	return Member{Name: "projects/" + project + "/members/" + m.Account, DisplayName: m.Email, Roles: m.Roles,
 		Status: "ACCEPTED", Email: m.Email, AccountType: "SERVICE_ACCOUNT", CreateTime: m.CreateTime}
 }
@@ -92,18 +91,14 @@ func checkRoles(rs []string) error {
 }
 
 func (s *Service) listMembers(c *call) (any, error) {
-	q := s.deps.Firestore.Collection(membersCollection).Where("scope", "==", "projects/"+c.project).OrderBy(firestore.DocumentID, firestore.Asc)
-	docs, next, err := c.page(q, ordering{}, "")
+	docs, next, err := c.page(s.db.ScopeMembers(store.ProjectScope(c.project)), ordering{}, "")
 	if err != nil {
 		return nil, err
 	}
 	out := listMembers{Members: []Member{}, NextPageToken: next}
-	for _, d := range docs {
-		var m memberDoc
-		if err := d.DataTo(&m); err != nil {
-			return nil, err
-		}
-		out.Members = append(out.Members, toMember(c.project, m))
+	err = eachSnap(docs, func(_ string, m store.Member) { out.Members = append(out.Members, toMember(c.project, m)) })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -118,40 +113,40 @@ func (s *Service) createMember(c *call) (any, error) {
 	if err := checkRoles(req.Roles); err != nil {
 		return nil, err
 	}
-	ctx := c.r.Context()
-	docs, err := s.deps.Firestore.Collection(accountsCollection).Where("email", "==", req.Email).Limit(1).Documents(ctx).GetAll()
+	acc, a, err := s.orgAccount(c, req.Email)
 	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	if len(docs) == 0 {
-		return nil, errNotFound("no service account with that email")
-	}
-	var a accountDoc
-	if err := docs[0].DataTo(&a); err != nil {
 		return nil, err
 	}
-	// An account of another organization is answered as unknown, so that
-	// emails cannot be probed across organizations.
-	if org, err := s.projectOrg(ctx, a.ProjectID); err != nil {
-		return nil, err
-	} else if org != c.org {
-		return nil, errNotFound("no service account with that email")
-	}
-	m := memberDoc{Scope: "projects/" + c.project, Account: docs[0].Ref.ID, Email: a.Email, Roles: req.Roles, CreateTime: s.deps.Now().UTC()}
-	if err := s.store().grant(ctx, m.Scope, m.Account, m.Email, m.Roles); err != nil {
+	m := store.Member{Scope: store.ProjectScope(c.project), Account: acc, Email: a.Email, Roles: req.Roles, CreateTime: s.deps.Now().UTC()}
+	if err := s.store().grant(c.r.Context(), m.Scope, m.Account, m.Email, m.Roles); err != nil {
 		return nil, err
 	}
 	return toMember(c.project, m), nil
 }
 
-func (s *Service) memberRef(c *call) *firestore.DocumentRef {
-	return s.deps.Firestore.Collection(membersCollection).Doc(memberID("projects/"+c.project, c.r.PathValue("member")))
+// orgAccount finds the service account with an email in the caller's
+// organization. One of another organization is answered as unknown, so
+// that emails cannot be probed across organizations.
+func (s *Service) orgAccount(c *call, email string) (string, store.Account, error) {
+	id, a, err := s.db.AccountByEmail(c.r.Context(), email)
+	if notFound(err) {
+		return "", store.Account{}, errNotFound("no service account with that email")
+	}
+	if err != nil {
+		return "", store.Account{}, storeErr(err, "service account")
+	}
+	if org, err := s.projectOrg(c.r.Context(), a.ProjectID); err != nil {
+		return "", store.Account{}, err
+	} else if org != c.org {
+		return "", store.Account{}, errNotFound("no service account with that email")
+	}
+	return id, a, nil
 }
 
 func (s *Service) getMember(c *call) (any, error) {
-	m, err := getDoc[memberDoc](c.r.Context(), s.memberRef(c), "member")
+	m, err := s.db.Member(c.r.Context(), store.ProjectScope(c.project), c.r.PathValue("member"))
 	if err != nil {
-		return nil, err
+		return nil, storeErr(err, "member")
 	}
 	return toMember(c.project, m), nil
 }
@@ -164,54 +159,48 @@ func (s *Service) updateMember(c *call) (any, error) {
 	if err := checkRoles(req.Roles); err != nil {
 		return nil, err
 	}
-	if _, err := s.memberRef(c).Update(c.r.Context(), []firestore.Update{{Path: "roles", Value: req.Roles}}); err != nil {
-		if notFound(err) {
-			return nil, errNotFound("member not found")
-		}
-		return nil, errUnavailable(err)
+	if err := s.db.SetMemberRoles(c.r.Context(), store.ProjectScope(c.project), c.r.PathValue("member"), req.Roles); err != nil {
+		return nil, storeErr(err, "member")
 	}
 	return s.getMember(c)
 }
 
 func (s *Service) deleteMember(c *call) (any, error) {
-	_, err := s.memberRef(c).Delete(c.r.Context(), firestore.Exists)
-	if notFound(err) {
-		return nil, errNotFound("member not found")
-	}
-	if err != nil {
-		return nil, errUnavailable(err)
+	if err := s.db.DeleteMember(c.r.Context(), store.ProjectScope(c.project), c.r.PathValue("member")); err != nil {
+		return nil, storeErr(err, "member")
 	}
 	return empty{}, nil
 }
 
-func toAccount(project, id string, a accountDoc) ServiceAccount {
+func toAccount(project, id string, a store.Account) ServiceAccount {
 	return ServiceAccount{Name: "projects/" + project + "/serviceaccounts/" + id, Email: a.Email, DisplayName: a.DisplayName,
 		EnableBasicAuth: a.BasicAuth, Disabled: a.Disabled, CreateTime: a.CreateTime, UpdateTime: a.UpdateTime}
 }
 
 func (s *Service) listAccounts(c *call) (any, error) {
-	q := s.deps.Firestore.Collection(accountsCollection).Where("projectId", "==", c.project).OrderBy(firestore.DocumentID, firestore.Asc)
-	docs, next, err := c.page(q, ordering{}, "")
+	docs, next, err := c.page(s.db.ProjectAccounts(c.project), ordering{}, "")
 	if err != nil {
 		return nil, err
 	}
 	out := listAccounts{ServiceAccounts: []ServiceAccount{}, NextPageToken: next}
-	for _, d := range docs {
-		var a accountDoc
-		if err := d.DataTo(&a); err != nil {
-			return nil, err
-		}
-		out.ServiceAccounts = append(out.ServiceAccounts, toAccount(c.project, d.Ref.ID, a))
+	err = eachSnap(docs, func(id string, a store.Account) {
+		out.ServiceAccounts = append(out.ServiceAccounts, toAccount(c.project, id, a))
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
+
+// maxDisplayName bounds the display names of accounts and projects.
+const maxDisplayName = 200
 
 func (s *Service) createAccount(c *call) (any, error) {
 	var req createAccount
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	if len(req.DisplayName) > 200 {
+	if len(req.DisplayName) > maxDisplayName {
 		return nil, errBadRequest("displayName must be at most 200 characters")
 	}
 	a, err := s.store().createAccount(c.r.Context(), c.project, req.DisplayName, req.EnableBasicAuth)
@@ -223,14 +212,14 @@ func (s *Service) createAccount(c *call) (any, error) {
 
 // account reads the path's service account, which must belong to the
 // path's project.
-func (s *Service) account(c *call) (string, accountDoc, error) {
+func (s *Service) account(c *call) (string, store.Account, error) {
 	id := c.r.PathValue("account")
-	a, err := getDoc[accountDoc](c.r.Context(), s.deps.Firestore.Collection(accountsCollection).Doc(id), "service account")
+	a, err := s.db.Account(c.r.Context(), id)
 	if err != nil {
-		return "", accountDoc{}, err
+		return "", store.Account{}, storeErr(err, "service account")
 	}
 	if a.ProjectID != c.project {
-		return "", accountDoc{}, errNotFound("service account not found")
+		return "", store.Account{}, errNotFound("service account not found")
 	}
 	return id, a, nil
 }
@@ -239,33 +228,41 @@ func (s *Service) account(c *call) (string, accountDoc, error) {
 // wherever the account has a grant, the right to manage accounts there: a
 // project admin must not mint a key for, disable or delete an account that
 // is an organization admin, or an admin of a project the caller is not.
-func (s *Service) manageable(c *call) (string, accountDoc, error) {
+func (s *Service) manageable(c *call) (string, store.Account, error) {
 	id, a, err := s.account(c)
 	if err != nil {
-		return "", accountDoc{}, err
+		return "", store.Account{}, err
 	}
-	grants, err := s.deps.Firestore.Collection(membersCollection).Where("account", "==", id).Documents(c.r.Context()).GetAll()
+	grants, err := s.db.AccountMembers(c.r.Context(), id)
 	if err != nil {
-		return "", accountDoc{}, errUnavailable(err)
+		return "", store.Account{}, storeErr(err, "grants")
 	}
 	for _, g := range grants {
-		scope, _ := g.Data()["scope"].(string)
-		if o, ok := strings.CutPrefix(scope, "organizations/"); ok {
-			if !slices.Contains(c.p.orgAdminOf(), o) {
-				return "", accountDoc{}, errForbidden("the account is an organization admin; only an organization admin may manage it")
-			}
-			continue
-		}
-		p := strings.TrimPrefix(scope, "projects/")
-		org, err := s.projectOrg(c.r.Context(), p)
-		if err != nil {
-			return "", accountDoc{}, err
-		}
-		if !c.p.can(permAccountWrite, p, org) {
-			return "", accountDoc{}, errForbidden("the account has roles in projects/" + p + ", where the caller may not manage accounts")
+		if err := s.mayManageIn(c, g.Scope); err != nil {
+			return "", store.Account{}, err
 		}
 	}
 	return id, a, nil
+}
+
+// mayManageIn checks that the caller may manage accounts in a grant's
+// scope.
+func (s *Service) mayManageIn(c *call, scope string) error {
+	if o, ok := strings.CutPrefix(scope, "organizations/"); ok {
+		if !slices.Contains(c.p.orgAdminOf(), o) {
+			return errForbidden("the account is an organization admin; only an organization admin may manage it")
+		}
+		return nil
+	}
+	p := strings.TrimPrefix(scope, "projects/")
+	org, err := s.projectOrg(c.r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if !c.p.can(permAccountWrite, p, org) {
+		return errForbidden("the account has roles in projects/" + p + ", where the caller may not manage accounts")
+	}
+	return nil
 }
 
 func (s *Service) getAccount(c *call) (any, error) {
@@ -274,6 +271,14 @@ func (s *Service) getAccount(c *call) (any, error) {
 		return nil, err
 	}
 	return toAccount(c.project, id, a), nil
+}
+
+// accountUpdate checks a service-account update and says what it changes.
+func accountUpdate(req updateAccount, now time.Time) (store.AccountUpdate, error) {
+	if req.DisplayName != nil && len(*req.DisplayName) > maxDisplayName {
+		return store.AccountUpdate{}, errBadRequest("displayName must be at most 200 characters")
+	}
+	return store.AccountUpdate{UpdateTime: now, DisplayName: req.DisplayName, BasicAuth: req.EnableBasicAuth, Disabled: req.Disabled}, nil
 }
 
 func (s *Service) updateAccount(c *call) (any, error) {
@@ -285,20 +290,11 @@ func (s *Service) updateAccount(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	upd := []firestore.Update{{Path: "updateTime", Value: s.deps.Now().UTC()}}
-	if req.DisplayName != nil {
-		if len(*req.DisplayName) > 200 {
-			return nil, errBadRequest("displayName must be at most 200 characters")
-		}
-		upd = append(upd, firestore.Update{Path: "displayName", Value: *req.DisplayName})
+	upd, err := accountUpdate(req, s.deps.Now().UTC())
+	if err != nil {
+		return nil, err
 	}
-	if req.EnableBasicAuth != nil {
-		upd = append(upd, firestore.Update{Path: "enableBasicAuth", Value: *req.EnableBasicAuth})
-	}
-	if req.Disabled != nil {
-		upd = append(upd, firestore.Update{Path: "disabled", Value: *req.Disabled})
-	}
-	if _, err := s.deps.Firestore.Collection(accountsCollection).Doc(id).Update(c.r.Context(), upd); err != nil {
+	if err := s.db.UpdateAccount(c.r.Context(), id, upd); err != nil {
 		return nil, errUnavailable(err)
 	}
 	return s.getAccount(c)
@@ -314,35 +310,18 @@ func (s *Service) deleteAccount(c *call) (any, error) {
 	if id == c.p.Account {
 		return nil, errConflict("an account cannot delete itself")
 	}
-	ctx := c.r.Context()
-	fs := s.deps.Firestore
-	keys, err := fs.Collection(keysCollection).Where("account", "==", id).Documents(ctx).GetAll()
-	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	members, err := fs.Collection(membersCollection).Where("account", "==", id).Documents(ctx).GetAll()
-	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		for _, d := range append(keys, members...) {
-			if err := tx.Delete(d.Ref); err != nil {
-				return err
-			}
-		}
-		return tx.Delete(fs.Collection(accountsCollection).Doc(id))
-	})
+	keys, err := s.db.DeleteAccount(c.r.Context(), id)
 	if err != nil {
 		return nil, errUnavailable(err)
 	}
 	// As deleteKey does: this instance stops honouring them at once.
 	for _, k := range keys {
-		s.principals.forget(k.Ref.ID)
+		s.principals.Remove(k)
 	}
 	return empty{}, nil
 }
 
-func toKey(project, account, id string, k keyDoc) Key {
+func toKey(project, account, id string, k store.Key) Key {
 	return Key{Name: "projects/" + project + "/serviceaccounts/" + account + "/keys/" + id, ID: id, CreateTime: k.CreateTime}
 }
 
@@ -351,18 +330,14 @@ func (s *Service) listKeys(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := s.deps.Firestore.Collection(keysCollection).Where("account", "==", acc).OrderBy(firestore.DocumentID, firestore.Asc)
-	docs, next, err := c.page(q, ordering{}, "")
+	docs, next, err := c.page(s.db.AccountKeys(acc), ordering{}, "")
 	if err != nil {
 		return nil, err
 	}
 	out := listKeys{Keys: []Key{}, NextPageToken: next}
-	for _, d := range docs {
-		var k keyDoc
-		if err := d.DataTo(&k); err != nil {
-			return nil, err
-		}
-		out.Keys = append(out.Keys, toKey(c.project, acc, d.Ref.ID, k))
+	err = eachSnap(docs, func(id string, k store.Key) { out.Keys = append(out.Keys, toKey(c.project, acc, id, k)) })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -385,14 +360,14 @@ func (s *Service) createKey(c *call) (any, error) {
 
 // key reads the path's key, which must belong to account acc, read by the
 // caller with the checks its route needs.
-func (s *Service) key(c *call, acc string) (string, keyDoc, error) {
+func (s *Service) key(c *call, acc string) (string, store.Key, error) {
 	id := c.r.PathValue("key")
-	k, err := getDoc[keyDoc](c.r.Context(), s.deps.Firestore.Collection(keysCollection).Doc(id), "key")
+	k, err := s.db.Key(c.r.Context(), id)
 	if err != nil {
-		return "", keyDoc{}, err
+		return "", store.Key{}, storeErr(err, "key")
 	}
 	if k.Account != acc {
-		return "", keyDoc{}, errNotFound("key not found")
+		return "", store.Key{}, errNotFound("key not found")
 	}
 	return id, k, nil
 }
@@ -418,10 +393,10 @@ func (s *Service) deleteKey(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.deps.Firestore.Collection(keysCollection).Doc(id).Delete(c.r.Context()); err != nil {
+	if err := s.db.DeleteKey(c.r.Context(), id); err != nil {
 		return nil, errUnavailable(err)
 	}
 	// This instance stops honouring the key at once; others within AccessTTL.
-	s.principals.forget(id)
+	s.principals.Remove(id)
 	return empty{}, nil
 }

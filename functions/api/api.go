@@ -17,6 +17,8 @@ import (
 	"github.com/sealedsense/sealedsense/functions/stream"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
+	"github.com/sealedsense/sealedsense/shared/expiring"
+	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/token"
 )
 
@@ -124,9 +126,10 @@ type Service struct {
 	deps       Deps
 	log        *slog.Logger
 	mux        *http.ServeMux
-	principals *ttlCache[string, *principal]
-	orgs       *ttlCache[string, string]
-	jwksCache  *ttlCache[string, []byte]
+	db         *store.DB
+	principals *expiring.Cache[string, *principal]
+	orgs       *expiring.Cache[string, string]
+	jwksCache  *expiring.Cache[string, []byte]
 	limits     *limiter
 	tokenLimit *limiter
 	pages      *pager
@@ -147,14 +150,18 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.SecretReader == nil {
 		deps.SecretReader = deps.Secrets
 	}
+	db := store.New(deps.Firestore)
 	s := &Service{
 		cfg: cfg, deps: deps, log: deps.Logger,
-		principals: newTTLCache[string, *principal](10000),
-		orgs:       newTTLCache[string, string](10000),
-		jwksCache:  newTTLCache[string, []byte](1),
-		limits:     newLimiter(cfg.Rate, cfg.Burst, 10000),
-		tokenLimit: newLimiter(cfg.TokenRate, 4*cfg.TokenRate, 10000),
-		pages:      &pager{fs: deps.Firestore, secrets: deps.Secrets, reader: deps.SecretReader},
+		db:         db,
+		principals: expiring.New[string, *principal](10000, cfg.AccessTTL, deps.Now),
+		orgs:       expiring.New[string, string](10000, cfg.AccessTTL, deps.Now),
+		// Entries are put for jwksTTL; the cache's own longer ttl only
+		// spares its sweeper, which wakes every hundredth of it.
+		jwksCache:  expiring.New[string, []byte](1, time.Minute, deps.Now),
+		limits:     newLimiter(cfg.Rate, cfg.Burst, 10000, deps.Now),
+		tokenLimit: newLimiter(cfg.TokenRate, 4*cfg.TokenRate, 10000, deps.Now),
+		pages:      &pager{db: db, secrets: deps.Secrets, reader: deps.SecretReader},
 	}
 	s.openapi = sync.OnceValues(s.OpenAPI)
 	if deps.Firestore != nil {

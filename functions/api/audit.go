@@ -2,51 +2,20 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"math"
 	"slices"
 	"time"
 
 	"cloud.google.com/go/firestore"
+
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// auditDoc is one audit entry. Entries are only ever created: no route
-// changes or deletes them, and only the functions' service accounts can
-// write Firestore at all.
-type auditDoc struct {
-	ProjectID string    `firestore:"projectId"`
-	Time      time.Time `firestore:"time"`
-	ActorType string    `firestore:"actorType"` // SERVICE_ACCOUNT or PERSONNEL
-	Actor     string    `firestore:"actor"`     // the account's email, or the operator
-	Account   string    `firestore:"account,omitempty"`
-	KeyID     string    `firestore:"keyId,omitempty"`
-	Action    string    `firestore:"action"`   // "GET /v2/projects/{project}/devices"
-	Resource  string    `firestore:"resource"` // the request path
-	Code      int       `firestore:"code"`     // the HTTP status answered
-	Reason    string    `firestore:"reason,omitempty"`
-}
-
-// auditID orders entries newest first by document id, so the log lists
-// without an index.
-func auditID(t time.Time) (string, error) {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%019d-%s", math.MaxInt64-t.UnixNano(), hex.EncodeToString(b[:])), nil
-}
+// auditDoc and appendAudit keep stream.go's audit of stream openings and
+// closings as it is; new code calls the store.
+type auditDoc = store.AuditEntry
 
 func appendAudit(ctx context.Context, fs *firestore.Client, d auditDoc) error {
-	id, err := auditID(d.Time)
-	if err != nil {
-		return err
-	}
-	if _, err := fs.Collection(auditCollection).Doc(id).Create(ctx, d); err != nil {
-		return fmt.Errorf("api: audit: %w", err)
-	}
-	return nil
+	return store.New(fs).AppendAudit(ctx, d)
 }
 
 // audit writes the entries of one call: one for its project, and one for
@@ -60,7 +29,7 @@ func (s *Service) audit(c *call, rt route, code int) error {
 	slices.Sort(projects)
 	projects = slices.Compact(projects)
 	for _, p := range projects {
-		err := appendAudit(c.r.Context(), s.deps.Firestore, auditDoc{
+		err := s.db.AppendAudit(c.r.Context(), store.AuditEntry{
 			ProjectID: p, Time: s.deps.Now().UTC(), ActorType: "SERVICE_ACCOUNT", Actor: c.p.Email,
 			Account: c.p.Account, KeyID: c.p.Key, Action: rt.Method + " " + rt.Pattern, Resource: requestPath(c.r), Code: code,
 		})
@@ -89,20 +58,34 @@ type listAudit struct {
 	NextPageToken string       `json:"nextPageToken"`
 }
 
+func toAuditEntry(project, id string, a store.AuditEntry) AuditEntry {
+	return AuditEntry{Name: "projects/" + project + "/auditLog/" + id, Time: a.Time, ActorType: a.ActorType,
+		Actor: a.Actor, KeyID: a.KeyID, Action: a.Action, Resource: a.Resource, Code: a.Code, Reason: a.Reason}
+}
+
 func (s *Service) listAudit(c *call) (any, error) {
-	q := s.deps.Firestore.Collection(auditCollection).Where("projectId", "==", c.project).OrderBy(firestore.DocumentID, firestore.Asc)
-	docs, next, err := c.page(q, ordering{}, "")
+	docs, next, err := c.page(s.db.ProjectAudit(c.project), ordering{}, "")
 	if err != nil {
 		return nil, err
 	}
 	out := listAudit{Entries: []AuditEntry{}, NextPageToken: next}
-	for _, d := range docs {
-		var a auditDoc
-		if err := d.DataTo(&a); err != nil {
-			return nil, err
-		}
-		out.Entries = append(out.Entries, AuditEntry{Name: "projects/" + c.project + "/auditLog/" + d.Ref.ID, Time: a.Time, ActorType: a.ActorType,
-			Actor: a.Actor, KeyID: a.KeyID, Action: a.Action, Resource: a.Resource, Code: a.Code, Reason: a.Reason})
+	err = eachSnap(docs, func(id string, a store.AuditEntry) {
+		out.Entries = append(out.Entries, toAuditEntry(c.project, id, a))
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// eachSnap decodes a page of documents and calls f for each, in order.
+func eachSnap[T any](docs []*firestore.DocumentSnapshot, f func(id string, v T)) error {
+	for _, d := range docs {
+		var v T
+		if err := d.DataTo(&v); err != nil {
+			return err
+		}
+		f(d.Ref.ID, v)
+	}
+	return nil
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"slices"
 
-	"cloud.google.com/go/firestore"
-
-	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 type claimRequest struct {
@@ -43,11 +41,6 @@ const (
 	codeNotFound       = "NOT_FOUND"
 )
 
-type kitDoc struct {
-	DisplayName string   `firestore:"displayName"`
-	DeviceIDs   []string `firestore:"deviceIds"`
-}
-
 // claim moves unclaimed devices, named or by kit, into the project. Each
 // device is claimed in its own transaction, so two customers racing for one
 // device cannot both have it; dryRun says what would happen and changes
@@ -57,53 +50,23 @@ func (s *Service) claim(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	dry := c.r.URL.Query().Get("dryRun") == "true"
 	if n := len(req.DeviceIDs) + len(req.KitIDs); n == 0 || n > maxBatch {
 		return nil, errBadRequest("deviceIds and kitIds must name 1 to %d items", maxBatch)
 	}
+	dry := c.r.URL.Query().Get("dryRun") == "true"
 	out := claimResult{ClaimedDevices: []claimedDevice{}, ClaimErrors: claimErrors{Devices: []claimError{}, Kits: []claimError{}}}
-	ctx := c.r.Context()
-	fs := s.deps.Firestore
-	ids := slices.Clone(req.DeviceIDs)
-	for _, kit := range req.KitIDs {
-		snap, err := fs.Collection(registry.KitsCollection).Doc(kit).Get(ctx)
-		if notFound(err) {
-			out.ClaimErrors.Kits = append(out.ClaimErrors.Kits, claimError{KitID: kit, Code: codeNotFound, Message: "kit not found"})
-			continue
-		}
-		if err != nil {
-			return nil, errUnavailable(err)
-		}
-		var k kitDoc
-		if err := snap.DataTo(&k); err != nil {
-			return nil, err
-		}
-		ids = append(ids, k.DeviceIDs...)
+	ids, err := s.kitDevices(c.r.Context(), req.KitIDs, &out.ClaimErrors)
+	if err != nil {
+		return nil, err
 	}
+	ids = append(slices.Clone(req.DeviceIDs), ids...)
 	slices.Sort(ids)
 	for _, id := range slices.Compact(ids) {
-		ref := fs.Collection(registry.DevicesCollection).Doc(id)
-		var d deviceDoc
-		err := fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-			snap, err := tx.Get(ref)
-			if err != nil {
-				return err
-			}
-			if err := snap.DataTo(&d); err != nil {
-				return err
-			}
-			if d.ProjectID != "" {
-				return errAlreadyClaimed
-			}
-			if dry {
-				return nil
-			}
-			return tx.Update(ref, []firestore.Update{{Path: "projectId", Value: c.project}})
-		})
+		d, err := s.db.ClaimDevice(c.r.Context(), id, c.project, dry)
 		switch {
 		case notFound(err):
 			out.ClaimErrors.Devices = append(out.ClaimErrors.Devices, claimError{DeviceID: id, Code: codeNotFound, Message: "device not found"})
-		case errors.Is(err, errAlreadyClaimed):
+		case errors.Is(err, store.ErrClaimed):
 			out.ClaimErrors.Devices = append(out.ClaimErrors.Devices, claimError{DeviceID: id, Code: codeAlreadyClaimed, Message: "device already claimed"})
 		case err != nil:
 			return nil, errUnavailable(err)
@@ -114,7 +77,23 @@ func (s *Service) claim(c *call) (any, error) {
 	return out, nil
 }
 
-var errAlreadyClaimed = errors.New("already claimed")
+// kitDevices lists the devices of kits, and a claim error for each kit
+// that does not exist.
+func (s *Service) kitDevices(ctx context.Context, kits []string, errs *claimErrors) ([]string, error) {
+	var ids []string
+	for _, kit := range kits {
+		k, err := s.db.Kit(ctx, kit)
+		if notFound(err) {
+			errs.Kits = append(errs.Kits, claimError{KitID: kit, Code: codeNotFound, Message: "kit not found"})
+			continue
+		}
+		if err != nil {
+			return nil, storeErr(err, "kit")
+		}
+		ids = append(ids, k.DeviceIDs...)
+	}
+	return ids, nil
+}
 
 type claimInfoDevice struct {
 	DeviceID      string `json:"deviceId"`
@@ -143,32 +122,20 @@ func (s *Service) claimInfo(c *call) (any, error) {
 		return nil, errBadRequest("identifier is required")
 	}
 	ctx := c.r.Context()
-	fs := s.deps.Firestore
-	info := func(id string) (*claimInfoDevice, error) {
-		snap, err := fs.Collection(registry.DevicesCollection).Doc(id).Get(ctx)
-		if err != nil {
-			return nil, err
-		}
-		var d deviceDoc
-		if err := snap.DataTo(&d); err != nil {
-			return nil, err
-		}
-		return &claimInfoDevice{DeviceID: id, DeviceType: d.Type, ProductNumber: d.ProductNumber, IsClaimed: d.ProjectID != ""}, nil
-	}
-	d, err := info(id)
+	d, err := s.claimInfoDevice(ctx, id)
 	if err == nil {
 		return claimInfo{Type: "DEVICE", Device: d}, nil
 	}
 	if !notFound(err) {
 		return nil, errUnavailable(err)
 	}
-	k, err := getDoc[kitDoc](ctx, fs.Collection(registry.KitsCollection).Doc(id), "device or kit")
+	k, err := s.db.Kit(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, storeErr(err, "device or kit")
 	}
 	kit := &claimInfoKit{KitID: id, DisplayName: k.DisplayName, Devices: []claimInfoDevice{}}
 	for _, did := range k.DeviceIDs {
-		d, err := info(did)
+		d, err := s.claimInfoDevice(ctx, did)
 		if notFound(err) {
 			continue
 		}
@@ -178,4 +145,12 @@ func (s *Service) claimInfo(c *call) (any, error) {
 		kit.Devices = append(kit.Devices, *d)
 	}
 	return claimInfo{Type: "KIT", Kit: kit}, nil
+}
+
+func (s *Service) claimInfoDevice(ctx context.Context, id string) (*claimInfoDevice, error) {
+	d, err := s.db.Device(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &claimInfoDevice{DeviceID: id, DeviceType: d.Type, ProductNumber: d.ProductNumber, IsClaimed: d.ProjectID != ""}, nil
 }

@@ -3,13 +3,15 @@ package api
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
 	"cloud.google.com/go/firestore"
 
 	"github.com/sealedsense/sealedsense/shared/event"
-	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Device is DT's device resource.
@@ -26,17 +28,7 @@ type listDevices struct {
 	NextPageToken string   `json:"nextPageToken"`
 }
 
-// deviceDoc is what the API reads of a registry device: never its keys.
-type deviceDoc struct {
-	Type          string            `firestore:"type"`
-	ProductNumber string            `firestore:"productNumber"`
-	KitID         string            `firestore:"kitId"`
-	ProjectID     string            `firestore:"projectId"`
-	Labels        map[string]string `firestore:"labels"`
-	Reported      map[string]any    `firestore:"reported"`
-}
-
-func toDevice(id string, d deviceDoc) Device {
+func toDevice(id string, d store.Device) Device {
 	if d.Labels == nil {
 		d.Labels = map[string]string{}
 	}
@@ -46,11 +38,11 @@ func toDevice(id string, d deviceDoc) Device {
 	return Device{Name: "projects/" + d.ProjectID + "/devices/" + id, Type: d.Type, ProductNumber: d.ProductNumber, Labels: d.Labels, Reported: d.Reported}
 }
 
-// listValues reads a query parameter given repeated or comma-separated, as
+// listParam reads a query parameter given repeated or comma-separated, as
 // DT's clients send lists.
-func listValues(c *call, name string) []string {
+func listParam(q url.Values, name string) []string {
 	var out []string
-	for _, v := range c.r.URL.Query()[name] {
+	for _, v := range q[name] {
 		for _, x := range strings.Split(v, ",") {
 			if x = strings.TrimSpace(x); x != "" {
 				out = append(out, x)
@@ -60,143 +52,143 @@ func listValues(c *call, name string) []string {
 	return out
 }
 
-// orderPath is the Firestore path of an order_by field: type,
-// productNumber, labels.<key> or reported.<eventType>.<field>.
-func orderPath(field string) (firestore.FieldPath, bool) {
-	letters := func(s string) bool {
-		return len(s) > 0 && len(s) <= 32 && strings.IndexFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') }) < 0
-	}
-	if field == "type" || field == "productNumber" {
-		return firestore.FieldPath{field}, true
-	}
-	if k, ok := strings.CutPrefix(field, "labels."); ok && event.ValidLabelKey(k) {
-		return firestore.FieldPath{"labels", k}, true
-	}
-	if rest, ok := strings.CutPrefix(field, "reported."); ok {
-		typ, f, ok := strings.Cut(rest, ".")
-		if ok && letters(typ) && letters(f) {
-			return firestore.FieldPath{"reported", typ, f}, true
-		}
-	}
-	return nil, false
-}
-
 // maxIn is Firestore's bound on the values of an "in" filter.
 const maxIn = 30
 
+// deviceListing is a checked listDevices request: what the query runs,
+// what is filtered after it, and the filters a page token is bound to.
+type deviceListing struct {
+	filter  store.DeviceFilter
+	keeps   []func(d store.Device, id string) bool
+	filters []string
+}
+
+// parseDeviceListing checks listDevices' query parameters.
+func parseDeviceListing(q url.Values) (deviceListing, error) {
+	var l deviceListing
+	if ids := listParam(q, "device_ids"); len(ids) > 0 {
+		l.keeps = append(l.keeps, func(_ store.Device, id string) bool { return slices.Contains(ids, id) })
+		l.filters = append(l.filters, "ids="+strings.Join(ids, ","))
+	}
+	if types := listParam(q, "device_types"); len(types) > 0 {
+		l.keeps = append(l.keeps, func(d store.Device, _ string) bool { return slices.Contains(types, d.Type) })
+		l.filters = append(l.filters, "types="+strings.Join(types, ","))
+	}
+	for _, lf := range q["label_filters"] {
+		k, v, hasValue := strings.Cut(lf, "=")
+		if !event.ValidLabelKey(k) {
+			return deviceListing{}, errBadRequest("label_filters must be key or key=value")
+		}
+		if hasValue {
+			l.filter.LabelIs = append(l.filter.LabelIs, [2]string{k, v})
+		} else {
+			l.keeps = append(l.keeps, func(d store.Device, _ string) bool { _, ok := d.Labels[k]; return ok })
+		}
+		l.filters = append(l.filters, "label="+lf)
+	}
+	if text := strings.ToLower(q.Get("query")); text != "" {
+		l.keeps = append(l.keeps, func(d store.Device, id string) bool { return matchesText(d, id, text) })
+		l.filters = append(l.filters, "query="+text)
+	}
+	if ob := q.Get("order_by"); ob != "" {
+		field, desc := strings.CutPrefix(ob, "-")
+		path, ok := store.DeviceOrderPath(field)
+		if !ok {
+			return deviceListing{}, errBadRequest("order_by must be type, productNumber, labels.<key> or reported.<eventType>.<field>, optionally with a leading -")
+		}
+		l.filter.Order, l.filter.Desc = path, desc
+		l.filters = append(l.filters, "order="+ob)
+	}
+	return l, nil
+}
+
+// matchesText says whether a device's id, type or a label value holds
+// text, which is lower case.
+func matchesText(d store.Device, id, text string) bool {
+	if strings.Contains(strings.ToLower(id), text) || strings.Contains(strings.ToLower(d.Type), text) {
+		return true
+	}
+	for _, v := range d.Labels {
+		if strings.Contains(strings.ToLower(v), text) {
+			return true
+		}
+	}
+	return false
+}
+
+// keep drops the devices the query could not filter out; nil when it
+// filters all.
+func (l deviceListing) keep() func(*firestore.DocumentSnapshot) bool {
+	if len(l.keeps) == 0 {
+		return nil
+	}
+	return func(snap *firestore.DocumentSnapshot) bool {
+		var d store.Device
+		if snap.DataTo(&d) != nil {
+			return false
+		}
+		for _, keep := range l.keeps {
+			if !keep(d, snap.Ref.ID) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// listedProjects is what project "-" lists: every project where the
+// caller may read devices, within the organization asked for.
+func (s *Service) listedProjects(c *call) ([]string, error) {
+	org := strings.TrimPrefix(c.r.URL.Query().Get("organization"), "organizations/")
+	projects, err := s.readableProjects(c, permDeviceRead, org)
+	if err != nil {
+		return nil, err
+	}
+	if len(projects) > maxIn {
+		return nil, errBadRequest("the caller reads more than %d projects: name an organization or a project", maxIn)
+	}
+	return projects, nil
+}
+
 func (s *Service) listDevices(c *call) (any, error) {
-	fs := s.deps.Firestore
-	q := fs.Collection(registry.DevicesCollection).Query
-	var keeps []func(deviceDoc, string) bool
-	filters := []string{}
+	var projects, scope []string
 	if c.project == "-" {
-		org := strings.TrimPrefix(c.r.URL.Query().Get("organization"), "organizations/")
-		projects, err := s.readableProjects(c, permDeviceRead, org)
-		if err != nil {
+		var err error
+		if projects, err = s.listedProjects(c); err != nil {
 			return nil, err
 		}
 		if len(projects) == 0 {
 			return listDevices{Devices: []Device{}}, nil
 		}
-		if len(projects) > maxIn {
-			return nil, errBadRequest("the caller reads more than %d projects: name an organization or a project", maxIn)
-		}
-		q = q.Where("projectId", "in", projects)
 		c.touched = projects
-		filters = append(filters, "projects="+strings.Join(projects, ","))
-	} else {
-		q = q.Where("projectId", "==", c.project)
+		scope = []string{"projects=" + strings.Join(projects, ",")}
 	}
-	if ids := listValues(c, "device_ids"); len(ids) > 0 {
-		keeps = append(keeps, func(_ deviceDoc, id string) bool { return slices.Contains(ids, id) })
-		filters = append(filters, "ids="+strings.Join(ids, ","))
+	l, err := parseDeviceListing(c.r.URL.Query())
+	if err != nil {
+		return nil, err
 	}
-	if types := listValues(c, "device_types"); len(types) > 0 {
-		keeps = append(keeps, func(d deviceDoc, _ string) bool { return slices.Contains(types, d.Type) })
-		filters = append(filters, "types="+strings.Join(types, ","))
-	}
-	for _, lf := range c.r.URL.Query()["label_filters"] {
-		k, v, hasValue := strings.Cut(lf, "=")
-		if !event.ValidLabelKey(k) {
-			return nil, errBadRequest("label_filters must be key or key=value")
-		}
-		if hasValue {
-			q = q.WherePath(firestore.FieldPath{"labels", k}, "==", v)
-		} else {
-			keeps = append(keeps, func(d deviceDoc, _ string) bool { _, ok := d.Labels[k]; return ok })
-		}
-		filters = append(filters, "label="+lf)
-	}
-	if text := strings.ToLower(c.r.URL.Query().Get("query")); text != "" {
-		keeps = append(keeps, func(d deviceDoc, id string) bool {
-			if strings.Contains(strings.ToLower(id), text) || strings.Contains(strings.ToLower(d.Type), text) {
-				return true
-			}
-			for _, v := range d.Labels {
-				if strings.Contains(strings.ToLower(v), text) {
-					return true
-				}
-			}
-			return false
-		})
-		filters = append(filters, "query="+text)
-	}
-	o := ordering{}
-	dir := firestore.Asc
-	if ob := c.r.URL.Query().Get("order_by"); ob != "" {
-		field, desc := strings.CutPrefix(ob, "-")
-		path, ok := orderPath(field)
-		if !ok {
-			return nil, errBadRequest("order_by must be type, productNumber, labels.<key> or reported.<eventType>.<field>, optionally with a leading -")
-		}
-		if desc {
-			dir = firestore.Desc
-		}
-		o.Field, o.Path = field, path
-		// Firestore leaves out documents that lack the ordering field, as
-		// DT's ordering by a reported value leaves out devices without one.
-		q = q.OrderByPath(o.Path, dir)
-		filters = append(filters, "order="+ob)
-	}
-	q = q.OrderBy(firestore.DocumentID, dir)
-	if len(keeps) > 0 {
-		o.Keep = func(snap *firestore.DocumentSnapshot) bool {
-			var d deviceDoc
-			if snap.DataTo(&d) != nil {
-				return false
-			}
-			for _, keep := range keeps {
-				if !keep(d, snap.Ref.ID) {
-					return false
-				}
-			}
-			return true
-		}
-	}
-	docs, next, err := c.page(q, o, strings.Join(filters, "\x00"))
+	l.filter.Project, l.filter.Projects = c.project, projects
+	o := ordering{Path: l.filter.Order, Keep: l.keep()}
+	docs, next, err := c.page(s.db.DevicesQuery(l.filter), o, strings.Join(append(scope, l.filters...), "\x00"))
 	if err != nil {
 		return nil, err
 	}
 	out := listDevices{Devices: []Device{}, NextPageToken: next}
-	for _, snap := range docs {
-		var d deviceDoc
-		if err := snap.DataTo(&d); err != nil {
-			return nil, err
-		}
-		out.Devices = append(out.Devices, toDevice(snap.Ref.ID, d))
+	if err := eachSnap(docs, func(id string, d store.Device) { out.Devices = append(out.Devices, toDevice(id, d)) }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 // device reads a device of the path's project; a device of another
 // project, or none, is not found.
-func (s *Service) device(ctx context.Context, project, id string) (deviceDoc, error) {
-	d, err := getDoc[deviceDoc](ctx, s.deps.Firestore.Collection(registry.DevicesCollection).Doc(id), "device")
+func (s *Service) device(ctx context.Context, project, id string) (store.Device, error) {
+	d, err := s.db.Device(ctx, id)
 	if err != nil {
-		return deviceDoc{}, err
+		return store.Device{}, storeErr(err, "device")
 	}
 	if d.ProjectID == "" || d.ProjectID != project {
-		return deviceDoc{}, errNotFound("device not found")
+		return store.Device{}, errNotFound("device not found")
 	}
 	return d, nil
 }
@@ -243,53 +235,45 @@ func deviceID(name string) (project, id string) {
 	return "", name
 }
 
+// checkBatchUpdate checks a batch of label changes.
+func checkBatchUpdate(req batchUpdate) error {
+	if len(req.Devices) == 0 || len(req.Devices) > maxBatch {
+		return errBadRequest("devices must name 1 to %d devices", maxBatch)
+	}
+	if len(req.AddLabels)+len(req.RemoveLabels) == 0 || len(req.AddLabels) > 50 {
+		return errBadRequest("give addLabels (at most 50) or removeLabels")
+	}
+	for k, v := range req.AddLabels {
+		if !event.ValidLabelKey(k) || len(v) > 255 {
+			return errBadRequest("label keys are 1 to 63 of A-Z a-z 0-9 _ - . and values at most 255 bytes")
+		}
+	}
+	for _, k := range req.RemoveLabels {
+		if !event.ValidLabelKey(k) {
+			return errBadRequest("label keys are 1 to 63 of A-Z a-z 0-9 _ - .")
+		}
+		if _, both := req.AddLabels[k]; both {
+			return errBadRequest("label %s is both added and removed", k)
+		}
+	}
+	return nil
+}
+
 func (s *Service) batchUpdate(c *call) (any, error) {
 	var req batchUpdate
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	if len(req.Devices) == 0 || len(req.Devices) > maxBatch {
-		return nil, errBadRequest("devices must name 1 to %d devices", maxBatch)
-	}
-	if len(req.AddLabels)+len(req.RemoveLabels) == 0 || len(req.AddLabels) > 50 {
-		return nil, errBadRequest("give addLabels (at most 50) or removeLabels")
-	}
-	var upd []firestore.Update
-	for k, v := range req.AddLabels {
-		if !event.ValidLabelKey(k) || len(v) > 255 {
-			return nil, errBadRequest("label keys are 1 to 63 of A-Z a-z 0-9 _ - . and values at most 255 bytes")
-		}
-		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"labels", k}, Value: v})
-	}
-	for _, k := range req.RemoveLabels {
-		if !event.ValidLabelKey(k) {
-			return nil, errBadRequest("label keys are 1 to 63 of A-Z a-z 0-9 _ - .")
-		}
-		if _, both := req.AddLabels[k]; both {
-			return nil, errBadRequest("label %s is both added and removed", k)
-		}
-		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"labels", k}, Value: firestore.Delete})
+	if err := checkBatchUpdate(req); err != nil {
+		return nil, err
 	}
 	out := batchResult{BatchErrors: []batchError{}}
-	fs := s.deps.Firestore
 	for _, name := range req.Devices {
-		p, id := deviceID(name)
-		if (p != "" && p != c.project) || id == "" {
-			out.BatchErrors = append(out.BatchErrors, batchError{Device: name, Status: errorStatus{"NOT_FOUND", "device not found"}})
-			continue
+		err := errNotFound("device not found")
+		if p, id := deviceID(name); (p == "" || p == c.project) && id != "" {
+			err = s.db.SetDeviceLabels(c.r.Context(), id, c.project, req.AddLabels, req.RemoveLabels)
 		}
-		ref := fs.Collection(registry.DevicesCollection).Doc(id)
-		err := fs.RunTransaction(c.r.Context(), func(ctx context.Context, tx *firestore.Transaction) error {
-			snap, err := tx.Get(ref)
-			if err != nil {
-				return err
-			}
-			if pid, _ := snap.Data()["projectId"].(string); pid != c.project {
-				return errNotFound("device not found")
-			}
-			return tx.Update(ref, upd)
-		})
-		if notFound(err) || isCode(err, 404) {
+		if notFound(err) || isCode(err, http.StatusNotFound) {
 			out.BatchErrors = append(out.BatchErrors, batchError{Device: name, Status: errorStatus{"NOT_FOUND", "device not found"}})
 		} else if err != nil {
 			return nil, errUnavailable(err)
@@ -322,45 +306,44 @@ func (s *Service) transfer(c *call) (any, error) {
 		return nil, errBadRequest("devices must name 1 to %d devices as projects/<p>/devices/<d>", maxBatch)
 	}
 	out := transferResult{TransferErrors: []transferError{}}
-	fs := s.deps.Firestore
-	notFoundErr := func(name string) {
-		out.TransferErrors = append(out.TransferErrors, transferError{Device: name, Status: errorStatus{"NOT_FOUND", "device not found"}})
-	}
 	for _, name := range req.Devices {
-		src, id := deviceID(name)
-		if src == "" || id == "" {
-			return nil, errBadRequest("devices must be named projects/<p>/devices/<d>")
-		}
-		srcOrg, err := s.projectOrg(c.r.Context(), src)
-		if err != nil {
-			return nil, err
-		}
-		// A device the caller may not move is answered as not found, so
-		// another organization's devices cannot be probed.
-		if srcOrg != c.org || !c.p.can(permDeviceTransfer, src, srcOrg) {
-			notFoundErr(name)
-			continue
-		}
-		ref := fs.Collection(registry.DevicesCollection).Doc(id)
-		err = fs.RunTransaction(c.r.Context(), func(ctx context.Context, tx *firestore.Transaction) error {
-			snap, err := tx.Get(ref)
-			if err != nil {
-				return err
-			}
-			if pid, _ := snap.Data()["projectId"].(string); pid != src {
-				return errNotFound("device not found")
-			}
-			return tx.Update(ref, []firestore.Update{{Path: "projectId", Value: c.project}})
-		})
-		if notFound(err) || isCode(err, 404) {
-			notFoundErr(name)
+		err := s.transferOne(c, name)
+		if notFound(err) || isCode(err, http.StatusNotFound) {
+			out.TransferErrors = append(out.TransferErrors, transferError{Device: name, Status: errorStatus{"NOT_FOUND", "device not found"}})
 		} else if err != nil {
-			return nil, errUnavailable(err)
-		} else if src != c.project {
-			c.touched = append(c.touched, src)
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// transferOne moves one device, named projects/<p>/devices/<d>, into the
+// path's project, and counts its source project as touched.
+func (s *Service) transferOne(c *call, name string) error {
+	src, id := deviceID(name)
+	if src == "" || id == "" {
+		return errBadRequest("devices must be named projects/<p>/devices/<d>")
+	}
+	srcOrg, err := s.projectOrg(c.r.Context(), src)
+	if err != nil {
+		return err
+	}
+	// A device the caller may not move is answered as not found, so
+	// another organization's devices cannot be probed.
+	if srcOrg != c.org || !c.p.can(permDeviceTransfer, src, srcOrg) {
+		return errNotFound("device not found")
+	}
+	err = s.db.MoveDevice(c.r.Context(), id, src, c.project)
+	if notFound(err) {
+		return err
+	}
+	if err != nil {
+		return errUnavailable(err)
+	}
+	if src != c.project {
+		c.touched = append(c.touched, src)
+	}
+	return nil
 }
 
 func isCode(err error, code int) bool {

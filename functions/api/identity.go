@@ -26,66 +26,56 @@ func (s *Service) loadPrincipal(ctx context.Context, keyID string) (*principal, 
 		// From a token's kid or Basic credentials: anyone's input.
 		return nil, errUnauthenticated("unknown or revoked credentials")
 	}
-	now := s.deps.Now()
-	if p, ok := s.principals.get(keyID, now); ok {
+	if p, ok := s.principals.Get(keyID); ok {
 		if p == nil {
 			return nil, errUnauthenticated("unknown or revoked credentials")
 		}
 		return p, nil
 	}
+	// Trusted for AccessTTL from before the read, as the bound promises.
+	exp := s.deps.Now().Add(s.cfg.AccessTTL)
 	p, err := s.readPrincipal(ctx, keyID)
 	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.code == http.StatusUnauthorized {
-			s.principals.put(keyID, nil, now, now.Add(s.cfg.AccessTTL))
+		if isCode(err, http.StatusUnauthorized) {
+			s.principals.PutUntil(keyID, nil, exp)
 		}
 		return nil, err
 	}
-	s.principals.put(keyID, p, now, now.Add(s.cfg.AccessTTL))
+	s.principals.PutUntil(keyID, p, exp)
 	return p, nil
 }
 
 func (s *Service) readPrincipal(ctx context.Context, keyID string) (*principal, error) {
-	fs := s.deps.Firestore
-	ksnap, err := fs.Collection(keysCollection).Doc(keyID).Get(ctx)
-	if notFound(err) {
-		return nil, errUnauthenticated("unknown or revoked credentials")
-	}
+	k, err := s.db.Key(ctx, keyID)
 	if err != nil {
-		return nil, errUnavailable(err)
+		return nil, credentialsErr(err)
 	}
-	var k keyDoc
-	if err := ksnap.DataTo(&k); err != nil {
-		return nil, err
-	}
-	asnap, err := fs.Collection(accountsCollection).Doc(k.Account).Get(ctx)
-	if notFound(err) {
-		return nil, errUnauthenticated("unknown or revoked credentials")
-	}
+	a, err := s.db.Account(ctx, k.Account)
 	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	var a accountDoc
-	if err := asnap.DataTo(&a); err != nil {
-		return nil, err
+		return nil, credentialsErr(err)
 	}
 	if a.Disabled {
 		return nil, errUnauthenticated("unknown or revoked credentials")
 	}
+	grants, err := s.db.AccountMembers(ctx, k.Account)
+	if err != nil {
+		return nil, storeErr(err, "grants")
+	}
 	p := &principal{Account: k.Account, Email: a.Email, Key: keyID, BasicAuth: a.BasicAuth,
 		Grants: map[string][]string{}, wrappedSecret: k.WrappedSecret}
-	docs, err := fs.Collection(membersCollection).Where("account", "==", k.Account).Documents(ctx).GetAll()
-	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	for _, d := range docs {
-		var m memberDoc
-		if err := d.DataTo(&m); err != nil {
-			return nil, err
-		}
+	for _, m := range grants {
 		p.Grants[m.Scope] = m.Roles
 	}
 	return p, nil
+}
+
+// credentialsErr is a failed read of a key or account: missing means the
+// credentials are unknown or revoked.
+func credentialsErr(err error) error {
+	if notFound(err) {
+		return errUnauthenticated("unknown or revoked credentials")
+	}
+	return storeErr(err, "credentials")
 }
 
 // authenticate finds the caller from a Bearer access token or, where the
@@ -177,18 +167,40 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	// The limit is per key id, read unverified from the header: it only
 	// slows guessing at one key's secret, it decides nothing.
 	if kid := unverifiedKid(assertion); kid != "" {
-		if ok, wait := s.tokenLimit.allow("token/"+kid, s.deps.Now()); !ok {
+		if ok, wait := s.tokenLimit.allow("token/" + kid); !ok {
 			writeError(w, &apiError{code: http.StatusTooManyRequests, msg: "too many token requests", retryAfter: wait})
 			return
 		}
 	}
-	ctx := r.Context()
+	p, keyID, err := s.verifyAssertion(r.Context(), assertion)
+	if errors.Is(err, token.ErrInvalid) {
+		s.log.Warn("token request refused", "rejected", "bad-assertion", "error", err.Error())
+		writeJSON(w, http.StatusUnauthorized, oauthError{"invalid_grant", "the assertion is invalid, expired or names an unknown key"})
+		return
+	}
+	if err != nil {
+		s.log.Error("token request failed", "error", err.Error())
+		writeError(w, errUnavailable(err))
+		return
+	}
+	tok, err := s.issue(r.Context(), p, keyID)
+	if err != nil {
+		s.log.Error("token signing failed", "error", err.Error())
+		writeError(w, errUnavailable(err))
+		return
+	}
+	s.log.Info("token issued", "account", p.Account, "keyId", keyID)
+	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.cfg.TokenLifetime / time.Second)})
+}
+
+// verifyAssertion checks an assertion against the secret of the key it
+// names, and returns that key's principal and id.
+func (s *Service) verifyAssertion(ctx context.Context, assertion string) (*principal, string, error) {
 	var p *principal
 	a, err := token.VerifyAssertion(ctx, assertion, token.AssertionExpect{Audience: s.cfg.TokenURL(), Now: s.deps.Now},
 		func(ctx context.Context, kid string) ([]byte, string, error) {
 			pr, err := s.loadPrincipal(ctx, kid)
-			var ae *apiError
-			if errors.As(err, &ae) && ae.code == http.StatusUnauthorized {
+			if isCode(err, http.StatusUnauthorized) {
 				return nil, "", token.ErrUnknownKey
 			}
 			if err != nil {
@@ -201,31 +213,22 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 			p = pr
 			return secret, pr.Email, nil
 		})
-	if errors.Is(err, token.ErrInvalid) {
-		s.log.Warn("token request refused", "rejected", "bad-assertion", "error", err.Error())
-		writeJSON(w, http.StatusUnauthorized, oauthError{"invalid_grant", "the assertion is invalid, expired or names an unknown key"})
-		return
-	}
 	if err != nil {
-		s.log.Error("token request failed", "error", err.Error())
-		writeError(w, errUnavailable(err))
-		return
+		return nil, "", err
 	}
+	return p, a.KeyID, nil
+}
+
+// issue signs an access token for p's key.
+func (s *Service) issue(ctx context.Context, p *principal, keyID string) (string, error) {
 	now := s.deps.Now()
-	tok, err := s.deps.Signer.Sign(ctx, token.Claims{
+	return s.deps.Signer.Sign(ctx, token.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: s.cfg.BaseURL, Subject: p.Email, Audience: jwt.ClaimStrings{s.cfg.BaseURL},
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TokenLifetime)),
 		},
-		Account: p.Account, Key: a.KeyID,
+		Account: p.Account, Key: keyID,
 	})
-	if err != nil {
-		s.log.Error("token signing failed", "error", err.Error())
-		writeError(w, errUnavailable(err))
-		return
-	}
-	s.log.Info("token issued", "account", p.Account, "keyId", a.KeyID)
-	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.cfg.TokenLifetime / time.Second)})
 }
 
 func unverifiedKid(assertion string) string {
@@ -262,13 +265,13 @@ const jwksTTL = time.Second
 // jwks is the access-token keys and the certified keys of the deliver
 // instances.
 func (s *Service) jwks(ctx context.Context) ([]byte, error) {
-	now := s.deps.Now()
-	if b, ok := s.jwksCache.get("", now); ok {
+	if b, ok := s.jwksCache.Get(""); ok {
 		return b, nil
 	}
+	now := s.deps.Now()
 	b, err := s.jwksOf(ctx)
 	if err == nil {
-		s.jwksCache.put("", b, now, now.Add(jwksTTL))
+		s.jwksCache.PutUntil("", b, now.Add(jwksTTL))
 	}
 	return b, err
 }
@@ -293,21 +296,17 @@ func (s *Service) jwksOf(ctx context.Context) ([]byte, error) {
 // projectOrg returns the organization of a project, "" when it does not
 // exist; cached, as a project never changes organization.
 func (s *Service) projectOrg(ctx context.Context, project string) (string, error) {
-	now := s.deps.Now()
-	if o, ok := s.orgs.get(project, now); ok {
+	if o, ok := s.orgs.Get(project); ok {
 		return o, nil
 	}
-	snap, err := s.deps.Firestore.Collection(projectsCollection).Doc(project).Get(ctx)
+	exp := s.deps.Now().Add(s.cfg.AccessTTL)
+	p, err := s.db.Project(ctx, project)
 	if notFound(err) {
 		return "", nil
 	}
 	if err != nil {
-		return "", errUnavailable(err)
+		return "", storeErr(err, "project")
 	}
-	var p projectDoc
-	if err := snap.DataTo(&p); err != nil {
-		return "", err
-	}
-	s.orgs.put(project, p.Organization, now, now.Add(s.cfg.AccessTTL))
+	s.orgs.PutUntil(project, p.Organization, exp)
 	return p.Organization, nil
 }

@@ -132,48 +132,54 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	case reflect.Interface:
 		return map[string]any{}
 	case reflect.Struct:
-		name := t.Name()
-		if name == "" {
-			name = "anonymous"
-		}
-		name = strings.ToUpper(name[:1]) + name[1:]
-		if known, ok := g.names[t]; ok {
-			return map[string]any{"$ref": "#/components/schemas/" + known}
-		}
-		if _, taken := g.defs[name]; taken {
-			// Two packages' types of one name: the later is qualified.
-			pkg := t.PkgPath()[strings.LastIndex(t.PkgPath(), "/")+1:]
-			name = strings.ToUpper(pkg[:1]) + pkg[1:] + name
-		}
-		g.names[t] = name
-		ref := map[string]any{"$ref": "#/components/schemas/" + name}
-		g.defs[name] = nil // recursion guard
-		props := map[string]any{}
-		required := []string{}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			tag := f.Tag.Get("json")
-			jname, opts, _ := strings.Cut(tag, ",")
-			if tag == "-" || !f.IsExported() {
-				continue
-			}
-			if jname == "" {
-				jname = f.Name
-			}
-			props[jname] = g.schema(f.Type)
-			if !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
-				required = append(required, jname)
-			}
-		}
-		slices.Sort(required)
-		def := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-		if len(required) > 0 {
-			def["required"] = required
-		}
-		g.defs[name] = def
-		return ref
+		return g.structSchema(t)
 	}
 	return map[string]any{}
+}
+
+// structSchema is a reference to a struct's component, defined on first
+// use.
+func (g *schemaGen) structSchema(t reflect.Type) map[string]any {
+	name := t.Name()
+	if name == "" {
+		name = "anonymous"
+	}
+	name = strings.ToUpper(name[:1]) + name[1:]
+	if known, ok := g.names[t]; ok {
+		return map[string]any{"$ref": "#/components/schemas/" + known}
+	}
+	if _, taken := g.defs[name]; taken {
+		// Two packages' types of one name: the later is qualified.
+		pkg := t.PkgPath()[strings.LastIndex(t.PkgPath(), "/")+1:]
+		name = strings.ToUpper(pkg[:1]) + pkg[1:] + name
+	}
+	g.names[t] = name
+	ref := map[string]any{"$ref": "#/components/schemas/" + name}
+	g.defs[name] = nil // recursion guard
+	props := map[string]any{}
+	required := []string{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		jname, opts, _ := strings.Cut(tag, ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if jname == "" {
+			jname = f.Name
+		}
+		props[jname] = g.schema(f.Type)
+		if !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
+			required = append(required, jname)
+		}
+	}
+	slices.Sort(required)
+	def := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		def["required"] = required
+	}
+	g.defs[name] = def
+	return ref
 }
 
 func (s *Service) handleOpenAPI(w http.ResponseWriter, _ *http.Request) {

@@ -6,12 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"google.golang.org/api/iterator"
-
 	"github.com/sealedsense/sealedsense/functions/api/pagetoken"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
-	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Organization is DT's organization resource.
@@ -61,18 +58,25 @@ type listPermissions struct {
 	NextPageToken string   `json:"nextPageToken"`
 }
 
-func toProject(id string, p projectDoc) Project {
+func toProject(id string, p store.Project) Project {
 	return Project{Name: "projects/" + id, DisplayName: p.DisplayName, Organization: "organizations/" + p.Organization,
 		PersonnelAccess: p.PersonnelAccess, CreateTime: p.CreateTime}
 }
 
 // listOrganizations lists the organizations the caller administers.
 func (s *Service) listOrganizations(c *call) (any, error) {
+	ids := c.p.orgAdminOf()
+	orgs, err := s.db.Organizations(c.r.Context(), ids)
+	if err != nil {
+		return nil, storeErr(err, "organization")
+	}
 	out := listOrganizations{Organizations: []Organization{}}
-	err := eachDoc(c.r.Context(), s.deps.Firestore, organizationsCollection, c.p.orgAdminOf(), func(id string, d orgDoc) {
-		out.Organizations = append(out.Organizations, Organization{Name: "organizations/" + id, DisplayName: d.DisplayName})
-	})
-	return out, err
+	for _, id := range ids {
+		if d, ok := orgs[id]; ok {
+			out.Organizations = append(out.Organizations, Organization{Name: "organizations/" + id, DisplayName: d.DisplayName})
+		}
+	}
+	return out, nil
 }
 
 func (s *Service) getOrganization(c *call) (any, error) {
@@ -80,9 +84,9 @@ func (s *Service) getOrganization(c *call) (any, error) {
 	if !slices.Contains(c.p.orgAdminOf(), o) {
 		return nil, errForbidden("missing permission " + permOrgRead + " on organizations/" + o)
 	}
-	d, err := getDoc[orgDoc](c.r.Context(), s.deps.Firestore.Collection(organizationsCollection).Doc(o), "organization")
+	d, err := s.db.Organization(c.r.Context(), o)
 	if err != nil {
-		return nil, err
+		return nil, storeErr(err, "organization")
 	}
 	return Organization{Name: "organizations/" + o, DisplayName: d.DisplayName}, nil
 }
@@ -116,19 +120,11 @@ func (s *Service) readableProjects(c *call, perm, org string) ([]string, error) 
 		if org != "" && o != org {
 			continue
 		}
-		it := s.deps.Firestore.Collection(projectsCollection).Where("organization", "==", o).Select().Documents(c.r.Context())
-		for {
-			snap, err := it.Next()
-			if err == iterator.Done {
-				break
-			}
-			if err != nil {
-				it.Stop()
-				return nil, errUnavailable(err)
-			}
-			ids = append(ids, snap.Ref.ID)
+		ps, err := s.db.OrganizationProjects(c.r.Context(), o)
+		if err != nil {
+			return nil, errUnavailable(err)
 		}
-		it.Stop()
+		ids = append(ids, ps...)
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
@@ -146,31 +142,64 @@ func (s *Service) listProjects(c *call) (any, error) {
 	}
 	// The list is the caller's own grants, so an offset token is enough;
 	// it is still sealed, so it cannot be edited.
-	start := 0
-	if tok := c.r.URL.Query().Get("pageToken"); tok != "" {
-		cur, err := s.pages.open(c.r.Context(), c.r.Pattern+"\x00"+org, tok)
-		if err != nil {
-			return nil, err
-		}
-		start, _ = slices.BinarySearch(ids, cur.ID)
-		if start < len(ids) && ids[start] == cur.ID {
-			start++
-		}
-	}
-	out := listProjects{Projects: []Project{}}
-	end := min(len(ids), start+size)
-	err = eachDoc(c.r.Context(), s.deps.Firestore, projectsCollection, ids[start:end], func(id string, d projectDoc) {
-		out.Projects = append(out.Projects, toProject(id, d))
-	})
+	scope := c.r.Pattern + "\x00" + org
+	start, err := s.offsetAfter(c, scope, ids)
 	if err != nil {
 		return nil, err
 	}
+	end := min(len(ids), start+size)
+	out := listProjects{Projects: []Project{}}
+	if out.Projects, err = s.projects(c, ids[start:end]); err != nil {
+		return nil, err
+	}
 	if end < len(ids) {
-		if out.NextPageToken, err = s.pages.seal(c.r.Context(), c.r.Pattern+"\x00"+org, pagetoken.Cursor{ID: ids[end-1]}); err != nil {
+		if out.NextPageToken, err = s.pages.seal(c.r.Context(), scope, pagetoken.Cursor{ID: ids[end-1]}); err != nil {
 			return nil, errUnavailable(err)
 		}
 	}
 	return out, nil
+}
+
+// offsetAfter is where in the sorted ids the page token's listing goes
+// on: after the id it ended with.
+func (s *Service) offsetAfter(c *call, scope string, ids []string) (int, error) {
+	tok := c.r.URL.Query().Get("pageToken")
+	if tok == "" {
+		return 0, nil
+	}
+	cur, err := s.pages.open(c.r.Context(), scope, tok)
+	if err != nil {
+		return 0, err
+	}
+	start, found := slices.BinarySearch(ids, cur.ID)
+	if found {
+		start++
+	}
+	return start, nil
+}
+
+// projects reads the projects of ids that exist, in the order of ids.
+func (s *Service) projects(c *call, ids []string) ([]Project, error) {
+	ps, err := s.db.Projects(c.r.Context(), ids)
+	if err != nil {
+		return nil, storeErr(err, "project")
+	}
+	out := []Project{}
+	for _, id := range ids {
+		if p, ok := ps[id]; ok {
+			out = append(out, toProject(id, p))
+		}
+	}
+	return out, nil
+}
+
+// newProjectOrg checks a project to create and says its organization.
+func newProjectOrg(req createProject) (string, error) {
+	org := strings.TrimPrefix(req.Organization, "organizations/")
+	if org == "" || strings.TrimSpace(req.DisplayName) == "" || len(req.DisplayName) > maxDisplayName {
+		return "", errBadRequest("displayName (1 to 200 characters) and organization are required")
+	}
+	return org, nil
 }
 
 func (s *Service) createProject(c *call) (any, error) {
@@ -178,15 +207,14 @@ func (s *Service) createProject(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	org := strings.TrimPrefix(req.Organization, "organizations/")
-	if org == "" || strings.TrimSpace(req.DisplayName) == "" || len(req.DisplayName) > 200 {
-		return nil, errBadRequest("displayName (1 to 200 characters) and organization are required")
+	org, err := newProjectOrg(req)
+	if err != nil {
+		return nil, err
 	}
 	if !slices.Contains(c.p.orgAdminOf(), org) {
 		return nil, errForbidden("missing permission " + permProjectCreate + " on organizations/" + org)
 	}
-	st := s.store()
-	id, err := st.createProject(c.r.Context(), org, "", req.DisplayName)
+	id, err := s.store().createProject(c.r.Context(), org, "", req.DisplayName)
 	if err != nil {
 		return nil, err
 	}
@@ -195,11 +223,22 @@ func (s *Service) createProject(c *call) (any, error) {
 }
 
 func (s *Service) getProject(c *call) (any, error) {
-	d, err := getDoc[projectDoc](c.r.Context(), s.deps.Firestore.Collection(projectsCollection).Doc(c.project), "project")
+	d, err := s.db.Project(c.r.Context(), c.project)
 	if err != nil {
-		return nil, err
+		return nil, storeErr(err, "project")
 	}
 	return toProject(c.project, d), nil
+}
+
+// projectUpdate checks a project update and says what it changes.
+func projectUpdate(req updateProject) (store.ProjectUpdate, error) {
+	if n := req.DisplayName; n != nil && (strings.TrimSpace(*n) == "" || len(*n) > maxDisplayName) {
+		return store.ProjectUpdate{}, errBadRequest("displayName must be 1 to 200 characters")
+	}
+	if a := req.PersonnelAccess; a != nil && *a != PersonnelDeny && *a != PersonnelAllowWithReason {
+		return store.ProjectUpdate{}, errBadRequest("personnelAccess must be %s or %s", PersonnelDeny, PersonnelAllowWithReason)
+	}
+	return store.ProjectUpdate{DisplayName: req.DisplayName, PersonnelAccess: req.PersonnelAccess}, nil
 }
 
 func (s *Service) updateProject(c *call) (any, error) {
@@ -207,26 +246,12 @@ func (s *Service) updateProject(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	var upd []firestore.Update
-	if req.DisplayName != nil {
-		if strings.TrimSpace(*req.DisplayName) == "" || len(*req.DisplayName) > 200 {
-			return nil, errBadRequest("displayName must be 1 to 200 characters")
-		}
-		upd = append(upd, firestore.Update{Path: "displayName", Value: *req.DisplayName})
+	upd, err := projectUpdate(req)
+	if err != nil {
+		return nil, err
 	}
-	if req.PersonnelAccess != nil {
-		if *req.PersonnelAccess != PersonnelDeny && *req.PersonnelAccess != PersonnelAllowWithReason {
-			return nil, errBadRequest("personnelAccess must be %s or %s", PersonnelDeny, PersonnelAllowWithReason)
-		}
-		upd = append(upd, firestore.Update{Path: "personnelAccess", Value: *req.PersonnelAccess})
-	}
-	if len(upd) > 0 {
-		if _, err := s.deps.Firestore.Collection(projectsCollection).Doc(c.project).Update(c.r.Context(), upd); err != nil {
-			if notFound(err) {
-				return nil, errNotFound("project not found")
-			}
-			return nil, errUnavailable(err)
-		}
+	if err := s.db.UpdateProject(c.r.Context(), c.project, upd); err != nil {
+		return nil, storeErr(err, "project")
 	}
 	return s.getProject(c)
 }
@@ -236,37 +261,28 @@ func (s *Service) updateProject(c *call) (any, error) {
 // behind would deliver the events of a later project of the same id.
 func (s *Service) deleteProject(c *call) (any, error) {
 	ctx := c.r.Context()
-	fs := s.deps.Firestore
-	for _, q := range []firestore.Query{
-		fs.Collection(registry.DevicesCollection).Where("projectId", "==", c.project).Limit(1),
-		fs.Collection(accountsCollection).Where("projectId", "==", c.project).Limit(1),
-		fs.Collection(dataconnector.Collection).Where("projectId", "==", c.project).Limit(1),
-	} {
-		docs, err := q.Documents(ctx).GetAll()
+	for _, has := range []func(context.Context, string) (bool, error){s.db.ProjectHasDevices, s.db.ProjectHasAccounts, s.projectHasConnectors} {
+		in, err := has(ctx, c.project)
 		if err != nil {
 			return nil, errUnavailable(err)
 		}
-		if len(docs) > 0 {
+		if in {
 			return nil, errConflict("the project still has devices, service accounts or data connectors")
 		}
 	}
-	members, err := fs.Collection(membersCollection).Where("scope", "==", "projects/"+c.project).Documents(ctx).GetAll()
-	if err != nil {
+	if err := s.db.DeleteProject(ctx, c.project); err != nil {
 		return nil, errUnavailable(err)
 	}
-	err = fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		for _, m := range members {
-			if err := tx.Delete(m.Ref); err != nil {
-				return err
-			}
-		}
-		return tx.Delete(fs.Collection(projectsCollection).Doc(c.project))
-	})
-	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	s.orgs.forget(c.project)
+	s.orgs.Remove(c.project)
 	return empty{}, nil
+}
+
+// projectHasConnectors says whether a project has a data connector.
+// Data connectors are not yet in shared/store (their owner moves them):
+// this is the one query here that names a collection.
+func (s *Service) projectHasConnectors(ctx context.Context, project string) (bool, error) {
+	docs, err := s.deps.Firestore.Collection(dataconnector.Collection).Where("projectId", "==", project).Limit(1).Documents(ctx).GetAll()
+	return len(docs) > 0, err
 }
 
 func (s *Service) listPermissions(c *call) (any, error) {

@@ -107,7 +107,7 @@ func (s *Service) run(c *call, rt route) (any, error) {
 		return nil, err
 	}
 	c.p = p
-	if ok, wait := s.limits.allow(p.Account, s.deps.Now()); !ok {
+	if ok, wait := s.limits.allow(p.Account); !ok {
 		return nil, &apiError{code: http.StatusTooManyRequests, msg: "rate limit exceeded", retryAfter: wait}
 	}
 	if c.project != "" && !(c.project == "-" && rt.AnyProject) {

@@ -4,29 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
 	"cloud.google.com/go/firestore"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
-)
-
-// Collections the API owns. Devices, kits and events belong to the
-// registry and ingest; the API reads them and changes only labels and
-// project assignment.
-const (
-	organizationsCollection = "organizations"
-	projectsCollection      = "projects"
-	membersCollection       = "members"
-	accountsCollection      = "serviceAccounts"
-	keysCollection          = "serviceAccountKeys"
-	auditCollection         = "auditLog"
-	eventsCollection        = "events"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Personnel access settings of a project.
@@ -35,54 +23,36 @@ const (
 	PersonnelAllowWithReason = "ALLOW_WITH_REASON"
 )
 
-type orgDoc struct {
-	DisplayName string    `firestore:"displayName"`
-	CreateTime  time.Time `firestore:"createTime"`
-}
-
-type projectDoc struct {
-	DisplayName     string    `firestore:"displayName"`
-	Organization    string    `firestore:"organization"`
-	PersonnelAccess string    `firestore:"personnelAccess"`
-	CreateTime      time.Time `firestore:"createTime"`
-}
-
-type accountDoc struct {
-	ProjectID   string    `firestore:"projectId"`
-	Email       string    `firestore:"email"`
-	DisplayName string    `firestore:"displayName"`
-	BasicAuth   bool      `firestore:"enableBasicAuth"`
-	Disabled    bool      `firestore:"disabled"`
-	CreateTime  time.Time `firestore:"createTime"`
-	UpdateTime  time.Time `firestore:"updateTime"`
-}
-
-// keyDoc holds a key's secret only KMS-wrapped, with the key id as
-// additional data, so a wrapped secret copied to another key does not
-// unwrap.
-type keyDoc struct {
-	Account       string    `firestore:"account"`
-	ProjectID     string    `firestore:"projectId"`
-	WrappedSecret []byte    `firestore:"wrappedSecret"`
-	CreateTime    time.Time `firestore:"createTime"`
-}
-
-// memberDoc grants roles on a scope; its id is memberID(scope, account).
-type memberDoc struct {
-	Scope      string    `firestore:"scope"` // "projects/p" or "organizations/o"
-	Account    string    `firestore:"account"`
-	Email      string    `firestore:"email"`
-	Roles      []string  `firestore:"roles"`
-	CreateTime time.Time `firestore:"createTime"`
-}
-
-func memberID(scope, account string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(scope)) + "." + account
-}
-
 func secretAAD(keyID string) []byte { return []byte("sealedsense/serviceaccount-key/" + keyID) }
 
-func notFound(err error) bool { return status.Code(err) == codes.NotFound }
+// notFound says whether err is a missing document.
+func notFound(err error) bool { return store.IsNotFound(err) }
+
+// storeErr is what a caller sees of a failed store call: a missing
+// document is errNotFound(what + " not found"), an apiError passes, a
+// document that does not decode is internal, and Firestore failing is
+// unavailable, to retry.
+func storeErr(err error, what string) error {
+	var ae *apiError
+	switch {
+	case err == nil:
+		return nil
+	case store.IsNotFound(err):
+		return errNotFound(what + " not found")
+	case errors.As(err, &ae):
+		return err
+	case undecodable(err):
+		return err
+	}
+	return errUnavailable(err)
+}
+
+// undecodable says whether err is neither Firestore's nor the context's:
+// a stored document that does not fit its struct.
+func undecodable(err error) bool {
+	_, fromFirestore := status.FromError(err)
+	return !fromFirestore && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
 
 // newSecret returns a key secret: 32 random bytes, base64url.
 func newSecret() (custody.Secret, error) {
@@ -93,10 +63,11 @@ func newSecret() (custody.Secret, error) {
 	return custody.Secret(base64.RawURLEncoding.EncodeToString(b)), nil
 }
 
-// Store is the API's Firestore data, shared by the function and the
-// operator commands.
+// Store is the API's operator facade over the data model, shared by the
+// function and the operator commands: what needs the API's rules (ids,
+// emails, wrapped secrets) on top of shared/store.
 type Store struct {
-	fs      *firestore.Client
+	db      *store.DB
 	secrets Wrapper
 	domain  string
 	now     func() time.Time
@@ -107,7 +78,7 @@ func NewStore(fs *firestore.Client, secrets Wrapper, domain string) *Store {
 	if domain == "" {
 		domain = Config{}.withDefaults().Domain
 	}
-	return &Store{fs: fs, secrets: secrets, domain: domain, now: func() time.Time { return time.Now().UTC() }}
+	return &Store{db: store.New(fs), secrets: secrets, domain: domain, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Tenant is what Bootstrap made.
@@ -124,7 +95,7 @@ func (st *Store) Bootstrap(ctx context.Context, orgName, projectID, projectName,
 	if err != nil {
 		return Tenant{}, err
 	}
-	if _, err := st.fs.Collection(organizationsCollection).Doc(org).Create(ctx, orgDoc{DisplayName: orgName, CreateTime: st.now()}); err != nil {
+	if err := st.db.CreateOrganization(ctx, org, store.Organization{DisplayName: orgName, CreateTime: st.now()}); err != nil {
 		return Tenant{}, fmt.Errorf("api: bootstrap: %w", err)
 	}
 	p, err := st.createProject(ctx, org, projectID, projectName)
@@ -135,7 +106,7 @@ func (st *Store) Bootstrap(ctx context.Context, orgName, projectID, projectName,
 	if err != nil {
 		return Tenant{}, err
 	}
-	if err := st.grant(ctx, "organizations/"+org, acc.id, acc.doc.Email, []string{roleOrgAdmin}); err != nil {
+	if err := st.grant(ctx, store.OrganizationScope(org), acc.id, acc.doc.Email, []string{roleOrgAdmin}); err != nil {
 		return Tenant{}, err
 	}
 	creds, _, err := st.createKey(ctx, acc.id, acc.doc, tokenURL)
@@ -154,10 +125,8 @@ func (st *Store) createProject(ctx context.Context, org, id, name string) (strin
 			return "", err
 		}
 	}
-	_, err := st.fs.Collection(projectsCollection).Doc(id).Create(ctx, projectDoc{
-		DisplayName: name, Organization: org, PersonnelAccess: PersonnelDeny, CreateTime: st.now(),
-	})
-	if status.Code(err) == codes.AlreadyExists {
+	err := st.db.CreateProject(ctx, id, store.Project{DisplayName: name, Organization: org, PersonnelAccess: PersonnelDeny, CreateTime: st.now()})
+	if store.IsExists(err) {
 		return "", errConflict("project exists")
 	}
 	if err != nil {
@@ -168,7 +137,7 @@ func (st *Store) createProject(ctx context.Context, org, id, name string) (strin
 
 type account struct {
 	id  string
-	doc accountDoc
+	doc store.Account
 }
 
 func (st *Store) createAccount(ctx context.Context, project, name string, basic bool) (account, error) {
@@ -177,16 +146,16 @@ func (st *Store) createAccount(ctx context.Context, project, name string, basic 
 		return account{}, err
 	}
 	now := st.now()
-	doc := accountDoc{ProjectID: project, Email: id + "@" + project + ".serviceaccount." + st.domain, DisplayName: name, BasicAuth: basic, CreateTime: now, UpdateTime: now}
-	if _, err := st.fs.Collection(accountsCollection).Doc(id).Create(ctx, doc); err != nil {
+	doc := store.Account{ProjectID: project, Email: id + "@" + project + ".serviceaccount." + st.domain, DisplayName: name, BasicAuth: basic, CreateTime: now, UpdateTime: now}
+	if err := st.db.CreateAccount(ctx, id, doc); err != nil {
 		return account{}, fmt.Errorf("api: create service account: %w", err)
 	}
 	return account{id: id, doc: doc}, nil
 }
 
 func (st *Store) grant(ctx context.Context, scope, acc, email string, rs []string) error {
-	_, err := st.fs.Collection(membersCollection).Doc(memberID(scope, acc)).Create(ctx, memberDoc{Scope: scope, Account: acc, Email: email, Roles: rs, CreateTime: st.now()})
-	if status.Code(err) == codes.AlreadyExists {
+	err := st.db.Grant(ctx, store.Member{Scope: scope, Account: acc, Email: email, Roles: rs, CreateTime: st.now()})
+	if store.IsExists(err) {
 		return errConflict("already a member")
 	}
 	if err != nil {
@@ -197,28 +166,30 @@ func (st *Store) grant(ctx context.Context, scope, acc, email string, rs []strin
 
 // createKey makes a key whose secret is returned here, once, and stored
 // only wrapped.
-func (st *Store) createKey(ctx context.Context, acc string, a accountDoc, tokenURL string) (credentials.ServiceAccount, keyDoc, error) {
+func (st *Store) createKey(ctx context.Context, acc string, a store.Account, tokenURL string) (credentials.ServiceAccount, store.Key, error) {
 	id, err := registry.NewID()
 	if err != nil {
-		return credentials.ServiceAccount{}, keyDoc{}, err
+		return credentials.ServiceAccount{}, store.Key{}, err
 	}
 	secret, err := newSecret()
 	if err != nil {
-		return credentials.ServiceAccount{}, keyDoc{}, err
+		return credentials.ServiceAccount{}, store.Key{}, err
 	}
 	wrapped, err := st.secrets.Wrap(ctx, secret, secretAAD(id))
 	if err != nil {
-		return credentials.ServiceAccount{}, keyDoc{}, errUnavailable(err)
+		return credentials.ServiceAccount{}, store.Key{}, errUnavailable(err)
 	}
-	doc := keyDoc{Account: acc, ProjectID: a.ProjectID, WrappedSecret: wrapped, CreateTime: st.now()}
-	if _, err := st.fs.Collection(keysCollection).Doc(id).Create(ctx, doc); err != nil {
-		return credentials.ServiceAccount{}, keyDoc{}, fmt.Errorf("api: create key: %w", err)
+	k := store.Key{Account: acc, ProjectID: a.ProjectID, WrappedSecret: wrapped, CreateTime: st.now()}
+	if err := st.db.CreateKey(ctx, id, k); err != nil {
+		return credentials.ServiceAccount{}, store.Key{}, fmt.Errorf("api: create key: %w", err)
 	}
-	return credentials.ServiceAccount{KeyID: id, Secret: string(secret), Email: a.Email, Algorithm: "HS256", TokenEndpoint: tokenURL}, doc, nil
+	return credentials.ServiceAccount{KeyID: id, Secret: string(secret), Email: a.Email, Algorithm: "HS256", TokenEndpoint: tokenURL}, k, nil
 }
 
 // getDoc reads one document into a T; a missing one is errNotFound(what),
-// and any other failure is the caller's to retry.
+// and any other failure is the caller's to retry. Only the data
+// connectors, whose collection shared/store does not own yet, read this
+// way.
 func getDoc[T any](ctx context.Context, ref *firestore.DocumentRef, what string) (T, error) {
 	var v T
 	snap, err := ref.Get(ctx)
@@ -232,28 +203,4 @@ func getDoc[T any](ctx context.Context, ref *firestore.DocumentRef, what string)
 		return v, fmt.Errorf("api: %s %s: %w", what, ref.ID, err)
 	}
 	return v, nil
-}
-
-// eachDoc reads documents of a collection by id in one round trip and calls
-// f for each that exists, in the order given.
-func eachDoc[T any](ctx context.Context, fs *firestore.Client, collection string, ids []string, f func(id string, v T)) error {
-	refs := make([]*firestore.DocumentRef, len(ids))
-	for i, id := range ids {
-		refs[i] = fs.Collection(collection).Doc(id)
-	}
-	snaps, err := fs.GetAll(ctx, refs)
-	if err != nil {
-		return errUnavailable(err)
-	}
-	for _, snap := range snaps {
-		if !snap.Exists() {
-			continue
-		}
-		var v T
-		if err := snap.DataTo(&v); err != nil {
-			return fmt.Errorf("api: %s/%s: %w", collection, snap.Ref.ID, err)
-		}
-		f(snap.Ref.ID, v)
-	}
-	return nil
 }

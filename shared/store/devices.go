@@ -2,9 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
+
+	"github.com/sealedsense/sealedsense/shared/event"
 )
 
 // devicesCollection holds one document per provisioned sensor. Devices
@@ -182,4 +186,160 @@ func (db *DB) UpdateDevice(tx *firestore.Transaction, id string, c DeviceChange)
 		return nil
 	}
 	return tx.Update(db.deviceRef(id), upd)
+}
+
+// --- api ---
+
+// ErrClaimed is a claim of a device that a project already has.
+var ErrClaimed = errors.New("store: device already claimed")
+
+// DeviceFilter selects the devices of a listing. The filters Firestore
+// cannot run (ids, types, label presence, text) are the caller's.
+type DeviceFilter struct {
+	// Projects, when not empty, selects the devices of several projects
+	// (at most 30, Firestore's bound on "in"); else Project selects one
+	// project's.
+	Project  string
+	Projects []string
+	// LabelIs lists label key=value pairs a device must have.
+	LabelIs [][2]string
+	// Order is the field from DeviceOrderPath to order by before the
+	// document id (nil: by document id only), descending if Desc.
+	Order firestore.FieldPath
+	Desc  bool
+}
+
+// DeviceOrderPath is the path of a field devices can be listed by, named
+// as the API names it: type, productNumber, labels.<key> or
+// reported.<eventType>.<field>, event type and field in ASCII letters.
+func DeviceOrderPath(field string) (firestore.FieldPath, bool) {
+	letters := func(s string) bool {
+		return len(s) > 0 && len(s) <= 32 && strings.IndexFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') }) < 0
+	}
+	if field == "type" || field == "productNumber" {
+		return firestore.FieldPath{field}, true
+	}
+	if k, ok := strings.CutPrefix(field, "labels."); ok && event.ValidLabelKey(k) {
+		return firestore.FieldPath{"labels", k}, true
+	}
+	if rest, ok := strings.CutPrefix(field, "reported."); ok {
+		typ, f, ok := strings.Cut(rest, ".")
+		if ok && letters(typ) && letters(f) {
+			return firestore.FieldPath{"reported", typ, f}, true
+		}
+	}
+	return nil, false
+}
+
+// DevicesQuery is the query of a listing, ordered by f.Order and then
+// the document id, for a caller to page through. Firestore leaves out
+// the devices that lack the order field, as DT's ordering by a reported
+// value leaves out devices without one. In GCP an order other than the
+// document id needs a composite index with projectId.
+func (db *DB) DevicesQuery(f DeviceFilter) firestore.Query {
+	q := db.fs.Collection(devicesCollection).Query
+	if len(f.Projects) > 0 {
+		q = q.Where("projectId", "in", f.Projects)
+	} else {
+		q = q.Where("projectId", "==", f.Project)
+	}
+	for _, kv := range f.LabelIs {
+		q = q.WherePath(firestore.FieldPath{"labels", kv[0]}, "==", kv[1])
+	}
+	dir := firestore.Asc
+	if f.Desc {
+		dir = firestore.Desc
+	}
+	if f.Order != nil {
+		q = q.OrderByPath(f.Order, dir)
+	}
+	return q.OrderBy(firestore.DocumentID, dir)
+}
+
+// ProjectDevices reads every device of a project, keyed by id.
+func (db *DB) ProjectDevices(ctx context.Context, project string) (map[string]Device, error) {
+	docs, err := db.fs.Collection(devicesCollection).Where("projectId", "==", project).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, wrap("devices of "+project, err)
+	}
+	out := make(map[string]Device, len(docs))
+	for _, d := range docs {
+		dev, err := decode[Device](d)
+		if err != nil {
+			return nil, err
+		}
+		out[d.Ref.ID] = dev
+	}
+	return out, nil
+}
+
+// ProjectHasDevices says whether a project has a device.
+func (db *DB) ProjectHasDevices(ctx context.Context, project string) (bool, error) {
+	docs, err := db.fs.Collection(devicesCollection).Where("projectId", "==", project).Limit(1).Documents(ctx).GetAll()
+	if err != nil {
+		return false, wrap("devices of "+project, err)
+	}
+	return len(docs) > 0, nil
+}
+
+// ClaimDevice gives an unclaimed device to project, in a transaction of
+// its own so that two projects racing for a device cannot both have it.
+// A claimed device is ErrClaimed; dry checks and changes nothing. It
+// returns the device as read.
+func (db *DB) ClaimDevice(ctx context.Context, id, project string, dry bool) (Device, error) {
+	ref := db.deviceRef(id)
+	var d Device
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		if d, err = decode[Device](snap); err != nil {
+			return err
+		}
+		if d.ProjectID != "" {
+			return ErrClaimed
+		}
+		if dry {
+			return nil
+		}
+		return tx.Update(ref, []firestore.Update{{Path: "projectId", Value: project}})
+	})
+	return d, wrap("claim device "+id, err)
+}
+
+// MoveDevice moves a device of project from to project to. A device that
+// is missing or not from's is ErrNotFound.
+func (db *DB) MoveDevice(ctx context.Context, id, from, to string) error {
+	return db.updateProjectDevice(ctx, id, from, []firestore.Update{{Path: "projectId", Value: to}})
+}
+
+// SetDeviceLabels sets and removes labels of a device of project. A
+// device that is missing or not project's is ErrNotFound.
+func (db *DB) SetDeviceLabels(ctx context.Context, id, project string, set map[string]string, remove []string) error {
+	var upd []firestore.Update
+	for k, v := range set {
+		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"labels", k}, Value: v})
+	}
+	for _, k := range remove {
+		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"labels", k}, Value: firestore.Delete})
+	}
+	return db.updateProjectDevice(ctx, id, project, upd)
+}
+
+// updateProjectDevice applies upd to a device if, read in the same
+// transaction, it belongs to project.
+func (db *DB) updateProjectDevice(ctx context.Context, id, project string, upd []firestore.Update) error {
+	ref := db.deviceRef(id)
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		if pid, _ := snap.Data()["projectId"].(string); pid != project {
+			return ErrNotFound
+		}
+		return tx.Update(ref, upd)
+	})
+	return wrap("device "+id, err)
 }

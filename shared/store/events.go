@@ -62,3 +62,27 @@ func (db *DB) StoredEvents(tx *firestore.Transaction, ids []string) (map[string]
 	}
 	return stored, nil
 }
+
+// --- api ---
+
+// The API's event history: one device's events of one project in a time
+// window, oldest first, optionally of some event types.
+var (
+	_ = needs(eventsCollection, Field{"projectId", Asc}, Field{"deviceId", Asc}, Field{"timestamp", Asc}, Field{"__name__", Asc})
+	_ = needs(eventsCollection, Field{"projectId", Asc}, Field{"deviceId", Asc}, Field{"eventType", Asc}, Field{"timestamp", Asc}, Field{"__name__", Asc})
+)
+
+// DeviceHistory is the query of a device's events stored for project
+// with a timestamp in [start, end), of types if any are given, for a
+// caller to page through; it is ordered by the field whose path it
+// returns and then by the document id.
+// Events carry the project they were stored for, so a device moved to
+// another project does not take its old owner's history along.
+func (db *DB) DeviceHistory(project, device string, start, end time.Time, types []string) (firestore.Query, firestore.FieldPath) {
+	q := db.fs.Collection(eventsCollection).Where("projectId", "==", project).Where("deviceId", "==", device).
+		Where("timestamp", ">=", start).Where("timestamp", "<", end)
+	if len(types) > 0 {
+		q = q.Where("eventType", "in", types)
+	}
+	return q.OrderBy("timestamp", firestore.Asc).OrderBy(firestore.DocumentID, firestore.Asc), firestore.FieldPath{"timestamp"}
+}
