@@ -171,4 +171,3 @@ func TestDataConnectorStatusChange(t *testing.T) {
 		})
 	}
 }
-
