@@ -191,15 +191,17 @@ type DeliveryAttempt struct {
 
 // RecordDeliveryAttempt writes an attempt's outcome.
 func (db *DB) RecordDeliveryAttempt(ctx context.Context, id string, a DeliveryAttempt) error {
+	_, err := db.deliveryRef(id).Update(ctx, a.updates())
+	return wrap("record delivery "+id, err)
+}
+
+func (a DeliveryAttempt) updates() []firestore.Update {
 	upd := []firestore.Update{{Path: "attempts", Value: a.Attempts}, {Path: "lastResult", Value: a.LastResult}}
 	switch {
 	case a.Status == "":
-		upd = append(upd, firestore.Update{Path: "due", Value: a.Due})
+		return append(upd, firestore.Update{Path: "due", Value: a.Due})
 	case a.DeliveredAt.IsZero():
-		upd = append(upd, firestore.Update{Path: "status", Value: a.Status})
-	default:
-		upd = append(upd, firestore.Update{Path: "status", Value: a.Status}, firestore.Update{Path: "deliveredAt", Value: a.DeliveredAt})
+		return append(upd, firestore.Update{Path: "status", Value: a.Status})
 	}
-	_, err := db.deliveryRef(id).Update(ctx, upd)
-	return wrap("record delivery "+id, err)
+	return append(upd, firestore.Update{Path: "status", Value: a.Status}, firestore.Update{Path: "deliveredAt", Value: a.DeliveredAt})
 }

@@ -77,14 +77,17 @@ type DeliveryJobStep struct {
 // StepDeliveryJob records a sweep's page of a job, unless the job changed
 // since version (ErrChanged).
 func (db *DB) StepDeliveryJob(ctx context.Context, id string, version time.Time, s DeliveryJobStep) error {
+	_, err := db.fs.Collection(deliveryJobsCollection).Doc(id).Update(ctx, s.updates(), firestore.LastUpdateTime(version))
+	return wrapCond("delivery job "+id, err)
+}
+
+func (s DeliveryJobStep) updates() []firestore.Update {
 	var upd []firestore.Update
 	if s.CursorTime != nil {
 		upd = append(upd, firestore.Update{Path: "cursorTime", Value: *s.CursorTime})
 	}
-	upd = append(upd, firestore.Update{Path: "cursorId", Value: s.CursorID}, firestore.Update{Path: "done", Value: s.Done},
+	return append(upd, firestore.Update{Path: "cursorId", Value: s.CursorID}, firestore.Update{Path: "done", Value: s.Done},
 		firestore.Update{Path: "queued", Value: firestore.Increment(s.Queued)})
-	_, err := db.fs.Collection(deliveryJobsCollection).Doc(id).Update(ctx, upd, firestore.LastUpdateTime(version))
-	return wrapCond("delivery job "+id, err)
 }
 
 // EndDeliveryJob marks a job done, unless it changed since version
