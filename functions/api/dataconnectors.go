@@ -10,12 +10,11 @@ import (
 	"strconv"
 	"time"
 
-	"cloud.google.com/go/firestore"
-
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/egress"
 	"github.com/sealedsense/sealedsense/shared/event"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // DataConnector is DT's data connector resource. httpConfig.signatureSecret
@@ -88,7 +87,12 @@ const (
 	metricsPeriod     = 3 * time.Hour
 )
 
-func toConnector(project, id string, d dataconnector.Connector) DataConnector {
+// The data connector handlers each decode the request, check it with a
+// pure function (validateCreate, checkConnectorUpdate, checkHTTPConfigUpdate)
+// and make one call into shared/store; wrapping a new signatureSecret with
+// KMS is the handler's, just before that call.
+
+func toConnector(project, id string, d store.DataConnector) DataConnector {
 	return DataConnector{Name: "projects/" + project + "/dataconnectors/" + id, DisplayName: d.DisplayName, Type: "HTTP_PUSH",
 		Status: d.Status, Events: nonNil(d.Events), Labels: nonNil(d.Labels),
 		HTTPConfig:   HTTPConfig{URL: d.URL, Headers: nonNilMap(d.Headers)},
@@ -113,11 +117,11 @@ func nonNilMap(m map[string]string) map[string]string {
 // https (http to loopback in local mode), and, in the cloud, a literal
 // internal address. Names are checked again at every delivery, as what
 // they resolve to can change.
-func (s *Service) checkConnectorURL(raw string) error {
+func checkConnectorURL(raw string, local bool) error {
 	if len(raw) > maxURLLen {
 		return errBadRequest("httpConfig.url is longer than %d", maxURLLen)
 	}
-	d := &egress.Dialer{AllowLoopback: s.cfg.LocalMode}
+	d := &egress.Dialer{AllowLoopback: local}
 	u, err := d.CheckURL(raw)
 	if err != nil {
 		return errBadRequest("httpConfig.url: %s", errors.Unwrap(err))
@@ -151,6 +155,173 @@ func checkSecret(secret string) error {
 	return nil
 }
 
+func checkStatus(status string) error {
+	if status != dataconnector.Active && status != dataconnector.UserDisabled {
+		return errBadRequest("status must be ACTIVE or USER_DISABLED")
+	}
+	return nil
+}
+
+func checkDisplayName(name string) error {
+	if len(name) > maxDisplayNameLen {
+		return errBadRequest("displayName is longer than %d", maxDisplayNameLen)
+	}
+	return nil
+}
+
+func checkHeaders(h map[string]string) error {
+	if err := dataconnector.CheckHeaders(h); err != nil {
+		return errBadRequest("httpConfig.headers: %s", err)
+	}
+	return nil
+}
+
+// validateCreate checks a create request and fills in its defaults; local
+// is the API's local mode.
+func validateCreate(req createConnector, local bool) (createConnector, error) {
+	if req.Type != "" && req.Type != "HTTP_PUSH" {
+		return req, errBadRequest("type must be HTTP_PUSH")
+	}
+	if req.Status == "" {
+		req.Status = dataconnector.Active
+	}
+	if err := checkStatus(req.Status); err != nil {
+		return req, err
+	}
+	if err := checkDisplayName(req.DisplayName); err != nil {
+		return req, err
+	}
+	if err := checkConnectorURL(req.HTTPConfig.URL, local); err != nil {
+		return req, err
+	}
+	if err := checkConnectorLists(req.Events, req.Labels); err != nil {
+		return req, err
+	}
+	if err := checkHeaders(req.HTTPConfig.Headers); err != nil {
+		return req, err
+	}
+	if s := req.HTTPConfig.SignatureSecret; s != "" {
+		return req, checkSecret(s)
+	}
+	return req, nil
+}
+
+// connectorSecret is the customer's secret, or, when there is none, one
+// made to be shown once: every delivery is signed.
+func connectorSecret(given string) (secret string, generated bool, err error) {
+	if given != "" {
+		return given, false, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", false, err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), true, nil
+}
+
+func newConnectorDoc(project string, req createConnector, wrapped []byte, now time.Time) store.DataConnector {
+	d := store.DataConnector{ProjectID: project, DisplayName: req.DisplayName, Status: req.Status, Events: req.Events, Labels: req.Labels,
+		URL: req.HTTPConfig.URL, Headers: req.HTTPConfig.Headers, WrappedSecret: wrapped, CreateTime: now, UpdateTime: now}
+	if req.Status != dataconnector.Active {
+		d.DisabledAt = &now
+	}
+	return d
+}
+
+// checkConnectorUpdate checks what of an update can be checked before the
+// connector is read, and reads the backfill query parameter.
+func checkConnectorUpdate(req updateConnector, backfillParam string) (backfill bool, err error) {
+	if backfillParam != "" {
+		if backfill, err = strconv.ParseBool(backfillParam); err != nil {
+			return false, errBadRequest("backfill must be true or false")
+		}
+	}
+	if backfill && (req.Status == nil || *req.Status != dataconnector.Active) {
+		return false, errBadRequest("backfill needs status ACTIVE in the same request")
+	}
+	if req.Status != nil {
+		if err := checkStatus(*req.Status); err != nil {
+			return false, err
+		}
+	}
+	if req.DisplayName != nil {
+		if err := checkDisplayName(*req.DisplayName); err != nil {
+			return false, err
+		}
+	}
+	var events, labels []string
+	if req.Events != nil {
+		events = *req.Events
+	}
+	if req.Labels != nil {
+		labels = *req.Labels
+	}
+	return backfill, checkConnectorLists(events, labels)
+}
+
+// checkHTTPConfigUpdate checks an update's httpConfig, once the connector
+// is known to exist.
+func checkHTTPConfigUpdate(h *updateHTTPConfig, local bool) error {
+	if h == nil {
+		return nil
+	}
+	if h.URL != nil {
+		if err := checkConnectorURL(*h.URL, local); err != nil {
+			return err
+		}
+	}
+	if h.Headers != nil {
+		if err := checkHeaders(*h.Headers); err != nil {
+			return err
+		}
+	}
+	if h.SignatureSecret != nil {
+		return checkSecret(*h.SignatureSecret)
+	}
+	return nil
+}
+
+// connectorEdit is the settings an update changes.
+func connectorEdit(req updateConnector, now time.Time) store.DataConnectorEdit {
+	e := store.DataConnectorEdit{DisplayName: req.DisplayName, Events: req.Events, Labels: req.Labels, UpdateTime: now}
+	if h := req.HTTPConfig; h != nil {
+		e.URL, e.Headers = h.URL, h.Headers
+	}
+	return e
+}
+
+// statusChange is what an update's status does to the stored connector.
+// Setting ACTIVE is a fresh start: the failing streak that disabled it is
+// over, and its start is kept only in the backfill, queued when asked for.
+func statusChange(want *string, backfill bool, project, id string, now time.Time, retention time.Duration) store.StatusChange {
+	return func(cur store.DataConnector) (*store.DataConnectorStatus, *store.DeliveryJob) {
+		if want == nil || *want == cur.Status {
+			return nil, nil
+		}
+		if *want != dataconnector.Active {
+			return &store.DataConnectorStatus{Status: *want, DisabledAt: &now}, nil
+		}
+		st := &store.DataConnectorStatus{Status: *want}
+		from, ok := dataconnector.Connector(cur).UndeliveredSince()
+		if !ok || !backfill {
+			return st, nil
+		}
+		j := newJob(project, id, dataconnector.Backfill, from, now, retention)
+		return st, &j
+	}
+}
+
+// newJob is a backfill or sync of a connector; a backfill reaches back at
+// most as far as events are kept.
+func newJob(project, id, kind string, from, now time.Time, retention time.Duration) store.DeliveryJob {
+	if min := now.Add(-retention); from.Before(min) {
+		from = min
+	}
+	return store.DeliveryJob{ProjectID: project, ConnectorID: id, Kind: kind, From: from, To: now, CreateTime: now, ExpireAt: now.Add(7 * 24 * time.Hour)}
+}
+
+func (s *Service) connectorStore() *store.DB { return store.New(s.deps.Firestore) }
+
 func (s *Service) wrapConnectorSecret(ctx context.Context, project, id, secret string) ([]byte, error) {
 	b, err := s.deps.WebhookSecrets.Wrap(ctx, custody.Secret(secret), dataconnector.SecretAAD(project, id))
 	if err != nil {
@@ -160,15 +331,14 @@ func (s *Service) wrapConnectorSecret(ctx context.Context, project, id, secret s
 }
 
 func (s *Service) listConnectors(c *call) (any, error) {
-	q := s.deps.Firestore.Collection(dataconnector.Collection).Where("projectId", "==", c.project).OrderBy(firestore.DocumentID, firestore.Asc)
-	docs, next, err := c.page(q, ordering{}, "")
+	docs, next, err := c.page(s.connectorStore().DataConnectorsQuery(c.project), ordering{}, "")
 	if err != nil {
 		return nil, err
 	}
 	out := listConnectors{DataConnectors: []DataConnector{}, NextPageToken: next}
 	for _, d := range docs {
-		var dc dataconnector.Connector
-		if err := d.DataTo(&dc); err != nil {
+		dc, err := store.DataConnectorOf(d)
+		if err != nil {
 			return nil, err
 		}
 		out.DataConnectors = append(out.DataConnectors, toConnector(c.project, d.Ref.ID, dc))
@@ -181,79 +351,49 @@ func (s *Service) createConnector(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	if req.Type != "" && req.Type != "HTTP_PUSH" {
-		return nil, errBadRequest("type must be HTTP_PUSH")
-	}
-	if req.Status == "" {
-		req.Status = dataconnector.Active
-	}
-	if req.Status != dataconnector.Active && req.Status != dataconnector.UserDisabled {
-		return nil, errBadRequest("status must be ACTIVE or USER_DISABLED")
-	}
-	if len(req.DisplayName) > maxDisplayNameLen {
-		return nil, errBadRequest("displayName is longer than %d", maxDisplayNameLen)
-	}
-	if err := s.checkConnectorURL(req.HTTPConfig.URL); err != nil {
-		return nil, err
-	}
-	if err := checkConnectorLists(req.Events, req.Labels); err != nil {
-		return nil, err
-	}
-	if err := dataconnector.CheckHeaders(req.HTTPConfig.Headers); err != nil {
-		return nil, errBadRequest("httpConfig.headers: %s", err)
-	}
-	secret, generated := req.HTTPConfig.SignatureSecret, false
-	if secret == "" {
-		// Every delivery is signed: without a secret of the customer's,
-		// one is made and shown once.
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
-		secret, generated = base64.RawURLEncoding.EncodeToString(b), true
-	} else if err := checkSecret(secret); err != nil {
-		return nil, err
-	}
-	ctx := c.r.Context()
-	existing, err := s.deps.Firestore.Collection(dataconnector.Collection).Where("projectId", "==", c.project).Select().Limit(maxConnectors).Documents(ctx).GetAll()
+	req, err := validateCreate(req, s.cfg.LocalMode)
 	if err != nil {
-		return nil, errUnavailable(err)
+		return nil, err
 	}
-	if len(existing) >= maxConnectors {
+	secret, generated, err := connectorSecret(req.HTTPConfig.SignatureSecret)
+	if err != nil {
+		return nil, err
+	}
+	ctx, db := c.r.Context(), s.connectorStore()
+	// Counted before the KMS call, so a full project costs none.
+	if n, err := db.CountDataConnectors(ctx, c.project, maxConnectors); err != nil {
+		return nil, errUnavailable(err)
+	} else if n >= maxConnectors {
 		return nil, errConflict(fmt.Sprintf("a project has at most %d data connectors", maxConnectors))
 	}
-	ref := s.deps.Firestore.Collection(dataconnector.Collection).NewDoc()
-	wrapped, err := s.wrapConnectorSecret(ctx, c.project, ref.ID, secret)
+	id := db.NewDataConnectorID()
+	wrapped, err := s.wrapConnectorSecret(ctx, c.project, id, secret)
 	if err != nil {
 		return nil, err
 	}
-	now := s.deps.Now().UTC()
-	d := dataconnector.Connector{ProjectID: c.project, DisplayName: req.DisplayName, Status: req.Status, Events: req.Events, Labels: req.Labels,
-		URL: req.HTTPConfig.URL, Headers: req.HTTPConfig.Headers, WrappedSecret: wrapped, CreateTime: now, UpdateTime: now}
-	if req.Status != dataconnector.Active {
-		d.DisabledAt = &now
-	}
-	if _, err := ref.Create(ctx, d); err != nil {
+	d := newConnectorDoc(c.project, req, wrapped, s.deps.Now().UTC())
+	if err := db.CreateDataConnector(ctx, id, d); err != nil {
 		return nil, errUnavailable(err)
 	}
-	out := toConnector(c.project, ref.ID, d)
+	out := toConnector(c.project, id, d)
 	if generated {
 		out.HTTPConfig.SignatureSecret = secret
 	}
 	return out, nil
 }
 
-func (s *Service) connectorRef(c *call) *firestore.DocumentRef {
-	return s.deps.Firestore.Collection(dataconnector.Collection).Doc(c.r.PathValue("dataconnector"))
-}
-
 // connector reads the path's connector, which must be the project's.
-func (s *Service) connector(c *call) (dataconnector.Connector, error) {
-	d, err := getDoc[dataconnector.Connector](c.r.Context(), s.connectorRef(c), "data connector")
-	if err == nil && d.ProjectID != c.project {
+func (s *Service) connector(c *call) (store.DataConnector, error) {
+	d, err := s.connectorStore().DataConnector(c.r.Context(), c.r.PathValue("dataconnector"))
+	switch {
+	case store.IsNotFound(err):
+		return d, errNotFound("data connector not found")
+	case err != nil:
+		return d, errUnavailable(err)
+	case d.ProjectID != c.project:
 		return d, errNotFound("data connector not found")
 	}
-	return d, err
+	return d, nil
 }
 
 func (s *Service) getConnector(c *call) (any, error) {
@@ -272,111 +412,28 @@ func (s *Service) updateConnector(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	backfill := false
-	if v := c.r.URL.Query().Get("backfill"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, errBadRequest("backfill must be true or false")
-		}
-		backfill = b
-	}
-	if backfill && (req.Status == nil || *req.Status != dataconnector.Active) {
-		return nil, errBadRequest("backfill needs status ACTIVE in the same request")
-	}
-	if req.Status != nil && *req.Status != dataconnector.Active && *req.Status != dataconnector.UserDisabled {
-		return nil, errBadRequest("status must be ACTIVE or USER_DISABLED")
-	}
-	if req.DisplayName != nil && len(*req.DisplayName) > maxDisplayNameLen {
-		return nil, errBadRequest("displayName is longer than %d", maxDisplayNameLen)
-	}
-	var events, labels []string
-	if req.Events != nil {
-		events = *req.Events
-	}
-	if req.Labels != nil {
-		labels = *req.Labels
-	}
-	if err := checkConnectorLists(events, labels); err != nil {
+	backfill, err := checkConnectorUpdate(req, c.r.URL.Query().Get("backfill"))
+	if err != nil {
 		return nil, err
 	}
 	// Read first, so that a missing or foreign connector costs no KMS
-	// call for a new secret; the transaction below checks it again.
+	// call for a new secret; the store checks it again as it writes.
 	if _, err := s.connector(c); err != nil {
 		return nil, err
 	}
-	ctx := c.r.Context()
-	id := c.r.PathValue("dataconnector")
-	now := s.deps.Now().UTC()
-	upd := []firestore.Update{{Path: "updateTime", Value: now}}
-	if req.DisplayName != nil {
-		upd = append(upd, firestore.Update{Path: "displayName", Value: *req.DisplayName})
-	}
-	if req.Events != nil {
-		upd = append(upd, firestore.Update{Path: "events", Value: events})
-	}
-	if req.Labels != nil {
-		upd = append(upd, firestore.Update{Path: "labels", Value: labels})
-	}
-	if h := req.HTTPConfig; h != nil {
-		if h.URL != nil {
-			if err := s.checkConnectorURL(*h.URL); err != nil {
-				return nil, err
-			}
-			upd = append(upd, firestore.Update{Path: "url", Value: *h.URL})
-		}
-		if h.Headers != nil {
-			if err := dataconnector.CheckHeaders(*h.Headers); err != nil {
-				return nil, errBadRequest("httpConfig.headers: %s", err)
-			}
-			upd = append(upd, firestore.Update{Path: "headers", Value: *h.Headers})
-		}
-		if h.SignatureSecret != nil {
-			if err := checkSecret(*h.SignatureSecret); err != nil {
-				return nil, err
-			}
-			wrapped, err := s.wrapConnectorSecret(ctx, c.project, id, *h.SignatureSecret)
-			if err != nil {
-				return nil, err
-			}
-			upd = append(upd, firestore.Update{Path: "wrappedSecret", Value: wrapped})
-		}
-	}
-	ref := s.connectorRef(c)
-	err := s.deps.Firestore.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		snap, err := tx.Get(ref)
-		if err != nil {
-			return err
-		}
-		var cur dataconnector.Connector
-		if err := snap.DataTo(&cur); err != nil {
-			return err
-		}
-		if cur.ProjectID != c.project {
-			return errNotFound("data connector not found")
-		}
-		upd := upd
-		if req.Status != nil && *req.Status != cur.Status {
-			upd = append(upd, firestore.Update{Path: "status", Value: *req.Status})
-			if *req.Status == dataconnector.Active {
-				// A fresh start: the failing streak that disabled it is
-				// over, and its start is kept only in the backfill.
-				upd = append(upd, firestore.Update{Path: "failingSince", Value: nil}, firestore.Update{Path: "disabledAt", Value: nil})
-				if from, ok := cur.UndeliveredSince(); ok && backfill {
-					if err := tx.Create(s.deps.Firestore.Collection(dataconnector.Jobs).NewDoc(), s.job(c.project, id, dataconnector.Backfill, from, now)); err != nil {
-						return err
-					}
-				}
-			} else {
-				upd = append(upd, firestore.Update{Path: "disabledAt", Value: now})
-			}
-		}
-		return tx.Update(ref, upd)
-	})
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
+	if err := checkHTTPConfigUpdate(req.HTTPConfig, s.cfg.LocalMode); err != nil {
 		return nil, err
-	case notFound(err):
+	}
+	ctx, id, now := c.r.Context(), c.r.PathValue("dataconnector"), s.deps.Now().UTC()
+	edit := connectorEdit(req, now)
+	if h := req.HTTPConfig; h != nil && h.SignatureSecret != nil {
+		if edit.WrappedSecret, err = s.wrapConnectorSecret(ctx, c.project, id, *h.SignatureSecret); err != nil {
+			return nil, err
+		}
+	}
+	change := statusChange(req.Status, backfill, c.project, id, now, s.cfg.EventRetention)
+	switch err := s.connectorStore().EditDataConnector(ctx, id, c.project, edit, change); {
+	case store.IsNotFound(err):
 		return nil, errNotFound("data connector not found")
 	case err != nil:
 		return nil, errUnavailable(err)
@@ -384,22 +441,13 @@ func (s *Service) updateConnector(c *call) (any, error) {
 	return s.getConnector(c)
 }
 
-// job is a backfill or sync of a connector; a backfill reaches back at
-// most as far as events are kept.
-func (s *Service) job(project, id, kind string, from, now time.Time) dataconnector.Job {
-	if min := now.Add(-s.cfg.EventRetention); from.Before(min) {
-		from = min
-	}
-	return dataconnector.Job{ProjectID: project, ConnectorID: id, Kind: kind, From: from, To: now, CreateTime: now, ExpireAt: now.Add(7 * 24 * time.Hour)}
-}
-
 func (s *Service) deleteConnector(c *call) (any, error) {
 	if _, err := s.connector(c); err != nil {
 		return nil, err
 	}
 	// Its queued deliveries are skipped by the sweep, and expire.
-	if _, err := s.connectorRef(c).Delete(c.r.Context(), firestore.Exists); err != nil {
-		if notFound(err) {
+	if err := s.connectorStore().DeleteDataConnector(c.r.Context(), c.r.PathValue("dataconnector")); err != nil {
+		if store.IsNotFound(err) {
 			return nil, errNotFound("data connector not found")
 		}
 		return nil, errUnavailable(err)
@@ -413,18 +461,9 @@ func (s *Service) connectorMetrics(c *call) (any, error) {
 		return nil, err
 	}
 	since := s.deps.Now().Add(-metricsPeriod).Truncate(dataconnector.Window)
-	docs, err := s.deps.Firestore.Collection(dataconnector.Metrics).Where("connectorId", "==", c.r.PathValue("dataconnector")).
-		Where("window", ">=", since).Documents(c.r.Context()).GetAll()
+	ms, err := s.connectorStore().DeliveryMetricsSince(c.r.Context(), c.r.PathValue("dataconnector"), since)
 	if err != nil {
 		return nil, errUnavailable(err)
-	}
-	ms := make([]dataconnector.MetricDoc, 0, len(docs))
-	for _, d := range docs {
-		var m dataconnector.MetricDoc
-		if err := d.DataTo(&m); err != nil {
-			return nil, err
-		}
-		ms = append(ms, m)
 	}
 	sum := dataconnector.Summarize(ms)
 	var out connectorMetrics
@@ -444,8 +483,8 @@ func (s *Service) syncConnector(c *call) (any, error) {
 		return nil, errConflict("the data connector is not ACTIVE")
 	}
 	now := s.deps.Now().UTC()
-	j := s.job(c.project, c.r.PathValue("dataconnector"), dataconnector.Sync, now, now)
-	if _, err := s.deps.Firestore.Collection(dataconnector.Jobs).NewDoc().Create(c.r.Context(), j); err != nil {
+	j := newJob(c.project, c.r.PathValue("dataconnector"), dataconnector.Sync, now, now, s.cfg.EventRetention)
+	if err := s.connectorStore().CreateDeliveryJob(c.r.Context(), j); err != nil {
 		return nil, errUnavailable(err)
 	}
 	return empty{}, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/egress"
+	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/webhook"
 )
 
@@ -46,44 +47,18 @@ func (s *Service) attempt(ctx context.Context, d delivery) {
 	}
 }
 
+// send makes the signed request of a delivery and posts it.
 func (s *Service) send(ctx context.Context, d delivery) outcome {
 	if len(d.ev.JSON) == 0 {
-		snap, err := s.deps.Firestore.Collection("events").Doc(d.ev.ID).Get(ctx)
-		if notFound(err) {
-			return outcome{result: "event gone", gone: true}
+		js, failed := s.eventJSON(ctx, d.ev.ID)
+		if failed != nil {
+			return *failed
 		}
-		if err != nil {
-			return outcome{result: "event unavailable"}
-		}
-		js, _ := snap.DataAt("json")
-		b, ok := js.([]byte)
-		if !ok {
-			return outcome{result: "event unavailable"}
-		}
-		d.ev.JSON = b
+		d.ev.JSON = js
 	}
-	dev, err := s.device(ctx, d.ev.Device)
-	if err != nil {
-		return outcome{result: "device unavailable"}
-	}
-	body, err := d.c.Body(d.ev.JSON, dev.Labels, dataconnector.Metadata{DeviceID: d.ev.Device, ProjectID: d.ev.Project, DeviceType: dev.Type, ProductNumber: dev.ProductNumber})
-	if err != nil {
-		return outcome{result: "bad event"}
-	}
-	secret, err := s.deps.Secrets.Unwrap(ctx, d.c.WrappedSecret, dataconnector.SecretAAD(d.ev.Project, d.c.id))
-	if err != nil {
-		s.log.Error("signature secret unavailable", "connectorId", d.c.id, "error", err.Error())
-		return outcome{result: "secret unavailable"}
-	}
-	key, err := s.signingKey(ctx)
-	if err != nil {
-		s.log.Error("signing key unavailable", "error", err.Error())
-		return outcome{result: "signing key unavailable"}
-	}
-	now := s.deps.Now()
-	sig, err := webhook.Signer{Secret: secret, Key: key.priv, KeyID: key.kid, Issuer: s.cfg.Issuer}.Headers(d.ev.ID, body, now)
-	if err != nil {
-		return outcome{result: "signing failed"}
+	body, sig, result := s.signed(ctx, d)
+	if result != "" {
+		return outcome{result: result}
 	}
 	if s.deps.Check != nil {
 		if err := s.deps.Check(d.c.URL); err != nil {
@@ -106,6 +81,51 @@ func (s *Service) send(ctx context.Context, d delivery) outcome {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "SealedSense-Webhooks/1")
+	return s.post(req)
+}
+
+// eventJSON reads a stored event's JSON; failed says why it could not.
+func (s *Service) eventJSON(ctx context.Context, id string) ([]byte, *outcome) {
+	e, err := s.db.Event(ctx, id)
+	switch {
+	case store.IsNotFound(err):
+		return nil, &outcome{result: "event gone", gone: true}
+	case err != nil || e.JSON == nil:
+		return nil, &outcome{result: "event unavailable"}
+	}
+	return e.JSON, nil
+}
+
+// signed is a delivery's body and signature headers; a non-empty result
+// says why there are none.
+func (s *Service) signed(ctx context.Context, d delivery) (body []byte, sig http.Header, result string) {
+	dev, err := s.device(ctx, d.ev.Device)
+	if err != nil {
+		return nil, nil, "device unavailable"
+	}
+	body, err = d.c.Body(d.ev.JSON, dev.Labels, dataconnector.Metadata{DeviceID: d.ev.Device, ProjectID: d.ev.Project, DeviceType: dev.Type, ProductNumber: dev.ProductNumber})
+	if err != nil {
+		return nil, nil, "bad event"
+	}
+	secret, err := s.deps.Secrets.Unwrap(ctx, d.c.WrappedSecret, dataconnector.SecretAAD(d.ev.Project, d.c.id))
+	if err != nil {
+		s.log.Error("signature secret unavailable", "connectorId", d.c.id, "error", err.Error())
+		return nil, nil, "secret unavailable"
+	}
+	key, err := s.signingKey(ctx)
+	if err != nil {
+		s.log.Error("signing key unavailable", "error", err.Error())
+		return nil, nil, "signing key unavailable"
+	}
+	sig, err = webhook.Signer{Secret: secret, Key: key.priv, KeyID: key.kid, Issuer: s.cfg.Issuer}.Headers(d.ev.ID, body, s.deps.Now())
+	if err != nil {
+		return nil, nil, "signing failed"
+	}
+	return body, sig, ""
+}
+
+// post sends a delivery's request and reads what became of it.
+func (s *Service) post(req *http.Request) outcome {
 	start := time.Now()
 	resp, err := s.deps.Client.Do(req)
 	if err != nil {
@@ -132,20 +152,17 @@ func (s *Service) send(ctx context.Context, d delivery) outcome {
 // updates the connector's health.
 func (s *Service) record(ctx context.Context, d delivery, out outcome) error {
 	now := s.deps.Now()
-	upd := []firestore.Update{
-		{Path: "attempts", Value: d.attempts + 1},
-		{Path: "lastResult", Value: out.result},
-	}
+	a := store.DeliveryAttempt{Attempts: d.attempts + 1, LastResult: out.result}
 	switch {
 	case out.ok:
-		upd = append(upd, firestore.Update{Path: "status", Value: dataconnector.Delivered}, firestore.Update{Path: "deliveredAt", Value: now})
+		a.Status, a.DeliveredAt = dataconnector.Delivered, now
 	case out.gone || now.Sub(d.queued) >= s.cfg.MaxAge:
-		upd = append(upd, firestore.Update{Path: "status", Value: dataconnector.Expired})
+		a.Status = dataconnector.Expired
 		s.log.Warn("delivery given up", "connectorId", d.c.id, "eventId", d.ev.ID, "attempts", d.attempts+1, "result", out.result)
 	default:
-		upd = append(upd, firestore.Update{Path: "due", Value: now.Add(s.backoff(d.attempts + 1))})
+		a.Due = now.Add(s.backoff(d.attempts + 1))
 	}
-	if _, err := s.deps.Firestore.Collection(dataconnector.Deliveries).Doc(d.id).Update(ctx, upd); err != nil {
+	if err := s.db.RecordDeliveryAttempt(ctx, d.id, a); err != nil {
 		return fmt.Errorf("deliver: record: %w", err)
 	}
 	if s.count(d.c.id, now, out) {
@@ -165,61 +182,31 @@ func (s *Service) record(ctx context.Context, d delivery, out outcome) error {
 // that has not succeeded for DisableAfter. It writes only when the state
 // changes, so a healthy connector costs no connector writes.
 func (s *Service) health(ctx context.Context, c connector, ok bool, now time.Time) error {
+	switch {
+	case ok && c.FailingSince == nil:
+		return nil
+	case !ok && c.FailingSince != nil && now.Sub(*c.FailingSince) < s.cfg.DisableAfter:
+		return nil
+	}
 	// One change at a time per connector and instance: a burst of
 	// failures would otherwise queue transactions on one document, and
 	// the first records the streak for all.
-	s.mu.Lock()
-	if s.healthBusy[c.id] {
-		s.mu.Unlock()
+	if !s.healthLock(c.id) {
 		return nil
 	}
-	s.healthBusy[c.id] = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.healthBusy, c.id)
-		s.mu.Unlock()
-	}()
-	ref := s.deps.Firestore.Collection(dataconnector.Collection).Doc(c.id)
+	defer s.healthUnlock(c.id)
+	defer s.forget(c.ProjectID)
 	if ok {
-		if c.FailingSince == nil {
-			return nil
-		}
-		_, err := ref.Update(ctx, []firestore.Update{{Path: "failingSince", Value: nil}})
-		s.forget(c.ProjectID)
-		if notFound(err) {
-			return nil
-		}
-		return err
-	}
-	if c.FailingSince != nil && now.Sub(*c.FailingSince) < s.cfg.DisableAfter {
-		return nil
-	}
-	disabled := false
-	err := s.deps.Firestore.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		disabled = false
-		snap, err := tx.Get(ref)
-		if err != nil {
+		if err := s.db.ClearDataConnectorFailing(ctx, c.id); err != nil && !store.IsNotFound(err) {
 			return err
 		}
-		var cur dataconnector.Connector
-		if err := snap.DataTo(&cur); err != nil {
-			return err
-		}
-		switch {
-		case cur.FailingSince == nil:
-			return tx.Update(ref, []firestore.Update{{Path: "failingSince", Value: now}})
-		case cur.Status == dataconnector.Active && now.Sub(*cur.FailingSince) >= s.cfg.DisableAfter:
-			disabled = true
-			return tx.Update(ref, []firestore.Update{{Path: "status", Value: dataconnector.SystemDisabled}, {Path: "disabledAt", Value: now}, {Path: "updateTime", Value: now}})
-		}
-		return nil
-	})
-	s.forget(c.ProjectID)
-	if notFound(err) {
 		return nil
 	}
+	disabled, err := s.failing(ctx, c.id, now)
 	if err != nil {
+		if store.IsNotFound(err) {
+			return nil
+		}
 		return fmt.Errorf("deliver: connector health: %w", err)
 	}
 	if disabled {
@@ -228,4 +215,41 @@ func (s *Service) health(ctx context.Context, c connector, ok bool, now time.Tim
 			"disableAfter", s.cfg.DisableAfter.String(), "status", dataconnector.SystemDisabled)
 	}
 	return nil
+}
+
+// failing records a failure in the connector's document: it starts its
+// failing streak, or disables it once the streak is DisableAfter long.
+func (s *Service) failing(ctx context.Context, id string, now time.Time) (disabled bool, err error) {
+	err = s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		disabled = false
+		cur, err := s.db.DataConnectorIn(tx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case cur.FailingSince == nil:
+			return s.db.SetDataConnectorFailingIn(tx, id, now)
+		case cur.Status == dataconnector.Active && now.Sub(*cur.FailingSince) >= s.cfg.DisableAfter:
+			disabled = true
+			return s.db.DisableDataConnectorIn(tx, id, dataconnector.SystemDisabled, now)
+		}
+		return nil
+	})
+	return disabled, err
+}
+
+func (s *Service) healthLock(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.healthBusy[id] {
+		return false
+	}
+	s.healthBusy[id] = true
+	return true
+}
+
+func (s *Service) healthUnlock(id string) {
+	s.mu.Lock()
+	delete(s.healthBusy, id)
+	s.mu.Unlock()
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
+	"github.com/sealedsense/sealedsense/shared/expiring"
+	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/token"
 )
 
@@ -119,6 +121,7 @@ type Deps struct {
 type Service struct {
 	cfg   Config
 	deps  Deps
+	db    *store.DB
 	log   *slog.Logger
 	shard int // this instance's metrics shard
 
@@ -127,8 +130,11 @@ type Service struct {
 	lanes map[string]*lane // connector → its attempts
 	// healthBusy marks connectors whose health is being written.
 	healthBusy map[string]bool
-	conns      map[string]cachedConnectors
-	devices    map[string]cachedDevice
+
+	// An instance's copies of connectors (by project) and devices, at
+	// most CacheTTL old: an edit or a disable takes effect within it.
+	conns   *expiring.Cache[string, []connector]
+	devices *expiring.Cache[string, store.Device]
 
 	keyMu sync.Mutex
 	key   *instanceKey // signs
@@ -157,11 +163,17 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	cfg = cfg.withDefaults()
 	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	return &Service{cfg: cfg.withDefaults(), deps: deps, log: deps.Logger,
+	return &Service{cfg: cfg, deps: deps, db: store.New(deps.Firestore), log: deps.Logger,
 		shard: r.IntN(dataconnector.MetricShards), rnd: r, lanes: map[string]*lane{}, healthBusy: map[string]bool{}, metrics: map[metricKey]*metricDelta{},
-		conns: map[string]cachedConnectors{}, devices: map[string]cachedDevice{}}
+		conns:   expiring.New[string, []connector](cacheSize, cfg.CacheTTL, deps.Now),
+		devices: expiring.New[string, store.Device](cacheSize, cfg.CacheTTL, deps.Now)}
 }
+
+// cacheSize bounds each cache: a cold refill costs a read per project or
+// device.
+const cacheSize = 10000
 
 // Wait blocks until the attempts started so far, and those queued in
 // memory, have finished and their metrics are written: for a clean

@@ -20,16 +20,17 @@ import (
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/egress"
 	dtevent "github.com/sealedsense/sealedsense/shared/event"
+	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/webhook/webhooktest"
 )
 
-func (w *world) deliveries(connector string) []dataconnector.Delivery {
+func (w *world) deliveries(connector string) []store.Delivery {
 	w.t.Helper()
 	docs, err := w.fs.Collection(dataconnector.Deliveries).Where("connectorId", "==", connector).Documents(context.Background()).GetAll()
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	out := make([]dataconnector.Delivery, len(docs))
+	out := make([]store.Delivery, len(docs))
 	for i, d := range docs {
 		if err := d.DataTo(&out[i]); err != nil {
 			w.t.Fatal(err)
@@ -258,7 +259,7 @@ func TestBackfillOnReEnable(t *testing.T) {
 	w.setStatus("c1", dataconnector.Active)
 	ctx := context.Background()
 	// The range reaches back over the event delivered before the disable.
-	_, _, err := w.fs.Collection(dataconnector.Jobs).Add(ctx, dataconnector.Job{ProjectID: w.project, ConnectorID: "c1", Kind: dataconnector.Backfill,
+	_, _, err := w.fs.Collection(dataconnector.Jobs).Add(ctx, store.DeliveryJob{ProjectID: w.project, ConnectorID: "c1", Kind: dataconnector.Backfill,
 		From: disabledAt.Add(-time.Minute), To: time.Now(), CreateTime: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +312,7 @@ func TestSyncResendsTheLatestEventOfEachType(t *testing.T) {
 		want[d.Ref.ID] = true
 	}
 	w.connector("c1", rc.URL, "sync secret", connOpts{})
-	_, _, err = w.fs.Collection(dataconnector.Jobs).Add(ctx, dataconnector.Job{ProjectID: w.project, ConnectorID: "c1", Kind: dataconnector.Sync, CreateTime: time.Now()})
+	_, _, err = w.fs.Collection(dataconnector.Jobs).Add(ctx, store.DeliveryJob{ProjectID: w.project, ConnectorID: "c1", Kind: dataconnector.Sync, CreateTime: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,8 +420,8 @@ func TestEventPastRetentionIsGivenUp(t *testing.T) {
 	rc := w.receiver("retention secret")
 	w.device("d1", nil)
 	w.connector("c1", rc.URL, "retention secret", connOpts{})
-	id := dataconnector.DeliveryID("c1", "long-gone", "")
-	_, err := w.fs.Collection(dataconnector.Deliveries).Doc(id).Set(context.Background(), dataconnector.Delivery{ProjectID: w.project, ConnectorID: "c1",
+	id := store.DeliveryID("c1", "long-gone", "")
+	_, err := w.fs.Collection(dataconnector.Deliveries).Doc(id).Set(context.Background(), store.Delivery{ProjectID: w.project, ConnectorID: "c1",
 		EventID: "long-gone", DeviceID: "d1", EventType: "touch", Status: dataconnector.Pending, Due: time.Now(), Queued: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sealedsense/sealedsense/shared/dataconnector"
+	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/token"
 	"github.com/sealedsense/sealedsense/shared/webhook"
 )
@@ -69,8 +69,8 @@ func (s *Service) newKey(ctx context.Context, now time.Time) (*instanceKey, erro
 		return nil, fmt.Errorf("deliver: certify key: %w", err)
 	}
 	notAfter := now.Add(s.cfg.KeyLife)
-	doc := dataconnector.KeyDoc{Cert: cert, NotAfter: notAfter, ExpireAt: notAfter.Add(webhook.SignatureLife)}
-	if _, err := s.deps.Firestore.Collection(dataconnector.Keys).Doc(kid).Create(ctx, doc); err != nil {
+	doc := store.DeliveryKey{Cert: cert, NotAfter: notAfter, ExpireAt: notAfter.Add(webhook.SignatureLife)}
+	if err := s.db.CreateDeliveryKey(ctx, kid, doc); err != nil {
 		return nil, fmt.Errorf("deliver: publish key: %w", err)
 	}
 	s.log.Info("webhook signing key published", "kid", kid, "notAfter", notAfter)

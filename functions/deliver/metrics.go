@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"cloud.google.com/go/firestore"
-
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 type metricKey struct {
@@ -63,33 +62,17 @@ func (s *Service) flushMetrics(ctx context.Context) error {
 	if len(pending) == 0 {
 		return nil
 	}
-	fs := s.deps.Firestore
-	bw := fs.BulkWriter(ctx)
-	var jobs []*firestore.BulkWriterJob
+	deltas := make([]store.DeliveryMetricDelta, 0, len(pending))
 	for k, m := range pending {
-		lat := map[string]any{}
+		lat := make(map[string]int64, len(m.latency))
 		for b, n := range m.latency {
-			lat[dataconnector.BucketField(b)] = firestore.Increment(n)
+			lat[dataconnector.BucketField(b)] = n
 		}
-		doc := map[string]any{"connectorId": k.connector, "window": k.window, "expireAt": k.window.Add(s.cfg.Retention),
-			"success": firestore.Increment(m.success), "error": firestore.Increment(m.errors)}
-		if len(lat) > 0 {
-			// An empty map would be merged as a value and clear the
-			// histogram; only buckets with counts are sent.
-			doc["latency"] = lat
-		}
-		j, err := bw.Set(fs.Collection(dataconnector.Metrics).Doc(dataconnector.MetricID(k.connector, k.window, s.shard)), doc, firestore.MergeAll)
-		if err != nil {
-			bw.End()
-			return fmt.Errorf("deliver: metrics: %w", err)
-		}
-		jobs = append(jobs, j)
+		deltas = append(deltas, store.DeliveryMetricDelta{ConnectorID: k.connector, Window: k.window, Shard: s.shard,
+			Success: m.success, Error: m.errors, Latency: lat, ExpireAt: k.window.Add(s.cfg.Retention)})
 	}
-	bw.End()
-	for _, j := range jobs {
-		if _, err := j.Results(); err != nil {
-			return fmt.Errorf("deliver: metrics: %w", err)
-		}
+	if err := s.db.AddDeliveryMetrics(ctx, deltas); err != nil {
+		return fmt.Errorf("deliver: %w", err)
 	}
 	return nil
 }

@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	"github.com/cloudevents/sdk-go/v2/event"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	dtevent "github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/pushmsg"
-	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Handle is the CloudEvent entry point for the events topic. It queues one
@@ -57,54 +54,25 @@ func (s *Service) Enqueue(ctx context.Context, events ...dataconnector.Event) er
 		return err
 	}
 	now := s.deps.Now()
-	type queued struct {
-		id  string
-		c   connector
-		ev  dataconnector.Event
-		job *firestore.BulkWriterJob
-	}
-	var qs []queued
-	bw := s.deps.Firestore.BulkWriter(ctx)
-	for _, ev := range events {
-		for _, c := range conns {
-			if ev.Project != events[0].Project || c.Status != dataconnector.Active || !c.Wants(ev.Type) {
-				continue
-			}
-			q := queued{id: dataconnector.DeliveryID(c.id, ev.ID, ""), c: c, ev: ev}
-			// The first attempt runs from this instance's lane for the
-			// connector: the pair is leased to it for as long as the lane's
-			// queue may take, and the sweep takes it only if that runs out.
-			l := s.lane(c.id)
-			due := now.Add(s.lease(len(l.queue)))
-			if len(l.queue) == cap(l.queue) {
-				due = now // the lane is full: the sweep's
-			}
-			d := dataconnector.Delivery{ProjectID: ev.Project, ConnectorID: c.id, EventID: ev.ID, DeviceID: ev.Device, EventType: ev.Type,
-				Status: dataconnector.Pending, Due: due, Queued: now, ExpireAt: now.Add(s.cfg.Retention)}
-			if q.job, err = bw.Create(s.deps.Firestore.Collection(dataconnector.Deliveries).Doc(q.id), d); err != nil {
-				bw.End()
-				return fmt.Errorf("deliver: queue: %w", err)
-			}
-			qs = append(qs, q)
-		}
-	}
-	if len(qs) == 0 {
+	ds, ids, docs := s.pairs(events, conns, now)
+	if len(ds) == 0 {
 		return nil
 	}
-	bw.End()
+	errs, err := s.db.CreateDeliveries(ctx, ids, docs)
+	if err != nil {
+		return fmt.Errorf("deliver: queue: %w", err)
+	}
 	var failed error
-	for _, q := range qs {
-		_, err := q.job.Results()
-		switch {
+	for i, d := range ds {
+		switch err := errs[i]; {
 		case err == nil:
-			if !s.dispatch(delivery{id: q.id, c: q.c, ev: q.ev, queued: now}) {
-				s.log.Warn("delivery lane full, left to the sweep", "connectorId", q.c.id)
-				ref := s.deps.Firestore.Collection(dataconnector.Deliveries).Doc(q.id)
-				if _, err := ref.Update(ctx, []firestore.Update{{Path: "due", Value: now}}); err != nil {
+			if !s.dispatch(d) {
+				s.log.Warn("delivery lane full, left to the sweep", "connectorId", d.c.id)
+				if err := s.db.SetDeliveryDue(ctx, d.id, now); err != nil {
 					failed = err
 				}
 			}
-		case status.Code(err) == codes.AlreadyExists:
+		case store.IsExists(err):
 			// A redelivered message: the pair is queued already, and its
 			// own attempt or the sweep owns it.
 		default:
@@ -117,41 +85,58 @@ func (s *Service) Enqueue(ctx context.Context, events ...dataconnector.Event) er
 	return nil
 }
 
+// pairs are the (event, connector) pairs of events that active connectors
+// take, with their document ids and documents.
+func (s *Service) pairs(events []dataconnector.Event, conns []connector, now time.Time) ([]delivery, []string, []store.Delivery) {
+	var ds []delivery
+	var ids []string
+	var docs []store.Delivery
+	for _, ev := range events {
+		for _, c := range conns {
+			if ev.Project != events[0].Project || c.Status != dataconnector.Active || !c.Wants(ev.Type) {
+				continue
+			}
+			d := delivery{id: store.DeliveryID(c.id, ev.ID, ""), c: c, ev: ev, queued: now}
+			ds, ids = append(ds, d), append(ids, d.id)
+			docs = append(docs, store.Delivery{ProjectID: ev.Project, ConnectorID: c.id, EventID: ev.ID, DeviceID: ev.Device, EventType: ev.Type,
+				Status: dataconnector.Pending, Due: s.firstDue(c.id, now), Queued: now, ExpireAt: now.Add(s.cfg.Retention)})
+		}
+	}
+	return ds, ids, docs
+}
+
+// firstDue is when the sweep may take a new pair of a connector. The first
+// attempt runs from this instance's lane for the connector: the pair is
+// leased to it for as long as the lane's queue may take, and the sweep
+// takes it only if that runs out.
+func (s *Service) firstDue(connector string, now time.Time) time.Time {
+	l := s.lane(connector)
+	if len(l.queue) == cap(l.queue) {
+		return now // the lane is full: the sweep's
+	}
+	return now.Add(s.lease(len(l.queue)))
+}
+
 // connector is a cached connector document with its id.
 type connector struct {
 	id string
 	dataconnector.Connector
 }
 
-type cachedConnectors struct {
-	list    []connector
-	fetched time.Time
-}
-
 // connectors returns a project's connectors, at most CacheTTL old.
 func (s *Service) connectors(ctx context.Context, project string) ([]connector, error) {
-	now := s.deps.Now()
-	s.mu.Lock()
-	c, ok := s.conns[project]
-	s.mu.Unlock()
-	if ok && now.Sub(c.fetched) < s.cfg.CacheTTL {
-		return c.list, nil
+	if list, ok := s.conns.Get(project); ok {
+		return list, nil
 	}
-	docs, err := s.deps.Firestore.Collection(dataconnector.Collection).Where("projectId", "==", project).Documents(ctx).GetAll()
+	docs, err := s.db.ProjectDataConnectors(ctx, project)
 	if err != nil {
-		return nil, fmt.Errorf("deliver: connectors of %s: %w", project, err)
+		return nil, fmt.Errorf("deliver: %w", err)
 	}
-	list := make([]connector, 0, len(docs))
-	for _, d := range docs {
-		var dc dataconnector.Connector
-		if err := d.DataTo(&dc); err != nil {
-			return nil, fmt.Errorf("deliver: connector %s: %w", d.Ref.ID, err)
-		}
-		list = append(list, connector{id: d.Ref.ID, Connector: dc})
+	list := make([]connector, len(docs))
+	for i, d := range docs {
+		list[i] = connector{id: d.ID, Connector: dataconnector.Connector(d.DataConnector)}
 	}
-	s.mu.Lock()
-	s.conns[project] = cachedConnectors{list: list, fetched: now}
-	s.mu.Unlock()
+	s.conns.Put(project, list)
 	return list, nil
 }
 
@@ -172,42 +157,20 @@ func (s *Service) connector(ctx context.Context, project, id string) (connector,
 
 // forget drops a project's cached connectors after this instance changed
 // one, so its own next attempt sees the change.
-func (s *Service) forget(project string) {
-	s.mu.Lock()
-	delete(s.conns, project)
-	s.mu.Unlock()
-}
-
-type cachedDevice struct {
-	d       registry.Device
-	fetched time.Time
-}
+func (s *Service) forget(project string) { s.conns.Remove(project) }
 
 // device returns a device's type, product number and labels, at most
 // CacheTTL old.
-func (s *Service) device(ctx context.Context, id string) (registry.Device, error) {
-	now := s.deps.Now()
-	s.mu.Lock()
-	c, ok := s.devices[id]
-	s.mu.Unlock()
-	if ok && now.Sub(c.fetched) < s.cfg.CacheTTL {
-		return c.d, nil
+func (s *Service) device(ctx context.Context, id string) (store.Device, error) {
+	if d, ok := s.devices.Get(id); ok {
+		return d, nil
 	}
-	snap, err := s.deps.Firestore.Collection(registry.DevicesCollection).Doc(id).Get(ctx)
+	d, err := s.db.Device(ctx, id)
 	if err != nil {
-		return registry.Device{}, fmt.Errorf("deliver: device %s: %w", id, err)
+		return store.Device{}, fmt.Errorf("deliver: %w", err)
 	}
-	var d registry.Device
-	if err := snap.DataTo(&d); err != nil {
-		return registry.Device{}, fmt.Errorf("deliver: device %s: %w", id, err)
-	}
-	d.ID = id
-	d.PublicKey, d.WrappedPSK = nil, nil // not needed here; not kept
-	s.mu.Lock()
-	if len(s.devices) > 10000 {
-		clear(s.devices) // bounded: a cold refill costs a read per device
-	}
-	s.devices[id] = cachedDevice{d: d, fetched: now}
-	s.mu.Unlock()
+	// Only what a body needs is kept.
+	d = store.Device{Type: d.Type, ProductNumber: d.ProductNumber, Labels: d.Labels}
+	s.devices.Put(id, d)
 	return d, nil
 }

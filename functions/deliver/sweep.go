@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
-	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // SweepResult says what one sweep did.
@@ -20,7 +17,8 @@ type SweepResult struct {
 	Queued    int `json:"queued"` // by backfills and syncs
 }
 
-func notFound(err error) bool { return status.Code(err) == codes.NotFound }
+// maxJobsPerSweep bounds the backfills and syncs one sweep advances.
+const maxJobsPerSweep = 20
 
 // Sweep is run by Cloud Scheduler. It advances backfills and syncs by a
 // page each, then claims the pairs that are due (retries, first attempts
@@ -33,214 +31,205 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 	if err != nil {
 		return res, err
 	}
-	now := s.deps.Now()
-	docs, err := s.deps.Firestore.Collection(dataconnector.Deliveries).
-		Where("status", "==", dataconnector.Pending).Where("due", "<=", now).
-		OrderBy("due", firestore.Asc).Limit(s.cfg.SweepBatch).Documents(ctx).GetAll()
+	res.Attempted, err = s.attemptDue(ctx)
 	if err != nil {
-		return res, fmt.Errorf("deliver: due deliveries: %w", err)
+		return res, err
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for _, snap := range docs {
-		var dd dataconnector.Delivery
-		if err := snap.DataTo(&dd); err != nil {
-			return res, fmt.Errorf("deliver: delivery %s: %w", snap.Ref.ID, err)
-		}
-		c, ok, err := s.connector(ctx, dd.ProjectID, dd.ConnectorID)
-		if err != nil {
-			return res, err
-		}
-		if !ok || c.Status != dataconnector.Active {
-			// Kept, not deleted: a backfill on re-enable sets it pending.
-			_, err := snap.Ref.Update(ctx, []firestore.Update{{Path: "status", Value: dataconnector.Skipped}}, firestore.LastUpdateTime(snap.UpdateTime))
-			if err != nil && status.Code(err) != codes.FailedPrecondition {
-				return res, fmt.Errorf("deliver: skip: %w", err)
-			}
-			continue
-		}
-		release, ok := s.slot(c.id)
-		if !ok {
-			continue // the connector's slots are busy: its turn comes next sweep
-		}
-		// The claim: only one sweep wins a pair, and the lease brings it
-		// back if this one dies mid-attempt.
-		if _, err := snap.Ref.Update(ctx, []firestore.Update{{Path: "due", Value: now.Add(s.cfg.Lease)}}, firestore.LastUpdateTime(snap.UpdateTime)); err != nil {
-			release()
-			continue
-		}
-		d := delivery{id: snap.Ref.ID, c: c, attempts: dd.Attempts, queued: dd.Queued,
-			ev: dataconnector.Event{ID: dd.EventID, Type: dd.EventType, Project: dd.ProjectID, Device: dd.DeviceID}}
-		wg.Go(func() {
-			defer release()
-			s.attempt(ctx, d)
-			mu.Lock()
-			res.Attempted++
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
 	if err := s.flushMetrics(ctx); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
+// attemptDue claims the due pairs and attempts them, and returns once
+// the attempts it started are done.
+func (s *Service) attemptDue(ctx context.Context) (int, error) {
+	now := s.deps.Now()
+	due, err := s.db.DeliveriesDue(ctx, dataconnector.Pending, now, s.cfg.SweepBatch)
+	if err != nil {
+		return 0, fmt.Errorf("deliver: %w", err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var attempted atomic.Int64
+	for _, e := range due {
+		d, release, err := s.claim(ctx, e, now)
+		if err != nil {
+			return int(attempted.Load()), err
+		}
+		if release == nil {
+			continue
+		}
+		wg.Go(func() {
+			defer release()
+			s.attempt(ctx, d)
+			attempted.Add(1)
+		})
+	}
+	wg.Wait()
+	return int(attempted.Load()), nil
+}
+
+// claim takes a due pair for this instance and one of its connector's
+// slots, which release gives back. A nil release means the pair is not
+// this sweep's: its connector is gone or disabled (the pair is then
+// skipped), its slots are busy (its turn comes next sweep), or another
+// sweep won it.
+func (s *Service) claim(ctx context.Context, e store.DeliveryEntry, now time.Time) (d delivery, release func(), err error) {
+	c, ok, err := s.connector(ctx, e.ProjectID, e.ConnectorID)
+	if err != nil {
+		return d, nil, err
+	}
+	if !ok || c.Status != dataconnector.Active {
+		// Kept, not deleted: a backfill on re-enable sets it pending.
+		if err := s.db.SetDeliveryStatus(ctx, e.ID, e.Version, dataconnector.Skipped); err != nil && !store.IsChanged(err) {
+			return d, nil, fmt.Errorf("deliver: skip: %w", err)
+		}
+		return d, nil, nil
+	}
+	release, ok = s.slot(c.id)
+	if !ok {
+		return d, nil, nil
+	}
+	// The claim: only one sweep wins a pair, and the lease brings it
+	// back if this one dies mid-attempt.
+	if err := s.db.LeaseDelivery(ctx, e.ID, e.Version, now.Add(s.cfg.Lease)); err != nil {
+		release()
+		return d, nil, nil
+	}
+	return delivery{id: e.ID, c: c, attempts: e.Attempts, queued: e.Queued,
+		ev: dataconnector.Event{ID: e.EventID, Type: e.EventType, Project: e.ProjectID, Device: e.DeviceID}}, release, nil
+}
+
 // runJobs advances each open job by one page.
 func (s *Service) runJobs(ctx context.Context) (int, error) {
-	docs, err := s.deps.Firestore.Collection(dataconnector.Jobs).Where("done", "==", false).Limit(20).Documents(ctx).GetAll()
+	jobs, err := s.db.OpenDeliveryJobs(ctx, maxJobsPerSweep)
 	if err != nil {
-		return 0, fmt.Errorf("deliver: jobs: %w", err)
+		return 0, fmt.Errorf("deliver: %w", err)
 	}
 	total := 0
-	for _, snap := range docs {
-		var j dataconnector.Job
-		if err := snap.DataTo(&j); err != nil {
-			return total, fmt.Errorf("deliver: job %s: %w", snap.Ref.ID, err)
-		}
-		// Read fresh: the API creates a backfill as it re-enables the
-		// connector, and a stale copy would end the job as disabled.
-		s.forget(j.ProjectID)
-		c, ok, err := s.connector(ctx, j.ProjectID, j.ConnectorID)
+	for _, j := range jobs {
+		n, err := s.runJob(ctx, j)
+		total += n
 		if err != nil {
 			return total, err
-		}
-		var upd []firestore.Update
-		if !ok || c.Status != dataconnector.Active {
-			upd = []firestore.Update{{Path: "done", Value: true}}
-		} else {
-			var n int
-			switch j.Kind {
-			case dataconnector.Backfill:
-				n, upd, err = s.backfillPage(ctx, c, j)
-			case dataconnector.Sync:
-				n, upd, err = s.syncPage(ctx, c, snap.Ref.ID, j)
-			default:
-				upd = []firestore.Update{{Path: "done", Value: true}}
-			}
-			if err != nil {
-				return total, err
-			}
-			total += n
-			upd = append(upd, firestore.Update{Path: "queued", Value: firestore.Increment(n)})
-		}
-		if _, err := snap.Ref.Update(ctx, upd, firestore.LastUpdateTime(snap.UpdateTime)); err != nil && status.Code(err) != codes.FailedPrecondition {
-			return total, fmt.Errorf("deliver: job %s: %w", snap.Ref.ID, err)
 		}
 	}
 	return total, nil
 }
 
+// runJob advances a job by one page and records how far it got.
+func (s *Service) runJob(ctx context.Context, j store.DeliveryJobEntry) (int, error) {
+	// Read fresh: the API creates a backfill as it re-enables the
+	// connector, and a stale copy would end the job as disabled.
+	s.forget(j.ProjectID)
+	c, ok, err := s.connector(ctx, j.ProjectID, j.ConnectorID)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var step store.DeliveryJobStep
+	switch {
+	case !ok || c.Status != dataconnector.Active || (j.Kind != dataconnector.Backfill && j.Kind != dataconnector.Sync):
+		err = s.db.EndDeliveryJob(ctx, j.ID, j.Version)
+	default:
+		page := s.backfillPage
+		if j.Kind == dataconnector.Sync {
+			page = s.syncPage
+		}
+		if n, step, err = page(ctx, c, j.ID, j.DeliveryJob); err != nil {
+			return 0, err
+		}
+		err = s.db.StepDeliveryJob(ctx, j.ID, j.Version, step)
+	}
+	if err != nil && !store.IsChanged(err) {
+		return n, fmt.Errorf("deliver: job %s: %w", j.ID, err)
+	}
+	return n, nil
+}
+
 // backfillPage queues the next page of the project's events in the job's
 // range that the connector takes.
-func (s *Service) backfillPage(ctx context.Context, c connector, j dataconnector.Job) (int, []firestore.Update, error) {
-	q := s.deps.Firestore.Collection("events").Where("projectId", "==", j.ProjectID).
-		Where("timestamp", ">=", j.From).Where("timestamp", "<=", j.To).
-		OrderBy("timestamp", firestore.Asc).OrderBy(firestore.DocumentID, firestore.Asc)
-	if j.CursorID != "" {
-		q = q.StartAfter(j.CursorTime, j.CursorID)
-	}
-	docs, err := q.Limit(s.cfg.JobPage).Documents(ctx).GetAll()
+func (s *Service) backfillPage(ctx context.Context, c connector, _ string, j store.DeliveryJob) (int, store.DeliveryJobStep, error) {
+	evs, err := s.db.ProjectEventsBetween(ctx, j.ProjectID, j.From, j.To, j.CursorTime, j.CursorID, s.cfg.JobPage)
 	if err != nil {
-		return 0, nil, fmt.Errorf("deliver: backfill: %w", err)
+		return 0, store.DeliveryJobStep{}, fmt.Errorf("deliver: backfill: %w", err)
 	}
-	var pairs []dataconnector.Delivery
+	var pairs []store.Delivery
 	var ids []string
-	for _, d := range docs {
-		var ev struct {
-			DeviceID  string    `firestore:"deviceId"`
-			EventType string    `firestore:"eventType"`
-			Timestamp time.Time `firestore:"timestamp"`
-		}
-		if err := d.DataTo(&ev); err != nil {
-			return 0, nil, err
-		}
-		j.CursorTime, j.CursorID = ev.Timestamp, d.Ref.ID
+	for _, ev := range evs {
+		j.CursorTime, j.CursorID = ev.Timestamp, ev.ID
 		if !c.Wants(ev.EventType) {
 			continue
 		}
-		pairs = append(pairs, dataconnector.Delivery{ProjectID: j.ProjectID, ConnectorID: c.id, EventID: d.Ref.ID, DeviceID: ev.DeviceID, EventType: ev.EventType})
-		ids = append(ids, dataconnector.DeliveryID(c.id, d.Ref.ID, ""))
+		pairs = append(pairs, store.Delivery{ProjectID: j.ProjectID, ConnectorID: c.id, EventID: ev.ID, DeviceID: ev.DeviceID, EventType: ev.EventType})
+		ids = append(ids, store.DeliveryID(c.id, ev.ID, ""))
 	}
 	n, err := s.requeue(ctx, ids, pairs)
 	if err != nil {
-		return 0, nil, err
+		return 0, store.DeliveryJobStep{}, err
 	}
-	return n, []firestore.Update{{Path: "cursorTime", Value: j.CursorTime}, {Path: "cursorId", Value: j.CursorID}, {Path: "done", Value: len(docs) < s.cfg.JobPage}}, nil
+	return n, store.DeliveryJobStep{CursorTime: &j.CursorTime, CursorID: j.CursorID, Done: len(evs) < s.cfg.JobPage, Queued: n}, nil
 }
 
 // syncPage queues, for the next page of the project's devices, the
 // latest stored event of each type the device reported.
-func (s *Service) syncPage(ctx context.Context, c connector, jobID string, j dataconnector.Job) (int, []firestore.Update, error) {
-	fs := s.deps.Firestore
-	q := fs.Collection(registry.DevicesCollection).Where("projectId", "==", j.ProjectID).OrderBy(firestore.DocumentID, firestore.Asc)
-	if j.CursorID != "" {
-		q = q.StartAfter(j.CursorID)
-	}
+func (s *Service) syncPage(ctx context.Context, c connector, jobID string, j store.DeliveryJob) (int, store.DeliveryJobStep, error) {
 	page := max(s.cfg.JobPage/10, 1) // each device costs a query per event type
-	devs, err := q.Limit(page).Documents(ctx).GetAll()
+	devs, err := s.db.ProjectDevicesReported(ctx, j.ProjectID, j.CursorID, page)
 	if err != nil {
-		return 0, nil, fmt.Errorf("deliver: sync: %w", err)
+		return 0, store.DeliveryJobStep{}, fmt.Errorf("deliver: sync: %w", err)
 	}
-	var pairs []dataconnector.Delivery
+	var pairs []store.Delivery
 	var ids []string
 	for _, dev := range devs {
-		j.CursorID = dev.Ref.ID
-		reported, _ := dev.DataAt("reported")
-		types, _ := reported.(map[string]any)
-		for t := range types {
+		j.CursorID = dev.ID
+		for _, t := range dev.Types {
 			if !c.Wants(t) {
 				continue
 			}
-			evs, err := fs.Collection("events").Where("projectId", "==", j.ProjectID).Where("deviceId", "==", dev.Ref.ID).Where("eventType", "==", t).
-				OrderBy("timestamp", firestore.Desc).OrderBy(firestore.DocumentID, firestore.Desc).Limit(1).Documents(ctx).GetAll()
+			id, err := s.db.LatestEventID(ctx, j.ProjectID, dev.ID, t)
 			if err != nil {
-				return 0, nil, fmt.Errorf("deliver: sync: %w", err)
+				return 0, store.DeliveryJobStep{}, fmt.Errorf("deliver: sync: %w", err)
 			}
-			if len(evs) == 0 {
+			if id == "" {
 				continue // the latest is past retention
 			}
-			pairs = append(pairs, dataconnector.Delivery{ProjectID: j.ProjectID, ConnectorID: c.id, EventID: evs[0].Ref.ID, DeviceID: dev.Ref.ID, EventType: t})
-			ids = append(ids, dataconnector.DeliveryID(c.id, evs[0].Ref.ID, jobID))
+			pairs = append(pairs, store.Delivery{ProjectID: j.ProjectID, ConnectorID: c.id, EventID: id, DeviceID: dev.ID, EventType: t})
+			ids = append(ids, store.DeliveryID(c.id, id, jobID))
 		}
 	}
 	n, err := s.requeue(ctx, ids, pairs)
 	if err != nil {
-		return 0, nil, err
+		return 0, store.DeliveryJobStep{}, err
 	}
-	return n, []firestore.Update{{Path: "cursorId", Value: j.CursorID}, {Path: "done", Value: len(devs) < page}}, nil
+	return n, store.DeliveryJobStep{CursorID: j.CursorID, Done: len(devs) < page, Queued: n}, nil
 }
 
 // requeue makes pairs due now: new ones are created, and ones that were
 // skipped or expired are set pending again with a fresh retry clock.
 // Delivered and pending pairs are left alone, so a backfill never sends
 // an event the connector already has.
-func (s *Service) requeue(ctx context.Context, ids []string, pairs []dataconnector.Delivery) (int, error) {
+func (s *Service) requeue(ctx context.Context, ids []string, pairs []store.Delivery) (int, error) {
 	if len(pairs) == 0 {
 		return 0, nil
 	}
-	fs := s.deps.Firestore
 	now := s.deps.Now()
-	bw := fs.BulkWriter(ctx)
-	jobs := make([]*firestore.BulkWriterJob, len(pairs))
-	for i, d := range pairs {
-		d.Status, d.Due, d.Queued, d.ExpireAt = dataconnector.Pending, now, now, now.Add(s.cfg.Retention)
-		var err error
-		if jobs[i], err = bw.Create(fs.Collection(dataconnector.Deliveries).Doc(ids[i]), d); err != nil {
-			bw.End()
-			return 0, fmt.Errorf("deliver: requeue: %w", err)
-		}
+	for i := range pairs {
+		pairs[i].Status, pairs[i].Due, pairs[i].Queued, pairs[i].ExpireAt = dataconnector.Pending, now, now, now.Add(s.cfg.Retention)
 	}
-	bw.End()
+	errs, err := s.db.CreateDeliveries(ctx, ids, pairs)
+	if err != nil {
+		return 0, fmt.Errorf("deliver: requeue: %w", err)
+	}
 	n := 0
-	var existing []*firestore.DocumentRef
-	for i, j := range jobs {
-		_, err := j.Results()
+	var existing []string
+	for i, err := range errs {
 		switch {
 		case err == nil:
 			n++
-		case status.Code(err) == codes.AlreadyExists:
-			existing = append(existing, fs.Collection(dataconnector.Deliveries).Doc(ids[i]))
+		case store.IsExists(err):
+			existing = append(existing, ids[i])
 		default:
 			return n, fmt.Errorf("deliver: requeue: %w", err)
 		}
@@ -248,20 +237,18 @@ func (s *Service) requeue(ctx context.Context, ids []string, pairs []dataconnect
 	if len(existing) == 0 {
 		return n, nil
 	}
-	snaps, err := fs.GetAll(ctx, existing)
+	ds, err := s.db.Deliveries(ctx, existing)
 	if err != nil {
 		return n, fmt.Errorf("deliver: requeue: %w", err)
 	}
-	for _, snap := range snaps {
-		st, _ := snap.DataAt("status")
-		if st != dataconnector.Skipped && st != dataconnector.Expired {
+	for _, d := range ds {
+		if d.Status != dataconnector.Skipped && d.Status != dataconnector.Expired {
 			continue
 		}
-		_, err := snap.Ref.Update(ctx, []firestore.Update{{Path: "status", Value: dataconnector.Pending}, {Path: "due", Value: now},
-			{Path: "queued", Value: now}, {Path: "attempts", Value: 0}, {Path: "expireAt", Value: now.Add(s.cfg.Retention)}}, firestore.LastUpdateTime(snap.UpdateTime))
+		err := s.db.RequeueDelivery(ctx, d.ID, d.Version, dataconnector.Pending, now, now.Add(s.cfg.Retention))
 		if err == nil {
 			n++
-		} else if status.Code(err) != codes.FailedPrecondition {
+		} else if !store.IsChanged(err) {
 			return n, fmt.Errorf("deliver: requeue: %w", err)
 		}
 	}

@@ -1,11 +1,11 @@
-// Package dataconnector is the Firestore model of Data Connectors (customer
-// webhooks) and of their deliveries, shared by the API that manages them and
-// the deliver function that sends events to them.
+// Package dataconnector is the logic of Data Connectors (customer webhooks)
+// and of their deliveries, shared by the API that manages them and the
+// deliver function that sends events to them: statuses, which events a
+// connector takes, the body it is sent, the retry schedule, the headers it
+// may set, and the latency histograms. shared/store holds their documents.
 package dataconnector
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,23 +13,18 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// Firestore collections.
+// Collection names, for tests and tools that look at the database
+// directly. shared/store owns the collections; code goes through it.
 const (
-	// Collection holds one document per connector, id = connector id.
-	Collection = "dataConnectors"
-	// Deliveries holds one document per (event, connector) pair: the
-	// durable outbox each pair retries from on its own.
-	Deliveries = "deliveries"
-	// Jobs holds backfills and syncs, worked through a page per sweep.
-	Jobs = "deliveryJobs"
-	// Metrics holds per-connector delivery counters and latency
-	// histograms in 5-minute windows.
-	Metrics = "deliveryMetrics"
-	// Keys holds the deliver instances' ES256 public keys, each certified
-	// by the webhook-signing KMS key.
-	Keys = "deliveryKeys"
+	Collection = store.DataConnectorsCollection
+	Deliveries = store.DeliveriesCollection
+	Jobs       = store.DeliveryJobsCollection
+	Metrics    = store.DeliveryMetricsCollection
+	Keys       = store.DeliveryKeysCollection
 )
 
 // Connector statuses, as DT names them.
@@ -39,28 +34,9 @@ const (
 	SystemDisabled = "SYSTEM_DISABLED"
 )
 
-// Connector is a Data Connector's document.
-type Connector struct {
-	ProjectID   string            `firestore:"projectId"`
-	DisplayName string            `firestore:"displayName"`
-	Status      string            `firestore:"status"`
-	Events      []string          `firestore:"events"` // empty: every type
-	Labels      []string          `firestore:"labels"` // label keys forwarded in the body
-	URL         string            `firestore:"url"`
-	Headers     map[string]string `firestore:"headers"`
-	// WrappedSecret is the signatureSecret, KMS-wrapped under the
-	// webhook-secrets key with SecretAAD as associated data.
-	WrappedSecret []byte `firestore:"wrappedSecret"`
-	// FailingSince is the first failed attempt since the last success;
-	// nil while healthy. The system disables a connector that has not
-	// succeeded for the configured period.
-	FailingSince *time.Time `firestore:"failingSince"`
-	// DisabledAt is when the connector last left ACTIVE; a backfill on
-	// re-enable starts from the earlier of it and FailingSince.
-	DisabledAt *time.Time `firestore:"disabledAt"`
-	CreateTime time.Time  `firestore:"createTime"`
-	UpdateTime time.Time  `firestore:"updateTime"`
-}
+// Connector is a Data Connector's document (store.DataConnector), with
+// the logic over it.
+type Connector store.DataConnector
 
 // SecretAAD binds a wrapped signatureSecret to its connector, so a wrapped
 // secret copied to another connector's document does not unwrap.
@@ -124,36 +100,6 @@ const (
 	// a backfill sets it pending again.
 	Skipped = "skipped"
 )
-
-// Delivery is one (event, connector) pair's document.
-type Delivery struct {
-	ProjectID   string `firestore:"projectId"`
-	ConnectorID string `firestore:"connectorId"`
-	EventID     string `firestore:"eventId"`
-	DeviceID    string `firestore:"deviceId"`
-	EventType   string `firestore:"eventType"`
-	Status      string `firestore:"status"`
-	Attempts    int    `firestore:"attempts"`
-	// Due is when the next attempt may start. A pending delivery whose
-	// attempt is under way has Due at the end of its lease, so that a
-	// crashed attempt is picked up again by the sweep.
-	Due time.Time `firestore:"due"`
-	// Queued starts the retry clock; it is also the "event stored" time
-	// the latency figures count from.
-	Queued      time.Time `firestore:"queued"`
-	DeliveredAt time.Time `firestore:"deliveredAt,omitempty"`
-	// LastResult is the last attempt's outcome: an HTTP status, "timeout",
-	// "refused" or "unreachable"; never a response body.
-	LastResult string    `firestore:"lastResult"`
-	ExpireAt   time.Time `firestore:"expireAt"` // TTL
-}
-
-// DeliveryID is the document id of an (event, connector) pair. A sync
-// resends an already delivered event, so it adds its job id.
-func DeliveryID(connectorID, eventID, job string) string {
-	h := sha256.Sum256([]byte(connectorID + "\x00" + eventID + "\x00" + job))
-	return hex.EncodeToString(h[:16])
-}
 
 // Backoff is the wait before attempt n+1 after n failed attempts:
 // exponential from base, capped at max, with "equal jitter" (half fixed,
@@ -226,21 +172,3 @@ const (
 	// Sync queues, for every device, the latest event of each type again.
 	Sync = "sync"
 )
-
-// Job is a backfill or a sync, worked through by the deliver sweep a page
-// at a time, so that neither the API request that starts it nor one sweep
-// has to cover a whole project.
-type Job struct {
-	ProjectID   string    `firestore:"projectId"`
-	ConnectorID string    `firestore:"connectorId"`
-	Kind        string    `firestore:"kind"`
-	From        time.Time `firestore:"from"` // backfill range, inclusive
-	To          time.Time `firestore:"to"`
-	// The cursor: the last event (time, id) or device id done.
-	CursorTime time.Time `firestore:"cursorTime"`
-	CursorID   string    `firestore:"cursorId"`
-	Queued     int       `firestore:"queued"`
-	Done       bool      `firestore:"done"`
-	CreateTime time.Time `firestore:"createTime"`
-	ExpireAt   time.Time `firestore:"expireAt"`
-}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 func TestBodyForwardsOnlyChosenLabels(t *testing.T) {
@@ -109,7 +111,7 @@ func TestSummarizeP99(t *testing.T) {
 	// 990 fast deliveries at 20 ms, 10 slow at 2 s: p99 is the fast bucket.
 	lat[BucketField(BucketOf(20*time.Millisecond))] += 990
 	lat[BucketField(BucketOf(2*time.Second))] += 10
-	s := Summarize([]MetricDoc{{Success: 600, Error: 3, Latency: lat}, {Success: 400, Error: 2}})
+	s := Summarize([]store.DeliveryMetric{{Success: 600, Error: 3, Latency: lat}, {Success: 400, Error: 2}})
 	if s.Success != 1000 || s.Error != 5 {
 		t.Fatalf("counts %+v", s)
 	}
@@ -117,7 +119,7 @@ func TestSummarizeP99(t *testing.T) {
 		t.Fatalf("p99 %v, want the 20 ms bucket", s.Latency99p)
 	}
 	lat[BucketField(BucketOf(2*time.Second))] += 10 // now 20 of 1010 are slow
-	if s := Summarize([]MetricDoc{{Latency: lat}}); s.Latency99p < 2*time.Second {
+	if s := Summarize([]store.DeliveryMetric{{Latency: lat}}); s.Latency99p < 2*time.Second {
 		t.Fatalf("p99 %v, want the 2 s bucket", s.Latency99p)
 	}
 	if s := Summarize(nil); s.Latency99p != 0 {

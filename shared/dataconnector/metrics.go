@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Window is the width of one metrics document's time slot.
@@ -40,21 +42,6 @@ func upper(i int) time.Duration {
 // BucketField is the map key of bucket i in a metrics document.
 func BucketField(i int) string { return fmt.Sprintf("b%02d", i) }
 
-// MetricDoc is one (connector, window, shard) document.
-type MetricDoc struct {
-	ConnectorID string           `firestore:"connectorId"`
-	Window      time.Time        `firestore:"window"`
-	Success     int64            `firestore:"success"`
-	Error       int64            `firestore:"error"`
-	Latency     map[string]int64 `firestore:"latency"` // BucketField → successes
-	ExpireAt    time.Time        `firestore:"expireAt"`
-}
-
-// MetricID names the document of a connector's window and shard.
-func MetricID(connectorID string, window time.Time, shard int) string {
-	return fmt.Sprintf("%s_%d_%d", connectorID, window.Unix(), shard)
-}
-
 // Summary is what :metrics answers.
 type Summary struct {
 	Success, Error int64
@@ -64,7 +51,7 @@ type Summary struct {
 // Summarize adds up metrics documents and reads the 99th percentile of
 // successful deliveries' latency off their histograms (the bucket's upper
 // bound, so it never understates).
-func Summarize(docs []MetricDoc) Summary {
+func Summarize(docs []store.DeliveryMetric) Summary {
 	var s Summary
 	hist := make([]int64, bucketCount)
 	for _, d := range docs {

@@ -343,3 +343,37 @@ func (db *DB) updateProjectDevice(ctx context.Context, id, project string, upd [
 	})
 	return wrap("device "+id, err)
 }
+
+// --- deliver ---
+
+// DeviceReported is a device's id and the event types it has reported.
+type DeviceReported struct {
+	ID    string
+	Types []string
+}
+
+// ProjectDevicesReported lists up to limit of a project's devices in id
+// order, after the device afterID when it is set, with the event types
+// each has reported. Ordered by id after one equality, it needs no
+// composite index.
+func (db *DB) ProjectDevicesReported(ctx context.Context, project, afterID string, limit int) ([]DeviceReported, error) {
+	q := db.fs.Collection(devicesCollection).Select("reported").Where("projectId", "==", project).OrderBy(firestore.DocumentID, firestore.Asc)
+	if afterID != "" {
+		q = q.StartAfter(afterID)
+	}
+	docs, err := q.Limit(limit).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, wrap("devices of "+project, err)
+	}
+	out := make([]DeviceReported, len(docs))
+	for i, d := range docs {
+		reported, _ := d.DataAt("reported")
+		m, _ := reported.(map[string]any)
+		types := make([]string, 0, len(m))
+		for t := range m {
+			types = append(types, t)
+		}
+		out[i] = DeviceReported{ID: d.Ref.ID, Types: types}
+	}
+	return out, nil
+}

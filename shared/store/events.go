@@ -86,3 +86,61 @@ func (db *DB) DeviceHistory(project, device string, start, end time.Time, types 
 	}
 	return q.OrderBy("timestamp", firestore.Asc).OrderBy(firestore.DocumentID, firestore.Asc), firestore.FieldPath{"timestamp"}
 }
+
+// --- deliver ---
+
+// EventHead is what a backfill needs of an event: its id, device, type
+// and time, without its JSON.
+type EventHead struct {
+	ID        string
+	DeviceID  string    `firestore:"deviceId"`
+	EventType string    `firestore:"eventType"`
+	Timestamp time.Time `firestore:"timestamp"`
+}
+
+// eventsBetween is the backfill's query: a project's events in a time
+// range, in (timestamp, id) order so that a page ends at a cursor.
+var _ = needs(eventsCollection, Field{"projectId", Asc}, Field{"timestamp", Asc}, Field{"__name__", Asc})
+
+// ProjectEventsBetween lists up to limit of a project's events with
+// from <= timestamp <= to, in (timestamp, id) order, after the event
+// (afterTime, afterID) when afterID is set.
+func (db *DB) ProjectEventsBetween(ctx context.Context, project string, from, to time.Time, afterTime time.Time, afterID string, limit int) ([]EventHead, error) {
+	q := db.fs.Collection(eventsCollection).Select("deviceId", "eventType", "timestamp").
+		Where("projectId", "==", project).Where("timestamp", ">=", from).Where("timestamp", "<=", to).
+		OrderBy("timestamp", firestore.Asc).OrderBy(firestore.DocumentID, firestore.Asc)
+	if afterID != "" {
+		q = q.StartAfter(afterTime, afterID)
+	}
+	docs, err := q.Limit(limit).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, wrap("events of "+project, err)
+	}
+	out := make([]EventHead, len(docs))
+	for i, d := range docs {
+		if out[i], err = decode[EventHead](d); err != nil {
+			return nil, err
+		}
+		out[i].ID = d.Ref.ID
+	}
+	return out, nil
+}
+
+// latestEvent is the sync's query: a device's newest event of a type.
+var _ = needs(eventsCollection, Field{"projectId", Asc}, Field{"deviceId", Asc}, Field{"eventType", Asc},
+	Field{"timestamp", Desc}, Field{"__name__", Desc})
+
+// LatestEventID is the id of a device's newest stored event of type typ,
+// or "" when none is stored (any more).
+func (db *DB) LatestEventID(ctx context.Context, project, device, typ string) (string, error) {
+	docs, err := db.fs.Collection(eventsCollection).Select().
+		Where("projectId", "==", project).Where("deviceId", "==", device).Where("eventType", "==", typ).
+		OrderBy("timestamp", firestore.Desc).OrderBy(firestore.DocumentID, firestore.Desc).Limit(1).Documents(ctx).GetAll()
+	if err != nil {
+		return "", wrap("latest event of "+device, err)
+	}
+	if len(docs) == 0 {
+		return "", nil
+	}
+	return docs[0].Ref.ID, nil
+}
