@@ -320,8 +320,6 @@ func newJob(project, id, kind string, from, now time.Time, retention time.Durati
 	return store.DeliveryJob{ProjectID: project, ConnectorID: id, Kind: kind, From: from, To: now, CreateTime: now, ExpireAt: now.Add(7 * 24 * time.Hour)}
 }
 
-func (s *Service) connectorStore() *store.DB { return store.New(s.deps.Firestore) }
-
 func (s *Service) wrapConnectorSecret(ctx context.Context, project, id, secret string) ([]byte, error) {
 	b, err := s.deps.WebhookSecrets.Wrap(ctx, custody.Secret(secret), dataconnector.SecretAAD(project, id))
 	if err != nil {
@@ -331,7 +329,7 @@ func (s *Service) wrapConnectorSecret(ctx context.Context, project, id, secret s
 }
 
 func (s *Service) listConnectors(c *call) (any, error) {
-	docs, next, err := c.page(s.connectorStore().DataConnectorsQuery(c.project), ordering{}, "")
+	docs, next, err := c.page(s.db.DataConnectorsQuery(c.project), ordering{}, "")
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +357,7 @@ func (s *Service) createConnector(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, db := c.r.Context(), s.connectorStore()
+	ctx, db := c.r.Context(), s.db
 	// Counted before the KMS call, so a full project costs none.
 	if n, err := db.CountDataConnectors(ctx, c.project, maxConnectors); err != nil {
 		return nil, errUnavailable(err)
@@ -384,7 +382,7 @@ func (s *Service) createConnector(c *call) (any, error) {
 
 // connector reads the path's connector, which must be the project's.
 func (s *Service) connector(c *call) (store.DataConnector, error) {
-	d, err := s.connectorStore().DataConnector(c.r.Context(), c.r.PathValue("dataconnector"))
+	d, err := s.db.DataConnector(c.r.Context(), c.r.PathValue("dataconnector"))
 	switch {
 	case store.IsNotFound(err):
 		return d, errNotFound("data connector not found")
@@ -432,7 +430,7 @@ func (s *Service) updateConnector(c *call) (any, error) {
 		}
 	}
 	change := statusChange(req.Status, backfill, c.project, id, now, s.cfg.EventRetention)
-	switch err := s.connectorStore().EditDataConnector(ctx, id, c.project, edit, change); {
+	switch err := s.db.EditDataConnector(ctx, id, c.project, edit, change); {
 	case store.IsNotFound(err):
 		return nil, errNotFound("data connector not found")
 	case err != nil:
@@ -446,7 +444,7 @@ func (s *Service) deleteConnector(c *call) (any, error) {
 		return nil, err
 	}
 	// Its queued deliveries are skipped by the sweep, and expire.
-	if err := s.connectorStore().DeleteDataConnector(c.r.Context(), c.r.PathValue("dataconnector")); err != nil {
+	if err := s.db.DeleteDataConnector(c.r.Context(), c.r.PathValue("dataconnector")); err != nil {
 		if store.IsNotFound(err) {
 			return nil, errNotFound("data connector not found")
 		}
@@ -461,7 +459,7 @@ func (s *Service) connectorMetrics(c *call) (any, error) {
 		return nil, err
 	}
 	since := s.deps.Now().Add(-metricsPeriod).Truncate(dataconnector.Window)
-	ms, err := s.connectorStore().DeliveryMetricsSince(c.r.Context(), c.r.PathValue("dataconnector"), since)
+	ms, err := s.db.DeliveryMetricsSince(c.r.Context(), c.r.PathValue("dataconnector"), since)
 	if err != nil {
 		return nil, errUnavailable(err)
 	}
@@ -484,7 +482,7 @@ func (s *Service) syncConnector(c *call) (any, error) {
 	}
 	now := s.deps.Now().UTC()
 	j := newJob(c.project, c.r.PathValue("dataconnector"), dataconnector.Sync, now, now, s.cfg.EventRetention)
-	if err := s.connectorStore().CreateDeliveryJob(c.r.Context(), j); err != nil {
+	if err := s.db.CreateDeliveryJob(c.r.Context(), j); err != nil {
 		return nil, errUnavailable(err)
 	}
 	return empty{}, nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 func TestDataConnectors(t *testing.T) {
@@ -38,7 +39,7 @@ func TestDataConnectors(t *testing.T) {
 		}
 	}
 	// Firestore holds it only wrapped.
-	snap, err := w.fs.Collection(dataconnector.Collection).Doc(c["name"].(string)[strings.LastIndex(c["name"].(string), "/")+1:]).Get(context.Background())
+	snap, err := w.fs.Collection(store.DataConnectorsCollection).Doc(c["name"].(string)[strings.LastIndex(c["name"].(string), "/")+1:]).Get(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestDataConnectors(t *testing.T) {
 		if d["status"] != "ACTIVE" || d["disabledTime"] != nil {
 			t.Fatalf("enabled: %v", d)
 		}
-		jobs, err := w.fs.Collection(dataconnector.Jobs).Where("kind", "==", dataconnector.Backfill).Documents(context.Background()).GetAll()
+		jobs, err := w.fs.Collection(store.DeliveryJobsCollection).Where("kind", "==", dataconnector.Backfill).Documents(context.Background()).GetAll()
 		if err != nil || len(jobs) != 1 {
 			t.Fatalf("%d backfill jobs (%v), want 1", len(jobs), err)
 		}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/sealedsense/sealedsense/functions/api/pagetoken"
-	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
@@ -278,11 +277,9 @@ func (s *Service) deleteProject(c *call) (any, error) {
 }
 
 // projectHasConnectors says whether a project has a data connector.
-// Data connectors are not yet in shared/store (their owner moves them):
-// this is the one query here that names a collection.
 func (s *Service) projectHasConnectors(ctx context.Context, project string) (bool, error) {
-	docs, err := s.deps.Firestore.Collection(dataconnector.Collection).Where("projectId", "==", project).Limit(1).Documents(ctx).GetAll()
-	return len(docs) > 0, err
+	n, err := s.db.CountDataConnectors(ctx, project, 1)
+	return n > 0, err
 }
 
 func (s *Service) listPermissions(c *call) (any, error) {

@@ -185,22 +185,3 @@ func (st *Store) createKey(ctx context.Context, acc string, a store.Account, tok
 	}
 	return credentials.ServiceAccount{KeyID: id, Secret: string(secret), Email: a.Email, Algorithm: "HS256", TokenEndpoint: tokenURL}, k, nil
 }
-
-// getDoc reads one document into a T; a missing one is errNotFound(what),
-// and any other failure is the caller's to retry. Only the data
-// connectors, whose collection shared/store does not own yet, read this
-// way.
-func getDoc[T any](ctx context.Context, ref *firestore.DocumentRef, what string) (T, error) {
-	var v T
-	snap, err := ref.Get(ctx)
-	if notFound(err) {
-		return v, errNotFound(what + " not found")
-	}
-	if err != nil {
-		return v, errUnavailable(err)
-	}
-	if err := snap.DataTo(&v); err != nil {
-		return v, fmt.Errorf("api: %s %s: %w", what, ref.ID, err)
-	}
-	return v, nil
-}

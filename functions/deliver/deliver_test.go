@@ -26,6 +26,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/egress"
 	"github.com/sealedsense/sealedsense/shared/logging/logtest"
 	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/token"
 	"github.com/sealedsense/sealedsense/shared/webhook/webhooktest"
 )
@@ -131,7 +132,7 @@ func (w *world) connector(id, url, secret string, o connOpts) {
 	}
 	c := dataconnector.Connector{ProjectID: w.project, DisplayName: id, Status: o.status, Events: o.events, Labels: o.labels,
 		URL: url, Headers: o.hdrs, WrappedSecret: wrapped, CreateTime: time.Now()}
-	if _, err := w.fs.Collection(dataconnector.Collection).Doc(id).Set(ctx, c); err != nil {
+	if _, err := w.fs.Collection(store.DataConnectorsCollection).Doc(id).Set(ctx, c); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -142,7 +143,7 @@ func (w *world) setStatus(id, status string) {
 	if status != dataconnector.Active {
 		upd = append(upd, firestore.Update{Path: "disabledAt", Value: time.Now()})
 	}
-	if _, err := w.fs.Collection(dataconnector.Collection).Doc(id).Update(context.Background(), upd); err != nil {
+	if _, err := w.fs.Collection(store.DataConnectorsCollection).Doc(id).Update(context.Background(), upd); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -191,7 +192,7 @@ func (w *world) until(limit time.Duration, what string, cond func() bool) {
 
 func (w *world) connectorDoc(id string) dataconnector.Connector {
 	w.t.Helper()
-	snap, err := w.fs.Collection(dataconnector.Collection).Doc(id).Get(context.Background())
+	snap, err := w.fs.Collection(store.DataConnectorsCollection).Doc(id).Get(context.Background())
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ import (
 
 func (w *world) deliveries(connector string) []store.Delivery {
 	w.t.Helper()
-	docs, err := w.fs.Collection(dataconnector.Deliveries).Where("connectorId", "==", connector).Documents(context.Background()).GetAll()
+	docs, err := w.fs.Collection(store.DeliveriesCollection).Where("connectorId", "==", connector).Documents(context.Background()).GetAll()
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestSignedDeliveryVerifiesWithStockLibraries(t *testing.T) {
 		}
 	}
 	// One instance key, certified once, signed all three.
-	keys, err := w.fs.Collection(dataconnector.Keys).Documents(context.Background()).GetAll()
+	keys, err := w.fs.Collection(store.DeliveryKeysCollection).Documents(context.Background()).GetAll()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("%d delivery keys published (%v), want 1", len(keys), err)
 	}
@@ -114,7 +114,7 @@ func TestSignedDeliveryVerifiesWithStockLibraries(t *testing.T) {
 
 	t.Run("the secret is nowhere in plaintext", func(t *testing.T) {
 		needles := [][]byte{[]byte(secret), []byte(base64.StdEncoding.EncodeToString([]byte(secret))), []byte(base64.RawURLEncoding.EncodeToString([]byte(secret)))}
-		for _, col := range []string{dataconnector.Collection, dataconnector.Deliveries, dataconnector.Metrics, dataconnector.Keys} {
+		for _, col := range []string{store.DataConnectorsCollection, store.DeliveriesCollection, store.DeliveryMetricsCollection, store.DeliveryKeysCollection} {
 			it := w.fs.Collection(col).Documents(context.Background())
 			for {
 				snap, err := it.Next()
@@ -259,7 +259,7 @@ func TestBackfillOnReEnable(t *testing.T) {
 	w.setStatus("c1", dataconnector.Active)
 	ctx := context.Background()
 	// The range reaches back over the event delivered before the disable.
-	_, _, err := w.fs.Collection(dataconnector.Jobs).Add(ctx, store.DeliveryJob{ProjectID: w.project, ConnectorID: "c1", Kind: dataconnector.Backfill,
+	_, _, err := w.fs.Collection(store.DeliveryJobsCollection).Add(ctx, store.DeliveryJob{ProjectID: w.project, ConnectorID: "c1", Kind: dataconnector.Backfill,
 		From: disabledAt.Add(-time.Minute), To: time.Now(), CreateTime: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +312,7 @@ func TestSyncResendsTheLatestEventOfEachType(t *testing.T) {
 		want[d.Ref.ID] = true
 	}
 	w.connector("c1", rc.URL, "sync secret", connOpts{})
-	_, _, err = w.fs.Collection(dataconnector.Jobs).Add(ctx, store.DeliveryJob{ProjectID: w.project, ConnectorID: "c1", Kind: dataconnector.Sync, CreateTime: time.Now()})
+	_, _, err = w.fs.Collection(store.DeliveryJobsCollection).Add(ctx, store.DeliveryJob{ProjectID: w.project, ConnectorID: "c1", Kind: dataconnector.Sync, CreateTime: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +421,7 @@ func TestEventPastRetentionIsGivenUp(t *testing.T) {
 	w.device("d1", nil)
 	w.connector("c1", rc.URL, "retention secret", connOpts{})
 	id := store.DeliveryID("c1", "long-gone", "")
-	_, err := w.fs.Collection(dataconnector.Deliveries).Doc(id).Set(context.Background(), store.Delivery{ProjectID: w.project, ConnectorID: "c1",
+	_, err := w.fs.Collection(store.DeliveriesCollection).Doc(id).Set(context.Background(), store.Delivery{ProjectID: w.project, ConnectorID: "c1",
 		EventID: "long-gone", DeviceID: "d1", EventType: "touch", Status: dataconnector.Pending, Due: time.Now(), Queued: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)

@@ -17,16 +17,6 @@ import (
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// Collection names, for tests and tools that look at the database
-// directly. shared/store owns the collections; code goes through it.
-const (
-	Collection = store.DataConnectorsCollection
-	Deliveries = store.DeliveriesCollection
-	Jobs       = store.DeliveryJobsCollection
-	Metrics    = store.DeliveryMetricsCollection
-	Keys       = store.DeliveryKeysCollection
-)
-
 // Connector statuses, as DT names them.
 const (
 	Active         = "ACTIVE"
