@@ -25,7 +25,6 @@ import (
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/egress"
 	"github.com/sealedsense/sealedsense/shared/logging/logtest"
-	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/token"
 	"github.com/sealedsense/sealedsense/shared/webhook/webhooktest"
@@ -106,7 +105,7 @@ func (w *world) receiver(secret string) *webhooktest.Receiver {
 
 func (w *world) device(id string, labels map[string]string) {
 	w.t.Helper()
-	_, err := w.fs.Collection(registry.DevicesCollection).Doc(id).Set(context.Background(), map[string]any{
+	_, err := w.fs.Collection("devices").Doc(id).Set(context.Background(), map[string]any{
 		"type": "temperature", "productNumber": "102081", "projectId": w.project, "labels": labels, "reported": map[string]any{}})
 	if err != nil {
 		w.t.Fatal(err)
