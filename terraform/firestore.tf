@@ -65,25 +65,9 @@ resource "google_firestore_field" "unindexed_blobs" {
   index_config {}
 }
 
-# A device's history, newest first.
-resource "google_firestore_index" "events_device_time" {
-  database    = google_firestore_database.main.name
-  collection  = "events"
-  query_scope = "COLLECTION"
-
-  fields {
-    field_path = "deviceId"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "timestamp"
-    order      = "DESCENDING"
-  }
-}
-
-# A customer project's event stream, newest first.
-resource "google_firestore_index" "events_project_time" {
+# Webhook backfill: a project's events in a time range, oldest first, in
+# (timestamp, id) pages.
+resource "google_firestore_index" "events_backfill" {
   database    = google_firestore_database.main.name
   collection  = "events"
   query_scope = "COLLECTION"
@@ -95,6 +79,43 @@ resource "google_firestore_index" "events_project_time" {
 
   fields {
     field_path = "timestamp"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "ASCENDING"
+  }
+}
+
+# Webhook sync: the latest event of one type of one device.
+resource "google_firestore_index" "events_latest_of_type" {
+  database    = google_firestore_database.main.name
+  collection  = "events"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "projectId"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "deviceId"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "eventType"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "timestamp"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
     order      = "DESCENDING"
   }
 }
