@@ -32,7 +32,7 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"github.com/sealedsense/sealedsense/emulators/platform"
-	"github.com/sealedsense/sealedsense/functions/stream"
+	"github.com/sealedsense/sealedsense/functions/api/stream"
 	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/logging"
 )

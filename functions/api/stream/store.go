@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/sealedsense/sealedsense/functions/stream/cursor"
+	"github.com/sealedsense/sealedsense/functions/api/stream/cursor"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
 

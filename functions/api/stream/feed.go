@@ -7,8 +7,8 @@ import (
 
 	"cloud.google.com/go/firestore"
 
-	"github.com/sealedsense/sealedsense/functions/stream/cursor"
-	"github.com/sealedsense/sealedsense/functions/stream/param"
+	"github.com/sealedsense/sealedsense/functions/api/stream/cursor"
+	"github.com/sealedsense/sealedsense/functions/api/stream/param"
 )
 
 // sub is a stream attached to a feed.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealedsense/sealedsense/functions/stream"
-	"github.com/sealedsense/sealedsense/functions/stream/cursor"
+	"github.com/sealedsense/sealedsense/functions/api/stream"
+	"github.com/sealedsense/sealedsense/functions/api/stream/cursor"
 	"github.com/sealedsense/sealedsense/shared/event"
 )
 

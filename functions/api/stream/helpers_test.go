@@ -20,7 +20,7 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
-	"github.com/sealedsense/sealedsense/functions/stream"
+	"github.com/sealedsense/sealedsense/functions/api/stream"
 	"github.com/sealedsense/sealedsense/shared/event"
 )
 
