@@ -35,6 +35,7 @@ import (
 	"github.com/sealedsense/sealedsense/functions/api/stream"
 	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/logging"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 func main() {
@@ -99,6 +100,7 @@ func run(n, rate, devices int, duration time.Duration, format string, settle tim
 		return err
 	}
 	defer fs.Close()
+	db := store.New(fs)
 	srv, err := stream.New(stream.Config{MaxStreams: n + 10, MaxStreamsPerProject: n + 10, SettleLag: settle},
 		stream.Deps{Firestore: fs, Logger: log})
 	if err != nil {
@@ -116,7 +118,7 @@ func run(n, rate, devices int, duration time.Duration, format string, settle tim
 	defer hs.Close()
 
 	// Warm the Firestore client and the emulator before the baseline.
-	if err := write(ctx, fs, project, "warm", 0); err != nil {
+	if err := write(ctx, db, project, "warm", 0); err != nil {
 		return err
 	}
 	base := measure()
@@ -158,7 +160,7 @@ func run(n, rate, devices int, duration time.Duration, format string, settle tim
 	for range 32 {
 		wg.Go(func() {
 			for i := range jobs {
-				if err := write(ctx, fs, project, fmt.Sprintf("dev%d", i%devices), uint64(i)); err != nil {
+				if err := write(ctx, db, project, fmt.Sprintf("dev%d", i%devices), uint64(i)); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -246,20 +248,9 @@ func rss() int64 {
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 func kib(b int64) string { return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10)) }
 
-// storedEvent is an event document as ingest writes it; storedAt is the
-// server timestamp of the write.
-type storedEvent struct {
-	ProjectID string    `firestore:"projectId"`
-	DeviceID  string    `firestore:"deviceId"`
-	EventType string    `firestore:"eventType"`
-	Timestamp time.Time `firestore:"timestamp"`
-	JSON      []byte    `firestore:"json"`
-	ExpireAt  time.Time `firestore:"expireAt"`
-	StoredAt  time.Time `firestore:"storedAt,serverTimestamp"`
-}
-
-// write stores one temperature event in a transaction, as ingest does.
-func write(ctx context.Context, fs *firestore.Client, project, deviceID string, seq uint64) error {
+// write stores one temperature event in a transaction, as ingest does;
+// storedAt is the server timestamp of the write.
+func write(ctx context.Context, db *store.DB, project, deviceID string, seq uint64) error {
 	now := time.Now().UTC()
 	v := 20 + float64(seq%100)/10
 	data, err := json.Marshal(map[string]any{"temperature": map[string]any{
@@ -274,9 +265,8 @@ func write(ctx context.Context, fs *firestore.Client, project, deviceID string, 
 	if err != nil {
 		return err
 	}
-	ref := fs.Collection(stream.EventsCollection).Doc(id)
-	return fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		return tx.Create(ref, storedEvent{ProjectID: project, DeviceID: deviceID, EventType: "temperature",
+	return db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		return db.CreateEvent(tx, id, store.Event{ProjectID: project, DeviceID: deviceID, EventType: "temperature",
 			Timestamp: now, JSON: js, ExpireAt: now.Add(24 * time.Hour)})
 	})
 }
@@ -328,14 +318,14 @@ func runClients(url string, n int, format string) error {
 		return err
 	}
 	defer fs.Close()
-	docs, err := fs.Collection(stream.EventsCollection).Where("projectId", "==", "streamload").Documents(context.Background()).GetAll()
+	docs, err := store.New(fs).ProjectEvents(context.Background(), "streamload")
 	if err != nil {
 		return err
 	}
 	stored := map[string]time.Time{}
 	for _, d := range docs {
-		if at, ok := d.Data()["storedAt"].(time.Time); ok && d.Data()["deviceId"] != "warm" {
-			stored[d.Ref.ID] = at
+		if !d.StoredAt.IsZero() && d.DeviceID != "warm" {
+			stored[d.ID] = d.StoredAt
 		}
 	}
 	var lat []time.Duration

@@ -2,33 +2,25 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"google.golang.org/api/iterator"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/sealedsense/sealedsense/functions/api/stream/cursor"
-	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// EventsCollection holds the events ingest stores, one document per event
-// named by its eventId.
-const EventsCollection = "events"
-
-// eventRow is the part of an event document a stream reads. Ingest writes
-// the document; StoredAt is its server timestamp.
-type eventRow struct {
-	ProjectID string    `firestore:"projectId"`
-	DeviceID  string    `firestore:"deviceId"`
-	EventType string    `firestore:"eventType"`
-	JSON      []byte    `firestore:"json"`
-	StoredAt  time.Time `firestore:"storedAt"`
+// source is what a stream reads from the data model (shared/store).
+type source interface {
+	// StreamEvents reads a page of a project's events in order.
+	StreamEvents(ctx context.Context, p store.StreamPage) ([]store.EventDoc, error)
+	// WatchNewestEvent calls changed whenever a project's newest event
+	// changes, until the listener fails.
+	WatchNewestEvent(ctx context.Context, project string, changed func()) error
+	// Event reads one event, for a resume.
+	Event(ctx context.Context, id string) (store.Event, error)
+	// Devices reads the devices of ids that exist.
+	Devices(ctx context.Context, ids []string) (map[string]store.Device, error)
 }
 
 // item is one event on its way to streams. A feed shares one item among
@@ -46,42 +38,19 @@ type item struct {
 // upTo is set, up to and including upTo. Events without storedAt (stored
 // before ingest wrote it) are not in the order and never stream.
 func (s *Server) page(ctx context.Context, project string, after, upTo cursor.Position, n int) ([]*item, error) {
-	q := s.deps.Firestore.Collection(EventsCollection).
-		Select("projectId", "deviceId", "eventType", "json", "storedAt").
-		Where("projectId", "==", project)
-	if after.ID == "" && !after.At.IsZero() {
-		q = q.Where("storedAt", ">=", after.At) // every event stored before After.At was passed
+	docs, err := s.src.StreamEvents(ctx, store.StreamPage{Project: project,
+		After: store.StreamPos(after), UpTo: store.StreamPos(upTo), Limit: n})
+	if err != nil {
+		return nil, fmt.Errorf("events of %s: %w", project, err)
 	}
-	if !upTo.IsZero() && upTo.ID == "" {
-		q = q.Where("storedAt", "<", upTo.At)
-	}
-	q = q.OrderBy("storedAt", firestore.Asc).OrderBy(firestore.DocumentID, firestore.Asc)
-	if after.ID != "" {
-		q = q.StartAfter(after.At, after.ID)
-	}
-	if !upTo.IsZero() && upTo.ID != "" {
-		q = q.EndAt(upTo.At, upTo.ID)
-	}
-	it := q.Limit(n).Documents(ctx)
-	defer it.Stop()
-	var out []*item
-	for {
-		snap, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return out, nil
+	out := make([]*item, len(docs))
+	for i, d := range docs {
+		out[i] = &item{
+			pos:      cursor.Position{At: d.StoredAt, ID: d.ID},
+			deviceID: d.DeviceID, eventType: d.EventType, json: d.JSON,
 		}
-		if err != nil {
-			return nil, fmt.Errorf("events of %s: %w", project, err)
-		}
-		var row eventRow
-		if err := snap.DataTo(&row); err != nil {
-			return nil, fmt.Errorf("event %s: %w", snap.Ref.ID, err)
-		}
-		out = append(out, &item{
-			pos:      cursor.Position{At: row.StoredAt, ID: snap.Ref.ID},
-			deviceID: row.DeviceID, eventType: row.EventType, json: row.JSON,
-		})
 	}
+	return out, nil
 }
 
 // resumePosition turns a client's resume id into a position in project's
@@ -97,23 +66,19 @@ func (s *Server) resumePosition(ctx context.Context, project, raw string) (curso
 			"reconnect without it and read what was missed from the device event history", s.cfg.ResumeWindow))
 	pos := r.Position
 	if !r.IsToken() {
-		snap, err := s.deps.Firestore.Collection(EventsCollection).Doc(r.EventID).Get(ctx)
-		if status.Code(err) == codes.NotFound {
+		ev, err := s.src.Event(ctx, r.EventID)
+		if store.IsNotFound(err) {
 			return cursor.Position{}, gone
 		}
 		if err != nil {
 			return cursor.Position{}, unavailable(s, fmt.Errorf("resume event: %w", err))
 		}
-		var row eventRow
-		if err := snap.DataTo(&row); err != nil {
-			return cursor.Position{}, unavailable(s, fmt.Errorf("resume event: %w", err))
-		}
-		if row.ProjectID != project || row.StoredAt.IsZero() {
+		if ev.ProjectID != project || ev.StoredAt.IsZero() {
 			// Another project's event answers as an unknown one, so ids
 			// reveal nothing across projects.
 			return cursor.Position{}, gone
 		}
-		pos = cursor.Position{At: row.StoredAt, ID: snap.Ref.ID}
+		pos = cursor.Position{At: ev.StoredAt, ID: r.EventID}
 	}
 	now := s.deps.Now()
 	if pos.At.Before(now.Add(-s.cfg.ResumeWindow)) {
@@ -140,91 +105,58 @@ type device struct {
 	labels map[string]string
 }
 
-type deviceRow struct {
-	ProjectID string            `firestore:"projectId"`
-	Type      string            `firestore:"type"`
-	Labels    map[string]string `firestore:"labels"`
-}
-
-type cachedDevice struct {
-	dev     *device
-	fetched time.Time
-}
-
-// deviceCache keeps devices for DeviceTTL, per instance, so a filter on
-// types or labels costs a device read per device and TTL, not per event
-// and stream.
-type deviceCache struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]cachedDevice
-}
-
-// maxCachedDevices bounds the cache; past it the cache starts over.
+// maxCachedDevices bounds the device cache; past it the least recently
+// used device leaves.
 const maxCachedDevices = 100000
 
-func newDeviceCache(ttl time.Duration) *deviceCache {
-	return &deviceCache{ttl: ttl, m: map[string]cachedDevice{}}
-}
-
 // resolve fills in the device of each item that lacks it, reading the
-// devices not cached in one call.
+// devices not cached in one call. Devices are cached for DeviceTTL from
+// before their read, per instance, so a filter on types or labels costs
+// a device read per device and TTL, not per event and stream.
 func (s *Server) resolve(ctx context.Context, project string, items []*item) error {
 	now := time.Now()
-	c := s.devices
-	var missing []*item
-	c.mu.Lock()
+	missing, ids := s.uncached(project, items)
+	if len(missing) == 0 {
+		return nil
+	}
+	found, err := s.src.Devices(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("devices of %s: %w", project, err)
+	}
+	devs := make(map[string]*device, len(ids))
+	for _, id := range ids {
+		d := &device{}
+		// A device now in another project keeps none of its type or
+		// labels here: they are the other project's data.
+		if row, ok := found[id]; ok && row.ProjectID == project {
+			d = &device{typ: row.Type, labels: row.Labels}
+		}
+		devs[id] = d
+		s.devices.PutUntil(project+"/"+id, d, now.Add(s.cfg.DeviceTTL))
+	}
+	for _, it := range missing {
+		it.dev.Store(devs[it.deviceID])
+	}
+	return nil
+}
+
+// uncached fills in the items whose device is cached and returns the
+// others, with their device ids, each once.
+func (s *Server) uncached(project string, items []*item) (missing []*item, ids []string) {
+	seen := map[string]bool{}
 	for _, it := range items {
 		if it.dev.Load() != nil {
 			continue
 		}
-		if e, ok := c.m[project+"/"+it.deviceID]; ok && now.Sub(e.fetched) < c.ttl {
-			it.dev.Store(e.dev)
+		if d, ok := s.devices.Get(project + "/" + it.deviceID); ok {
+			it.dev.Store(d)
 			continue
 		}
 		missing = append(missing, it)
-	}
-	c.mu.Unlock()
-	if len(missing) == 0 {
-		return nil
-	}
-	ids := map[string]*device{}
-	var refs []*firestore.DocumentRef
-	for _, it := range missing {
-		if _, ok := ids[it.deviceID]; !ok {
-			ids[it.deviceID] = nil
-			refs = append(refs, s.deps.Firestore.Collection(registry.DevicesCollection).Doc(it.deviceID))
+		if !seen[it.deviceID] {
+			seen[it.deviceID] = true
+			ids = append(ids, it.deviceID)
 		}
 	}
-	snaps, err := s.deps.Firestore.GetAll(ctx, refs)
-	if err != nil {
-		return fmt.Errorf("devices of %s: %w", project, err)
-	}
-	for _, snap := range snaps {
-		d := &device{}
-		if snap.Exists() {
-			var row deviceRow
-			if err := snap.DataTo(&row); err != nil {
-				return fmt.Errorf("device %s: %w", snap.Ref.ID, err)
-			}
-			// A device now in another project keeps none of its type or
-			// labels here: they are the other project's data.
-			if row.ProjectID == project {
-				d = &device{typ: row.Type, labels: row.Labels}
-			}
-		}
-		ids[snap.Ref.ID] = d
-	}
-	c.mu.Lock()
-	if len(c.m) > maxCachedDevices {
-		clear(c.m)
-	}
-	for id, d := range ids {
-		c.m[project+"/"+id] = cachedDevice{dev: d, fetched: now}
-	}
-	c.mu.Unlock()
-	for _, it := range missing {
-		it.dev.Store(ids[it.deviceID])
-	}
-	return nil
+	return missing, ids
 }
