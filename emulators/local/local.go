@@ -34,6 +34,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/sensor"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Config describes a local deployment.
@@ -189,22 +190,19 @@ func Start(ctx context.Context, cfg Config) (*Deployment, error) {
 }
 
 func (d *Deployment) waitOnline(ctx context.Context, timeout time.Duration) error {
+	db := store.New(d.FS)
 	deadline := time.Now().Add(timeout)
 	for {
-		docs, err := d.FS.Collection(registry.ConnectorsCollection).Where("online", "==", true).Documents(ctx).GetAll()
+		online, err := db.OnlineConnectors(ctx)
 		if err != nil {
 			return err
 		}
-		if len(docs) == len(d.connectors) {
+		if len(online) == len(d.connectors) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			online := map[string]bool{}
-			for _, doc := range docs {
-				online[doc.Ref.ID] = true
-			}
 			return fmt.Errorf("local: %d of %d connectors online after %v%s\nfunctions log ends:\n%s",
-				len(docs), len(d.connectors), timeout, d.offlineReport(online), tail(d.LogPath("functions"), 15))
+				len(online), len(d.connectors), timeout, d.offlineReport(online), tail(d.LogPath("functions"), 15))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -213,12 +211,12 @@ func (d *Deployment) waitOnline(ctx context.Context, timeout time.Duration) erro
 // offlineReport says, for each connector not online, whether its process is
 // still running and how its log ends: a start-up failure must be readable
 // from a CI excerpt.
-func (d *Deployment) offlineReport(online map[string]bool) string {
+func (d *Deployment) offlineReport(online map[string]store.Connector) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var b strings.Builder
 	for id, c := range d.connectors {
-		if online[id] {
+		if _, ok := online[id]; ok {
 			continue
 		}
 		state := "running"

@@ -27,6 +27,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/payload"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 func main() {
@@ -95,7 +96,8 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 	// whose ACKs come after it, match the ACKs at the start for packets
 	// sent before it.
 	unacked := max(0, int(dataPacketsSent(d)-sentBefore)-len(acks))
-	stored, err := storeLatencies(ctx, d.FS, before.at, after.at)
+	db := store.New(d.FS)
+	stored, err := storeLatencies(ctx, db, before.at, after.at)
 	if err != nil {
 		return err
 	}
@@ -147,7 +149,7 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 		if err != nil {
 			return err
 		}
-		n, err := storedReadings(ctx, d.FS)
+		n, err := storedReadings(ctx, db)
 		if err != nil {
 			return err
 		}
@@ -180,25 +182,13 @@ func snapshot(d *local.Deployment) (counts, error) {
 
 // storedReadings counts the reading events in Firestore, to check ingest's
 // own count once the traffic has stopped.
-func storedReadings(ctx context.Context, fs *firestore.Client) (int64, error) {
-	all, err := count(ctx, fs.Collection("events").Query)
+func storedReadings(ctx context.Context, db *store.DB) (int64, error) {
+	all, err := db.CountEvents(ctx)
 	if err != nil {
 		return 0, err
 	}
-	other, err := count(ctx, fs.Collection("events").Where("eventType", "in", []string{"networkStatus", "connectionStatus"}))
+	other, err := db.CountEventsOfTypes(ctx, []string{"networkStatus", "connectionStatus"})
 	return all - other, err
-}
-
-func count(ctx context.Context, q firestore.Query) (int64, error) {
-	res, err := q.NewAggregationQuery().WithCount("n").Get(ctx)
-	if err != nil {
-		return 0, err
-	}
-	v, _ := res["n"].(interface{ GetIntegerValue() int64 })
-	if v == nil {
-		return 0, fmt.Errorf("count query returned %T", res["n"])
-	}
-	return v.GetIntegerValue(), nil
 }
 
 // ingest are the cumulative counters the ingest function logs with every
@@ -232,8 +222,8 @@ func ingestCounters(path string) (ingest, error) {
 // its sending to its events' creation. A sensor sends as soon as it takes
 // the reading that completes a batch, so the newest reading's time is the
 // send time; the events of one packet share one commit time.
-func storeLatencies(ctx context.Context, fs *firestore.Client, from, to time.Time) ([]time.Duration, error) {
-	docs, err := fs.Collection("events").Where("timestamp", ">=", from).Where("timestamp", "<", to).Documents(ctx).GetAll()
+func storeLatencies(ctx context.Context, db *store.DB, from, to time.Time) ([]time.Duration, error) {
+	docs, err := db.EventsBetween(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -243,13 +233,12 @@ func storeLatencies(ctx context.Context, fs *firestore.Client, from, to time.Tim
 	}
 	newest := map[packet]time.Time{}
 	for _, d := range docs {
-		ts, ok := d.Data()["timestamp"].(time.Time)
-		if !ok || d.Data()["eventType"] != "temperature" {
+		if d.Timestamp.IsZero() || d.EventType != "temperature" {
 			continue
 		}
-		k := packet{d.Data()["deviceId"].(string), d.CreateTime}
-		if ts.After(newest[k]) {
-			newest[k] = ts
+		k := packet{d.DeviceID, d.Created}
+		if d.Timestamp.After(newest[k]) {
+			newest[k] = d.Timestamp
 		}
 	}
 	out := make([]time.Duration, 0, len(newest))
@@ -317,6 +306,7 @@ func rawCreateRate(ctx context.Context, writers int) (float64, error) {
 		return 0, err
 	}
 	defer fs.Close()
+	db := store.New(fs)
 	c := 21.5
 	ev, err := event.FromReading("demo", "0123456789abcdefghij", payload.Reading{Seq: 1, Kind: payload.Temperature, Time: time.Now().UnixMilli(), Celsius: &c})
 	if err != nil {
@@ -326,10 +316,10 @@ func rawCreateRate(ctx context.Context, writers int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := createFor(ctx, fs, body, "w", rawWarmup, writers); err != nil {
+	if _, err := createFor(ctx, db, body, "w", rawWarmup, writers); err != nil {
 		return 0, err
 	}
-	n, err := createFor(ctx, fs, body, "r", rawMeasure, writers)
+	n, err := createFor(ctx, db, body, "r", rawMeasure, writers)
 	return float64(n) / rawMeasure.Seconds(), err
 }
 
@@ -340,7 +330,7 @@ const (
 
 // createFor creates event documents with the given number of writers for
 // d and returns how many it created.
-func createFor(ctx context.Context, fs *firestore.Client, body []byte, prefix string, d time.Duration, writers int) (int64, error) {
+func createFor(ctx context.Context, db *store.DB, body []byte, prefix string, d time.Duration, writers int) (int64, error) {
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -349,10 +339,10 @@ func createFor(ctx context.Context, fs *firestore.Client, body []byte, prefix st
 		wg.Go(func() {
 			for time.Now().Before(end) {
 				i := next.Add(1)
-				_, err := fs.Collection("events").Doc(fmt.Sprintf("%s%08d", prefix, i)).Create(ctx, map[string]any{
-					"projectId": "demo", "deviceId": "0123456789abcdefghij", "eventType": "temperature",
-					"timestamp": time.Now(), "json": body, "expireAt": time.Now().Add(720 * time.Hour),
-					"storedAt": firestore.ServerTimestamp,
+				err := db.CreateEventAlone(ctx, fmt.Sprintf("%s%08d", prefix, i), store.Event{
+					ProjectID: "demo", DeviceID: "0123456789abcdefghij", EventType: "temperature",
+					Timestamp: time.Now(), JSON: body, ExpireAt: time.Now().Add(720 * time.Hour),
+					// StoredAt left zero: the server timestamp of the commit.
 				})
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
