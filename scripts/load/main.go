@@ -111,24 +111,50 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 	fmt.Printf("send -> event stored latency:        p50 %s  p99 %s  (%d packets)\n", pctOrNever(stored, 0, 50), pctOrNever(stored, 0, 99), len(stored))
 	fmt.Printf("send -> ACK received latency:        p50 %s  p99 %s  (%d ACKs; %d data packets sent got none, counted as slowest)\n",
 		pctOrNever(acks, unacked, 50), pctOrNever(acks, unacked, 99), len(acks), unacked)
+	printCosts(before, after, readings, packets)
+	// Stop the traffic and let the pipeline drain, so the raw rate is
+	// measured on an idle emulator.
+	d.StopTraffic()
+	drained := drain(ctx, d, time.Minute)
+	if err := printRaw(ctx, rate, drained); err != nil {
+		return err
+	}
+	// A backlog that shrinks over the window means the pipeline was still
+	// catching up with the warm-up, not in a steady state.
+	fmt.Printf("sensor packets sent %d, replies %d; unacknowledged readings %d at the window's start, %d at its end\n",
+		st.Sent, st.Replies, backlogBefore, backlog)
+	if drained {
+		return checkStored(ctx, d, db)
+	}
+	return nil
+}
+
+// printCosts prints what the packets and readings of the window cost:
+// Firestore commits, KMS calls and CPU time.
+func printCosts(before, after counts, readings, packets float64) {
 	if packets > 0 {
 		fmt.Printf("Firestore commits per unique packet: %.2f\n", float64(after.Commits-before.Commits)/packets)
 		fmt.Printf("KMS calls per 1000 data packets:     %.2f (%d calls)\n", float64(after.kms-before.kms)*1000/packets, after.kms-before.kms)
 	}
 	if readings > 0 && len(after.cpu) > 0 {
-		// CPU time per 1000 stored readings, by part, at 100 clock ticks a
-		// second (Linux's USER_HZ): where the machine's cores went.
-		fmt.Printf("CPU seconds per 1000 readings:      ")
-		parts := slices.Sorted(maps.Keys(after.cpu))
-		for _, p := range parts {
-			fmt.Printf(" %s %.2f;", p, float64(after.cpu[p]-before.cpu[p])/100/readings*1000)
-		}
-		fmt.Println()
+		printCPU(before, after, readings)
 	}
-	// Stop the traffic and let the pipeline drain, so the raw rate is
-	// measured on an idle emulator.
-	d.StopTraffic()
-	drained := drain(ctx, d, time.Minute)
+}
+
+// printCPU prints the CPU time per 1000 stored readings, by part, at 100
+// clock ticks a second (Linux's USER_HZ): where the machine's cores went.
+func printCPU(before, after counts, readings float64) {
+	fmt.Printf("CPU seconds per 1000 readings:      ")
+	parts := slices.Sorted(maps.Keys(after.cpu))
+	for _, p := range parts {
+		fmt.Printf(" %s %.2f;", p, float64(after.cpu[p]-before.cpu[p])/100/readings*1000)
+	}
+	fmt.Println()
+}
+
+// printRaw measures and prints the emulator's raw create rate and the
+// pipeline's rate as a share of it.
+func printRaw(ctx context.Context, rate float64, drained bool) error {
 	raw, err := rawCreateRate(ctx, 32)
 	if err != nil {
 		return err
@@ -139,26 +165,24 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 	}
 	fmt.Printf("Firestore emulator raw creates/s:    %.0f (same documents, one per commit, 32 writers, sustained over %v%s)\n", raw, rawMeasure, note)
 	fmt.Printf("throughput ratio to raw creates:     %.2f\n", rate/raw)
-	// A backlog that shrinks over the window means the pipeline was still
-	// catching up with the warm-up, not in a steady state.
-	fmt.Printf("sensor packets sent %d, replies %d; unacknowledged readings %d at the window's start, %d at its end\n",
-		st.Sent, st.Replies, backlogBefore, backlog)
-	if drained {
-		// Ingest's own count must agree with what Firestore holds.
-		final, err := ingestCounters(d.LogPath("functions"))
-		if err != nil {
-			return err
-		}
-		n, err := storedReadings(ctx, db)
-		if err != nil {
-			return err
-		}
-		// Ingest logs its count with each reply, so the last packets may
-		// be missing from it; it can never exceed what Firestore holds.
-		fmt.Printf("reading events in Firestore %d, counted by ingest %d\n", n, final.StoredReadings)
-		if final.StoredReadings > n {
-			return fmt.Errorf("ingest reports %d reading events created but Firestore holds only %d", final.StoredReadings, n)
-		}
+	return nil
+}
+
+// checkStored checks ingest's own count against what Firestore holds.
+func checkStored(ctx context.Context, d *local.Deployment, db *store.DB) error {
+	final, err := ingestCounters(d.LogPath("functions"))
+	if err != nil {
+		return err
+	}
+	n, err := storedReadings(ctx, db)
+	if err != nil {
+		return err
+	}
+	// Ingest logs its count with each reply, so the last packets may
+	// be missing from it; it can never exceed what Firestore holds.
+	fmt.Printf("reading events in Firestore %d, counted by ingest %d\n", n, final.StoredReadings)
+	if final.StoredReadings > n {
+		return fmt.Errorf("ingest reports %d reading events created but Firestore holds only %d", final.StoredReadings, n)
 	}
 	return nil
 }
