@@ -34,6 +34,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/sensor"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Config describes a local deployment.
@@ -105,24 +106,7 @@ type connectorProc struct {
 
 // Start builds the binaries, provisions the world and starts everything.
 func Start(ctx context.Context, cfg Config) (*Deployment, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Project == "" {
-		cfg.Project = "local"
-	}
-	if cfg.Customer == "" {
-		cfg.Customer = "demo"
-	}
-	if len(cfg.SensorTypes) == 0 {
-		cfg.SensorTypes = []string{"temperature", "humidity", "co2", "proximity", "touch", "waterDetector"}
-	}
-	if cfg.SweepEvery <= 0 {
-		cfg.SweepEvery = 15 * time.Second
-	}
-	if cfg.DeliverSweepEvery <= 0 {
-		cfg.DeliverSweepEvery = time.Second
-	}
+	cfg = cfg.withDefaults()
 	if cfg.DataDir == "" {
 		return nil, errors.New("local: DataDir is required")
 	}
@@ -160,20 +144,8 @@ func Start(ctx context.Context, cfg Config) (*Deployment, error) {
 	if err := d.provision(ctx); err != nil {
 		return nil, err
 	}
-	if err := d.StartFunctions(); err != nil {
+	if err := d.startProcesses(ctx); err != nil {
 		return nil, err
-	}
-	ids := make([]string, 0, cfg.Connectors)
-	for id := range d.connectors {
-		ids = append(ids, id)
-	}
-	if err := stack.Topology(ctx, d.PS, d.FunctionsAddr, ids); err != nil {
-		return nil, err
-	}
-	for id := range d.connectors {
-		if err := d.StartConnector(id); err != nil {
-			return nil, err
-		}
 	}
 	// Sensors come last, once every connector's first heartbeat is in: a
 	// device's first reply waits for the copies of the online connectors.
@@ -188,23 +160,63 @@ func Start(ctx context.Context, cfg Config) (*Deployment, error) {
 	return d, nil
 }
 
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Project == "" {
+		c.Project = "local"
+	}
+	if c.Customer == "" {
+		c.Customer = "demo"
+	}
+	if len(c.SensorTypes) == 0 {
+		c.SensorTypes = []string{"temperature", "humidity", "co2", "proximity", "touch", "waterDetector"}
+	}
+	if c.SweepEvery <= 0 {
+		c.SweepEvery = 15 * time.Second
+	}
+	if c.DeliverSweepEvery <= 0 {
+		c.DeliverSweepEvery = time.Second
+	}
+	return c
+}
+
+// startProcesses starts the functions server, the Pub/Sub topology that
+// pushes to it, and the connectors.
+func (d *Deployment) startProcesses(ctx context.Context) error {
+	if err := d.StartFunctions(); err != nil {
+		return err
+	}
+	ids := make([]string, 0, d.cfg.Connectors)
+	for id := range d.connectors {
+		ids = append(ids, id)
+	}
+	if err := stack.Topology(ctx, d.PS, d.FunctionsAddr, ids); err != nil {
+		return err
+	}
+	for id := range d.connectors {
+		if err := d.StartConnector(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (d *Deployment) waitOnline(ctx context.Context, timeout time.Duration) error {
+	db := store.New(d.FS)
 	deadline := time.Now().Add(timeout)
 	for {
-		docs, err := d.FS.Collection(registry.ConnectorsCollection).Where("online", "==", true).Documents(ctx).GetAll()
+		online, err := db.OnlineConnectors(ctx)
 		if err != nil {
 			return err
 		}
-		if len(docs) == len(d.connectors) {
+		if len(online) == len(d.connectors) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			online := map[string]bool{}
-			for _, doc := range docs {
-				online[doc.Ref.ID] = true
-			}
 			return fmt.Errorf("local: %d of %d connectors online after %v%s\nfunctions log ends:\n%s",
-				len(docs), len(d.connectors), timeout, d.offlineReport(online), tail(d.LogPath("functions"), 15))
+				len(online), len(d.connectors), timeout, d.offlineReport(online), tail(d.LogPath("functions"), 15))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -213,12 +225,12 @@ func (d *Deployment) waitOnline(ctx context.Context, timeout time.Duration) erro
 // offlineReport says, for each connector not online, whether its process is
 // still running and how its log ends: a start-up failure must be readable
 // from a CI excerpt.
-func (d *Deployment) offlineReport(online map[string]bool) string {
+func (d *Deployment) offlineReport(online map[string]store.Connector) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var b strings.Builder
 	for id, c := range d.connectors {
-		if online[id] {
+		if _, ok := online[id]; ok {
 			continue
 		}
 		state := "running"
@@ -330,30 +342,46 @@ func (d *Deployment) provision(ctx context.Context) error {
 		return err
 	}
 
-	// Connectors on a circle of 150 m; sensors scattered around them, so
-	// every sensor hears several connectors, best the nearest.
+	conns, err := d.registerConnectors(ctx, reg, credDir, ck.ChannelPublic)
+	if err != nil {
+		return err
+	}
+	sensors, err := d.manufactureSensors(ctx, reg, ck.StaticPublic)
+	if err != nil {
+		return err
+	}
+	d.Sim, err = simulator.New(simulator.Config{Sensors: sensors, Connectors: conns, Interval: d.cfg.Interval, Seed: d.cfg.Seed, Logger: d.log,
+		Sensor: sensor.Config{Batch: d.cfg.Batch}})
+	return err
+}
+
+// registerConnectors registers the connectors, saves their credentials
+// and binds their radio sockets. Connectors stand on a circle of 150 m;
+// sensors are scattered around them, so every sensor hears several
+// connectors, best the nearest.
+func (d *Deployment) registerConnectors(ctx context.Context, reg *registry.Registry, credDir string, channelPublic []byte) ([]simulator.Connector, error) {
 	var conns []simulator.Connector
 	for i := range d.cfg.Connectors {
 		id := fmt.Sprintf("ccon-%d", i+1)
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := reg.RegisterConnector(ctx, id, "Connector "+fmt.Sprint(i+1), d.cfg.Customer, pub); err != nil && !errors.Is(err, registry.ErrExists) {
-			return err
+			return nil, err
 		} else if errors.Is(err, registry.ErrExists) {
-			return fmt.Errorf("local: connector %s exists in project %s: use a fresh project", id, d.cfg.Project)
+			return nil, fmt.Errorf("local: connector %s exists in project %s: use a fresh project", id, d.cfg.Project)
 		}
 		path := filepath.Join(credDir, id+".json")
-		if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: id, PrivateKey: priv, ChannelPublic: ck.ChannelPublic}); err != nil {
-			return err
+		if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: id, PrivateKey: priv, ChannelPublic: channelPublic}); err != nil {
+			return nil, err
 		}
 		// The deployment binds the radio socket and hands it to every
 		// start of the connector process: a port picked, closed and bound
 		// again later could be taken by a parallel test in between.
 		radio, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		addr := radio.LocalAddr().(*net.UDPAddr)
 		angle := 2 * math.Pi * float64(i) / float64(max(d.cfg.Connectors, 1))
@@ -361,23 +389,27 @@ func (d *Deployment) provision(ctx context.Context) error {
 		conns = append(conns, simulator.Connector{ID: id, At: at, Addr: addr})
 		d.connectors[id] = &connectorProc{id: id, creds: path, radio: radio}
 	}
+	return conns, nil
+}
+
+// manufactureSensors makes the sensors, scattered at random around the
+// connectors.
+func (d *Deployment) manufactureSensors(ctx context.Context, reg *registry.Registry, cloudPublic []byte) ([]simulator.Sensor, error) {
 	rng := mrand.New(mrand.NewPCG(d.cfg.Seed, 3))
 	var sensors []simulator.Sensor
 	for i := range d.cfg.Sensors {
 		typ := d.cfg.SensorTypes[i%len(d.cfg.SensorTypes)]
 		m, err := reg.Manufacture(ctx, registry.Spec{Type: typ, ProductNumber: "SS-" + typ, ProjectID: d.cfg.Customer}, d.Keys.Device)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		sensors = append(sensors, simulator.Sensor{
 			Credentials: credentials.Sensor{DeviceID: m.Device.ID, DeviceType: typ, StaticPrivate: m.Static.Private[:],
-				StaticPublic: m.Static.Public[:], PSK: m.PSK, CloudPublic: ck.StaticPublic},
+				StaticPublic: m.Static.Public[:], PSK: m.PSK, CloudPublic: cloudPublic},
 			At: simulator.Point{X: rng.Float64()*400 - 200, Y: rng.Float64()*400 - 200},
 		})
 	}
-	d.Sim, err = simulator.New(simulator.Config{Sensors: sensors, Connectors: conns, Interval: d.cfg.Interval, Seed: d.cfg.Seed, Logger: d.log,
-		Sensor: sensor.Config{Batch: d.cfg.Batch}})
-	return err
+	return sensors, nil
 }
 
 func (d *Deployment) logFile(name string) (*os.File, error) {

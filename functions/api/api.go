@@ -14,7 +14,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 
-	"github.com/sealedsense/sealedsense/functions/stream"
+	"github.com/sealedsense/sealedsense/functions/api/stream"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/expiring"

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/sealedsense/sealedsense/functions/stream"
+	"github.com/sealedsense/sealedsense/functions/api/stream"
 	"github.com/sealedsense/sealedsense/shared/token"
 )
 

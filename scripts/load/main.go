@@ -27,6 +27,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/payload"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 func main() {
@@ -95,7 +96,8 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 	// whose ACKs come after it, match the ACKs at the start for packets
 	// sent before it.
 	unacked := max(0, int(dataPacketsSent(d)-sentBefore)-len(acks))
-	stored, err := storeLatencies(ctx, d.FS, before.at, after.at)
+	db := store.New(d.FS)
+	stored, err := storeLatencies(ctx, db, before.at, after.at)
 	if err != nil {
 		return err
 	}
@@ -109,24 +111,50 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 	fmt.Printf("send -> event stored latency:        p50 %s  p99 %s  (%d packets)\n", pctOrNever(stored, 0, 50), pctOrNever(stored, 0, 99), len(stored))
 	fmt.Printf("send -> ACK received latency:        p50 %s  p99 %s  (%d ACKs; %d data packets sent got none, counted as slowest)\n",
 		pctOrNever(acks, unacked, 50), pctOrNever(acks, unacked, 99), len(acks), unacked)
+	printCosts(before, after, readings, packets)
+	// Stop the traffic and let the pipeline drain, so the raw rate is
+	// measured on an idle emulator.
+	d.StopTraffic()
+	drained := drain(ctx, d, time.Minute)
+	if err := printRaw(ctx, rate, drained); err != nil {
+		return err
+	}
+	// A backlog that shrinks over the window means the pipeline was still
+	// catching up with the warm-up, not in a steady state.
+	fmt.Printf("sensor packets sent %d, replies %d; unacknowledged readings %d at the window's start, %d at its end\n",
+		st.Sent, st.Replies, backlogBefore, backlog)
+	if drained {
+		return checkStored(ctx, d, db)
+	}
+	return nil
+}
+
+// printCosts prints what the packets and readings of the window cost:
+// Firestore commits, KMS calls and CPU time.
+func printCosts(before, after counts, readings, packets float64) {
 	if packets > 0 {
 		fmt.Printf("Firestore commits per unique packet: %.2f\n", float64(after.Commits-before.Commits)/packets)
 		fmt.Printf("KMS calls per 1000 data packets:     %.2f (%d calls)\n", float64(after.kms-before.kms)*1000/packets, after.kms-before.kms)
 	}
 	if readings > 0 && len(after.cpu) > 0 {
-		// CPU time per 1000 stored readings, by part, at 100 clock ticks a
-		// second (Linux's USER_HZ): where the machine's cores went.
-		fmt.Printf("CPU seconds per 1000 readings:      ")
-		parts := slices.Sorted(maps.Keys(after.cpu))
-		for _, p := range parts {
-			fmt.Printf(" %s %.2f;", p, float64(after.cpu[p]-before.cpu[p])/100/readings*1000)
-		}
-		fmt.Println()
+		printCPU(before, after, readings)
 	}
-	// Stop the traffic and let the pipeline drain, so the raw rate is
-	// measured on an idle emulator.
-	d.StopTraffic()
-	drained := drain(ctx, d, time.Minute)
+}
+
+// printCPU prints the CPU time per 1000 stored readings, by part, at 100
+// clock ticks a second (Linux's USER_HZ): where the machine's cores went.
+func printCPU(before, after counts, readings float64) {
+	fmt.Printf("CPU seconds per 1000 readings:      ")
+	parts := slices.Sorted(maps.Keys(after.cpu))
+	for _, p := range parts {
+		fmt.Printf(" %s %.2f;", p, float64(after.cpu[p]-before.cpu[p])/100/readings*1000)
+	}
+	fmt.Println()
+}
+
+// printRaw measures and prints the emulator's raw create rate and the
+// pipeline's rate as a share of it.
+func printRaw(ctx context.Context, rate float64, drained bool) error {
 	raw, err := rawCreateRate(ctx, 32)
 	if err != nil {
 		return err
@@ -137,26 +165,24 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 	}
 	fmt.Printf("Firestore emulator raw creates/s:    %.0f (same documents, one per commit, 32 writers, sustained over %v%s)\n", raw, rawMeasure, note)
 	fmt.Printf("throughput ratio to raw creates:     %.2f\n", rate/raw)
-	// A backlog that shrinks over the window means the pipeline was still
-	// catching up with the warm-up, not in a steady state.
-	fmt.Printf("sensor packets sent %d, replies %d; unacknowledged readings %d at the window's start, %d at its end\n",
-		st.Sent, st.Replies, backlogBefore, backlog)
-	if drained {
-		// Ingest's own count must agree with what Firestore holds.
-		final, err := ingestCounters(d.LogPath("functions"))
-		if err != nil {
-			return err
-		}
-		n, err := storedReadings(ctx, d.FS)
-		if err != nil {
-			return err
-		}
-		// Ingest logs its count with each reply, so the last packets may
-		// be missing from it; it can never exceed what Firestore holds.
-		fmt.Printf("reading events in Firestore %d, counted by ingest %d\n", n, final.StoredReadings)
-		if final.StoredReadings > n {
-			return fmt.Errorf("ingest reports %d reading events created but Firestore holds only %d", final.StoredReadings, n)
-		}
+	return nil
+}
+
+// checkStored checks ingest's own count against what Firestore holds.
+func checkStored(ctx context.Context, d *local.Deployment, db *store.DB) error {
+	final, err := ingestCounters(d.LogPath("functions"))
+	if err != nil {
+		return err
+	}
+	n, err := storedReadings(ctx, db)
+	if err != nil {
+		return err
+	}
+	// Ingest logs its count with each reply, so the last packets may
+	// be missing from it; it can never exceed what Firestore holds.
+	fmt.Printf("reading events in Firestore %d, counted by ingest %d\n", n, final.StoredReadings)
+	if final.StoredReadings > n {
+		return fmt.Errorf("ingest reports %d reading events created but Firestore holds only %d", final.StoredReadings, n)
 	}
 	return nil
 }
@@ -180,25 +206,13 @@ func snapshot(d *local.Deployment) (counts, error) {
 
 // storedReadings counts the reading events in Firestore, to check ingest's
 // own count once the traffic has stopped.
-func storedReadings(ctx context.Context, fs *firestore.Client) (int64, error) {
-	all, err := count(ctx, fs.Collection("events").Query)
+func storedReadings(ctx context.Context, db *store.DB) (int64, error) {
+	all, err := db.CountEvents(ctx)
 	if err != nil {
 		return 0, err
 	}
-	other, err := count(ctx, fs.Collection("events").Where("eventType", "in", []string{"networkStatus", "connectionStatus"}))
+	other, err := db.CountEventsOfTypes(ctx, []string{"networkStatus", "connectionStatus"})
 	return all - other, err
-}
-
-func count(ctx context.Context, q firestore.Query) (int64, error) {
-	res, err := q.NewAggregationQuery().WithCount("n").Get(ctx)
-	if err != nil {
-		return 0, err
-	}
-	v, _ := res["n"].(interface{ GetIntegerValue() int64 })
-	if v == nil {
-		return 0, fmt.Errorf("count query returned %T", res["n"])
-	}
-	return v.GetIntegerValue(), nil
 }
 
 // ingest are the cumulative counters the ingest function logs with every
@@ -232,8 +246,8 @@ func ingestCounters(path string) (ingest, error) {
 // its sending to its events' creation. A sensor sends as soon as it takes
 // the reading that completes a batch, so the newest reading's time is the
 // send time; the events of one packet share one commit time.
-func storeLatencies(ctx context.Context, fs *firestore.Client, from, to time.Time) ([]time.Duration, error) {
-	docs, err := fs.Collection("events").Where("timestamp", ">=", from).Where("timestamp", "<", to).Documents(ctx).GetAll()
+func storeLatencies(ctx context.Context, db *store.DB, from, to time.Time) ([]time.Duration, error) {
+	docs, err := db.EventsBetween(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -243,13 +257,12 @@ func storeLatencies(ctx context.Context, fs *firestore.Client, from, to time.Tim
 	}
 	newest := map[packet]time.Time{}
 	for _, d := range docs {
-		ts, ok := d.Data()["timestamp"].(time.Time)
-		if !ok || d.Data()["eventType"] != "temperature" {
+		if d.Timestamp.IsZero() || d.EventType != "temperature" {
 			continue
 		}
-		k := packet{d.Data()["deviceId"].(string), d.CreateTime}
-		if ts.After(newest[k]) {
-			newest[k] = ts
+		k := packet{d.DeviceID, d.Created}
+		if d.Timestamp.After(newest[k]) {
+			newest[k] = d.Timestamp
 		}
 	}
 	out := make([]time.Duration, 0, len(newest))
@@ -317,6 +330,7 @@ func rawCreateRate(ctx context.Context, writers int) (float64, error) {
 		return 0, err
 	}
 	defer fs.Close()
+	db := store.New(fs)
 	c := 21.5
 	ev, err := event.FromReading("demo", "0123456789abcdefghij", payload.Reading{Seq: 1, Kind: payload.Temperature, Time: time.Now().UnixMilli(), Celsius: &c})
 	if err != nil {
@@ -326,10 +340,10 @@ func rawCreateRate(ctx context.Context, writers int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := createFor(ctx, fs, body, "w", rawWarmup, writers); err != nil {
+	if _, err := createFor(ctx, db, body, "w", rawWarmup, writers); err != nil {
 		return 0, err
 	}
-	n, err := createFor(ctx, fs, body, "r", rawMeasure, writers)
+	n, err := createFor(ctx, db, body, "r", rawMeasure, writers)
 	return float64(n) / rawMeasure.Seconds(), err
 }
 
@@ -340,7 +354,7 @@ const (
 
 // createFor creates event documents with the given number of writers for
 // d and returns how many it created.
-func createFor(ctx context.Context, fs *firestore.Client, body []byte, prefix string, d time.Duration, writers int) (int64, error) {
+func createFor(ctx context.Context, db *store.DB, body []byte, prefix string, d time.Duration, writers int) (int64, error) {
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -349,10 +363,10 @@ func createFor(ctx context.Context, fs *firestore.Client, body []byte, prefix st
 		wg.Go(func() {
 			for time.Now().Before(end) {
 				i := next.Add(1)
-				_, err := fs.Collection("events").Doc(fmt.Sprintf("%s%08d", prefix, i)).Create(ctx, map[string]any{
-					"projectId": "demo", "deviceId": "0123456789abcdefghij", "eventType": "temperature",
-					"timestamp": time.Now(), "json": body, "expireAt": time.Now().Add(720 * time.Hour),
-					"storedAt": firestore.ServerTimestamp,
+				err := db.CreateEventAlone(ctx, fmt.Sprintf("%s%08d", prefix, i), store.Event{
+					ProjectID: "demo", DeviceID: "0123456789abcdefghij", EventType: "temperature",
+					Timestamp: time.Now(), JSON: body, ExpireAt: time.Now().Add(720 * time.Hour),
+					// StoredAt left zero: the server timestamp of the commit.
 				})
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)

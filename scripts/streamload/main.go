@@ -32,9 +32,10 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"github.com/sealedsense/sealedsense/emulators/platform"
-	"github.com/sealedsense/sealedsense/functions/stream"
+	"github.com/sealedsense/sealedsense/functions/api/stream"
 	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/logging"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 func main() {
@@ -99,6 +100,7 @@ func run(n, rate, devices int, duration time.Duration, format string, settle tim
 		return err
 	}
 	defer fs.Close()
+	db := store.New(fs)
 	srv, err := stream.New(stream.Config{MaxStreams: n + 10, MaxStreamsPerProject: n + 10, SettleLag: settle},
 		stream.Deps{Firestore: fs, Logger: log})
 	if err != nil {
@@ -116,32 +118,15 @@ func run(n, rate, devices int, duration time.Duration, format string, settle tim
 	defer hs.Close()
 
 	// Warm the Firestore client and the emulator before the baseline.
-	if err := write(ctx, fs, project, "warm", 0); err != nil {
+	if err := write(ctx, db, project, "warm", 0); err != nil {
 		return err
 	}
 	base := measure()
-	self, err := os.Executable()
+	cl, err := startClients("http://"+l.Addr().String()+"/stream", n, format)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "-client", "-url", "http://"+l.Addr().String()+"/stream", "-streams", strconv.Itoa(n), "-format", format)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer cmd.Process.Kill()
-	out := bufio.NewScanner(stdout)
-	if !out.Scan() || out.Text() != "ready" {
-		return fmt.Errorf("the clients did not start: %q %v", out.Text(), out.Err())
-	}
+	defer cl.cmd.Process.Kill()
 	for deadline := time.Now().Add(time.Minute); srv.Stats().Streams < n; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("only %d of %d streams opened within a minute", srv.Stats().Streams, n)
@@ -149,7 +134,88 @@ func run(n, rate, devices int, duration time.Duration, format string, settle tim
 	}
 	idle := measure()
 
-	// Store events at the rate, from a pool of writers, as ingest would.
+	ld := storeAtRate(ctx, db, project, rate, devices, duration)
+	fmt.Printf("stored %d events in %v (%.0f/s), %d failed; waiting for delivery\n",
+		ld.written, ld.elapsed.Round(time.Millisecond), float64(ld.written)/ld.elapsed.Seconds(), ld.failed)
+	// Let the streams drain, then ask the clients for their figures.
+	want := ld.written * int64(n)
+	for deadline := time.Now().Add(2 * time.Minute); srv.Stats().Delivered < want && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	res, err := cl.result()
+	if err != nil {
+		return err
+	}
+	st := srv.Stats()
+
+	fmt.Printf("\nstreams %d (%s), events stored %d, deliveries expected %d, received %d, missing %d, duplicates %d, stream errors %d, dropped as slow %d, feed polls %d\n",
+		n, format, ld.written, want, res.Received, res.Missing, res.Dups, res.Errors, st.Dropped, st.Polls)
+	printMemory(n, base, idle, ld.peak)
+	fmt.Printf("stored→received: p50 %.0f ms, p99 %.0f ms, max %.0f ms (SettleLag %v)\n", res.P50ms, res.P99ms, res.MaxMs, orDefault(settle))
+	fmt.Printf("delivered: %.0f events/s across all streams\n", res.PerSecond)
+	return nil
+}
+
+// clients is the child process that runs the streams' clients.
+type clients struct {
+	cmd   *exec.Cmd
+	stdin io.Closer
+	out   *bufio.Scanner
+}
+
+// startClients starts the client process for n streams of url and waits
+// until it has sent every request.
+func startClients(url string, n int, format string) (*clients, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-client", "-url", url, "-streams", strconv.Itoa(n), "-format", format)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &clients{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	if !c.out.Scan() || c.out.Text() != "ready" {
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("the clients did not start: %q %v", c.out.Text(), c.out.Err())
+	}
+	return c, nil
+}
+
+// result ends the clients and reads their figures.
+func (c *clients) result() (clientResult, error) {
+	var res clientResult
+	c.stdin.Close()
+	if !c.out.Scan() {
+		return res, fmt.Errorf("no result from the clients: %v", c.out.Err())
+	}
+	if err := json.Unmarshal(c.out.Bytes(), &res); err != nil {
+		return res, fmt.Errorf("client result %q: %w", c.out.Text(), err)
+	}
+	_ = c.cmd.Wait()
+	return res, nil
+}
+
+// load is what storing events at a rate achieved.
+type load struct {
+	written, failed int64
+	elapsed         time.Duration
+	peak            memory // measured halfway
+}
+
+// storeAtRate stores events at rate for duration, from a pool of
+// writers, as ingest would.
+func storeAtRate(ctx context.Context, db *store.DB, project string, rate, devices int, duration time.Duration) load {
 	start := time.Now()
 	var written, failed atomic.Int64
 	var peak memory
@@ -158,7 +224,7 @@ func run(n, rate, devices int, duration time.Duration, format string, settle tim
 	for range 32 {
 		wg.Go(func() {
 			for i := range jobs {
-				if err := write(ctx, fs, project, fmt.Sprintf("dev%d", i%devices), uint64(i)); err != nil {
+				if err := write(ctx, db, project, fmt.Sprintf("dev%d", i%devices), uint64(i)); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -178,35 +244,15 @@ func run(n, rate, devices int, duration time.Duration, format string, settle tim
 	tick.Stop()
 	close(jobs)
 	wg.Wait()
-	elapsed := time.Since(start)
-	fmt.Printf("stored %d events in %v (%.0f/s), %d failed; waiting for delivery\n",
-		written.Load(), elapsed.Round(time.Millisecond), float64(written.Load())/elapsed.Seconds(), failed.Load())
-	// Let the streams drain, then ask the clients for their figures.
-	want := written.Load() * int64(n)
-	for deadline := time.Now().Add(2 * time.Minute); srv.Stats().Delivered < want && time.Now().Before(deadline); {
-		time.Sleep(200 * time.Millisecond)
-	}
-	time.Sleep(2 * time.Second)
-	stdin.Close()
-	if !out.Scan() {
-		return fmt.Errorf("no result from the clients: %v", out.Err())
-	}
-	var res clientResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return fmt.Errorf("client result %q: %w", out.Text(), err)
-	}
-	_ = cmd.Wait()
-	st := srv.Stats()
+	return load{written: written.Load(), failed: failed.Load(), elapsed: time.Since(start), peak: peak}
+}
 
-	fmt.Printf("\nstreams %d (%s), events stored %d, deliveries expected %d, received %d, missing %d, duplicates %d, stream errors %d, dropped as slow %d, feed polls %d\n",
-		n, format, written.Load(), want, res.Received, res.Missing, res.Dups, res.Errors, st.Dropped, st.Polls)
+// printMemory prints the server's memory, in all and per stream.
+func printMemory(n int, base, idle, peak memory) {
 	fmt.Printf("server memory: baseline heap %s RSS %s; %d idle streams heap %s RSS %s; under load heap %s RSS %s, goroutines %d\n",
 		mib(base.heap), mib(base.rss), n, mib(idle.heap), mib(idle.rss), mib(peak.heap), mib(peak.rss), peak.goroutines)
 	fmt.Printf("memory per stream: idle heap %s, RSS %s; under load heap %s, RSS %s\n",
 		kib((idle.heap-base.heap)/int64(n)), kib((idle.rss-base.rss)/int64(n)), kib((peak.heap-base.heap)/int64(n)), kib((peak.rss-base.rss)/int64(n)))
-	fmt.Printf("stored→received: p50 %.0f ms, p99 %.0f ms, max %.0f ms (SettleLag %v)\n", res.P50ms, res.P99ms, res.MaxMs, orDefault(settle))
-	fmt.Printf("delivered: %.0f events/s across all streams\n", res.PerSecond)
-	return nil
 }
 
 func orDefault(d time.Duration) time.Duration {
@@ -246,20 +292,9 @@ func rss() int64 {
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 func kib(b int64) string { return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10)) }
 
-// storedEvent is an event document as ingest writes it; storedAt is the
-// server timestamp of the write.
-type storedEvent struct {
-	ProjectID string    `firestore:"projectId"`
-	DeviceID  string    `firestore:"deviceId"`
-	EventType string    `firestore:"eventType"`
-	Timestamp time.Time `firestore:"timestamp"`
-	JSON      []byte    `firestore:"json"`
-	ExpireAt  time.Time `firestore:"expireAt"`
-	StoredAt  time.Time `firestore:"storedAt,serverTimestamp"`
-}
-
-// write stores one temperature event in a transaction, as ingest does.
-func write(ctx context.Context, fs *firestore.Client, project, deviceID string, seq uint64) error {
+// write stores one temperature event in a transaction, as ingest does;
+// storedAt is the server timestamp of the write.
+func write(ctx context.Context, db *store.DB, project, deviceID string, seq uint64) error {
 	now := time.Now().UTC()
 	v := 20 + float64(seq%100)/10
 	data, err := json.Marshal(map[string]any{"temperature": map[string]any{
@@ -274,9 +309,8 @@ func write(ctx context.Context, fs *firestore.Client, project, deviceID string, 
 	if err != nil {
 		return err
 	}
-	ref := fs.Collection(stream.EventsCollection).Doc(id)
-	return fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		return tx.Create(ref, storedEvent{ProjectID: project, DeviceID: deviceID, EventType: "temperature",
+	return db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		return db.CreateEvent(tx, id, store.Event{ProjectID: project, DeviceID: deviceID, EventType: "temperature",
 			Timestamp: now, JSON: js, ExpireAt: now.Add(24 * time.Hour)})
 	})
 }
@@ -328,18 +362,28 @@ func runClients(url string, n int, format string) error {
 		return err
 	}
 	defer fs.Close()
-	docs, err := fs.Collection(stream.EventsCollection).Where("projectId", "==", "streamload").Documents(context.Background()).GetAll()
+	docs, err := store.New(fs).ProjectEvents(context.Background(), "streamload")
 	if err != nil {
 		return err
 	}
 	stored := map[string]time.Time{}
 	for _, d := range docs {
-		if at, ok := d.Data()["storedAt"].(time.Time); ok && d.Data()["deviceId"] != "warm" {
-			stored[d.Ref.ID] = at
+		if !d.StoredAt.IsZero() && d.DeviceID != "warm" {
+			stored[d.ID] = d.StoredAt
 		}
 	}
+	b, err := json.Marshal(figures(per, stored, clientResult{Streams: n, Errors: errs.Load()}))
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	return nil
+}
+
+// figures counts what each stream received of the stored events, and
+// the latencies from storedAt to arrival, into res.
+func figures(per [][]received, stored map[string]time.Time, res clientResult) clientResult {
 	var lat []time.Duration
-	res := clientResult{Streams: n, Errors: errs.Load()}
 	first, last := time.Time{}, time.Time{}
 	for _, rs := range per {
 		seen := map[string]bool{}
@@ -370,12 +414,7 @@ func runClients(url string, n int, format string) error {
 		res.P50ms, res.P99ms, res.MaxMs = ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1])
 		res.PerSecond = float64(res.Received) / last.Sub(first).Seconds()
 	}
-	b, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	fmt.Println(string(b))
-	return nil
+	return res
 }
 
 // readStream records each event's id and arrival until the stream ends.

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"google.golang.org/api/iterator"
 )
 
 // eventsCollection holds one document per event, named by its eventId.
@@ -143,4 +145,149 @@ func (db *DB) LatestEventID(ctx context.Context, project, device, typ string) (s
 		return "", nil
 	}
 	return docs[0].Ref.ID, nil
+}
+
+// --- stream ---
+
+// EventDoc is a stored event as a query returns it: its document id and
+// create time beside its fields.
+type EventDoc struct {
+	ID string
+	// Created is when the document was created: its write's commit time.
+	Created time.Time
+	Event
+}
+
+func eventDoc(snap *firestore.DocumentSnapshot) (EventDoc, error) {
+	e, err := decode[Event](snap)
+	return EventDoc{ID: snap.Ref.ID, Created: snap.CreateTime, Event: e}, err
+}
+
+// StreamPos is a place in a project's stream order: events sort by
+// storedAt, then by document id. An empty ID sorts before every id at
+// At, so {At: t} means "every event stored before t".
+type StreamPos struct {
+	At time.Time
+	ID string
+}
+
+// StreamPage asks for a page of a project's events in stream order.
+type StreamPage struct {
+	Project string
+	// After: the page holds the events after it; with no ID, those stored
+	// at or after After.At (zero: from the first).
+	After StreamPos
+	// UpTo: the page ends with it, inclusive; with no ID, before UpTo.At
+	// (zero: no end).
+	UpTo  StreamPos
+	Limit int
+}
+
+// The stream's page query orders a project's events by (storedAt, id).
+var _ = needs(eventsCollection, Field{"projectId", Asc}, Field{"storedAt", Asc}, Field{"__name__", Asc})
+
+// StreamEvents reads a page of p.Project's events in stream order. Each
+// holds only the fields a stream sends or filters on: ProjectID,
+// DeviceID, EventType, JSON and StoredAt. Events without storedAt
+// (stored before ingest wrote it) are not in the order.
+func (db *DB) StreamEvents(ctx context.Context, p StreamPage) ([]EventDoc, error) {
+	q := db.fs.Collection(eventsCollection).
+		Select("projectId", "deviceId", "eventType", "json", "storedAt").
+		Where("projectId", "==", p.Project)
+	if p.After.ID == "" && !p.After.At.IsZero() {
+		q = q.Where("storedAt", ">=", p.After.At)
+	}
+	if p.UpTo.ID == "" && !p.UpTo.At.IsZero() {
+		q = q.Where("storedAt", "<", p.UpTo.At)
+	}
+	q = q.OrderBy("storedAt", firestore.Asc).OrderBy(firestore.DocumentID, firestore.Asc)
+	if p.After.ID != "" {
+		q = q.StartAfter(p.After.At, p.After.ID)
+	}
+	if p.UpTo.ID != "" {
+		q = q.EndAt(p.UpTo.At, p.UpTo.ID)
+	}
+	return db.eventDocs(q.Limit(p.Limit).Documents(ctx), "events of "+p.Project)
+}
+
+// eventDocs reads every event it returns.
+func (db *DB) eventDocs(it *firestore.DocumentIterator, op string) ([]EventDoc, error) {
+	defer it.Stop()
+	var out []EventDoc
+	for {
+		snap, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		d, err := eventDoc(snap)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+}
+
+// The newest-event listener orders a project's events by storedAt,
+// newest first; Firestore adds the document id in the same direction.
+var _ = needs(eventsCollection, Field{"projectId", Asc}, Field{"storedAt", Desc}, Field{"__name__", Desc})
+
+// WatchNewestEvent calls changed whenever project's newest stored event
+// changes, and once at the start, until ctx ends or the listener fails;
+// it returns the error that ended it. A listener on one document costs a
+// read per event and holds no result set.
+func (db *DB) WatchNewestEvent(ctx context.Context, project string, changed func()) error {
+	it := db.fs.Collection(eventsCollection).
+		Where("projectId", "==", project).OrderBy("storedAt", firestore.Desc).Limit(1).Snapshots(ctx)
+	defer it.Stop()
+	for {
+		if _, err := it.Next(); err != nil {
+			return wrap("newest event of "+project, err)
+		}
+		changed()
+	}
+}
+
+// ProjectEvents reads every event of project.
+func (db *DB) ProjectEvents(ctx context.Context, project string) ([]EventDoc, error) {
+	return db.eventDocs(db.fs.Collection(eventsCollection).Where("projectId", "==", project).Documents(ctx),
+		"events of "+project)
+}
+
+// EventsBetween reads every event whose timestamp is in [from, to).
+func (db *DB) EventsBetween(ctx context.Context, from, to time.Time) ([]EventDoc, error) {
+	return db.eventDocs(db.fs.Collection(eventsCollection).
+		Where("timestamp", ">=", from).Where("timestamp", "<", to).Documents(ctx), "events between")
+}
+
+// CountEvents counts every stored event.
+func (db *DB) CountEvents(ctx context.Context) (int64, error) {
+	return countEvents(ctx, db.fs.Collection(eventsCollection).Query, "count events")
+}
+
+// CountEventsOfTypes counts the stored events of the given types.
+func (db *DB) CountEventsOfTypes(ctx context.Context, types []string) (int64, error) {
+	return countEvents(ctx, db.fs.Collection(eventsCollection).Where("eventType", "in", types), "count events of types")
+}
+
+func countEvents(ctx context.Context, q firestore.Query, op string) (int64, error) {
+	res, err := q.NewAggregationQuery().WithCount("n").Get(ctx)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	v, _ := res["n"].(interface{ GetIntegerValue() int64 })
+	if v == nil {
+		return 0, fmt.Errorf("store: %s: the count query returned %T", op, res["n"])
+	}
+	return v.GetIntegerValue(), nil
+}
+
+// CreateEventAlone creates event id in a commit of its own, outside any
+// transaction: the bare write the load tool compares ingest's with. An id
+// stored before is ErrExists.
+func (db *DB) CreateEventAlone(ctx context.Context, id string, e Event) error {
+	_, err := db.eventRef(id).Create(ctx, e)
+	return wrap("create event "+id, err)
 }

@@ -1,7 +1,9 @@
 // Package stream serves a project's events as they are stored, to API
 // clients of devices:stream, as NDJSON or SSE, with DT's filters and
 // pings, gapless resume after a reconnect, and memory bounded per
-// connection. The API wires it behind its authentication and routes.
+// connection. The API (functions/api) wires it behind its authentication
+// and routes. It reads events and devices through the data model
+// (shared/store), which declares the indexes its queries need.
 //
 // # Order and resume
 //
@@ -75,6 +77,9 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+
+	"github.com/sealedsense/sealedsense/shared/expiring"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // Config tunes the streams. Zero values take the defaults.
@@ -277,7 +282,8 @@ type Server struct {
 	open       int
 	perProject map[string]int
 
-	devices *deviceCache
+	src     source
+	devices *expiring.Cache[string, *device] // by project/device id
 
 	delivered, dropped, polls atomic.Int64
 }
@@ -299,7 +305,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg: cfg, deps: deps, log: deps.Logger,
 		ctx: ctx, cancel: cancel,
 		feeds: map[string]*feed{}, perProject: map[string]int{},
-		devices: newDeviceCache(cfg.DeviceTTL),
+		src:     store.New(deps.Firestore),
+		devices: expiring.New[string, *device](maxCachedDevices, cfg.DeviceTTL, nil),
 	}, nil
 }
 

@@ -5,10 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"cloud.google.com/go/firestore"
-
-	"github.com/sealedsense/sealedsense/functions/stream/cursor"
-	"github.com/sealedsense/sealedsense/functions/stream/param"
+	"github.com/sealedsense/sealedsense/functions/api/stream/cursor"
+	"github.com/sealedsense/sealedsense/functions/api/stream/param"
 )
 
 // sub is a stream attached to a feed.
@@ -96,23 +94,17 @@ func (f *feed) stopIfIdle() bool {
 func (f *feed) listen(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
-		it := f.s.deps.Firestore.Collection(EventsCollection).
-			Where("projectId", "==", f.project).OrderBy("storedAt", firestore.Desc).Limit(1).Snapshots(ctx)
-		for {
-			if _, err := it.Next(); err != nil {
-				if ctx.Err() == nil {
-					f.s.log.Warn("stream: listener failed; polling until it is back",
-						"project", f.project, "error", err.Error(), "pollInterval", f.s.cfg.PollInterval.String())
-				}
-				break
-			}
+		err := f.s.src.WatchNewestEvent(ctx, f.project, func() {
 			backoff = time.Second
 			select {
 			case f.wake <- struct{}{}:
 			default:
 			}
+		})
+		if ctx.Err() == nil {
+			f.s.log.Warn("stream: listener failed; polling until it is back",
+				"project", f.project, "error", err.Error(), "pollInterval", f.s.cfg.PollInterval.String())
 		}
-		it.Stop()
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):

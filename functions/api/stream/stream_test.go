@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealedsense/sealedsense/functions/stream"
-	"github.com/sealedsense/sealedsense/functions/stream/cursor"
+	"github.com/sealedsense/sealedsense/functions/api/stream"
+	"github.com/sealedsense/sealedsense/functions/api/stream/cursor"
 	"github.com/sealedsense/sealedsense/shared/event"
 )
 
@@ -46,11 +46,11 @@ func TestFraming(t *testing.T) {
 			ids := e.store(repeat("dev1", 3), []string{"temperature", "touch", "co2"}, 0)
 			got, _ := c.events(3, 20*time.Second)
 			for i, f := range got {
-				snap, err := e.fs.Collection(stream.EventsCollection).Doc(f.ev.EventID).Get(context.Background())
+				ev, err := e.db.Event(context.Background(), f.ev.EventID)
 				if err != nil {
 					t.Fatal(err)
 				}
-				stored, _ := snap.Data()["json"].([]byte)
+				stored := ev.JSON
 				if string(f.event) != string(stored) {
 					t.Fatalf("event %d is not the stored JSON:\n got %s\nwant %s", i, f.event, stored)
 				}
@@ -207,11 +207,14 @@ func TestResumeAcrossKills(t *testing.T) {
 	// And in the order the stream defines: (storedAt, id).
 	var prev cursor.Position
 	for i, id := range ids {
-		snap, err := e.fs.Collection(stream.EventsCollection).Doc(id).Get(context.Background())
+		ev, err := e.db.Event(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := cursor.Position{At: snap.Data()["storedAt"].(time.Time), ID: id}
+		if ev.StoredAt.IsZero() {
+			t.Fatalf("event %d (%s) has no storedAt", i, id)
+		}
+		p := cursor.Position{At: ev.StoredAt, ID: id}
 		if i > 0 && p.Compare(prev) <= 0 {
 			t.Fatalf("event %d (%s) out of order", i, id)
 		}
@@ -245,7 +248,7 @@ func TestRefusals(t *testing.T) {
 	ids := e.store([]string{"dev"}, []string{"touch"}, 0)
 	// Another project's event, in the same database as in production.
 	otherID := event.DerivedID("elsewhere", "test", 1)
-	if err := storeEvent(context.Background(), e.fs, e.project+"-other", "elsewhere", "touch", otherID, 0); err != nil {
+	if err := storeEvent(context.Background(), e.db, e.project+"-other", "elsewhere", "touch", otherID, 0); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sealedsense/sealedsense/functions/stream/cursor"
-	"github.com/sealedsense/sealedsense/functions/stream/param"
+	"github.com/sealedsense/sealedsense/functions/api/stream/cursor"
+	"github.com/sealedsense/sealedsense/functions/api/stream/param"
 	"github.com/sealedsense/sealedsense/shared/event"
 )
 

@@ -20,29 +20,19 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
-	"github.com/sealedsense/sealedsense/functions/stream"
+	"github.com/sealedsense/sealedsense/functions/api/stream"
 	"github.com/sealedsense/sealedsense/shared/event"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 func TestMain(m *testing.M) { platformtest.Main(m) }
-
-// storedEvent is an event document as ingest writes it (functions/ingest
-// eventDoc): storedAt is the server timestamp of the write.
-type storedEvent struct {
-	ProjectID string    `firestore:"projectId"`
-	DeviceID  string    `firestore:"deviceId"`
-	EventType string    `firestore:"eventType"`
-	Timestamp time.Time `firestore:"timestamp"`
-	JSON      []byte    `firestore:"json"`
-	ExpireAt  time.Time `firestore:"expireAt"`
-	StoredAt  time.Time `firestore:"storedAt,serverTimestamp"`
-}
 
 // env is one test's project, stream server and HTTP front.
 type env struct {
 	t       *testing.T
 	project string
 	fs      *firestore.Client
+	db      *store.DB
 	srv     atomic.Pointer[stream.Server]
 	cfg     stream.Config
 	http    *httptest.Server
@@ -55,6 +45,7 @@ func newEnv(t *testing.T, cfg stream.Config) *env {
 	t.Helper()
 	e := &env{t: t, project: platformtest.ProjectID(t), cfg: cfg, caller: &testCaller{}, audit: &testAudit{}}
 	e.fs = platformtest.Firestore(t, e.project)
+	e.db = store.New(e.fs)
 	e.restart()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v2/projects/{p}/devices:stream", func(w http.ResponseWriter, r *http.Request) {
@@ -84,7 +75,8 @@ func (e *env) restart() *stream.Server {
 	return srv
 }
 
-// store writes events as ingest does, in a transaction each, concurrently,
+// store writes events as ingest does (shared/store's Event, storedAt
+// the server timestamp of the write), in a transaction each, concurrently,
 // and returns their ids in the order given.
 func (e *env) store(devices []string, types []string, pad int) []string {
 	e.t.Helper()
@@ -97,7 +89,7 @@ func (e *env) store(devices []string, types []string, pad int) []string {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs <- storeEvent(context.Background(), e.fs, e.project, devices[i], types[i], ids[i], pad)
+			errs <- storeEvent(context.Background(), e.db, e.project, devices[i], types[i], ids[i], pad)
 		})
 	}
 	wg.Wait()
@@ -110,7 +102,7 @@ func (e *env) store(devices []string, types []string, pad int) []string {
 	return ids
 }
 
-func storeEvent(ctx context.Context, fs *firestore.Client, project, deviceID, typ, id string, pad int) error {
+func storeEvent(ctx context.Context, db *store.DB, project, deviceID, typ, id string, pad int) error {
 	now := time.Now().UTC()
 	inner := map[string]any{"updateTime": now.Format(event.TimeFormat)}
 	if pad > 0 {
@@ -124,9 +116,8 @@ func storeEvent(ctx context.Context, fs *firestore.Client, project, deviceID, ty
 	if err != nil {
 		return err
 	}
-	ref := fs.Collection(stream.EventsCollection).Doc(id)
-	return fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		return tx.Create(ref, storedEvent{ProjectID: project, DeviceID: deviceID, EventType: typ, Timestamp: now,
+	return db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		return db.CreateEvent(tx, id, store.Event{ProjectID: project, DeviceID: deviceID, EventType: typ, Timestamp: now,
 			JSON: js, ExpireAt: now.Add(24 * time.Hour)})
 	})
 }
