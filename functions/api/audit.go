@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"slices"
 	"time"
 
@@ -9,14 +8,6 @@ import (
 
 	"github.com/sealedsense/sealedsense/shared/store"
 )
-
-// auditDoc and appendAudit keep stream.go's audit of stream openings and
-// closings as it is; new code calls the store.
-type auditDoc = store.AuditEntry
-
-func appendAudit(ctx context.Context, fs *firestore.Client, d auditDoc) error {
-	return store.New(fs).AppendAudit(ctx, d)
-}
 
 // audit writes the entries of one call: one for its project, and one for
 // each further project a cross-project read showed.

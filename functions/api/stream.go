@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sealedsense/sealedsense/functions/api/stream"
+	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/token"
 )
 
@@ -109,7 +110,7 @@ func (s *Service) AuditStream(ctx context.Context, rec stream.AuditRecord) {
 	if rec.Action == "stream.close" {
 		reason += " closed=" + rec.Reason
 	}
-	err := appendAudit(context.WithoutCancel(ctx), s.deps.Firestore, auditDoc{
+	err := s.db.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{
 		ProjectID: sc.project, Time: s.deps.Now().UTC(), ActorType: "SERVICE_ACCOUNT", Actor: sc.p.Email,
 		Account: sc.p.Account, KeyID: sc.p.Key, Action: rec.Action, Resource: sc.path, Code: http.StatusOK, Reason: reason,
 	})
