@@ -257,8 +257,26 @@ func (s *Sensor) initiate(now time.Time) ([]byte, error) {
 const budget = radio.MaxPacketSize - radio.TransportOverhead
 
 func (s *Sensor) seal(now time.Time) ([]byte, error) {
-	var picked []int
-	// New readings first, so that live data is never stuck behind backfill.
+	picked, backfillOnly := s.pick(now)
+	if len(picked) == 0 {
+		return nil, nil
+	}
+	body, picked, err := s.fill(picked)
+	if err != nil {
+		return nil, err
+	}
+	pkt, counter, err := s.session.Seal(nil, body, now)
+	if err != nil {
+		return nil, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
+	}
+	s.record(picked, counter, backfillOnly, now)
+	return pkt, nil
+}
+
+// pick chooses the backlog entries the next packet carries: new readings
+// first, so that live data is never stuck behind backfill, then readings
+// due for a resend. backfillOnly says the packet carries no new reading.
+func (s *Sensor) pick(now time.Time) (picked []int, backfillOnly bool) {
 	for i := len(s.backlog) - 1; i >= 0 && len(picked) < s.cfg.MaxPerPacket; i-- {
 		if !s.backlog[i].sent {
 			picked = append(picked, i)
@@ -267,14 +285,14 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 	if len(picked) < min(s.cfg.Batch, s.cfg.MaxPerPacket) {
 		picked = picked[:0]
 	}
-	backfillOnly := len(picked) == 0
+	backfillOnly = len(picked) == 0
 	if backfillOnly && s.backfillCtr != 0 && now.Sub(s.backfillAt) < s.cfg.ResendAfter {
 		// Backfill is clocked by ACKs: while one backfill packet is
 		// unanswered, no other goes out. A cloud that falls behind then
 		// gets at most one extra packet per sensor per round trip,
 		// instead of a resend of every overdue reading on every transmit
 		// opportunity, which would bury it deeper (congestion collapse).
-		return nil, nil
+		return nil, true
 	}
 	for i := range s.backlog {
 		if len(picked) >= s.cfg.MaxPerPacket {
@@ -285,9 +303,12 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 			picked = append(picked, i)
 		}
 	}
-	if len(picked) == 0 {
-		return nil, nil
-	}
+	return picked, backfillOnly
+}
+
+// fill encodes as many of the picked readings as fit a packet's budget,
+// and returns the payload and the picked entries it holds.
+func (s *Sensor) fill(picked []int) ([]byte, []int, error) {
 	// Telling the cloud which replies arrived lets it learn which
 	// connectors reach this sensor.
 	up := payload.Uplink{Replies: s.heard}
@@ -298,7 +319,7 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 		up.Readings = append(up.Readings, r)
 		b, err := up.Marshal()
 		if err != nil {
-			return nil, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
+			return nil, nil, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
 		}
 		if len(b) > budget {
 			up.Readings = up.Readings[:len(up.Readings)-1]
@@ -308,12 +329,13 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 		body = b
 	}
 	if len(up.Readings) == 0 {
-		return nil, fmt.Errorf("sensor %s: a single reading does not fit a packet", s.creds.DeviceID)
+		return nil, nil, fmt.Errorf("sensor %s: a single reading does not fit a packet", s.creds.DeviceID)
 	}
-	pkt, counter, err := s.session.Seal(nil, body, now)
-	if err != nil {
-		return nil, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
-	}
+	return body, picked, nil
+}
+
+// record marks the picked readings sent under counter.
+func (s *Sensor) record(picked []int, counter uint64, backfillOnly bool, now time.Time) {
 	seqs := make([]uint64, 0, len(picked))
 	for _, i := range picked {
 		if s.backlog[i].sent {
@@ -341,7 +363,6 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 		}
 	}
 	s.stats.Sent++
-	return pkt, nil
 }
 
 // Receive handles a packet heard on the air and reports whether it was for
