@@ -96,7 +96,7 @@ func (db *DB) Devices(ctx context.Context, ids []string) (map[string]Device, err
 	return out, nil
 }
 
-// --- ingest ---
+// What ingest reads and changes.
 
 // DeviceIn reads a device in tx.
 func (db *DB) DeviceIn(tx *firestore.Transaction, id string) (Device, error) {
@@ -188,7 +188,7 @@ func (db *DB) UpdateDevice(tx *firestore.Transaction, id string, c DeviceChange)
 	return tx.Update(db.deviceRef(id), upd)
 }
 
-// --- api ---
+// What the API reads and changes.
 
 // ErrClaimed is a claim of a device that a project already has.
 var ErrClaimed = errors.New("store: device already claimed")
@@ -344,7 +344,7 @@ func (db *DB) updateProjectDevice(ctx context.Context, id, project string, upd [
 	return wrap("device "+id, err)
 }
 
-// --- deliver ---
+// What webhook delivery reads.
 
 // DeviceReported is a device's id and the event types it has reported.
 type DeviceReported struct {

@@ -65,7 +65,7 @@ func (db *DB) StoredEvents(tx *firestore.Transaction, ids []string) (map[string]
 	return stored, nil
 }
 
-// --- api ---
+// What the API reads and changes.
 
 // The API's event history: one device's events of one project in a time
 // window, oldest first, optionally of some event types.
@@ -89,7 +89,7 @@ func (db *DB) DeviceHistory(project, device string, start, end time.Time, types 
 	return q.OrderBy("timestamp", firestore.Asc).OrderBy(firestore.DocumentID, firestore.Asc), firestore.FieldPath{"timestamp"}
 }
 
-// --- deliver ---
+// What webhook delivery reads.
 
 // EventHead is what a backfill needs of an event: its id, device, type
 // and time, without its JSON.
@@ -147,7 +147,7 @@ func (db *DB) LatestEventID(ctx context.Context, project, device, typ string) (s
 	return docs[0].Ref.ID, nil
 }
 
-// --- stream ---
+// What devices:stream and the load tools read.
 
 // EventDoc is a stored event as a query returns it: its document id and
 // create time beside its fields.
