@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/sealedsense/sealedsense/shared/payload"
@@ -82,10 +83,23 @@ func idEncoding() *base32.Encoding {
 	return base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
 }
 
-// ID is the id of a reading's event: derived from the device and the
-// reading's own sequence number, so a backfilled resend or a Pub/Sub
-// redelivery names the same event and is stored once.
-func ID(deviceID string, seq uint64) string { return DerivedID(deviceID, "reading", seq) }
+// ID is the id of a reading's event in boot epoch 0: derived from the
+// device and the reading's own sequence number, so a backfilled resend or a
+// Pub/Sub redelivery names the same event and is stored once.
+func ID(deviceID string, seq uint64) string { return ReadingID(deviceID, 0, seq) }
+
+// ReadingID is the id of a reading's event: derived from the device, the
+// sensor's boot epoch and the reading's sequence number, which is unique
+// within its epoch. Epoch 0 (a sensor that sends none) keeps the ids
+// events had before epochs existed; any other epoch is an id space of its
+// own, so a sensor that restarts its sequence numbers after a reset, in a
+// new epoch, never names an event it stored before.
+func ReadingID(deviceID string, epoch uint32, seq uint64) string {
+	if epoch == 0 {
+		return DerivedID(deviceID, "reading", seq)
+	}
+	return DerivedID(deviceID, "reading/epoch/"+strconv.FormatUint(uint64(epoch), 10), seq)
+}
 
 // DerivedID is the id of an event the cloud makes (networkStatus,
 // connectionStatus): kind separates id spaces, n is what makes it unique
@@ -150,8 +164,14 @@ type batteryJSON struct {
 	UpdateTime string `json:"updateTime"`
 }
 
-// FromReading makes the event for a validated reading.
+// FromReading makes the event for a validated reading of boot epoch 0.
 func FromReading(project, deviceID string, r payload.Reading) (Event, error) {
+	return FromEpochReading(project, deviceID, 0, r)
+}
+
+// FromEpochReading makes the event for a validated reading sent in the
+// given boot epoch.
+func FromEpochReading(project, deviceID string, epoch uint32, r payload.Reading) (Event, error) {
 	if err := r.Validate(); err != nil {
 		return Event{}, err
 	}
@@ -181,7 +201,7 @@ func FromReading(project, deviceID string, r payload.Reading) (Event, error) {
 	case payload.Battery:
 		inner = batteryJSON{Percentage: *r.Percentage, UpdateTime: up}
 	}
-	return build(project, deviceID, ID(deviceID, r.Seq), r.Kind.EventType(), at, inner)
+	return build(project, deviceID, ReadingID(deviceID, epoch, r.Seq), r.Kind.EventType(), at, inner)
 }
 
 // SignalStrength maps RSSI to DT's 0..100: linear from -120 dBm (0), about

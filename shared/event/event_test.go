@@ -97,6 +97,16 @@ func TestIDs(t *testing.T) {
 		{"other device", event.ID("dev", 1), event.ID("dew", 1), false},
 		{"framing", event.DerivedID("ab", "c", 1), event.DerivedID("a", "bc", 1), false},
 		{"kind", event.DerivedID("dev", "networkStatus", 1), event.DerivedID("dev", "connectionStatus", 1), false},
+		// Epoch 0 is the id space events had before epochs: stored events
+		// keep their ids.
+		{"epoch 0 is today's id", event.ReadingID("dev", 0, 1), event.ID("dev", 1), true},
+		{"epoch 0 pinned", event.ReadingID("dev", 0, 1), "kf7i5rm0sgi5apm368hk", true},
+		{"epoch 0 pinned, long id", event.ReadingID("0123456789abcdefghij", 0, 42), "mp460g5il70bog0n0l0r", true},
+		{"same epoch, same reading", event.ReadingID("dev", 3, 1), event.ReadingID("dev", 3, 1), true},
+		{"reset: new epoch, same seq", event.ReadingID("dev", 1, 1), event.ReadingID("dev", 0, 1), false},
+		{"epochs apart", event.ReadingID("dev", 1, 1), event.ReadingID("dev", 2, 1), false},
+		{"epoch is not seq", event.ReadingID("dev", 1, 2), event.ReadingID("dev", 2, 1), false},
+		{"other device, same epoch", event.ReadingID("dev", 1, 1), event.ReadingID("dew", 1, 1), false},
 	}
 	for _, tc := range tests {
 		if (tc.a == tc.b) != tc.same {
@@ -105,6 +115,29 @@ func TestIDs(t *testing.T) {
 		if len(tc.a) != 20 || strings.Trim(tc.a, "0123456789abcdefghijklmnopqrstuv") != "" {
 			t.Errorf("%s: %q is not a 20-character DT-style id", tc.name, tc.a)
 		}
+	}
+}
+
+func TestFromEpochReading(t *testing.T) {
+	t.Parallel()
+	r := reading(payload.Temperature)
+	e0, err := event.FromEpochReading("proj", "dev", 0, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := event.FromReading("proj", "dev", r)
+	e5, err := event.FromEpochReading("proj", "dev", 5, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e0.EventID != old.EventID || e0.EventID != event.ID("dev", r.Seq) {
+		t.Fatalf("epoch 0 id %s, want today's %s", e0.EventID, old.EventID)
+	}
+	if e5.EventID != event.ReadingID("dev", 5, r.Seq) || e5.EventID == e0.EventID {
+		t.Fatalf("epoch 5 id %s", e5.EventID)
+	}
+	if !bytes.Equal(e5.Data, e0.Data) {
+		t.Fatal("the epoch changed the event's data")
 	}
 }
 

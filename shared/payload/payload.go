@@ -88,6 +88,12 @@ type Uplink struct {
 	// Replies lists the downlink counters received since the last uplink,
 	// which tells the cloud which connector's replies arrive.
 	Replies []uint64 `cbor:"2,keyasint,omitempty"`
+	// Epoch is the sensor's boot epoch, a counter it keeps across resets
+	// and raises at each boot: sequence numbers are unique within an
+	// epoch, so a sensor that restarts them after a reset sends a new
+	// epoch and its readings keep ids of their own. Optional: a sensor
+	// that never sends it is in epoch 0.
+	Epoch uint32 `cbor:"3,keyasint,omitempty"`
 }
 
 // Config is what the cloud may set on a sensor. Zero fields are unchanged.
@@ -144,13 +150,69 @@ func (u Uplink) Marshal() ([]byte, error) {
 	return encMode().Marshal(u)
 }
 
-// DecodeUplink decodes and validates an uplink payload.
-func DecodeUplink(b []byte) (Uplink, error) {
-	var u Uplink
-	if err := decode(b, &u); err != nil {
-		return Uplink{}, err
+// Refusal is a reading of an uplink refused on its own: the packet's
+// other readings stand.
+type Refusal struct {
+	Index int    // its place in the packet
+	Seq   uint64 // 0 when the reading does not decode far enough to tell
+	Err   error  // wraps ErrInvalid; never quotes the reading's values
+}
+
+// rawUplink is an uplink whose readings are still undecoded.
+type rawUplink struct {
+	Readings []cbor.RawMessage `cbor:"1,keyasint"`
+	Replies  []uint64          `cbor:"2,keyasint,omitempty"`
+	Epoch    uint32            `cbor:"3,keyasint,omitempty"`
+}
+
+// DecodeUplink decodes an uplink payload. The packet as a whole must be
+// well-formed CBOR of an uplink's shape, within its bounds; each reading
+// is then decoded and validated on its own, so that one bad reading is
+// refused alone (in the refusals) rather than costing the packet's other
+// readings. The returned uplink holds only the valid readings, in order.
+func DecodeUplink(b []byte) (Uplink, []Refusal, error) {
+	var raw rawUplink
+	if err := decode(b, &raw); err != nil {
+		return Uplink{}, nil, err
 	}
-	return u, u.Validate()
+	u := Uplink{Replies: raw.Replies, Epoch: raw.Epoch, Readings: make([]Reading, 0, len(raw.Readings))}
+	if err := u.validateShape(len(raw.Readings)); err != nil {
+		return Uplink{}, nil, err
+	}
+	var refused []Refusal
+	for i, rb := range raw.Readings {
+		var r Reading
+		err := decode(rb, &r)
+		if err == nil {
+			err = r.Validate()
+		}
+		if err != nil {
+			refused = append(refused, Refusal{Index: i, Seq: seqOf(rb), Err: err})
+			continue
+		}
+		u.Readings = append(u.Readings, r)
+	}
+	return u, refused, nil
+}
+
+// seqOf reads what it can of a reading that failed to decode: its
+// sequence number, for the refusal's log line.
+func seqOf(b []byte) uint64 {
+	var r struct {
+		Seq uint64 `cbor:"1,keyasint"`
+	}
+	if _, err := laxDecMode().UnmarshalFirst(b, &r); err != nil {
+		return 0
+	}
+	return r.Seq
+}
+
+func laxDecMode() cbor.DecMode {
+	m, err := cbor.DecOptions{MaxNestedLevels: 6, MaxArrayElements: 16, MaxMapPairs: 16}.DecMode()
+	if err != nil {
+		panic(err) // constant options: cannot fail at run time
+	}
+	return m
 }
 
 // Marshal encodes r deterministically after validating it.
@@ -186,18 +248,26 @@ func (r Reply) Validate() error {
 
 // Validate checks an uplink: bounds, and each reading's fields and ranges.
 func (u Uplink) Validate() error {
-	switch {
-	case len(u.Readings) == 0:
-		return fmt.Errorf("%w: no readings", ErrInvalid)
-	case len(u.Readings) > MaxReadings:
-		return fmt.Errorf("%w: %d readings, limit %d", ErrInvalid, len(u.Readings), MaxReadings)
-	case len(u.Replies) > MaxReplies:
-		return fmt.Errorf("%w: %d reply counters, limit %d", ErrInvalid, len(u.Replies), MaxReplies)
+	if err := u.validateShape(len(u.Readings)); err != nil {
+		return err
 	}
 	for i, r := range u.Readings {
 		if err := r.Validate(); err != nil {
 			return fmt.Errorf("reading %d: %w", i, err)
 		}
+	}
+	return nil
+}
+
+// validateShape checks an uplink's bounds, given its number of readings.
+func (u Uplink) validateShape(readings int) error {
+	switch {
+	case readings == 0:
+		return fmt.Errorf("%w: no readings", ErrInvalid)
+	case readings > MaxReadings:
+		return fmt.Errorf("%w: %d readings, limit %d", ErrInvalid, readings, MaxReadings)
+	case len(u.Replies) > MaxReplies:
+		return fmt.Errorf("%w: %d reply counters, limit %d", ErrInvalid, len(u.Replies), MaxReplies)
 	}
 	return nil
 }

@@ -33,14 +33,14 @@ func TestRoundTrip(t *testing.T) {
 	for _, r := range readings() {
 		t.Run(r.Kind.EventType(), func(t *testing.T) {
 			t.Parallel()
-			in := payload.Uplink{Readings: []payload.Reading{r}, Replies: []uint64{4}}
+			in := payload.Uplink{Readings: []payload.Reading{r}, Replies: []uint64{4}, Epoch: 3}
 			b, err := in.Marshal()
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := payload.DecodeUplink(b)
-			if err != nil {
-				t.Fatal(err)
+			out, refused, err := payload.DecodeUplink(b)
+			if err != nil || refused != nil {
+				t.Fatal(err, refused)
 			}
 			if !reflect.DeepEqual(in, out) {
 				t.Fatalf("round trip: got %+v, want %+v", out, in)
@@ -98,29 +98,26 @@ func TestRejects(t *testing.T) {
 	good, _ := payload.Uplink{Readings: readings()[:1]}.Marshal()
 	validReading := map[int]any{1: 1, 2: 1, 3: ms, 5: 20.0}
 	tests := map[string][]byte{
-		"empty input":           nil,
-		"not cbor":              {0xff, 0xff},
-		"trailing garbage":      append(append([]byte{}, good...), 0x00),
-		"unknown field":         enc(map[int]any{1: []any{validReading}, 9: 1}),
-		"unknown reading field": enc(map[int]any{1: []any{map[int]any{1: 1, 2: 1, 3: ms, 5: 20.0, 42: 1}}}),
-		"wrong type":            enc(map[int]any{1: "readings"}),
-		"indefinite length":     {0xa1, 0x01, 0x9f, 0xff},
-		"tag":                   {0xc1, 0x1a, 0x00, 0x00, 0x00, 0x01},
-		"no readings":           enc(map[int]any{1: []any{}}),
-		"too many readings":     enc(map[int]any{1: repeat(validReading, payload.MaxReadings+1)}),
-		"missing value":         enc(map[int]any{1: []any{map[int]any{1: 1, 2: 1, 3: ms}}}),
-		"extra value":           enc(map[int]any{1: []any{map[int]any{1: 1, 2: 3, 3: ms, 8: 400}}}),
-		"out of range":          enc(map[int]any{1: []any{map[int]any{1: 1, 2: 2, 3: ms, 5: 20.0, 6: 130.0}}}),
-		"nan":                   enc(map[int]any{1: []any{map[int]any{1: 1, 2: 1, 3: ms, 5: math.NaN()}}}),
-		"unknown kind":          enc(map[int]any{1: []any{map[int]any{1: 1, 2: 99, 3: ms}}}),
-		"no time":               enc(map[int]any{1: []any{map[int]any{1: 1, 2: 3}}}),
+		"empty input":       nil,
+		"not cbor":          {0xff, 0xff},
+		"trailing garbage":  append(append([]byte{}, good...), 0x00),
+		"unknown field":     enc(map[int]any{1: []any{validReading}, 9: 1}),
+		"wrong type":        enc(map[int]any{1: "readings"}),
+		"reading not a map": enc(map[int]any{1: 7}),
+		"indefinite length": {0xa1, 0x01, 0x9f, 0xff},
+		"tag":               {0xc1, 0x1a, 0x00, 0x00, 0x00, 0x01},
+		"no readings":       enc(map[int]any{1: []any{}}),
+		"too many readings": enc(map[int]any{1: repeat(validReading, payload.MaxReadings+1)}),
+		"too many replies":  enc(map[int]any{1: []any{validReading}, 2: repeat(1, payload.MaxReplies+1)}),
+		"epoch not a count": enc(map[int]any{1: []any{validReading}, 3: -1}),
+		"only bad readings": enc(map[int]any{1: []any{"bad"}, 9: 1}),
 	}
 	// a2 01 80 01 80 is {1: [], 1: []}.
 	tests["duplicate key"] = []byte{0xa2, 0x01, 0x80, 0x01, 0x80}
 	for name, b := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := payload.DecodeUplink(b); !errors.Is(err, payload.ErrInvalid) {
+			if _, _, err := payload.DecodeUplink(b); !errors.Is(err, payload.ErrInvalid) {
 				t.Fatalf("DecodeUplink = %v, want ErrInvalid", err)
 			}
 		})
@@ -138,6 +135,77 @@ func TestRejects(t *testing.T) {
 	}
 }
 
+// TestBadReadingRefusedAlone: a reading that does not decode or does not
+// validate is refused on its own, with its place and (when it can be
+// read) its sequence number; the packet's other readings stand.
+func TestBadReadingRefusedAlone(t *testing.T) {
+	t.Parallel()
+	enc := func(v any) []byte {
+		b, err := cbor.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	good := map[int]any{1: 1, 2: 1, 3: ms, 5: 20.0}
+	tests := []struct {
+		name string
+		bad  any
+		seq  uint64
+	}{
+		{"unknown reading field", map[int]any{1: 7, 2: 1, 3: ms, 5: 20.0, 42: 1}, 7},
+		{"missing value", map[int]any{1: 7, 2: 1, 3: ms}, 7},
+		{"extra value", map[int]any{1: 7, 2: 3, 3: ms, 8: 400}, 7},
+		{"out of range", map[int]any{1: 7, 2: 2, 3: ms, 5: 20.0, 6: 130.0}, 7},
+		{"nan", map[int]any{1: 7, 2: 1, 3: ms, 5: math.NaN()}, 7},
+		{"infinite", map[int]any{1: 7, 2: 1, 3: ms, 5: math.Inf(1)}, 7},
+		{"unknown kind", map[int]any{1: 7, 2: 99, 3: ms}, 7},
+		{"no time", map[int]any{1: 7, 2: 3}, 7},
+		{"negative time", map[int]any{1: 7, 2: 3, 3: -5}, 7},
+		{"wrong type", map[int]any{1: 7, 2: 1, 3: "now", 5: 20.0}, 7},
+		{"not a map", "reading", 0},
+		{"too many samples", map[int]any{1: 7, 2: 1, 3: ms, 5: 20.0, 10: repeat(map[int]any{1: ms, 2: 1.0}, payload.MaxSamples+1)}, 7},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			u, refused, err := payload.DecodeUplink(enc(map[int]any{1: []any{good, tc.bad}, 3: 2}))
+			if err != nil {
+				t.Fatalf("one bad reading failed the packet: %v", err)
+			}
+			if len(u.Readings) != 1 || u.Readings[0].Seq != 1 || u.Epoch != 2 {
+				t.Fatalf("the good reading was not kept: %+v", u)
+			}
+			if len(refused) != 1 || refused[0].Index != 1 || refused[0].Seq != tc.seq || !errors.Is(refused[0].Err, payload.ErrInvalid) {
+				t.Fatalf("refusals %+v, want reading 1 (seq %d) refused with ErrInvalid", refused, tc.seq)
+			}
+		})
+	}
+}
+
+// TestEpochIsOptional: a sensor in epoch 0 encodes exactly as before the
+// epoch existed, and an older sensor's packet decodes with epoch 0.
+func TestEpochIsOptional(t *testing.T) {
+	t.Parallel()
+	r := readings()[0]
+	old, err := cbor.Marshal(map[int]any{1: []any{map[int]any{1: r.Seq, 2: 1, 3: r.Time, 5: *r.Celsius, 10: []any{map[int]any{1: r.Samples[0].Time, 2: r.Samples[0].Value}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, refused, err := payload.DecodeUplink(old)
+	if err != nil || refused != nil || u.Epoch != 0 || len(u.Readings) != 1 {
+		t.Fatalf("an uplink without epoch: %+v %v %v", u, refused, err)
+	}
+	zero, _ := payload.Uplink{Readings: []payload.Reading{r}}.Marshal()
+	withEpoch, _ := payload.Uplink{Readings: []payload.Reading{r}, Epoch: 1}.Marshal()
+	if len(withEpoch) != len(zero)+2 {
+		t.Fatalf("epoch 1 adds %d bytes, want 2 (one key, one small integer)", len(withEpoch)-len(zero))
+	}
+	if u, _, err := payload.DecodeUplink(withEpoch); err != nil || u.Epoch != 1 {
+		t.Fatalf("epoch 1: %+v %v", u, err)
+	}
+}
+
 func repeat(v any, n int) []any {
 	out := make([]any, n)
 	for i := range out {
@@ -147,23 +215,39 @@ func repeat(v any, n int) []any {
 }
 
 func FuzzDecodeUplink(f *testing.F) {
-	for _, r := range readings() {
+	for i, r := range readings() {
 		b, _ := payload.Uplink{Readings: []payload.Reading{r}}.Marshal()
 		f.Add(b)
+		// The same with a boot epoch, small and large.
+		b, _ = payload.Uplink{Readings: []payload.Reading{r}, Replies: []uint64{9}, Epoch: uint32(1 + i*1000003)}.Marshal()
+		f.Add(b)
 	}
+	all, _ := payload.Uplink{Readings: readings(), Epoch: math.MaxUint32}.Marshal()
+	f.Add(all)
+	// A packet with one bad reading (celsius out of range) beside a good one.
+	mixed, _ := cbor.Marshal(map[int]any{1: []any{map[int]any{1: 1, 2: 1, 3: ms, 5: 20.0}, map[int]any{1: 2, 2: 1, 3: ms, 5: 900.0}}, 3: 5})
+	f.Add(mixed)
 	f.Add([]byte{0xa0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		u, err := payload.DecodeUplink(b)
+		u, refused, err := payload.DecodeUplink(b)
 		if err != nil {
 			return
 		}
+		for _, r := range refused {
+			if !errors.Is(r.Err, payload.ErrInvalid) {
+				t.Fatalf("refusal %+v does not wrap ErrInvalid", r)
+			}
+		}
+		if len(u.Readings) == 0 {
+			return // every reading refused: nothing to re-encode
+		}
 		again, err := u.Marshal()
 		if err != nil {
-			t.Fatalf("a decoded uplink does not encode: %v", err)
+			t.Fatalf("a decoded uplink's valid readings do not encode: %v", err)
 		}
-		u2, err := payload.DecodeUplink(again)
-		if err != nil || !reflect.DeepEqual(u, u2) {
-			t.Fatalf("re-encoding changed the uplink: %v", err)
+		u2, refused2, err := payload.DecodeUplink(again)
+		if err != nil || refused2 != nil || !reflect.DeepEqual(u, u2) {
+			t.Fatalf("re-encoding changed the uplink: %v %v", err, refused2)
 		}
 	})
 }
