@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,12 @@ type Sensor struct {
 	StaticPublic  []byte `json:"staticPublic"`  // 32 bytes
 	PSK           []byte `json:"psk"`           // 32 bytes
 	CloudPublic   []byte `json:"cloudPublic"`   // 32 bytes, the cloud's static X25519 key
+	// BootEpoch counts the sensor's boots: BootSensor raises it, and
+	// saves it, before the sensor sends anything, so no two boots share
+	// an epoch. A reset sensor restarts its sequence numbers in a new
+	// epoch, which keeps its readings' event ids apart from those it sent
+	// before. 0 (absent) is a sensor that never booted this way.
+	BootEpoch uint32 `json:"bootEpoch,omitempty"`
 }
 
 func (s Sensor) validate() error {
@@ -73,6 +80,24 @@ func LoadSensor(path string) (Sensor, error) {
 		return Sensor{}, err
 	}
 	return s, s.validate()
+}
+
+// BootSensor is a sensor's boot: it reads the file at path, raises its
+// boot epoch and writes it back before returning the credentials to boot
+// with, so that a crash right after never reuses the epoch.
+func BootSensor(path string) (Sensor, error) {
+	s, err := LoadSensor(path)
+	if err != nil {
+		return Sensor{}, err
+	}
+	if s.BootEpoch == math.MaxUint32 {
+		return Sensor{}, fmt.Errorf("%w: %s: boot epoch exhausted", ErrInvalid, path)
+	}
+	s.BootEpoch++
+	if err := SaveSensor(path, s); err != nil {
+		return Sensor{}, err
+	}
+	return s, nil
 }
 
 // SaveConnector writes c to path with mode 0600.

@@ -46,6 +46,41 @@ func TestSensorRoundTripIsPrivate(t *testing.T) {
 	}
 }
 
+// TestBootSensorRaisesTheEpoch: every boot saves a new epoch before the
+// sensor uses it, and a file written before epochs existed boots into 1.
+func TestBootSensorRaisesTheEpoch(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "s.json")
+	if err := credentials.SaveSensor(path, sensor()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); strings.Contains(string(b), "bootEpoch") {
+		t.Fatal("a never-booted sensor's file names bootEpoch: files from before epochs must stay as they were")
+	}
+	for want := uint32(1); want <= 3; want++ {
+		s, err := credentials.BootSensor(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved, err := credentials.LoadSensor(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.BootEpoch != want || saved.BootEpoch != want {
+			t.Fatalf("boot %d: epoch %d, saved %d", want, s.BootEpoch, saved.BootEpoch)
+		}
+		if !bytes.Equal(saved.PSK, sensor().PSK) {
+			t.Fatal("a boot changed the keys")
+		}
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode after a boot = %v, want 0600", st.Mode().Perm())
+	}
+	if _, err := credentials.BootSensor(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Fatal("booting without a credentials file succeeded")
+	}
+}
+
 func TestConnectorRoundTrip(t *testing.T) {
 	t.Parallel()
 	pub, priv, err := ed25519.GenerateKey(nil)

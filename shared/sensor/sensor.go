@@ -110,7 +110,10 @@ type Sensor struct {
 
 // New returns a Sensor for the credentials provisioning wrote. firstSeq is
 // where reading numbers start; a real sensor keeps it in flash across
-// reboots, so that a reading's identity never repeats.
+// reboots, so that a reading's identity never repeats. One that cannot
+// boots with a new epoch instead (credentials.BootSensor): its uplinks
+// carry creds.BootEpoch, and sequence numbers need only be unique within
+// an epoch.
 func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error) {
 	if len(creds.StaticPrivate) != 32 || len(creds.StaticPublic) != 32 || len(creds.PSK) != 32 || len(creds.CloudPublic) != 32 {
 		return nil, errors.New("sensor: credentials must hold 32-byte keys")
@@ -311,7 +314,7 @@ func (s *Sensor) pick(now time.Time) (picked []int, backfillOnly bool) {
 func (s *Sensor) fill(picked []int) ([]byte, []int, error) {
 	// Telling the cloud which replies arrived lets it learn which
 	// connectors reach this sensor.
-	up := payload.Uplink{Replies: s.heard}
+	up := payload.Uplink{Replies: s.heard, Epoch: s.creds.BootEpoch}
 	var body []byte
 	for _, i := range picked {
 		r := s.backlog[i].reading

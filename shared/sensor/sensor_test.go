@@ -22,16 +22,23 @@ type cloud struct {
 	session *radio.Session
 	lastTS  time.Time
 	seen    map[uint64]payload.Reading // by Seq
+	epochs  []uint32                   // each transport packet's boot epoch
 }
 
 func newPair(t *testing.T, cfg sensor.Config) (*sensor.Sensor, *cloud) {
+	t.Helper()
+	return newPairIn(t, cfg, 0)
+}
+
+// newPairIn is newPair for a sensor booted into the given epoch.
+func newPairIn(t *testing.T, cfg sensor.Config, epoch uint32) (*sensor.Sensor, *cloud) {
 	t.Helper()
 	cs, _ := radio.GenerateKeyPair(rand.Reader)
 	ss, _ := radio.GenerateKeyPair(rand.Reader)
 	var psk [32]byte
 	_, _ = rand.Read(psk[:])
 	s, err := sensor.New(credentials.Sensor{
-		DeviceID: "dev", StaticPrivate: ss.Private[:], StaticPublic: ss.Public[:], PSK: psk[:], CloudPublic: cs.Public[:],
+		DeviceID: "dev", StaticPrivate: ss.Private[:], StaticPublic: ss.Public[:], PSK: psk[:], CloudPublic: cs.Public[:], BootEpoch: epoch,
 	}, 100, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -66,10 +73,11 @@ func (c *cloud) handle(pkt []byte, now time.Time) (reply []byte, readings []payl
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	up, err := payload.DecodeUplink(pt)
-	if err != nil {
-		c.t.Fatal(err)
+	up, refused, err := payload.DecodeUplink(pt)
+	if err != nil || refused != nil {
+		c.t.Fatal(err, refused)
 	}
+	c.epochs = append(c.epochs, up.Epoch)
 	for _, r := range up.Readings {
 		c.seen[r.Seq] = r
 	}
@@ -126,6 +134,27 @@ func TestAckedReadingsLeaveTheBacklog(t *testing.T) {
 	}
 }
 
+// TestUplinksCarryTheBootEpoch: every packet, new readings and backfill
+// alike, names the epoch the sensor booted into; epoch 0 sends none.
+func TestUplinksCarryTheBootEpoch(t *testing.T) {
+	t.Parallel()
+	for _, epoch := range []uint32{0, 1, 7} {
+		s, c := newPairIn(t, sensor.Config{ResendAfter: time.Second}, epoch)
+		connect(t, s, c, t0)
+		s.Record(temp(20))
+		pkt, _ := s.Next(t0)
+		_, _ = c.handle(pkt, t0) // the reply is lost: the reading is resent
+		again, _ := s.Next(t0.Add(2 * time.Second))
+		_, got := c.handle(again, t0.Add(2*time.Second))
+		if len(got) != 1 || !got[0].Backfilled {
+			t.Fatalf("epoch %d: resend carried %+v", epoch, got)
+		}
+		if len(c.epochs) != 2 || c.epochs[0] != epoch || c.epochs[1] != epoch {
+			t.Fatalf("epoch %d: packets carried epochs %v", epoch, c.epochs)
+		}
+	}
+}
+
 func TestLostAckResendsAsBackfill(t *testing.T) {
 	t.Parallel()
 	s, c := newPair(t, sensor.Config{ResendAfter: 10 * time.Second})
@@ -152,7 +181,7 @@ func TestLostAckResendsAsBackfill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, _ := payload.DecodeUplink(pt)
+	up, _, _ := payload.DecodeUplink(pt)
 	if len(up.Replies) != 1 || up.Replies[0] != 1 {
 		t.Fatalf("uplink reports replies %v, want [1] (the second reply's counter)", up.Replies)
 	}
