@@ -22,10 +22,12 @@ type storedEvent struct {
 	backfilled bool
 }
 
-func (s *Service) readingEvents(project, deviceID string, readings []payload.Reading, now time.Time) ([]storedEvent, error) {
+// readingEvents makes the events of a packet's readings, which
+// screenReadings has checked, sent in the given boot epoch.
+func (s *Service) readingEvents(project, deviceID string, epoch uint32, readings []payload.Reading, now time.Time) ([]storedEvent, error) {
 	out := make([]storedEvent, 0, len(readings))
 	for _, r := range readings {
-		ev, err := event.FromReading(project, deviceID, r)
+		ev, err := event.FromEpochReading(project, deviceID, epoch, r)
 		if err != nil {
 			return nil, err
 		}
@@ -37,6 +39,74 @@ func (s *Service) readingEvents(project, deviceID string, readings []payload.Rea
 		out = append(out, se)
 	}
 	return out, nil
+}
+
+// Bounds of a plausible reading time. No SealedSense sensor measured
+// anything before readingFloor, and a sensor's clock may run ahead of the
+// cloud's by maxClockSkew at most: a reading from further ahead would, once
+// stored, stay the device's newest and hide its real readings until the
+// clock caught up. Both bounds lie well inside Firestore's timestamp range
+// (years 1 to 9999), which a reading outside them could leave.
+var readingFloor = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const maxClockSkew = 10 * time.Minute
+
+// badReading is a reading refused on its own: its packet's other readings
+// are stored, and the packet is acknowledged, so that the sensor stops
+// resending it.
+type badReading struct {
+	seq    uint64
+	reason string // invalid-reading, time-before-floor, time-in-future
+	err    error  // never quotes the reading's values
+}
+
+// checkReading says why a decoded reading cannot be stored, or returns
+// nil: its fields and value ranges (finite numbers only), then its time
+// and its samples' times against the plausible bounds around now, the
+// cloud's clock.
+func checkReading(r payload.Reading, now time.Time) *badReading {
+	refuse := func(reason string, err error) *badReading { return &badReading{seq: r.Seq, reason: reason, err: err} }
+	if err := r.Validate(); err != nil {
+		return refuse("invalid-reading", err)
+	}
+	check := func(what string, ms int64) *badReading {
+		at := time.UnixMilli(ms)
+		switch {
+		case at.Before(readingFloor):
+			return refuse("time-before-floor", fmt.Errorf("%s before %s", what, readingFloor.Format(time.DateOnly)))
+		case at.After(now.Add(maxClockSkew)):
+			return refuse("time-in-future", fmt.Errorf("%s more than %v after the cloud's clock", what, maxClockSkew))
+		}
+		return nil
+	}
+	if bad := check("time", r.Time); bad != nil {
+		return bad
+	}
+	for _, smp := range r.Samples {
+		if bad := check("sample time", smp.Time); bad != nil {
+			return bad
+		}
+	}
+	return nil
+}
+
+// screenReadings splits a decoded uplink's readings into those to store
+// and those refused alone: the ones that did not decode or validate
+// (refused), and the ones checkReading refuses.
+func screenReadings(ul payload.Uplink, refused []payload.Refusal, now time.Time) ([]payload.Reading, []badReading) {
+	var bad []badReading
+	for _, r := range refused {
+		bad = append(bad, badReading{seq: r.Seq, reason: "invalid-reading", err: r.Err})
+	}
+	good := make([]payload.Reading, 0, len(ul.Readings))
+	for _, r := range ul.Readings {
+		if b := checkReading(r, now); b != nil {
+			bad = append(bad, *b)
+			continue
+		}
+		good = append(good, r)
+	}
+	return good, bad
 }
 
 func (s *Service) stored(ev event.Event, project, deviceID string, now time.Time) (storedEvent, error) {

@@ -113,16 +113,17 @@ type Service struct {
 }
 
 // counters are the load figures: commits counts Firestore writes (a
-// transaction is one), packets the unique packets stored and readings the
-// reading events they created. The load tool reads them from the "reply
-// sent" log line.
+// transaction is one), packets the unique packets stored, readings the
+// reading events they created and badReadings the readings refused alone.
+// The load tool reads them from the "reply sent" log line.
 type counters struct {
-	commits, packets, readings atomic.Uint64
+	commits, packets, readings, badReadings atomic.Uint64
 }
 
 // logAttrs are the counters as the "reply sent" line logs them.
 func (c *counters) logAttrs() []any {
-	return []any{"commits", c.commits.Load(), "uniquePackets", c.packets.Load(), "storedReadings", c.readings.Load()}
+	return []any{"commits", c.commits.Load(), "uniquePackets", c.packets.Load(), "storedReadings", c.readings.Load(),
+		"refusedReadings", c.badReadings.Load()}
 }
 
 // cloudKeys are unwrapped once per instance: one KMS call each, then none.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -459,38 +460,82 @@ func TestBatchOfCopies(t *testing.T) {
 }
 
 // TestReusedSequenceNumbers: a sensor that lost its sequence numbers (a
-// reset) sends new readings under event ids already stored. Ingest reads
-// only resent readings' events, so this is the case its fallback is for:
-// the packet is still stored and acknowledged, the stored event is left as
-// it was, and the reading with a new id is stored.
+// reset) sends new readings under sequence numbers it used before. One
+// that boots into a new epoch (credentials.BootSensor) names new events
+// and loses nothing. One that does not sends new readings under event ids
+// already stored: ingest reads only resent readings' events, so this is
+// the case its fallback is for: the packet is still stored and
+// acknowledged, the stored event is left as it was, the reading with a
+// new id is stored, and the dropped one is logged.
 func TestReusedSequenceNumbers(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, 300*time.Millisecond)
-	creds := w.manufacture()
-	send := func(s *sensor.Sensor, values ...float64) {
-		t.Helper()
-		for _, v := range values {
-			s.Record(temp(v))
-		}
-		pkt, err := s.Next(time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.deliverAll(w.hear("ccon-a", pkt, -70))
-		if _, err := s.Receive(w.downlink().Packet, time.Now()); err != nil || s.Stats().Backlog != 0 {
-			t.Fatalf("packet not acknowledged (%v, %+v); logs:\n%s", err, s.Stats(), w.logs.String())
-		}
+	tests := []struct {
+		name    string
+		boot    bool // each start goes through credentials.BootSensor
+		want    []float64
+		dropped int
+	}{
+		{"reset into a new epoch", true, []float64{20, 25, 26}, 0},
+		{"reset without a new epoch", false, []float64{20, 26}, 1},
 	}
-	before := w.sensorFor(creds)
-	w.connect(before)
-	send(before, 20)
-	reset := w.sensorFor(creds)
-	w.connect(reset)
-	send(reset, 25, 26)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, 300*time.Millisecond)
+			path := filepath.Join(t.TempDir(), "sensor.json")
+			if err := credentials.SaveSensor(path, w.manufacture()); err != nil {
+				t.Fatal(err)
+			}
+			start := func() *sensor.Sensor {
+				t.Helper()
+				creds, err := credentials.LoadSensor(path)
+				if tc.boot {
+					creds, err = credentials.BootSensor(path)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := w.sensorFor(creds) // sequence numbers from 1
+				w.connect(s)
+				return s
+			}
+			send := func(s *sensor.Sensor, values ...float64) {
+				t.Helper()
+				for _, v := range values {
+					s.Record(temp(v))
+				}
+				pkt, err := s.Next(time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.deliverAll(w.hear("ccon-a", pkt, -70))
+				if _, err := s.Receive(w.downlink().Packet, time.Now()); err != nil || s.Stats().Backlog != 0 {
+					t.Fatalf("packet not acknowledged (%v, %+v); logs:\n%s", err, s.Stats(), w.logs.String())
+				}
+			}
+			before := start()
+			send(before, 20)
+			reset := start()
+			send(reset, 25, 26)
 
-	docs, err := w.fs.Collection("events").Where("deviceId", "==", creds.DeviceID).Where("eventType", "==", "temperature").Documents(context.Background()).GetAll()
+			if got := w.temperatures(before.DeviceID()); !slices.Equal(got, tc.want) {
+				t.Fatalf("temperature events %v, want %v", got, tc.want)
+			}
+			logged := strings.Contains(w.logs.String(), `"dropped":1`)
+			if logged != (tc.dropped == 1) {
+				t.Fatalf("dropped reading logged: %v, want %v:\n%s", logged, tc.dropped == 1, w.logs.String())
+			}
+		})
+	}
+}
+
+// temperatures are the values of a device's stored temperature events,
+// sorted.
+func (w *world) temperatures(deviceID string) []float64 {
+	w.t.Helper()
+	docs, err := w.fs.Collection("events").Where("deviceId", "==", deviceID).Where("eventType", "==", "temperature").Documents(context.Background()).GetAll()
 	if err != nil {
-		t.Fatal(err)
+		w.t.Fatal(err)
 	}
 	var got []float64
 	for _, d := range docs {
@@ -502,15 +547,69 @@ func TestReusedSequenceNumbers(t *testing.T) {
 			} `json:"data"`
 		}
 		if err := json.Unmarshal(d.Data()["json"].([]byte), &ev); err != nil {
-			t.Fatal(err)
+			w.t.Fatal(err)
 		}
 		got = append(got, ev.Data.Temperature.Value)
 	}
 	slices.Sort(got)
-	if want := []float64{20, 26}; !slices.Equal(got, want) {
-		t.Fatalf("temperature events %v, want %v (the first reading kept, the reused id not overwritten)", got, want)
+	return got
+}
+
+// TestBadReadingRefusedAlone: a packet with one reading from far in the
+// future (past Firestore's timestamp range) and one good reading stores
+// the good one, acknowledges both to the sensor, is not retried, and logs
+// and counts the bad one without its value. The sensor's next packet goes
+// through: nothing is resent forever.
+func TestBadReadingRefusedAlone(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 300*time.Millisecond)
+	s := w.newSensor()
+	w.connect(s)
+	far := temp(21.75)
+	far.Time = time.Date(10001, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	badSeq := s.Record(far)
+	s.Record(temp(21))
+	pkt, err := s.Next(time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(w.logs.String(), `"dropped":1`) {
-		t.Fatalf("the dropped reading was not logged:\n%s", w.logs.String())
+	if err := w.svc.Handle(context.Background(), w.hear("ccon-a", pkt, -70)); err != nil {
+		t.Fatalf("a packet with one bad reading must be acknowledged, not retried: %v", err)
+	}
+	if _, err := s.Receive(w.downlink().Packet, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Backlog != 0 || st.Acked != 2 {
+		t.Fatalf("sensor after the ACK: %+v, want both readings acknowledged", st)
+	}
+	if got := w.temperatures(s.DeviceID()); !slices.Equal(got, []float64{21}) {
+		t.Fatalf("temperature events %v, want the good reading alone", got)
+	}
+	logs := w.logs.String()
+	if w.logs.Rejected("bad-reading") != 1 || !strings.Contains(logs, `"reason":"time-in-future"`) ||
+		!strings.Contains(logs, fmt.Sprintf(`"seq":%d`, badSeq)) || !strings.Contains(logs, s.DeviceID()) {
+		t.Fatalf("the bad reading was not logged with its device, seq and reason:\n%s", logs)
+	}
+	if strings.Contains(logs, "21.75") || strings.Contains(logs, "10001") {
+		t.Fatalf("the bad reading's value or time was logged:\n%s", logs)
+	}
+	// The "reply sent" line, logged once the reply is recorded, carries
+	// the count.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(w.logs.String(), `"refusedReadings":1`); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the bad reading was not counted:\n%s", w.logs.String())
+		}
+	}
+	s.Record(temp(22))
+	next, err := s.Next(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.deliverAll(w.hear("ccon-a", next, -70))
+	if _, err := s.Receive(w.downlink().Packet, time.Now()); err != nil || s.Stats().Backlog != 0 {
+		t.Fatalf("the next packet was not acknowledged: %v %+v", err, s.Stats())
+	}
+	if got := w.temperatures(s.DeviceID()); !slices.Equal(got, []float64{21, 22}) {
+		t.Fatalf("temperature events %v, want 21 and 22", got)
 	}
 }

@@ -7,15 +7,18 @@ import (
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/pushmsg"
 	"github.com/sealedsense/sealedsense/shared/relay"
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // rejection is a message that can never succeed: it is logged with its
 // reason (which log-based metrics count) and acknowledged, so it is not
-// redelivered. Every other error is returned and Pub/Sub retries it, then
-// dead-letters it.
+// redelivered. classify sorts every other error.
 type rejection struct {
 	reason string
 	err    error
@@ -71,12 +74,49 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 // enough not to flood Firestore.
 const batchConcurrency = 32
 
-// settle turns a handler's outcome into the push answer: a rejection is
-// logged and acknowledged, any other error is returned for redelivery.
-func (s *Service) settle(err error, messageID, topic string) error {
+// classify sorts a handler's error. A permanent one, which no retry can
+// fix, is acknowledged with the reason it is logged under: a rejection; a
+// payload that does not decode or validate; a request Firestore refuses as
+// invalid (InvalidArgument, OutOfRange) or cannot serve (Unimplemented);
+// a stored document that does not decode. Everything else is transient
+// (Unavailable, DeadlineExceeded, Aborted, ResourceExhausted, Internal,
+// a cancelled context, a KMS or IAM failure, or an error nothing here
+// knows) and is returned, so Pub/Sub redelivers it and dead-letters it
+// only after its retries.
+func classify(err error) (reason string, permanent bool) {
 	var rej *rejection
-	if errors.As(err, &rej) {
-		s.log.Warn("message rejected", "rejected", rej.reason, "error", rej.err.Error(), "messageId", messageID, "topic", topic)
+	switch {
+	case err == nil:
+		return "", false
+	case errors.As(err, &rej):
+		return rej.reason, true
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "", false
+	case errors.Is(err, payload.ErrInvalid):
+		return "bad-payload", true
+	case errors.Is(err, store.ErrUndecodable):
+		return "undecodable-document", true
+	}
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.OutOfRange:
+		return "invalid-argument", true
+	case codes.Unimplemented:
+		return "unimplemented", true
+	}
+	return "", false
+}
+
+// settle turns a handler's outcome into the push answer: a permanent
+// error is logged and acknowledged, a transient one is returned for
+// redelivery.
+func (s *Service) settle(err error, messageID, topic string) error {
+	if reason, permanent := classify(err); permanent {
+		msg := err.Error()
+		var rej *rejection
+		if errors.As(err, &rej) {
+			msg = rej.err.Error()
+		}
+		s.log.Warn("message rejected", "rejected", reason, "error", msg, "messageId", messageID, "topic", topic)
 		return nil
 	}
 	if err != nil {

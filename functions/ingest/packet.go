@@ -22,6 +22,7 @@ type packetWrite struct {
 	meta     sessionMeta
 	ul       payload.Uplink
 	events   []storedEvent
+	bad      []badReading // readings refused alone, acknowledged with the packet
 	deviceID string
 	recID    string
 	rec      store.Reception
@@ -91,7 +92,7 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 	if st.Device.ProjectID != p.meta.ProjectID {
 		// Claimed or transferred since the snapshot: store under the
 		// project the device belongs to now.
-		if p.events, err = s.readingEvents(st.Device.ProjectID, p.deviceID, p.ul.Readings, now); err != nil {
+		if p.events, err = s.readingEvents(st.Device.ProjectID, p.deviceID, p.ul.Epoch, p.ul.Readings, now); err != nil {
 			return err
 		}
 	}

@@ -43,19 +43,24 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	held := s.claims.hold(recID)
 	defer held.release()
 	// Only the owner builds the events: the copies, two of every three
-	// envelopes, stop at the claim.
-	events, err := s.readingEvents(a.meta.ProjectID, a.meta.DeviceID, a.ul.Readings, s.deps.Now())
+	// envelopes, stop at the claim. A bad reading is left out here, alone:
+	// the packet's others are stored and the ACK covers it too, so the
+	// sensor stops resending it.
+	now := s.deps.Now()
+	readings, bad := screenReadings(a.ul, a.refused, now)
+	a.ul.Readings = readings
+	events, err := s.readingEvents(a.meta.ProjectID, a.meta.DeviceID, a.ul.Epoch, readings, now)
 	if err != nil {
-		s.n.commits.Add(1)
-		if uerr := s.db.CloseReception(ctx, recID); uerr != nil {
-			return uerr
-		}
-		return reject("bad-payload", err)
+		return s.closeRefused(ctx, recID, reject("bad-payload", err))
 	}
-	p := &packetWrite{hdr: hdr, up: up, keys: keys, meta: a.meta, ul: a.ul, events: events,
+	p := &packetWrite{hdr: hdr, up: up, keys: keys, meta: a.meta, ul: a.ul, events: events, bad: bad,
 		deviceID: a.meta.DeviceID, recID: recID, rec: rec}
 	if err := s.writePacket(ctx, p); err != nil {
-		return fmt.Errorf("packet %d/%d: %w", hdr.ReceiverIndex, hdr.Counter, err)
+		err = fmt.Errorf("packet %d/%d: %w", hdr.ReceiverIndex, hdr.Counter, err)
+		if _, permanent := classify(err); permanent {
+			return s.closeRefused(ctx, recID, err)
+		}
+		return err
 	}
 	if p.out.reject != nil {
 		return p.out.reject
@@ -64,12 +69,24 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	return s.packetStored(ctx, recID, p)
 }
 
+// closeRefused settles a claimed packet that a permanent error refuses:
+// its reception is closed, so that its copies and redeliveries stop at the
+// claim, and err is returned to be logged and acknowledged.
+func (s *Service) closeRefused(ctx context.Context, recID string, err error) error {
+	s.n.commits.Add(1)
+	if cerr := s.db.CloseReception(ctx, recID); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // authenticated is a transport packet checked against a recent snapshot
 // of its session.
 type authenticated struct {
-	meta sessionMeta
-	ul   payload.Uplink
-	seen bool // the snapshot's window holds the counter already: a copy or a replay
+	meta    sessionMeta
+	ul      payload.Uplink
+	refused []payload.Refusal // readings that do not decode or validate
+	seen    bool              // the snapshot's window holds the counter already: a copy or a replay
 }
 
 // authenticate opens a packet against a recent snapshot of its session,
@@ -91,7 +108,7 @@ func (s *Service) authenticate(ctx context.Context, keys *cloudKeys, index uint3
 	// Decode before claiming: an authentic packet that does not decode is
 	// a sensor bug, refused without a write. Knowing the readings now lets
 	// the transaction read everything it needs at once.
-	a.ul, err = payload.DecodeUplink(pt)
+	a.ul, a.refused, err = payload.DecodeUplink(pt)
 	clear(pt)
 	if err != nil {
 		return authenticated{}, reject("bad-payload", err)
@@ -108,8 +125,15 @@ func (s *Service) packetStored(ctx context.Context, recID string, p *packetWrite
 		s.log.Warn("readings dropped: their ids were stored before (the sensor reuses sequence numbers)",
 			"deviceId", p.deviceID, "dropped", p.reused)
 	}
+	for _, b := range p.bad {
+		// Counted (log-based metric on `rejected`); the value is never
+		// logged, only which reading and why.
+		s.log.Warn("reading refused", "rejected", "bad-reading", "reason", b.reason,
+			"deviceId", p.deviceID, "seq", b.seq, "error", b.err.Error())
+	}
 	s.n.packets.Add(1)
 	s.n.readings.Add(uint64(len(p.fresh)))
+	s.n.badReadings.Add(uint64(len(p.bad)))
 	if err := s.publishEvents(ctx, p.out.rec.ProjectID, p.out.rec.DeviceID, jsonOf(p.fresh)); err != nil {
 		return err
 	}

@@ -18,6 +18,9 @@ import (
 var (
 	ErrNotFound = errors.New("store: not found")
 	ErrExists   = errors.New("store: already exists")
+	// ErrUndecodable is a stored document that does not decode into its
+	// struct: reading it again cannot help.
+	ErrUndecodable = errors.New("store: document does not decode")
 )
 
 // DB is the data model over one Firestore database.
@@ -71,7 +74,7 @@ func get[T any](ctx context.Context, ref *firestore.DocumentRef, op string) (T, 
 		return v, wrap(op, err)
 	}
 	if err := snap.DataTo(&v); err != nil {
-		return v, fmt.Errorf("store: %s %s: %w", op, ref.ID, err)
+		return v, fmt.Errorf("store: %s %s: %w: %w", op, ref.ID, ErrUndecodable, err)
 	}
 	return v, nil
 }
@@ -80,7 +83,7 @@ func get[T any](ctx context.Context, ref *firestore.DocumentRef, op string) (T, 
 func decode[T any](snap *firestore.DocumentSnapshot) (T, error) {
 	var v T
 	if err := snap.DataTo(&v); err != nil {
-		return v, fmt.Errorf("store: %s/%s: %w", snap.Ref.Parent.ID, snap.Ref.ID, err)
+		return v, fmt.Errorf("store: %s/%s: %w: %w", snap.Ref.Parent.ID, snap.Ref.ID, ErrUndecodable, err)
 	}
 	return v, nil
 }
