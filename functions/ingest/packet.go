@@ -107,8 +107,9 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 	}
 	p.fresh, p.reused = w.fresh, w.reused
 	change := store.DeviceChange{Reported: w.reported}
-	if v, ok := feedback(st.Device.Pending, p.ul.Replies, now); ok {
+	if v, ok := feedback(st.Device.Pending, heardBack{session: index, received: p.ul.Replies}, now); ok {
 		change.Verdict = &v
+		p.out.avoid = lostVia(v)
 	}
 	if err := s.db.UpdateDevice(tx, p.deviceID, change); err != nil {
 		return err
