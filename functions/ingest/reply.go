@@ -129,7 +129,10 @@ func (s *Service) collect(ctx context.Context, recID string, out outcome) (*stor
 // publishes the device's networkStatus event, in the same commit.
 func (s *Service) recordReply(ctx context.Context, recID string, rec store.Reception, via string, joined []store.Hearer, out outcome) error {
 	now := s.deps.Now()
-	change := store.DeviceChange{RepliedVia: via, Seen: boundedSightings(sightings(rec.Hearers, out.links)), Pending: pendingReply(rec, via, now)}
+	change := store.DeviceChange{RepliedVia: via, Seen: boundedSightings(sightings(rec.Hearers, out.links))}
+	if !out.keepPending {
+		change.Pending = pendingReply(rec, via, now)
+	}
 	if rec.ProjectID != "" && now.Sub(out.netStatus) >= s.cfg.NetworkStatusEvery {
 		netEvent, err := s.networkStatus(ctx, recID, rec, via, joined, change, now)
 		if err != nil {

@@ -44,6 +44,9 @@ type outcome struct {
 	// avoid is the connector the device's last reply was lost on, if its
 	// uplink told: this reply goes another way.
 	avoid string
+	// keepPending: the device's pending reply is not judged yet, so this
+	// reply does not replace it.
+	keepPending bool
 	// polls counts the reply's waits for expected copies; every
 	// pollStore-th one, and the last, reads the reception record.
 	polls int
