@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -51,12 +52,47 @@ type Config struct {
 	// the pipeline is loaded, at the price of up to this much latency.
 	BatchWindow time.Duration
 	Logger      *slog.Logger
+	// Hostile, for tests of the cloud's defences only, makes the
+	// connector lie; New refuses it without AllowHostile.
+	Hostile      *Hostile
+	AllowHostile bool
+}
+
+// Hostile is how a lying connector misbehaves: a registered connector
+// that signs what it says, and says what it likes.
+type Hostile struct {
+	// RSSI, if not zero, is claimed for every uplink instead of the
+	// measured signal (say -30 dBm: the strongest in the field).
+	RSSI float64
+	// DropDownlinks drops every downlink addressed to it, unsent.
+	DropDownlinks bool
+	// PoisonEvery, if not zero, makes every n-th uplink claim a NaN or
+	// infinite RSSI (in turn) and a reception time an hour ahead.
+	PoisonEvery int
+}
+
+// claim is what a hostile connector says about its n-th uplink, heard
+// at received with rssi, and whether it poisoned it; an honest one says
+// what it measured.
+func (h *Hostile) claim(n uint64, received time.Time, rssi float64) (time.Time, float64, bool) {
+	if h == nil {
+		return received, rssi, false
+	}
+	if h.RSSI != 0 {
+		rssi = h.RSSI
+	}
+	if every := uint64(h.PoisonEvery); every > 0 && n%every == 0 {
+		poison := []float64{math.NaN(), math.Inf(1), math.Inf(-1)}
+		return received.Add(time.Hour), poison[(n/every)%3], true
+	}
+	return received, rssi, false
 }
 
 // Stats are the connector's counters since start.
 type Stats struct {
 	Received, Published, PublishErrors, Dropped uint64
 	Transmitted, NotForMe, Rejected             uint64
+	DroppedDownlinks                            uint64 // by a hostile connector
 }
 
 // Connector relays between the radio and Pub/Sub.
@@ -67,6 +103,7 @@ type Connector struct {
 
 	received, published, publishErrors atomic.Uint64
 	transmitted, notForMe, rejected    atomic.Uint64
+	dropped                            atomic.Uint64 // downlinks a hostile connector dropped
 }
 
 // New checks cfg and returns a Connector.
@@ -80,6 +117,8 @@ func New(cfg Config) (*Connector, error) {
 		return nil, errors.New("connector: no channel public key")
 	case cfg.Radio == nil || cfg.Medium == nil || cfg.Uplinks == nil || cfg.Status == nil || cfg.Downlinks == nil:
 		return nil, errors.New("connector: radio, medium, uplinks, status and downlinks are all required")
+	case cfg.Hostile != nil && !cfg.AllowHostile:
+		return nil, errors.New("connector: hostile mode is for tests only and needs AllowHostile")
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 1024
@@ -96,7 +135,11 @@ func New(cfg Config) (*Connector, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Connector{cfg: cfg, log: cfg.Logger.With("connectorId", cfg.ID), queue: newQueue(cfg.QueueSize)}, nil
+	c := &Connector{cfg: cfg, log: cfg.Logger.With("connectorId", cfg.ID), queue: newQueue(cfg.QueueSize)}
+	if h := cfg.Hostile; h != nil {
+		c.log.Warn("HOSTILE MODE: this connector lies, for tests only", "claimedRssi", h.RSSI, "dropDownlinks", h.DropDownlinks, "poisonEvery", h.PoisonEvery)
+	}
+	return c, nil
 }
 
 // Stats returns the counters.
@@ -105,6 +148,7 @@ func (c *Connector) Stats() Stats {
 	return Stats{
 		Received: c.received.Load(), Published: c.published.Load(), PublishErrors: c.publishErrors.Load(), Dropped: dropped,
 		Transmitted: c.transmitted.Load(), NotForMe: c.notForMe.Load(), Rejected: c.rejected.Load(),
+		DroppedDownlinks: c.dropped.Load(),
 	}
 }
 
@@ -156,10 +200,14 @@ func (c *Connector) listen(ctx context.Context) {
 			c.log.Warn("ignoring a malformed radio frame", "bytes", n)
 			continue
 		}
+		received, rssi, poisoned := c.cfg.Hostile.claim(c.received.Load()+1, time.Now().UTC(), f.RSSI)
+		if poisoned {
+			c.log.Warn("hostile: poisoned an uplink's metadata", "rssi", fmt.Sprint(rssi), "received", received)
+		}
 		env, err := relay.SignUplink(c.cfg.Key, relay.Uplink{
 			ConnectorID: c.cfg.ID,
-			Received:    time.Now().UTC(),
-			RSSI:        f.RSSI,
+			Received:    received,
+			RSSI:        rssi,
 			SNR:         f.SNR,
 			Packet:      append([]byte(nil), f.Packet...),
 		})
@@ -306,6 +354,11 @@ func (c *Connector) receiveDownlinks(ctx context.Context) error {
 		case err != nil:
 			c.rejected.Add(1)
 			c.log.Warn("refusing a downlink", "error", err, "messageId", m.ID)
+			return
+		}
+		if c.cfg.Hostile != nil && c.cfg.Hostile.DropDownlinks {
+			c.dropped.Add(1)
+			c.log.Warn("hostile: dropping a downlink", "messageId", m.ID)
 			return
 		}
 		frame, err := air.Frame{Kind: air.KindTransmit, Packet: d.Packet}.Append(nil)

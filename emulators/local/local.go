@@ -70,7 +70,11 @@ type Config struct {
 	// FunctionsEnv is more environment for the functions server, e.g. a
 	// test receiver's CA (SEALEDSENSE_DELIVER_CA_FILE) or delivery timings.
 	FunctionsEnv []string
-	Logger       *slog.Logger
+	// Liar, for tests only, is a connector id run in the connector's
+	// hostile mode (-hostile-lie): it claims -30 dBm, drops its downlinks
+	// and poisons some uplinks' metadata.
+	Liar   string
+	Logger *slog.Logger
 }
 
 // Deployment is a running local system.
@@ -514,6 +518,9 @@ func (d *Deployment) StartConnector(id string) error {
 		"-credentials", c.creds, "-medium", d.Sim.Addr().String(),
 		"-project", d.cfg.Project, "-subscription", stack.DownlinkSubscription(id), "-heartbeat", "5s",
 		"-batch-window", d.cfg.BatchWindow.String())
+	if id == d.cfg.Liar {
+		cmd.Args = append(cmd.Args, "-hostile-lie")
+	}
 	cmd.Env = append(append([]string{}, d.env...), "LISTEN_FDS=1")
 	cmd.ExtraFiles = []*os.File{sock}
 	exit := make(chan struct{})

@@ -57,7 +57,7 @@ func startWith(t *testing.T, cfg local.Config) *local.Deployment {
 		Logger:  slog.New(slog.NewTextHandler(logFile, nil)),
 		Sensors: cfg.Sensors, Connectors: cfg.Connectors, Interval: 2 * time.Second, Seed: 1,
 		SweepEvery: cfg.SweepEvery, OfflineAfter: cfg.OfflineAfter, BatchWindow: cfg.BatchWindow,
-		DeliverSweepEvery: cfg.DeliverSweepEvery, FunctionsEnv: cfg.FunctionsEnv,
+		DeliverSweepEvery: cfg.DeliverSweepEvery, FunctionsEnv: cfg.FunctionsEnv, Liar: cfg.Liar,
 		// A wider window than the 200ms default: CI runs these next to
 		// other test binaries on two cores.
 		Window: 400 * time.Millisecond,

@@ -1,8 +1,9 @@
 package ingest
 
 import (
+	"cmp"
+	"math"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/sealedsense/sealedsense/shared/store"
@@ -12,37 +13,100 @@ import (
 // which connector answers, which copies are worth waiting for, and what
 // the device's next uplink says about the last reply.
 
+// Plausible RSSI bounds, in dBm: LoRa receivers decode down to about
+// -148 dBm, and nothing a connector hears is stronger than about -20 dBm
+// (a sensor on the antenna saturates the front end). A claim outside is
+// clamped, a NaN counts as the weakest: no one value can dominate a
+// choice or a link's history.
+const (
+	weakestRSSI    = -150.0
+	strongestRSSI  = -20.0
+	plausibleSNRdB = 30.0
+)
+
+// plausible clamps a claimed signal figure into [lo, hi]; NaN is lo.
+func plausible(v, lo, hi float64) float64 {
+	if math.IsNaN(v) {
+		return lo
+	}
+	return min(max(v, lo), hi)
+}
+
+// Why chooseConnector passed over a hearer with a better signal.
+const (
+	// reasonReplyLost: the device's last reply went through it and did
+	// not arrive, so this reply goes another way.
+	reasonReplyLost = "reply-lost"
+	// reasonUnacknowledged: more of its replies to the device were lost
+	// than arrived; its claimed signal earns it nothing.
+	reasonUnacknowledged = "replies-unacknowledged"
+)
+
+// route is a reply's connector, and the hearer with a better signal it
+// was chosen over, if any, and why.
+type route struct {
+	via            string
+	passed, reason string
+}
+
 // chooseConnector ranks the connectors that heard a packet. The base score
 // is The Things Stack's adjusted RSSI (RSSI plus SNR when SNR is negative,
 // since below the noise floor SNR is what limits decoding), smoothed with the
 // recent RSSI through that connector, minus a penalty that grows as replies
 // through it go unacknowledged. Neither LoRaWAN server learns from failed
 // replies; this does.
-func chooseConnector(hearers []store.Hearer, links map[string]store.Link) string {
+//
+// What a connector says about a packet is only its claim, so the score
+// decides only among equally trusted connectors. Ranked below every other
+// hearer, whatever their signal, are first avoid, the connector the
+// device's last reply went through and was lost on, and last any
+// connector with more lost replies to the device than delivered ones. A
+// connector that overstates its signal wins at most one reply, then it
+// must deliver to win again: no claimed RSSI outweighs lost replies.
+func chooseConnector(hearers []store.Hearer, links map[string]store.Link, avoid string) route {
 	type cand struct {
-		id    string
-		score float64
+		id     string
+		tier   int
+		reason string
+		score  float64
 	}
 	cands := make([]cand, 0, len(hearers))
 	for _, h := range hearers {
-		score := h.RSSI + min(h.SNR, 0)
+		c := cand{id: h.ConnectorID, score: plausible(h.RSSI, weakestRSSI, strongestRSSI) + min(plausible(h.SNR, -plausibleSNRdB, plausibleSNRdB), 0)}
 		l := links[h.ConnectorID]
 		if !l.LastSeen.IsZero() {
-			score = 0.7*score + 0.3*l.RSSI
+			c.score = 0.7*c.score + 0.3*plausible(l.RSSI, weakestRSSI, strongestRSSI)
 		}
 		// Laplace-smoothed delivery rate: a connector without history
 		// starts at 1/2, neither trusted nor written off.
 		rate := float64(l.Acked+1) / float64(l.Acked+l.Failed+2)
-		score -= 30 * (1 - rate)
-		cands = append(cands, cand{h.ConnectorID, score})
-	}
-	sort.Slice(cands, func(i, j int) bool {
-		if cands[i].score != cands[j].score {
-			return cands[i].score > cands[j].score
+		c.score -= 30 * (1 - rate)
+		switch {
+		case l.Failed > l.Acked:
+			c.tier, c.reason = 2, reasonUnacknowledged
+		case h.ConnectorID == avoid:
+			c.tier, c.reason = 1, reasonReplyLost
 		}
-		return cands[i].id < cands[j].id
+		cands = append(cands, c)
+	}
+	bySignal := func(a, b cand) int {
+		if a.score != b.score {
+			return cmp.Compare(b.score, a.score)
+		}
+		return cmp.Compare(a.id, b.id)
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		if a.tier != b.tier {
+			return cmp.Compare(a.tier, b.tier)
+		}
+		return bySignal(a, b)
 	})
-	return cands[0].id
+	r := route{via: cands[0].id}
+	best := slices.MinFunc(cands, bySignal)
+	if best.id != r.via {
+		r.passed, r.reason = best.id, best.reason
+	}
+	return r
 }
 
 // expectedHearers are the connectors that heard a device within the last
@@ -62,18 +126,58 @@ func expectedHearers(links map[string]store.Link, now time.Time) map[string]bool
 // the reply reached it will mention it in the uplink after.
 const feedbackGrace = 3 * time.Second
 
-// feedback judges the pending reply from the reply counters the device
-// says it received: acknowledged if listed, lost if not listed long after
-// it went out, and otherwise not judged yet (false).
-func feedback(p *store.PendingReply, received []uint64, now time.Time) (store.ReplyVerdict, bool) {
+// heardBack is what a device's uplink says about the last reply sent to
+// it.
+type heardBack struct {
+	// handshake is a new handshake (a newer timestamp than any accepted
+	// before, so from the device itself): it has no session it can use.
+	handshake bool
+	// session is a data packet's receiver index: the session it used.
+	session uint32
+	// received are the reply counters a data packet lists.
+	received []uint64
+}
+
+// feedback judges the pending reply from the device's next uplink, and
+// reports false when the uplink does not tell yet.
+//
+// A data reply is acknowledged if the uplink lists its counter, and lost
+// if not listed long after it went out. A handshake's response is
+// acknowledged by a data packet in the session it opened, and lost if the
+// device handshakes again long after it went out: a sensor that got the
+// response uses it, one that handshakes again without having used it
+// never got it.
+func feedback(p *store.PendingReply, u heardBack, now time.Time) (store.ReplyVerdict, bool) {
 	if p == nil || p.Via == "" {
 		return store.ReplyVerdict{}, false
 	}
-	acked := slices.Contains(received, uint64(p.Counter))
-	if !acked && now.Sub(p.Sent) < feedbackGrace {
+	late := now.Sub(p.Sent) >= feedbackGrace
+	if p.Session != 0 {
+		switch {
+		case !u.handshake && u.session == p.Session:
+			return store.ReplyVerdict{Via: p.Via, Acked: true}, true
+		case u.handshake && late:
+			return store.ReplyVerdict{Via: p.Via}, true
+		}
+		return store.ReplyVerdict{}, false
+	}
+	if u.handshake {
+		// It lists no counters; a sensor also handshakes to rekey.
+		return store.ReplyVerdict{}, false
+	}
+	acked := slices.Contains(u.received, uint64(p.Counter))
+	if !acked && !late {
 		return store.ReplyVerdict{}, false
 	}
 	return store.ReplyVerdict{Via: p.Via, Acked: acked}, true
+}
+
+// lostVia is the connector a verdict found a reply lost on, or "".
+func lostVia(v store.ReplyVerdict) string {
+	if v.Acked {
+		return ""
+	}
+	return v.Via
 }
 
 // sightings are the links' new signal after a packet: each hearer's RSSI,
@@ -89,6 +193,15 @@ func sightings(hearers []store.Hearer, links map[string]store.Link) []store.Sigh
 		out = append(out, store.Sighting{ConnectorID: h.ConnectorID, RSSI: rssi, Received: h.Received})
 	}
 	return out
+}
+
+// boundedSightings clamps the links' smoothed RSSI to the plausible range,
+// so that no single claim can dominate a link's history.
+func boundedSightings(seen []store.Sighting) []store.Sighting {
+	for i := range seen {
+		seen[i].RSSI = plausible(seen[i].RSSI, weakestRSSI, strongestRSSI)
+	}
+	return seen
 }
 
 // mergeHearers adds the copies that joined in memory to those recorded in

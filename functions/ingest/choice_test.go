@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
@@ -53,35 +55,179 @@ func TestChooseConnector(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := chooseConnector(tc.hearers, tc.links); got != tc.want {
-				t.Fatalf("chose %q, want %q", got, tc.want)
+			if got := chooseConnector(tc.hearers, tc.links, ""); got.via != tc.want {
+				t.Fatalf("chose %q, want %q", got.via, tc.want)
 			}
 		})
+	}
+}
+
+// TestLyingConnector: a connector that claims -30 dBm for every packet and
+// drops every reply it is given cannot capture a device's replies.
+func TestLyingConnector(t *testing.T) {
+	t.Parallel()
+	heard := func(id string, rssi float64) store.Hearer {
+		return store.Hearer{ConnectorID: id, RSSI: rssi, SNR: 5, Received: t0}
+	}
+	both := []store.Hearer{heard("liar", -30), heard("honest", -90)}
+	tests := []struct {
+		name    string
+		hearers []store.Hearer
+		links   map[string]store.Link
+		avoid   string
+		want    route
+	}{
+		{"before any history the claim wins once", both, nil, "", route{via: "liar"}},
+		{
+			"the reply after one lost through it goes another way",
+			both, map[string]store.Link{"liar": {RSSI: -30, LastSeen: t0, Replies: 1}, "honest": {RSSI: -90, LastSeen: t0}},
+			"liar", route{via: "honest", passed: "liar", reason: reasonReplyLost},
+		},
+		{
+			"never acknowledged, lost once: below every other hearer",
+			both, map[string]store.Link{"liar": {RSSI: -30, LastSeen: t0, Replies: 1, Failed: 1}, "honest": {RSSI: -90, LastSeen: t0, Replies: 1, Acked: 1}},
+			"", route{via: "honest", passed: "liar", reason: reasonUnacknowledged},
+		},
+		{
+			"liar with 0 acks against honest with acks",
+			both, map[string]store.Link{"liar": {RSSI: -30, LastSeen: t0, Replies: 5, Failed: 5}, "honest": {RSSI: -90, LastSeen: t0, Replies: 40, Acked: 40}},
+			"", route{via: "honest", passed: "liar", reason: reasonUnacknowledged},
+		},
+		{
+			// The old capped penalty (30 dB) lost to a 60 dB lie.
+			"no RSSI advantage outweighs lost replies",
+			[]store.Hearer{heard("liar", -20), heard("honest", -140)},
+			map[string]store.Link{"liar": {RSSI: -20, LastSeen: t0, Replies: 100, Failed: 90, Acked: 10}, "honest": {RSSI: -140, LastSeen: t0, Replies: 3, Acked: 2, Failed: 1}},
+			"", route{via: "honest", passed: "liar", reason: reasonUnacknowledged},
+		},
+		{
+			"an honest link lost once, with acks, is avoided for one reply only",
+			both[1:], map[string]store.Link{"honest": {RSSI: -90, LastSeen: t0, Replies: 11, Acked: 10, Failed: 1}},
+			"", route{via: "honest"},
+		},
+		{
+			"the only hearer answers even if it lost the last reply",
+			both[:1], map[string]store.Link{"liar": {RSSI: -30, LastSeen: t0, Replies: 3, Failed: 3}},
+			"liar", route{via: "liar"},
+		},
+		{
+			"among discredited hearers the signal decides",
+			both, map[string]store.Link{"liar": {Failed: 2}, "honest": {Failed: 2}},
+			"", route{via: "liar"},
+		},
+		{
+			"a NaN claim counts as the weakest",
+			[]store.Hearer{heard("liar", math.NaN()), heard("honest", -120)}, nil,
+			"", route{via: "honest"},
+		},
+		{
+			"an infinite claim counts as the strongest plausible",
+			[]store.Hearer{heard("liar", math.Inf(1)), heard("honest", -19)}, nil,
+			"", route{via: "honest"},
+		},
+		{
+			// 0.7*-20 + 0.3*clamp(+1e308) would be +3e307 unclamped.
+			"a link's implausible history is clamped",
+			[]store.Hearer{heard("liar", -60), heard("honest", -40)},
+			map[string]store.Link{"liar": {RSSI: 1e308, LastSeen: t0}},
+			"", route{via: "honest"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := chooseConnector(tc.hearers, tc.links, tc.avoid); got != tc.want {
+				t.Fatalf("chose %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestLiarLosesAfterOneHandshake plays a device's first replies through
+// choice and feedback as ingest does: the liar wins the first handshake's
+// response, the retry proves it lost, and from then on every reply goes
+// through the honest connector.
+func TestLiarLosesAfterOneHandshake(t *testing.T) {
+	t.Parallel()
+	hearers := []store.Hearer{
+		{ConnectorID: "liar", RSSI: -30, SNR: 10, Received: t0},
+		{ConnectorID: "honest", RSSI: -90, SNR: 5, Received: t0},
+	}
+	links := map[string]store.Link{}
+	count := func(v store.ReplyVerdict) {
+		l := links[v.Via]
+		if v.Acked {
+			l.Acked++
+		} else {
+			l.Failed++
+		}
+		links[v.Via] = l
+	}
+	now := t0
+	r := chooseConnector(hearers, links, "")
+	if r.via != "liar" {
+		t.Fatalf("first handshake answered via %q; the test expects the liar to win once", r.via)
+	}
+	pending := &store.PendingReply{Via: r.via, Sent: now, Session: 41}
+	// The liar drops it; the sensor handshakes again 5s later.
+	now = now.Add(5 * time.Second)
+	v, ok := feedback(pending, heardBack{handshake: true}, now)
+	if !ok || v.Acked || v.Via != "liar" {
+		t.Fatalf("the retry judged %+v, %v; want the liar's response lost", v, ok)
+	}
+	count(v)
+	r = chooseConnector(hearers, links, lostVia(v))
+	if r.via != "honest" {
+		t.Fatalf("the retry's response went via %q, want honest", r.via)
+	}
+	pending = &store.PendingReply{Via: r.via, Sent: now, Session: 42}
+	for i := range 20 {
+		now = now.Add(2 * time.Second)
+		v, ok = feedback(pending, heardBack{session: 42, received: []uint64{uint64(i)}}, now)
+		if !ok || !v.Acked || v.Via != "honest" {
+			t.Fatalf("packet %d judged %+v, %v; want the honest reply acknowledged", i, v, ok)
+		}
+		count(v)
+		if r = chooseConnector(hearers, links, lostVia(v)); r.via != "honest" {
+			t.Fatalf("reply %d went via %q, want honest", i, r.via)
+		}
+		pending = &store.PendingReply{Via: r.via, Counter: int64(i + 1), Sent: now}
 	}
 }
 
 func TestFeedback(t *testing.T) {
 	t.Parallel()
 	pending := &store.PendingReply{Via: "a", Counter: 7, Sent: t0}
+	response := &store.PendingReply{Via: "a", Sent: t0, Session: 99}
+	data := func(session uint32, received ...uint64) heardBack {
+		return heardBack{session: session, received: received}
+	}
+	retry := heardBack{handshake: true}
 	tests := []struct {
-		name     string
-		pending  *store.PendingReply
-		received []uint64
-		now      time.Time
-		want     store.ReplyVerdict
-		judged   bool
+		name    string
+		pending *store.PendingReply
+		uplink  heardBack
+		now     time.Time
+		want    store.ReplyVerdict
+		judged  bool
 	}{
-		{"no reply pending", nil, []uint64{7}, t0.Add(time.Minute), store.ReplyVerdict{}, false},
-		{"a pending reply without a connector", &store.PendingReply{Counter: 7, Sent: t0}, []uint64{7}, t0, store.ReplyVerdict{}, false},
-		{"listed: acknowledged", pending, []uint64{3, 7}, t0.Add(time.Second), store.ReplyVerdict{Via: "a", Acked: true}, true},
-		{"listed long after: acknowledged", pending, []uint64{7}, t0.Add(time.Hour), store.ReplyVerdict{Via: "a", Acked: true}, true},
-		{"not listed within the grace: not judged yet", pending, []uint64{6}, t0.Add(feedbackGrace - time.Millisecond), store.ReplyVerdict{}, false},
-		{"not listed after the grace: lost", pending, nil, t0.Add(feedbackGrace), store.ReplyVerdict{Via: "a"}, true},
+		{"no reply pending", nil, data(5, 7), t0.Add(time.Minute), store.ReplyVerdict{}, false},
+		{"a pending reply without a connector", &store.PendingReply{Counter: 7, Sent: t0}, data(5, 7), t0, store.ReplyVerdict{}, false},
+		{"listed: acknowledged", pending, data(5, 3, 7), t0.Add(time.Second), store.ReplyVerdict{Via: "a", Acked: true}, true},
+		{"listed long after: acknowledged", pending, data(5, 7), t0.Add(time.Hour), store.ReplyVerdict{Via: "a", Acked: true}, true},
+		{"not listed within the grace: not judged yet", pending, data(5, 6), t0.Add(feedbackGrace - time.Millisecond), store.ReplyVerdict{}, false},
+		{"not listed after the grace: lost", pending, data(5), t0.Add(feedbackGrace), store.ReplyVerdict{Via: "a"}, true},
+		{"a data reply is not judged by a handshake (rekeying)", pending, retry, t0.Add(time.Hour), store.ReplyVerdict{}, false},
+		{"a response used: acknowledged", response, data(99), t0.Add(time.Second), store.ReplyVerdict{Via: "a", Acked: true}, true},
+		{"a response used long after: acknowledged", response, data(99, 1), t0.Add(time.Hour), store.ReplyVerdict{Via: "a", Acked: true}, true},
+		{"another handshake after the grace: the response was lost", response, retry, t0.Add(feedbackGrace), store.ReplyVerdict{Via: "a"}, true},
+		{"another handshake within the grace: not judged yet", response, retry, t0.Add(feedbackGrace - time.Millisecond), store.ReplyVerdict{}, false},
+		{"a late packet of an older session: not judged", response, data(98, 7), t0.Add(time.Minute), store.ReplyVerdict{}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, judged := feedback(tc.pending, tc.received, tc.now)
+			got, judged := feedback(tc.pending, tc.uplink, tc.now)
 			if got != tc.want || judged != tc.judged {
 				t.Fatalf("feedback = %+v, %v; want %+v, %v", got, judged, tc.want, tc.judged)
 			}
@@ -218,6 +364,63 @@ func TestPlanEvents(t *testing.T) {
 			}
 			if !maps.Equal(reported, tc.reported) {
 				t.Fatalf("reported %v, want %v", reported, tc.reported)
+			}
+		})
+	}
+}
+
+func TestPendingReply(t *testing.T) {
+	t.Parallel()
+	var resp []byte
+	for n := 0; n < 256 && resp == nil; n++ {
+		pkt, err := radio.Response{SenderIndex: 42, ReceiverIndex: 7, Noise: make([]byte, n)}.MarshalBinary()
+		if _, perr := radio.ParseResponse(pkt); err == nil && perr == nil {
+			resp = pkt
+		}
+	}
+	if resp == nil {
+		t.Fatal("no response size parses")
+	}
+	tests := []struct {
+		name string
+		rec  store.Reception
+		want *store.PendingReply
+	}{
+		{"a data reply, by its counter", store.Reception{EventIDs: []string{"e"}, ReplyCtr: 9}, &store.PendingReply{Via: "a", Counter: 9, Sent: t0}},
+		{"a handshake's response, by the session it opens", store.Reception{Reply: resp}, &store.PendingReply{Via: "a", Sent: t0, Session: 42}},
+		{"not a response: nothing to judge", store.Reception{Reply: []byte{9, 9}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := pendingReply(tc.rec, "a", t0)
+			if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
+				t.Fatalf("pending %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBoundedSightings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		rssi float64
+		want float64
+	}{
+		{"plausible stays", -90, -90},
+		{"too strong is clamped", -5, strongestRSSI},
+		{"too weak is clamped", -400, weakestRSSI},
+		{"NaN is the weakest", math.NaN(), weakestRSSI},
+		{"+Inf is the strongest plausible", math.Inf(1), strongestRSSI},
+		{"-Inf is the weakest", math.Inf(-1), weakestRSSI},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := boundedSightings([]store.Sighting{{ConnectorID: "a", RSSI: tc.rssi}})
+			if got[0].RSSI != tc.want {
+				t.Fatalf("rssi %v, want %v", got[0].RSSI, tc.want)
 			}
 		})
 	}

@@ -108,8 +108,14 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 	}
 	p.fresh, p.reused = w.fresh, w.reused
 	change := store.DeviceChange{Reported: w.reported}
-	if v, ok := feedback(st.Device.Pending, p.ul.Replies, now); ok {
+	if v, ok := feedback(st.Device.Pending, heardBack{session: index, received: p.ul.Replies}, now); ok {
 		change.Verdict = &v
+		p.out.avoid = lostVia(v)
+	} else if st.Device.Pending != nil {
+		// Not judged yet: it stays pending rather than being replaced by
+		// this packet's reply, or a sensor speaking more often than the
+		// grace would never have a lost reply judged.
+		p.out.keepPending = true
 	}
 	if err := s.db.UpdateDevice(tx, p.deviceID, change); err != nil {
 		return err

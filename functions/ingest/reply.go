@@ -9,6 +9,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/sealedsense/sealedsense/shared/event"
+	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
@@ -68,7 +69,11 @@ func (s *Service) finish(ctx context.Context, recID string, out outcome) (time.D
 	if err != nil || rec == nil {
 		return again, err
 	}
-	via := chooseConnector(rec.Hearers, out.links)
+	r := chooseConnector(rec.Hearers, out.links, out.avoid)
+	via := r.via
+	if r.passed != "" {
+		s.log.Warn("reply route passed over a connector", "reason", r.reason, "connectorId", r.passed, "via", via, "deviceId", rec.DeviceID)
+	}
 	keys, err := s.cloud(ctx)
 	if err != nil {
 		return 0, err
@@ -124,11 +129,9 @@ func (s *Service) collect(ctx context.Context, recID string, out outcome) (*stor
 // publishes the device's networkStatus event, in the same commit.
 func (s *Service) recordReply(ctx context.Context, recID string, rec store.Reception, via string, joined []store.Hearer, out outcome) error {
 	now := s.deps.Now()
-	change := store.DeviceChange{RepliedVia: via, Seen: sightings(rec.Hearers, out.links)}
-	if len(rec.EventIDs) > 0 {
-		// Only transport replies can be judged: the sensor reports the
-		// counters of those it received in its next uplink.
-		change.Pending = &store.PendingReply{Via: via, Counter: rec.ReplyCtr, Sent: s.deps.Now()}
+	change := store.DeviceChange{RepliedVia: via, Seen: boundedSightings(sightings(rec.Hearers, out.links))}
+	if !out.keepPending {
+		change.Pending = pendingReply(rec, via, now)
 	}
 	if rec.ProjectID != "" && now.Sub(out.netStatus) >= s.cfg.NetworkStatusEvery {
 		netEvent, err := s.networkStatus(ctx, recID, rec, via, joined, change, now)
@@ -202,6 +205,20 @@ func (s *Service) resume(ctx context.Context, recID string, rec store.Reception)
 	s.log.Info("resuming a packet after redelivery", "deviceId", rec.DeviceID)
 	s.scheduleReply(recID, outcome{rec: rec, links: dev.Links, netStatus: dev.LastNetworkStatus})
 	return nil
+}
+
+// pendingReply is the reply to judge at the device's next uplink: a data
+// reply by its counter, a handshake's response by the session it opens.
+func pendingReply(rec store.Reception, via string, now time.Time) *store.PendingReply {
+	p := &store.PendingReply{Via: via, Counter: rec.ReplyCtr, Sent: now}
+	if len(rec.EventIDs) == 0 {
+		r, err := radio.ParseResponse(rec.Reply)
+		if err != nil {
+			return nil // not a response: nothing the device can tell about it
+		}
+		p.Counter, p.Session = 0, r.SenderIndex
+	}
+	return p
 }
 
 func toReceptions(hs []store.Hearer) []event.Reception {

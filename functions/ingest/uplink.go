@@ -41,6 +41,12 @@ type outcome struct {
 	rec       store.Reception
 	links     map[string]store.Link
 	netStatus time.Time
+	// avoid is the connector the device's last reply was lost on, if its
+	// uplink told: this reply goes another way.
+	avoid string
+	// keepPending: the device's pending reply is not judged yet, so this
+	// reply does not replace it.
+	keepPending bool
 	// polls counts the reply's waits for expected copies; every
 	// pollStore-th one, and the last, reads the reception record.
 	polls int
@@ -153,6 +159,12 @@ func (s *Service) storeHandshake(tx *firestore.Transaction, h *handshakeWrite) e
 	}
 	if err := s.db.SetLastHandshake(tx, h.deviceID, hs.Timestamp().UnixNano()); err != nil {
 		return err
+	}
+	if v, ok := feedback(dev.Pending, heardBack{handshake: true}, now); ok {
+		h.out.avoid = lostVia(v)
+		if err := s.db.UpdateDevice(tx, h.deviceID, store.DeviceChange{Verdict: &v}); err != nil {
+			return err
+		}
 	}
 	h.out.rec.DeviceID, h.out.rec.ProjectID, h.out.rec.Reply = h.deviceID, dev.ProjectID, resp
 	h.out.links, h.out.netStatus = dev.Links, dev.LastNetworkStatus

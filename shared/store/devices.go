@@ -55,11 +55,16 @@ type Link struct {
 }
 
 // PendingReply is the last reply sent to a device, judged when the device
-// next speaks: its uplink lists the reply counters it received.
+// next speaks: a data packet lists the reply counters it received, and
+// uses the session a handshake's response opened; a new handshake means
+// the last response never arrived.
 type PendingReply struct {
 	Via     string    `firestore:"via"`
 	Counter int64     `firestore:"counter"`
 	Sent    time.Time `firestore:"sent"`
+	// Session, for a handshake's response, is the receiver index of the
+	// session it opened; zero for a data reply.
+	Session uint32 `firestore:"session,omitempty"`
 }
 
 func (db *DB) deviceRef(id string) *firestore.DocumentRef {

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -42,7 +43,15 @@ func run(log *slog.Logger) error {
 	queueSize := flag.Int("queue", 1024, "bounded queue size, in packets")
 	connection := flag.String("connection", "ETHERNET", "ETHERNET or CELLULAR")
 	batchWindow := flag.Duration("batch-window", 0, "carry the uplinks heard within this window in one Pub/Sub message (0: one message each)")
+	lie := flag.Bool("hostile-lie", false, "TEST ONLY, refused outside local mode (SEALEDSENSE_LOCAL_MODE=true): claim -30 dBm for every uplink, drop every downlink, and poison every 4th uplink's RSSI (NaN/Inf) and reception time (an hour ahead)")
 	flag.Parse()
+	var hostile *connector.Hostile
+	if *lie {
+		if os.Getenv("SEALEDSENSE_LOCAL_MODE") != "true" {
+			return errors.New("-hostile-lie is for local tests only: it needs SEALEDSENSE_LOCAL_MODE=true")
+		}
+		hostile = &connector.Hostile{RSSI: -30, DropDownlinks: true, PoisonEvery: 4}
+	}
 
 	c, err := credentials.LoadConnector(*creds)
 	if err != nil {
@@ -86,6 +95,8 @@ func run(log *slog.Logger) error {
 		Connection:    *connection,
 		BatchWindow:   *batchWindow,
 		Logger:        log,
+		Hostile:       hostile,
+		AllowHostile:  hostile != nil,
 	})
 	if err != nil {
 		return err
