@@ -46,6 +46,8 @@ locals {
     SEALEDSENSE_TOPIC_DOWNLINKS              = "downlinks"
     SEALEDSENSE_TOPIC_STATUS                 = "connector-status"
     SEALEDSENSE_INGEST_WINDOW                = var.ingest_window
+    SEALEDSENSE_INGEST_HANDSHAKE_RATE        = var.ingest_handshake_rate
+    SEALEDSENSE_INGEST_UNKNOWN_RATE          = var.ingest_unknown_rate
     SEALEDSENSE_NETWORK_STATUS_EVERY         = var.network_status_every
     SEALEDSENSE_CONNECTOR_OFFLINE_AFTER      = var.connector_offline_after
     SEALEDSENSE_EVENT_RETENTION              = "${var.event_retention_days * 24}h"

@@ -77,6 +77,18 @@ variable "ingest_window" {
   default     = "200ms"
 }
 
+variable "ingest_handshake_rate" {
+  description = "Handshakes per second one connector may relay (ten seconds' worth at once); beyond it ingest refuses them as rate-limited."
+  type        = number
+  default     = 100
+}
+
+variable "ingest_unknown_rate" {
+  description = "Lookups per second of unknown sensor keys and receiver indexes one connector's traffic may cause (ten seconds' worth at once); beyond it ingest refuses its uncached packets as rate-limited."
+  type        = number
+  default     = 20
+}
+
 variable "network_status_every" {
   description = "At most one networkStatus event per device per this period."
   type        = string

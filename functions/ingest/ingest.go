@@ -55,6 +55,12 @@ type Config struct {
 	// ConnectorCacheTTL bounds how long a revoked connector can still be
 	// accepted by an instance that cached it (default 30s).
 	ConnectorCacheTTL time.Duration
+	// HandshakeRate is how many handshakes per second one connector may
+	// relay, ten seconds' worth at once (default 100); UnknownRate is how
+	// many lookups per second of unknown sensor keys and receiver indexes
+	// its traffic may cause, likewise (default 20). Beyond them its
+	// messages are refused "rate-limited" (limits.go).
+	HandshakeRate, UnknownRate float64
 }
 
 func (c Config) withDefaults() Config {
@@ -70,6 +76,12 @@ func (c Config) withDefaults() Config {
 	def(&c.OfflineAfter, 90*time.Second)
 	def(&c.Retention, 30*24*time.Hour)
 	def(&c.ConnectorCacheTTL, 30*time.Second)
+	if c.HandshakeRate <= 0 {
+		c.HandshakeRate = defaultHandshakeRate
+	}
+	if c.UnknownRate <= 0 {
+		c.UnknownRate = defaultUnknownRate
+	}
 	if c.StatusTopic == "" {
 		c.StatusTopic = "connector-status"
 	}
@@ -108,6 +120,8 @@ type Service struct {
 	connectors *connectorKeys
 	online     *onlineConnectors
 	sessions   *sessionCache
+	sensorKeys *sensorKeys
+	limits     *connectorLimits
 	claims     *claimer
 	n          counters
 }
@@ -151,6 +165,8 @@ func New(cfg Config, deps Deps) *Service {
 		connectors: newConnectorKeys(deps.Registry, cfg.ConnectorCacheTTL, deps.Now),
 		online:     newOnlineConnectors(db, cfg.ConnectorCacheTTL, deps.Now),
 		sessions:   newSessionCache(db, cfg.Limits, deps.Now),
+		sensorKeys: newSensorKeys(db, deps.Now),
+		limits:     newConnectorLimits(cfg, deps.Now, deps.Logger),
 	}
 	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits}
 	// A failure is not remembered, so a transient KMS error heals on the

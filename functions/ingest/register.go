@@ -49,6 +49,8 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	env.Duration("SEALEDSENSE_NETWORK_STATUS_EVERY", &cfg.NetworkStatusEvery)
 	env.Duration("SEALEDSENSE_CONNECTOR_OFFLINE_AFTER", &cfg.OfflineAfter)
 	env.Duration("SEALEDSENSE_EVENT_RETENTION", &cfg.Retention)
+	env.Float("SEALEDSENSE_INGEST_HANDSHAKE_RATE", &cfg.HandshakeRate)
+	env.Float("SEALEDSENSE_INGEST_UNKNOWN_RATE", &cfg.UnknownRate)
 	cfg.StatusTopic = env.Get("SEALEDSENSE_TOPIC_STATUS", "connector-status")
 	// Everything is read before any client exists, so that the Terraform
 	// tests can list the variables ingest reads without a cloud.

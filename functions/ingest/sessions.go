@@ -23,6 +23,12 @@ type sessionCache struct {
 	db     sessionReader
 	limits radio.Limits
 	cache  *expiring.Cache[uint32, cachedSession]
+	// missing are receiver indexes no session had when last read: a
+	// flood of packets to one costs one read per negativeTTL. A handshake
+	// on this instance that creates the index removes it at once; on
+	// another instance it is refused for negativeTTL at most, and only if
+	// someone sent to that index of 2^32 in the seconds before.
+	missing *expiring.Cache[uint32, struct{}]
 }
 
 type cachedSession struct {
@@ -43,15 +49,39 @@ const (
 )
 
 func newSessionCache(db sessionReader, limits radio.Limits, now func() time.Time) *sessionCache {
-	return &sessionCache{db: db, limits: limits, cache: expiring.New[uint32, cachedSession](maxSessions, sessionTTL, now)}
+	return &sessionCache{db: db, limits: limits, cache: expiring.New[uint32, cachedSession](maxSessions, sessionTTL, now),
+		missing: expiring.New[uint32, struct{}](maxUnknown, negativeTTL, now)}
 }
 
-// snapshot returns a private copy of a recent snapshot of a session.
-func (c *sessionCache) snapshot(ctx context.Context, env *custody.Envelope, index uint32) (*radio.Session, sessionMeta, error) {
+// created forgets that index was missing: a handshake just gave it a
+// session.
+func (c *sessionCache) created(index uint32) { c.missing.Remove(index) }
+
+// accepted keeps sess, a private copy that opened a packet whose
+// transaction has committed, as index's snapshot: its window then holds
+// that packet's counter, so a replay of it learns it is one without
+// trying to claim it. A concurrent packet's counter may be missing from
+// it, which only sends that packet's replays down the slower path.
+func (c *sessionCache) accepted(index uint32, sess *radio.Session, meta sessionMeta) {
+	c.cache.Put(index, cachedSession{sess: sess, meta: meta})
+}
+
+// snapshot returns a private copy of a recent snapshot of a session. A
+// read the caches cannot answer is allowed by the connector's limits
+// first.
+func (c *sessionCache) snapshot(ctx context.Context, env *custody.Envelope, index uint32, limits *connectorLimits, connectorID string) (*radio.Session, sessionMeta, error) {
 	cs, ok := c.cache.Get(index)
 	if !ok {
+		if _, ok := c.missing.Get(index); ok {
+			return nil, sessionMeta{}, reject("unknown-session", fmt.Errorf("receiver index %d, known missing", index))
+		}
+		if err := limits.beforeLookup(connectorID); err != nil {
+			return nil, sessionMeta{}, err
+		}
 		sd, err := c.db.Session(ctx, index)
 		if store.IsNotFound(err) {
+			limits.missed(connectorID)
+			c.missing.Put(index, struct{}{})
 			return nil, sessionMeta{}, reject("unknown-session", fmt.Errorf("receiver index %d", index))
 		}
 		if err != nil {

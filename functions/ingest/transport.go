@@ -66,6 +66,7 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 		return p.out.reject
 	}
 	held.keep() // the reply takes it
+	s.sessions.accepted(hdr.ReceiverIndex, a.sess, a.meta)
 	return s.packetStored(ctx, recID, p)
 }
 
@@ -84,6 +85,7 @@ func (s *Service) closeRefused(ctx context.Context, recID string, err error) err
 // of its session.
 type authenticated struct {
 	meta    sessionMeta
+	sess    *radio.Session // the snapshot's private copy, its window advanced by this packet
 	ul      payload.Uplink
 	refused []payload.Refusal // readings that do not decode or validate
 	seen    bool              // the snapshot's window holds the counter already: a copy or a replay
@@ -93,12 +95,12 @@ type authenticated struct {
 // outside any transaction: a forgery is refused before it can claim
 // anything, and a copy learns it is one without touching the session.
 func (s *Service) authenticate(ctx context.Context, keys *cloudKeys, index uint32, up relay.Uplink) (authenticated, error) {
-	sess, meta, err := s.sessions.snapshot(ctx, keys.envelope, index)
+	sess, meta, err := s.sessions.snapshot(ctx, keys.envelope, index, s.limits, up.ConnectorID)
 	if err != nil {
 		return authenticated{}, err
 	}
 	pt, _, err := sess.Open(nil, up.Packet, s.deps.Now())
-	a := authenticated{meta: meta, seen: errors.Is(err, radio.ErrReplay) || errors.Is(err, radio.ErrTooOld)}
+	a := authenticated{meta: meta, sess: sess, seen: errors.Is(err, radio.ErrReplay) || errors.Is(err, radio.ErrTooOld)}
 	if a.seen {
 		return a, nil
 	}

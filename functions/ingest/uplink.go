@@ -54,7 +54,19 @@ type outcome struct {
 
 // handshake handles one copy of a handshake's first message: claim it,
 // and, for the copy that owns it, open a session and schedule the answer.
+//
+// The order keeps a bad message 1 cheap. The connector's handshake limit
+// comes before any X25519 work. The sensor's key is looked up before the
+// claim, so that a message 1 from a key no sensor has (anyone with the
+// cloud's public key can make one) leaves nothing stored; for a known
+// sensor the lookup is cached, so its copies still claim at once and land
+// inside the collection window. The device's last handshake time is
+// checked before the PSK is unwrapped, so a replayed message 1 costs no
+// KMS call; the check inside the transaction is the one that decides.
 func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
+	if err := s.limits.handshake(up.ConnectorID); err != nil {
+		return err
+	}
 	keys, err := s.cloud(ctx)
 	if err != nil {
 		return err
@@ -63,8 +75,10 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	if err != nil {
 		return reject("handshake-auth", err)
 	}
-	// Claim first: the copies from other connectors then cost one write
-	// each and land well inside the collection window.
+	deviceID, err := s.sensorKeys.device(ctx, hs.PeerStatic(), s.limits, up.ConnectorID)
+	if err != nil {
+		return err
+	}
 	recID := store.HandshakeReceptionID(up.Packet)
 	res, rec, err := s.claims.claim(ctx, recID, up, true)
 	if err != nil || res == copyOf || res == done {
@@ -75,34 +89,53 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	}
 	held := s.claims.hold(recID)
 	defer held.release()
-	dev, err := s.deps.Registry.DeviceByPublicKey(ctx, hs.PeerStatic())
-	if errors.Is(err, registry.ErrNotFound) {
-		s.n.commits.Add(1)
-		_ = s.db.CloseReception(ctx, recID)
-		return reject("unknown-sensor", err)
-	}
+	h, err := s.prepareHandshake(ctx, up, keys, hs, deviceID, recID, rec)
 	if err != nil {
 		return err
 	}
-	psk, err := s.deps.Registry.PSK(ctx, dev)
-	if err != nil {
-		return err
-	}
-	h := &handshakeWrite{up: up, keys: keys, deviceID: dev.ID, psk: psk, recID: recID, rec: rec}
 	s.n.commits.Add(1)
 	err = s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		return s.storeHandshake(tx, h)
 	})
 	if err != nil {
-		return fmt.Errorf("handshake of %s: %w", dev.ID, err)
+		return fmt.Errorf("handshake of %s: %w", deviceID, err)
 	}
 	if h.out.reject != nil {
 		return h.out.reject
 	}
+	s.sessions.created(h.index)
 	held.keep() // the reply takes it
-	s.log.Info("handshake accepted", "deviceId", dev.ID, "connectorId", up.ConnectorID)
+	s.log.Info("handshake accepted", "deviceId", deviceID, "connectorId", up.ConnectorID)
 	s.scheduleReply(recID, h.out)
 	return nil
+}
+
+// prepareHandshake reads the device, refuses a message 1 no newer than
+// its last handshake (closing the claim, so that its copies stop there),
+// and only then unwraps the PSK.
+func (s *Service) prepareHandshake(ctx context.Context, up relay.Uplink, keys *cloudKeys, hs *radio.ResponderHandshake,
+	deviceID, recID string, rec store.Reception) (*handshakeWrite, error) {
+	dev, err := s.deps.Registry.Device(ctx, deviceID)
+	if errors.Is(err, registry.ErrNotFound) {
+		s.n.commits.Add(1)
+		_ = s.db.CloseReception(ctx, recID)
+		return nil, reject("unknown-sensor", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := radio.CheckTimestamp(time.Unix(0, dev.LastHandshakeNs), hs.Timestamp()); err != nil {
+		s.n.commits.Add(1)
+		if cerr := s.db.CloseReception(ctx, recID); cerr != nil {
+			return nil, cerr
+		}
+		return nil, reject("replayed-handshake", err)
+	}
+	psk, err := s.deps.Registry.PSK(ctx, dev)
+	if err != nil {
+		return nil, err
+	}
+	return &handshakeWrite{up: up, keys: keys, deviceID: deviceID, psk: psk, recID: recID, rec: rec}, nil
 }
 
 // handshakeWrite is a handshake's transaction: what it starts from, and
@@ -115,7 +148,8 @@ type handshakeWrite struct {
 	recID    string
 	rec      store.Reception
 
-	out outcome
+	index uint32 // the session's receiver index, once created
+	out   outcome
 }
 
 // storeHandshake is one attempt of a handshake's transaction: it checks
@@ -142,6 +176,7 @@ func (s *Service) storeHandshake(tx *firestore.Transaction, h *handshakeWrite) e
 	if err != nil {
 		return err
 	}
+	h.index = index
 	resp, sess, err := hs.Respond(h.psk, index, now)
 	if err != nil {
 		return err
