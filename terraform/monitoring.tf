@@ -31,6 +31,12 @@ locals {
       label       = "data_connector_id"
       field       = "connectorId"
     }
+    connector_rate_limited = {
+      description = "Uplinks refused because one connector exceeded its handshake or unknown-lookup rate (ingest's per-connector limits); fleet health counts them per connector."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.metric=\"connector-rate-limited\""
+      label       = "connector_id"
+      field       = "connectorId"
+    }
     function_errors = {
       description = "Error-severity log entries of the functions."
       filter      = "resource.type=\"cloud_run_revision\" AND severity>=ERROR"
