@@ -62,12 +62,15 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		return out
 	}
 	base := "/v2/projects/demo/dataconnectors"
-	goodName := "/v2/" + call("POST", base, map[string]any{"displayName": "healthy", "labels": []string{"site"},
+	goodConnector := call("POST", base, map[string]any{"displayName": "healthy", "labels": []string{"site"},
 		"httpConfig": map[string]any{"url": good.URL + "/in", "signatureSecret": goodSecret}}, 200)["name"].(string)
+	good.SetConnector(goodConnector)
+	goodName := "/v2/" + goodConnector
 	created := call("POST", base, map[string]any{"displayName": "failing", "httpConfig": map[string]any{"url": bad.URL + "/in"}}, 200)
 	badName := "/v2/" + created["name"].(string)
 	badSecret = created["httpConfig"].(map[string]any)["signatureSecret"].(string)
 	bad.SetSecret([]byte(badSecret))
+	bad.SetConnector(created["name"].(string))
 
 	// Deliver instances see a new connector within 5 s (their cache);
 	// events read from then on, plus a margin for the time from reading
@@ -107,7 +110,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	}
 	changed := bytes.Clone(g[0].Body)
 	changed[len(changed)/3] ^= 1
-	for scheme, err := range webhooktest.Check(g[0].Header, changed, []byte(goodSecret), jw) {
+	for scheme, err := range webhooktest.Check(g[0].Header, changed, []byte(goodSecret), jw, goodConnector) {
 		if err == nil {
 			t.Errorf("%s accepted a changed body", scheme)
 		}

@@ -80,8 +80,10 @@ type principal struct {
 	// Grants maps a scope ("projects/p" or "organizations/o") to roles.
 	Grants map[string][]string
 	// wrappedSecret is the key's secret as stored, read with the rest, for
-	// the token exchange and Basic auth.
+	// the token exchange and Basic auth; accountBound says it was wrapped
+	// with secretAAD, not legacySecretAAD.
 	wrappedSecret []byte
+	accountBound  bool
 }
 
 // can says whether p holds perm on project, which belongs to org ("" when

@@ -11,8 +11,11 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
+	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/token"
 )
 
@@ -61,12 +64,29 @@ func (s *Service) readPrincipal(ctx context.Context, keyID string) (*principal, 
 	if err != nil {
 		return nil, storeErr(err, "grants")
 	}
-	p := &principal{Account: k.Account, Email: a.Email, Key: keyID, BasicAuth: a.BasicAuth,
-		Grants: map[string][]string{}, wrappedSecret: k.WrappedSecret}
-	for _, m := range grants {
-		p.Grants[m.Scope] = m.Roles
+	if !k.AccountBound {
+		s.log.Warn("service-account key not bound to its account: re-mint or rewrap it", "keyId", keyID, "account", k.Account)
 	}
-	return p, nil
+	return &principal{Account: k.Account, Email: a.Email, Key: keyID, BasicAuth: a.BasicAuth,
+		Grants: keyGrants(k, a.ProjectID, grants), wrappedSecret: k.WrappedSecret, accountBound: k.AccountBound}, nil
+}
+
+// keyGrants is what a key may act under of its account's grants: those in
+// the account's own project, whose admins list (and can delete) the key,
+// and elsewhere only those that existed when the key was minted. A grant
+// made later in another project does not extend a key minted before it,
+// which that project's admins cannot see; a key minted after the grant
+// acts under it.
+func keyGrants(k store.Key, ownProject string, grants []store.Member) map[string][]string {
+	out := map[string][]string{}
+	own := store.ProjectScope(ownProject)
+	for _, m := range grants {
+		if m.Scope != own && m.CreateTime.After(k.CreateTime) {
+			continue
+		}
+		out[m.Scope] = m.Roles
+	}
+	return out
 }
 
 // credentialsErr is a failed read of a key or account: missing means the
@@ -131,8 +151,19 @@ func (s *Service) authenticate(r *http.Request) (*principal, error) {
 
 // keySecret unwraps the secret of p's key, as read with p; the
 // SecretReader's cache makes that one KMS call per key and instance.
+// A secret that fails KMS authentication belongs to a key document that
+// was edited (its account) or copied: refused, and logged.
 func (s *Service) keySecret(ctx context.Context, p *principal) ([]byte, error) {
-	secret, err := s.deps.SecretReader.Unwrap(ctx, p.wrappedSecret, secretAAD(p.Key))
+	aad := secretAAD(p.Key, p.Account)
+	if !p.accountBound {
+		aad = legacySecretAAD(p.Key)
+	}
+	secret, err := s.deps.SecretReader.Unwrap(ctx, p.wrappedSecret, aad)
+	if status.Code(err) == codes.InvalidArgument {
+		s.log.Warn("credentials refused: the key's secret does not unwrap for its account", "rejected", "key-tampered",
+			"keyId", p.Key, "account", p.Account)
+		return nil, errUnauthenticated("unknown or revoked credentials")
+	}
 	if err != nil {
 		return nil, errUnavailable(err)
 	}
@@ -207,6 +238,9 @@ func (s *Service) verifyAssertion(ctx context.Context, assertion string) (*princ
 				return nil, "", err
 			}
 			secret, err := s.keySecret(ctx, pr)
+			if isCode(err, http.StatusUnauthorized) {
+				return nil, "", token.ErrUnknownKey
+			}
 			if err != nil {
 				return nil, "", err
 			}

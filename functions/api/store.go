@@ -23,7 +23,18 @@ const (
 	PersonnelAllowWithReason = "ALLOW_WITH_REASON"
 )
 
-func secretAAD(keyID string) []byte { return []byte("sealedsense/serviceaccount-key/" + keyID) }
+// secretAAD binds a key's wrapped secret to the key and its account: a
+// wrapped secret copied to another key, or a key document whose account
+// was edited, does not unwrap.
+func secretAAD(keyID, account string) []byte {
+	return []byte("sealedsense/serviceaccount-key/" + keyID + "/account/" + account)
+}
+
+// legacySecretAAD is what keys minted before secretAAD bound the account
+// were wrapped with: the key id alone. Such a key still works, but its
+// document's account is not authenticated; rewrapping or re-minting it
+// binds it.
+func legacySecretAAD(keyID string) []byte { return []byte("sealedsense/serviceaccount-key/" + keyID) }
 
 // notFound says whether err is a missing document.
 func notFound(err error) bool { return store.IsNotFound(err) }
@@ -175,11 +186,11 @@ func (st *Store) createKey(ctx context.Context, acc string, a store.Account, tok
 	if err != nil {
 		return credentials.ServiceAccount{}, store.Key{}, err
 	}
-	wrapped, err := st.secrets.Wrap(ctx, secret, secretAAD(id))
+	wrapped, err := st.secrets.Wrap(ctx, secret, secretAAD(id, acc))
 	if err != nil {
 		return credentials.ServiceAccount{}, store.Key{}, errUnavailable(err)
 	}
-	k := store.Key{Account: acc, ProjectID: a.ProjectID, WrappedSecret: wrapped, CreateTime: st.now()}
+	k := store.Key{Account: acc, ProjectID: a.ProjectID, WrappedSecret: wrapped, CreateTime: st.now(), AccountBound: true}
 	if err := st.db.CreateKey(ctx, id, k); err != nil {
 		return credentials.ServiceAccount{}, store.Key{}, fmt.Errorf("api: create key: %w", err)
 	}

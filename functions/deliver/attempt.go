@@ -117,7 +117,8 @@ func (s *Service) signed(ctx context.Context, d delivery) (body []byte, sig http
 		s.log.Error("signing key unavailable", "error", err.Error())
 		return nil, nil, "signing key unavailable"
 	}
-	sig, err = webhook.Signer{Secret: secret, Key: key.priv, KeyID: key.kid, Issuer: s.cfg.Issuer}.Headers(d.ev.ID, body, s.deps.Now())
+	sig, err = webhook.Signer{Secret: secret, Key: key.priv, KeyID: key.kid, Issuer: s.cfg.Issuer,
+		Connector: webhook.ConnectorName(d.ev.Project, d.c.id)}.Headers(d.ev.ID, body, s.deps.Now())
 	if err != nil {
 		return nil, nil, "signing failed"
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/logging/logtest"
 	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/token"
+	"github.com/sealedsense/sealedsense/shared/webhook"
 	"github.com/sealedsense/sealedsense/shared/webhook/webhooktest"
 )
 
@@ -94,11 +95,12 @@ func (w *world) jwks() ([]byte, error) {
 	return json.Marshal(token.JWKSet{Keys: keys})
 }
 
-// receiver starts an HTTPS receiver the Service trusts. Receivers are
-// made before any delivery starts, as the pool is not safe to grow while
-// connections read it.
-func (w *world) receiver(secret string) *webhooktest.Receiver {
+// receiver starts an HTTPS receiver the Service trusts, the endpoint of
+// the world's connector id. Receivers are made before any delivery
+// starts, as the pool is not safe to grow while connections read it.
+func (w *world) receiver(secret, id string) *webhooktest.Receiver {
 	r := webhooktest.New(w.t, []byte(secret), w.jwks)
+	r.SetConnector(webhook.ConnectorName(w.project, id))
 	w.roots.AddCert(r.Certificate())
 	return r
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/egress"
 	dtevent "github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/store"
+	"github.com/sealedsense/sealedsense/shared/webhook"
 	"github.com/sealedsense/sealedsense/shared/webhook/webhooktest"
 )
 
@@ -43,7 +44,7 @@ func TestSignedDeliveryVerifiesWithStockLibraries(t *testing.T) {
 	t.Parallel()
 	const secret = "a customer's signature secret, 32+"
 	w := newWorld(t, deliver.Config{}, nil)
-	rc := w.receiver(secret)
+	rc := w.receiver(secret, "c1")
 	w.device("d1", map[string]string{"room": "101", "owner": "ops"})
 	w.connector("c1", rc.URL+"/hook", secret, connOpts{labels: []string{"room"}, hdrs: map[string]string{"Authorization": "Bearer receiver-token"}})
 	var evs []dataconnector.Event
@@ -86,10 +87,15 @@ func TestSignedDeliveryVerifiesWithStockLibraries(t *testing.T) {
 		// One byte changed: all three signatures fail.
 		changed := bytes.Clone(d.Body)
 		changed[len(changed)/2] ^= 1
-		for scheme, err := range webhooktest.Check(d.Header, changed, []byte(secret), jwks) {
+		for scheme, err := range webhooktest.Check(d.Header, changed, []byte(secret), jwks, webhook.ConnectorName(w.project, "c1")) {
 			if err == nil {
 				t.Errorf("%s accepted a body changed by one byte", scheme)
 			}
+		}
+		// Forwarded to another connector's receiver: its ES256 check
+		// refuses it, as it names its recipient.
+		if err := webhooktest.Check(d.Header, d.Body, []byte(secret), jwks, webhook.ConnectorName(w.project, "c2"))["es256"]; err == nil {
+			t.Errorf("another connector's receiver accepted a forwarded delivery")
 		}
 	}
 	for _, d := range w.deliveries("c1") {
@@ -146,7 +152,7 @@ func TestSignedDeliveryVerifiesWithStockLibraries(t *testing.T) {
 func TestFailingConnectorNeverHoldsUpAHealthyOne(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, deliver.Config{BackoffBase: 200 * time.Millisecond, BackoffMax: 10 * time.Second, DisableAfter: 5 * time.Second}, nil)
-	good, bad := w.receiver("good secret"), w.receiver("bad secret")
+	good, bad := w.receiver("good secret", "good"), w.receiver("bad secret", "bad")
 	bad.SetStatus(http.StatusInternalServerError)
 	w.device("d1", nil)
 	w.connector("good", good.URL, "good secret", connOpts{})
@@ -219,7 +225,7 @@ func TestFailingConnectorNeverHoldsUpAHealthyOne(t *testing.T) {
 func TestBackfillOnReEnable(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, deliver.Config{CacheTTL: 100 * time.Millisecond}, nil)
-	rc := w.receiver("backfill secret")
+	rc := w.receiver("backfill secret", "c1")
 	w.device("d1", nil)
 	w.connector("c1", rc.URL, "backfill secret", connOpts{events: []string{"touch"}})
 	delivered := w.event("d1", "touch")
@@ -283,7 +289,7 @@ func TestBackfillOnReEnable(t *testing.T) {
 func TestSyncResendsTheLatestEventOfEachType(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, deliver.Config{}, nil)
-	rc := w.receiver("sync secret")
+	rc := w.receiver("sync secret", "c1")
 	ctx := context.Background()
 	for _, dev := range []string{"d1", "d2"} {
 		w.device(dev, nil)
@@ -348,7 +354,7 @@ func TestSSRFIsRefusedInCloudMode(t *testing.T) {
 		return (&net.Dialer{}).DialContext(ctx, network, target)
 	}}
 	w := newWorld(t, deliver.Config{BackoffBase: time.Hour}, dialer)
-	rc := w.receiver("ssrf secret")
+	rc := w.receiver("ssrf secret", "rebind")
 	target = strings.TrimPrefix(rc.URL, "https://")
 	_, port, _ := net.SplitHostPort(target)
 	w.device("d1", nil)
@@ -417,7 +423,7 @@ func TestSSRFIsRefusedInCloudMode(t *testing.T) {
 func TestEventPastRetentionIsGivenUp(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, deliver.Config{}, nil)
-	rc := w.receiver("retention secret")
+	rc := w.receiver("retention secret", "c1")
 	w.device("d1", nil)
 	w.connector("c1", rc.URL, "retention secret", connOpts{})
 	id := store.DeliveryID("c1", "long-gone", "")
@@ -440,7 +446,7 @@ func TestEventPastRetentionIsGivenUp(t *testing.T) {
 func TestPushedPacketOfEvents(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, deliver.Config{}, nil)
-	rc := w.receiver("packet secret")
+	rc := w.receiver("packet secret", "c1")
 	w.device("d1", nil)
 	w.connector("c1", rc.URL, "packet secret", connOpts{})
 	a, b := w.event("d1", "touch"), w.event("d1", "temperature")

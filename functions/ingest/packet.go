@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -79,7 +80,11 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 		p.out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", index))
 		return s.db.CloseReceptionIn(tx, p.recID)
 	}
-	sess, err := openSession(p.keys.envelope, index, st.Session.Sealed, s.cfg.Limits)
+	sess, err := openSession(p.keys.envelope, index, st.Session.DeviceID, st.Session.Sealed, s.cfg.Limits)
+	if rej := (*rejection)(nil); errors.As(err, &rej) {
+		p.out.reject = err
+		return s.db.CloseReceptionIn(tx, p.recID)
+	}
 	if err != nil {
 		return err
 	}
@@ -96,7 +101,7 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 			return err
 		}
 	}
-	reply, replyCtr, err := s.sealAck(tx, index, p.keys, sess, counter, now)
+	reply, replyCtr, err := s.sealAck(tx, index, st.Session.DeviceID, p.keys, sess, counter, now)
 	if err != nil {
 		return err
 	}
@@ -131,7 +136,7 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 // sealAck seals the reply, an ACK of counter, and stores the session it
 // advanced. It runs inside the transaction so that a retried attempt
 // never sends a second plaintext under a counter the committed one used.
-func (s *Service) sealAck(tx *firestore.Transaction, index uint32, keys *cloudKeys, sess *radio.Session, counter uint64, now time.Time) ([]byte, uint64, error) {
+func (s *Service) sealAck(tx *firestore.Transaction, index uint32, deviceID string, keys *cloudKeys, sess *radio.Session, counter uint64, now time.Time) ([]byte, uint64, error) {
 	reply, err := payload.Reply{Acks: []uint64{counter}}.Marshal()
 	if err != nil {
 		return nil, 0, err
@@ -140,7 +145,7 @@ func (s *Service) sealAck(tx *firestore.Transaction, index uint32, keys *cloudKe
 	if err != nil {
 		return nil, 0, err
 	}
-	sealed, err := sealSession(keys.envelope, index, sess)
+	sealed, err := sealSession(keys.envelope, index, deviceID, sess)
 	if err != nil {
 		return nil, 0, err
 	}

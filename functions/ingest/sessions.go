@@ -87,7 +87,7 @@ func (c *sessionCache) snapshot(ctx context.Context, env *custody.Envelope, inde
 		if err != nil {
 			return nil, sessionMeta{}, err
 		}
-		sess, err := openSession(env, index, sd.Sealed, c.limits)
+		sess, err := openSession(env, index, sd.DeviceID, sd.Sealed, c.limits)
 		if err != nil {
 			return nil, sessionMeta{}, fmt.Errorf("session %d: %w", index, err)
 		}
@@ -98,22 +98,32 @@ func (c *sessionCache) snapshot(ctx context.Context, env *custody.Envelope, inde
 	return &cp, cs.meta, nil
 }
 
-// sessionAAD binds a sealed session to its document.
-func sessionAAD(index uint32) []byte { return []byte("sealedsense/session/" + store.SessionID(index)) }
+// sessionAAD binds a sealed session to its document and to its device:
+// a session whose document was moved to another index, or whose deviceId
+// was edited, does not open. The project is not bound: a device can be
+// transferred while its session is live, and a packet's transaction takes
+// the project from the device's document.
+func sessionAAD(index uint32, deviceID string) []byte {
+	return []byte("sealedsense/session/" + store.SessionID(index) + "/device/" + deviceID)
+}
 
-func sealSession(env *custody.Envelope, index uint32, sess *radio.Session) ([]byte, error) {
+func sealSession(env *custody.Envelope, index uint32, deviceID string, sess *radio.Session) ([]byte, error) {
 	blob, err := sess.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
 	defer clear(blob)
-	return env.Seal(blob, sessionAAD(index))
+	return env.Seal(blob, sessionAAD(index, deviceID))
 }
 
-func openSession(env *custody.Envelope, index uint32, sealed []byte, limits radio.Limits) (*radio.Session, error) {
-	blob, err := env.Open(sealed, sessionAAD(index))
+// openSession opens a session document's sealed session. One that does
+// not open was edited, moved, or sealed before sessions were bound to
+// their device: a refusal ("session-tampered"), as no retry can open it;
+// the sensor's next handshake makes a new session.
+func openSession(env *custody.Envelope, index uint32, deviceID string, sealed []byte, limits radio.Limits) (*radio.Session, error) {
+	blob, err := env.Open(sealed, sessionAAD(index, deviceID))
 	if err != nil {
-		return nil, err
+		return nil, reject("session-tampered", fmt.Errorf("session %d of device %q: %w", index, deviceID, err))
 	}
 	defer blob.Clear()
 	var sess radio.Session

@@ -182,7 +182,7 @@ func (s *Service) storeHandshake(tx *firestore.Transaction, h *handshakeWrite) e
 		return err
 	}
 	sess.Limits = s.cfg.Limits
-	sealed, err := sealSession(h.keys.envelope, index, sess)
+	sealed, err := sealSession(h.keys.envelope, index, h.deviceID, sess)
 	if err != nil {
 		return err
 	}

@@ -12,13 +12,19 @@ import (
 const keysCollection = "serviceAccountKeys"
 
 // Key is a service-account key. Its secret is stored only KMS-wrapped,
-// with the key id as additional data, so a wrapped secret copied to
-// another key does not unwrap.
+// with the key id and, where AccountBound, its account as additional
+// data, so a wrapped secret copied to another key, or a key whose account
+// was edited, does not unwrap.
 type Key struct {
 	Account       string    `firestore:"account"`
 	ProjectID     string    `firestore:"projectId"`
 	WrappedSecret []byte    `firestore:"wrappedSecret"`
 	CreateTime    time.Time `firestore:"createTime"`
+	// AccountBound says the secret was wrapped with the account too; keys
+	// minted before that was done are not, until rewrapped or re-minted.
+	// It only picks the additional data to try: a bound secret does not
+	// unwrap as unbound.
+	AccountBound bool `firestore:"accountBound,omitempty"`
 }
 
 func (db *DB) keyRef(id string) *firestore.DocumentRef {

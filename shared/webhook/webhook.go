@@ -2,7 +2,10 @@
 // receiver can check them with stock tools: DT's X-Dt-Signature (an HS256
 // JWT carrying the body's checksums), the Standard Webhooks headers (HMAC
 // with the same secret), and an ES256 JWT over the body's SHA-256 that
-// verifies against the API's JWKS.
+// verifies against the API's JWKS. The ES256 JWT names its recipient, the
+// data connector, as its audience: the JWKS is the same for every
+// customer, so without it a delivery one customer received would verify
+// at another's endpoint.
 package webhook
 
 import (
@@ -15,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -39,12 +43,35 @@ type Signer struct {
 	Key    *ecdsa.PrivateKey
 	KeyID  string
 	Issuer string
+	// Connector is the recipient: the data connector's resource name,
+	// projects/{project}/dataconnectors/{id} (ConnectorName). The ES256
+	// header carries it as aud and its project as project.
+	Connector string
 }
 
-// Claims of the ES256 header.
+// Claims of the ES256 header. A receiver checks aud against its own
+// connector's name.
 type Claims struct {
 	jwt.RegisteredClaims
 	BodySHA256 string `json:"body_sha256"` // base64url, unpadded
+	Project    string `json:"project"`     // the connector's project
+}
+
+// ConnectorName is a data connector's resource name, the audience of its
+// deliveries' ES256 header.
+func ConnectorName(project, id string) string {
+	return "projects/" + project + "/dataconnectors/" + id
+}
+
+// ConnectorProject is the project of a connector's resource name, or ""
+// when name is not one.
+func ConnectorProject(name string) string {
+	rest, ok := strings.CutPrefix(name, "projects/")
+	p, id, ok2 := strings.Cut(rest, "/dataconnectors/")
+	if !ok || !ok2 || p == "" || id == "" || strings.Contains(p, "/") || strings.Contains(id, "/") {
+		return ""
+	}
+	return p
 }
 
 // Headers returns the signature headers of one delivery of body. id is the
@@ -83,9 +110,15 @@ func (s Signer) Headers(id string, body []byte, now time.Time) (http.Header, err
 	h.Set(standardwebhooks.HeaderWebhookSignature, sig)
 
 	if s.Key != nil {
+		project := ConnectorProject(s.Connector)
+		if project == "" {
+			return nil, errors.New("webhook: es256 signature: no recipient connector name")
+		}
 		t := jwt.NewWithClaims(jwt.SigningMethodES256, Claims{
-			RegisteredClaims: jwt.RegisteredClaims{Issuer: s.Issuer, ID: id, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(SignatureLife))},
-			BodySHA256:       base64.RawURLEncoding.EncodeToString(sum[:]),
+			RegisteredClaims: jwt.RegisteredClaims{Issuer: s.Issuer, ID: id, Audience: jwt.ClaimStrings{s.Connector},
+				IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(SignatureLife))},
+			BodySHA256: base64.RawURLEncoding.EncodeToString(sum[:]),
+			Project:    project,
 		})
 		t.Header["kid"] = s.KeyID
 		es, err := t.SignedString(s.Key)

@@ -1,7 +1,9 @@
 // Package webhooktest is a customer's HTTPS webhook receiver for tests: it
 // records every delivery and checks its three signatures the way a
 // customer would, with stock libraries only (golang-jwt, the Standard
-// Webhooks library, and an ES256 key taken from the published JWKS).
+// Webhooks library, and an ES256 key taken from the published JWKS). The
+// ES256 check includes the audience: a receiver accepts only deliveries
+// signed for its own data connector.
 package webhooktest
 
 import (
@@ -34,8 +36,10 @@ import (
 // Schemes checked on every delivery.
 var schemes = []string{"dt", "standard", "es256"}
 
-// Check verifies a delivery's three signatures; a nil map entry is a pass.
-func Check(h http.Header, body, secret, jwks []byte) map[string]error {
+// Check verifies a delivery's three signatures for the receiver of the
+// data connector named connector (projects/{p}/dataconnectors/{id}); a
+// nil map entry is a pass.
+func Check(h http.Header, body, secret, jwks []byte, connector string) map[string]error {
 	out := map[string]error{}
 	// DT: verify the JWT with the secret, then compare its checksum.
 	var dt jwt.MapClaims
@@ -60,8 +64,18 @@ func Check(h http.Header, body, secret, jwks []byte) map[string]error {
 		out["es256"] = err
 		return out
 	}
+	out["es256"] = checkES256(h, body, set, connector)
+	return out
+}
+
+// checkES256 verifies the ES256 header with a key of the JWKS, and that it
+// was signed for this receiver's connector (aud) and the body.
+func checkES256(h http.Header, body []byte, set token.JWKSet, connector string) error {
+	if connector == "" {
+		return errors.New("the receiver knows no connector name to check aud against")
+	}
 	var es webhook.Claims
-	_, err = jwt.ParseWithClaims(h.Get(webhook.HeaderES256), &es, func(t *jwt.Token) (any, error) {
+	_, err := jwt.ParseWithClaims(h.Get(webhook.HeaderES256), &es, func(t *jwt.Token) (any, error) {
 		for _, k := range set.Keys {
 			if k.Kid == t.Header["kid"] {
 				x, _ := base64.RawURLEncoding.DecodeString(k.X)
@@ -70,15 +84,18 @@ func Check(h http.Header, body, secret, jwks []byte) map[string]error {
 			}
 		}
 		return nil, errors.New("unknown kid")
-	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithExpirationRequired())
-	if err == nil {
-		sum := sha256.Sum256(body)
-		if es.BodySHA256 != base64.RawURLEncoding.EncodeToString(sum[:]) {
-			err = errors.New("body_sha256 does not match the body")
-		}
+	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithExpirationRequired(), jwt.WithAudience(connector))
+	if err != nil {
+		return err
 	}
-	out["es256"] = err
-	return out
+	sum := sha256.Sum256(body)
+	if es.BodySHA256 != base64.RawURLEncoding.EncodeToString(sum[:]) {
+		return errors.New("body_sha256 does not match the body")
+	}
+	if es.Project != webhook.ConnectorProject(connector) {
+		return errors.New("project does not match the connector")
+	}
+	return nil
 }
 
 // Delivery is one request the receiver got.
@@ -98,6 +115,7 @@ type Receiver struct {
 	URL    string
 	srv    *httptest.Server
 	secret []byte
+	name   string // the data connector's resource name, set with SetConnector
 	jwks   func() ([]byte, error)
 	status atomic.Int32
 
@@ -144,9 +162,9 @@ func (r *Receiver) verify(h http.Header, body []byte) error {
 			r.mu.Unlock()
 		}
 		r.mu.Lock()
-		secret := r.secret
+		secret, name := r.secret, r.name
 		r.mu.Unlock()
-		errs := Check(h, body, secret, jwks)
+		errs := Check(h, body, secret, jwks, name)
 		var first error
 		for _, s := range schemes {
 			if errs[s] != nil && first == nil {
@@ -169,6 +187,15 @@ func (r *Receiver) CloseClientConnections() { r.srv.CloseClientConnections() }
 func (r *Receiver) SetSecret(secret []byte) {
 	r.mu.Lock()
 	r.secret = secret
+	r.mu.Unlock()
+}
+
+// SetConnector names the data connector this receiver is the endpoint
+// of (projects/{p}/dataconnectors/{id}): deliveries whose ES256 header
+// names another are refused. Until it is set, every delivery is.
+func (r *Receiver) SetConnector(name string) {
+	r.mu.Lock()
+	r.name = name
 	r.mu.Unlock()
 }
 
