@@ -40,6 +40,12 @@ type Config struct {
 	// RekeyBefore starts a new handshake this long before the session's age
 	// limit, so that the old session is never used past it (default 1m).
 	RekeyBefore time.Duration
+	// SilentAfter starts a new handshake when the cloud has answered
+	// nothing in the session for this long while packets went out
+	// (default 2m). A session the cloud no longer opens (lost, restored
+	// from an older backup, or sealed under an older binding) is then
+	// replaced within minutes rather than at the session's age limit.
+	SilentAfter time.Duration
 	Limits      radio.Limits
 	Random      io.Reader // nil means crypto/rand
 }
@@ -106,6 +112,10 @@ type Sensor struct {
 	heard       []uint64 // reply counters received since the last uplink
 	stats       Stats
 	lastHsStamp time.Time
+	// heardAt is when the cloud last answered in this session (or the
+	// session began); unanswered counts the packets sent since.
+	heardAt    time.Time
+	unanswered int
 }
 
 // New returns a Sensor for the credentials provisioning wrote. firstSeq is
@@ -136,6 +146,9 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 	}
 	if cfg.RekeyBefore <= 0 {
 		cfg.RekeyBefore = time.Minute
+	}
+	if cfg.SilentAfter <= 0 {
+		cfg.SilentAfter = 2 * time.Minute
 	}
 	if cfg.Limits == (radio.Limits{}) {
 		cfg.Limits = radio.DefaultLimits()
@@ -218,7 +231,16 @@ func (s *Sensor) needsHandshake(now time.Time) bool {
 	}
 	age := now.Sub(s.session.Created)
 	return s.session.Expired(now) || age >= s.cfg.Limits.MaxAge-s.cfg.RekeyBefore ||
-		s.session.SendCounter+16 >= s.cfg.Limits.MaxPackets
+		s.session.SendCounter+16 >= s.cfg.Limits.MaxPackets || s.silent(now)
+}
+
+// minUnanswered is how many packets must go unanswered before silence
+// counts: a cloud that is only slow still answers some of them.
+const minUnanswered = 3
+
+// silent reports whether the cloud stopped answering in this session.
+func (s *Sensor) silent(now time.Time) bool {
+	return s.unanswered >= minUnanswered && now.Sub(s.heardAt) >= s.cfg.SilentAfter
 }
 
 func (s *Sensor) initiate(now time.Time) ([]byte, error) {
@@ -355,6 +377,7 @@ func (s *Sensor) record(picked []int, counter uint64, backfillOnly bool, now tim
 		s.backfillCtr, s.backfillAt = counter, now
 	}
 	s.heard = nil
+	s.unanswered++
 	// ACKs that never come would grow the map without end; a counter this
 	// far behind carries readings that were resent under newer counters.
 	if len(s.inflight) > 4*s.cfg.MaxBacklog {
@@ -394,6 +417,7 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 		}
 		sess.Limits = s.cfg.Limits
 		s.session, s.hs, s.hsAttempts = sess, nil, 0
+		s.heardAt, s.unanswered = now, 0
 		// Counters restart with the session, so in-flight ACK bookkeeping
 		// of the old one can no longer match; its readings are resent.
 		clear(s.inflight)
@@ -420,6 +444,7 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 			return true, fmt.Errorf("sensor %s: reply: %w", s.creds.DeviceID, err)
 		}
 		s.apply(reply, now)
+		s.heardAt, s.unanswered = now, 0
 		if len(s.heard) < payload.MaxReplies {
 			s.heard = append(s.heard, replyCtr)
 		}

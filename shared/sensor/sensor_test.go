@@ -291,3 +291,56 @@ func TestIgnoresOthersAndRekeys(t *testing.T) {
 		t.Fatalf("handshakes %d, want 3", st.Handshakes)
 	}
 }
+
+// TestSilentSessionIsReplaced: a cloud that stops answering in a session
+// (it lost the session, or can no longer open it) gets a new handshake
+// once SilentAfter has passed with packets unanswered, not only at the
+// session's age limit; a cloud that is slow but answers keeps it.
+func TestSilentSessionIsReplaced(t *testing.T) {
+	t.Parallel()
+	isInitiation := func(pkt []byte) bool {
+		typ, err := radio.Type(pkt)
+		return err == nil && typ == radio.TypeInitiation
+	}
+	tests := []struct {
+		name          string
+		answerEvery   int // 0: never answer
+		wantHandshake bool
+	}{
+		{"never answered", 0, true},
+		{"answered now and then", 3, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, c := newPair(t, sensor.Config{ResendAfter: 5 * time.Second, SilentAfter: time.Minute})
+			connect(t, s, c, t0)
+			now := t0
+			for i := 1; i <= 20; i++ {
+				now = now.Add(10 * time.Second)
+				s.Record(temp(20))
+				pkt, err := s.Next(now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if isInitiation(pkt) {
+					if !tc.wantHandshake {
+						t.Fatalf("packet %d: a handshake, though the cloud answers", i)
+					}
+					if now.Sub(t0) < time.Minute {
+						t.Fatalf("handshake after %v of silence; want at least SilentAfter", now.Sub(t0))
+					}
+					return
+				}
+				reply, _ := c.handle(pkt, now)
+				if tc.answerEvery > 0 && i%tc.answerEvery == 0 {
+					if _, err := s.Receive(reply, now); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if tc.wantHandshake {
+				t.Fatal("the sensor kept a session the cloud never answered in for 200 s")
+			}
+		})
+	}
+}
