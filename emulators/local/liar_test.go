@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -30,11 +31,25 @@ func TestLyingConnector(t *testing.T) {
 			t.Fatalf("sensor %s hears %v; the test needs both connectors in range of every sensor", dev, in)
 		}
 	}
-	time.Sleep(20 * time.Second)
-	for _, dev := range devices {
-		if st := d.Sim.Sensor(dev).Stats(); st.Acked == 0 {
-			t.Errorf("sensor %s got no ACK next to the liar (%d handshakes, backlog %d)", dev, st.Handshakes, st.Backlog)
+	// Every sensor gets a session and ACKs next to the liar. A sensor
+	// whose first handshake response the liar dropped retries after its
+	// handshake backoff, so this waits, bounded, rather than sleeping a
+	// guess.
+	unacked := func() []string {
+		var out []string
+		for _, dev := range devices {
+			if st := d.Sim.Sensor(dev).Stats(); st.Acked == 0 {
+				out = append(out, fmt.Sprintf("%s (%d handshakes, backlog %d)", dev, st.Handshakes, st.Backlog))
+			}
 		}
+		return out
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(unacked()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+	}
+	if left := unacked(); len(left) > 0 {
+		t.Errorf("sensors with no ACK after 90 s next to the liar: %v", left)
 	}
 	drain(t, d)
 	assertExactlyOnce(t, d, devices)
