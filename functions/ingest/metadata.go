@@ -21,9 +21,13 @@ const (
 	// transmitted from inside the antenna.
 	minRSSI, maxRSSI = -150.0, 0.0
 	// minSNR and maxSNR bound a plausible signal-to-noise ratio, in dB:
-	// LoRa decodes down to about -20 dB at SF12, and receivers report no
-	// more than a few tens of dB above the noise floor.
-	minSNR, maxSNR = -40.0, 40.0
+	// LoRa decodes down to about -20 dB at SF12, and a signal of at most
+	// 0 dBm stands at most about 120 dB over a 125 kHz channel's thermal
+	// noise (-123 dBm). LoRa chips stop reporting near +15 dB, but other
+	// radios do not, nor does the local simulator (RSSI less a -115 dBm
+	// noise floor, up to 75 dB). Only a negative SNR moves the reply's
+	// choice, and only against the connector that reports it.
+	minSNR, maxSNR = -40.0, 120.0
 	// maxClockSkew is how far after the Pub/Sub publish time of its
 	// message a copy's reception time may be: an honest connector
 	// publishes what it heard after hearing it, so only the difference

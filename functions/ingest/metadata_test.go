@@ -22,7 +22,8 @@ func TestCheckMetadata(t *testing.T) {
 	}{
 		{"typical", up(-90, 5, published.Add(-80*time.Millisecond)), ""},
 		{"at the bounds", up(-150, -40, published.Add(maxClockSkew)), ""},
-		{"at the other bounds", up(0, 40, published.Add(-maxReceptionAge)), ""},
+		{"at the other bounds", up(0, 120, published.Add(-maxReceptionAge)), ""},
+		{"the simulator's strongest", up(-40, 75, published), ""},
 		{"RSSI NaN", up(math.NaN(), 5, published), "rssi"},
 		{"RSSI +Inf", up(math.Inf(1), 5, published), "rssi"},
 		{"RSSI -Inf", up(math.Inf(-1), 5, published), "rssi"},
@@ -31,7 +32,7 @@ func TestCheckMetadata(t *testing.T) {
 		{"SNR NaN", up(-90, math.NaN(), published), "snr"},
 		{"SNR +Inf", up(-90, math.Inf(1), published), "snr"},
 		{"SNR -Inf", up(-90, math.Inf(-1), published), "snr"},
-		{"SNR above 40 dB", up(-90, 41, published), "snr"},
+		{"SNR above 120 dB", up(-90, 121, published), "snr"},
 		{"SNR below -40 dB", up(-90, -41, published), "snr"},
 		{"received past the skew after publishing", up(-90, 5, published.Add(maxClockSkew+time.Millisecond)), "received"},
 		{"received an hour after publishing", up(-90, 5, published.Add(time.Hour)), "received"},
@@ -64,7 +65,7 @@ func FuzzCheckMetadata(f *testing.F) {
 	f.Add(-90.0, 5.0, int64(-80e6))
 	f.Add(math.Inf(1), 0.0, int64(0))
 	f.Add(math.NaN(), math.NaN(), int64(math.MinInt64))
-	f.Add(-150.0, 40.0, int64(maxClockSkew))
+	f.Add(-150.0, 120.0, int64(maxClockSkew))
 	f.Add(0.0, -40.0, int64(-maxReceptionAge))
 	f.Fuzz(func(t *testing.T, rssi, snr float64, offset int64) {
 		received := t0.Add(time.Duration(offset))
