@@ -30,7 +30,7 @@ func TestSessionBoundToDevice(t *testing.T) {
 			w.send(s, 20)
 		}
 		w.retarget(s.DeviceID(), victim.DeviceID())
-		before := w.temperatures(victim.DeviceID())
+		before := w.temperatureCount(victim.DeviceID())
 
 		s.Record(temp(99))
 		pkt, err := s.Next(time.Now())
@@ -44,14 +44,14 @@ func TestSessionBoundToDevice(t *testing.T) {
 		if n := w.logs.Rejected("session-tampered"); n != refusals {
 			t.Fatalf("cached %v: %d session-tampered refusals, want %d; logs:\n%s", cached, n, refusals, w.logs.String())
 		}
-		if n := w.temperatures(victim.DeviceID()); n != before {
+		if n := w.temperatureCount(victim.DeviceID()); n != before {
 			t.Fatalf("cached %v: the victim device got %d readings from another sensor's packet", cached, n-before)
 		}
 		wantOwn := 0
 		if cached {
 			wantOwn = 1
 		}
-		if n := w.temperatures(s.DeviceID()); n != wantOwn {
+		if n := w.temperatureCount(s.DeviceID()); n != wantOwn {
 			t.Fatalf("cached %v: %d readings stored for the sensor, want %d", cached, n, wantOwn)
 		}
 		w.noMoreDownlinks()
@@ -65,7 +65,7 @@ func TestSessionBoundToDevice(t *testing.T) {
 		}
 		w.connect(again)
 		w.send(again, 21)
-		if n := w.temperatures(s.DeviceID()); n != wantOwn+1 {
+		if n := w.temperatureCount(s.DeviceID()); n != wantOwn+1 {
 			t.Fatalf("cached %v: %d readings for the sensor after its new handshake, want %d", cached, n, wantOwn+1)
 		}
 	}
@@ -99,8 +99,8 @@ func (w *world) retarget(device, other string) {
 	}
 }
 
-// temperatures counts a device's stored temperature readings.
-func (w *world) temperatures(device string) int {
+// temperatureCount counts a device's stored temperature readings.
+func (w *world) temperatureCount(device string) int {
 	n := 0
 	for _, typ := range w.events(device) {
 		if typ == "temperature" {

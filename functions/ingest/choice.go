@@ -181,13 +181,18 @@ func lostVia(v store.ReplyVerdict) string {
 }
 
 // sightings are the links' new signal after a packet: each hearer's RSSI,
-// smoothed with the link's if the connector heard the device before.
+// smoothed with the link's if the connector heard the device before. A
+// connector that forwarded the packet twice is one sighting, its first
+// copy's: two would change the same link fields in one write. A link
+// whose stored RSSI is not a number (written before reception metadata
+// was checked) starts again from the copy's.
 func sightings(hearers []store.Hearer, links map[string]store.Link) []store.Sighting {
+	hearers = mergeHearers(nil, hearers)
 	out := make([]store.Sighting, 0, len(hearers))
 	for _, h := range hearers {
 		prev := links[h.ConnectorID]
 		rssi := h.RSSI
-		if !prev.LastSeen.IsZero() {
+		if !prev.LastSeen.IsZero() && !math.IsNaN(prev.RSSI) && !math.IsInf(prev.RSSI, 0) {
 			rssi = 0.7*prev.RSSI + 0.3*h.RSSI // smooths fading, keeps up with a moved sensor
 		}
 		out = append(out, store.Sighting{ConnectorID: h.ConnectorID, RSSI: rssi, Received: h.Received})
@@ -205,19 +210,15 @@ func boundedSightings(seen []store.Sighting) []store.Sighting {
 }
 
 // mergeHearers adds the copies that joined in memory to those recorded in
-// Firestore, once per connector.
+// Firestore, once per connector: the first copy of each connector, in
+// order, is kept. Either list may hold a connector twice (an honest
+// gateway can forward a packet twice, and the record keeps each copy that
+// reached it through another instance).
 func mergeHearers(stored, joined []store.Hearer) []store.Hearer {
-	out := stored
-	for _, j := range joined {
-		dup := false
-		for _, h := range out {
-			if h.ConnectorID == j.ConnectorID {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, j)
+	out := make([]store.Hearer, 0, len(stored)+len(joined))
+	for _, h := range slices.Concat(stored, joined) {
+		if !slices.ContainsFunc(out, func(o store.Hearer) bool { return o.ConnectorID == h.ConnectorID }) {
+			out = append(out, h)
 		}
 	}
 	return out

@@ -292,6 +292,38 @@ func TestSightings(t *testing.T) {
 	}
 }
 
+// TestSightingsOncePerConnector: one sighting per connector, its first
+// copy's, since a write cannot set a link's fields twice; and a link
+// whose stored RSSI is not a number does not poison the new one.
+func TestSightingsOncePerConnector(t *testing.T) {
+	t.Parallel()
+	a := store.Hearer{ConnectorID: "a", RSSI: -80, Received: t0}
+	a2 := store.Hearer{ConnectorID: "a", RSSI: -60, Received: t0.Add(5 * time.Millisecond)}
+	b := store.Hearer{ConnectorID: "b", RSSI: -100, Received: t0}
+	tests := []struct {
+		name    string
+		hearers []store.Hearer
+		links   map[string]store.Link
+		want    []store.Sighting
+	}{
+		{"a connector twice", []store.Hearer{a, b, a2}, nil, []store.Sighting{
+			{ConnectorID: "a", RSSI: -80, Received: t0}, {ConnectorID: "b", RSSI: -100, Received: t0},
+		}},
+		{"a link at +Inf", []store.Hearer{a}, map[string]store.Link{"a": {RSSI: math.Inf(1), LastSeen: t0}},
+			[]store.Sighting{{ConnectorID: "a", RSSI: -80, Received: t0}}},
+		{"a link at NaN", []store.Hearer{a}, map[string]store.Link{"a": {RSSI: math.NaN(), LastSeen: t0}},
+			[]store.Sighting{{ConnectorID: "a", RSSI: -80, Received: t0}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := sightings(tc.hearers, tc.links); !slices.Equal(got, tc.want) {
+				t.Fatalf("sightings %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestMergeHearers(t *testing.T) {
 	t.Parallel()
 	a := store.Hearer{ConnectorID: "a", RSSI: -70}
@@ -306,6 +338,10 @@ func TestMergeHearers(t *testing.T) {
 		{"a new connector", []store.Hearer{a}, []store.Hearer{b}, []store.Hearer{a, b}},
 		{"a connector already recorded", []store.Hearer{a}, []store.Hearer{a2, b}, []store.Hearer{a, b}},
 		{"nothing recorded", nil, []store.Hearer{b}, []store.Hearer{b}},
+		// An honest gateway that forwards a packet twice: the record keeps
+		// both copies when the second reached another instance.
+		{"a connector twice in the record", []store.Hearer{a, b, a2}, nil, []store.Hearer{a, b}},
+		{"a connector twice among the joined", nil, []store.Hearer{b, a, a2}, []store.Hearer{b, a}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -28,17 +29,23 @@ type receptionStore interface {
 	Reception(ctx context.Context, id string) (store.Reception, error)
 	AddHearers(ctx context.Context, id string, hs ...store.Hearer) error
 	CountLateCopy(ctx context.Context, id string) error
+	TakeOverReception(ctx context.Context, id, instance string, staleBefore, now time.Time) (store.Reception, bool, error)
 }
 
 // claimer deduplicates the copies of a packet that several connectors
 // heard: in memory for copies that reach this instance while it holds the
 // packet, through the reception record for the others.
 type claimer struct {
-	db      receptionStore
-	live    liveClaims
-	window  time.Duration // the collection window
-	now     func() time.Time
-	commits *atomic.Uint64
+	db       receptionStore
+	live     liveClaims
+	window   time.Duration // the collection window
+	now      func() time.Time
+	commits  *atomic.Uint64
+	instance string // this instance's id, which its claims record
+	// ownerPoll is how often a redelivery of a packet another instance is
+	// processing reads its record, waiting for the commit (default
+	// ownerPollEvery).
+	ownerPoll time.Duration
 }
 
 // claim makes the reception record the deduplication point: the first
@@ -52,7 +59,7 @@ type claimer struct {
 func (c *claimer) claim(ctx context.Context, id string, up relay.Uplink, mayCreate bool) (claimResult, store.Reception, error) {
 	now := c.now()
 	rec := store.Reception{
-		PacketHash: store.PacketHash(up.Packet), Owner: up.ConnectorID, FirstReceived: up.Received, FirstSeen: now,
+		PacketHash: store.PacketHash(up.Packet), Owner: up.ConnectorID, Instance: c.instance, FirstReceived: up.Received, FirstSeen: now,
 		Hearers: []store.Hearer{hearerOf(up)}, ExpireAt: now.Add(24 * time.Hour),
 	}
 	if live, inWindow := c.live.join(id, up, hearerOf(up), c.window); live {
@@ -113,7 +120,7 @@ func (c *claimer) join(ctx context.Context, id string, up relay.Uplink, now time
 		return 0, store.Reception{}, reject("replay", errors.New("different bytes under a counter already accepted"))
 	}
 	if rec.Owner == up.ConnectorID && sameInstant(rec.FirstReceived, up.Received) {
-		return redelivered(rec, now, c.window), rec, nil
+		return c.redelivered(ctx, id, rec)
 	}
 	for _, h := range rec.Hearers {
 		if h.ConnectorID == up.ConnectorID && sameInstant(h.Received, up.Received) {
@@ -128,6 +135,11 @@ func (c *claimer) join(ctx context.Context, id string, up relay.Uplink, now time
 		}
 		return 0, store.Reception{}, reject("replay", fmt.Errorf("copy from %s received %v after the first", up.ConnectorID, gap.Round(time.Millisecond)))
 	}
+	if rec.Owner == up.ConnectorID || slices.ContainsFunc(rec.Hearers, func(h store.Hearer) bool { return h.ConnectorID == up.ConnectorID }) {
+		// A second copy from a connector that forwarded the packet twice:
+		// its first is kept.
+		return done, rec, nil
+	}
 	c.commits.Add(1)
 	if err := c.db.AddHearers(ctx, id, hearerOf(up)); err != nil {
 		return 0, store.Reception{}, err
@@ -135,12 +147,90 @@ func (c *claimer) join(ctx context.Context, id string, up relay.Uplink, now time
 	return copyOf, rec, nil
 }
 
-// redelivered says what to do with a redelivery, by Pub/Sub, of the copy
-// that claimed rec.
-func redelivered(rec store.Reception, now time.Time, window time.Duration) claimResult {
+// claimLease is how long an instance's claim of a packet it has not
+// committed stands against the other instances: longer than a push
+// request may run (ingest's timeout is 60s), after which the attempt that
+// made it has certainly ended. A redelivery on another instance waits for
+// its commit until then, and takes the packet over after.
+const claimLease = 90 * time.Second
+
+// ownerPollEvery and ownerWait pace a redelivery's wait for another
+// instance's commit: it reads the record every ownerPollEvery, and after
+// ownerWait without a commit fails, so that Pub/Sub delivers it again
+// later rather than holding a push for long.
+const (
+	ownerPollEvery = 50 * time.Millisecond
+	ownerWait      = 5 * time.Second
+)
+
+// errOwnerBusy is a redelivery of a packet another instance has claimed
+// and not committed yet: Pub/Sub retries it.
+var errOwnerBusy = errors.New("packet claimed by another instance, not committed yet")
+
+// redelivered settles a redelivery, by Pub/Sub, of the copy that claimed
+// rec, so that exactly one attempt at a time processes a packet. An
+// uncommitted claim of this instance's is its own earlier attempt, which
+// failed (one in progress holds the live claim, which the copy would have
+// joined): this copy tries again. One of another instance's is waited
+// for while its lease runs, and taken over, by one redelivery only, once
+// it has run out.
+func (c *claimer) redelivered(ctx context.Context, id string, rec store.Reception) (claimResult, store.Reception, error) {
+	deadline := c.now().Add(ownerWait)
+	for {
+		now := c.now()
+		if rec.Committed {
+			return committedRedelivery(rec, now, c.window), rec, nil
+		}
+		if rec.Instance == c.instance {
+			return owner, rec, nil
+		}
+		if now.Sub(rec.FirstSeen) > claimLease {
+			c.commits.Add(1)
+			taken, ok, err := c.db.TakeOverReception(ctx, id, c.instance, now.Add(-claimLease), now)
+			if err != nil {
+				return 0, store.Reception{}, err
+			}
+			if ok {
+				return owner, taken, nil
+			}
+			if taken.Committed {
+				return committedRedelivery(taken, now, c.window), taken, nil
+			}
+			// Another redelivery took it over first: wait for its commit.
+		}
+		if !now.Before(deadline) {
+			return 0, store.Reception{}, errOwnerBusy
+		}
+		if err := c.pause(ctx); err != nil {
+			return 0, store.Reception{}, err
+		}
+		var err error
+		if rec, err = c.db.Reception(ctx, id); err != nil {
+			return 0, store.Reception{}, err
+		}
+	}
+}
+
+// pause waits ownerPoll, or until ctx ends.
+func (c *claimer) pause(ctx context.Context) error {
+	d := c.ownerPoll
+	if d <= 0 {
+		d = ownerPollEvery
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// committedRedelivery says what to do with a redelivery of the copy that
+// claimed rec, once the packet's transaction has committed.
+func committedRedelivery(rec store.Reception, now time.Time, window time.Duration) claimResult {
 	switch {
-	case !rec.Committed:
-		return owner
 	case !rec.Done && now.Sub(rec.FirstSeen) > window+replyTimeout:
 		// The attempt that committed died before its reply went out.
 		return resume

@@ -61,6 +61,19 @@ func (f *fakeReceptions) CountLateCopy(_ context.Context, id string) error {
 	return nil
 }
 
+func (f *fakeReceptions) TakeOverReception(_ context.Context, id, instance string, staleBefore, now time.Time) (store.Reception, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	r := f.recs[id]
+	if r.Committed || !r.FirstSeen.Before(staleBefore) {
+		return r, false, nil
+	}
+	r.Instance, r.FirstSeen = instance, now
+	f.recs[id] = r
+	return r, true, nil
+}
+
 func (f *fakeReceptions) update(id string, change func(*store.Reception)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -72,7 +85,7 @@ func (f *fakeReceptions) update(id string, change func(*store.Reception)) {
 const window = 200 * time.Millisecond
 
 func newClaimer(db receptionStore, now time.Time) *claimer {
-	return &claimer{db: db, window: window, now: func() time.Time { return now }, commits: new(atomic.Uint64)}
+	return &claimer{db: db, window: window, now: func() time.Time { return now }, commits: new(atomic.Uint64), instance: "this"}
 }
 
 func copyFrom(id string, received time.Time) relay.Uplink {
@@ -101,7 +114,12 @@ func TestClaim(t *testing.T) {
 		}, copyFrom("b", t0.Add(time.Millisecond)), true, done, false, 1},
 		{"different bytes under the same counter", nil,
 			relay.Uplink{ConnectorID: "b", Received: t0, Packet: []byte("forged")}, true, 0, true, 1},
-		{"the owner's copy redelivered before its commit", nil, first, false, owner, false, 0},
+		{"a second copy from a connector counted before", func(f *fakeReceptions) {
+			f.update(id, func(r *store.Reception) {
+				r.Hearers = append(r.Hearers, hearerOf(copyFrom("b", t0.Add(time.Millisecond))))
+			})
+		}, copyFrom("b", t0.Add(3*time.Millisecond)), true, done, false, 1},
+		{"the owner's copy redelivered to its instance after a failure before its commit", nil, first, false, owner, false, 0},
 		{"the owner's copy redelivered while its reply is scheduled", func(f *fakeReceptions) {
 			f.update(id, func(r *store.Reception) { r.Committed = true })
 		}, first, false, done, false, 0},
@@ -193,5 +211,111 @@ func TestClaimLostRace(t *testing.T) {
 	}
 	if r, _ := f.Reception(context.Background(), id); len(r.Hearers) != 2 || r.Owner != "x" {
 		t.Fatalf("record after the lost race: %+v", r)
+	}
+}
+
+// ticking is a clock that advances by step at every reading, so that a
+// claimer's waits end at once.
+func ticking(step time.Duration) func() time.Time {
+	var mu sync.Mutex
+	now := t0
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(step)
+		return now
+	}
+}
+
+// TestClaimRedeliveredElsewhere: Pub/Sub delivers the owner's copy again,
+// to another instance, before the packet's transaction committed. Only
+// one instance at a time processes a packet: the other waits for the
+// commit, and takes the packet over only once the claim's lease ran out.
+func TestClaimRedeliveredElsewhere(t *testing.T) {
+	t.Parallel()
+	const id = "p-3-3"
+	first := copyFrom("a", t0)
+	tests := []struct {
+		name    string
+		setup   func(f *fakeReceptions)
+		during  func(f *fakeReceptions) // while the other instance waits
+		want    claimResult
+		busy    bool // errOwnerBusy: retried later
+		commits uint64
+	}{
+		{"the first instance commits during the wait", nil,
+			func(f *fakeReceptions) { f.update(id, func(r *store.Reception) { r.Committed = true }) }, done, false, 0},
+		{"the first instance refuses the packet during the wait", nil,
+			func(f *fakeReceptions) { f.update(id, func(r *store.Reception) { r.Committed, r.Done = true, true }) }, done, false, 0},
+		{"the first instance never commits within the wait", nil, nil, 0, true, 0},
+		{"the claim's lease ran out", func(f *fakeReceptions) {
+			f.update(id, func(r *store.Reception) { r.FirstSeen = t0.Add(-claimLease - time.Second) })
+		}, nil, owner, false, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeReceptions{recs: map[string]store.Reception{}}
+			if res, _, err := newClaimer(f, t0).claim(context.Background(), id, first, true); err != nil || res != owner {
+				t.Fatalf("first copy: %v, %v", res, err)
+			}
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			other := &claimer{db: f, window: window, now: ticking(20 * time.Millisecond), commits: new(atomic.Uint64),
+				instance: "other", ownerPoll: time.Millisecond}
+			if tc.during != nil {
+				time.AfterFunc(5*time.Millisecond, func() { tc.during(f) })
+			}
+			res, rec, err := other.claim(context.Background(), id, first, true)
+			if tc.busy {
+				if !errors.Is(err, errOwnerBusy) {
+					t.Fatalf("claim = %v, %v; want errOwnerBusy", res, err)
+				}
+				return
+			}
+			if err != nil || res != tc.want {
+				t.Fatalf("claim = %v, %v; want %v", res, err, tc.want)
+			}
+			// The failed Create counts as a commit too.
+			if got := other.commits.Load(); got != tc.commits+1 {
+				t.Fatalf("%d commits, want %d", got, tc.commits+1)
+			}
+			if res == owner && rec.Instance != "other" {
+				t.Fatalf("taken over, but the record names instance %q", rec.Instance)
+			}
+		})
+	}
+}
+
+// TestClaimTakeOverOnce: two redeliveries find the same expired claim at
+// once; exactly one takes it over.
+func TestClaimTakeOverOnce(t *testing.T) {
+	t.Parallel()
+	const id = "p-4-4"
+	f := &fakeReceptions{recs: map[string]store.Reception{}}
+	first := copyFrom("a", t0)
+	if res, _, err := newClaimer(f, t0).claim(context.Background(), id, first, true); err != nil || res != owner {
+		t.Fatalf("first copy: %v, %v", res, err)
+	}
+	f.update(id, func(r *store.Reception) { r.FirstSeen = t0.Add(-claimLease - time.Second) })
+	var owners atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 2 {
+		c := &claimer{db: f, window: window, now: ticking(20 * time.Millisecond), commits: new(atomic.Uint64),
+			instance: fmt.Sprint("other-", i), ownerPoll: time.Millisecond}
+		wg.Go(func() {
+			res, _, err := c.claim(context.Background(), id, first, true)
+			switch {
+			case err == nil && res == owner:
+				owners.Add(1)
+			case !errors.Is(err, errOwnerBusy):
+				t.Errorf("the second redelivery: %v, %v; want it to wait for the first", res, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := owners.Load(); n != 1 {
+		t.Fatalf("%d owners, want exactly 1", n)
 	}
 }

@@ -43,13 +43,13 @@ func (s *Service) readingEvents(project, deviceID string, epoch uint32, readings
 
 // Bounds of a plausible reading time. No SealedSense sensor measured
 // anything before readingFloor, and a sensor's clock may run ahead of the
-// cloud's by maxClockSkew at most: a reading from further ahead would, once
+// cloud's by maxSensorSkew at most: a reading from further ahead would, once
 // stored, stay the device's newest and hide its real readings until the
 // clock caught up. Both bounds lie well inside Firestore's timestamp range
 // (years 1 to 9999), which a reading outside them could leave.
 var readingFloor = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 
-const maxClockSkew = 10 * time.Minute
+const maxSensorSkew = 10 * time.Minute
 
 // badReading is a reading refused on its own: its packet's other readings
 // are stored, and the packet is acknowledged, so that the sensor stops
@@ -74,8 +74,8 @@ func checkReading(r payload.Reading, now time.Time) *badReading {
 		switch {
 		case at.Before(readingFloor):
 			return refuse("time-before-floor", fmt.Errorf("%s before %s", what, readingFloor.Format(time.DateOnly)))
-		case at.After(now.Add(maxClockSkew)):
-			return refuse("time-in-future", fmt.Errorf("%s more than %v after the cloud's clock", what, maxClockSkew))
+		case at.After(now.Add(maxSensorSkew)):
+			return refuse("time-in-future", fmt.Errorf("%s more than %v after the cloud's clock", what, maxSensorSkew))
 		}
 		return nil
 	}

@@ -8,6 +8,7 @@ package ingest
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -168,7 +169,7 @@ func New(cfg Config, deps Deps) *Service {
 		sensorKeys: newSensorKeys(db, deps.Now),
 		limits:     newConnectorLimits(cfg, deps.Now, deps.Logger),
 	}
-	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits}
+	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits, instance: rand.Text()}
 	// A failure is not remembered, so a transient KMS error heals on the
 	// next message.
 	s.keys = lazy.New(func(ctx context.Context) (*cloudKeys, error) { return loadCloudKeys(ctx, deps) })

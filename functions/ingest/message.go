@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"google.golang.org/grpc/codes"
@@ -44,6 +45,7 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 	if err != nil {
 		return s.settle(reject("malformed-envelope", err), m.MessageID, topic)
 	}
+	published := publishTime(e, s.deps.Now())
 	// A batch's copies are independent (a lone envelope is a batch of one):
 	// each is settled on its own, and one that must be retried fails the
 	// message, whose redelivery the others then meet as copies already
@@ -56,7 +58,7 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := s.settle(s.handleUplink(ctx, env), m.MessageID, topic); err != nil {
+			if err := s.settle(s.handleUplink(ctx, env, published), m.MessageID, topic); err != nil {
 				mu.Lock()
 				failed = errors.Join(failed, err)
 				mu.Unlock()
@@ -116,7 +118,12 @@ func (s *Service) settle(err error, messageID, topic string) error {
 		if errors.As(err, &rej) {
 			msg = rej.err.Error()
 		}
-		s.log.Warn("message rejected", "rejected", reason, "error", msg, "messageId", messageID, "topic", topic)
+		attrs := []any{"rejected", reason, "error", msg, "messageId", messageID, "topic", topic}
+		var bad *metadataError
+		if errors.As(err, &bad) {
+			attrs = append(attrs, "field", bad.field)
+		}
+		s.log.Warn("message rejected", attrs...)
 		return nil
 	}
 	if err != nil {
@@ -124,4 +131,16 @@ func (s *Service) settle(err error, messageID, topic string) error {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	return nil
+}
+
+// publishTime is when Pub/Sub published the pushed message, which the
+// functions framework (from the push's publishTime) and Eventarc set as
+// the CloudEvent's time: Pub/Sub's clock, not the connector's, so the
+// reception times the connector claims are checked against it. A push
+// without one (only tests build such) counts as published now.
+func publishTime(e event.Event, now time.Time) time.Time {
+	if t := e.Time(); !t.IsZero() {
+		return t
+	}
+	return now
 }

@@ -37,12 +37,12 @@ func TestCheckReading(t *testing.T) {
 		reason string // "" accepts
 	}{
 		{"now", temp(now, 21), ""},
-		{"a clock a little ahead", temp(now.Add(maxClockSkew), 21), ""},
+		{"a clock a little ahead", temp(now.Add(maxSensorSkew), 21), ""},
 		{"old backfill", backfilled, ""},
 		{"at the floor", temp(readingFloor, 21), ""},
 		{"sample before the reading", withSample(temp(now, 21), now.Add(-time.Minute)), ""},
 		{"touch", payload.Reading{Seq: 1, Kind: payload.Touch, Time: ms(now)}, ""},
-		{"past the skew", temp(now.Add(maxClockSkew+time.Second), 21), "time-in-future"},
+		{"past the skew", temp(now.Add(maxSensorSkew+time.Second), 21), "time-in-future"},
 		{"a year ahead", temp(now.AddDate(1, 0, 0), 21), "time-in-future"},
 		{"past Firestore's range", payload.Reading{Seq: 9, Kind: payload.Touch, Time: ms(time.Date(10001, 1, 1, 0, 0, 0, 0, time.UTC))}, "time-in-future"},
 		{"largest time", payload.Reading{Seq: 9, Kind: payload.Touch, Time: math.MaxInt64}, "time-in-future"},

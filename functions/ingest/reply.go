@@ -152,7 +152,10 @@ func (s *Service) recordReply(ctx context.Context, recID string, rec store.Recep
 // networkStatus writes the device's networkStatus event together with the
 // reply bookkeeping, in one commit.
 func (s *Service) networkStatus(ctx context.Context, recID string, rec store.Reception, via string, joined []store.Hearer, change store.DeviceChange, now time.Time) ([]byte, error) {
-	ns := event.NetworkStatusFor(rec.ProjectID, rec.DeviceID, rec.FirstSeen, toReceptions(rec.Hearers))
+	ns, err := event.NetworkStatusFor(rec.ProjectID, rec.DeviceID, rec.FirstSeen, toReceptions(rec.Hearers))
+	if err != nil {
+		return nil, fmt.Errorf("networkStatus of %s: %w", rec.DeviceID, err)
+	}
 	se, err := s.stored(ns, rec.ProjectID, rec.DeviceID, now)
 	if err != nil {
 		return nil, err

@@ -16,10 +16,17 @@ import (
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-func (s *Service) handleUplink(ctx context.Context, data []byte) error {
+// handleUplink handles one connector's copy of a packet, carried in a
+// message Pub/Sub published at published.
+func (s *Service) handleUplink(ctx context.Context, data []byte, published time.Time) error {
 	up, err := relay.OpenUplink(ctx, data, s.connectors.key)
 	if err != nil {
 		return envelopeErr(err)
+	}
+	// Before anything is claimed or joined: what the connector says about
+	// its reception is only its claim.
+	if err := checkMetadata(up, published); err != nil {
+		return reject("bad-metadata", err)
 	}
 	typ, err := radio.Type(up.Packet)
 	if err != nil {

@@ -232,16 +232,16 @@ type networkStatusJSON struct {
 }
 
 // NetworkStatusFor is the networkStatus event for one packet heard by the
-// given connectors; the strongest sets the device's signal strength.
-func NetworkStatusFor(project, deviceID string, at time.Time, heard []Reception) Event {
+// given connectors; the strongest sets the device's signal strength. An
+// RSSI that JSON cannot carry (NaN, an infinity) is an error.
+func NetworkStatusFor(project, deviceID string, at time.Time, heard []Reception) (Event, error) {
 	ns := networkStatusJSON{RSSI: -200, UpdateTime: stamp(at), TransmissionMode: "LOW_POWER_STANDARD_MODE", CloudConnectors: []connectorJSON{}}
 	for _, h := range heard {
 		ns.CloudConnectors = append(ns.CloudConnectors, connectorJSON{ID: h.ConnectorID, SignalStrength: SignalStrength(h.RSSI), RSSI: h.RSSI})
 		ns.RSSI = math.Max(ns.RSSI, h.RSSI)
 	}
 	ns.SignalStrength = SignalStrength(ns.RSSI)
-	e, _ := build(project, deviceID, DerivedID(deviceID, "networkStatus", uint64(at.UnixNano())), "networkStatus", at, ns)
-	return e
+	return build(project, deviceID, DerivedID(deviceID, "networkStatus", uint64(at.UnixNano())), "networkStatus", at, ns)
 }
 
 type connectionStatusJSON struct {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,9 +54,11 @@ func TestGoldenJSON(t *testing.T) {
 		}
 		all = append(all, e)
 	}
-	all = append(all,
-		event.NetworkStatusFor("proj", "dev", at, []event.Reception{{ConnectorID: "ccon-1", RSSI: -80}, {ConnectorID: "ccon-2", RSSI: -95.5}}),
-		event.ConnectionStatusFor("proj", "ccon-1", "ETHERNET", []string{"ETHERNET"}, at))
+	ns, err := event.NetworkStatusFor("proj", "dev", at, []event.Reception{{ConnectorID: "ccon-1", RSSI: -80}, {ConnectorID: "ccon-2", RSSI: -95.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, ns, event.ConnectionStatusFor("proj", "ccon-1", "ETHERNET", []string{"ETHERNET"}, at))
 	var buf bytes.Buffer
 	for _, e := range all {
 		b, err := json.Marshal(e)
@@ -138,6 +142,21 @@ func TestFromEpochReading(t *testing.T) {
 	}
 	if !bytes.Equal(e5.Data, e0.Data) {
 		t.Fatal("the epoch changed the event's data")
+	}
+}
+
+// TestNetworkStatusForUnencodable: an RSSI JSON cannot carry is an
+// error, not an event with no data.
+func TestNetworkStatusForUnencodable(t *testing.T) {
+	t.Parallel()
+	for _, rssi := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		t.Run(fmt.Sprint(rssi), func(t *testing.T) {
+			t.Parallel()
+			heard := []event.Reception{{ConnectorID: "ccon-1", RSSI: -80}, {ConnectorID: "ccon-2", RSSI: rssi}}
+			if e, err := event.NetworkStatusFor("proj", "dev", at, heard); err == nil {
+				t.Fatalf("RSSI %v made the event %s", rssi, e.Data)
+			}
+		})
 	}
 }
 

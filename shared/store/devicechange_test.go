@@ -38,6 +38,9 @@ func TestDeviceChangeUpdates(t *testing.T) {
 			"[links a replies]", "pendingReply", "[links a rssi]", "[links a lastSeen]", "[links b rssi]", "[links b lastSeen]",
 			"lastNetworkStatus", "[reported networkStatus]",
 		}},
+		{"a connector seen twice: its first sighting", DeviceChange{
+			Seen: []Sighting{{ConnectorID: "a", RSSI: -70, Received: at}, {ConnectorID: "b", RSSI: -90, Received: at}, {ConnectorID: "a", RSSI: -72, Received: at.Add(time.Millisecond)}},
+		}, []string{"[links a rssi]", "[links a lastSeen]", "[links b rssi]", "[links b lastSeen]"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -143,7 +143,9 @@ type DeviceChange struct {
 	RepliedVia string
 	// Pending, if set, is the reply to judge at the next uplink.
 	Pending *PendingReply
-	// Seen updates the links of the connectors that heard the device.
+	// Seen updates the links of the connectors that heard the device; a
+	// connector listed twice is updated from its first sighting, since
+	// one write cannot set a field twice.
 	Seen []Sighting
 	// NetworkStatusAt, if set, is when a networkStatus event was stored.
 	NetworkStatusAt time.Time
@@ -169,7 +171,12 @@ func (c DeviceChange) updates() []firestore.Update {
 	if c.Pending != nil {
 		upd = append(upd, firestore.Update{Path: "pendingReply", Value: *c.Pending})
 	}
+	seen := make(map[string]bool, len(c.Seen))
 	for _, s := range c.Seen {
+		if seen[s.ConnectorID] {
+			continue
+		}
+		seen[s.ConnectorID] = true
 		upd = append(upd,
 			firestore.Update{FieldPath: firestore.FieldPath{"links", s.ConnectorID, "rssi"}, Value: s.RSSI},
 			firestore.Update{FieldPath: firestore.FieldPath{"links", s.ConnectorID, "lastSeen"}, Value: s.Received})

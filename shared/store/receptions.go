@@ -32,6 +32,9 @@ type Reception struct {
 	ProjectID  string `firestore:"projectId"`
 	PacketHash []byte `firestore:"packetHash"`
 	Owner      string `firestore:"owner"` // the connector whose copy claimed the packet
+	// Instance is the ingest instance processing the packet: the one
+	// whose claim created the record, or took it over after its lease.
+	Instance string `firestore:"instance"`
 	// FirstReceived is the owner copy's reception time at its connector:
 	// other copies count if their own reception time is within the
 	// collection window of it, however late Pub/Sub delivers them.
@@ -85,6 +88,35 @@ func (db *DB) Reception(ctx context.Context, id string) (Reception, error) {
 func (db *DB) AddHearers(ctx context.Context, id string, hs ...Hearer) error {
 	_, err := db.receptionRef(id).Update(ctx, []firestore.Update{{Path: "hearers", Value: firestore.ArrayUnion(hearerValues(hs)...)}})
 	return wrap("hearers of "+id, err)
+}
+
+// TakeOverReception makes instance the one processing a packet whose
+// record no attempt committed and whose claim is from before
+// staleBefore, restarting the claim at now. It runs in a transaction, so
+// of the instances trying at once exactly one does; it reports whether
+// this one did, and the record as it left it.
+func (db *DB) TakeOverReception(ctx context.Context, id, instance string, staleBefore, now time.Time) (Reception, bool, error) {
+	ref := db.receptionRef(id)
+	var (
+		rec   Reception
+		taken bool
+	)
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		if rec, err = decode[Reception](snap); err != nil {
+			return err
+		}
+		taken = !rec.Committed && rec.FirstSeen.Before(staleBefore)
+		if !taken {
+			return nil
+		}
+		rec.Instance, rec.FirstSeen = instance, now
+		return tx.Update(ref, []firestore.Update{{Path: "instance", Value: instance}, {Path: "firstSeen", Value: now}})
+	})
+	return rec, taken, wrap("take over "+id, err)
 }
 
 // CountLateCopy counts a copy that came after the collection window.
