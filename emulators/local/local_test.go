@@ -381,9 +381,14 @@ func TestRoguePublisherAndPoison(t *testing.T) {
 	}
 
 	// A poison message: authentic envelope, but the session it names is
-	// corrupt, so ingest fails every time. It must end on the dead-letter
-	// topic after the retry budget, not loop forever.
-	if _, err := d.FS.Collection("sessions").Doc("12345").Set(ctx, map[string]any{"deviceId": "x", "sealed": []byte("corrupt")}); err != nil {
+	// sealed under a KEK no instance holds, which is transient (an
+	// instance may not have loaded a new KEK yet), so ingest fails every
+	// time. It must end on the dead-letter topic after the retry budget,
+	// not loop forever. (A session that fails authentication is refused
+	// at once as session-tampered: functions/ingest's bind tests.)
+	unknownKEK := append([]byte{1, byte(len("kek-nobody-has"))}, "kek-nobody-has"...)
+	unknownKEK = append(unknownKEK, make([]byte, 64)...)
+	if _, err := d.FS.Collection("sessions").Doc("12345").Set(ctx, map[string]any{"deviceId": "x", "sealed": unknownKEK}); err != nil {
 		t.Fatal(err)
 	}
 	poisonPkt := append([]byte{3, 0x39, 0x30, 0, 0}, make([]byte, 8+20)...)

@@ -40,6 +40,10 @@ const (
 	// reasonUnacknowledged: more of its replies to the device were lost
 	// than arrived; its claimed signal earns it nothing.
 	reasonUnacknowledged = "replies-unacknowledged"
+	// reasonUnproven: replies went through it and none is known to have
+	// arrived yet, while another hearer has delivered to the device: the
+	// next reply takes the proven way until the first one is judged.
+	reasonUnproven = "reply-unproven"
 )
 
 // route is a reply's connector, and the hearer with a better signal it
@@ -70,6 +74,7 @@ func chooseConnector(hearers []store.Hearer, links map[string]store.Link, avoid 
 		reason string
 		score  float64
 	}
+	proven := slices.ContainsFunc(hearers, func(h store.Hearer) bool { return links[h.ConnectorID].Acked > 0 })
 	cands := make([]cand, 0, len(hearers))
 	for _, h := range hearers {
 		c := cand{id: h.ConnectorID, score: plausible(h.RSSI, weakestRSSI, strongestRSSI) + min(plausible(h.SNR, -plausibleSNRdB, plausibleSNRdB), 0)}
@@ -86,6 +91,11 @@ func chooseConnector(hearers []store.Hearer, links map[string]store.Link, avoid 
 			c.tier, c.reason = 2, reasonUnacknowledged
 		case h.ConnectorID == avoid:
 			c.tier, c.reason = 1, reasonReplyLost
+		case proven && l.Acked == 0 && l.Replies > 0:
+			// A device may speak again before its last reply can be
+			// judged (feedbackGrace): a connector that has never
+			// delivered to it gets no second reply on credit.
+			c.tier, c.reason = 1, reasonUnproven
 		}
 		cands = append(cands, c)
 	}

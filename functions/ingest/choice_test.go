@@ -84,6 +84,19 @@ func TestLyingConnector(t *testing.T) {
 			"liar", route{via: "honest", passed: "liar", reason: reasonReplyLost},
 		},
 		{
+			// Its first reply is not judged yet (the device spoke again
+			// within feedbackGrace): no second reply on credit while the
+			// honest one has delivered.
+			"one reply out and none acknowledged: the proven way",
+			both, map[string]store.Link{"liar": {RSSI: -30, LastSeen: t0, Replies: 1}, "honest": {RSSI: -90, LastSeen: t0, Replies: 1, Acked: 1}},
+			"", route{via: "honest", passed: "liar", reason: reasonUnproven},
+		},
+		{
+			"unproven but no proven alternative: the signal decides",
+			both, map[string]store.Link{"liar": {RSSI: -30, LastSeen: t0, Replies: 1}, "honest": {RSSI: -90, LastSeen: t0}},
+			"", route{via: "liar"},
+		},
+		{
 			"never acknowledged, lost once: below every other hearer",
 			both, map[string]store.Link{"liar": {RSSI: -30, LastSeen: t0, Replies: 1, Failed: 1}, "honest": {RSSI: -90, LastSeen: t0, Replies: 1, Acked: 1}},
 			"", route{via: "honest", passed: "liar", reason: reasonUnacknowledged},

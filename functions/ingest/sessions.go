@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -122,6 +123,11 @@ func sealSession(env *custody.Envelope, index uint32, deviceID string, sess *rad
 // the sensor's next handshake makes a new session.
 func openSession(env *custody.Envelope, index uint32, deviceID string, sealed []byte, limits radio.Limits) (*radio.Session, error) {
 	blob, err := env.Open(sealed, sessionAAD(index, deviceID))
+	if errors.Is(err, custody.ErrUnknownKEK) {
+		// Sealed under a KEK this instance has not loaded: not proof of
+		// tampering, and another attempt may hold it.
+		return nil, fmt.Errorf("session %d: %w", index, err)
+	}
 	if err != nil {
 		return nil, reject("session-tampered", fmt.Errorf("session %d of device %q: %w", index, deviceID, err))
 	}

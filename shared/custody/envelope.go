@@ -14,6 +14,11 @@ import (
 // does not hold, or fails authentication. It never says which bytes.
 var ErrEnvelope = errors.New("custody: envelope cannot be opened")
 
+// ErrUnknownKEK means a sealed blob names a KEK this Envelope does not
+// hold: unlike a blob that fails authentication, it may open once the
+// instance has loaded that KEK. It wraps ErrEnvelope.
+var ErrUnknownKEK = fmt.Errorf("%w: unknown kek", ErrEnvelope)
+
 // KEK is a key-encryption key for session keys. It is stored only
 // KMS-wrapped; an instance unwraps it once and then seals and opens session
 // keys locally, which is what makes a data packet cost zero KMS calls.
@@ -110,7 +115,10 @@ func (e *Envelope) Open(sealed, aad []byte) (Secret, error) {
 		return nil, ErrEnvelope
 	}
 	a, ok := e.aeads[string(sealed[2:hdrLen])]
-	if !ok || len(sealed) < hdrLen+a.NonceSize()+a.Overhead() {
+	if !ok {
+		return nil, ErrUnknownKEK
+	}
+	if len(sealed) < hdrLen+a.NonceSize()+a.Overhead() {
 		return nil, ErrEnvelope
 	}
 	nonce := sealed[hdrLen : hdrLen+a.NonceSize()]

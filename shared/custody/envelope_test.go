@@ -131,3 +131,29 @@ func FuzzEnvelopeOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestUnknownKEKIsTold: a blob sealed under a KEK the envelope does not
+// hold says so (a caller may retry once it loads that KEK); a tampered
+// blob under a known KEK does not.
+func TestUnknownKEKIsTold(t *testing.T) {
+	key := func(b byte) custody.Secret { return custody.Secret(bytes.Repeat([]byte{b}, 32)) }
+	a, err := custody.NewEnvelope(custody.KEK{ID: "kek-a", Key: key(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := custody.NewEnvelope(custody.KEK{ID: "kek-b", Key: key(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := a.Seal([]byte("session"), []byte("aad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Open(sealed, []byte("aad")); !errors.Is(err, custody.ErrUnknownKEK) || !errors.Is(err, custody.ErrEnvelope) {
+		t.Fatalf("open under another KEK: %v, want ErrUnknownKEK wrapping ErrEnvelope", err)
+	}
+	sealed[len(sealed)-1] ^= 1
+	if _, err := a.Open(sealed, []byte("aad")); !errors.Is(err, custody.ErrEnvelope) || errors.Is(err, custody.ErrUnknownKEK) {
+		t.Fatalf("open of a tampered blob: %v, want ErrEnvelope only", err)
+	}
+}
