@@ -2,7 +2,6 @@ package local_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -84,36 +83,15 @@ func TestLyingConnector(t *testing.T) {
 // too, any device had more than one.
 func liarReplies(t *testing.T, d *local.Deployment, honest, liar string, devices int) (viaLiar, answered int) {
 	t.Helper()
-	docs, err := d.FS.Collection("receptions").Where("done", "==", true).Documents(context.Background()).GetAll()
-	if err != nil {
-		t.Fatal(err)
-	}
 	perDevice := map[string]int{}
-	for _, doc := range docs {
-		var rec struct {
-			DeviceID string `firestore:"deviceId"`
-			Via      string `firestore:"via"`
-			Hearers  []struct {
-				ID string `firestore:"id"`
-			} `firestore:"hearers"`
-		}
-		if err := doc.DataTo(&rec); err != nil {
-			t.Fatal(err)
-		}
-		if rec.Via == "" {
-			continue
-		}
+	for _, rec := range repliedReceptions(t, d) {
 		answered++
-		if rec.Via != liar {
+		if rec.via != liar {
 			continue
 		}
 		viaLiar++
-		if slices.ContainsFunc(rec.Hearers, func(h struct {
-			ID string `firestore:"id"`
-		}) bool {
-			return h.ID == honest
-		}) {
-			perDevice[rec.DeviceID]++
+		if rec.heard[honest] {
+			perDevice[rec.deviceID]++
 		}
 	}
 	for dev, n := range perDevice {
