@@ -31,10 +31,6 @@ type DB struct {
 // New returns the data model over fs.
 func New(fs *firestore.Client) *DB { return &DB{fs: fs} }
 
-// Client is the Firestore client underneath, for transactions and bulk
-// writers whose operations this package's typed methods then perform.
-func (db *DB) Client() *firestore.Client { return db.fs }
-
 // RunTransaction runs f in a Firestore transaction, retrying it on
 // contention as the client does.
 func (db *DB) RunTransaction(ctx context.Context, f func(context.Context, *firestore.Transaction) error) error {
