@@ -155,9 +155,11 @@ func (c *claimer) join(ctx context.Context, id string, up relay.Uplink, now time
 const claimLease = 90 * time.Second
 
 // ownerPollEvery and ownerWait pace a redelivery's wait for another
-// instance's commit: it reads the record every ownerPollEvery, and after
-// ownerWait without a commit fails, so that Pub/Sub delivers it again
-// later rather than holding a push for long.
+// instance's commit: it reads the record after ownerPollEvery, then at
+// doubling intervals (up to 16 times that), and after ownerWait without a
+// commit fails, so that Pub/Sub delivers it again later rather than
+// holding a push for long. A commit usually lands within the first polls;
+// the doubling keeps a stuck one to about ten reads, not a hundred.
 const (
 	ownerPollEvery = 50 * time.Millisecond
 	ownerWait      = 5 * time.Second
@@ -176,7 +178,7 @@ var errOwnerBusy = errors.New("packet claimed by another instance, not committed
 // it has run out.
 func (c *claimer) redelivered(ctx context.Context, id string, rec store.Reception) (claimResult, store.Reception, error) {
 	deadline := c.now().Add(ownerWait)
-	for {
+	for polls := 0; ; polls++ {
 		now := c.now()
 		if rec.Committed {
 			return committedRedelivery(rec, now, c.window), rec, nil
@@ -201,7 +203,7 @@ func (c *claimer) redelivered(ctx context.Context, id string, rec store.Receptio
 		if !now.Before(deadline) {
 			return 0, store.Reception{}, errOwnerBusy
 		}
-		if err := c.pause(ctx); err != nil {
+		if err := c.pause(ctx, polls); err != nil {
 			return 0, store.Reception{}, err
 		}
 		var err error
@@ -211,12 +213,14 @@ func (c *claimer) redelivered(ctx context.Context, id string, rec store.Receptio
 	}
 }
 
-// pause waits ownerPoll, or until ctx ends.
-func (c *claimer) pause(ctx context.Context) error {
+// pause waits before the record's next read (ownerPoll, doubled per
+// earlier poll up to 16 times), or until ctx ends.
+func (c *claimer) pause(ctx context.Context, polls int) error {
 	d := c.ownerPoll
 	if d <= 0 {
 		d = ownerPollEvery
 	}
+	d <<= min(polls, 4)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
