@@ -346,11 +346,11 @@ func (d *Deployment) provision(ctx context.Context) error {
 		return err
 	}
 
-	conns, err := d.registerConnectors(ctx, reg, credDir, ck.ChannelPublic)
+	conns, err := d.registerConnectors(ctx, reg, credDir, ck.ChannelPublic())
 	if err != nil {
 		return err
 	}
-	sensors, err := d.manufactureSensors(ctx, reg, ck.StaticPublic)
+	sensors, err := d.manufactureSensors(ctx, reg, ck.StaticPublic())
 	if err != nil {
 		return err
 	}

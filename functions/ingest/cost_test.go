@@ -171,7 +171,7 @@ func newCostWorld(tb testing.TB, cfg ingest.Config) *costWorld {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w.cloud = [32]byte(ck.StaticPublic)
+	w.cloud = [32]byte(ck.StaticPublic())
 	for _, id := range []string{"ccon-a", "ccon-b"} {
 		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 		if err := registry.New(w.fs, nil, nil).RegisterConnector(ctx, id, id, w.project, pub); err != nil {
@@ -196,7 +196,7 @@ func newCostWorld(tb testing.TB, cfg ingest.Config) *costWorld {
 	go func() {
 		_ = ps.Subscriber("downlinks-all").Receive(rctx, func(_ context.Context, m *pubsub.Message) {
 			m.Ack()
-			if d, err := relay.OpenDownlink(m.Data, ck.ChannelPublic, "ccon-a", time.Now()); err == nil {
+			if d, err := relay.OpenDownlink(m.Data, ck.ChannelPublic(), "ccon-a", time.Now()); err == nil {
 				w.down <- d
 			}
 		})

@@ -184,14 +184,15 @@ func loadCloudKeys(ctx context.Context, deps Deps) (*cloudKeys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest: cloud keys: %w", err)
 	}
-	static, err := deps.Registry.CloudStatic(ctx, ck)
+	statics, err := deps.Registry.CloudStatics(ctx, ck)
 	if err != nil {
 		return nil, err
 	}
-	channel, err := deps.Registry.ChannelKey(ctx, ck)
+	channels, err := deps.Registry.ChannelKeys(ctx, ck)
 	if err != nil {
 		return nil, err
 	}
+	static, channel := statics[0].KeyPair, channels[0].Private
 	env, err := deps.Registry.SessionEnvelope(ctx, deps.KEKReader, ck)
 	if err != nil {
 		return nil, err

@@ -68,7 +68,7 @@ func newWorld(t *testing.T, window time.Duration) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, project: project, fs: fs, conns: map[string]ed25519.PrivateKey{}, channelPub: ck.ChannelPublic,
+	w := &world{t: t, project: project, fs: fs, conns: map[string]ed25519.PrivateKey{}, channelPub: ck.ChannelPublic(),
 		logs: &logtest.Buffer{}, downlinks: make(chan relay.Downlink, 100)}
 	for _, id := range []string{"ccon-a", "ccon-b"} {
 		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -148,7 +148,7 @@ func (w *world) manufacture() credentials.Sensor {
 		w.t.Fatal(err)
 	}
 	return credentials.Sensor{DeviceID: m.Device.ID, StaticPrivate: m.Static.Private[:], StaticPublic: m.Static.Public[:],
-		PSK: m.PSK, CloudPublic: ck.StaticPublic}
+		PSK: m.PSK, CloudPublic: ck.StaticPublic()}
 }
 
 func pushEvent(project string, data []byte) event.Event {

@@ -64,8 +64,8 @@ func bootstrap(ctx context.Context, e *env, stdout io.Writer, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
-	log.Info("cloud keys ready", "wrapKey", ck.WrapKey, "kekId", ck.KEKID)
-	_, err = fmt.Fprintf(stdout, "cloud static public key: %x\ncloud channel public key: %x\n", ck.StaticPublic, ck.ChannelPublic)
+	log.Info("cloud keys ready", "wrapKey", ck.WrapKey, "keks", len(ck.KEKs))
+	_, err = fmt.Fprintf(stdout, "cloud static public key: %x\ncloud channel public key: %x\n", ck.StaticPublic(), ck.ChannelPublic())
 	return err
 }
 
@@ -129,7 +129,7 @@ func sensors(ctx context.Context, e *env, args []string, stdout io.Writer, log *
 			StaticPrivate: m.Static.Private[:],
 			StaticPublic:  m.Static.Public[:],
 			PSK:           m.PSK,
-			CloudPublic:   ck.StaticPublic,
+			CloudPublic:   ck.StaticPublic(),
 		})
 		m.PSK.Clear()
 		if err != nil {
@@ -170,7 +170,7 @@ func connector(ctx context.Context, e *env, args []string, stdout io.Writer, log
 		return err
 	}
 	path := filepath.Join(*out, *id+".json")
-	if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: *id, PrivateKey: priv, ChannelPublic: ck.ChannelPublic}); err != nil {
+	if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: *id, PrivateKey: priv, ChannelPublic: ck.ChannelPublic()}); err != nil {
 		return err
 	}
 	log.Info("connector registered", "connectorId", *id)

@@ -89,14 +89,16 @@ func TestProvisioningStoresNoPlaintextSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cloudStatic, err := reg.CloudStatic(ctx, ck)
+	statics, err := reg.CloudStatics(ctx, ck)
 	if err != nil {
 		t.Fatal(err)
 	}
-	channel, err := reg.ChannelKey(ctx, ck)
+	cloudStatic := statics[0]
+	channels, err := reg.ChannelKeys(ctx, ck)
 	if err != nil {
 		t.Fatal(err)
 	}
+	channel := channels[0].Private
 	secrets := map[string][]byte{
 		"cloud static private": cloudStatic.Private[:],
 		"cloud channel seed":   channel.Seed(),
@@ -119,7 +121,7 @@ func TestProvisioningStoresNoPlaintextSecrets(t *testing.T) {
 		if err != nil || !bytes.Equal(psk[:], s.PSK) {
 			t.Fatalf("PSK of %s does not unwrap to the sensor's PSK: %v", s.DeviceID, err)
 		}
-		if !bytes.Equal(s.CloudPublic, ck.StaticPublic) {
+		if !bytes.Equal(s.CloudPublic, ck.StaticPublic()) {
 			t.Fatalf("sensor %s was given the wrong cloud key", s.DeviceID)
 		}
 	}

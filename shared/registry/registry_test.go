@@ -67,17 +67,17 @@ func TestBootstrapIsIdempotentUnderRaces(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("bootstrap %d: %v", i, errs[i])
 		}
-		if !bytes.Equal(results[i].StaticPublic, results[0].StaticPublic) {
+		if !bytes.Equal(results[i].StaticPublic(), results[0].StaticPublic()) {
 			t.Fatal("concurrent bootstraps returned different cloud keys")
 		}
 	}
 	again, err := f.reg.Bootstrap(ctx, f.kek, f.deviceKey)
-	if err != nil || !bytes.Equal(again.StaticPublic, results[0].StaticPublic) {
+	if err != nil || !bytes.Equal(again.StaticPublic(), results[0].StaticPublic()) {
 		t.Fatalf("a second bootstrap replaced the keys: %v", err)
 	}
-	kp, err := f.reg.CloudStatic(ctx, again)
-	if err != nil || !bytes.Equal(kp.Public[:], again.StaticPublic) {
-		t.Fatalf("CloudStatic = %v", err)
+	statics, err := f.reg.CloudStatics(ctx, again)
+	if err != nil || len(statics) != 1 || !bytes.Equal(statics[0].Public[:], again.StaticPublic()) {
+		t.Fatalf("CloudStatics = %d keys, %v", len(statics), err)
 	}
 	if _, err := f.reg.SessionEnvelope(ctx, f.kek, again); err != nil {
 		t.Fatalf("SessionEnvelope: %v", err)
