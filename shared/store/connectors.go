@@ -15,9 +15,9 @@ const connectorsCollection = "connectors"
 // Connector is a registered Cloud Connector: its identity (only the
 // public half of its key) and the status its heartbeats report.
 type Connector struct {
-	DisplayName string    `firestore:"displayName"`
-	ProjectID   string    `firestore:"projectId"` // the customer project its status events belong to
-	PublicKey   []byte    `firestore:"publicKey"` // Ed25519
+	DisplayName string `firestore:"displayName"`
+	ProjectID   string `firestore:"projectId"` // the customer project its status events belong to
+	PublicKey   []byte `firestore:"publicKey"` // Ed25519
 	// PreviousPublicKey is the key a rotation replaced; it is still
 	// accepted before PreviousUntil, so the connector can be switched to
 	// its new credentials within that grace period.
@@ -25,8 +25,8 @@ type Connector struct {
 	PreviousUntil     time.Time `firestore:"previousUntil,omitempty"`
 	KeyRotateTime     time.Time `firestore:"keyRotateTime,omitempty"`
 	Revoked           bool      `firestore:"revoked"`
-	RevokeTime  time.Time `firestore:"revokeTime,omitempty"`
-	CreateTime  time.Time `firestore:"createTime"`
+	RevokeTime        time.Time `firestore:"revokeTime,omitempty"`
+	CreateTime        time.Time `firestore:"createTime"`
 
 	Connection string    `firestore:"connection,omitempty"`
 	Available  []string  `firestore:"available,omitempty"`
