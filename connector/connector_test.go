@@ -102,7 +102,9 @@ func TestRelaysSignedUplinksAndOnlyItsOwnDownlinks(t *testing.T) {
 	r := newRig(t)
 	c, cancel, done := r.start(t, 16)
 	pub := r.key.Public().(ed25519.PublicKey)
-	lookup := func(context.Context, string) (relay.ConnectorKeys, error) { return relay.ConnectorKeys{Valid: []ed25519.PublicKey{pub}}, nil }
+	lookup := func(context.Context, string) (relay.ConnectorKeys, error) {
+		return relay.ConnectorKeys{Valid: []ed25519.PublicKey{pub}}, nil
+	}
 
 	// Online status first.
 	st, err := relay.OpenStatus(ctx, wait(t, r.stats, "status"), lookup)
@@ -213,7 +215,9 @@ func TestBatchWindow(t *testing.T) {
 	r := newRig(t)
 	c, cancel, done := r.startWith(t, 64, 300*time.Millisecond)
 	pub := r.key.Public().(ed25519.PublicKey)
-	lookup := func(context.Context, string) (relay.ConnectorKeys, error) { return relay.ConnectorKeys{Valid: []ed25519.PublicKey{pub}}, nil }
+	lookup := func(context.Context, string) (relay.ConnectorKeys, error) {
+		return relay.ConnectorKeys{Valid: []ed25519.PublicKey{pub}}, nil
+	}
 	wait(t, r.stats, "status")
 	for i := range 5 {
 		frame, _ := air.Frame{Kind: air.KindReceived, RSSI: -80, Packet: []byte{3, byte(i), 9}}.Append(nil)
