@@ -7,11 +7,13 @@ package connector
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,14 +36,20 @@ type Receiver interface {
 
 // Config is a connector's identity and wiring.
 type Config struct {
-	ID            string
-	Key           ed25519.PrivateKey
-	ChannelPublic ed25519.PublicKey // verifies downlinks
-	Radio         net.PacketConn    // air frames arrive here
-	Medium        net.Addr          // transmissions go here
-	Uplinks       Publisher
-	Status        Publisher
-	Downlinks     Receiver // this connector's own subscription to the downlinks topic
+	ID  string
+	Key ed25519.PrivateKey
+	// ChannelKeys are the cloud channel keys it trusts to sign downlinks,
+	// oldest first. A downlink teaches it a newer one an older one
+	// endorses, and which older ones the cloud retired (relay.UpdateTrust).
+	ChannelKeys []ed25519.PublicKey
+	// SaveChannelKeys, if set, persists the trusted channel keys each time
+	// they change, so a restart keeps what the connector learned.
+	SaveChannelKeys func([]ed25519.PublicKey) error
+	Radio           net.PacketConn // air frames arrive here
+	Medium          net.Addr       // transmissions go here
+	Uplinks         Publisher
+	Status          Publisher
+	Downlinks       Receiver // this connector's own subscription to the downlinks topic
 
 	QueueSize    int           // default 1024 packets
 	Heartbeat    time.Duration // default 30s
@@ -93,6 +101,7 @@ type Stats struct {
 	Received, Published, PublishErrors, Dropped uint64
 	Transmitted, NotForMe, Rejected             uint64
 	DroppedDownlinks                            uint64 // by a hostile connector
+	Announcements                               uint64 // downlinks that only announced the channel key
 }
 
 // Connector relays between the radio and Pub/Sub.
@@ -104,6 +113,10 @@ type Connector struct {
 	received, published, publishErrors atomic.Uint64
 	transmitted, notForMe, rejected    atomic.Uint64
 	dropped                            atomic.Uint64 // downlinks a hostile connector dropped
+	announcements                      atomic.Uint64
+
+	trustMu sync.Mutex // held while the trusted keys change and are saved
+	trusted []ed25519.PublicKey
 }
 
 // New checks cfg and returns a Connector.
@@ -113,7 +126,7 @@ func New(cfg Config) (*Connector, error) {
 		return nil, errors.New("connector: no id")
 	case len(cfg.Key) != ed25519.PrivateKeySize:
 		return nil, errors.New("connector: no signing key")
-	case len(cfg.ChannelPublic) != ed25519.PublicKeySize:
+	case len(cfg.ChannelKeys) == 0:
 		return nil, errors.New("connector: no channel public key")
 	case cfg.Radio == nil || cfg.Medium == nil || cfg.Uplinks == nil || cfg.Status == nil || cfg.Downlinks == nil:
 		return nil, errors.New("connector: radio, medium, uplinks, status and downlinks are all required")
@@ -135,7 +148,12 @@ func New(cfg Config) (*Connector, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Connector{cfg: cfg, log: cfg.Logger.With("connectorId", cfg.ID), queue: newQueue(cfg.QueueSize)}
+	for _, k := range cfg.ChannelKeys {
+		if len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("connector: a channel public key of %d bytes", len(k))
+		}
+	}
+	c := &Connector{cfg: cfg, log: cfg.Logger.With("connectorId", cfg.ID), queue: newQueue(cfg.QueueSize), trusted: slices.Clone(cfg.ChannelKeys)}
 	if h := cfg.Hostile; h != nil {
 		c.log.Warn("HOSTILE MODE: this connector lies, for tests only", "claimedRssi", h.RSSI, "dropDownlinks", h.DropDownlinks, "poisonEvery", h.PoisonEvery)
 	}
@@ -148,8 +166,16 @@ func (c *Connector) Stats() Stats {
 	return Stats{
 		Received: c.received.Load(), Published: c.published.Load(), PublishErrors: c.publishErrors.Load(), Dropped: dropped,
 		Transmitted: c.transmitted.Load(), NotForMe: c.notForMe.Load(), Rejected: c.rejected.Load(),
-		DroppedDownlinks: c.dropped.Load(),
+		DroppedDownlinks: c.dropped.Load(), Announcements: c.announcements.Load(),
 	}
+}
+
+// ChannelKeys returns the channel keys the connector trusts now, oldest
+// first.
+func (c *Connector) ChannelKeys() []ed25519.PublicKey {
+	c.trustMu.Lock()
+	defer c.trustMu.Unlock()
+	return slices.Clone(c.trusted)
 }
 
 // Run relays until ctx is done, then shuts down gracefully: it stops
@@ -346,7 +372,7 @@ func (c *Connector) status(ctx context.Context, connection string) {
 func (c *Connector) receiveDownlinks(ctx context.Context) error {
 	err := c.cfg.Downlinks.Receive(ctx, func(_ context.Context, m *pubsub.Message) {
 		defer m.Ack()
-		d, err := relay.OpenDownlink(m.Data, c.cfg.ChannelPublic, c.cfg.ID, time.Now())
+		d, err := c.openDownlink(m.Data)
 		switch {
 		case errors.Is(err, relay.ErrNotAddressed):
 			c.notForMe.Add(1)
@@ -355,6 +381,9 @@ func (c *Connector) receiveDownlinks(ctx context.Context) error {
 			c.rejected.Add(1)
 			c.log.Warn("refusing a downlink", "error", err, "messageId", m.ID)
 			return
+		case d.Announcement():
+			c.announcements.Add(1)
+			return // it only announced the channel key: nothing to transmit
 		}
 		if c.cfg.Hostile != nil && c.cfg.Hostile.DropDownlinks {
 			c.dropped.Add(1)
@@ -375,4 +404,42 @@ func (c *Connector) receiveDownlinks(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// openDownlink opens a downlink under the trusted channel keys and takes in
+// what it teaches about them. The lock spans both, so two downlinks cannot
+// interleave a change and its save.
+func (c *Connector) openDownlink(data []byte) (relay.Downlink, error) {
+	c.trustMu.Lock()
+	defer c.trustMu.Unlock()
+	d, err := relay.OpenDownlink(data, c.trusted, c.cfg.ID, time.Now())
+	if err != nil {
+		return d, err
+	}
+	next, changed := relay.UpdateTrust(c.trusted, d)
+	if !changed {
+		return d, nil
+	}
+	for _, k := range next {
+		if !containsKey(c.trusted, k) {
+			c.log.Info("learned a new channel key, endorsed by one it trusts", "channelKey", hex.EncodeToString(k))
+		}
+	}
+	for _, k := range c.trusted {
+		if !containsKey(next, k) {
+			c.log.Info("forgot a channel key the cloud no longer keeps", "channelKey", hex.EncodeToString(k))
+		}
+	}
+	c.trusted = next
+	if c.cfg.SaveChannelKeys != nil {
+		if err := c.cfg.SaveChannelKeys(slices.Clone(next)); err != nil {
+			// Still trusted in memory; the next change saves again.
+			c.log.Error("saving the channel keys failed", "error", err)
+		}
+	}
+	return d, nil
+}
+
+func containsKey(keys []ed25519.PublicKey, k ed25519.PublicKey) bool {
+	return slices.ContainsFunc(keys, func(t ed25519.PublicKey) bool { return t.Equal(k) })
 }

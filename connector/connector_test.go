@@ -70,7 +70,7 @@ func (r *rig) start(t *testing.T, queue int) (*connector.Connector, context.Canc
 func (r *rig) startWith(t *testing.T, queue int, batchWindow time.Duration) (*connector.Connector, context.CancelFunc, chan error) {
 	t.Helper()
 	c, err := connector.New(connector.Config{
-		ID: "ccon-1", Key: r.key, ChannelPublic: r.channel.Public().(ed25519.PublicKey),
+		ID: "ccon-1", Key: r.key, ChannelKeys: []ed25519.PublicKey{r.channel.Public().(ed25519.PublicKey)},
 		Radio: r.radio, Medium: r.medium.LocalAddr(),
 		Uplinks: r.ps.Publisher("uplinks"), Status: r.ps.Publisher("connector-status"), Downlinks: r.ps.Subscriber("downlinks-ccon-1"),
 		QueueSize: queue, Heartbeat: time.Hour, BatchWindow: batchWindow,
@@ -102,7 +102,9 @@ func TestRelaysSignedUplinksAndOnlyItsOwnDownlinks(t *testing.T) {
 	r := newRig(t)
 	c, cancel, done := r.start(t, 16)
 	pub := r.key.Public().(ed25519.PublicKey)
-	lookup := func(context.Context, string) (ed25519.PublicKey, error) { return pub, nil }
+	lookup := func(context.Context, string) (relay.ConnectorKeys, error) {
+		return relay.ConnectorKeys{Valid: []ed25519.PublicKey{pub}}, nil
+	}
 
 	// Online status first.
 	st, err := relay.OpenStatus(ctx, wait(t, r.stats, "status"), lookup)
@@ -213,7 +215,9 @@ func TestBatchWindow(t *testing.T) {
 	r := newRig(t)
 	c, cancel, done := r.startWith(t, 64, 300*time.Millisecond)
 	pub := r.key.Public().(ed25519.PublicKey)
-	lookup := func(context.Context, string) (ed25519.PublicKey, error) { return pub, nil }
+	lookup := func(context.Context, string) (relay.ConnectorKeys, error) {
+		return relay.ConnectorKeys{Valid: []ed25519.PublicKey{pub}}, nil
+	}
 	wait(t, r.stats, "status")
 	for i := range 5 {
 		frame, _ := air.Frame{Kind: air.KindReceived, RSSI: -80, Packet: []byte{3, byte(i), 9}}.Append(nil)

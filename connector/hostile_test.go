@@ -28,7 +28,7 @@ func TestNewRefusesHostileUnlessAllowed(t *testing.T) {
 	defer radio.Close()
 	_, key, _ := ed25519.GenerateKey(nil)
 	pub, _, _ := ed25519.GenerateKey(nil)
-	base := Config{ID: "c", Key: key, ChannelPublic: pub, Radio: radio, Medium: radio.LocalAddr(),
+	base := Config{ID: "c", Key: key, ChannelKeys: []ed25519.PublicKey{pub}, Radio: radio, Medium: radio.LocalAddr(),
 		Uplinks: nopPubSub{}, Status: nopPubSub{}, Downlinks: nopPubSub{}}
 	tests := []struct {
 		name    string

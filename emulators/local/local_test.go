@@ -441,12 +441,12 @@ func TestRoguePublisherAndPoison(t *testing.T) {
 
 // openAny opens a captured uplink with whichever connector signed it.
 func openAny(ctx context.Context, d *local.Deployment, data []byte) (relay.Uplink, error) {
-	return relay.OpenUplink(ctx, data, func(_ context.Context, id string) (ed25519.PublicKey, error) {
+	return relay.OpenUplink(ctx, data, func(_ context.Context, id string) (relay.ConnectorKeys, error) {
 		c, err := credentials.LoadConnector(filepath.Join(d.DataDir(), "credentials", id+".json"))
 		if err != nil {
-			return nil, err
+			return relay.ConnectorKeys{}, err
 		}
-		return ed25519.PrivateKey(c.PrivateKey).Public().(ed25519.PublicKey), nil
+		return relay.ConnectorKeys{Valid: []ed25519.PublicKey{ed25519.PrivateKey(c.PrivateKey).Public().(ed25519.PublicKey)}}, nil
 	})
 }
 

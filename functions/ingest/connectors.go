@@ -2,13 +2,13 @@ package ingest
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"maps"
 	"time"
 
 	"github.com/sealedsense/sealedsense/shared/expiring"
 	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
@@ -22,6 +22,7 @@ type connectorRegistry interface {
 type connectorKeys struct {
 	reg   connectorRegistry
 	cache *expiring.Cache[string, knownConnector]
+	now   func() time.Time
 }
 
 // knownConnector is a registry answer, good or bad.
@@ -37,28 +38,33 @@ const maxConnectors = 10000
 // newConnectorKeys caches answers for ttl, which bounds how long a revoked
 // connector can still be accepted.
 func newConnectorKeys(reg connectorRegistry, ttl time.Duration, now func() time.Time) *connectorKeys {
-	return &connectorKeys{reg: reg, cache: expiring.New[string, knownConnector](maxConnectors, ttl, now)}
+	return &connectorKeys{reg: reg, cache: expiring.New[string, knownConnector](maxConnectors, ttl, now), now: now}
 }
 
-// key returns a registered, unrevoked connector's public key. Unknown
-// connectors are remembered as such; transient failures are not.
-func (k *connectorKeys) key(ctx context.Context, id string) (ed25519.PublicKey, error) {
+// key returns the keys a registered, unrevoked connector's envelopes
+// verify under now. Unknown connectors are remembered as such; transient
+// failures are not. What is cached is the registry's answer, and which
+// keys are valid is decided at each use by the clock: a previous key stops
+// being accepted at its deadline, not when the cache next expires (a
+// rotation itself reaches a cached entry within the cache's ttl).
+func (k *connectorKeys) key(ctx context.Context, id string) (relay.ConnectorKeys, error) {
 	kc, ok := k.cache.Get(id)
 	if !ok {
 		c, err := k.reg.Connector(ctx, id)
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			return nil, err // transient: not cached
+			return relay.ConnectorKeys{}, err // transient: not cached
 		}
 		kc = knownConnector{c: c, err: err}
 		k.cache.Put(id, kc)
 	}
 	if kc.err != nil {
-		return nil, kc.err
+		return relay.ConnectorKeys{}, kc.err
 	}
 	if kc.c.Revoked {
-		return nil, registry.ErrRevoked
+		return relay.ConnectorKeys{}, registry.ErrRevoked
 	}
-	return ed25519.PublicKey(kc.c.PublicKey), nil
+	valid, retired := kc.c.Keys(k.now())
+	return relay.ConnectorKeys{Valid: valid, Retired: retired}, nil
 }
 
 // onlineLister lists the connectors whose last status was online.

@@ -196,7 +196,7 @@ func newCostWorld(tb testing.TB, cfg ingest.Config) *costWorld {
 	go func() {
 		_ = ps.Subscriber("downlinks-all").Receive(rctx, func(_ context.Context, m *pubsub.Message) {
 			m.Ack()
-			if d, err := relay.OpenDownlink(m.Data, ck.ChannelPublic(), "ccon-a", time.Now()); err == nil {
+			if d, err := relay.OpenDownlink(m.Data, []ed25519.PublicKey{ck.ChannelPublic()}, "ccon-a", time.Now()); err == nil {
 				w.down <- d
 			}
 		})

@@ -21,6 +21,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/lazy"
 	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
@@ -146,6 +147,10 @@ type cloudKeys struct {
 	static   radio.KeyPair
 	channel  ed25519.PrivateKey
 	envelope *custody.Envelope
+
+	// endorsements of channel by the older stored channel keys travel
+	// with every downlink, so connectors that trust only those learn it.
+	endorsements []relay.Endorsement
 }
 
 // New returns a Service.
@@ -193,9 +198,10 @@ func loadCloudKeys(ctx context.Context, deps Deps) (*cloudKeys, error) {
 		return nil, err
 	}
 	static, channel := statics[0].KeyPair, channels[0].Private
+	endorsements := endorseChannel(channels)
 	env, err := deps.Registry.SessionEnvelope(ctx, deps.KEKReader, ck)
 	if err != nil {
 		return nil, err
 	}
-	return &cloudKeys{static: static, channel: channel, envelope: env}, nil
+	return &cloudKeys{static: static, channel: channel, endorsements: endorsements, envelope: env}, nil
 }

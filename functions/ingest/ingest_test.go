@@ -93,7 +93,7 @@ func newWorld(t *testing.T, window time.Duration) *world {
 			m.Ack()
 			var d relay.Downlink
 			for id := range w.conns {
-				if got, err := relay.OpenDownlink(m.Data, w.channelPub, id, time.Now()); err == nil {
+				if got, err := relay.OpenDownlink(m.Data, []ed25519.PublicKey{w.channelPub}, id, time.Now()); err == nil {
 					d = got
 				}
 			}

@@ -78,7 +78,7 @@ func (s *Service) finish(ctx context.Context, recID string, out outcome) (time.D
 	if err != nil {
 		return 0, err
 	}
-	env, err := relay.SignDownlink(keys.channel, relay.Downlink{ConnectorID: via, Expires: s.deps.Now().Add(s.cfg.DownlinkTTL), Packet: rec.Reply})
+	env, err := relay.SignDownlink(keys.channel, relay.Downlink{ConnectorID: via, Expires: s.deps.Now().Add(s.cfg.DownlinkTTL), Packet: rec.Reply, Endorsements: keys.endorsements})
 	if err != nil {
 		return 0, err
 	}

@@ -34,6 +34,9 @@ func (s *Service) handleStatus(ctx context.Context, data []byte) error {
 	if ev != nil {
 		s.log.Info("connector status changed", "connectorId", st.ConnectorID, "connection", st.Connection)
 	}
+	if st.Connection != relay.ConnectionOffline {
+		s.announceChannel(ctx, st.ConnectorID)
+	}
 	return nil
 }
 

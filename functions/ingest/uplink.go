@@ -244,6 +244,8 @@ func envelopeErr(err error) error {
 	switch {
 	case errors.Is(err, relay.ErrMalformed):
 		return reject("malformed-envelope", err)
+	case errors.Is(err, relay.ErrRetiredKey):
+		return reject("retired-connector-key", err)
 	case errors.Is(err, relay.ErrSignature):
 		return reject("bad-signature", err)
 	case errors.Is(err, registry.ErrNotFound):

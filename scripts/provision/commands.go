@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"cloud.google.com/go/firestore"
 	kmsapi "cloud.google.com/go/kms/apiv1"
@@ -143,17 +144,27 @@ func sensors(ctx context.Context, e *env, args []string, stdout io.Writer, log *
 	return nil
 }
 
+// connector registers a new connector, or with -rotate gives a registered
+// one a new key: its current key keeps working for -grace, so the new
+// credentials file can be installed meanwhile.
 func connector(ctx context.Context, e *env, args []string, stdout io.Writer, log *slog.Logger) error {
 	fl := flag.NewFlagSet("connector", flag.ContinueOnError)
 	id := fl.String("id", "", "connector id")
 	name := fl.String("name", "", "display name")
 	project := fl.String("project", "", "customer project the connector's status events belong to")
 	out := fl.String("out", "", "directory for the connector's 0600 secrets file")
+	rotate := fl.Bool("rotate", false, "issue a new key for a registered connector instead of registering one")
+	grace := fl.Duration("grace", 24*time.Hour, "with -rotate: how long the old key is still accepted")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	if *id == "" || *out == "" {
+	switch {
+	case *id == "" || *out == "":
 		return errors.New("-id and -out are required")
+	case *grace < 0 || *grace > maxGrace:
+		return fmt.Errorf("-grace must be 0..%v", maxGrace)
+	case *rotate && (*name != "" || *project != ""):
+		return errors.New("-rotate keeps the connector's name and project: drop -name and -project")
 	}
 	ck, err := e.reg.CloudKeys(ctx)
 	if err != nil {
@@ -163,7 +174,12 @@ func connector(ctx context.Context, e *env, args []string, stdout io.Writer, log
 	if err != nil {
 		return err
 	}
-	if err := e.reg.RegisterConnector(ctx, *id, *name, *project, pub); err != nil {
+	if *rotate {
+		err = e.reg.RotateConnector(ctx, *id, pub, *grace)
+	} else {
+		err = e.reg.RegisterConnector(ctx, *id, *name, *project, pub)
+	}
+	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*out, 0o700); err != nil {
@@ -173,10 +189,18 @@ func connector(ctx context.Context, e *env, args []string, stdout io.Writer, log
 	if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: *id, PrivateKey: priv, ChannelPublic: ck.ChannelPublic()}); err != nil {
 		return err
 	}
-	log.Info("connector registered", "connectorId", *id)
+	if *rotate {
+		log.Info("connector key rotated", "connectorId", *id, "oldKeyAcceptedUntil", time.Now().Add(*grace).UTC())
+	} else {
+		log.Info("connector registered", "connectorId", *id)
+	}
 	_, err = fmt.Fprintln(stdout, path)
 	return err
 }
+
+// maxGrace bounds a connector rotation's grace period: the old key may be
+// why it rotates.
+const maxGrace = 30 * 24 * time.Hour
 
 func revokeConnector(ctx context.Context, e *env, args []string, log *slog.Logger) error {
 	fl := flag.NewFlagSet("revoke-connector", flag.ContinueOnError)

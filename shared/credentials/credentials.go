@@ -46,11 +46,31 @@ func (s Sensor) validate() error {
 }
 
 // Connector is what a Cloud Connector holds: its id, its Ed25519 signing
-// key, and the cloud channel's public key that downlinks are signed with.
+// key, and the cloud channel's public keys that downlinks are signed with.
+// Provisioning writes the one current channel key as ChannelPublic; a
+// connector that learns a newer key through the signed channel writes the
+// keys it trusts as ChannelKeys instead.
 type Connector struct {
-	ConnectorID   string `json:"connectorId"`
-	PrivateKey    []byte `json:"privateKey"`    // ed25519.PrivateKey (64 bytes)
-	ChannelPublic []byte `json:"channelPublic"` // ed25519.PublicKey of the cloud channel key
+	ConnectorID   string   `json:"connectorId"`
+	PrivateKey    []byte   `json:"privateKey"`              // ed25519.PrivateKey (64 bytes)
+	ChannelPublic []byte   `json:"channelPublic,omitempty"` // ed25519.PublicKey of the cloud channel key
+	ChannelKeys   [][]byte `json:"channelKeys,omitempty"`   // the trusted channel keys, oldest first
+}
+
+// maxChannelKeys bounds the trusted channel keys a file may hold.
+const maxChannelKeys = 8
+
+// Trusted returns the channel public keys the connector trusts, oldest
+// first.
+func (c Connector) Trusted() []ed25519.PublicKey {
+	if len(c.ChannelKeys) == 0 {
+		return []ed25519.PublicKey{c.ChannelPublic}
+	}
+	out := make([]ed25519.PublicKey, len(c.ChannelKeys))
+	for i, k := range c.ChannelKeys {
+		out[i] = k
+	}
+	return out
 }
 
 func (c Connector) validate() error {
@@ -59,8 +79,15 @@ func (c Connector) validate() error {
 		return fmt.Errorf("%w: no connectorId", ErrInvalid)
 	case len(c.PrivateKey) != ed25519.PrivateKeySize:
 		return fmt.Errorf("%w: connector private key must be %d bytes", ErrInvalid, ed25519.PrivateKeySize)
-	case len(c.ChannelPublic) != ed25519.PublicKeySize:
-		return fmt.Errorf("%w: channel public key must be %d bytes", ErrInvalid, ed25519.PublicKeySize)
+	case len(c.ChannelKeys) > 0 && c.ChannelPublic != nil:
+		return fmt.Errorf("%w: channelPublic and channelKeys both set", ErrInvalid)
+	case len(c.ChannelKeys) > maxChannelKeys:
+		return fmt.Errorf("%w: more than %d channel keys", ErrInvalid, maxChannelKeys)
+	}
+	for _, k := range c.Trusted() {
+		if len(k) != ed25519.PublicKeySize {
+			return fmt.Errorf("%w: channel public key must be %d bytes", ErrInvalid, ed25519.PublicKeySize)
+		}
 	}
 	return nil
 }
@@ -115,6 +142,21 @@ func LoadConnector(path string) (Connector, error) {
 		return Connector{}, err
 	}
 	return c, c.validate()
+}
+
+// SaveChannelKeys replaces the trusted channel keys (oldest first) in the
+// connector credentials file at path, keeping the rest, atomically and
+// with mode 0600: what a connector calls when it learns or forgets one.
+func SaveChannelKeys(path string, keys []ed25519.PublicKey) error {
+	c, err := LoadConnector(path)
+	if err != nil {
+		return err
+	}
+	c.ChannelPublic, c.ChannelKeys = nil, make([][]byte, len(keys))
+	for i, k := range keys {
+		c.ChannelKeys[i] = k
+	}
+	return SaveConnector(path, c)
 }
 
 // save writes through a 0600 temporary file and a rename, so a reader never

@@ -98,6 +98,51 @@ func TestConnectorRoundTrip(t *testing.T) {
 	}
 }
 
+// TestConnectorChannelKeys: a file from provisioning holds one channel
+// key; once the connector saves the keys it trusts, they replace it, and
+// the rest of the file is kept.
+func TestConnectorChannelKeys(t *testing.T) {
+	t.Parallel()
+	oldPub, priv, _ := ed25519.GenerateKey(nil)
+	newPub, _, _ := ed25519.GenerateKey(nil)
+	path := filepath.Join(t.TempDir(), "c.json")
+	if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: "ccon-1", PrivateKey: priv, ChannelPublic: oldPub}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := credentials.LoadConnector(path)
+	if err != nil || len(got.Trusted()) != 1 || !bytes.Equal(got.Trusted()[0], oldPub) {
+		t.Fatalf("provisioned file trusts %x, %v; want the one channel key", got.Trusted(), err)
+	}
+	if err := credentials.SaveChannelKeys(path, []ed25519.PublicKey{oldPub, newPub}); err != nil {
+		t.Fatal(err)
+	}
+	assertMode(t, path)
+	got, err = credentials.LoadConnector(path)
+	if err != nil || len(got.Trusted()) != 2 || !bytes.Equal(got.Trusted()[1], newPub) || !bytes.Equal(got.PrivateKey, priv) || got.ConnectorID != "ccon-1" {
+		t.Fatalf("after saving two keys: %+v, %v", got, err)
+	}
+	for name, c := range map[string]credentials.Connector{
+		"both forms":     {ConnectorID: "c", PrivateKey: priv, ChannelPublic: oldPub, ChannelKeys: [][]byte{newPub}},
+		"short key":      {ConnectorID: "c", PrivateKey: priv, ChannelKeys: [][]byte{newPub[:31]}},
+		"no channel key": {ConnectorID: "c", PrivateKey: priv},
+	} {
+		if err := credentials.SaveConnector(filepath.Join(t.TempDir(), "x"), c); !errors.Is(err, credentials.ErrInvalid) {
+			t.Errorf("%s: SaveConnector = %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func assertMode(t *testing.T, path string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: mode %v, want 0600", path, st.Mode().Perm())
+	}
+}
+
 func TestLoadRejects(t *testing.T) {
 	t.Parallel()
 	short := sensor()

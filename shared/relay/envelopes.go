@@ -4,12 +4,36 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"time"
 )
 
-// KeyLookup returns a connector's registered public key, or an error for an
-// unknown or revoked connector.
-type KeyLookup func(ctx context.Context, connectorID string) (ed25519.PublicKey, error)
+// ConnectorKeys are a connector's keys as the cloud knows them now: those
+// its envelopes verify under (the current key, and during a key rotation's
+// grace period the previous one), and those it has had whose grace ended,
+// which are never accepted but name the reason for a refusal.
+type ConnectorKeys struct {
+	Valid   []ed25519.PublicKey
+	Retired []ed25519.PublicKey
+}
+
+// KeyLookup returns a connector's keys, or an error for an unknown or
+// revoked connector.
+type KeyLookup func(ctx context.Context, connectorID string) (ConnectorKeys, error)
+
+// verifyConnector checks s under any of the connector's valid keys; a
+// signature by a retired key is ErrRetiredKey.
+func verifyConnector(s signed, keys ConnectorKeys) error {
+	for _, pub := range keys.Valid {
+		if verify(s, pub) == nil {
+			return nil
+		}
+	}
+	for _, pub := range keys.Retired {
+		if verify(s, pub) == nil {
+			return ErrRetiredKey
+		}
+	}
+	return ErrSignature
+}
 
 // SignUplink makes the envelope a connector publishes to the uplinks topic.
 func SignUplink(key ed25519.PrivateKey, u Uplink) ([]byte, error) {
@@ -38,11 +62,11 @@ func OpenUplink(ctx context.Context, data []byte, lookup KeyLookup) (Uplink, err
 	if err := checkUplink(u); err != nil {
 		return Uplink{}, err
 	}
-	pub, err := lookup(ctx, u.ConnectorID)
+	keys, err := lookup(ctx, u.ConnectorID)
 	if err != nil {
 		return Uplink{}, fmt.Errorf("relay: connector %q: %w", u.ConnectorID, err)
 	}
-	if err := verify(s, pub); err != nil {
+	if err := verifyConnector(s, keys); err != nil {
 		return Uplink{}, fmt.Errorf("relay: uplink from %q: %w", u.ConnectorID, err)
 	}
 	return u, nil
@@ -71,48 +95,12 @@ func OpenStatus(ctx context.Context, data []byte, lookup KeyLookup) (Status, err
 	default:
 		return Status{}, fmt.Errorf("%w: connection %q", ErrMalformed, st.Connection)
 	}
-	pub, err := lookup(ctx, st.ConnectorID)
+	keys, err := lookup(ctx, st.ConnectorID)
 	if err != nil {
 		return Status{}, fmt.Errorf("relay: connector %q: %w", st.ConnectorID, err)
 	}
-	if err := verify(s, pub); err != nil {
+	if err := verifyConnector(s, keys); err != nil {
 		return Status{}, fmt.Errorf("relay: status from %q: %w", st.ConnectorID, err)
 	}
 	return st, nil
-}
-
-// SignDownlink makes the envelope the cloud publishes for one connector.
-func SignDownlink(channelKey ed25519.PrivateKey, d Downlink) ([]byte, error) {
-	if err := checkID(d.ConnectorID); err != nil {
-		return nil, err
-	}
-	if err := checkPacket(d.Packet); err != nil {
-		return nil, err
-	}
-	return seal(KindDownlink, channelKey, d)
-}
-
-// OpenDownlink is the connector's check before it transmits: the envelope
-// must verify under the cloud channel key, be addressed to self, and not be
-// past its expiry. Every connector sees every downlink (a Pub/Sub filter is
-// not a security boundary), so the addressee check is what matters.
-func OpenDownlink(data []byte, channelPublic ed25519.PublicKey, self string, now time.Time) (Downlink, error) {
-	var d Downlink
-	s, err := parse(data, KindDownlink, &d)
-	if err != nil {
-		return Downlink{}, err
-	}
-	if err := verify(s, channelPublic); err != nil {
-		return Downlink{}, fmt.Errorf("relay: downlink: %w", err)
-	}
-	if err := checkPacket(d.Packet); err != nil {
-		return Downlink{}, err
-	}
-	if d.ConnectorID != self {
-		return Downlink{}, ErrNotAddressed
-	}
-	if !now.Before(d.Expires) {
-		return Downlink{}, ErrStale
-	}
-	return d, nil
 }

@@ -2,6 +2,16 @@
 // between Cloud Connectors and the cloud over Pub/Sub: uplinks and status
 // heartbeats signed by a connector's Ed25519 key, and downlinks signed by the
 // cloud channel key and addressed to one connector.
+//
+// Channel key rotation: the newest channel key signs every downlink, and
+// while older versions are still stored each of them endorses it (an
+// Ed25519 signature over EndorsementDomain || the new public key). A
+// connector that trusts an older key learns the new one from the first
+// downlink it verifies this way. A downlink signed by its newest trusted
+// key also tells it which older keys the cloud still keeps (the endorsers),
+// so it forgets a retired one (UpdateTrust). With a single stored version
+// a downlink carries neither signer nor endorsements, and its bytes are
+// those of a downlink from before rotation existed.
 package relay
 
 import (
@@ -19,7 +29,15 @@ const (
 	MaxPacket   = 1024
 	MaxEnvelope = 2048
 	maxID       = 64
+	// MaxEndorsements bounds the older channel keys that endorse a
+	// downlink's signer: rotations are rare and old versions are retired.
+	MaxEndorsements = 4
 )
+
+// EndorsementDomain separates an endorsement's signed message (this label,
+// then the endorsed 32-byte public key) from every other Ed25519 message
+// the channel key signs.
+const EndorsementDomain = "sealedsense/channel-endorsement/v1"
 
 // Sentinel errors. Every rejection wraps one of them.
 var (
@@ -31,6 +49,16 @@ var (
 	ErrNotAddressed = errors.New("relay: downlink addressed to another connector")
 	// ErrStale: a downlink past its expiry, which a sensor no longer listens for.
 	ErrStale = errors.New("relay: downlink expired")
+	// ErrUntrusted: a downlink signed by a channel key the connector does
+	// not trust, and endorsed by none it trusts.
+	ErrUntrusted = errors.New("relay: downlink signed by an untrusted channel key")
+	// ErrEndorsement: an endorsement by a trusted channel key does not
+	// verify.
+	ErrEndorsement = errors.New("relay: bad channel key endorsement")
+	// ErrRetiredKey: an envelope signed by a connector key whose grace
+	// period has ended. It is a bad signature too: the key no longer
+	// speaks for the connector.
+	ErrRetiredKey = fmt.Errorf("%w: signed by a connector key past its grace period", ErrSignature)
 )
 
 // Kind separates the three envelope kinds in the signed bytes, so that a
@@ -53,12 +81,32 @@ type Uplink struct {
 	Packet      []byte    `cbor:"5,keyasint"`
 }
 
-// Downlink is a radio packet the cloud asks one connector to transmit.
+// Downlink is a radio packet the cloud asks one connector to transmit. A
+// downlink with endorsements may carry no packet: it only announces the
+// channel key, and the connector transmits nothing.
 type Downlink struct {
 	ConnectorID string    `cbor:"1,keyasint"`
 	Expires     time.Time `cbor:"2,keyasint"`
-	Packet      []byte    `cbor:"3,keyasint"`
+	Packet      []byte    `cbor:"3,keyasint,omitempty"`
+	// Signer is the channel public key that signed the envelope. On the
+	// wire it is present only with endorsements; OpenDownlink sets it to
+	// the key that verified.
+	Signer []byte `cbor:"4,keyasint,omitempty"`
+	// Endorsements of Signer by the older channel keys the cloud still
+	// stores. SignDownlink sets Signer when there are any.
+	Endorsements []Endorsement `cbor:"5,keyasint,omitempty"`
 }
+
+// Endorsement is an older channel key's statement that a newer one speaks
+// for the cloud.
+type Endorsement struct {
+	By  []byte `cbor:"1,keyasint"` // the endorsing channel public key
+	Sig []byte `cbor:"2,keyasint"` // by By, over EndorsementDomain || Signer
+}
+
+// Announcement reports whether d only announces the channel key: it has
+// no packet to transmit.
+func (d Downlink) Announcement() bool { return len(d.Packet) == 0 }
 
 // Connection types, as DT's connectionStatus names them.
 const (

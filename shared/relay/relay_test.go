@@ -16,20 +16,20 @@ import (
 var errUnknown = errors.New("unknown connector")
 
 type keys struct {
-	conn, other, channel ed25519.PrivateKey
+	conn, other, channel, newChannel ed25519.PrivateKey
 }
 
 func newKeys(t testing.TB) keys {
 	t.Helper()
 	gen := func(b byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, 32)) }
-	return keys{conn: gen(1), other: gen(2), channel: gen(3)}
+	return keys{conn: gen(1), other: gen(2), channel: gen(3), newChannel: gen(4)}
 }
 
-func (k keys) lookup(_ context.Context, id string) (ed25519.PublicKey, error) {
+func (k keys) lookup(_ context.Context, id string) (relay.ConnectorKeys, error) {
 	if id == "ccon-1" {
-		return k.conn.Public().(ed25519.PublicKey), nil
+		return relay.ConnectorKeys{Valid: []ed25519.PublicKey{k.conn.Public().(ed25519.PublicKey)}}, nil
 	}
-	return nil, errUnknown
+	return relay.ConnectorKeys{}, errUnknown
 }
 
 var t0 = time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
@@ -131,7 +131,7 @@ func TestDownlink(t *testing.T) {
 		{"garbage", []byte{0xff, 0x00}, "ccon-1", t0, relay.ErrMalformed},
 	}
 	for _, tc := range tests {
-		got, err := relay.OpenDownlink(tc.data, chPub, tc.self, tc.now)
+		got, err := relay.OpenDownlink(tc.data, []ed25519.PublicKey{chPub}, tc.self, tc.now)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: OpenDownlink = %v, want %v", tc.name, err, tc.want)
 		}
@@ -181,13 +181,31 @@ func FuzzOpenUplink(f *testing.F) {
 
 func FuzzOpenDownlink(f *testing.F) {
 	k := newKeys(f)
+	oldPub, newPub := k.channel.Public().(ed25519.PublicKey), k.newChannel.Public().(ed25519.PublicKey)
 	good, _ := relay.SignDownlink(k.channel, relay.Downlink{ConnectorID: "ccon-1", Expires: t0.Add(time.Hour), Packet: []byte{3, 1}})
+	endorsed, _ := relay.SignDownlink(k.newChannel, relay.Downlink{ConnectorID: "ccon-1", Expires: t0.Add(time.Hour), Packet: []byte{3, 1},
+		Endorsements: []relay.Endorsement{relay.Endorse(k.channel, newPub)}})
+	announce, _ := relay.SignDownlink(k.newChannel, relay.Downlink{ConnectorID: "ccon-1", Expires: t0.Add(time.Hour),
+		Endorsements: []relay.Endorsement{relay.Endorse(k.other, newPub), relay.Endorse(k.channel, newPub)}})
 	f.Add(good)
+	f.Add(endorsed)
+	f.Add(announce)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := relay.OpenDownlink(data, k.channel.Public().(ed25519.PublicKey), "ccon-1", t0)
-		if err == nil && !bytes.Equal(d.Packet, []byte{3, 1}) {
+		d, err := relay.OpenDownlink(data, []ed25519.PublicKey{oldPub}, "ccon-1", t0)
+		if err != nil {
+			return
+		}
+		// Only the cloud's two keys sign, and only the old one is
+		// trusted: whatever opens is a seed's content under one of them.
+		if !bytes.Equal(d.Signer, oldPub) && !bytes.Equal(d.Signer, newPub) {
+			t.Fatalf("accepted a downlink signed by %x", d.Signer)
+		}
+		if !bytes.Equal(d.Packet, []byte{3, 1}) && !d.Announcement() {
 			t.Fatal("accepted a downlink that was never signed")
+		}
+		if next, _ := relay.UpdateTrust([]ed25519.PublicKey{oldPub}, d); len(next) == 0 || len(next) > 2 {
+			t.Fatalf("trust became %d keys", len(next))
 		}
 	})
 }

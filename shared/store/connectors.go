@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -14,12 +15,18 @@ const connectorsCollection = "connectors"
 // Connector is a registered Cloud Connector: its identity (only the
 // public half of its key) and the status its heartbeats report.
 type Connector struct {
-	DisplayName string    `firestore:"displayName"`
-	ProjectID   string    `firestore:"projectId"` // the customer project its status events belong to
-	PublicKey   []byte    `firestore:"publicKey"` // Ed25519
-	Revoked     bool      `firestore:"revoked"`
-	RevokeTime  time.Time `firestore:"revokeTime,omitempty"`
-	CreateTime  time.Time `firestore:"createTime"`
+	DisplayName string `firestore:"displayName"`
+	ProjectID   string `firestore:"projectId"` // the customer project its status events belong to
+	PublicKey   []byte `firestore:"publicKey"` // Ed25519
+	// PreviousPublicKey is the key a rotation replaced; it is still
+	// accepted before PreviousUntil, so the connector can be switched to
+	// its new credentials within that grace period.
+	PreviousPublicKey []byte    `firestore:"previousPublicKey,omitempty"`
+	PreviousUntil     time.Time `firestore:"previousUntil,omitempty"`
+	KeyRotateTime     time.Time `firestore:"keyRotateTime,omitempty"`
+	Revoked           bool      `firestore:"revoked"`
+	RevokeTime        time.Time `firestore:"revokeTime,omitempty"`
+	CreateTime        time.Time `firestore:"createTime"`
 
 	Connection string    `firestore:"connection,omitempty"`
 	Available  []string  `firestore:"available,omitempty"`
@@ -53,6 +60,36 @@ func (db *DB) RevokeConnector(ctx context.Context, id string, at time.Time) erro
 		{Path: "revokeTime", Value: at},
 	})
 	return wrap("revoke connector "+id, err)
+}
+
+// ErrRevokedConnector refuses to rotate a revoked connector's key.
+var ErrRevokedConnector = errors.New("store: connector is revoked")
+
+// RotateConnectorKey makes pub the connector's key and keeps the current
+// one as the previous, accepted until until. A previous key from an earlier
+// rotation is dropped, whatever its grace: one rotation at a time.
+func (db *DB) RotateConnectorKey(ctx context.Context, id string, pub []byte, at, until time.Time) error {
+	ref := db.connectorRef(id)
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		c, err := decode[Connector](snap)
+		if err != nil {
+			return err
+		}
+		if c.Revoked {
+			return ErrRevokedConnector
+		}
+		return tx.Update(ref, []firestore.Update{
+			{Path: "publicKey", Value: pub},
+			{Path: "previousPublicKey", Value: c.PublicKey},
+			{Path: "previousUntil", Value: until},
+			{Path: "keyRotateTime", Value: at},
+		})
+	})
+	return wrap("rotate connector key "+id, err)
 }
 
 // connectorsSilent is the sweep's query: online connectors whose last

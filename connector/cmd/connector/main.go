@@ -82,21 +82,24 @@ func run(log *slog.Logger) error {
 	defer st.Stop()
 
 	conn, err := connector.New(connector.Config{
-		ID:            c.ConnectorID,
-		Key:           ed25519.PrivateKey(c.PrivateKey),
-		ChannelPublic: ed25519.PublicKey(c.ChannelPublic),
-		Radio:         radio,
-		Medium:        mediumAddr,
-		Uplinks:       up,
-		Status:        st,
-		Downlinks:     ps.Subscriber(*sub),
-		QueueSize:     *queueSize,
-		Heartbeat:     *heartbeat,
-		Connection:    *connection,
-		BatchWindow:   *batchWindow,
-		Logger:        log,
-		Hostile:       hostile,
-		AllowHostile:  hostile != nil,
+		ID:          c.ConnectorID,
+		Key:         ed25519.PrivateKey(c.PrivateKey),
+		ChannelKeys: c.Trusted(),
+		// What the connector learns about the cloud's channel keys
+		// outlives a restart.
+		SaveChannelKeys: func(keys []ed25519.PublicKey) error { return credentials.SaveChannelKeys(*creds, keys) },
+		Radio:           radio,
+		Medium:          mediumAddr,
+		Uplinks:         up,
+		Status:          st,
+		Downlinks:       ps.Subscriber(*sub),
+		QueueSize:       *queueSize,
+		Heartbeat:       *heartbeat,
+		Connection:      *connection,
+		BatchWindow:     *batchWindow,
+		Logger:          log,
+		Hostile:         hostile,
+		AllowHostile:    hostile != nil,
 	})
 	if err != nil {
 		return err
