@@ -172,6 +172,9 @@ func rewrapKind(ctx context.Context, k secretKind, after string, opts rewrapOpts
 	var t tally
 	last := cursor{kind: k.name, id: after}
 	for {
+		if err := ctx.Err(); err != nil {
+			return t, last, err
+		}
 		recs, err := k.page(ctx, after, opts.page)
 		if err != nil {
 			return t, last, err
