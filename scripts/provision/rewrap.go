@@ -25,6 +25,11 @@ import (
 // unchanged since it was read. A write that loses to a concurrent change
 // is counted and left for the next run, never retried with stale data.
 // After each page it prints a cursor; -after resumes there.
+//
+// A run exits non-zero while any record failed or changed meanwhile. Only
+// a run from the start that exits 0 shows that nothing stored needs an old
+// version any more (what is written meanwhile is wrapped under the
+// primary); a resumed run vouches only for what it covered.
 
 const (
 	defaultRewrapPage = 200
