@@ -81,7 +81,7 @@ type principal struct {
 	Grants map[string][]string
 	// wrappedSecret is the key's secret as stored, read with the rest, for
 	// the token exchange and Basic auth; accountBound says it was wrapped
-	// with secretAAD, not legacySecretAAD.
+	// with apikey.SecretAAD, not apikey.LegacySecretAAD.
 	wrappedSecret []byte
 	accountBound  bool
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sealedsense/sealedsense/shared/apikey"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
 	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/token"
@@ -154,10 +155,7 @@ func (s *Service) authenticate(r *http.Request) (*principal, error) {
 // A secret that fails KMS authentication belongs to a key document that
 // was edited (its account) or copied: refused, and logged.
 func (s *Service) keySecret(ctx context.Context, p *principal) ([]byte, error) {
-	aad := secretAAD(p.Key, p.Account)
-	if !p.accountBound {
-		aad = legacySecretAAD(p.Key)
-	}
+	aad := apikey.StoredSecretAAD(p.Key, p.Account, p.accountBound)
 	secret, err := s.deps.SecretReader.Unwrap(ctx, p.wrappedSecret, aad)
 	if status.Code(err) == codes.InvalidArgument {
 		s.log.Warn("credentials refused: the key's secret does not unwrap for its account", "rejected", "key-tampered",

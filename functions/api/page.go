@@ -14,6 +14,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/sealedsense/sealedsense/functions/api/pagetoken"
+	"github.com/sealedsense/sealedsense/shared/apikey"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
@@ -21,7 +22,6 @@ import (
 const (
 	defaultPageSize = 100
 	maxPageSize     = 1000
-	pageKeyAAD      = "sealedsense/api-page-token-key"
 )
 
 // pager seals page tokens under a key that only the API can unwrap, stored
@@ -50,7 +50,7 @@ func (pg *pager) sealingKey(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := pg.reader.Unwrap(ctx, wrapped, []byte(pageKeyAAD))
+	k, err := pg.reader.Unwrap(ctx, wrapped, apikey.PageKeyAAD())
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func (pg *pager) createKey(ctx context.Context) ([]byte, error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}
-	wrapped, err := pg.secrets.Wrap(ctx, k, []byte(pageKeyAAD))
+	wrapped, err := pg.secrets.Wrap(ctx, k, apikey.PageKeyAAD())
 	if err != nil {
 		return nil, err
 	}

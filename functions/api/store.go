@@ -11,6 +11,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/status"
 
+	"github.com/sealedsense/sealedsense/shared/apikey"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
@@ -22,19 +23,6 @@ const (
 	PersonnelDeny            = "DENY"
 	PersonnelAllowWithReason = "ALLOW_WITH_REASON"
 )
-
-// secretAAD binds a key's wrapped secret to the key and its account: a
-// wrapped secret copied to another key, or a key document whose account
-// was edited, does not unwrap.
-func secretAAD(keyID, account string) []byte {
-	return []byte("sealedsense/serviceaccount-key/" + keyID + "/account/" + account)
-}
-
-// legacySecretAAD is what keys minted before secretAAD bound the account
-// were wrapped with: the key id alone. Such a key still works, but its
-// document's account is not authenticated; rewrapping or re-minting it
-// binds it.
-func legacySecretAAD(keyID string) []byte { return []byte("sealedsense/serviceaccount-key/" + keyID) }
 
 // notFound says whether err is a missing document.
 func notFound(err error) bool { return store.IsNotFound(err) }
@@ -186,7 +174,7 @@ func (st *Store) createKey(ctx context.Context, acc string, a store.Account, tok
 	if err != nil {
 		return credentials.ServiceAccount{}, store.Key{}, err
 	}
-	wrapped, err := st.secrets.Wrap(ctx, secret, secretAAD(id, acc))
+	wrapped, err := st.secrets.Wrap(ctx, secret, apikey.SecretAAD(id, acc))
 	if err != nil {
 		return credentials.ServiceAccount{}, store.Key{}, errUnavailable(err)
 	}

@@ -12,10 +12,16 @@
 //	provision revoke-connector -id ccon-1
 //	provision tenant -org "Acme" -project-name "Acme main" [-project ID] -token-url URL -out FILE
 //	provision personnel-devices -project P -operator EMAIL -reason "ticket …"
+//	provision rewrap [-page 200] [-after CURSOR] [-dry-run]
 //
 // It reads GOOGLE_CLOUD_PROJECT, SEALEDSENSE_DEVICE_KEY,
 // SEALEDSENSE_SESSION_KEK_KEY and, for tenant, SEALEDSENSE_API_SECRETS_KEY,
-// and the usual *_EMULATOR_HOST variables.
+// for rewrap also SEALEDSENSE_WEBHOOK_SECRETS_KEY, and the usual
+// *_EMULATOR_HOST variables.
+//
+// rewrap re-wraps every stored KMS-wrapped secret under its CryptoKey's
+// primary version, so that old versions can be disabled afterwards; see
+// rewrap.go.
 package main
 
 import (
@@ -42,13 +48,13 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices [flags]")
+		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|rewrap [flags]")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "ensure-kms":
 		return ensureKMS(ctx, rest, getenv, stdout)
-	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices":
+	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices", "rewrap":
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
@@ -68,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return tenant(ctx, env, rest, getenv, stdout, log)
 	case "personnel-devices":
 		return personnelDevices(ctx, env, rest, getenv, stdout)
+	case "rewrap":
+		return rewrapCmd(ctx, env, rest, getenv, stdout)
 	default:
 		return revokeConnector(ctx, env, rest, log)
 	}

@@ -115,6 +115,15 @@ func checkEncrypt(key string, resp *kmspb.EncryptResponse) error {
 
 // Unwrap decrypts a ciphertext made by Wrap with the same aad.
 func (w *Wrapper) Unwrap(ctx context.Context, ciphertext, aad []byte) (Secret, error) {
+	s, _, err := w.UnwrapPrimary(ctx, ciphertext, aad)
+	return s, err
+}
+
+// UnwrapPrimary is Unwrap that also says whether KMS decrypted with the
+// CryptoKey's primary version. A ciphertext that did not is due for
+// re-wrapping before its version is disabled; one that did needs none,
+// which is what makes a re-wrap run idempotent.
+func (w *Wrapper) UnwrapPrimary(ctx context.Context, ciphertext, aad []byte) (Secret, bool, error) {
 	req := &kmspb.DecryptRequest{
 		Name:                              w.key,
 		Ciphertext:                        ciphertext,
@@ -126,7 +135,7 @@ func (w *Wrapper) Unwrap(ctx context.Context, ciphertext, aad []byte) (Secret, e
 	for range integrityAttempts {
 		resp, err := w.kms.Decrypt(ctx, req)
 		if err != nil {
-			return nil, fmt.Errorf("custody: unwrap with %s: %w", w.key, err)
+			return nil, false, fmt.Errorf("custody: unwrap with %s: %w", w.key, err)
 		}
 		pt := resp.GetPlaintext()
 		if resp.GetPlaintextCrc32C() == nil || resp.GetPlaintextCrc32C().GetValue() != crc32c(pt) {
@@ -134,7 +143,7 @@ func (w *Wrapper) Unwrap(ctx context.Context, ciphertext, aad []byte) (Secret, e
 			lastErr = fmt.Errorf("%w: plaintext checksum mismatch", ErrIntegrity)
 			continue
 		}
-		return Secret(pt), nil
+		return Secret(pt), resp.GetUsedPrimary(), nil
 	}
-	return nil, fmt.Errorf("custody: unwrap with %s: %w", w.key, lastErr)
+	return nil, false, fmt.Errorf("custody: unwrap with %s: %w", w.key, lastErr)
 }

@@ -76,11 +76,26 @@ func TestUnwrapAfterRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, ct := range map[string][]byte{"before rotation": old, "after rotation": fresh} {
-		got, err := w.Unwrap(ctx, ct, nil)
-		if err != nil || !bytes.Equal(got, testSecret) {
-			t.Errorf("%s: Unwrap = %v", name, err)
-		}
+	tests := []struct {
+		name        string
+		ct          []byte
+		wantPrimary bool
+	}{
+		{"wrapped before rotation", old, false},
+		{"wrapped after rotation", fresh, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := w.Unwrap(ctx, tc.ct, nil)
+			if err != nil || !bytes.Equal(got, testSecret) {
+				t.Fatalf("Unwrap = %v", err)
+			}
+			// Re-wrapping relies on this to skip what is already current.
+			got, primary, err := w.UnwrapPrimary(ctx, tc.ct, nil)
+			if err != nil || !bytes.Equal(got, testSecret) || primary != tc.wantPrimary {
+				t.Fatalf("UnwrapPrimary = primary %v, %v; want primary %v", primary, err, tc.wantPrimary)
+			}
+		})
 	}
 }
 

@@ -28,7 +28,9 @@ func PublicKeyHash(pub [32]byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-func pskAAD(deviceID string) []byte { return []byte("sealedsense/psk/" + deviceID) }
+// PSKAAD binds a device's wrapped PSK to the device: a wrapped PSK copied
+// onto another device's record does not unwrap there.
+func PSKAAD(deviceID string) []byte { return []byte("sealedsense/psk/" + deviceID) }
 
 // idEncoding gives DT-style identifiers: lowercase base32hex, no padding.
 func idEncoding() *base32.Encoding {
@@ -80,7 +82,7 @@ func (r *Registry) Manufacture(ctx context.Context, spec Spec, wrapKeyName strin
 	if _, err := rand.Read(psk); err != nil {
 		return Manufactured{}, fmt.Errorf("registry: manufacture: %w", err)
 	}
-	wrapped, err := r.keys.Wrap(ctx, psk, pskAAD(id))
+	wrapped, err := r.keys.Wrap(ctx, psk, PSKAAD(id))
 	if err != nil {
 		return Manufactured{}, fmt.Errorf("registry: manufacture %s: %w", id, err)
 	}
@@ -139,7 +141,7 @@ func (r *Registry) DeviceByPublicKey(ctx context.Context, pub [32]byte) (Device,
 
 // PSK unwraps a device's PSK.
 func (r *Registry) PSK(ctx context.Context, d Device) ([32]byte, error) {
-	psk, err := r.read.Unwrap(ctx, d.WrappedPSK, pskAAD(d.ID))
+	psk, err := r.read.Unwrap(ctx, d.WrappedPSK, PSKAAD(d.ID))
 	if err != nil {
 		return [32]byte{}, fmt.Errorf("registry: psk of %s: %w", d.ID, err)
 	}

@@ -227,3 +227,16 @@ func (db *DB) SetDataConnectorFailingIn(tx *firestore.Transaction, id string, si
 func (db *DB) DisableDataConnectorIn(tx *firestore.Transaction, id, status string, at time.Time) error {
 	return tx.Update(db.dataConnectorRef(id), []firestore.Update{{Path: "status", Value: status}, {Path: "disabledAt", Value: at}, {Path: "updateTime", Value: at}})
 }
+
+// DataConnectorSecrets reads up to n connectors after the connector id
+// after, in id order, with only their project and wrapped secret.
+func (db *DB) DataConnectorSecrets(ctx context.Context, after string, n int) ([]Wrapped[DataConnector], error) {
+	return wrappedPage[DataConnector](ctx, db.fs.Collection(dataConnectorsCollection), after, n, "projectId", "wrappedSecret")
+}
+
+// ReplaceDataConnectorSecret stores a connector's signature secret
+// re-wrapped, unless the connector changed since version (ErrChanged).
+// Its updateTime stays: the customer's settings did not change.
+func (db *DB) ReplaceDataConnectorSecret(ctx context.Context, id string, version time.Time, wrapped []byte) error {
+	return replaceWrapped(ctx, db.dataConnectorRef(id), version, []firestore.Update{{Path: "wrappedSecret", Value: wrapped}})
+}

@@ -389,3 +389,17 @@ func (db *DB) ProjectDevicesReported(ctx context.Context, project, afterID strin
 	}
 	return out, nil
 }
+
+// What re-wrapping reads and changes.
+
+// DevicePSKs reads up to n devices after the device id after, in id
+// order, with only their wrapped PSK and the CryptoKey that wrapped it.
+func (db *DB) DevicePSKs(ctx context.Context, after string, n int) ([]Wrapped[Device], error) {
+	return wrappedPage[Device](ctx, db.fs.Collection(devicesCollection), after, n, "wrappedPsk", "pskKey")
+}
+
+// ReplaceDevicePSK stores a device's PSK re-wrapped by the CryptoKey
+// keyName, unless the device changed since version (ErrChanged).
+func (db *DB) ReplaceDevicePSK(ctx context.Context, id string, version time.Time, wrapped []byte, keyName string) error {
+	return replaceWrapped(ctx, db.deviceRef(id), version, []firestore.Update{{Path: "wrappedPsk", Value: wrapped}, {Path: "pskKey", Value: keyName}})
+}

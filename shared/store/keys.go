@@ -57,3 +57,17 @@ func (db *DB) AccountKeys(account string) firestore.Query {
 func (db *DB) accountKeys(account string) firestore.Query {
 	return db.fs.Collection(keysCollection).Where("account", "==", account)
 }
+
+// KeySecrets reads up to n keys after the key id after, in id order,
+// with only their account, wrapped secret and whether it is bound to the
+// account.
+func (db *DB) KeySecrets(ctx context.Context, after string, n int) ([]Wrapped[Key], error) {
+	return wrappedPage[Key](ctx, db.fs.Collection(keysCollection), after, n, "account", "wrappedSecret", "accountBound")
+}
+
+// ReplaceKeySecret stores a key's secret re-wrapped with its account as
+// additional data, and marks it account-bound, unless the key changed
+// since version (ErrChanged).
+func (db *DB) ReplaceKeySecret(ctx context.Context, id string, version time.Time, wrapped []byte) error {
+	return replaceWrapped(ctx, db.keyRef(id), version, []firestore.Update{{Path: "wrappedSecret", Value: wrapped}, {Path: "accountBound", Value: true}})
+}
