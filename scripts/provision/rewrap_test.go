@@ -168,6 +168,20 @@ func assertUnwraps(t *testing.T, p *provisioner, w world) {
 	if got, err := p.wrapper("SEALEDSENSE_API_SECRETS_KEY").Unwrap(ctx, pk, apikey.PageKeyAAD()); err != nil || !bytes.Equal(got, w.pageKey) {
 		t.Errorf("page-token key does not unwrap: %v", err)
 	}
+	// The cloud's own keys, as ingest unwraps them.
+	ck, err := reg.CloudKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.CloudStatics(ctx, ck); err != nil {
+		t.Errorf("cloud static keys: %v", err)
+	}
+	if _, err := reg.ChannelKeys(ctx, ck); err != nil {
+		t.Errorf("channel keys: %v", err)
+	}
+	if _, err := reg.SessionEnvelope(ctx, p.wrapper("SEALEDSENSE_SESSION_KEK_KEY"), ck); err != nil {
+		t.Errorf("session KEKs: %v", err)
+	}
 }
 
 func assertTally(t *testing.T, report map[string]tally, want map[string]tally) {
@@ -180,7 +194,7 @@ func assertTally(t *testing.T, report map[string]tally, want map[string]tally) {
 }
 
 // rotatedKeys are the env names of the CryptoKeys re-wrapping covers.
-var rotatedKeys = []string{"SEALEDSENSE_DEVICE_KEY", "SEALEDSENSE_API_SECRETS_KEY", "SEALEDSENSE_WEBHOOK_SECRETS_KEY"}
+var rotatedKeys = []string{"SEALEDSENSE_DEVICE_KEY", "SEALEDSENSE_SESSION_KEK_KEY", "SEALEDSENSE_API_SECRETS_KEY", "SEALEDSENSE_WEBHOOK_SECRETS_KEY"}
 
 // TestRewrapThenDisableOldVersions: after rotation and a re-wrap, the old
 // versions can be disabled and every stored secret still unwraps; a dry
@@ -200,6 +214,8 @@ func TestRewrapThenDisableOldVersions(t *testing.T) {
 		kindAPIKeys:        {Examined: 1, Rewrapped: 1},
 		kindPageTokenKey:   {Examined: 1, Rewrapped: 1},
 		kindDataConnectors: {Examined: 1, Rewrapped: 1},
+		kindCloudKeys:      {Examined: 2, Rewrapped: 2}, // static and channel version 1
+		kindSessionKEKs:    {Examined: 1, Rewrapped: 1},
 	}
 	for _, dry := range []bool{true, false} {
 		opts := p.rewrapOpts(2)
@@ -226,6 +242,8 @@ func TestRewrapThenDisableOldVersions(t *testing.T) {
 		kindAPIKeys:        {Examined: 1, AlreadyPrimary: 1},
 		kindPageTokenKey:   {Examined: 1, AlreadyPrimary: 1},
 		kindDataConnectors: {Examined: 1, AlreadyPrimary: 1},
+		kindCloudKeys:      {Examined: 2, AlreadyPrimary: 2},
+		kindSessionKEKs:    {Examined: 1, AlreadyPrimary: 1},
 	})
 }
 

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/sealedsense/sealedsense/shared/apikey"
 	"github.com/sealedsense/sealedsense/shared/custody"
@@ -16,6 +19,8 @@ const (
 	kindAPIKeys        = "api-keys"
 	kindPageTokenKey   = "api-page-token-key"
 	kindDataConnectors = "data-connectors"
+	kindCloudKeys      = "cloud-keys"
+	kindSessionKEKs    = "session-keks"
 )
 
 // rewrapKinds is every kind of stored secret, in the order a run takes
@@ -28,6 +33,8 @@ func rewrapKinds(e *env, opts rewrapOpts) []secretKind {
 		apiKeySecrets(db, custody.NewWrapper(e.kms, opts.apiSecretsKey)),
 		pageTokenKey(db, custody.NewWrapper(e.kms, opts.apiSecretsKey)),
 		dataConnectorSecrets(db, custody.NewWrapper(e.kms, opts.webhookSecretsKey)),
+		cloudKeys(db, kindCloudKeys, custody.NewWrapper(e.kms, e.deviceKey), store.RoleStatic, store.RoleChannel),
+		cloudKeys(db, kindSessionKEKs, custody.NewWrapper(e.kms, e.kekKey), store.RoleKEK),
 	}
 }
 
@@ -106,6 +113,43 @@ func dataConnectorSecrets(db *store.DB, w *custody.Wrapper) secretKind {
 		},
 		replace: func(ctx context.Context, s stored, wrapped []byte) error {
 			return db.ReplaceDataConnectorSecret(ctx, s.id, s.version, wrapped)
+		},
+	}
+}
+
+// cloudKeys are the versions of the cloud's own keys of roles, all
+// wrapped by one CryptoKey: the static and channel keys by the device
+// key, the session KEKs by the session-KEK key. They live in one document,
+// read as one page; a record's id is role/version, and its write finds
+// the wrapped bytes it read or changes nothing.
+func cloudKeys(db *store.DB, name string, w *custody.Wrapper, roles ...store.KeyRole) secretKind {
+	return secretKind{name: name, keys: w,
+		page: func(ctx context.Context, after string, _ int) ([]stored, error) {
+			if after != "" {
+				return nil, nil
+			}
+			ck, err := db.CloudKeys(ctx)
+			if store.IsNotFound(err) {
+				return nil, nil // not bootstrapped yet
+			}
+			if err != nil {
+				return nil, err
+			}
+			var out []stored
+			for _, role := range roles {
+				for _, k := range ck.Versions(role) {
+					out = append(out, stored{id: fmt.Sprintf("%s/%d", role, k.Version), wrapped: k.Wrapped, aad: registry.CloudKeyAAD(role, k.Version)})
+				}
+			}
+			return out, nil
+		},
+		replace: func(ctx context.Context, s stored, wrapped []byte) error {
+			role, v, ok := strings.Cut(s.id, "/")
+			n, err := strconv.Atoi(v)
+			if !ok || err != nil {
+				return fmt.Errorf("cloud key record %q", s.id)
+			}
+			return db.ReplaceCloudKeyWrapped(ctx, store.KeyRole(role), n, s.wrapped, wrapped)
 		},
 	}
 }

@@ -27,8 +27,8 @@ type KEK struct {
 	Key Secret // 32 bytes
 }
 
-// kekAAD binds a wrapped KEK to its id, so that KEK records cannot be swapped.
-func kekAAD(id string) []byte { return []byte("sealedsense/session-kek/" + id) }
+// KEKAAD binds a wrapped KEK to its id, so that KEK records cannot be swapped.
+func KEKAAD(id string) []byte { return []byte("sealedsense/session-kek/" + id) }
 
 // NewKEK makes a random KEK and returns it together with its KMS-wrapped form,
 // which is what gets stored.
@@ -40,7 +40,7 @@ func NewKEK(ctx context.Context, w *Wrapper, id string) (KEK, []byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return KEK{}, nil, fmt.Errorf("custody: kek: %w", err)
 	}
-	wrapped, err := w.Wrap(ctx, key, kekAAD(id))
+	wrapped, err := w.Wrap(ctx, key, KEKAAD(id))
 	if err != nil {
 		return KEK{}, nil, err
 	}
@@ -49,7 +49,7 @@ func NewKEK(ctx context.Context, w *Wrapper, id string) (KEK, []byte, error) {
 
 // UnwrapKEK turns a stored, wrapped KEK back into a KEK.
 func UnwrapKEK(ctx context.Context, u Unwrapper, id string, wrapped []byte) (KEK, error) {
-	key, err := u.Unwrap(ctx, wrapped, kekAAD(id))
+	key, err := u.Unwrap(ctx, wrapped, KEKAAD(id))
 	if err != nil {
 		return KEK{}, fmt.Errorf("custody: kek %q: %w", id, err)
 	}

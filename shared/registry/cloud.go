@@ -24,6 +24,18 @@ type CloudKeys = store.CloudKeys
 func staticAAD(version int) []byte  { return versionedAAD("sealedsense/cloud-static/v1", version) }
 func channelAAD(version int) []byte { return versionedAAD("sealedsense/cloud-channel/v1", version) }
 
+// CloudKeyAAD is what version v of the cloud's key of role is wrapped
+// with, for the operators' re-wrap.
+func CloudKeyAAD(role store.KeyRole, v int) []byte {
+	switch role {
+	case store.RoleStatic:
+		return staticAAD(v)
+	case store.RoleChannel:
+		return channelAAD(v)
+	}
+	return custody.KEKAAD(store.CloudKey{Version: v}.KEKID())
+}
+
 func versionedAAD(base string, version int) []byte {
 	if version == 1 {
 		return []byte(base)
