@@ -243,3 +243,20 @@ func sameValue(a, b any) bool {
 	}
 	return a == b
 }
+
+// WrapKeyOf is the KMS CryptoKey a record says wrapped the secrets it
+// holds (a device's PSK, the cloud's keys), or "" if it names none; a
+// backup's manifest lists them, since KMS ciphertext does not say.
+func WrapKeyOf(rec Record) string {
+	var field string
+	switch {
+	case rec.Kind == devicesCollection:
+		field = "pskKey"
+	case rec.Kind == cloudCollection && rec.ID == cloudKeysDoc:
+		field = "wrapKey"
+	default:
+		return ""
+	}
+	s, _ := rec.Fields[field].(string)
+	return s
+}
