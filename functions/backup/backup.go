@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"cloud.google.com/go/storage"
 
@@ -33,22 +32,11 @@ func Handler() http.HandlerFunc {
 	return function.Sweep(function.Lazy(FromEnv), run, function.Logger("backup"), "key backup run failed")
 }
 
-// Buckets splits SEALEDSENSE_BACKUP_BUCKETS, a comma-separated list.
-func Buckets(list string) []string {
-	var out []string
-	for b := range strings.SplitSeq(list, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
 // FromEnv builds the Service from the process environment.
 func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) {
 	st := function.NewSetup("backup", getenv)
 	backupKey := st.Env.Need("SEALEDSENSE_BACKUP_KEY")
-	buckets := Buckets(st.Env.Need("SEALEDSENSE_BACKUP_BUCKETS"))
+	buckets := keybackup.Buckets(st.Env.Need("SEALEDSENSE_BACKUP_BUCKETS"))
 	if err := st.Err(); err != nil {
 		return nil, err
 	}

@@ -12,10 +12,14 @@
 //	provision revoke-connector -id ccon-1
 //	provision tenant -org "Acme" -project-name "Acme main" [-project ID] -token-url URL -out FILE
 //	provision personnel-devices -project P -operator EMAIL -reason "ticket …"
+//	provision backup [-buckets a,b]
+//	provision restore -from gs://BUCKET/OBJECT | -from gs://BUCKET [-at RFC3339] [-dry-run]
 //
 // It reads GOOGLE_CLOUD_PROJECT, SEALEDSENSE_DEVICE_KEY,
 // SEALEDSENSE_SESSION_KEK_KEY and, for tenant, SEALEDSENSE_API_SECRETS_KEY,
-// and the usual *_EMULATOR_HOST variables.
+// and the usual *_EMULATOR_HOST variables. backup and restore read only
+// GOOGLE_CLOUD_PROJECT, SEALEDSENSE_BACKUP_KEY and, for backup's default
+// buckets, SEALEDSENSE_BACKUP_BUCKETS.
 package main
 
 import (
@@ -42,12 +46,16 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices [flags]")
+		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|backup|restore [flags]")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "ensure-kms":
 		return ensureKMS(ctx, rest, getenv, stdout)
+	case "backup":
+		return backupNow(ctx, rest, getenv, stdout, log)
+	case "restore":
+		return restore(ctx, rest, getenv, stdout, log)
 	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices":
 	default:
 		return fmt.Errorf("unknown command %q", cmd)

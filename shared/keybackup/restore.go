@@ -30,6 +30,18 @@ func ParseLocation(s string) (bucket, object string, err error) {
 	return bucket, object, nil
 }
 
+// Buckets splits a comma-separated list of bucket names, as
+// SEALEDSENSE_BACKUP_BUCKETS and provision's -buckets give them.
+func Buckets(list string) []string {
+	var out []string
+	for b := range strings.SplitSeq(list, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // newest picks the newest backup name at or before at; names that are not
 // backups are ignored.
 func newest(names []string, at time.Time) (string, bool) {
