@@ -105,7 +105,10 @@ func validValue(v any, depth int) error {
 // time, so that a device and its lookup are both in the export or both
 // out of it, and hands them to emit a page at a time.
 func (db *DB) ExportRegistry(ctx context.Context, pageSize int, emit func([]Record) error) error {
-	readTime := time.Now().Truncate(time.Microsecond)
+	readTime, err := db.serverTime(ctx)
+	if err != nil {
+		return err
+	}
 	for _, kind := range backupKinds {
 		after := ""
 		for {
@@ -137,6 +140,20 @@ func (db *DB) ExportRegistry(ctx context.Context, pageSize int, emit func([]Reco
 		}
 	}
 	return nil
+}
+
+// serverTime is Firestore's clock, read from a lookup of the cloud keys
+// (found or not): a read time from this machine's clock could lie in
+// Firestore's future, which it refuses.
+func (db *DB) serverTime(ctx context.Context) (time.Time, error) {
+	snaps, err := db.fs.GetAll(ctx, []*firestore.DocumentRef{db.fs.Collection(cloudCollection).Doc(cloudKeysDoc)})
+	if err != nil {
+		return time.Time{}, wrap("export: read time", err)
+	}
+	if len(snaps) != 1 || snaps[0].ReadTime.IsZero() {
+		return time.Time{}, errors.New("store: export: Firestore gave no read time")
+	}
+	return snaps[0].ReadTime, nil
 }
 
 // Outcome is what restoring one record did, or in a dry run would do.
