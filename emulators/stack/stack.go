@@ -31,6 +31,9 @@ type Keys struct {
 	// deliver instances' ES256 keys; it is not Signing, so deliver cannot
 	// mint access tokens.
 	WebhookSecrets, WebhookSigning string
+	// Backup wraps the data keys of key backups: apart from Device, so
+	// that reading a backup bucket needs a grant on this key too.
+	Backup string
 }
 
 // Env is the keys as the functions' environment variables.
@@ -42,6 +45,7 @@ func (k Keys) Env() []string {
 		"SEALEDSENSE_API_SECRETS_KEY=" + k.APISecrets,
 		"SEALEDSENSE_WEBHOOK_SECRETS_KEY=" + k.WebhookSecrets,
 		"SEALEDSENSE_WEBHOOK_SIGNING_KEY=" + k.WebhookSigning,
+		"SEALEDSENSE_BACKUP_KEY=" + k.Backup,
 	}
 }
 
@@ -58,14 +62,14 @@ func EnsureKMS(ctx context.Context, c *kmsapi.KeyManagementClient, ring string) 
 		VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_GOOGLE_SYMMETRIC_ENCRYPTION}}
 	signing := &kmspb.CryptoKey{Purpose: kmspb.CryptoKey_ASYMMETRIC_SIGN,
 		VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_EC_SIGN_P256_SHA256}}
-	for id, k := range map[string]*kmspb.CryptoKey{"device-keys": symmetric, "session-kek": symmetric, "api-secrets": symmetric, "webhook-secrets": symmetric, "signing": signing, "webhook-signing": signing} {
+	for id, k := range map[string]*kmspb.CryptoKey{"device-keys": symmetric, "session-kek": symmetric, "api-secrets": symmetric, "webhook-secrets": symmetric, "backup-kek": symmetric, "signing": signing, "webhook-signing": signing} {
 		_, err := c.CreateCryptoKey(ctx, &kmspb.CreateCryptoKeyRequest{Parent: ring, CryptoKeyId: id, CryptoKey: k})
 		if err != nil && status.Code(err) != codes.AlreadyExists {
 			return Keys{}, fmt.Errorf("stack: key %s: %w", id, err)
 		}
 	}
 	return Keys{Device: ring + "/cryptoKeys/device-keys", SessionKEK: ring + "/cryptoKeys/session-kek", Signing: ring + "/cryptoKeys/signing", APISecrets: ring + "/cryptoKeys/api-secrets",
-		WebhookSecrets: ring + "/cryptoKeys/webhook-secrets", WebhookSigning: ring + "/cryptoKeys/webhook-signing"}, nil
+		WebhookSecrets: ring + "/cryptoKeys/webhook-secrets", WebhookSigning: ring + "/cryptoKeys/webhook-signing", Backup: ring + "/cryptoKeys/backup-kek"}, nil
 }
 
 // Topic ids of the pipeline.

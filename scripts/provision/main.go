@@ -12,12 +12,17 @@
 //	provision revoke-connector -id ccon-1
 //	provision tenant -org "Acme" -project-name "Acme main" [-project ID] -token-url URL -out FILE
 //	provision personnel-devices -project P -operator EMAIL -reason "ticket …"
+//	provision connector -rotate -id ccon-1 [-grace 24h] -out DIR
 //	provision rewrap [-page 200] [-after CURSOR] [-dry-run]
+//	provision backup [-buckets a,b]
+//	provision restore -from gs://BUCKET/OBJECT | -from gs://BUCKET [-at RFC3339] [-dry-run]
 //
 // It reads GOOGLE_CLOUD_PROJECT, SEALEDSENSE_DEVICE_KEY,
 // SEALEDSENSE_SESSION_KEK_KEY and, for tenant, SEALEDSENSE_API_SECRETS_KEY,
 // for rewrap also SEALEDSENSE_WEBHOOK_SECRETS_KEY, and the usual
-// *_EMULATOR_HOST variables.
+// *_EMULATOR_HOST variables. backup and restore read only
+// GOOGLE_CLOUD_PROJECT, SEALEDSENSE_BACKUP_KEY and, for backup's default
+// buckets, SEALEDSENSE_BACKUP_BUCKETS.
 //
 // rewrap re-wraps every stored KMS-wrapped secret under its CryptoKey's
 // primary version, so that old versions can be disabled afterwards; see
@@ -48,12 +53,16 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|rewrap [flags]")
+		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|rewrap|backup|restore [flags]")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "ensure-kms":
 		return ensureKMS(ctx, rest, getenv, stdout)
+	case "backup":
+		return backupNow(ctx, rest, getenv, stdout, log)
+	case "restore":
+		return restore(ctx, rest, getenv, stdout, log)
 	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices", "rewrap":
 	default:
 		return fmt.Errorf("unknown command %q", cmd)

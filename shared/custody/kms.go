@@ -77,6 +77,14 @@ func (w *Wrapper) KeyName() string { return w.key }
 // its purpose (for example the device it belongs to), so a wrapped key copied
 // onto another record does not unwrap there.
 func (w *Wrapper) Wrap(ctx context.Context, plaintext Secret, aad []byte) ([]byte, error) {
+	ct, _, err := w.WrapVersion(ctx, plaintext, aad)
+	return ct, err
+}
+
+// WrapVersion is Wrap that also names the CryptoKeyVersion that wrapped
+// (KMS's answer, checked to belong to the CryptoKey), for records such as
+// a backup's manifest that must say which version they depend on.
+func (w *Wrapper) WrapVersion(ctx context.Context, plaintext Secret, aad []byte) (ciphertext []byte, version string, err error) {
 	req := &kmspb.EncryptRequest{
 		Name:                              w.key,
 		Plaintext:                         plaintext,
@@ -89,14 +97,14 @@ func (w *Wrapper) Wrap(ctx context.Context, plaintext Secret, aad []byte) ([]byt
 		resp, err := w.kms.Encrypt(ctx, req)
 		if err != nil {
 			// The KMS error describes the request, never the plaintext.
-			return nil, fmt.Errorf("custody: wrap with %s: %w", w.key, err)
+			return nil, "", fmt.Errorf("custody: wrap with %s: %w", w.key, err)
 		}
 		lastErr = checkEncrypt(w.key, resp)
 		if lastErr == nil {
-			return resp.GetCiphertext(), nil
+			return resp.GetCiphertext(), resp.GetName(), nil
 		}
 	}
-	return nil, fmt.Errorf("custody: wrap with %s: %w", w.key, lastErr)
+	return nil, "", fmt.Errorf("custody: wrap with %s: %w", w.key, lastErr)
 }
 
 func checkEncrypt(key string, resp *kmspb.EncryptResponse) error {

@@ -99,6 +99,31 @@ func TestUnwrapAfterRotation(t *testing.T) {
 	}
 }
 
+// TestWrapVersionNamesThePrimary: a backup's manifest records the version
+// WrapVersion names, so it must be the primary that wrapped, before and
+// after a rotation.
+func TestWrapVersionNamesThePrimary(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	key := newKey(t)
+	w := custody.NewWrapper(client, key)
+	for i, want := range []string{key + "/cryptoKeyVersions/1", key + "/cryptoKeyVersions/2"} {
+		if i > 0 {
+			rotate(t, key)
+		}
+		ct, got, err := w.WrapVersion(ctx, testSecret, []byte("v"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("step %d: version %q, want %q", i, got, want)
+		}
+		if pt, err := w.Unwrap(ctx, ct, []byte("v")); err != nil || !bytes.Equal(pt, testSecret) {
+			t.Fatalf("step %d: unwrap: %v", i, err)
+		}
+	}
+}
+
 func TestIntegrityChecks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

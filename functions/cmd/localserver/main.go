@@ -14,6 +14,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	"github.com/sealedsense/sealedsense/functions/api"
+	"github.com/sealedsense/sealedsense/functions/backup"
 	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/functions/ingest"
 	"github.com/sealedsense/sealedsense/shared/logging"
@@ -52,6 +53,9 @@ func register(ctx context.Context) error {
 		return err
 	}
 	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/DeliverSweep", deliver.SweepHandler()); err != nil {
+		return err
+	}
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/Backup", backup.Handler()); err != nil {
 		return err
 	}
 	// The API answers every other path, as its own Cloud Run service does.
