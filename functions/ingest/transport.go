@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/relay"
@@ -23,7 +24,11 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.authenticate(ctx, keys, hdr.ReceiverIndex, up)
+	var a authenticated
+	keys, err = s.withKEK(ctx, keys, func(keys *cloudKeys) (err error) {
+		a, err = s.authenticate(ctx, keys, hdr.ReceiverIndex, up)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -55,7 +60,11 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	}
 	p := &packetWrite{hdr: hdr, up: up, keys: keys, meta: a.meta, ul: a.ul, events: events, bad: bad,
 		deviceID: a.meta.DeviceID, recID: recID, rec: rec}
-	if err := s.writePacket(ctx, p); err != nil {
+	_, err = s.withKEK(ctx, keys, func(keys *cloudKeys) error {
+		p.keys = keys
+		return s.writePacket(ctx, p)
+	})
+	if err != nil {
 		err = fmt.Errorf("packet %d/%d: %w", hdr.ReceiverIndex, hdr.Counter, err)
 		if _, permanent := classify(err); permanent {
 			return s.closeRefused(ctx, recID, err)
@@ -68,6 +77,32 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	held.keep() // the reply takes it
 	s.sessions.accepted(hdr.ReceiverIndex, a.sess, a.meta)
 	return s.packetStored(ctx, recID, p)
+}
+
+// withKEK runs f with keys and, if f meets a session sealed under a KEK
+// they lack, once more with keys loaded since (keyring.go): the KEK may
+// be newer than this instance's keys. One still unknown after a reload
+// was retired, and the session can never open again: it is refused
+// ("retired-kek"), not retried, and its sensor, answered no more,
+// handshakes anew (sensor.Config.SilentAfter). Without a reload (one ran
+// less than minReload ago) the error stays transient, for a redelivery
+// to try again. It returns the keys f last ran with.
+func (s *Service) withKEK(ctx context.Context, keys *cloudKeys, f func(*cloudKeys) error) (*cloudKeys, error) {
+	err := f(keys)
+	if !errors.Is(err, custody.ErrUnknownKEK) {
+		return keys, err
+	}
+	fresh, reloaded, rerr := s.keys.refresh(ctx, keys)
+	if rerr != nil {
+		return keys, rerr
+	}
+	if !reloaded {
+		return keys, err
+	}
+	if err = f(fresh); errors.Is(err, custody.ErrUnknownKEK) {
+		return fresh, reject("retired-kek", err)
+	}
+	return fresh, err
 }
 
 // closeRefused settles a claimed packet that a permanent error refuses:
