@@ -1,5 +1,6 @@
-// Command provision is the operators' tool for the registry: it bootstraps
-// the cloud's keys, "manufactures" sensors and registers connectors. Every
+// Command provision is the operators' tool for the registry: it bootstraps,
+// rotates and retires the cloud's keys, "manufactures" sensors and
+// registers connectors. Every
 // secret it stores is KMS-wrapped; the secrets a sensor or connector must
 // hold are written to 0600 files for that device alone.
 //
@@ -12,6 +13,9 @@
 //	provision revoke-connector -id ccon-1
 //	provision tenant -org "Acme" -project-name "Acme main" [-project ID] -token-url URL -out FILE
 //	provision personnel-devices -project P -operator EMAIL -reason "ticket …"
+//	provision rotate -key static|channel|kek
+//	provision retire -key static|channel|kek -version N [-force]
+//	provision keys
 //
 // It reads GOOGLE_CLOUD_PROJECT, SEALEDSENSE_DEVICE_KEY,
 // SEALEDSENSE_SESSION_KEK_KEY and, for tenant, SEALEDSENSE_API_SECRETS_KEY,
@@ -42,13 +46,13 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices [flags]")
+		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|rotate|retire|keys [flags]")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "ensure-kms":
 		return ensureKMS(ctx, rest, getenv, stdout)
-	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices":
+	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices", "rotate", "retire", "keys":
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
@@ -68,6 +72,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return tenant(ctx, env, rest, getenv, stdout, log)
 	case "personnel-devices":
 		return personnelDevices(ctx, env, rest, getenv, stdout)
+	case "rotate":
+		return rotate(ctx, env, rest, stdout, log)
+	case "retire":
+		return retire(ctx, env, rest, log)
+	case "keys":
+		return keys(ctx, env, stdout)
 	default:
 		return revokeConnector(ctx, env, rest, log)
 	}
