@@ -164,6 +164,9 @@ type cloudKeys struct {
 	statics  []registry.StaticKey // newest first
 	channel  ed25519.PrivateKey
 	envelope *custody.Envelope
+	// newestKEK is the newest KEK version: the envelope holds every
+	// stored version up to it, so an older one it lacks was retired.
+	newestKEK int
 }
 
 // New returns a Service.
@@ -217,5 +220,6 @@ func loadCloudKeys(ctx context.Context, deps Deps) (*cloudKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cloudKeys{statics: statics, channel: channel, envelope: env}, nil
+	newestKEK, _ := ck.Newest(store.RoleKEK)
+	return &cloudKeys{statics: statics, channel: channel, envelope: env, newestKEK: newestKEK.Version}, nil
 }

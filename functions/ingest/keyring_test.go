@@ -95,6 +95,20 @@ func TestKeyringFirstLoadFailureIsAnError(t *testing.T) {
 	}
 }
 
+func TestRetiredKEK(t *testing.T) {
+	t.Parallel()
+	keys := &cloudKeys{newestKEK: 3}
+	for id, want := range map[string]bool{
+		"kek-1": true, "kek-2": true, // older than the newest, and missing
+		"kek-3": false, "kek-4": false, // the newest, or newer than these keys
+		"kek-nobody-has": false, "": false, "kek-01": false,
+	} {
+		if got := keys.retiredKEK(id); got != want {
+			t.Errorf("retiredKEK(%q) with newest version 3 = %v, want %v", id, got, want)
+		}
+	}
+}
+
 func TestKeyOffer(t *testing.T) {
 	t.Parallel()
 	v1 := registry.StaticKey{Version: 1, KeyPair: radio.KeyPair{Public: [32]byte{1}}}

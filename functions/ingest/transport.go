@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/relay"
@@ -79,18 +78,23 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	return s.packetStored(ctx, recID, p)
 }
 
-// withKEK runs f with keys and, if f meets a session sealed under a KEK
-// they lack, once more with keys loaded since (keyring.go): the KEK may
-// be newer than this instance's keys. One still unknown after a reload
-// was retired, and the session can never open again: it is refused
-// ("retired-kek"), not retried, and its sensor, answered no more,
-// handshakes anew (sensor.Config.SilentAfter). Without a reload (one ran
-// less than minReload ago) the error stays transient, for a redelivery
-// to try again. It returns the keys f last ran with.
+// withKEK runs f with keys and handles a session sealed under a KEK they
+// lack. A KEK older than the newest they hold was retired: the session
+// can never open again, so it is refused ("retired-kek"), not retried,
+// and its sensor, answered no more, handshakes anew
+// (sensor.Config.SilentAfter). Any other may be newer than this
+// instance's keys: f runs once more with keys loaded since (keyring.go),
+// and if they lack it too, or no reload was allowed, the error stays
+// transient, for a redelivery to try again (and, for a KEK no one ever
+// stored, the dead-letter topic). It returns the keys f last ran with.
 func (s *Service) withKEK(ctx context.Context, keys *cloudKeys, f func(*cloudKeys) error) (*cloudKeys, error) {
 	err := f(keys)
-	if !errors.Is(err, custody.ErrUnknownKEK) {
+	var miss *kekMissing
+	if !errors.As(err, &miss) {
 		return keys, err
+	}
+	if keys.retiredKEK(miss.id) {
+		return keys, reject("retired-kek", err)
 	}
 	fresh, reloaded, rerr := s.keys.refresh(ctx, keys)
 	if rerr != nil {
@@ -99,10 +103,21 @@ func (s *Service) withKEK(ctx context.Context, keys *cloudKeys, f func(*cloudKey
 	if !reloaded {
 		return keys, err
 	}
-	if err = f(fresh); errors.Is(err, custody.ErrUnknownKEK) {
+	if err = f(fresh); errors.As(err, &miss) && fresh.retiredKEK(miss.id) {
 		return fresh, reject("retired-kek", err)
 	}
 	return fresh, err
+}
+
+// retiredKEK reports whether id names a KEK version older than the newest
+// k holds: k holds every stored version, so one it lacks was retired.
+func (k *cloudKeys) retiredKEK(id string) bool {
+	for v := 1; v < k.newestKEK; v++ {
+		if (store.CloudKey{Version: v}).KEKID() == id {
+			return true
+		}
+	}
+	return false
 }
 
 // closeRefused settles a claimed packet that a permanent error refuses:
