@@ -48,6 +48,7 @@ locals {
     SEALEDSENSE_INGEST_WINDOW                = var.ingest_window
     SEALEDSENSE_INGEST_HANDSHAKE_RATE        = var.ingest_handshake_rate
     SEALEDSENSE_INGEST_UNKNOWN_RATE          = var.ingest_unknown_rate
+    SEALEDSENSE_INGEST_KEY_REFRESH_EVERY     = var.ingest_key_refresh_every
     SEALEDSENSE_NETWORK_STATUS_EVERY         = var.network_status_every
     SEALEDSENSE_CONNECTOR_OFFLINE_AFTER      = var.connector_offline_after
     SEALEDSENSE_EVENT_RETENTION              = "${var.event_retention_days * 24}h"

@@ -89,6 +89,12 @@ variable "ingest_unknown_rate" {
   default     = 20
 }
 
+variable "ingest_key_refresh_every" {
+  description = "How old an ingest instance's unwrapped cloud keys may grow before it reads them again: a rotated or retired cloud key reaches every instance within it."
+  type        = string
+  default     = "5m"
+}
+
 variable "network_status_every" {
   description = "At most one networkStatus event per device per this period."
   type        = string

@@ -18,7 +18,6 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
-	"github.com/sealedsense/sealedsense/shared/lazy"
 	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/relay"
@@ -63,7 +62,24 @@ type Config struct {
 	// its traffic may cause, likewise (default 20). Beyond them its
 	// messages are refused "rate-limited" (limits.go).
 	HandshakeRate, UnknownRate float64
+	// KeyRefresh is how old the instance's unwrapped cloud keys may grow
+	// before they are read again (default 5m), so that a rotated or
+	// retired key reaches every instance within it. A session sealed
+	// under an unknown KEK, or a message 1 that opens under no known
+	// static key, reloads them sooner (at most every 10s, keyring.go).
+	KeyRefresh time.Duration
 }
+
+// DefaultKeyRefresh is Config.KeyRefresh's default.
+const DefaultKeyRefresh = 5 * time.Minute
+
+// OldKEKLifetime is how long after a session KEK stopped being the newest
+// a session sealed under it may still be live, with the default limits: a
+// session resealed by an instance that had not learnt the newer KEK yet
+// (up to DefaultKeyRefresh later) lives until its age limit. Retiring the
+// KEK earlier cuts such sessions off and makes their sensors handshake
+// again.
+func OldKEKLifetime() time.Duration { return radio.DefaultLimits().MaxAge + DefaultKeyRefresh }
 
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
@@ -78,6 +94,7 @@ func (c Config) withDefaults() Config {
 	def(&c.OfflineAfter, 90*time.Second)
 	def(&c.Retention, 30*24*time.Hour)
 	def(&c.ConnectorCacheTTL, 30*time.Second)
+	def(&c.KeyRefresh, DefaultKeyRefresh)
 	if c.HandshakeRate <= 0 {
 		c.HandshakeRate = defaultHandshakeRate
 	}
@@ -118,7 +135,7 @@ type Service struct {
 	log  *slog.Logger
 	db   *store.DB
 
-	keys       *lazy.Value[*cloudKeys]
+	keys       *keyring
 	connectors *connectorKeys
 	online     *onlineConnectors
 	sessions   *sessionCache
@@ -142,11 +159,15 @@ func (c *counters) logAttrs() []any {
 		"refusedReadings", c.badReadings.Load()}
 }
 
-// cloudKeys are unwrapped once per instance: one KMS call each, then none.
+// cloudKeys are the cloud's keys, unwrapped: each wrapped key costs one
+// KMS call per instance (the unwrap caches), however often they reload.
 type cloudKeys struct {
-	static   radio.KeyPair
+	statics  []registry.StaticKey // newest first
 	channel  ed25519.PrivateKey
 	envelope *custody.Envelope
+	// newestKEK is the newest KEK version: the envelope holds every
+	// stored version up to it, so an older one it lacks was retired.
+	newestKEK int
 
 	// endorsements of channel by the older stored channel keys travel
 	// with every downlink, so connectors that trust only those learn it.
@@ -177,12 +198,14 @@ func New(cfg Config, deps Deps) *Service {
 	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits, instance: rand.Text()}
 	// A failure is not remembered, so a transient KMS error heals on the
 	// next message.
-	s.keys = lazy.New(func(ctx context.Context) (*cloudKeys, error) { return loadCloudKeys(ctx, deps) })
+	s.keys = newKeyring(func(ctx context.Context) (*cloudKeys, error) { return loadCloudKeys(ctx, deps) },
+		cfg.KeyRefresh, deps.Now, deps.Logger)
 	return s
 }
 
-// cloud returns the unwrapped cloud keys, loading them on first use.
-func (s *Service) cloud(ctx context.Context) (*cloudKeys, error) { return s.keys.Get(ctx) }
+// cloud returns the unwrapped cloud keys, loading them on first use and
+// again once they are KeyRefresh old.
+func (s *Service) cloud(ctx context.Context) (*cloudKeys, error) { return s.keys.get(ctx) }
 
 func loadCloudKeys(ctx context.Context, deps Deps) (*cloudKeys, error) {
 	ck, err := deps.Registry.CloudKeys(ctx)
@@ -197,11 +220,12 @@ func loadCloudKeys(ctx context.Context, deps Deps) (*cloudKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	static, channel := statics[0].KeyPair, channels[0].Private
+	channel := channels[0].Private
 	endorsements := endorseChannel(channels)
 	env, err := deps.Registry.SessionEnvelope(ctx, deps.KEKReader, ck)
 	if err != nil {
 		return nil, err
 	}
-	return &cloudKeys{static: static, channel: channel, endorsements: endorsements, envelope: env}, nil
+	newestKEK, _ := ck.Newest(store.RoleKEK)
+	return &cloudKeys{statics: statics, channel: channel, endorsements: endorsements, envelope: env, newestKEK: newestKEK.Version}, nil
 }

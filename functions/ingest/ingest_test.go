@@ -53,6 +53,12 @@ type world struct {
 
 func newWorld(t *testing.T, window time.Duration) *world {
 	t.Helper()
+	return newWorldConfig(t, ingest.Config{Window: window})
+}
+
+// newWorldConfig is newWorld with the Service configured by cfg.
+func newWorldConfig(t *testing.T, cfg ingest.Config) *world {
+	t.Helper()
 	ctx := context.Background()
 	project := platformtest.ProjectID(t)
 	fs := platformtest.Firestore(t, project)
@@ -100,7 +106,7 @@ func newWorld(t *testing.T, window time.Duration) *world {
 			w.downlinks <- d
 		})
 	}()
-	w.svc = ingest.New(ingest.Config{Window: window}, ingest.Deps{
+	w.svc = ingest.New(cfg, ingest.Deps{
 		Firestore: fs, Registry: reg, KEKReader: custody.NewCache(kek, time.Hour),
 		Events: ps.Publisher(stack.TopicEvents), Downlinks: ps.Publisher(stack.TopicDownlinks),
 		Logger: slog.New(slog.NewJSONHandler(w.logs, nil)),

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/radio"
+	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
@@ -101,7 +103,8 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 			return err
 		}
 	}
-	reply, replyCtr, err := s.sealAck(tx, index, st.Session.DeviceID, p.keys, sess, counter, now)
+	offer := keyOffer(p.keys.statics, st.Device.StaticKeyVersion())
+	reply, replyCtr, err := s.sealAck(tx, index, st.Session.DeviceID, p.keys, sess, counter, offer, now)
 	if err != nil {
 		return err
 	}
@@ -133,11 +136,24 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 	})
 }
 
-// sealAck seals the reply, an ACK of counter, and stores the session it
-// advanced. It runs inside the transaction so that a retried attempt
-// never sends a second plaintext under a counter the committed one used.
-func (s *Service) sealAck(tx *firestore.Transaction, index uint32, deviceID string, keys *cloudKeys, sess *radio.Session, counter uint64, now time.Time) ([]byte, uint64, error) {
-	reply, err := payload.Reply{Acks: []uint64{counter}}.Marshal()
+// keyOffer is the configuration a data reply carries to a device whose
+// last handshake was under version handshookUnder of the cloud's static
+// key: the newest public key, if that version is older. The sensor keeps
+// its old key until a handshake under the new one works, and that
+// handshake records the new version, which ends the offer.
+func keyOffer(statics []registry.StaticKey, handshookUnder int) *payload.Config {
+	if len(statics) == 0 || handshookUnder == 0 || handshookUnder >= statics[0].Version {
+		return nil
+	}
+	return &payload.Config{CloudKey: bytes.Clone(statics[0].Public[:])}
+}
+
+// sealAck seals the reply, an ACK of counter with config if not nil, and
+// stores the session it advanced. It runs inside the transaction so that
+// a retried attempt never sends a second plaintext under a counter the
+// committed one used.
+func (s *Service) sealAck(tx *firestore.Transaction, index uint32, deviceID string, keys *cloudKeys, sess *radio.Session, counter uint64, config *payload.Config, now time.Time) ([]byte, uint64, error) {
+	reply, err := payload.Reply{Acks: []uint64{counter}, Config: config}.Marshal()
 	if err != nil {
 		return nil, 0, err
 	}

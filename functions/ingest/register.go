@@ -51,6 +51,7 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	env.Duration("SEALEDSENSE_EVENT_RETENTION", &cfg.Retention)
 	env.Float("SEALEDSENSE_INGEST_HANDSHAKE_RATE", &cfg.HandshakeRate)
 	env.Float("SEALEDSENSE_INGEST_UNKNOWN_RATE", &cfg.UnknownRate)
+	env.Duration("SEALEDSENSE_INGEST_KEY_REFRESH_EVERY", &cfg.KeyRefresh)
 	cfg.StatusTopic = env.Get("SEALEDSENSE_TOPIC_STATUS", "connector-status")
 	// Everything is read before any client exists, so that the Terraform
 	// tests can list the variables ingest reads without a cloud.

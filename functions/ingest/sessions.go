@@ -117,6 +117,15 @@ func sealSession(env *custody.Envelope, index uint32, deviceID string, sess *rad
 	return env.Seal(blob, sessionAAD(index, deviceID))
 }
 
+// kekMissing is a session sealed under a KEK the instance's keys lack.
+type kekMissing struct {
+	id  string // the KEK the blob names
+	err error
+}
+
+func (e *kekMissing) Error() string { return fmt.Sprintf("sealed under KEK %q: %v", e.id, e.err) }
+func (e *kekMissing) Unwrap() error { return e.err }
+
 // openSession opens a session document's sealed session. One that does
 // not open was edited, moved, or sealed before sessions were bound to
 // their device: a refusal ("session-tampered"), as no retry can open it;
@@ -125,8 +134,9 @@ func openSession(env *custody.Envelope, index uint32, deviceID string, sealed []
 	blob, err := env.Open(sealed, sessionAAD(index, deviceID))
 	if errors.Is(err, custody.ErrUnknownKEK) {
 		// Sealed under a KEK this instance has not loaded: not proof of
-		// tampering, and another attempt may hold it.
-		return nil, fmt.Errorf("session %d: %w", index, err)
+		// tampering; withKEK tells a retired KEK from a newer one.
+		id, _ := custody.SealedKEK(sealed)
+		return nil, &kekMissing{id: id, err: fmt.Errorf("session %d: %w", index, err)}
 	}
 	if err != nil {
 		return nil, reject("session-tampered", fmt.Errorf("session %d of device %q: %w", index, deviceID, err))

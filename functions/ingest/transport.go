@@ -23,7 +23,11 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.authenticate(ctx, keys, hdr.ReceiverIndex, up)
+	var a authenticated
+	keys, err = s.withKEK(ctx, keys, func(keys *cloudKeys) (err error) {
+		a, err = s.authenticate(ctx, keys, hdr.ReceiverIndex, up)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -55,7 +59,11 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	}
 	p := &packetWrite{hdr: hdr, up: up, keys: keys, meta: a.meta, ul: a.ul, events: events, bad: bad,
 		deviceID: a.meta.DeviceID, recID: recID, rec: rec}
-	if err := s.writePacket(ctx, p); err != nil {
+	_, err = s.withKEK(ctx, keys, func(keys *cloudKeys) error {
+		p.keys = keys
+		return s.writePacket(ctx, p)
+	})
+	if err != nil {
 		err = fmt.Errorf("packet %d/%d: %w", hdr.ReceiverIndex, hdr.Counter, err)
 		if _, permanent := classify(err); permanent {
 			return s.closeRefused(ctx, recID, err)
@@ -68,6 +76,48 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	held.keep() // the reply takes it
 	s.sessions.accepted(hdr.ReceiverIndex, a.sess, a.meta)
 	return s.packetStored(ctx, recID, p)
+}
+
+// withKEK runs f with keys and handles a session sealed under a KEK they
+// lack. A KEK older than the newest they hold was retired: the session
+// can never open again, so it is refused ("retired-kek"), not retried,
+// and its sensor, answered no more, handshakes anew
+// (sensor.Config.SilentAfter). Any other may be newer than this
+// instance's keys: f runs once more with keys loaded since (keyring.go),
+// and if they lack it too, or no reload was allowed, the error stays
+// transient, for a redelivery to try again (and, for a KEK no one ever
+// stored, the dead-letter topic). It returns the keys f last ran with.
+func (s *Service) withKEK(ctx context.Context, keys *cloudKeys, f func(*cloudKeys) error) (*cloudKeys, error) {
+	err := f(keys)
+	var miss *kekMissing
+	if !errors.As(err, &miss) {
+		return keys, err
+	}
+	if keys.retiredKEK(miss.id) {
+		return keys, reject("retired-kek", err)
+	}
+	fresh, reloaded, rerr := s.keys.refresh(ctx, keys)
+	if rerr != nil {
+		return keys, rerr
+	}
+	if !reloaded {
+		return keys, err
+	}
+	if err = f(fresh); errors.As(err, &miss) && fresh.retiredKEK(miss.id) {
+		return fresh, reject("retired-kek", err)
+	}
+	return fresh, err
+}
+
+// retiredKEK reports whether id names a KEK version older than the newest
+// k holds: k holds every stored version, so one it lacks was retired.
+func (k *cloudKeys) retiredKEK(id string) bool {
+	for v := 1; v < k.newestKEK; v++ {
+		if (store.CloudKey{Version: v}).KEKID() == id {
+			return true
+		}
+	}
+	return false
 }
 
 // closeRefused settles a claimed packet that a permanent error refuses:

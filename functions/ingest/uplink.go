@@ -78,9 +78,9 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	if err != nil {
 		return err
 	}
-	hs, err := radio.ReadInitiation(keys.static, up.Packet, nil)
+	keys, hs, version, err := s.readInitiation(ctx, keys, up.Packet)
 	if err != nil {
-		return reject("handshake-auth", err)
+		return err
 	}
 	deviceID, err := s.sensorKeys.device(ctx, hs.PeerStatic(), s.limits, up.ConnectorID)
 	if err != nil {
@@ -96,7 +96,7 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	}
 	held := s.claims.hold(recID)
 	defer held.release()
-	h, err := s.prepareHandshake(ctx, up, keys, hs, deviceID, recID, rec)
+	h, err := s.prepareHandshake(ctx, up, keys, hs, version, deviceID, recID, rec)
 	if err != nil {
 		return err
 	}
@@ -112,15 +112,60 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	}
 	s.sessions.created(h.index)
 	held.keep() // the reply takes it
-	s.log.Info("handshake accepted", "deviceId", deviceID, "connectorId", up.ConnectorID)
+	s.log.Info("handshake accepted", "deviceId", deviceID, "connectorId", up.ConnectorID, "cloudKeyVersion", version)
 	s.scheduleReply(recID, h.out)
 	return nil
+}
+
+// readInitiation reads message 1 under each version of the cloud's static
+// key, newest first, and returns the keys that opened it with the version
+// that did. One that opens under none may be under a version added since
+// the keys were loaded: the keys are reloaded (at most every minReload,
+// keyring.go) and tried once more before it is refused.
+func (s *Service) readInitiation(ctx context.Context, keys *cloudKeys, pkt []byte) (*cloudKeys, *radio.ResponderHandshake, int, error) {
+	hs, v, err := openInitiation(keys.statics, pkt, 0)
+	if errors.Is(err, radio.ErrAuth) {
+		fresh, reloaded, rerr := s.keys.refresh(ctx, keys)
+		if rerr != nil {
+			return nil, nil, 0, rerr
+		}
+		if reloaded {
+			keys = fresh
+			hs, v, err = openInitiation(keys.statics, pkt, 0)
+		}
+	}
+	if err != nil {
+		return nil, nil, 0, reject("handshake-auth", err)
+	}
+	return keys, hs, v, nil
+}
+
+// openInitiation reads message 1 under the static key of version, or,
+// with version 0, under each one newest first until one opens it. Only an
+// authentication failure moves on to the next: a malformed message is
+// malformed under every key.
+func openInitiation(statics []registry.StaticKey, pkt []byte, version int) (*radio.ResponderHandshake, int, error) {
+	var tried []int
+	for _, k := range statics {
+		if version != 0 && k.Version != version {
+			continue
+		}
+		hs, err := radio.ReadInitiation(k.KeyPair, pkt, nil)
+		if err == nil {
+			return hs, k.Version, nil
+		}
+		if !errors.Is(err, radio.ErrAuth) {
+			return nil, 0, err
+		}
+		tried = append(tried, k.Version)
+	}
+	return nil, 0, fmt.Errorf("%w: handshake initiation opens under none of the cloud static key versions %v", radio.ErrAuth, tried)
 }
 
 // prepareHandshake reads the device, refuses a message 1 no newer than
 // its last handshake (closing the claim, so that its copies stop there),
 // and only then unwraps the PSK.
-func (s *Service) prepareHandshake(ctx context.Context, up relay.Uplink, keys *cloudKeys, hs *radio.ResponderHandshake,
+func (s *Service) prepareHandshake(ctx context.Context, up relay.Uplink, keys *cloudKeys, hs *radio.ResponderHandshake, version int,
 	deviceID, recID string, rec store.Reception) (*handshakeWrite, error) {
 	dev, err := s.deps.Registry.Device(ctx, deviceID)
 	if errors.Is(err, registry.ErrNotFound) {
@@ -142,7 +187,7 @@ func (s *Service) prepareHandshake(ctx context.Context, up relay.Uplink, keys *c
 	if err != nil {
 		return nil, err
 	}
-	return &handshakeWrite{up: up, keys: keys, deviceID: deviceID, psk: psk, recID: recID, rec: rec}, nil
+	return &handshakeWrite{up: up, keys: keys, version: version, deviceID: deviceID, psk: psk, recID: recID, rec: rec}, nil
 }
 
 // handshakeWrite is a handshake's transaction: what it starts from, and
@@ -150,6 +195,7 @@ func (s *Service) prepareHandshake(ctx context.Context, up relay.Uplink, keys *c
 type handshakeWrite struct {
 	up       relay.Uplink
 	keys     *cloudKeys
+	version  int // of the cloud static key message 1 opened under
 	deviceID string
 	psk      [32]byte
 	recID    string
@@ -171,7 +217,7 @@ func (s *Service) storeHandshake(tx *firestore.Transaction, h *handshakeWrite) e
 	}
 	// A Noise handshake state is single-use, and this attempt may run
 	// again on contention, so read message 1 afresh.
-	hs, err := radio.ReadInitiation(h.keys.static, h.up.Packet, nil)
+	hs, _, err := openInitiation(h.keys.statics, h.up.Packet, h.version)
 	if err != nil {
 		return err
 	}
@@ -199,7 +245,7 @@ func (s *Service) storeHandshake(tx *firestore.Transaction, h *handshakeWrite) e
 	}); err != nil {
 		return err
 	}
-	if err := s.db.SetLastHandshake(tx, h.deviceID, hs.Timestamp().UnixNano()); err != nil {
+	if err := s.db.SetLastHandshake(tx, h.deviceID, hs.Timestamp().UnixNano(), h.version); err != nil {
 		return err
 	}
 	if v, ok := feedback(dev.Pending, heardBack{handshake: true}, now); ok {

@@ -1,5 +1,6 @@
-// Command provision is the operators' tool for the registry: it bootstraps
-// the cloud's keys, "manufactures" sensors and registers connectors. Every
+// Command provision is the operators' tool for the registry: it bootstraps,
+// rotates and retires the cloud's keys, "manufactures" sensors and
+// registers connectors. Every
 // secret it stores is KMS-wrapped; the secrets a sensor or connector must
 // hold are written to 0600 files for that device alone.
 //
@@ -16,6 +17,9 @@
 //	provision rewrap [-page 200] [-after CURSOR] [-dry-run]
 //	provision backup [-buckets a,b]
 //	provision restore -from gs://BUCKET/OBJECT | -from gs://BUCKET [-at RFC3339] [-dry-run]
+//	provision rotate -key static|channel|kek
+//	provision retire -key static|channel|kek -version N [-force]
+//	provision keys
 //
 // It reads GOOGLE_CLOUD_PROJECT, SEALEDSENSE_DEVICE_KEY,
 // SEALEDSENSE_SESSION_KEK_KEY and, for tenant, SEALEDSENSE_API_SECRETS_KEY,
@@ -53,7 +57,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|rewrap|backup|restore [flags]")
+		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|rotate|retire|keys|rewrap|backup|restore [flags]")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -63,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return backupNow(ctx, rest, getenv, stdout, log)
 	case "restore":
 		return restore(ctx, rest, getenv, stdout, log)
-	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices", "rewrap":
+	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices", "rewrap", "rotate", "retire", "keys":
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
@@ -85,6 +89,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return personnelDevices(ctx, env, rest, getenv, stdout)
 	case "rewrap":
 		return rewrapCmd(ctx, env, rest, getenv, stdout)
+	case "rotate":
+		return rotate(ctx, env, rest, stdout, log)
+	case "retire":
+		return retire(ctx, env, rest, log)
+	case "keys":
+		return keys(ctx, env, stdout)
 	default:
 		return revokeConnector(ctx, env, rest, log)
 	}

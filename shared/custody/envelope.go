@@ -129,6 +129,16 @@ func (e *Envelope) Open(sealed, aad []byte) (Secret, error) {
 	return Secret(pt), nil
 }
 
+// SealedKEK returns the id of the KEK a blob names, unauthenticated: what
+// a caller that cannot open the blob needs to tell why (a KEK retired, or
+// one not loaded yet).
+func SealedKEK(sealed []byte) (id string, ok bool) {
+	if len(sealed) < 2 || sealed[0] != envelopeVersion || len(sealed) < 2+int(sealed[1]) {
+		return "", false
+	}
+	return string(sealed[2 : 2+int(sealed[1])]), true
+}
+
 // envelopeAD authenticates the header too, so the KEK id cannot be altered.
 func envelopeAD(hdr, aad []byte) []byte {
 	ad := make([]byte, 0, len(hdr)+len(aad))

@@ -129,6 +129,11 @@ func FuzzEnvelopeOpen(f *testing.F) {
 		if err == nil && !(bytes.Equal(pt, []byte("session keys")) && bytes.Equal(aad, []byte("aad"))) {
 			t.Fatalf("opened a blob it did not seal: %x", pt)
 		}
+		// The KEK a blob names is read from any input without a panic,
+		// and is the one that opened it.
+		if id, ok := custody.SealedKEK(b); err == nil && (!ok || id != "kek-1") {
+			t.Fatalf("SealedKEK of an opened blob = %q, %v; want kek-1", id, ok)
+		}
 	})
 }
 
@@ -151,6 +156,14 @@ func TestUnknownKEKIsTold(t *testing.T) {
 	}
 	if _, err := b.Open(sealed, []byte("aad")); !errors.Is(err, custody.ErrUnknownKEK) || !errors.Is(err, custody.ErrEnvelope) {
 		t.Fatalf("open under another KEK: %v, want ErrUnknownKEK wrapping ErrEnvelope", err)
+	}
+	if id, ok := custody.SealedKEK(sealed); !ok || id != "kek-a" {
+		t.Fatalf("SealedKEK = %q, %v; want the sealing kek-a", id, ok)
+	}
+	for _, bad := range [][]byte{nil, {1}, {2, 1, 'k'}, {1, 5, 'k', 'e', 'k'}} {
+		if id, ok := custody.SealedKEK(bad); ok {
+			t.Errorf("SealedKEK(%x) = %q; want no id from a malformed blob", bad, id)
+		}
 	}
 	sealed[len(sealed)-1] ^= 1
 	if _, err := a.Open(sealed, []byte("aad")); !errors.Is(err, custody.ErrEnvelope) || errors.Is(err, custody.ErrUnknownKEK) {

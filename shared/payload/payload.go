@@ -99,7 +99,14 @@ type Uplink struct {
 // Config is what the cloud may set on a sensor. Zero fields are unchanged.
 type Config struct {
 	ReportInterval uint32 `cbor:"1,keyasint,omitempty"` // seconds, 10..86400
+	// CloudKey is the cloud's newest static X25519 public key (32 bytes),
+	// sent to a sensor that still handshakes under an older one. The
+	// sensor keeps its old key until a handshake under this one succeeds.
+	CloudKey []byte `cbor:"2,keyasint,omitempty"`
 }
+
+// CloudKeySize is the size of Config.CloudKey when present.
+const CloudKeySize = 32
 
 // Reply is the cloud's packet payload.
 type Reply struct {
@@ -239,6 +246,9 @@ func (r Reply) Validate() error {
 	}
 	if r.Config != nil && r.Config.ReportInterval != 0 && (r.Config.ReportInterval < 10 || r.Config.ReportInterval > 86400) {
 		return fmt.Errorf("%w: reportInterval %d outside 10..86400", ErrInvalid, r.Config.ReportInterval)
+	}
+	if r.Config != nil && r.Config.CloudKey != nil && len(r.Config.CloudKey) != CloudKeySize {
+		return fmt.Errorf("%w: cloudKey of %d bytes, want %d", ErrInvalid, len(r.Config.CloudKey), CloudKeySize)
 	}
 	if len(r.Acks) == 0 && r.Config == nil {
 		return fmt.Errorf("%w: empty reply", ErrInvalid)

@@ -1,9 +1,11 @@
 package payload_test
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
@@ -47,14 +49,18 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	rep := payload.Reply{Acks: []uint64{1, 2, 1 << 40}, Config: &payload.Config{ReportInterval: 60}}
-	b, err := rep.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := payload.DecodeReply(b)
-	if err != nil || !reflect.DeepEqual(got, rep) {
-		t.Fatalf("reply round trip: %+v %v", got, err)
+	for _, rep := range []payload.Reply{
+		{Acks: []uint64{1, 2, 1 << 40}, Config: &payload.Config{ReportInterval: 60}},
+		{Acks: []uint64{7}, Config: &payload.Config{CloudKey: bytes.Repeat([]byte{0xc1}, payload.CloudKeySize)}},
+	} {
+		b, err := rep.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := payload.DecodeReply(b)
+		if err != nil || !reflect.DeepEqual(got, rep) {
+			t.Fatalf("reply round trip: got %+v (%v), want %+v", got, err, rep)
+		}
 	}
 }
 
@@ -123,10 +129,13 @@ func TestRejects(t *testing.T) {
 		})
 	}
 	replies := map[string][]byte{
-		"empty reply":    enc(map[int]any{1: []any{}}),
-		"too many acks":  enc(map[int]any{1: repeat(1, payload.MaxAcks+1)}),
-		"bad interval":   enc(map[int]any{1: []any{1}, 2: map[int]any{1: 5}}),
-		"unknown config": enc(map[int]any{1: []any{1}, 2: map[int]any{7: 5}}),
+		"empty reply":     enc(map[int]any{1: []any{}}),
+		"too many acks":   enc(map[int]any{1: repeat(1, payload.MaxAcks+1)}),
+		"bad interval":    enc(map[int]any{1: []any{1}, 2: map[int]any{1: 5}}),
+		"unknown config":  enc(map[int]any{1: []any{1}, 2: map[int]any{7: 5}}),
+		"short cloud key": enc(map[int]any{1: []any{1}, 2: map[int]any{2: make([]byte, 31)}}),
+		"long cloud key":  enc(map[int]any{1: []any{1}, 2: map[int]any{2: make([]byte, 33)}}),
+		"cloud key text":  enc(map[int]any{1: []any{1}, 2: map[int]any{2: strings.Repeat("k", 32)}}),
 	}
 	for name, b := range replies {
 		if _, err := payload.DecodeReply(b); !errors.Is(err, payload.ErrInvalid) {
@@ -253,8 +262,14 @@ func FuzzDecodeUplink(f *testing.F) {
 }
 
 func FuzzDecodeReply(f *testing.F) {
-	b, _ := payload.Reply{Acks: []uint64{7}, Config: &payload.Config{ReportInterval: 30}}.Marshal()
-	f.Add(b)
+	for _, r := range []payload.Reply{
+		{Acks: []uint64{7}, Config: &payload.Config{ReportInterval: 30}},
+		{Acks: []uint64{8}, Config: &payload.Config{CloudKey: bytes.Repeat([]byte{0x5a}, payload.CloudKeySize)}},
+		{Config: &payload.Config{ReportInterval: 60, CloudKey: make([]byte, payload.CloudKeySize)}},
+	} {
+		b, _ := r.Marshal()
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := payload.DecodeReply(b)
 		if err != nil {

@@ -5,6 +5,7 @@
 package sensor
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -46,8 +47,12 @@ type Config struct {
 	// from an older backup, or sealed under an older binding) is then
 	// replaced within minutes rather than at the session's age limit.
 	SilentAfter time.Duration
-	Limits      radio.Limits
-	Random      io.Reader // nil means crypto/rand
+	// KeyRetryAfter is how long a sensor whose handshakes under a newer
+	// cloud key went unanswered for SilentAfter waits, on its old key,
+	// before it tries the new one again (default 30m).
+	KeyRetryAfter time.Duration
+	Limits        radio.Limits
+	Random        io.Reader // nil means crypto/rand
 }
 
 // ErrNoSession means there is nothing to seal with yet: the handshake is
@@ -91,9 +96,14 @@ type Sensor struct {
 	// Static is the sensor's own key pair.
 	static radio.KeyPair
 	psk    [32]byte
-	cloud  [32]byte
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// cloud is the cloud's static public key in use; hsKey the one the
+	// handshake under way, hs, was started under; trial a newer one the
+	// cloud offered.
+	cloud      [32]byte
+	hsKey      [32]byte
+	trial      keyTrial
 	nextSeq    uint64
 	nextIndex  uint32
 	hs         *radio.InitiatorHandshake
@@ -150,6 +160,9 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 	if cfg.SilentAfter <= 0 {
 		cfg.SilentAfter = 2 * time.Minute
 	}
+	if cfg.KeyRetryAfter <= 0 {
+		cfg.KeyRetryAfter = 30 * time.Minute
+	}
 	if cfg.Limits == (radio.Limits{}) {
 		cfg.Limits = radio.DefaultLimits()
 	}
@@ -183,6 +196,15 @@ func (s *Sensor) Record(r payload.Reading) uint64 {
 	return r.Seq
 }
 
+// CloudPublic is the cloud's static public key the sensor uses: the one
+// it was made with, or a newer one the cloud offered once a handshake
+// under it worked. A real sensor keeps it in flash.
+func (s *Sensor) CloudPublic() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.cloud[:])
+}
+
 // Config is the configuration the cloud last sent.
 func (s *Sensor) Config() payload.Config {
 	s.mu.Lock()
@@ -212,15 +234,26 @@ func (s *Sensor) Stats() Stats {
 // Next returns the packet to transmit now, or nil when there is nothing to
 // send. Without a usable session it returns a handshake initiation (once per
 // HandshakeTimeout); with one, a transport packet carrying new readings
-// first, then readings whose ACK is overdue, marked as backfill.
+// first, then readings whose ACK is overdue, marked as backfill. While a
+// newer cloud key is on trial, its handshakes go out between the packets
+// of the session under the old key, which carries the readings meanwhile.
 func (s *Sensor) Next(now time.Time) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.needsHandshake(now) {
-		if s.hs != nil && now.Sub(s.hsStarted) < backoff(s.cfg.HandshakeTimeout, s.hsAttempts) {
+	if s.trial.giveUp(now, s.cfg.SilentAfter, s.cfg.KeyRetryAfter) && s.hs != nil && s.hsKey != s.cloud {
+		// Back to the old key: the next handshake, when one is due, is
+		// under it, with the retries of a new one.
+		s.hs, s.hsAttempts = nil, 0
+	}
+	need := s.needsHandshake(now)
+	if need || s.trial.due(now) {
+		waiting := s.hs != nil && now.Sub(s.hsStarted) < backoff(s.cfg.HandshakeTimeout, s.hsAttempts)
+		if !waiting {
+			return s.initiate(now)
+		}
+		if need {
 			return nil, nil
 		}
-		return s.initiate(now)
 	}
 	return s.seal(now)
 }
@@ -261,10 +294,17 @@ func (s *Sensor) initiate(now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
 	}
 	s.nextIndex = binary.LittleEndian.Uint32(idx[:])
+	key := s.cloud
+	if s.trial.due(now) {
+		if s.trial.start(now) {
+			s.hsAttempts = 0
+		}
+		key = s.trial.key
+	}
 	hs, pkt, err := radio.Initiate(radio.InitiatorConfig{
 		Static:      s.static,
 		PSK:         s.psk,
-		CloudPublic: s.cloud,
+		CloudPublic: key,
 		SenderIndex: s.nextIndex,
 		Now:         stamp,
 		Random:      s.cfg.Random,
@@ -272,7 +312,7 @@ func (s *Sensor) initiate(now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sensor %s: handshake: %w", s.creds.DeviceID, err)
 	}
-	s.hs, s.hsStarted, s.lastHsStamp = hs, now, stamp
+	s.hs, s.hsKey, s.hsStarted, s.lastHsStamp = hs, key, now, stamp
 	s.hsAttempts++
 	s.stats.Handshakes++
 	return pkt, nil
@@ -417,6 +457,11 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 		}
 		sess.Limits = s.cfg.Limits
 		s.session, s.hs, s.hsAttempts = sess, nil, 0
+		if s.hsKey != s.cloud {
+			// The cloud answered under the offered key: adopt it.
+			s.cloud = s.hsKey
+			s.trial.adopted(s.cloud)
+		}
 		s.heardAt, s.unanswered = now, 0
 		// Counters restart with the session, so in-flight ACK bookkeeping
 		// of the old one can no longer match; its readings are resent.
@@ -481,7 +526,13 @@ func (s *Sensor) apply(r payload.Reply, now time.Time) {
 		clear(s.backlog[len(kept):])
 		s.backlog = kept
 	}
-	if r.Config != nil {
-		s.config = *r.Config
+	if c := r.Config; c != nil {
+		// Zero fields are unchanged.
+		if c.ReportInterval != 0 {
+			s.config.ReportInterval = c.ReportInterval
+		}
+		if len(c.CloudKey) == payload.CloudKeySize {
+			s.trial.offer([32]byte(c.CloudKey), s.cloud, now)
+		}
 	}
 }

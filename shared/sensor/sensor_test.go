@@ -1,7 +1,9 @@
 package sensor_test
 
 import (
+	"bytes"
 	"crypto/rand"
+	"fmt"
 	"testing"
 	"time"
 
@@ -23,6 +25,12 @@ type cloud struct {
 	lastTS  time.Time
 	seen    map[uint64]payload.Reading // by Seq
 	epochs  []uint32                   // each transport packet's boot epoch
+	// newer, if set, is a newer static key the cloud also answers under;
+	// offer is a cloud key its replies carry. A message 1 under neither
+	// key is a test failure unless ignoreUnknown is set.
+	newer         *radio.KeyPair
+	offer         []byte
+	ignoreUnknown bool
 }
 
 func newPair(t *testing.T, cfg sensor.Config) (*sensor.Sensor, *cloud) {
@@ -55,6 +63,12 @@ func (c *cloud) handle(pkt []byte, now time.Time) (reply []byte, readings []payl
 	}
 	if typ == radio.TypeInitiation {
 		rh, err := radio.ReadInitiation(c.static, pkt, nil)
+		if err != nil && c.newer != nil {
+			rh, err = radio.ReadInitiation(*c.newer, pkt, nil)
+		}
+		if err != nil && c.ignoreUnknown {
+			return nil, nil
+		}
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -81,7 +95,7 @@ func (c *cloud) handle(pkt []byte, now time.Time) (reply []byte, readings []payl
 	for _, r := range up.Readings {
 		c.seen[r.Seq] = r
 	}
-	body, _ := payload.Reply{Acks: []uint64{counter}, Config: &payload.Config{ReportInterval: 120}}.Marshal()
+	body, _ := payload.Reply{Acks: []uint64{counter}, Config: &payload.Config{ReportInterval: 120, CloudKey: c.offer}}.Marshal()
 	reply, _, err = c.session.Seal(nil, body, now)
 	if err != nil {
 		c.t.Fatal(err)
@@ -340,6 +354,97 @@ func TestSilentSessionIsReplaced(t *testing.T) {
 			}
 			if tc.wantHandshake {
 				t.Fatal("the sensor kept a session the cloud never answered in for 200 s")
+			}
+		})
+	}
+}
+
+// TestMovesToAnOfferedCloudKey: a reply offering a newer cloud key starts
+// handshakes under it while the old session carries the readings. A cloud
+// that answers under the new key gets it adopted; one that does not is
+// given up on after SilentAfter, the old key stays, and the new one is
+// tried again after KeyRetryAfter. No reading is lost either way.
+func TestMovesToAnOfferedCloudKey(t *testing.T) {
+	t.Parallel()
+	isInitiation := func(pkt []byte) bool {
+		typ, err := radio.Type(pkt)
+		return err == nil && typ == radio.TypeInitiation
+	}
+	for _, answers := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cloud answers under the new key: %v", answers), func(t *testing.T) {
+			t.Parallel()
+			cfg := sensor.Config{HandshakeTimeout: 5 * time.Second, SilentAfter: time.Minute, KeyRetryAfter: 10 * time.Minute}
+			s, c := newPair(t, cfg)
+			old := bytes.Clone(s.CloudPublic())
+			newer, _ := radio.GenerateKeyPair(rand.Reader)
+			c.offer, c.ignoreUnknown = newer.Public[:], true
+			if answers {
+				c.newer = &newer
+			}
+			connect(t, s, c, t0)
+			now, trials := t0, 0
+			for i := range 30 {
+				now = now.Add(5 * time.Second)
+				s.Record(temp(float64(i)))
+				pkt, err := s.Next(now)
+				if err != nil || pkt == nil {
+					t.Fatalf("step %d: Next gave %d bytes, %v", i, len(pkt), err)
+				}
+				if isInitiation(pkt) {
+					trials++
+				}
+				if reply, _ := c.handle(pkt, now); reply != nil {
+					if _, err := s.Receive(reply, now); err != nil {
+						t.Fatalf("step %d: %v", i, err)
+					}
+				}
+			}
+			got := s.CloudPublic()
+			switch {
+			case answers && !bytes.Equal(got, newer.Public[:]):
+				t.Fatalf("cloud key in use %x, want the offered %x adopted", got, newer.Public)
+			case answers && trials != 1:
+				t.Fatalf("%d handshakes under the new key, want 1", trials)
+			case !answers && !bytes.Equal(got, old):
+				t.Fatalf("cloud key in use %x, want the old %x kept: the new one never worked", got, old)
+			case !answers && trials < 2:
+				t.Fatalf("%d unanswered handshakes under the new key, want retries within SilentAfter", trials)
+			}
+			if !answers {
+				// Given up: 150 s of steps passed SilentAfter. No
+				// handshake until KeyRetryAfter, then the new key again.
+				before := s.Stats().Handshakes
+				for i := 0; i < 10; i++ {
+					now = now.Add(5 * time.Second)
+					s.Record(temp(1))
+					pkt, _ := s.Next(now)
+					if isInitiation(pkt) {
+						t.Fatalf("a handshake %v after giving up on the new key; want none until KeyRetryAfter", now.Sub(t0))
+					}
+					reply, _ := c.handle(pkt, now)
+					_, _ = s.Receive(reply, now)
+				}
+				c.newer = &newer // the cloud now knows it
+				now = now.Add(cfg.KeyRetryAfter)
+				pkt, _ := s.Next(now)
+				resp, _ := c.handle(pkt, now)
+				if !isInitiation(pkt) || resp == nil {
+					t.Fatalf("no handshake under the new key after KeyRetryAfter (handshakes before: %d)", before)
+				}
+				if _, err := s.Receive(resp, now); err != nil || !bytes.Equal(s.CloudPublic(), newer.Public[:]) {
+					t.Fatalf("the retried new key was not adopted: %v", err)
+				}
+			}
+			// Drain: everything recorded reaches the cloud.
+			for i := 0; s.Stats().Backlog > 0 && i < 50; i++ {
+				now = now.Add(15 * time.Second)
+				if pkt, _ := s.Next(now); pkt != nil {
+					reply, _ := c.handle(pkt, now)
+					_, _ = s.Receive(reply, now)
+				}
+			}
+			if st := s.Stats(); st.Backlog != 0 || uint64(len(c.seen)) != st.Recorded || st.Dropped != 0 {
+				t.Fatalf("after the move: %+v, cloud saw %d readings; want every reading delivered", st, len(c.seen))
 			}
 		})
 	}

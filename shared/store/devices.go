@@ -38,7 +38,10 @@ type Device struct {
 	Reported map[string]any `firestore:"reported,omitempty"`
 	// LastHandshakeNs is the newest handshake timestamp accepted, in ns:
 	// Firestore timestamps keep only µs.
-	LastHandshakeNs   int64           `firestore:"lastHandshakeNs,omitempty"`
+	LastHandshakeNs int64 `firestore:"lastHandshakeNs,omitempty"`
+	// CloudKeyVersion is the version of the cloud's static key the
+	// device's last handshake was under; see StaticKeyVersion.
+	CloudKeyVersion   int             `firestore:"cloudKeyVersion,omitempty"`
 	Links             map[string]Link `firestore:"links,omitempty"`
 	Pending           *PendingReply   `firestore:"pendingReply,omitempty"`
 	LastNetworkStatus time.Time       `firestore:"lastNetworkStatus,omitempty"`
@@ -112,10 +115,48 @@ func (db *DB) DeviceIn(tx *firestore.Transaction, id string) (Device, error) {
 	return decode[Device](snap)
 }
 
+// StaticKeyVersion is the version of the cloud's static key the device
+// last handshook under: 0 if it never did, and 1 for a handshake from
+// before versions were recorded, when version 1 was the only one.
+func (d Device) StaticKeyVersion() int {
+	if d.CloudKeyVersion == 0 && d.LastHandshakeNs != 0 {
+		return 1
+	}
+	return d.CloudKeyVersion
+}
+
 // SetLastHandshake records, in tx, the newest handshake timestamp a
-// device's sessions were accepted with, in ns.
-func (db *DB) SetLastHandshake(tx *firestore.Transaction, id string, ns int64) error {
-	return tx.Update(db.deviceRef(id), []firestore.Update{{Path: "lastHandshakeNs", Value: ns}})
+// device's sessions were accepted with, in ns, and the version of the
+// cloud's static key that handshake was under.
+func (db *DB) SetLastHandshake(tx *firestore.Transaction, id string, ns int64, cloudKeyVersion int) error {
+	return tx.Update(db.deviceRef(id), []firestore.Update{
+		{Path: "lastHandshakeNs", Value: ns},
+		{Path: "cloudKeyVersion", Value: cloudKeyVersion},
+	})
+}
+
+// DevicesOnStaticKey counts the devices whose last handshake was under
+// version v of the cloud's static key (as StaticKeyVersion tells): the
+// ones retiring v would cut off until they learn a newer key. Each count
+// is an aggregation on one field, which Firestore's single-field indexes
+// serve.
+func (db *DB) DevicesOnStaticKey(ctx context.Context, v int) (int64, error) {
+	devices := db.fs.Collection(devicesCollection)
+	n, err := count(ctx, devices.Where("cloudKeyVersion", "==", v), "devices on static key")
+	if err != nil || v != 1 {
+		return n, err
+	}
+	// Devices that handshook before versions were recorded have no
+	// cloudKeyVersion: those that handshook less those with a version.
+	shook, err := count(ctx, devices.Where("lastHandshakeNs", ">", 0), "devices that handshook")
+	if err != nil {
+		return 0, err
+	}
+	versioned, err := count(ctx, devices.Where("cloudKeyVersion", ">", 0), "devices with a static key version")
+	if err != nil {
+		return 0, err
+	}
+	return n + shook - versioned, nil
 }
 
 // ReplyVerdict is the judgement of a device's pending reply, from the

@@ -264,15 +264,16 @@ func (db *DB) EventsBetween(ctx context.Context, from, to time.Time) ([]EventDoc
 
 // CountEvents counts every stored event.
 func (db *DB) CountEvents(ctx context.Context) (int64, error) {
-	return countEvents(ctx, db.fs.Collection(eventsCollection).Query, "count events")
+	return count(ctx, db.fs.Collection(eventsCollection).Query, "count events")
 }
 
 // CountEventsOfTypes counts the stored events of the given types.
 func (db *DB) CountEventsOfTypes(ctx context.Context, types []string) (int64, error) {
-	return countEvents(ctx, db.fs.Collection(eventsCollection).Where("eventType", "in", types), "count events of types")
+	return count(ctx, db.fs.Collection(eventsCollection).Where("eventType", "in", types), "count events of types")
 }
 
-func countEvents(ctx context.Context, q firestore.Query, op string) (int64, error) {
+// count runs a count aggregation of q.
+func count(ctx context.Context, q firestore.Query, op string) (int64, error) {
 	res, err := q.NewAggregationQuery().WithCount("n").Get(ctx)
 	if err != nil {
 		return 0, wrap(op, err)

@@ -1,0 +1,110 @@
+package local_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
+	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/store"
+)
+
+// TestStaticKeyRotationWithSensorsRunning: the cloud's static key is
+// rotated while sensors report; every sensor moves to the new key through
+// its replies, the old version is retired once no device uses it, the
+// sensors keep reporting, and every reading is stored exactly once.
+func TestStaticKeyRotationWithSensorsRunning(t *testing.T) {
+	ctx := context.Background()
+	d := startWith(t, local.Config{Sensors: 8, Connectors: 2,
+		// Ingest reads the keys again each second, so the rotation
+		// reaches it within the test rather than in 5 minutes.
+		FunctionsEnv: []string{"SEALEDSENSE_INGEST_KEY_REFRESH_EVERY=1s"}})
+	devices := d.Devices()
+	db := store.New(d.FS)
+	// Every sensor handshakes under version 1 and reports.
+	waitUntil(t, 30*time.Second, "every sensor handshaking under static version 1", func() (bool, string) {
+		return onVersion(t, db, devices, 1)
+	})
+
+	kc := platformtest.KMS(t)
+	reg := registry.New(d.FS, custody.NewWrapper(kc, d.Keys.Device), nil)
+	k, err := reg.RotateCloudKey(ctx, store.RoleStatic, custody.NewWrapper(kc, d.Keys.SessionKEK))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "every sensor moving to static version 2", func() (bool, string) {
+		if ok, why := onVersion(t, db, devices, 2); !ok {
+			return false, why
+		}
+		for _, dev := range devices {
+			if got := d.Sim.Sensor(dev).CloudPublic(); !bytes.Equal(got, k.Public) {
+				return false, "sensor " + dev + " still uses the old key"
+			}
+		}
+		return true, ""
+	})
+	if n, err := db.DevicesOnStaticKey(ctx, 1); err != nil || n != 0 {
+		t.Fatalf("%d devices on static version 1 (%v), want none before retiring it", n, err)
+	}
+	if err := reg.RetireCloudKey(ctx, store.RoleStatic, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Each sensor keeps reporting under the new key alone.
+	before := ackedBy(d, devices)
+	time.Sleep(5 * time.Second)
+	after := ackedBy(d, devices)
+	for _, dev := range devices {
+		if after[dev] <= before[dev] {
+			t.Errorf("sensor %s: no reading acknowledged in the 5 s after the retirement (%d before, %d after)", dev, before[dev], after[dev])
+		}
+	}
+	drain(t, d)
+	assertExactlyOnce(t, d, devices)
+}
+
+// ackedBy is how many readings the cloud has acknowledged to each sensor.
+func ackedBy(d *local.Deployment, devices []string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, dev := range devices {
+		out[dev] = d.Sim.Sensor(dev).Stats().Acked
+	}
+	return out
+}
+
+// onVersion reports whether every device last handshook under static key
+// version v, and if not, which did not.
+func onVersion(t *testing.T, db *store.DB, devices []string, v int) (bool, string) {
+	t.Helper()
+	for _, dev := range devices {
+		got, err := db.Device(context.Background(), dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.StaticKeyVersion() != v {
+			return false, fmt.Sprintf("device %s is on version %d", dev, got.StaticKeyVersion())
+		}
+	}
+	return true, ""
+}
+
+// waitUntil polls cond until it holds, failing with its last reason after
+// timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after %v: %s", what, timeout, why)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
