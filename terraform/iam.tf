@@ -36,7 +36,7 @@ resource "google_service_account" "connector" {
 }
 
 resource "google_project_iam_member" "fn_firestore" {
-  for_each = local.functions
+  for_each = { for k, v in local.functions : k => v if k != "backup" }
 
   project = var.project_id
   role    = "roles/datastore.user"
@@ -140,4 +140,37 @@ resource "google_project_iam_member" "builder" {
   project = var.project_id
   role    = "roles/run.builder"
   member  = google_service_account.builder.member
+}
+
+# The backup function reads the registry, seals each backup under a data
+# key that only backup_kek's encrypt wraps (it can never unwrap one, nor
+# any device secret), and may add objects to the backup buckets and list
+# them to check their age, but not delete or replace one (and retention
+# forbids that anyway). Restore runs with an operator's credentials.
+resource "google_project_iam_member" "backup_reads_firestore" {
+  project = var.project_id
+  role    = "roles/datastore.viewer"
+  member  = google_service_account.fn["backup"].member
+}
+
+resource "google_kms_crypto_key_iam_member" "backup_encrypts" {
+  crypto_key_id = google_kms_crypto_key.symmetric["backup_kek"].id
+  role          = "roles/cloudkms.cryptoKeyEncrypter"
+  member        = google_service_account.fn["backup"].member
+}
+
+resource "google_storage_bucket_iam_member" "backup_writes" {
+  for_each = toset(var.backup_locations)
+
+  bucket = google_storage_bucket.bucket["keys-${each.key}"].name
+  role   = "roles/storage.objectCreator"
+  member = google_service_account.fn["backup"].member
+}
+
+resource "google_storage_bucket_iam_member" "backup_lists" {
+  for_each = toset(var.backup_locations)
+
+  bucket = google_storage_bucket.bucket["keys-${each.key}"].name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.fn["backup"].member
 }

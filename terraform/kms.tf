@@ -6,23 +6,31 @@ resource "google_kms_key_ring" "main" {
 }
 
 # Symmetric keys rotate every 90 days: old versions keep decrypting what
-# they wrapped, so rotation never strands data. prevent_destroy because a
-# destroyed key makes every device secret and store it wraps unreadable.
+# they wrapped, so rotation never strands data (`provision rewrap` then
+# moves everything onto the new version; see README). prevent_destroy
+# because a destroyed key makes every device secret and store it wraps
+# unreadable. The keys that guard device secrets, sessions and backups
+# live in Cloud HSM (key_protection_level); the CMEK and API keys guard
+# stores that are already access-controlled and stay in software.
 locals {
   symmetric_keys = {
     # Wraps sensor PSKs and the cloud's static and channel keys.
-    device_keys = { name = "device-keys", ring = google_kms_key_ring.main.id }
-    # Wraps the key-encryption key that seals Noise sessions in Firestore.
-    session_kek = { name = "session-kek", ring = google_kms_key_ring.main.id }
+    device_keys = { name = "device-keys", ring = google_kms_key_ring.main.id, hsm = true }
+    # Wraps the key-encryption keys that seal Noise sessions in Firestore.
+    session_kek = { name = "session-kek", ring = google_kms_key_ring.main.id, hsm = true }
+    # Wraps each key backup's data key: apart from device_keys, so that
+    # the backup function, which may only encrypt with it, cannot read a
+    # device secret, and access to a bucket alone reveals nothing.
+    backup_kek = { name = "backup-kek", ring = google_kms_key_ring.main.id, hsm = true }
     # Wraps service-account key secrets and the API's page-token key; apart
     # from device_keys because the API must wrap, and must not be able to
     # mint device secrets.
-    api_secrets = { name = "api-secrets", ring = google_kms_key_ring.main.id }
+    api_secrets = { name = "api-secrets", ring = google_kms_key_ring.main.id, hsm = false }
     # Wraps Data Connector signature secrets: the API only encrypts with
     # it and deliver only decrypts, so neither alone both sets and reads.
-    webhook_secrets = { name = "webhook-secrets", ring = google_kms_key_ring.main.id }
-    pubsub          = { name = "pubsub", ring = google_kms_key_ring.main.id }
-    firestore       = { name = "firestore", ring = google_kms_key_ring.firestore.id }
+    webhook_secrets = { name = "webhook-secrets", ring = google_kms_key_ring.main.id, hsm = false }
+    pubsub          = { name = "pubsub", ring = google_kms_key_ring.main.id, hsm = false }
+    firestore       = { name = "firestore", ring = google_kms_key_ring.firestore.id, hsm = false }
   }
 }
 
@@ -33,6 +41,11 @@ resource "google_kms_crypto_key" "symmetric" {
   key_ring        = each.value.ring
   purpose         = "ENCRYPT_DECRYPT"
   rotation_period = "7776000s"
+
+  version_template {
+    algorithm        = "GOOGLE_SYMMETRIC_ENCRYPTION"
+    protection_level = each.value.hsm ? var.key_protection_level : "SOFTWARE"
+  }
 
   lifecycle {
     prevent_destroy = true
@@ -47,7 +60,8 @@ resource "google_kms_crypto_key" "signing" {
   purpose  = "ASYMMETRIC_SIGN"
 
   version_template {
-    algorithm = "EC_SIGN_P256_SHA256"
+    algorithm        = "EC_SIGN_P256_SHA256"
+    protection_level = var.key_protection_level
   }
 
   lifecycle {
@@ -64,7 +78,8 @@ resource "google_kms_crypto_key" "webhook_signing" {
   purpose  = "ASYMMETRIC_SIGN"
 
   version_template {
-    algorithm = "EC_SIGN_P256_SHA256"
+    algorithm        = "EC_SIGN_P256_SHA256"
+    protection_level = var.key_protection_level
   }
 
   lifecycle {

@@ -23,6 +23,7 @@ locals {
     stream          = { entry_point = "Stream", trigger = "http", description = "devices:stream: live events as NDJSON or SSE, with resume.", timeout = 3600, concurrency = 1000 }
     deliver         = { entry_point = "Deliver", trigger = "pubsub", description = "Queues each event for the project's Data Connectors and makes the first signed attempts.", timeout = 60, concurrency = 16 }
     "deliver-sweep" = { entry_point = "DeliverSweep", trigger = "http", description = "Retries due webhook deliveries and works through backfills and syncs.", timeout = 60, concurrency = 16 }
+    backup          = { entry_point = "Backup", trigger = "http", description = "Writes the encrypted key-registry backup to both backup buckets once a day and checks every hour that both are fresh.", timeout = 540, concurrency = 1 }
   }
 
   topics = toset(["uplinks", "connector-status", "events", "downlinks", "dead-letter"])
@@ -67,6 +68,10 @@ locals {
     SEALEDSENSE_DELIVER_BACKOFF_BASE         = "30s"
     SEALEDSENSE_DELIVER_BACKOFF_MAX          = "30m"
     SEALEDSENSE_DELIVER_DISABLE_AFTER        = var.webhook_disable_after
+    SEALEDSENSE_BACKUP_KEY                   = google_kms_crypto_key.symmetric["backup_kek"].id
+    SEALEDSENSE_BACKUP_BUCKETS               = join(",", local.backup_buckets)
+    SEALEDSENSE_BACKUP_EVERY                 = "24h"
+    SEALEDSENSE_BACKUP_STALE_AFTER           = "26h"
     SEALEDSENSE_LOCAL_MODE                   = "false"
     LOG_EXECUTION_ID                         = "true"
   }

@@ -37,6 +37,24 @@ locals {
       label       = "connector_id"
       field       = "connectorId"
     }
+    key_backup_failed = {
+      description = "Key backups that failed to reach a backup bucket (one entry per bucket and run)."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.alert=\"key-backup-failed\""
+      label       = "bucket"
+      field       = "bucket"
+    }
+    key_backup_stale = {
+      description = "Hourly checks that found a backup bucket whose newest key backup is older than 26 hours."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.alert=\"key-backup-stale\""
+      label       = "bucket"
+      field       = "bucket"
+    }
+    key_backup_checked = {
+      description = "Hourly key-backup checks that ran; their absence means the backup job itself stopped."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.metric=\"key-backup-checked\""
+      label       = ""
+      field       = ""
+    }
     function_errors = {
       description = "Error-severity log entries of the functions."
       filter      = "resource.type=\"cloud_run_revision\" AND severity>=ERROR"
@@ -125,6 +143,28 @@ locals {
       group_by  = ["metric.label.data_connector_id"]
       doc       = "A customer's webhook kept failing and its Data Connector was disabled: that customer receives no events by push until it is re-enabled, which backfills what was missed. First look at the connector's `:metrics` for the receiver's status codes (4xx: their endpoint or signature check; 5xx or timeouts: their outage), then tell the customer."
     }
+    key_backup_failed = {
+      title     = "key backup failed"
+      condition = "a key backup did not reach a backup bucket"
+      severity  = "ERROR"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/key_backup_failed\" AND resource.type=\"cloud_run_revision\""
+      threshold = 0
+      duration  = "0s"
+      aligner   = "ALIGN_SUM"
+      group_by  = ["metric.label.bucket"]
+      doc       = "The backup function could not write the day's key backup to the bucket in the `bucket` label; the other bucket is written independently. Nothing is lost yet, but until it is fixed a lost database could only be restored from the other region. First read the `key backup failed` log entry's `error`: a permission error means the backup service account lost `storage.objectCreator` on the bucket or `cryptoKeyEncrypter` on backup-kek; a KMS FAILED_PRECONDITION means the backup-kek primary version is disabled. Then run `provision backup` by hand (terraform/README.md, Key backups)."
+    }
+    key_backup_stale = {
+      title     = "key backup older than 26 hours"
+      condition = "a backup bucket's newest key backup is older than 26 hours"
+      severity  = "ERROR"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/key_backup_stale\" AND resource.type=\"cloud_run_revision\""
+      threshold = 0
+      duration  = "0s"
+      aligner   = "ALIGN_SUM"
+      group_by  = ["metric.label.bucket"]
+      doc       = "The newest key backup in the bucket named by the `bucket` label is more than 26 hours old, so sensors manufactured or connectors registered since then would be lost with the database. First look for `key backup failed` entries (the cause is there), fix it, then run `provision backup` and check that `key backup written` is logged for both buckets (terraform/README.md, Key backups)."
+    }
     function_error_rate = {
       title     = "function errors"
       condition = "more than 0.1 error log entries/s for 5 minutes"
@@ -175,6 +215,36 @@ resource "google_monitoring_alert_policy" "failure" {
 
   # A condition on a log-based metric is refused until the metric exists,
   # and the filter names it only as text.
+  depends_on = [google_logging_metric.metric]
+}
+
+# The hourly check is what reports a stale backup, so its own silence
+# needs an alert of its own: three hours without a check means the
+# scheduler job, the function or its logs stopped.
+resource "google_monitoring_alert_policy" "key_backup_unchecked" {
+  display_name          = "SealedSense: key backups unchecked"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = [google_monitoring_notification_channel.email.id]
+  user_labels           = { failure_class = "key_backup_unchecked" }
+
+  conditions {
+    display_name = "no key-backup check for 3 hours"
+    condition_absent {
+      filter   = "metric.type=\"logging.googleapis.com/user/sealedsense/key_backup_checked\" AND resource.type=\"cloud_run_revision\""
+      duration = "10800s"
+      aggregations {
+        alignment_period   = "3600s"
+        per_series_aligner = "ALIGN_SUM"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The backup function has not checked the key backups for three hours, so neither a failed nor a stale backup would be reported. First check the Cloud Scheduler job `key-backup` (paused, or its last attempt's status), then the `backup` function's logs and its service account's roles (terraform/README.md, Key backups)."
+  }
+
   depends_on = [google_logging_metric.metric]
 }
 

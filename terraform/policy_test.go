@@ -45,7 +45,8 @@ func locationAttrs() map[string]bool {
 // failureClasses are DESIGN.md's ways data can stop flowing; each needs an
 // alert policy labelled failure_class=<class>.
 func failureClasses() []string {
-	return []string{"decrypt_auth_failures", "dead_letter_backlog", "connector_offline", "webhook_disabled", "function_error_rate"}
+	return []string{"decrypt_auth_failures", "dead_letter_backlog", "connector_offline", "webhook_disabled", "function_error_rate",
+		"key_backup_failed", "key_backup_stale", "key_backup_unchecked"}
 }
 
 // runtime is the Cloud Run functions runtime of the go.mod's go line.

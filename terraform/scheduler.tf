@@ -2,8 +2,12 @@
 # stay private to the scheduler's identity.
 locals {
   scheduled = {
-    sweep           = { name = "connector-offline-sweep", description = "Marks connectors that stopped sending heartbeats OFFLINE." }
-    "deliver-sweep" = { name = "webhook-delivery-sweep", description = "Retries due webhook deliveries; advances backfills and syncs." }
+    sweep           = { name = "connector-offline-sweep", schedule = "* * * * *", deadline = "60s", description = "Marks connectors that stopped sending heartbeats OFFLINE." }
+    "deliver-sweep" = { name = "webhook-delivery-sweep", schedule = "* * * * *", deadline = "60s", description = "Retries due webhook deliveries; advances backfills and syncs." }
+    # Hourly: each call checks both buckets' newest backup and writes a
+    # new one when it is a day old, so a missed day is retried within the
+    # hour and a stale bucket is reported every hour until fixed.
+    backup = { name = "key-backup", schedule = "17 * * * *", deadline = "540s", description = "Backs the key registry up to both backup buckets daily; checks their age hourly." }
   }
 }
 
@@ -13,9 +17,9 @@ resource "google_cloud_scheduler_job" "sweep" {
   name             = each.value.name
   region           = var.region
   description      = each.value.description
-  schedule         = "* * * * *"
+  schedule         = each.value.schedule
   time_zone        = "Etc/UTC"
-  attempt_deadline = "60s"
+  attempt_deadline = each.value.deadline
 
   retry_config {
     retry_count = 1

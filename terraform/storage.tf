@@ -1,13 +1,20 @@
 # Every bucket: the function source archives, and the encrypted backups
-# of the device-key registry in two EU regions, so that losing a region
-# loses no key every sensor depends on (the backup objects are already
-# KMS-wrapped; CMEK on the bucket is a second lock). Old archive versions
-# serve only a quick rollback; backups keep a longer history.
+# of the key registry in two EU regions, so that losing a region loses no
+# key every sensor depends on (each backup object is sealed client-side
+# under a key only KMS unwraps; CMEK on the bucket is a second lock).
+#
+# The backup buckets carry a retention policy instead of object
+# versioning: Cloud Storage does not allow both on one bucket, and a
+# retention policy is the stronger of the two (no backup can be deleted or
+# replaced before its retention ends, by anyone once locked). Each run
+# writes a new object, so there is never an older version to keep.
 locals {
+  backup_retention_seconds = var.backup_retention_days * 86400
   buckets = merge(
-    { source = { name = "${var.project_id}-fn-source", location = var.region, keep_versions = 10 } },
-    { for l in var.backup_locations : "keys-${l}" => { name = "${var.project_id}-keys-${l}", location = l, keep_versions = 30 } },
+    { source = { name = "${var.project_id}-fn-source", location = var.region, backup = false } },
+    { for l in var.backup_locations : "keys-${l}" => { name = "${var.project_id}-keys-${l}", location = l, backup = true } },
   )
+  backup_buckets = [for l in var.backup_locations : google_storage_bucket.bucket["keys-${l}"].name]
 }
 
 resource "google_storage_bucket" "bucket" {
@@ -19,22 +26,40 @@ resource "google_storage_bucket" "bucket" {
   public_access_prevention    = "enforced"
   force_destroy               = false
 
+  # Old archive versions serve a quick rollback of a function.
   versioning {
-    enabled = true
+    enabled = !each.value.backup
+  }
+
+  dynamic "retention_policy" {
+    for_each = each.value.backup ? [1] : []
+    content {
+      retention_period = local.backup_retention_seconds
+      is_locked        = var.backup_retention_locked
+    }
   }
 
   encryption {
     default_kms_key_name = google_kms_crypto_key.storage[each.value.location].id
   }
 
+  # Archives: keep the last ten versions. Backups: delete them after
+  # backup_keep_days, never before their retention ends.
   lifecycle_rule {
     condition {
-      num_newer_versions = each.value.keep_versions
-      with_state         = "ARCHIVED"
+      num_newer_versions = each.value.backup ? null : 10
+      with_state         = each.value.backup ? "ANY" : "ARCHIVED"
+      age                = each.value.backup ? max(var.backup_keep_days, var.backup_retention_days) : null
     }
     action {
       type = "Delete"
     }
+  }
+
+  # A destroyed backup bucket is the one copy of the keys that survives a
+  # lost database; a destroyed source bucket breaks every redeploy.
+  lifecycle {
+    prevent_destroy = true
   }
 
   depends_on = [google_kms_crypto_key_iam_member.storage_agent]

@@ -49,6 +49,45 @@ variable "backup_locations" {
   }
 }
 
+variable "key_protection_level" {
+  description = "Where the keys that guard device secrets, sessions, backups and tokens live: HSM (Cloud HSM, FIPS 140-2 level 3, the default and what the product promises) or SOFTWARE (for a trial project only). Changing it on an applied project replaces those keys, which prevent_destroy refuses: choose before the first apply."
+  type        = string
+  default     = "HSM"
+
+  validation {
+    condition     = contains(["HSM", "SOFTWARE"], var.key_protection_level)
+    error_message = "The key protection level must be HSM or SOFTWARE."
+  }
+}
+
+variable "backup_retention_days" {
+  description = "How long each key backup object cannot be deleted or replaced, by anyone (the buckets' retention policy)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.backup_retention_days >= 1 && var.backup_retention_days <= 3650
+    error_message = "The backup retention must be 1 to 3650 days."
+  }
+}
+
+variable "backup_retention_locked" {
+  description = "Lock the backup buckets' retention policy, so that nobody, not even a project owner, can shorten or remove it. Locking cannot be undone: keep it true in production, set false only in a trial project you will delete."
+  type        = bool
+  default     = true
+}
+
+variable "backup_keep_days" {
+  description = "Key backups older than this are deleted by the buckets' lifecycle rule; at least the retention period."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.backup_keep_days >= 1 && var.backup_keep_days <= 3650
+    error_message = "Backups must be kept 1 to 3650 days."
+  }
+}
+
 variable "alert_email" {
   description = "Where alerts go."
   type        = string
