@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/modfile"
 
 	"github.com/sealedsense/sealedsense/functions/api"
+	"github.com/sealedsense/sealedsense/functions/backup"
 	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/functions/ingest"
 	"github.com/sealedsense/sealedsense/shared/deploy"
@@ -486,7 +487,7 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 	t.Helper()
 	// Clients made while configuring must not look for a cloud: point
 	// them at addresses nothing listens on; they dial lazily.
-	for _, k := range []string{"FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "KMS_EMULATOR_HOST"} {
+	for _, k := range []string{"FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "KMS_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"} {
 		t.Setenv(k, "127.0.0.1:1")
 	}
 	seen := map[string]bool{}
@@ -512,6 +513,10 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 		}
 	case "github.com/sealedsense/sealedsense/functions/deliver":
 		if _, err := deliver.FromEnv(context.Background(), getenv); err != nil {
+			t.Fatalf("%s: configuring with every variable set: %v", f.Name, err)
+		}
+	case "github.com/sealedsense/sealedsense/functions/backup":
+		if _, err := backup.FromEnv(context.Background(), getenv); err != nil {
 			t.Fatalf("%s: configuring with every variable set: %v", f.Name, err)
 		}
 	default:

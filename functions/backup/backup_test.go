@@ -20,9 +20,10 @@ import (
 
 func TestMain(m *testing.M) { platformtest.Main(m) }
 
-// TestScheduledBackup: Cloud Scheduler's call writes one backup to each
-// configured bucket; a bucket that cannot be written answers 500 while the
-// others still get the backup.
+// TestScheduledBackup: Cloud Scheduler's first call writes one backup to
+// each configured bucket, the next (an hour later in GCP) only checks
+// them; a bucket that cannot be written answers 500 while the others
+// still get the backup.
 func TestScheduledBackup(t *testing.T) {
 	ctx := context.Background()
 	project := platformtest.ProjectID(t)
@@ -54,10 +55,11 @@ func TestScheduledBackup(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
-	var res keybackup.Result
-	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
-		t.Fatal(err)
+	var checked keybackup.Checked
+	if err := json.Unmarshal(rec.Body.Bytes(), &checked); err != nil || checked.Backup == nil {
+		t.Fatalf("first call: %s, %v; want a backup", rec.Body, err)
 	}
+	res := *checked.Backup
 	if len(res.Written) != 2 || res.Counts["devices"] != 1 || !strings.HasPrefix(res.Object, keybackup.ObjectPrefix) {
 		t.Fatalf("result %+v, want one device written to both buckets", res)
 	}
@@ -67,6 +69,9 @@ func TestScheduledBackup(t *testing.T) {
 		}
 	}
 
+	if rec := call(b1 + "," + b2); rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), `"backup"`) {
+		t.Fatalf("second call right after: status %d, %s; want a check and no new backup", rec.Code, rec.Body)
+	}
 	rec = call(project + "-missing," + b2)
 	if rec.Code != http.StatusInternalServerError {
 		t.Fatalf("with a missing bucket: status %d, want 500", rec.Code)

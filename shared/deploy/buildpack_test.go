@@ -20,6 +20,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/emulators/platform"
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
+	"github.com/sealedsense/sealedsense/emulators/stack"
 	"github.com/sealedsense/sealedsense/shared/deploy"
 	"github.com/sealedsense/sealedsense/shared/logging/logtest"
 )
@@ -253,6 +254,9 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 		"SEALEDSENSE_WEBHOOK_SECRETS_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/webhook-secrets",
 		"SEALEDSENSE_WEBHOOK_SIGNING_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/webhook-signing",
 		"SEALEDSENSE_API_BASE_URL=http://"+addr)
+	if f.Name == "backup" {
+		cmd.Env = append(cmd.Env, backupEnv(t, project)...)
+	}
 	var logs logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -329,4 +333,22 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// backupEnv makes what the backup function writes to — its KMS key and
+// two buckets — so that its answer is a real backup, not a refusal.
+func backupEnv(t *testing.T, project string) []string {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := stack.EnsureKMS(ctx, platformtest.KMS(t), "projects/"+project+"/locations/europe/keyRings/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buckets := []string{project + "-keys-1", project + "-keys-2"}
+	for _, b := range buckets {
+		if err := platformtest.Storage(t).Bucket(b).Create(ctx, "test", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []string{"SEALEDSENSE_BACKUP_KEY=" + keys.Backup, "SEALEDSENSE_BACKUP_BUCKETS=" + strings.Join(buckets, ",")}
 }

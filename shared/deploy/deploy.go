@@ -50,6 +50,7 @@ func Functions() []Function {
 		{Name: "stream", Entry: "Stream", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/api", Handler: "StreamHandler"},
 		{Name: "deliver", Entry: "Deliver", Kind: CloudEvent, Package: "github.com/sealedsense/sealedsense/functions/deliver", Handler: "Handler"},
 		{Name: "deliver-sweep", Entry: "DeliverSweep", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/deliver", Handler: "SweepHandler"},
+		{Name: "backup", Entry: "Backup", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/backup", Handler: "Handler"},
 	}
 }
 

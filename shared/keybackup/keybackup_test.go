@@ -207,7 +207,7 @@ func TestRunWritesEveryBucketOnItsOwn(t *testing.T) {
 		t.Fatalf("the second bucket's backup does not open: %v", err)
 	}
 	logs := w.logs.String()
-	for _, want := range []string{`"msg":"key backup failed","bucket":"` + missing, `"msg":"key backup written","bucket":"` + good, `"devices":1`} {
+	for _, want := range []string{`"msg":"key backup failed","alert":"key-backup-failed","bucket":"` + missing, `"msg":"key backup written","bucket":"` + good, `"devices":1`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}

@@ -52,6 +52,14 @@ type Result struct {
 	Written []string       `json:"written"` // the buckets that hold it
 }
 
+// clock is d.Now, or time.Now when unset.
+func (d Deps) clock() func() time.Time {
+	if d.Now != nil {
+		return d.Now
+	}
+	return time.Now
+}
+
 // ObjectName names a backup made at t.
 func ObjectName(t time.Time) string {
 	return ObjectPrefix + t.UTC().Format(time.RFC3339) + "-" + rand.Text() + ObjectSuffix
@@ -64,10 +72,7 @@ func Run(ctx context.Context, d Deps, buckets []string) (Result, error) {
 	if len(buckets) == 0 {
 		return Result{}, errors.New("keybackup: no bucket to write to")
 	}
-	now := time.Now
-	if d.Now != nil {
-		now = d.Now
-	}
+	now := d.clock()
 	var recs []store.Record
 	if err := d.DB.ExportRegistry(ctx, exportPage, func(p []store.Record) error {
 		recs = append(recs, p...)
@@ -85,7 +90,7 @@ func Run(ctx context.Context, d Deps, buckets []string) (Result, error) {
 	var errs []error
 	for _, b := range buckets {
 		if err := write(ctx, d.Storage, b, object, data); err != nil {
-			d.Log.Error("key backup failed", "bucket", b, "object", object, "devices", m.Counts["devices"], "bytes", len(data), "error", err.Error())
+			d.Log.Error("key backup failed", "alert", "key-backup-failed", "bucket", b, "object", object, "devices", m.Counts["devices"], "bytes", len(data), "error", err.Error())
 			errs = append(errs, fmt.Errorf("keybackup: bucket %s: %w", b, err))
 			continue
 		}
