@@ -70,6 +70,9 @@ type Config struct {
 	// FunctionsEnv is more environment for the functions server, e.g. a
 	// test receiver's CA (SEALEDSENSE_DELIVER_CA_FILE) or delivery timings.
 	FunctionsEnv []string
+	// SilentAfter is passed to the sensors (default 2m): how long a
+	// session the cloud stopped answering is kept before a new handshake.
+	SilentAfter time.Duration
 	// Liar, for tests only, is a connector id run in the connector's
 	// hostile mode (-hostile-lie): it claims -30 dBm, drops its downlinks
 	// and poisons some uplinks' metadata.
@@ -286,7 +289,7 @@ func (d *Deployment) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", d.bin+"/", "./functions/cmd/localserver", "./connector/cmd/connector")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", d.bin+"/", "./functions/cmd/localserver", "./connector/cmd/connector", "./scripts/provision")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("local: build: %v\n%s", err, out)
@@ -355,7 +358,7 @@ func (d *Deployment) provision(ctx context.Context) error {
 		return err
 	}
 	d.Sim, err = simulator.New(simulator.Config{Sensors: sensors, Connectors: conns, Interval: d.cfg.Interval, Seed: d.cfg.Seed, Logger: d.log,
-		Sensor: sensor.Config{Batch: d.cfg.Batch}})
+		Sensor: sensor.Config{Batch: d.cfg.Batch, SilentAfter: d.cfg.SilentAfter}})
 	return err
 }
 
@@ -448,6 +451,20 @@ func (d *Deployment) StartFunctions() error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return errors.New("local: functions server did not start; see " + d.LogPath("functions"))
+}
+
+// Provision runs the operators' provisioning command against this
+// deployment, with the environment the functions get, and returns what
+// it printed; a failure returns its log too.
+func (d *Deployment) Provision(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "provision"), args...)
+	cmd.Env = d.env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("provision %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String(), nil
 }
 
 // spawn starts cmd in its own process group, logging to log, and reaps it;

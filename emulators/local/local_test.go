@@ -58,6 +58,7 @@ func startWith(t *testing.T, cfg local.Config) *local.Deployment {
 		Sensors: cfg.Sensors, Connectors: cfg.Connectors, Interval: 2 * time.Second, Seed: 1,
 		SweepEvery: cfg.SweepEvery, OfflineAfter: cfg.OfflineAfter, BatchWindow: cfg.BatchWindow,
 		DeliverSweepEvery: cfg.DeliverSweepEvery, FunctionsEnv: cfg.FunctionsEnv, Liar: cfg.Liar,
+		SilentAfter: cfg.SilentAfter,
 		// A wider window than the 200ms default: CI runs these next to
 		// other test binaries on two cores.
 		Window: 400 * time.Millisecond,
