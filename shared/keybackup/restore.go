@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,12 +112,14 @@ func Restore(ctx context.Context, d Deps, recs []store.Record, dryRun bool) (Rep
 	for _, kind := range store.BackupKinds() {
 		rep[kind] = map[store.Outcome]int{}
 	}
-	for _, r := range recs {
-		out, err := d.DB.RestoreRecord(ctx, r, dryRun)
+	for batch := range slices.Chunk(recs, store.MaxRestoreBatch) {
+		outs, err := d.DB.RestoreRecords(ctx, batch, dryRun)
 		if err != nil {
 			return rep, fmt.Errorf("keybackup: %w", err)
 		}
-		rep[r.Kind][out]++
+		for i, out := range outs {
+			rep[batch[i].Kind][out]++
+		}
 	}
 	return rep, nil
 }

@@ -193,43 +193,76 @@ func judge(stored time.Time, storedFields map[string]any, rec Record) Outcome {
 	return Replaced
 }
 
-// RestoreRecord writes rec back in a transaction if its document is
-// missing or older; a newer document is kept. A dry run reads and judges
-// but writes nothing.
+// MaxRestoreBatch is the most records RestoreRecords takes at once: one
+// transaction's reads and writes, well under Firestore's 500 writes.
+const MaxRestoreBatch = 200
+
+// RestoreRecord writes rec back unless what is stored is newer; see
+// RestoreRecords.
 func (db *DB) RestoreRecord(ctx context.Context, rec Record, dryRun bool) (Outcome, error) {
-	if err := ValidRecord(rec); err != nil {
+	out, err := db.RestoreRecords(ctx, []Record{rec}, dryRun)
+	if err != nil {
 		return 0, err
 	}
-	ref := db.fs.Collection(rec.Kind).Doc(rec.ID)
-	var out Outcome
+	return out[0], nil
+}
+
+// RestoreRecords writes back, in one transaction, each record that is
+// missing (Created) or older than the record (Replaced), and leaves one
+// that is newer (KeptNewer) or the same (Unchanged); a dry run only
+// judges. A transaction per batch rather than per record is what makes a
+// registry of thousands of devices restore in seconds.
+func (db *DB) RestoreRecords(ctx context.Context, recs []Record, dryRun bool) ([]Outcome, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	if len(recs) > MaxRestoreBatch {
+		return nil, fmt.Errorf("store: restore %d records at once, limit %d", len(recs), MaxRestoreBatch)
+	}
+	refs := make([]*firestore.DocumentRef, len(recs))
+	for i, rec := range recs {
+		if err := ValidRecord(rec); err != nil {
+			return nil, err
+		}
+		refs[i] = db.fs.Collection(rec.Kind).Doc(rec.ID)
+	}
 	var opts []firestore.TransactionOption
 	if dryRun {
 		opts = append(opts, firestore.ReadOnly)
 	}
+	out := make([]Outcome, len(recs))
 	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		snap, err := tx.Get(ref)
-		switch {
-		case IsNotFound(err):
-			out = Created
-		case err != nil:
+		snaps, err := tx.GetAll(refs)
+		if err != nil {
 			return err
-		default:
-			out = judge(snap.UpdateTime, snap.Data(), rec)
 		}
-		switch {
-		case dryRun:
-			return nil
-		case out == Created:
-			return tx.Create(ref, rec.Fields)
-		case out == Replaced:
-			return tx.Set(ref, rec.Fields)
+		for i, snap := range snaps {
+			out[i] = Created
+			if snap.Exists() {
+				out[i] = judge(snap.UpdateTime, snap.Data(), recs[i])
+			}
+			if err := restoreWrite(tx, refs[i], recs[i], out[i], dryRun); err != nil {
+				return err
+			}
 		}
 		return nil
 	}, opts...)
 	if err != nil {
-		return 0, wrap("restore "+rec.Kind+"/"+rec.ID, err)
+		return nil, wrap(fmt.Sprintf("restore %d records from %s/%s", len(recs), recs[0].Kind, recs[0].ID), err)
 	}
 	return out, nil
+}
+
+func restoreWrite(tx *firestore.Transaction, ref *firestore.DocumentRef, rec Record, out Outcome, dryRun bool) error {
+	switch {
+	case dryRun:
+		return nil
+	case out == Created:
+		return tx.Create(ref, rec.Fields)
+	case out == Replaced:
+		return tx.Set(ref, rec.Fields)
+	}
+	return nil
 }
 
 // sameValue compares two field values as Firestore means them: times by
