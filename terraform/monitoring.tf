@@ -91,7 +91,7 @@ resource "google_logging_metric" "metric" {
 # `replay` in normal operation; only these reasons mean a failed decryption
 # or authentication, and only they page.
 locals {
-  auth_reasons = join(", ", [for r in ["decrypt", "handshake-auth", "bad-signature", "unknown-connector", "revoked-connector", "unknown-sensor", "unauthenticated", "bad-assertion"] : "\"${r}\""])
+  auth_reasons = join(", ", [for r in ["decrypt", "handshake-auth", "bad-signature", "unknown-connector", "revoked-connector", "retired-connector-key", "unknown-sensor", "unauthenticated", "bad-assertion"] : "\"${r}\""])
 }
 
 # One alert per failure class in DESIGN.md. The failure_class label is how
@@ -108,7 +108,7 @@ locals {
       duration  = "300s"
       aligner   = "ALIGN_RATE"
       group_by  = ["metric.label.reason"]
-      doc       = "Ingest is refusing messages that fail decryption or authentication, so the sensor data in them is not stored. First check the `reason` label: `unknown-connector` or `bad-signature` right after a connector was re-provisioned means it runs with a stale key; `decrypt` or `handshake-auth` across many devices after a KMS change means a key version was disabled; one device alone points at a broken or cloned sensor. Logs: `jsonPayload.rejected:*`."
+      doc       = "Ingest is refusing messages that fail decryption or authentication, so the sensor data in them is not stored. First check the `reason` label: `unknown-connector` or `bad-signature` right after a connector was re-provisioned, or `retired-connector-key` after its key rotation's grace ended, means it runs with a stale key; `decrypt` or `handshake-auth` across many devices after a KMS change means a key version was disabled; one device alone points at a broken or cloned sensor. Logs: `jsonPayload.rejected:*`."
     }
     dead_letter_backlog = {
       title     = "messages dead-lettered"

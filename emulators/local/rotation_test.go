@@ -3,22 +3,28 @@ package local_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
+	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// TestStaticKeyRotationWithSensorsRunning: the cloud's static key is
-// rotated while sensors report; every sensor moves to the new key through
-// its replies, the old version is retired once no device uses it, the
-// sensors keep reporting, and every reading is stored exactly once.
-func TestStaticKeyRotationWithSensorsRunning(t *testing.T) {
+// TestCloudKeyRotationWithSensorsRunning: the cloud's static and channel
+// keys are rotated while sensors report. Every sensor moves to the new
+// static key through its replies, and every connector process learns the
+// new channel key from the downlinks and saves it; the old versions are
+// retired, the connectors forget the old channel key, the sensors keep
+// reporting through them, and every reading is stored exactly once.
+func TestCloudKeyRotationWithSensorsRunning(t *testing.T) {
 	ctx := context.Background()
 	d := startWith(t, local.Config{Sensors: 8, Connectors: 2,
 		// Ingest reads the keys again each second, so the rotation
@@ -37,6 +43,13 @@ func TestStaticKeyRotationWithSensorsRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ch, err := reg.RotateCloudKey(ctx, store.RoleChannel, custody.NewWrapper(kc, d.Keys.SessionKEK))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "every connector trusting channel version 2", func() (bool, string) {
+		return connectorsTrust(t, d, ch.Public, 2)
+	})
 	waitUntil(t, 30*time.Second, "every sensor moving to static version 2", func() (bool, string) {
 		if ok, why := onVersion(t, db, devices, 2); !ok {
 			return false, why
@@ -54,6 +67,12 @@ func TestStaticKeyRotationWithSensorsRunning(t *testing.T) {
 	if err := reg.RetireCloudKey(ctx, store.RoleStatic, 1); err != nil {
 		t.Fatal(err)
 	}
+	if err := reg.RetireCloudKey(ctx, store.RoleChannel, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "every connector forgetting channel version 1", func() (bool, string) {
+		return connectorsTrust(t, d, ch.Public, 1)
+	})
 	// Each sensor keeps reporting under the new key alone.
 	before := ackedBy(d, devices)
 	time.Sleep(5 * time.Second)
@@ -106,5 +125,25 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bo
 			t.Fatalf("no %s after %v: %s", what, timeout, why)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// connectorsTrust reports whether every connector's credentials file
+// trusts n channel keys, the newest being newest.
+func connectorsTrust(t *testing.T, d *local.Deployment, newest []byte, n int) (bool, string) {
+	t.Helper()
+	for i := 1; ; i++ {
+		id := fmt.Sprintf("ccon-%d", i)
+		c, err := credentials.LoadConnector(filepath.Join(d.DataDir(), "credentials", id+".json"))
+		if errors.Is(err, fs.ErrNotExist) && i > 1 {
+			return true, ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		trusted := c.Trusted()
+		if len(trusted) != n || !bytes.Equal(trusted[len(trusted)-1], newest) {
+			return false, fmt.Sprintf("connector %s trusts %d channel keys, want %d ending with the new one", id, len(trusted), n)
+		}
 	}
 }
