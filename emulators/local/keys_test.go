@@ -33,6 +33,21 @@ func handshakesAndAcks(d *local.Deployment, devices []string) map[string][2]uint
 	return out
 }
 
+// waitAcked waits until every sensor has had readings acknowledged since
+// before (nil: since it started).
+func waitAcked(t *testing.T, d *local.Deployment, devices []string, before map[string][2]uint64) {
+	t.Helper()
+	waitUntil(t, 60*time.Second, "new ACKs for every sensor", func() (bool, string) {
+		now := handshakesAndAcks(d, devices)
+		for _, dev := range devices {
+			if now[dev][1] <= before[dev][1] {
+				return false, "sensor " + dev + " has no new ACK"
+			}
+		}
+		return true, ""
+	})
+}
+
 // waitRehandshakeAndAcks waits until every sensor has made a new
 // handshake since before and had readings acknowledged under it.
 func waitRehandshakeAndAcks(t *testing.T, d *local.Deployment, devices []string, before map[string][2]uint64, timeout time.Duration) {
@@ -80,14 +95,7 @@ func TestRestoreDrill(t *testing.T) {
 	ctx := context.Background()
 	d := startWith(t, keyTestConfig())
 	devices := d.Devices()
-	waitUntil(t, 60*time.Second, "ACKs for every sensor", func() (bool, string) {
-		for dev, c := range handshakesAndAcks(d, devices) {
-			if c[1] == 0 {
-				return false, "sensor " + dev + " has no ACK yet"
-			}
-		}
-		return true, ""
-	})
+	waitAcked(t, d, devices, nil)
 
 	gcs := platformtest.Storage(t)
 	b1, b2 := platformtest.ProjectID(t)+"-keys-1", platformtest.ProjectID(t)+"-keys-2"
@@ -166,14 +174,7 @@ func TestKMSRotationWithTraffic(t *testing.T) {
 	ctx := context.Background()
 	d := startWith(t, keyTestConfig())
 	devices := d.Devices()
-	waitUntil(t, 60*time.Second, "ACKs for every sensor", func() (bool, string) {
-		for dev, c := range handshakesAndAcks(d, devices) {
-			if c[1] == 0 {
-				return false, "sensor " + dev + " has no ACK yet"
-			}
-		}
-		return true, ""
-	})
+	waitAcked(t, d, devices, nil)
 	old := []string{rotateKMS(t, d.Keys.Device), rotateKMS(t, d.Keys.SessionKEK)}
 	out, err := d.Provision(ctx, "rewrap")
 	if err != nil {
@@ -188,16 +189,7 @@ func TestKMSRotationWithTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The live sessions open under the re-wrapped KEK.
-	acked := handshakesAndAcks(d, devices)
-	waitUntil(t, 60*time.Second, "ACKs on the live sessions after the restart", func() (bool, string) {
-		now := handshakesAndAcks(d, devices)
-		for _, dev := range devices {
-			if now[dev][1] <= acked[dev][1] {
-				return false, "sensor " + dev + " has no new ACK"
-			}
-		}
-		return true, ""
-	})
+	waitAcked(t, d, devices, handshakesAndAcks(d, devices))
 	// New handshakes unwrap each PSK and the cloud's static key.
 	before := handshakesAndAcks(d, devices)
 	wipe(t, d, "sessions")
