@@ -43,3 +43,16 @@ output "connector_service_accounts" {
   description = "The identity each connector runs as."
   value       = { for k, sa in google_service_account.connector : k => sa.email }
 }
+
+output "operator_env" {
+  description = "The environment the operators' command (go run ./scripts/provision) needs for this project, as shell exports: eval \"$(terraform output -raw operator_env)\"."
+  value = join("\n", [for k, v in {
+    GOOGLE_CLOUD_PROJECT            = var.project_id
+    SEALEDSENSE_DEVICE_KEY          = google_kms_crypto_key.symmetric["device_keys"].id
+    SEALEDSENSE_SESSION_KEK_KEY     = google_kms_crypto_key.symmetric["session_kek"].id
+    SEALEDSENSE_API_SECRETS_KEY     = google_kms_crypto_key.symmetric["api_secrets"].id
+    SEALEDSENSE_WEBHOOK_SECRETS_KEY = google_kms_crypto_key.symmetric["webhook_secrets"].id
+    SEALEDSENSE_BACKUP_KEY          = google_kms_crypto_key.symmetric["backup_kek"].id
+    SEALEDSENSE_BACKUP_BUCKETS      = join(",", local.backup_buckets)
+  } : "export ${k}=${v}"])
+}
