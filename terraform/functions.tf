@@ -51,5 +51,10 @@ resource "google_cloudfunctions2_function" "fn" {
     ingress_settings = "ALLOW_ALL"
   }
 
-  depends_on = [google_project_iam_member.builder]
+  # A build that starts before its rights have propagated fails: wait for
+  # every grant the build and the deployment use, not just one.
+  depends_on = [
+    google_project_iam_member.builder,
+    google_project_service.api,
+  ]
 }

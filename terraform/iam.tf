@@ -10,11 +10,15 @@ resource "google_service_account" "fn" {
 
   account_id   = "fn-${each.key}"
   display_name = "SealedSense function ${each.key}"
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_service_account" "builder" {
   account_id   = "fn-builder"
   display_name = "Builds the SealedSense functions' images"
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_service_account" "push_invoker" {
@@ -33,6 +37,8 @@ resource "google_service_account" "connector" {
   # Service account ids are at most 30 characters.
   account_id   = "conn-${substr(each.key, 0, 25)}"
   display_name = "SealedSense Cloud Connector ${each.key}"
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_project_iam_member" "fn_firestore" {

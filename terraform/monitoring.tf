@@ -5,6 +5,8 @@ resource "google_monitoring_notification_channel" "email" {
   labels = {
     email_address = var.alert_email
   }
+
+  depends_on = [google_project_service.api]
 }
 
 # Log-based metrics over the functions' structured logs (shared/logging
@@ -85,6 +87,8 @@ resource "google_logging_metric" "metric" {
   }
 
   label_extractors = each.value.label == "" ? {} : { (each.value.label) = "EXTRACT(jsonPayload.${each.value.field})" }
+
+  depends_on = [google_project_service.api]
 }
 
 # Late copies of a packet heard by several connectors are refused as
@@ -285,4 +289,6 @@ resource "google_monitoring_dashboard" "ops" {
       )
     }
   })
+
+  depends_on = [google_project_service.api]
 }

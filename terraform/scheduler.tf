@@ -35,5 +35,5 @@ resource "google_cloud_scheduler_job" "sweep" {
     }
   }
 
-  depends_on = [google_cloud_run_v2_service_iam_member.scheduler_invokes]
+  depends_on = [google_cloud_run_v2_service_iam_member.scheduler_invokes, google_project_service.api]
 }
