@@ -45,10 +45,11 @@ resource "google_cloudfunctions2_function" "fn" {
     min_instance_count               = 0
     max_instance_count               = var.max_instances
     all_traffic_on_latest_revision   = true
-    # Pub/Sub push and Cloud Scheduler reach the function from outside any
-    # VPC, so internal-only ingress would refuse them. IAM keeps everyone
-    # else out: only push-invoker and scheduler hold run.invoker.
-    ingress_settings = "ALLOW_ALL"
+    # Pub/Sub push and Cloud Scheduler from this project count as
+    # internal traffic, so the functions they call accept nothing from
+    # the internet; IAM then admits only each one's own invoker account.
+    # Only the customer API and its stream are public.
+    ingress_settings = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
   }
 
   # A build that starts before its rights have propagated fails: wait for

@@ -184,10 +184,18 @@ resource "google_kms_crypto_key_iam_member" "api_wraps_webhook_secrets" {
 }
 
 # The stream service is the API deployed alone: it verifies access tokens
-# with the signing key's public halves.
+# with the signing key's public halves, and authenticates Basic-auth
+# callers by unwrapping their key's secret with api-secrets (decrypt only:
+# unlike the API it never creates a key, nor signs a token).
 resource "google_kms_crypto_key_iam_member" "stream_reads_signing" {
   crypto_key_id = google_kms_crypto_key.signing.id
   role          = "roles/cloudkms.publicKeyViewer"
+  member        = google_service_account.fn["stream"].member
+}
+
+resource "google_kms_crypto_key_iam_member" "stream_api_secrets" {
+  crypto_key_id = google_kms_crypto_key.symmetric["api_secrets"].id
+  role          = "roles/cloudkms.cryptoKeyDecrypter"
   member        = google_service_account.fn["stream"].member
 }
 
@@ -214,4 +222,26 @@ resource "google_kms_crypto_key_iam_member" "deliver_certifies" {
   crypto_key_id = google_kms_crypto_key.webhook_signing.id
   role          = "roles/cloudkms.signer"
   member        = google_service_account.fn[each.key].member
+}
+
+# Every use of a key (each encrypt, decrypt and sign), and every read of
+# its settings or IAM, is written to the Data Access audit log: who used
+# which key when is what an investigation of a leak needs first.
+resource "google_project_iam_audit_config" "kms" {
+  project = var.project_id
+  service = "cloudkms.googleapis.com"
+
+  audit_log_config {
+    log_type = "ADMIN_READ"
+  }
+
+  audit_log_config {
+    log_type = "DATA_READ"
+  }
+
+  audit_log_config {
+    log_type = "DATA_WRITE"
+  }
+
+  depends_on = [google_project_service.api]
 }
