@@ -3,7 +3,7 @@
 # on the resource (this topic, this key, this service). Project-level grants
 # are only where no narrower resource exists: Firestore has no
 # per-collection IAM (datastore.user), and builds read Google-created
-# source buckets and write Google-created image repositories (run.builder).
+# source buckets and push images (run.builder).
 
 resource "google_service_account" "fn" {
   for_each = local.functions
