@@ -10,17 +10,32 @@ resource "google_storage_bucket_object" "archive" {
   source = "${path.module}/build/${each.key}.zip"
 }
 
+# The functions' images, under the functions' key: without a repository of
+# our own, builds push to a Google-created one with Google's keys.
+resource "google_artifact_registry_repository" "functions" {
+  location      = var.region
+  repository_id = "functions"
+  format        = "DOCKER"
+  description   = "Images of the SealedSense functions."
+  kms_key_name  = google_kms_crypto_key.regional["functions"].id
+
+  # CMEK is fixed at creation: the agent must hold the key first.
+  depends_on = [google_kms_crypto_key_iam_member.functions_agents, google_project_service.api]
+}
+
 resource "google_cloudfunctions2_function" "fn" {
   for_each = local.functions
 
-  name        = each.key
-  location    = var.region
-  description = each.value.description
+  name         = each.key
+  location     = var.region
+  description  = each.value.description
+  kms_key_name = google_kms_crypto_key.regional["functions"].id
 
   build_config {
-    runtime         = "go126"
-    entry_point     = each.value.entry_point
-    service_account = google_service_account.builder.id
+    runtime           = "go126"
+    entry_point       = each.value.entry_point
+    service_account   = google_service_account.builder.id
+    docker_repository = google_artifact_registry_repository.functions.id
 
     source {
       storage_source {
@@ -45,11 +60,19 @@ resource "google_cloudfunctions2_function" "fn" {
     min_instance_count               = 0
     max_instance_count               = var.max_instances
     all_traffic_on_latest_revision   = true
-    # Pub/Sub push and Cloud Scheduler reach the function from outside any
-    # VPC, so internal-only ingress would refuse them. IAM keeps everyone
-    # else out: only push-invoker and scheduler hold run.invoker.
-    ingress_settings = "ALLOW_ALL"
+    # Pub/Sub push and Cloud Scheduler from this project count as
+    # internal traffic, so the functions they call accept nothing from
+    # the internet; IAM then admits only each one's own invoker account.
+    # Only the customer API and its stream are public.
+    ingress_settings = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
   }
 
-  depends_on = [google_project_iam_member.builder]
+  # A build that starts before its rights have propagated fails: wait for
+  # every grant the build and the deployment use, not just one.
+  depends_on = [
+    google_project_iam_member.builder,
+    google_kms_crypto_key_iam_member.functions_agents,
+    google_kms_crypto_key_iam_member.storage_agent,
+    google_project_service.api,
+  ]
 }

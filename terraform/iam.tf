@@ -3,28 +3,42 @@
 # on the resource (this topic, this key, this service). Project-level grants
 # are only where no narrower resource exists: Firestore has no
 # per-collection IAM (datastore.user), and builds read Google-created
-# source buckets and write Google-created image repositories (run.builder).
+# source buckets and push images (run.builder).
 
 resource "google_service_account" "fn" {
   for_each = local.functions
 
   account_id   = "fn-${each.key}"
   display_name = "SealedSense function ${each.key}"
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_service_account" "builder" {
   account_id   = "fn-builder"
   display_name = "Builds the SealedSense functions' images"
+
+  depends_on = [google_project_service.api]
 }
 
+# One invoker per push subscription and per scheduler job, each allowed to
+# call only its own function: a token minted for one cannot call another.
 resource "google_service_account" "push_invoker" {
-  account_id   = "push-invoker"
-  display_name = "Pub/Sub push into the SealedSense functions"
+  for_each = local.push_subscriptions
+
+  account_id   = "push-${each.key}"
+  display_name = "Pub/Sub push of ${each.key} into ${each.value.function}"
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_service_account" "scheduler" {
-  account_id   = "scheduler"
-  display_name = "Cloud Scheduler calls of the SealedSense functions"
+  for_each = local.scheduled
+
+  account_id   = "sched-${each.key}"
+  display_name = "Cloud Scheduler job ${each.value.name} calling ${each.key}"
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_service_account" "connector" {
@@ -33,6 +47,8 @@ resource "google_service_account" "connector" {
   # Service account ids are at most 30 characters.
   account_id   = "conn-${substr(each.key, 0, 25)}"
   display_name = "SealedSense Cloud Connector ${each.key}"
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_project_iam_member" "fn_firestore" {
@@ -60,12 +76,12 @@ resource "google_pubsub_topic_iam_member" "sweep_publishes" {
 }
 
 resource "google_cloud_run_v2_service_iam_member" "push_invokes" {
-  for_each = toset([for s in local.push_subscriptions : s.function])
+  for_each = local.push_subscriptions
 
   location = var.region
-  name     = google_cloudfunctions2_function.fn[each.key].service_config[0].service
+  name     = google_cloudfunctions2_function.fn[each.value.function].service_config[0].service
   role     = "roles/run.invoker"
-  member   = google_service_account.push_invoker.member
+  member   = google_service_account.push_invoker[each.key].member
 }
 
 resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes" {
@@ -74,14 +90,14 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes" {
   location = var.region
   name     = google_cloudfunctions2_function.fn[each.key].service_config[0].service
   role     = "roles/run.invoker"
-  member   = google_service_account.scheduler.member
+  member   = google_service_account.scheduler[each.key].member
 }
 
 # The API is public: customers authenticate to it with their own service
 # account tokens, which it checks itself. An organization policy that
 # restricts allUsers (domain-restricted sharing) must exempt this service.
 resource "google_cloud_run_v2_service_iam_member" "public_api" {
-  for_each = toset(["api", "stream"])
+  for_each = { for k, f in local.functions : k => f if f.public }
 
   location = var.region
   name     = google_cloudfunctions2_function.fn[each.key].service_config[0].service
@@ -89,9 +105,11 @@ resource "google_cloud_run_v2_service_iam_member" "public_api" {
   member   = "allUsers"
 }
 
-# Pub/Sub mints the push OIDC tokens as push-invoker, and only it.
+# Pub/Sub mints each subscription's push OIDC tokens as its invoker.
 resource "google_service_account_iam_member" "pubsub_mints_push_tokens" {
-  service_account_id = google_service_account.push_invoker.name
+  for_each = local.push_subscriptions
+
+  service_account_id = google_service_account.push_invoker[each.key].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.agents.pubsub
 }

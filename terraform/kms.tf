@@ -120,6 +120,23 @@ resource "google_kms_crypto_key" "storage" {
   }
 }
 
+# The functions' key (their instances, images and build sources) and the
+# logs' key sit in the functions' region, beside the source bucket's key:
+# Cloud Run functions, Artifact Registry and Cloud Logging each accept
+# only a key in their own location.
+resource "google_kms_crypto_key" "regional" {
+  for_each = toset(["functions", "logs"])
+
+  name            = each.key
+  key_ring        = google_kms_key_ring.storage[var.region].id
+  purpose         = "ENCRYPT_DECRYPT"
+  rotation_period = "7776000s"
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
 # Each service agent may use only the key of the store it encrypts, so a
 # misconfigured store cannot borrow another store's key.
 resource "google_kms_crypto_key_iam_member" "firestore_agent" {
@@ -140,6 +157,23 @@ resource "google_kms_crypto_key_iam_member" "storage_agent" {
   crypto_key_id = google_kms_crypto_key.storage[each.key].id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = local.agents.storage
+}
+
+# A function with CMEK needs all four agents on its key: Cloud Functions
+# (the function), Cloud Run (its instances), Artifact Registry (its image)
+# and Cloud Storage (its uploaded and staged sources).
+resource "google_kms_crypto_key_iam_member" "functions_agents" {
+  for_each = toset(["cloudfunctions", "run", "artifactregistry", "storage"])
+
+  crypto_key_id = google_kms_crypto_key.regional["functions"].id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = local.agents[each.key]
+}
+
+resource "google_kms_crypto_key_iam_member" "logging_agent" {
+  crypto_key_id = google_kms_crypto_key.regional["logs"].id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = local.agents.logging
 }
 
 # Ingest only ever unwraps: PSKs and cloud keys with the device key, the
@@ -184,10 +218,18 @@ resource "google_kms_crypto_key_iam_member" "api_wraps_webhook_secrets" {
 }
 
 # The stream service is the API deployed alone: it verifies access tokens
-# with the signing key's public halves.
+# with the signing key's public halves, and authenticates Basic-auth
+# callers by unwrapping their key's secret with api-secrets (decrypt only:
+# unlike the API it never creates a key, nor signs a token).
 resource "google_kms_crypto_key_iam_member" "stream_reads_signing" {
   crypto_key_id = google_kms_crypto_key.signing.id
   role          = "roles/cloudkms.publicKeyViewer"
+  member        = google_service_account.fn["stream"].member
+}
+
+resource "google_kms_crypto_key_iam_member" "stream_api_secrets" {
+  crypto_key_id = google_kms_crypto_key.symmetric["api_secrets"].id
+  role          = "roles/cloudkms.cryptoKeyDecrypter"
   member        = google_service_account.fn["stream"].member
 }
 
@@ -214,4 +256,26 @@ resource "google_kms_crypto_key_iam_member" "deliver_certifies" {
   crypto_key_id = google_kms_crypto_key.webhook_signing.id
   role          = "roles/cloudkms.signer"
   member        = google_service_account.fn[each.key].member
+}
+
+# Every use of a key (each encrypt, decrypt and sign), and every read of
+# its settings or IAM, is written to the Data Access audit log: who used
+# which key when is what an investigation of a leak needs first.
+resource "google_project_iam_audit_config" "kms" {
+  project = var.project_id
+  service = "cloudkms.googleapis.com"
+
+  audit_log_config {
+    log_type = "ADMIN_READ"
+  }
+
+  audit_log_config {
+    log_type = "DATA_READ"
+  }
+
+  audit_log_config {
+    log_type = "DATA_WRITE"
+  }
+
+  depends_on = [google_project_service.api]
 }

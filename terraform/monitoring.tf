@@ -5,6 +5,8 @@ resource "google_monitoring_notification_channel" "email" {
   labels = {
     email_address = var.alert_email
   }
+
+  depends_on = [google_project_service.api]
 }
 
 # Log-based metrics over the functions' structured logs (shared/logging
@@ -55,6 +57,21 @@ locals {
       label       = ""
       field       = ""
     }
+    api_auth_failures = {
+      description = "Public API requests refused for missing or wrong credentials (unauthenticated) and token requests with a bad signed assertion (bad-assertion): mostly internet noise, so counted apart from uplink refusals."
+      filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"api\" OR \"stream\") AND jsonPayload.rejected=(\"unauthenticated\" OR \"bad-assertion\")"
+      label       = "reason"
+      field       = "rejected"
+    }
+    # The sweeps write nothing on success; Cloud Run's request log line
+    # with a 2xx status is their success line (a failed sweep answers 500,
+    # an unbuildable one 503, a refused call 403).
+    sweep_succeeded = {
+      description = "Successful runs of the connector-offline and webhook-delivery sweeps (2xx in Cloud Run's request log); their absence means a sweep stopped."
+      filter      = "resource.type=\"cloud_run_revision\" AND LOG_ID(\"run.googleapis.com/requests\") AND resource.labels.service_name=(${join(" OR ", [for f in local.sweeps : "\"${f}\""])}) AND httpRequest.status>=200 AND httpRequest.status<300"
+      label       = ""
+      field       = ""
+    }
     function_errors = {
       description = "Error-severity log entries of the functions."
       filter      = "resource.type=\"cloud_run_revision\" AND severity>=ERROR"
@@ -85,13 +102,21 @@ resource "google_logging_metric" "metric" {
   }
 
   label_extractors = each.value.label == "" ? {} : { (each.value.label) = "EXTRACT(jsonPayload.${each.value.field})" }
+
+  depends_on = [google_project_service.api]
 }
 
 # Late copies of a packet heard by several connectors are refused as
 # `replay` in normal operation; only these reasons mean a failed decryption
-# or authentication, and only they page.
+# or authentication, and only they page. The public API's refusals
+# (unauthenticated, bad-assertion) come from anyone on the internet and
+# have an alert of their own.
 locals {
-  auth_reasons = join(", ", [for r in ["decrypt", "handshake-auth", "bad-signature", "unknown-connector", "revoked-connector", "retired-connector-key", "unknown-sensor", "unauthenticated", "bad-assertion"] : "\"${r}\""])
+  auth_reasons = join(", ", [for r in ["decrypt", "handshake-auth", "bad-signature", "unknown-connector", "revoked-connector", "retired-connector-key", "unknown-sensor"] : "\"${r}\""])
+
+  # The functions Cloud Scheduler calls every minute; the sweep alert
+  # below has a condition for each.
+  sweeps = ["sweep", "deliver-sweep"]
 }
 
 # One alert per failure class in DESIGN.md. The failure_class label is how
@@ -164,6 +189,28 @@ locals {
       aligner   = "ALIGN_SUM"
       group_by  = ["metric.label.bucket"]
       doc       = "The newest key backup in the bucket named by the `bucket` label is more than 26 hours old, so sensors manufactured or connectors registered since then would be lost with the database. First look for `key backup failed` entries (the cause is there), fix it, then run `provision backup` and check that `key backup written` is logged for both buckets (terraform/README.md, Key backups)."
+    }
+    api_auth_failures = {
+      title     = "API authentication failures"
+      condition = "more than 1 refused API request/s for 10 minutes"
+      severity  = "WARNING"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/api_auth_failures\" AND resource.type=\"cloud_run_revision\""
+      threshold = 1
+      duration  = "600s"
+      aligner   = "ALIGN_RATE"
+      group_by  = ["metric.label.reason"]
+      doc       = "The public API (api, stream) is refusing many requests without valid credentials (`unauthenticated`) or token requests with a bad signed assertion (`bad-assertion`). A trickle is internet noise; this rate is either someone guessing credentials or a customer whose client broke (a deleted or rotated key, a wrong token URL or clock). First read the refusals' `route` and `reason` fields and the request log's source addresses and user agents: one customer's service account or address means contact them; many addresses spraying `unauthenticated` is an attack, which the per-account rate limit and key secrets withstand, so watch that it does not grow into a cost problem."
+    }
+    push_backlog_age = {
+      title     = "push backlog growing old"
+      condition = "a push subscription's oldest unacknowledged message is older than 5 minutes, for 5 minutes"
+      severity  = "ERROR"
+      filter    = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.label.subscription_id=one_of(${join(", ", [for k in keys(local.push_subscriptions) : "\"${k}\""])})"
+      threshold = 300
+      duration  = "300s"
+      aligner   = "ALIGN_MAX"
+      group_by  = ["resource.label.subscription_id"]
+      doc       = "Pub/Sub cannot hand the messages of the subscription in the `subscription_id` label to its function: uplinks, connector heartbeats or events wait, and sensors see no replies. Nothing is lost yet (topics keep messages a day, and failing messages dead-letter after five attempts). First look at the push subscription's delivery errors (Pub/Sub metrics `push_request_count` by response class): 403 means the subscription's own invoker account lost `run.invoker` or Pub/Sub lost token creation on it; 429 or 5xx means the function is failing or at `max_instances` (its logs); none at all means the function cannot keep up."
     }
     function_error_rate = {
       title     = "function errors"
@@ -248,6 +295,56 @@ resource "google_monitoring_alert_policy" "key_backup_unchecked" {
   depends_on = [google_logging_metric.metric]
 }
 
+# The sweeps run every minute; three minutes without a successful one means
+# connectors are no longer marked OFFLINE, or webhook retries, backfills
+# and syncs stopped. Scheduler failures are logged under
+# cloud_scheduler_job and Cloud Run's 403s only at WARNING, so only the
+# absence of success catches every cause.
+resource "google_monitoring_alert_policy" "sweep_not_running" {
+  display_name          = "SealedSense: sweeps not running"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = [google_monitoring_notification_channel.email.id]
+  user_labels           = { failure_class = "sweep_not_running" }
+
+  conditions {
+    display_name = "no successful sweep run for 3 minutes"
+    condition_absent {
+      filter   = "metric.type=\"logging.googleapis.com/user/sealedsense/sweep_succeeded\" AND resource.type=\"cloud_run_revision\" AND resource.label.service_name=\"sweep\""
+      duration = "180s"
+      # One series per service, whatever revision served it, so that a
+      # deployment does not read as an absence.
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+    }
+  }
+
+  conditions {
+    display_name = "no successful deliver-sweep run for 3 minutes"
+    condition_absent {
+      filter   = "metric.type=\"logging.googleapis.com/user/sealedsense/sweep_succeeded\" AND resource.type=\"cloud_run_revision\" AND resource.label.service_name=\"deliver-sweep\""
+      duration = "180s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A sweep (`sweep`: connectors OFFLINE; `deliver-sweep`: webhook retries, backfills and syncs) has not completed for three minutes. First check its Cloud Scheduler job (`connector-offline-sweep` or `webhook-delivery-sweep`: paused, or its last attempt's status, logged under `cloud_scheduler_job`), then the service's request log: 403 means the job's own `sched-` account lost `run.invoker` on the function, 500 a failed sweep (its ERROR entry says why), 503 a function that cannot start (its configuration or KMS)."
+  }
+
+  depends_on = [google_logging_metric.metric]
+}
+
 resource "google_monitoring_dashboard" "ops" {
   dashboard_json = jsonencode({
     displayName = "SealedSense operations"
@@ -285,4 +382,6 @@ resource "google_monitoring_dashboard" "ops" {
       )
     }
   })
+
+  depends_on = [google_project_service.api]
 }

@@ -36,6 +36,8 @@ output "kms_keys" {
     firestore   = google_kms_crypto_key.symmetric["firestore"].id
     pubsub      = google_kms_crypto_key.symmetric["pubsub"].id
     storage     = { for k, key in google_kms_crypto_key.storage : k => key.id }
+    functions   = google_kms_crypto_key.regional["functions"].id
+    logs        = google_kms_crypto_key.regional["logs"].id
   }
 }
 

@@ -47,7 +47,7 @@ func locationAttrs() map[string]bool {
 // alert policy labelled failure_class=<class>.
 func failureClasses() []string {
 	return []string{"decrypt_auth_failures", "dead_letter_backlog", "connector_offline", "webhook_disabled", "function_error_rate",
-		"key_backup_failed", "key_backup_stale", "key_backup_unchecked"}
+		"key_backup_failed", "key_backup_stale", "key_backup_unchecked", "api_auth_failures", "sweep_not_running", "push_backlog_age"}
 }
 
 // runtime is the Cloud Run functions runtime of the go.mod's go line.

@@ -1,33 +1,48 @@
-data "google_project" "this" {
-  project_id = var.project_id
-}
-
 locals {
-  services = toset([
+  # What the first apply in a new project needs: cloudresourcemanager for
+  # project IAM and data.google_project, iam for service accounts,
+  # serviceusage for the service agents. orgpolicy only when Terraform
+  # sets the organization policy.
+  services = toset(concat([
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudkms.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
-    "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
-    "orgpolicy.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
+    "serviceusage.googleapis.com",
     "storage.googleapis.com",
-  ])
+  ], local.set_location_policy ? ["orgpolicy.googleapis.com"] : []))
 
-  # Google-managed service agents that encrypt our stores with our keys.
-  # google_project_service_identity would create them, but it exists only
-  # in google-beta; their addresses are fixed, so they are built here.
-  agents = {
-    pubsub    = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-    storage   = "serviceAccount:service-${data.google_project.this.number}@gs-project-accounts.iam.gserviceaccount.com"
-    firestore = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-firestore.iam.gserviceaccount.com"
+  set_location_policy = var.organization_id != "" && var.enforce_resource_locations
+
+  # Google-managed service agents that use our keys: Firestore, Pub/Sub and
+  # Cloud Storage for our stores; Artifact Registry, Cloud Run and Cloud
+  # Functions for the functions' images and instances (CMEK needs all four
+  # of Storage, Artifact Registry, Run and Functions); Cloud Logging for
+  # the log bucket. Some exist only after the service's first use, so each
+  # is created (or looked up) here before any grant names it.
+  agent_services = {
+    firestore        = "firestore.googleapis.com"
+    pubsub           = "pubsub.googleapis.com"
+    artifactregistry = "artifactregistry.googleapis.com"
+    run              = "run.googleapis.com"
+    cloudfunctions   = "cloudfunctions.googleapis.com"
   }
+
+  agents = merge(
+    { for k, a in google_project_service_identity.agent : k => a.member },
+    {
+      storage = data.google_storage_project_service_account.storage.member
+      logging = "serviceAccount:${data.google_logging_project_cmek_settings.this.service_account_id}"
+    },
+  )
 }
 
 resource "google_project_service" "api" {
@@ -38,9 +53,39 @@ resource "google_project_service" "api" {
   disable_on_destroy = false
 }
 
+# google_project_service_identity exists only in google-beta (7.x); it
+# asks Service Usage to create the agent now rather than on first use.
+resource "google_project_service_identity" "agent" {
+  provider = google-beta
+  for_each = local.agent_services
+
+  project = var.project_id
+  service = each.value
+
+  depends_on = [google_project_service.api]
+}
+
+# Cloud Storage creates its agent when asked for it; this read does that.
+data "google_storage_project_service_account" "storage" {
+  project = var.project_id
+
+  depends_on = [google_project_service.api]
+}
+
+# Likewise Cloud Logging's CMEK agent, which encrypts the log bucket.
+data "google_logging_project_cmek_settings" "this" {
+  project = var.project_id
+
+  depends_on = [google_project_service.api]
+}
+
 # A guard against anything (ours or added by hand) landing outside the EU.
+# A project outside an organization cannot hold an organization policy,
+# and setting one needs roles/orgpolicy.policyAdmin, which exists only at
+# organization level (a project owner gets 403): so it is set only when
+# organization_id is given, by someone holding that role.
 resource "google_org_policy_policy" "resource_locations" {
-  count = var.enforce_resource_locations ? 1 : 0
+  count = local.set_location_policy ? 1 : 0
 
   name   = "projects/${var.project_id}/policies/gcp.resourceLocations"
   parent = "projects/${var.project_id}"

@@ -28,7 +28,7 @@ resource "google_pubsub_subscription" "push" {
     push_endpoint = "${google_cloudfunctions2_function.fn[each.value.function].service_config[0].uri}/projects/${var.project_id}/topics/${each.value.topic}"
 
     oidc_token {
-      service_account_email = google_service_account.push_invoker.email
+      service_account_email = google_service_account.push_invoker[each.key].email
       audience              = google_cloudfunctions2_function.fn[each.value.function].service_config[0].uri
     }
   }
@@ -46,6 +46,9 @@ resource "google_pubsub_subscription" "push" {
   expiration_policy {
     ttl = ""
   }
+
+  # Pushes start at once: the invoker must already be allowed to call.
+  depends_on = [google_cloud_run_v2_service_iam_member.push_invokes, google_service_account_iam_member.pubsub_mints_push_tokens]
 }
 
 # Holds what was dead-lettered for inspection and replay; its backlog is

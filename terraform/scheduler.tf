@@ -1,5 +1,5 @@
 # Periodic work runs as HTTP calls with an OIDC token, so the functions
-# stay private to the scheduler's identity.
+# stay private to each job's own identity.
 locals {
   scheduled = {
     sweep           = { name = "connector-offline-sweep", schedule = "* * * * *", deadline = "60s", description = "Marks connectors that stopped sending heartbeats OFFLINE." }
@@ -30,10 +30,10 @@ resource "google_cloud_scheduler_job" "sweep" {
     http_method = "POST"
 
     oidc_token {
-      service_account_email = google_service_account.scheduler.email
+      service_account_email = google_service_account.scheduler[each.key].email
       audience              = google_cloudfunctions2_function.fn[each.key].service_config[0].uri
     }
   }
 
-  depends_on = [google_cloud_run_v2_service_iam_member.scheduler_invokes]
+  depends_on = [google_cloud_run_v2_service_iam_member.scheduler_invokes, google_project_service.api]
 }

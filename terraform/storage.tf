@@ -62,5 +62,5 @@ resource "google_storage_bucket" "bucket" {
     prevent_destroy = true
   }
 
-  depends_on = [google_kms_crypto_key_iam_member.storage_agent]
+  depends_on = [google_kms_crypto_key_iam_member.storage_agent, google_project_service.api]
 }

@@ -104,10 +104,43 @@ variable "connectors" {
   }
 }
 
+variable "organization_id" {
+  description = "The numeric id of the organization the project belongs to, or empty for a project outside an organization (or when Terraform may not set organization policies). Given, Terraform sets the gcp.resourceLocations policy on the project, which needs roles/orgpolicy.policyAdmin at organization level."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.organization_id == "" || can(regex("^[0-9]+$", var.organization_id))
+    error_message = "organization_id is the organization's numeric id (gcloud organizations list), or empty."
+  }
+}
+
 variable "enforce_resource_locations" {
-  description = "Set the gcp.resourceLocations organization policy on the project. Turn off when the organization already enforces it, or when Terraform may not set project policies."
+  description = "With organization_id set, set the gcp.resourceLocations organization policy on the project. Turn off when the organization already enforces it."
   type        = bool
   default     = true
+}
+
+variable "firestore_backup_retention_days" {
+  description = "How long Firestore keeps each daily backup of the database (at most 98 days, Firestore's limit). Backups are encrypted with the database's key."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.firestore_backup_retention_days >= 1 && var.firestore_backup_retention_days <= 98
+    error_message = "Firestore backups are kept 1 to 98 days."
+  }
+}
+
+variable "log_retention_days" {
+  description = "How long the EU log bucket keeps the functions' and services' logs."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.log_retention_days >= 1 && var.log_retention_days <= 3650
+    error_message = "Logs are kept 1 to 3650 days."
+  }
 }
 
 variable "ingest_window" {
