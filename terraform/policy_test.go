@@ -40,7 +40,8 @@ func euLocations() map[string]bool {
 
 // locationAttrs are the attributes that place a resource or its data.
 func locationAttrs() map[string]bool {
-	return map[string]bool{"location": true, "region": true, "location_id": true, "allowed_persistence_regions": true, "allowed_values": true}
+	return map[string]bool{"location": true, "region": true, "location_id": true, "allowed_persistence_regions": true, "allowed_values": true,
+		"zone": true, "zones": true, "node_locations": true, "data_locations": true, "storage_location": true}
 }
 
 // failureClasses are DESIGN.md's ways data can stop flowing; each needs an
@@ -171,6 +172,9 @@ func TestFilesAreCanonical(t *testing.T) {
 	t.Parallel()
 	m := loadDir(t, ".")
 	for name, src := range m.files {
+		if !strings.HasSuffix(name, ".tf") {
+			continue
+		}
 		if got := hclwrite.Format(src); string(got) != string(src) {
 			t.Errorf("%s is not in canonical format (terraform fmt)", name)
 		}
@@ -199,32 +203,47 @@ func euOnly(t *testing.T, m *module) []string {
 // locationsOutsideEU lists every location attribute of every resource
 // instance that is not a known EU value.
 func locationsOutsideEU(m *module) []string {
-	eu := euLocations()
 	var out []string
-	for _, b := range m.resources {
-		for _, inst := range m.instances(b) {
-			walkAttrs(b.Body, func(a *hclsyntax.Attribute) {
-				if !locationAttrs()[a.Name] {
-					return
+	for _, inst := range m.everything() {
+		walkAttrs(inst.block.Body, func(a *hclsyntax.Attribute) {
+			if !locationAttrs()[a.Name] {
+				return
+			}
+			v, diags := a.Expr.Value(inst.ctx)
+			if diags.HasErrors() {
+				v = cty.DynamicVal
+			}
+			vals, err := strs(v)
+			if err != nil {
+				out = append(out, fmt.Sprintf("%s: %s = %s %s is %v; a location must be a known EU value", inst, a.Name, m.source(a), pos(a), err))
+				return
+			}
+			for _, l := range vals {
+				if !inEU(l) {
+					out = append(out, fmt.Sprintf("%s: %s %q %s is not in the EU", inst, a.Name, l, pos(a)))
 				}
-				v, diags := a.Expr.Value(inst.ctx)
-				if diags.HasErrors() {
-					v = cty.DynamicVal
-				}
-				vals, err := strs(v)
-				if err != nil {
-					out = append(out, fmt.Sprintf("%s: %s = %s is %v; a location must be a known EU value", inst, a.Name, m.source(a), err))
-					return
-				}
-				for _, l := range vals {
-					if !eu[strings.ToLower(l)] {
-						out = append(out, fmt.Sprintf("%s: %s %q is not in the EU", inst, a.Name, l))
-					}
-				}
-			})
-		}
+			}
+		})
 	}
 	return out
+}
+
+// inEU reports whether a location, or the region of a zone, is in the EU.
+func inEU(l string) bool {
+	l = strings.ToLower(l)
+	if euLocations()[l] {
+		return true
+	}
+	if i := strings.LastIndex(l, "-"); i > 0 && len(l)-i == 2 && l[i+1] >= 'a' && l[i+1] <= 'z' {
+		region := l[:i]
+		return euLocations()[region] && strings.Contains(region, "-")
+	}
+	return false
+}
+
+// pos is where an attribute is written: (file:line).
+func pos(a *hclsyntax.Attribute) string {
+	return fmt.Sprintf("(%s:%d)", a.NameRange.Filename, a.NameRange.Start.Line)
 }
 
 // nonEUValue is a value of the variable's type that names a US region, or
