@@ -278,14 +278,19 @@ func (m *module) evalLocals(ctx *hcl.EvalContext) {
 	for range len(m.locals) + 1 {
 		ctx.Variables["local"] = cty.ObjectVal(locals)
 		next := map[string]cty.Value{}
+		same := len(locals) == len(m.locals)
 		for k, e := range m.locals {
 			v, diags := e.Value(ctx)
 			if diags.HasErrors() {
 				v = cty.DynamicVal
 			}
 			next[k] = v
+			same = same && v.RawEquals(locals[k])
 		}
 		locals = next
+		if same {
+			break
+		}
 	}
 	ctx.Variables["local"] = cty.ObjectVal(locals)
 }
