@@ -559,11 +559,12 @@ func functionsCMEK(t *testing.T, m *module) []string {
 	return out
 }
 
-// orgLocationPolicy: given an organization id, the module sets the
-// gcp.resourceLocations policy, allowing EU locations only (euOnly checks
-// the values): the guard against anything added by hand outside the EU.
+// orgLocationPolicy: given an organization id (var.organization_id, or
+// var.org_id), the module sets the gcp.resourceLocations policy, allowing
+// EU locations only (euOnly checks the values): the guard against anything
+// added by hand outside the EU.
 func orgLocationPolicy(t *testing.T, m *module) []string {
-	withOrg := m.withVars(map[string]cty.Value{"organization_id": cty.StringVal("123")})
+	withOrg := m.withVars(map[string]cty.Value{"organization_id": cty.StringVal("123"), "org_id": cty.StringVal("123")})
 	var out []string
 	found := 0
 	for _, inst := range withOrg.all("") {

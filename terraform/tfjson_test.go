@@ -2,6 +2,7 @@ package terraform_test
 
 import (
 	"sort"
+	"testing"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -166,4 +167,36 @@ func (j *jsonReader) expr(e hcl.Expression) hclsyntax.Expression {
 		return tup
 	}
 	return &hclsyntax.LiteralValueExpr{Val: v, SrcRange: r}
+}
+
+// FuzzParseJSON: any JSON, however far from Terraform's shape, is read or
+// refused with diagnostics, and whatever is read evaluates without a panic.
+func FuzzParseJSON(f *testing.F) {
+	for _, seed := range []string{
+		`{"resource": {"google_storage_bucket": {"b": {"location": "US", "encryption": {"default_kms_key_name": "${google_kms_crypto_key.k.id}"}}}}}`,
+		`{"resource": {"t": {"n": [1, {"a": 1}, null, "x"]}}, "locals": [{"a": "${1 + }"}]}`,
+		`{"variable": {"region": {"default": "europe-west1", "validation": [{"condition": "${startswith(var.region, \"europe-\")}"}]}}}`,
+		`{"module": {"m": {"source": "./m", "dynamic": {"x": {"for_each": [1], "content": {}}}}}, "//": "comment"}`,
+		`[]`, `{"resource": "x"}`, `{"data": {"google_project": {"this": {}}}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		body, diags := parseJSON("fuzz.tf.json", src)
+		if diags.HasErrors() || body == nil {
+			return
+		}
+		ctx := &hcl.EvalContext{Functions: functions()}
+		var walk func(b *hclsyntax.Body)
+		walk = func(b *hclsyntax.Body) {
+			for _, a := range b.Attributes {
+				_, _ = a.Expr.Value(ctx)
+				_ = a.Expr.Variables()
+			}
+			for _, nb := range b.Blocks {
+				walk(nb.Body)
+			}
+		}
+		walk(body)
+	})
 }
