@@ -36,6 +36,7 @@ const (
 	pFirestore = "Firestore keeps point-in-time recovery and delete protection"
 	pRotation  = "every symmetric key rotates within 90 days"
 	pLocal     = "every child module is local, so these policies read it"
+	pFunctions = "functions and their images are under CMEK"
 )
 
 // mutations are the ways issue 16 found the module could be broken while
@@ -96,12 +97,18 @@ resource "google_storage_bucket" "exports" {
   }
 }
 `}},
-		{name: "an Artifact Registry repository without CMEK", caughtBy: pCMEK, add: map[string]string{"registry.tf": `resource "google_artifact_registry_repository" "functions" {
+		{name: "an Artifact Registry repository without CMEK", caughtBy: pCMEK,
+			file: "functions.tf", old: `  kms_key_name  = google_kms_crypto_key.regional["functions"].id`, new: ``},
+		{name: "another Artifact Registry repository without CMEK", caughtBy: pCMEK, add: map[string]string{"registry.tf": `resource "google_artifact_registry_repository" "images" {
   location      = var.region
-  repository_id = "functions"
+  repository_id = "images"
   format        = "DOCKER"
 }
 `}},
+		{name: "functions without CMEK", caughtBy: pFunctions,
+			file: "functions.tf", old: `  kms_key_name = google_kms_crypto_key.regional["functions"].id`, new: ``},
+		{name: "function images in Google's default repository", caughtBy: pFunctions,
+			file: "functions.tf", old: `    docker_repository = google_artifact_registry_repository.functions.id`, new: ``},
 		{name: "topics' kms_key_name = false ? key : null", caughtBy: pCMEK,
 			file: "pubsub.tf", old: `google_kms_crypto_key.symmetric["pubsub"].id`, new: `false ? google_kms_crypto_key.symmetric["pubsub"].id : null`},
 		{name: "Firestore's kms_key_name = false ? key : null", caughtBy: pCMEK,

@@ -61,10 +61,6 @@ type policy struct {
 	check func(t *testing.T, m *module) []string
 	// bad are modules that each break the policy, and nothing else it needs.
 	bad []string
-	// pending, when set, says which change of the module will make it
-	// keep the policy: until then TestPolicies reports its failures
-	// without failing, and fails once it passes, so the mark is removed.
-	pending string
 }
 
 func policies() []policy {
@@ -211,7 +207,7 @@ resource "google_cloudfunctions2_function" "fn" {
   build_config {
     docker_repository = "projects/p/locations/europe-west1/repositories/gcf-artifacts"
   }
-}`}, pending: "issue 16: functions get kms_key_name and a CMEK Artifact Registry repository as docker_repository"},
+}`}},
 		{name: "Firestore keeps point-in-time recovery and delete protection", check: firestoreRecovery, bad: []string{`
 resource "google_firestore_database" "d" {
   point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_DISABLED"
@@ -277,14 +273,7 @@ func TestPolicies(t *testing.T) {
 	m := loadDir(t, ".")
 	for _, p := range policies() {
 		t.Run(p.name, func(t *testing.T) {
-			v := p.check(t, m)
-			switch {
-			case p.pending != "" && len(v) == 0:
-				t.Errorf("the module keeps this policy now: remove its pending mark (%s)", p.pending)
-			case p.pending != "":
-				t.Skipf("pending (%s); the module breaks it %d times:\n%s", p.pending, len(v), strings.Join(v, "\n"))
-			}
-			for _, v := range v {
+			for _, v := range p.check(t, m) {
 				t.Error(v)
 			}
 		})
