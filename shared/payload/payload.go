@@ -94,6 +94,19 @@ type Uplink struct {
 	// epoch and its readings keep ids of their own. Optional: a sensor
 	// that never sends it is in epoch 0.
 	Epoch uint32 `cbor:"3,keyasint,omitempty"`
+	// Config reports the configuration version the sensor runs, or the
+	// reason it refused the newest it was sent. Optional: a sensor that
+	// never got a configuration sends none.
+	Config *ConfigReport `cbor:"4,keyasint,omitempty"`
+}
+
+// ConfigReport is a sensor's answer to a configuration.
+type ConfigReport struct {
+	// Version is the configuration version the sensor runs, or, with a
+	// Reason, the one it refused.
+	Version uint32 `cbor:"1,keyasint"`
+	// Reason is 0 when the sensor runs Version, else a devconfig.Reason.
+	Reason uint8 `cbor:"2,keyasint,omitempty"`
 }
 
 // Config is what the cloud may set on a sensor. Zero fields are unchanged.
@@ -103,6 +116,13 @@ type Config struct {
 	// sent to a sensor that still handshakes under an older one. The
 	// sensor keeps its old key until a handshake under this one succeeds.
 	CloudKey []byte `cbor:"2,keyasint,omitempty"`
+	// Version names the settings below (a devconfig.Config); 0 means the
+	// reply carries none. A sensor applies a version newer than the one
+	// it runs, and reports the version in its uplinks until it changes.
+	Version        uint32 `cbor:"3,keyasint,omitempty"`
+	SampleInterval uint32 `cbor:"4,keyasint,omitempty"` // seconds
+	Batch          uint32 `cbor:"5,keyasint,omitempty"` // readings per packet
+	TxPower        *int32 `cbor:"6,keyasint,omitempty"` // dBm
 }
 
 // CloudKeySize is the size of Config.CloudKey when present.

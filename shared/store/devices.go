@@ -8,6 +8,8 @@ import (
 
 	"cloud.google.com/go/firestore"
 
+	"github.com/sealedsense/sealedsense/shared/devconfig"
+
 	"github.com/sealedsense/sealedsense/shared/event"
 )
 
@@ -45,6 +47,35 @@ type Device struct {
 	Links             map[string]Link `firestore:"links,omitempty"`
 	Pending           *PendingReply   `firestore:"pendingReply,omitempty"`
 	LastNetworkStatus time.Time       `firestore:"lastNetworkStatus,omitempty"`
+	// Configuration is the device's desired and reported configuration
+	// (its shadow); nil until one is first set.
+	Configuration *ConfigState `firestore:"configuration,omitempty"`
+}
+
+// Configuration statuses.
+const (
+	ConfigInSync   = "IN_SYNC"
+	ConfigPending  = "PENDING"
+	ConfigRejected = "REJECTED"
+	ConfigExpired  = "EXPIRED"
+)
+
+// ConfigState is a device's configuration shadow: what the customer wants,
+// what the sensor last confirmed running, and where the change stands.
+type ConfigState struct {
+	Desired         devconfig.Config `firestore:"desired"`
+	DesiredVersion  int64            `firestore:"desiredVersion"`
+	Reported        devconfig.Config `firestore:"reported"`
+	ReportedVersion int64            `firestore:"reportedVersion"`
+	Status          string           `firestore:"status"`
+	// Requested is when the desired configuration was set; a PENDING one
+	// not confirmed within the expiry bound becomes EXPIRED.
+	Requested time.Time `firestore:"requested"`
+	// Attempts and LastSent count the replies that carried it.
+	Attempts     int64     `firestore:"attempts"`
+	LastSent     time.Time `firestore:"lastSent,omitempty"`
+	RejectReason int       `firestore:"rejectReason,omitempty"`
+	Updated      time.Time `firestore:"updated"`
 }
 
 // Link is what the cloud has learnt about reaching a device through one
