@@ -169,6 +169,25 @@ resource "google_firestore_index" "connectors_online_last_seen" {
   }
 }
 
+# Sweep: devices whose configuration is still PENDING after
+# config_expire_after, to mark EXPIRED (an equality and a range on
+# different fields need a composite index).
+resource "google_firestore_index" "devices_configuration_pending" {
+  database    = google_firestore_database.main.name
+  collection  = "devices"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "configuration.status"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "configuration.requested"
+    order      = "ASCENDING"
+  }
+}
+
 # Webhook delivery: the sweep claims due pairs (pending, due <= now, oldest
 # first), and :metrics reads a connector's last 3 hours of windows.
 resource "google_firestore_index" "deliveries_due" {

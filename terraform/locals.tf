@@ -54,6 +54,7 @@ locals {
     SEALEDSENSE_INGEST_KEY_REFRESH_EVERY     = var.ingest_key_refresh_every
     SEALEDSENSE_NETWORK_STATUS_EVERY         = var.network_status_every
     SEALEDSENSE_CONNECTOR_OFFLINE_AFTER      = var.connector_offline_after
+    SEALEDSENSE_CONFIG_EXPIRE_AFTER          = var.config_expire_after
     SEALEDSENSE_EVENT_RETENTION              = "${var.event_retention_days * 24}h"
     SEALEDSENSE_API_SECRETS_KEY              = google_kms_crypto_key.symmetric["api_secrets"].id
     SEALEDSENSE_SIGNING_KEY                  = google_kms_crypto_key.signing.id

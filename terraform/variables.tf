@@ -179,6 +179,12 @@ variable "connector_offline_after" {
   default     = "2m"
 }
 
+variable "config_expire_after" {
+  description = "A device configuration the sensor has not confirmed this long after it was requested is marked EXPIRED (and no longer sent)."
+  type        = string
+  default     = "168h"
+}
+
 variable "max_instances" {
   description = "The most instances each function may scale to."
   type        = number

@@ -47,6 +47,9 @@ type Config struct {
 	// OfflineAfter is the heartbeat silence after which a connector is
 	// marked offline (default 90s, three missed 30s heartbeats).
 	OfflineAfter time.Duration
+	// ConfigExpireAfter is how long a requested device configuration may
+	// stay unconfirmed before the sweep marks it EXPIRED (default 7 days).
+	ConfigExpireAfter time.Duration
 	// Retention is how long events are kept before Firestore's TTL
 	// deletes them (default 30 days).
 	Retention time.Duration
@@ -93,6 +96,7 @@ func (c Config) withDefaults() Config {
 	def(&c.NetworkStatusEvery, 15*time.Minute)
 	def(&c.OfflineAfter, 90*time.Second)
 	def(&c.Retention, 30*24*time.Hour)
+	def(&c.ConfigExpireAfter, 7*24*time.Hour)
 	def(&c.ConnectorCacheTTL, 30*time.Second)
 	def(&c.KeyRefresh, DefaultKeyRefresh)
 	if c.HandshakeRate <= 0 {

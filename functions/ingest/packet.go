@@ -33,6 +33,7 @@ type packetWrite struct {
 	out    outcome
 	fresh  []storedEvent // the events this attempt creates
 	reused int           // new readings whose ids were stored before
+	config *storedEvent  // this attempt's configurationStatus event
 }
 
 // writePacket runs a packet's transaction. Only a resent reading
@@ -71,7 +72,7 @@ func (p *packetWrite) lookups(checkAll bool) []string {
 // stored yet, updates the device and seals the ACK. checkAll reads every
 // reading's event rather than only the resent ones'.
 func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAll bool) error {
-	p.out, p.fresh, p.reused = outcome{rec: p.rec}, nil, 0
+	p.out, p.fresh, p.reused, p.config = outcome{rec: p.rec}, nil, 0, nil
 	now := s.deps.Now()
 	index := p.hdr.ReceiverIndex
 	st, err := s.db.PacketState(tx, index, p.deviceID, p.lookups(checkAll))
@@ -103,7 +104,8 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 			return err
 		}
 	}
-	offer := keyOffer(p.keys.statics, st.Device.StaticKeyVersion())
+	cfg := planConfig(st.Device.Configuration, p.ul.Config, now)
+	offer := withConfig(keyOffer(p.keys.statics, st.Device.StaticKeyVersion()), cfg.send)
 	reply, replyCtr, err := s.sealAck(tx, index, st.Session.DeviceID, p.keys, sess, counter, offer, now)
 	if err != nil {
 		return err
@@ -115,7 +117,10 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 		}
 	}
 	p.fresh, p.reused = w.fresh, w.reused
-	change := store.DeviceChange{Reported: w.reported}
+	if err := s.storeConfigEvent(tx, p, st.Device, cfg, &w, now); err != nil {
+		return err
+	}
+	change := store.DeviceChange{Reported: w.reported, Config: cfg.change}
 	if v, ok := feedback(st.Device.Pending, heardBack{session: index, received: p.ul.Replies}, now); ok {
 		change.Verdict = &v
 		p.out.avoid = lostVia(v)
@@ -146,6 +151,35 @@ func keyOffer(statics []registry.StaticKey, handshookUnder int) *payload.Config 
 		return nil
 	}
 	return &payload.Config{CloudKey: bytes.Clone(statics[0].Public[:])}
+}
+
+// storeConfigEvent creates the configurationStatus event of the
+// packet's configuration transition, if any, among the packet's events.
+func (s *Service) storeConfigEvent(tx *firestore.Transaction, p *packetWrite, d store.Device, cfg configStep, w *eventWrites, now time.Time) error {
+	if cfg.transition == "" {
+		return nil
+	}
+	ev, err := s.configEvent(d.ProjectID, p.deviceID, cfg.transition, d.Configuration.DesiredVersion, cfg.reason, now)
+	if err != nil || ev == nil {
+		return err
+	}
+	if err := s.db.CreateEvent(tx, ev.id, ev.doc); err != nil {
+		return err
+	}
+	p.config, w.ids = ev, append(w.ids, ev.id)
+	return nil
+}
+
+// withConfig is a reply's configuration: the key offer and the device's
+// pending settings, either or both; nil when it carries neither.
+func withConfig(offer, settings *payload.Config) *payload.Config {
+	if settings == nil {
+		return offer
+	}
+	if offer != nil {
+		settings.CloudKey = offer.CloudKey
+	}
+	return settings
 }
 
 // sealAck seals the reply, an ACK of counter with config if not nil, and

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -41,9 +42,21 @@ func (s *Service) handleStatus(ctx context.Context, data []byte) error {
 }
 
 // Sweep marks connectors whose heartbeats stopped as offline, with a
-// connectionStatus event and an alertable log line. Cloud Scheduler calls
-// it every minute through the Sweep HTTP function.
+// connectionStatus event and an alertable log line, and device
+// configurations left unconfirmed too long as expired, with a
+// configurationStatus event. It returns how many connectors went
+// offline. Cloud Scheduler calls it every minute through the Sweep HTTP
+// function.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
+	// One failing does not hold the other up.
+	n, err := s.sweepConnectors(ctx)
+	if _, cerr := s.expireConfigs(ctx); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return n, err
+}
+
+func (s *Service) sweepConnectors(ctx context.Context) (int, error) {
 	ids, err := s.db.SilentConnectors(ctx, s.deps.Now().Add(-s.cfg.OfflineAfter))
 	if err != nil {
 		return 0, err

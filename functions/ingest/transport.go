@@ -186,7 +186,11 @@ func (s *Service) packetStored(ctx context.Context, recID string, p *packetWrite
 	s.n.packets.Add(1)
 	s.n.readings.Add(uint64(len(p.fresh)))
 	s.n.badReadings.Add(uint64(len(p.bad)))
-	if err := s.publishEvents(ctx, p.out.rec.ProjectID, p.out.rec.DeviceID, jsonOf(p.fresh)); err != nil {
+	events := jsonOf(p.fresh)
+	if p.config != nil {
+		events = append(events, p.config.doc.JSON)
+	}
+	if err := s.publishEvents(ctx, p.out.rec.ProjectID, p.out.rec.DeviceID, events); err != nil {
 		return err
 	}
 	s.scheduleReply(recID, p.out)

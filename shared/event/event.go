@@ -268,7 +268,7 @@ func KnownType(t string) bool {
 	case "touch", "temperature", "objectPresent", "humidity", "objectPresentCount", "touchCount",
 		"waterPresent", "co2", "pressure", "motion", "deskOccupancy", "contact", "probeWireStatus",
 		"batteryStatus", "networkStatus", "connectionStatus", "ethernetStatus", "cellularStatus",
-		"connectionLatency", "labelsChanged":
+		"connectionLatency", "labelsChanged", "configurationStatus":
 		return true
 	}
 	return false

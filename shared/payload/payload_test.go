@@ -35,7 +35,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, r := range readings() {
 		t.Run(r.Kind.EventType(), func(t *testing.T) {
 			t.Parallel()
-			in := payload.Uplink{Readings: []payload.Reading{r}, Replies: []uint64{4}, Epoch: 3}
+			in := payload.Uplink{Readings: []payload.Reading{r}, Replies: []uint64{4}, Epoch: 3, Config: &payload.ConfigReport{Version: 2, Reason: 1}}
 			b, err := in.Marshal()
 			if err != nil {
 				t.Fatal(err)
@@ -233,6 +233,11 @@ func FuzzDecodeUplink(f *testing.F) {
 	}
 	all, _ := payload.Uplink{Readings: readings(), Epoch: math.MaxUint32}.Marshal()
 	f.Add(all)
+	// A configuration report: applied, and refused with a reason.
+	for _, rep := range []payload.ConfigReport{{Version: 3}, {Version: math.MaxUint32, Reason: 1}} {
+		b, _ := payload.Uplink{Readings: readings()[:1], Config: &rep}.Marshal()
+		f.Add(b)
+	}
 	// A packet with one bad reading (celsius out of range) beside a good one.
 	mixed, _ := cbor.Marshal(map[int]any{1: []any{map[int]any{1: 1, 2: 1, 3: ms, 5: 20.0}, map[int]any{1: 2, 2: 1, 3: ms, 5: 900.0}}, 3: 5})
 	f.Add(mixed)

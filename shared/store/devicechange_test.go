@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+
+	"github.com/sealedsense/sealedsense/shared/devconfig"
 )
 
 // TestDeviceChangeUpdates pins the field paths a DeviceChange writes: the
@@ -41,6 +43,13 @@ func TestDeviceChangeUpdates(t *testing.T) {
 		{"a connector seen twice: its first sighting", DeviceChange{
 			Seen: []Sighting{{ConnectorID: "a", RSSI: -70, Received: at}, {ConnectorID: "b", RSSI: -90, Received: at}, {ConnectorID: "a", RSSI: -72, Received: at.Add(time.Millisecond)}},
 		}, []string{"[links a rssi]", "[links a lastSeen]", "[links b rssi]", "[links b lastSeen]"}},
+		{"a configuration sent", DeviceChange{Config: &ConfigChange{Sent: at, Updated: at}},
+			[]string{"[configuration attempts]", "[configuration lastSent]", "[configuration updated]"}},
+		{"a configuration confirmed", DeviceChange{Config: &ConfigChange{ReportedVersion: 2, Reported: &devconfig.Config{Batch: 2}, Status: ConfigInSync, Updated: at}},
+			[]string{"[configuration reportedVersion]", "[configuration reported]", "[configuration status]", "[configuration updated]"}},
+		{"a configuration rejected", DeviceChange{Config: &ConfigChange{Status: ConfigRejected, RejectReason: 1, Updated: at}},
+			[]string{"[configuration status]", "[configuration rejectReason]", "[configuration updated]"}},
+		{"no configuration change", DeviceChange{Config: &ConfigChange{Updated: at}}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

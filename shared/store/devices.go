@@ -223,6 +223,50 @@ type DeviceChange struct {
 	NetworkStatusAt time.Time
 	// Reported is the latest event data per event type to report.
 	Reported map[string]any
+	// Config, if set, changes the configuration shadow.
+	Config *ConfigChange
+}
+
+// ConfigChange is what one packet, or the sweep, changes of a device's
+// configuration shadow. Only its set fields are written, so a change
+// never overwrites a desired configuration the API set meanwhile.
+type ConfigChange struct {
+	// Sent, if set, is when a reply carried the desired configuration:
+	// one more attempt.
+	Sent time.Time
+	// ReportedVersion, if not 0, is the version the sensor reports it
+	// runs, and Reported, if set, its settings.
+	ReportedVersion int64
+	Reported        *devconfig.Config
+	// Status, if set, is the new status, with RejectReason when REJECTED.
+	Status       string
+	RejectReason int
+	Updated      time.Time
+}
+
+func (c ConfigChange) updates() []firestore.Update {
+	at := func(f string) firestore.FieldPath { return firestore.FieldPath{"configuration", f} }
+	var upd []firestore.Update
+	if !c.Sent.IsZero() {
+		upd = append(upd, firestore.Update{FieldPath: at("attempts"), Value: firestore.Increment(1)},
+			firestore.Update{FieldPath: at("lastSent"), Value: c.Sent})
+	}
+	if c.ReportedVersion != 0 {
+		upd = append(upd, firestore.Update{FieldPath: at("reportedVersion"), Value: c.ReportedVersion})
+	}
+	if c.Reported != nil {
+		upd = append(upd, firestore.Update{FieldPath: at("reported"), Value: *c.Reported})
+	}
+	if c.Status != "" {
+		upd = append(upd, firestore.Update{FieldPath: at("status"), Value: c.Status})
+		if c.Status == ConfigRejected {
+			upd = append(upd, firestore.Update{FieldPath: at("rejectReason"), Value: c.RejectReason})
+		}
+	}
+	if len(upd) > 0 && !c.Updated.IsZero() {
+		upd = append(upd, firestore.Update{FieldPath: at("updated"), Value: c.Updated})
+	}
+	return upd
 }
 
 // updates turns c into a device document's field updates.
@@ -258,6 +302,9 @@ func (c DeviceChange) updates() []firestore.Update {
 	}
 	for typ, data := range c.Reported {
 		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"reported", typ}, Value: data})
+	}
+	if c.Config != nil {
+		upd = append(upd, c.Config.updates()...)
 	}
 	return upd
 }
