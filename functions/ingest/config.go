@@ -79,10 +79,9 @@ func judgeReport(cs *store.ConfigState, rep *payload.ConfigReport, now time.Time
 	return st
 }
 
-// toReply is a desired configuration as a sealed reply carries it. The
-// reply has no report interval: a sensor reports when its batch is full.
+// toReply is a desired configuration as a sealed reply carries it.
 func toReply(c devconfig.Config, version int64) *payload.Config {
-	return &payload.Config{Version: uint32(version), SampleInterval: c.SampleInterval, Batch: c.Batch, TxPower: c.TxPower}
+	return &payload.Config{Version: uint32(version), ReportInterval: c.ReportInterval, SampleInterval: c.SampleInterval, Batch: c.Batch, TxPower: c.TxPower}
 }
 
 // configEvent is the configurationStatus event of a transition, nil if
