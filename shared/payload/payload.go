@@ -190,6 +190,7 @@ type rawUplink struct {
 	Readings []cbor.RawMessage `cbor:"1,keyasint"`
 	Replies  []uint64          `cbor:"2,keyasint,omitempty"`
 	Epoch    uint32            `cbor:"3,keyasint,omitempty"`
+	Config   *ConfigReport     `cbor:"4,keyasint,omitempty"`
 }
 
 // DecodeUplink decodes an uplink payload. The packet as a whole must be
@@ -202,7 +203,7 @@ func DecodeUplink(b []byte) (Uplink, []Refusal, error) {
 	if err := decode(b, &raw); err != nil {
 		return Uplink{}, nil, err
 	}
-	u := Uplink{Replies: raw.Replies, Epoch: raw.Epoch, Readings: make([]Reading, 0, len(raw.Readings))}
+	u := Uplink{Replies: raw.Replies, Epoch: raw.Epoch, Config: raw.Config, Readings: make([]Reading, 0, len(raw.Readings))}
 	if err := u.validateShape(len(raw.Readings)); err != nil {
 		return Uplink{}, nil, err
 	}

@@ -35,7 +35,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, r := range readings() {
 		t.Run(r.Kind.EventType(), func(t *testing.T) {
 			t.Parallel()
-			in := payload.Uplink{Readings: []payload.Reading{r}, Replies: []uint64{4}, Epoch: 3}
+			in := payload.Uplink{Readings: []payload.Reading{r}, Replies: []uint64{4}, Epoch: 3, Config: &payload.ConfigReport{Version: 2, Reason: 1}}
 			b, err := in.Marshal()
 			if err != nil {
 				t.Fatal(err)
