@@ -73,6 +73,9 @@ type Config struct {
 	// SilentAfter is passed to the sensors (default 2m): how long a
 	// session the cloud stopped answering is kept before a new handshake.
 	SilentAfter time.Duration
+	// TimeScale divides the sample interval a device configuration names,
+	// for the simulator's sensors (default 1; see simulator.Config).
+	TimeScale float64
 	// Liar, for tests only, is a connector id run in the connector's
 	// hostile mode (-hostile-lie): it claims -30 dBm, drops its downlinks
 	// and poisons some uplinks' metadata.
@@ -357,7 +360,7 @@ func (d *Deployment) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.Sim, err = simulator.New(simulator.Config{Sensors: sensors, Connectors: conns, Interval: d.cfg.Interval, Seed: d.cfg.Seed, Logger: d.log,
+	d.Sim, err = simulator.New(simulator.Config{Sensors: sensors, Connectors: conns, Interval: d.cfg.Interval, TimeScale: d.cfg.TimeScale, Seed: d.cfg.Seed, Logger: d.log,
 		Sensor: sensor.Config{Batch: d.cfg.Batch, SilentAfter: d.cfg.SilentAfter}})
 	return err
 }

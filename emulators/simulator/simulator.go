@@ -61,6 +61,11 @@ type Config struct {
 	// Sensor.Batch), as sensors switched on at different times do, so they
 	// do not all speak at once.
 	Interval time.Duration
+	// TimeScale speeds up the time a device configuration names (default
+	// 1): a sensor configured to sample every SampleInterval seconds takes
+	// a reading every SampleInterval/TimeScale seconds, so a local run
+	// sees a change of rate within seconds.
+	TimeScale float64
 	// Listen is the medium's UDP address (default 127.0.0.1:0).
 	Listen string
 	Seed   uint64
@@ -94,9 +99,16 @@ type Simulator struct {
 
 type simSensor struct {
 	Sensor
-	dev   *sensor.Sensor
-	kick  chan struct{}
-	heard []hearing // connectors in range, strongest first
+	// dev is replaced by a restart; stopped is a sensor switched off,
+	// which neither measures, sends nor hears.
+	dev     atomic.Pointer[sensor.Sensor]
+	stopped atomic.Bool
+	// mu keeps a restart from falling between a reading and its sensor;
+	// firstSeq is where dev's reading numbers started.
+	mu       sync.Mutex
+	firstSeq uint64
+	kick     chan struct{}
+	heard    []hearing // connectors in range, strongest first
 }
 
 type hearing struct {
@@ -108,6 +120,9 @@ type hearing struct {
 func New(cfg Config) (*Simulator, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
+	}
+	if cfg.TimeScale <= 0 {
+		cfg.TimeScale = 1
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
@@ -133,7 +148,8 @@ func New(cfg Config) (*Simulator, error) {
 			conn.Close()
 			return nil, fmt.Errorf("simulator: sensor %d: %w", i, err)
 		}
-		ss := &simSensor{Sensor: sc, dev: dev, kick: make(chan struct{}, 1)}
+		ss := &simSensor{Sensor: sc, firstSeq: 1, kick: make(chan struct{}, 1)}
+		ss.dev.Store(dev)
 		for _, c := range cfg.Connectors {
 			if r := RSSI(sc.At.dist(c.At)); r >= sensitivity {
 				ss.heard = append(ss.heard, hearing{c: c, rssi: r})
@@ -185,14 +201,40 @@ func (s *Simulator) Devices() []string {
 	return out
 }
 
-// Sensor returns a sensor's protocol state, for its counters.
+// Sensor returns a sensor's protocol state, for its counters and its
+// configuration (Configuration, ConfigReport, Batch). A restart replaces
+// it: ask again after RestartSensor.
 func (s *Simulator) Sensor(deviceID string) *sensor.Sensor {
+	if ss := s.find(deviceID); ss != nil {
+		return ss.dev.Load()
+	}
+	return nil
+}
+
+func (s *Simulator) find(deviceID string) *simSensor {
 	for _, ss := range s.sensors {
 		if ss.Credentials.DeviceID == deviceID {
-			return ss.dev
+			return ss
 		}
 	}
 	return nil
+}
+
+// ReadingInterval is how often a sensor takes a reading now: its
+// configured sample interval scaled by TimeScale, else Interval.
+func (s *Simulator) ReadingInterval(deviceID string) time.Duration {
+	if ss := s.find(deviceID); ss != nil {
+		return s.interval(ss.dev.Load())
+	}
+	return 0
+}
+
+func (s *Simulator) interval(dev *sensor.Sensor) time.Duration {
+	c, _ := dev.Configuration()
+	if c.SampleInterval == 0 {
+		return s.cfg.Interval
+	}
+	return time.Duration(float64(c.SampleInterval) * float64(time.Second) / s.cfg.TimeScale)
 }
 
 // Stats returns the counters so far.
@@ -216,7 +258,7 @@ func (s *Simulator) StopReadings() { s.quiet.Store(true) }
 func (s *Simulator) AckLatencies() []time.Duration {
 	var out []time.Duration
 	for _, ss := range s.sensors {
-		out = append(out, ss.dev.AckLatencies()...)
+		out = append(out, ss.dev.Load().AckLatencies()...)
 	}
 	return out
 }
@@ -225,7 +267,7 @@ func (s *Simulator) AckLatencies() []time.Duration {
 func (s *Simulator) Backlog() int {
 	n := 0
 	for _, ss := range s.sensors {
-		n += ss.dev.Stats().Backlog
+		n += ss.dev.Load().Stats().Backlog
 	}
 	return n
 }
@@ -253,7 +295,8 @@ func (s *Simulator) runSensor(ctx context.Context, ss *simSensor, phase time.Dur
 		return
 	case <-time.After(phase):
 	}
-	tick := time.NewTicker(s.cfg.Interval)
+	every := s.interval(ss.dev.Load())
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	// A slower tick retries handshakes and resends overdue readings even
 	// between readings.
@@ -261,11 +304,12 @@ func (s *Simulator) runSensor(ctx context.Context, ss *simSensor, phase time.Dur
 	defer retry.Stop()
 	record := true
 	for {
-		if record && !s.quiet.Load() {
-			ss.dev.Record(gen.next(time.Now()))
-			record = false
+		if d := s.step(ss, gen, record); d != every {
+			// A configuration changed the sampling rate.
+			every = d
+			tick.Reset(every)
 		}
-		s.transmit(ss)
+		record = false
 		select {
 		case <-ctx.Done():
 			return
@@ -277,8 +321,23 @@ func (s *Simulator) runSensor(ctx context.Context, ss *simSensor, phase time.Dur
 	}
 }
 
-func (s *Simulator) transmit(ss *simSensor) {
-	pkt, err := ss.dev.Next(time.Now())
+// step takes a reading if one is due and the sensor is on, sends what the
+// sensor has to send, and returns the sensor's reading interval now.
+func (s *Simulator) step(ss *simSensor, gen *generator, record bool) time.Duration {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	dev := ss.dev.Load()
+	if !ss.stopped.Load() {
+		if record && !s.quiet.Load() {
+			dev.Record(gen.next(time.Now()))
+		}
+		s.transmit(ss, dev)
+	}
+	return s.interval(dev)
+}
+
+func (s *Simulator) transmit(ss *simSensor, dev *sensor.Sensor) {
+	pkt, err := dev.Next(time.Now())
 	if err != nil {
 		s.log.Warn("sensor could not build a packet", "deviceId", ss.Credentials.DeviceID, "error", err.Error())
 		return
@@ -320,10 +379,11 @@ func (s *Simulator) medium(ctx context.Context) {
 		}
 		pkt := append([]byte(nil), f.Packet...)
 		for _, ss := range s.sensors {
-			if !ss.hears(c.ID) {
+			if !ss.hears(c.ID) || ss.stopped.Load() {
 				continue
 			}
-			mine, err := ss.dev.Receive(pkt, time.Now())
+			dev := ss.dev.Load()
+			mine, err := dev.Receive(pkt, time.Now())
 			if !mine {
 				continue
 			}
@@ -339,7 +399,7 @@ func (s *Simulator) medium(ctx context.Context) {
 			if c.ID != ss.heard[0].c.ID {
 				s.wrongVia.Add(1)
 			}
-			st := ss.dev.Stats()
+			st := dev.Stats()
 			s.log.Info("reply received", "deviceId", ss.Credentials.DeviceID, "via", c.ID, "acked", st.Acked, "backlog", st.Backlog)
 			select {
 			case ss.kick <- struct{}{}:

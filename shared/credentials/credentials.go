@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sealedsense/sealedsense/shared/devconfig"
 )
 
 // ErrInvalid means a credentials file is malformed or unsafe to use.
@@ -33,6 +35,17 @@ type Sensor struct {
 	// epoch, which keeps its readings' event ids apart from those it sent
 	// before. 0 (absent) is a sensor that never booted this way.
 	BootEpoch uint32 `json:"bootEpoch,omitempty"`
+	// Configuration is the device configuration the sensor runs, kept
+	// so that a restarted sensor resumes it rather than its defaults.
+	// Absent (nil) in a sensor that never applied one.
+	Configuration *Configuration `json:"configuration,omitempty"`
+}
+
+// Configuration is a device configuration a sensor applied, with its
+// version.
+type Configuration struct {
+	Version  uint32           `json:"version"`
+	Settings devconfig.Config `json:"settings"`
 }
 
 func (s Sensor) validate() error {
@@ -125,6 +138,18 @@ func BootSensor(path string) (Sensor, error) {
 		return Sensor{}, err
 	}
 	return s, nil
+}
+
+// SaveConfiguration records in the sensor credentials file at path the
+// configuration the sensor now runs, keeping the rest: what a sensor calls
+// when it applies one, so that it survives a restart.
+func SaveConfiguration(path string, c Configuration) error {
+	s, err := LoadSensor(path)
+	if err != nil {
+		return err
+	}
+	s.Configuration = &c
+	return SaveSensor(path, s)
 }
 
 // SaveConnector writes c to path with mode 0600.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/devconfig"
 )
 
 func sensor() credentials.Sensor {
@@ -43,6 +44,31 @@ func TestSensorRoundTripIsPrivate(t *testing.T) {
 	}
 	if !bytes.Equal(got.PSK, sensor().PSK) || got.DeviceID != "dev1" || !bytes.Equal(got.StaticPrivate, sensor().StaticPrivate) {
 		t.Fatalf("round trip changed the credentials")
+	}
+}
+
+// TestConfigurationSurvivesABoot: the configuration a sensor applied is
+// saved beside its keys and read back at the next boot, and a file that
+// never held one names none.
+func TestConfigurationSurvivesABoot(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "s.json")
+	if err := credentials.SaveSensor(path, sensor()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); strings.Contains(string(b), "configuration") {
+		t.Fatal("a sensor that never applied a configuration names one in its file")
+	}
+	want := credentials.Configuration{Version: 7, Settings: devconfig.Config{SampleInterval: 60, Batch: 4}}
+	if err := credentials.SaveConfiguration(path, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := credentials.BootSensor(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Configuration == nil || *got.Configuration != want || got.BootEpoch != 1 || !bytes.Equal(got.PSK, sensor().PSK) {
+		t.Fatalf("booted with configuration %+v, epoch %d; want %+v, epoch 1, keys unchanged", got.Configuration, got.BootEpoch, want)
 	}
 }
 

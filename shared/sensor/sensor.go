@@ -30,7 +30,8 @@ type Config struct {
 	MaxPerPacket int
 	// Batch holds new readings back until this many are waiting (default
 	// 1: send each at once). Radio time is what drains a battery, so real
-	// sensors batch; resends of overdue readings never wait.
+	// sensors batch; resends of overdue readings never wait. A batch size
+	// in the device configuration replaces it.
 	Batch int
 	// ResendAfter is how long a sent reading waits for its ACK before it
 	// goes out again as backfill (default 10s).
@@ -119,6 +120,8 @@ type Sensor struct {
 	backfillCtr uint64
 	backfillAt  time.Time
 	config      payload.Config
+	run         running
+	maxSet      bool     // Config.MaxPerPacket was given
 	heard       []uint64 // reply counters received since the last uplink
 	stats       Stats
 	lastHsStamp time.Time
@@ -134,10 +137,18 @@ type Sensor struct {
 // boots with a new epoch instead (credentials.BootSensor): its uplinks
 // carry creds.BootEpoch, and sequence numbers need only be unique within
 // an epoch.
+//
+// A sensor whose credentials hold a configuration (saved from
+// Configuration) runs it, and reports its version, from the start.
 func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error) {
 	if len(creds.StaticPrivate) != 32 || len(creds.StaticPublic) != 32 || len(creds.PSK) != 32 || len(creds.CloudPublic) != 32 {
 		return nil, errors.New("sensor: credentials must hold 32-byte keys")
 	}
+	run, err := restore(creds)
+	if err != nil {
+		return nil, err
+	}
+	maxSet := cfg.MaxPerPacket > 0
 	if cfg.MaxBacklog <= 0 {
 		cfg.MaxBacklog = 512
 	}
@@ -170,7 +181,9 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 		cfg: cfg, creds: creds, nextSeq: firstSeq, firstSeq: firstSeq,
 		psk: [32]byte(creds.PSK), cloud: [32]byte(creds.CloudPublic),
 		inflight: make(map[uint64][]uint64), sentAt: make(map[uint64]time.Time),
+		run: run, maxSet: maxSet,
 	}
+	s.config.ReportInterval = run.settings.ReportInterval
 	copy(s.static.Private[:], creds.StaticPrivate)
 	copy(s.static.Public[:], creds.StaticPublic)
 	return s, nil
@@ -342,12 +355,13 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 // first, so that live data is never stuck behind backfill, then readings
 // due for a resend. backfillOnly says the packet carries no new reading.
 func (s *Sensor) pick(now time.Time) (picked []int, backfillOnly bool) {
-	for i := len(s.backlog) - 1; i >= 0 && len(picked) < s.cfg.MaxPerPacket; i-- {
+	perPacket := s.perPacket()
+	for i := len(s.backlog) - 1; i >= 0 && len(picked) < perPacket; i-- {
 		if !s.backlog[i].sent {
 			picked = append(picked, i)
 		}
 	}
-	if len(picked) < min(s.cfg.Batch, s.cfg.MaxPerPacket) {
+	if len(picked) < min(s.batch(), perPacket) {
 		picked = picked[:0]
 	}
 	backfillOnly = len(picked) == 0
@@ -360,7 +374,7 @@ func (s *Sensor) pick(now time.Time) (picked []int, backfillOnly bool) {
 		return nil, true
 	}
 	for i := range s.backlog {
-		if len(picked) >= s.cfg.MaxPerPacket {
+		if len(picked) >= perPacket {
 			break
 		}
 		p := s.backlog[i]
@@ -376,7 +390,9 @@ func (s *Sensor) pick(now time.Time) (picked []int, backfillOnly bool) {
 func (s *Sensor) fill(picked []int) ([]byte, []int, error) {
 	// Telling the cloud which replies arrived lets it learn which
 	// connectors reach this sensor.
-	up := payload.Uplink{Replies: s.heard, Epoch: s.creds.BootEpoch}
+	// The configuration report rides on every packet, so the cloud
+	// learns of a change within the next one, whichever reply is lost.
+	up := payload.Uplink{Replies: s.heard, Epoch: s.creds.BootEpoch, Config: s.run.report}
 	var body []byte
 	for _, i := range picked {
 		r := s.backlog[i].reading
@@ -527,8 +543,15 @@ func (s *Sensor) apply(r payload.Reply, now time.Time) {
 		s.backlog = kept
 	}
 	if c := r.Config; c != nil {
-		// Zero fields are unchanged.
-		if c.ReportInterval != 0 {
+		// Zero fields are unchanged. A versioned configuration is
+		// checked against the sensor's ranges first; a report interval
+		// without a version is what clouds before versions send.
+		if c.Version != 0 {
+			s.run = decide(s.creds.DeviceType, s.run, *c)
+			if s.run.settings.ReportInterval != 0 {
+				s.config.ReportInterval = s.run.settings.ReportInterval
+			}
+		} else if c.ReportInterval != 0 {
 			s.config.ReportInterval = c.ReportInterval
 		}
 		if len(c.CloudKey) == payload.CloudKeySize {

@@ -31,6 +31,10 @@ type cloud struct {
 	newer         *radio.KeyPair
 	offer         []byte
 	ignoreUnknown bool
+	// config, if set, is the device configuration the replies carry;
+	// reports are the uplinks' configuration reports, in order.
+	config  *payload.Config
+	reports []*payload.ConfigReport
 }
 
 func newPair(t *testing.T, cfg sensor.Config) (*sensor.Sensor, *cloud) {
@@ -41,17 +45,28 @@ func newPair(t *testing.T, cfg sensor.Config) (*sensor.Sensor, *cloud) {
 // newPairIn is newPair for a sensor booted into the given epoch.
 func newPairIn(t *testing.T, cfg sensor.Config, epoch uint32) (*sensor.Sensor, *cloud) {
 	t.Helper()
+	s, c, _ := newPairWith(t, cfg, credentials.Sensor{BootEpoch: epoch})
+	return s, c
+}
+
+// newPairWith is newPair for a sensor made from base (its id, type, epoch
+// and configuration) with fresh keys; it returns the credentials too.
+func newPairWith(t *testing.T, cfg sensor.Config, base credentials.Sensor) (*sensor.Sensor, *cloud, credentials.Sensor) {
+	t.Helper()
 	cs, _ := radio.GenerateKeyPair(rand.Reader)
 	ss, _ := radio.GenerateKeyPair(rand.Reader)
 	var psk [32]byte
 	_, _ = rand.Read(psk[:])
-	s, err := sensor.New(credentials.Sensor{
-		DeviceID: "dev", StaticPrivate: ss.Private[:], StaticPublic: ss.Public[:], PSK: psk[:], CloudPublic: cs.Public[:], BootEpoch: epoch,
-	}, 100, cfg)
+	creds := base
+	if creds.DeviceID == "" {
+		creds.DeviceID = "dev"
+	}
+	creds.StaticPrivate, creds.StaticPublic, creds.PSK, creds.CloudPublic = ss.Private[:], ss.Public[:], psk[:], cs.Public[:]
+	s, err := sensor.New(creds, 100, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, &cloud{t: t, static: cs, psk: psk, seen: map[uint64]payload.Reading{}}
+	return s, &cloud{t: t, static: cs, psk: psk, seen: map[uint64]payload.Reading{}}, creds
 }
 
 // handle processes one packet from the sensor and returns the reply.
@@ -92,10 +107,15 @@ func (c *cloud) handle(pkt []byte, now time.Time) (reply []byte, readings []payl
 		c.t.Fatal(err, refused)
 	}
 	c.epochs = append(c.epochs, up.Epoch)
+	c.reports = append(c.reports, up.Config)
 	for _, r := range up.Readings {
 		c.seen[r.Seq] = r
 	}
-	body, _ := payload.Reply{Acks: []uint64{counter}, Config: &payload.Config{ReportInterval: 120, CloudKey: c.offer}}.Marshal()
+	cfg := &payload.Config{ReportInterval: 120, CloudKey: c.offer}
+	if c.config != nil {
+		cfg = c.config
+	}
+	body, _ := payload.Reply{Acks: []uint64{counter}, Config: cfg}.Marshal()
 	reply, _, err = c.session.Seal(nil, body, now)
 	if err != nil {
 		c.t.Fatal(err)

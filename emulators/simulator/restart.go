@@ -1,0 +1,54 @@
+package simulator
+
+import (
+	"fmt"
+
+	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/sensor"
+)
+
+// StopSensor switches a sensor off: it takes no readings, sends nothing
+// and hears nothing until RestartSensor.
+func (s *Simulator) StopSensor(deviceID string) error {
+	ss := s.find(deviceID)
+	if ss == nil {
+		return fmt.Errorf("simulator: no sensor %q", deviceID)
+	}
+	ss.stopped.Store(true)
+	return nil
+}
+
+// RestartSensor reboots a sensor, stopped or not, as a power cycle does:
+// it is rebuilt from its credentials and the device configuration it ran
+// (saved in them, as a real sensor keeps it in flash), its reading
+// numbers go on where they stopped, and it starts with a new handshake.
+// What it held in memory is gone: it returns how many readings were not
+// yet acknowledged and are lost.
+func (s *Simulator) RestartSensor(deviceID string) (lost int, err error) {
+	ss := s.find(deviceID)
+	if ss == nil {
+		return 0, fmt.Errorf("simulator: no sensor %q", deviceID)
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	old := ss.dev.Load()
+	settings, version := old.Configuration()
+	creds := ss.Credentials
+	if version != 0 {
+		creds.Configuration = &credentials.Configuration{Version: version, Settings: settings}
+	}
+	st := old.Stats()
+	next := ss.firstSeq + st.Recorded
+	dev, err := sensor.New(creds, next, s.cfg.Sensor)
+	if err != nil {
+		return 0, fmt.Errorf("simulator: restart %s: %w", deviceID, err)
+	}
+	ss.firstSeq = next
+	ss.dev.Store(dev)
+	ss.stopped.Store(false)
+	select {
+	case ss.kick <- struct{}{}:
+	default:
+	}
+	return st.Backlog, nil
+}
