@@ -172,6 +172,11 @@ func TestAuthorizationTable(t *testing.T) {
 		"POST /v2/projects/{project}/devices:claim": {rankDeveloper, func(w *world, p string, _ caller) (string, string, any) {
 			return "POST", "/v2/projects/" + p + "/devices:claim", map[string]any{"deviceIds": w.devices("", "", 1)}
 		}},
+		"GET /v2/projects/{project}/devices/{device}/configuration": {rankUser, simple("GET", "/v2/projects/"+p+"/devices/"+d1+"/configuration", nil)},
+		"PATCH /v2/projects/{project}/devices/{device}/configuration": {rankDeveloper, simple("PATCH", "/v2/projects/"+p+"/devices/"+d1+"/configuration",
+			map[string]any{"desired": map[string]any{"sampleIntervalSeconds": 60}})},
+		"POST /v2/projects/{project}/devices:configure": {rankDeveloper, simple("POST", "/v2/projects/"+p+"/devices:configure",
+			map[string]any{"desired": map[string]any{"sampleIntervalSeconds": 120}, "deviceIds": []string{d1}})},
 		"GET /v2/claimInfo": {rankAny, simple("GET", "/v2/claimInfo?identifier="+d1, nil)},
 		"GET /v2/projects/{project}/devices/{device}/events": {rankUser, simple("GET", "/v2/projects/"+p+"/devices/"+d1+"/events", nil)},
 		"GET /v2/projects/{project}/auditLog":                {rankAdmin, simple("GET", "/v2/projects/"+p+"/auditLog", nil)},

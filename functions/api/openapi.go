@@ -24,6 +24,9 @@ func (s *Service) OpenAPI() ([]byte, error) {
 		for _, q := range rt.Query {
 			params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string"}})
 		}
+		if rt.ETag && rt.Request != nil {
+			params = append(params, map[string]any{"name": "If-Match", "in": "header", "description": "the etag last read; a stale one answers 412", "schema": map[string]any{"type": "string"}})
+		}
 		if len(params) > 0 {
 			op["parameters"] = params
 		}
@@ -47,11 +50,17 @@ func (s *Service) OpenAPI() ([]byte, error) {
 		default:
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
 		}
+		if rt.ETag {
+			ok["headers"] = map[string]any{"ETag": map[string]any{"description": "the desired version, for If-Match", "schema": map[string]any{"type": "string"}}}
+		}
 		responses := map[string]any{strconv.Itoa(rt.Status): ok}
 		// The failures every authenticated route can answer.
 		codes := []int{400, 401, 403, 404, 409, 413, 429, 503}
 		if rt.Stream {
 			codes = []int{400, 401, 403, 406, 410, 429, 503}
+		}
+		if rt.ETag && rt.Request != nil {
+			codes = append(codes, http.StatusPreconditionFailed)
 		}
 		if rt.Public {
 			codes = []int{503}
@@ -118,7 +127,7 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		return map[string]any{"type": "string"}
 	case reflect.Bool:
 		return map[string]any{"type": "boolean"}
-	case reflect.Int, reflect.Int64, reflect.Int32:
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint32:
 		return map[string]any{"type": "integer"}
 	case reflect.Float64:
 		return map[string]any{"type": "number"}

@@ -36,7 +36,10 @@ type route struct {
 	Status            int
 	Request, Response any
 	// Query lists the query parameters, for the OpenAPI document.
-	Query  []string
+	Query []string
+	// ETag routes answer an ETag header; those with a Request also take
+	// If-Match and may answer 412.
+	ETag   bool
 	handle func(*call) (any, error)
 	raw    http.HandlerFunc
 }
@@ -246,6 +249,10 @@ func (s *Service) routes() []route {
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:batchUpdate", Summary: "Add and remove labels of devices", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: batchUpdate{}, Response: batchResult{}, handle: s.batchUpdate},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:transfer", Summary: "Move devices into this project from another of the organization", Perm: permDeviceTransfer, Audit: true, Status: 200, Request: transferRequest{}, Response: transferResult{}, handle: s.transfer},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:claim", Summary: "Claim devices and kits from the unclaimed inventory", Perm: permDeviceClaim, Audit: true, Status: 200, Request: claimRequest{}, Response: claimResult{}, Query: []string{"dryRun"}, handle: s.claim},
+
+		{Method: "GET", Pattern: "/v2/projects/{project}/devices/{device}/configuration", Summary: "A device's configuration: desired, reported and where the change stands (SealedSense extension)", Perm: permDeviceRead, Audit: true, ETag: true, Status: 200, Response: Configuration{}, handle: s.getConfiguration},
+		{Method: "PATCH", Pattern: "/v2/projects/{project}/devices/{device}/configuration", Summary: "Set a device's desired configuration; If-Match with the etag refuses a stale change (SealedSense extension)", Perm: permDeviceUpdate, Audit: true, ETag: true, Status: 200, Request: updateConfiguration{}, Response: Configuration{}, handle: s.updateConfiguration},
+		{Method: "POST", Pattern: "/v2/projects/{project}/devices:configure", Summary: "Set the desired configuration of the devices named by id or label selector, answered per device (SealedSense extension)", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: configureDevices{}, Response: configureResult{}, handle: s.configureDevices},
 
 		{Method: "GET", Pattern: "/v2/projects/{project}/devices:stream", Summary: "Events as they are stored, as newline-delimited JSON (Accept: application/json) or SSE (Accept: text/event-stream); resume with Last-Event-ID or last_event_id", Perm: permDeviceRead, Stream: true, Status: 200,
 			Response: streamFrame{}, Query: []string{"device_ids", "device_types", "event_types", "label_filters", "ping_interval", "last_event_id"}, handle: s.streamDevices},
