@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -58,7 +59,7 @@ func startWith(t *testing.T, cfg local.Config) *local.Deployment {
 		Sensors: cfg.Sensors, Connectors: cfg.Connectors, Interval: 2 * time.Second, Seed: 1,
 		SweepEvery: cfg.SweepEvery, OfflineAfter: cfg.OfflineAfter, BatchWindow: cfg.BatchWindow,
 		DeliverSweepEvery: cfg.DeliverSweepEvery, FunctionsEnv: cfg.FunctionsEnv, Liar: cfg.Liar,
-		SilentAfter: cfg.SilentAfter,
+		SilentAfter: cfg.SilentAfter, TimeScale: cfg.TimeScale, SensorTypes: cfg.SensorTypes,
 		// A wider window than the 200ms default: CI runs these next to
 		// other test binaries on two cores.
 		Window: 400 * time.Millisecond,
@@ -78,7 +79,13 @@ func drain(t *testing.T, d *local.Deployment) {
 	deadline := time.Now().Add(60 * time.Second)
 	for d.Sim.Backlog() > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d readings still unacknowledged after 60s", d.Sim.Backlog())
+			var left []string
+			for _, dev := range d.Devices() {
+				if st := d.Sim.Sensor(dev).Stats(); st.Backlog > 0 {
+					left = append(left, fmt.Sprintf("%s %+v", dev, st))
+				}
+			}
+			t.Fatalf("%d readings still unacknowledged after 60s: %v", d.Sim.Backlog(), left)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -99,7 +106,7 @@ func assertExactlyOnce(t *testing.T, d *local.Deployment, devices []string) {
 		}
 		got := map[string]bool{}
 		for _, doc := range docs {
-			if doc.Data()["eventType"] != "networkStatus" {
+			if typ := doc.Data()["eventType"]; typ != "networkStatus" && typ != "configurationStatus" {
 				got[doc.Ref.ID] = true
 			}
 		}

@@ -1,0 +1,203 @@
+package local_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/shared/event"
+)
+
+// apiCall sends one customer API request and decodes its JSON answer.
+func apiCall(t *testing.T, d *local.Deployment, token, method, path string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://"+d.FunctionsAddr+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode
+}
+
+// shadow is the part of a device's configuration the test reads.
+type shadow struct {
+	Status          string `json:"status"`
+	DesiredVersion  int64  `json:"desiredVersion"`
+	ReportedVersion int64  `json:"reportedVersion"`
+	Attempts        int64  `json:"attempts"`
+}
+
+// TestDeviceConfigurationConverges: a customer labels 5 of 20 sensors and
+// configures them by label to sample every minute (600 ms here, the
+// simulator's clock running 100 times fast). One of the five is switched
+// off during the change and ccon-1 of the two connectors is killed just
+// after it. Every
+// configured sensor confirms within 3 of the replies that carried the
+// configuration (the one switched off after it comes back), samples at the
+// new rate, and gets one IN_SYNC configurationStatus event; the other 15
+// are untouched.
+func TestDeviceConfigurationConverges(t *testing.T) {
+	t.Parallel()
+	// Types whose ranges take a one-minute sampling interval (touch and
+	// water sensors sample at most every 5 minutes).
+	d := startWith(t, local.Config{Sensors: 20, Connectors: 2, TimeScale: 100, SensorTypes: []string{"temperature", "humidity", "co2", "proximity"}})
+	devices := d.Devices()
+	waitAcked(t, d, devices, nil)
+	token := customerToken(t, d)
+	const project = "demo"
+	chosen, others := devices[:5], devices[5:]
+	for _, dev := range devices {
+		if !slices.Contains(d.Sim.InRange(dev), "ccon-2") {
+			t.Fatalf("sensor %s hears %v; the test kills ccon-1 and needs ccon-2 in range of every sensor", dev, d.Sim.InRange(dev))
+		}
+	}
+	before := d.Sim.ReadingInterval(others[0])
+
+	var names []string
+	for _, dev := range chosen {
+		names = append(names, "projects/"+project+"/devices/"+dev)
+	}
+	if code := apiCall(t, d, token, "POST", "/v2/projects/"+project+"/devices:batchUpdate",
+		map[string]any{"devices": names, "addLabels": map[string]string{"room": "quiet"}}, nil); code != 200 {
+		t.Fatalf("labelling: %d", code)
+	}
+	off := chosen[0]
+	if err := d.Sim.StopSensor(off); err != nil {
+		t.Fatal(err)
+	}
+	var answer struct {
+		Devices []struct{ DeviceID, Status string } `json:"devices"`
+	}
+	if code := apiCall(t, d, token, "POST", "/v2/projects/"+project+"/devices:configure",
+		map[string]any{"desired": map[string]any{"sampleIntervalSeconds": 60, "batchSize": 1}, "labelSelector": "room=quiet"}, &answer); code != 200 {
+		t.Fatalf("configure: %d", code)
+	}
+	for _, a := range answer.Devices {
+		if a.Status != "PENDING" {
+			t.Errorf("configure answered %s for %s, want PENDING", a.Status, a.DeviceID)
+		}
+	}
+	if len(answer.Devices) != len(chosen) {
+		t.Fatalf("configure answered for %d devices, want %d: %+v", len(answer.Devices), len(chosen), answer)
+	}
+	// The connector that may carry the configuration's first replies dies;
+	// the other still hears every sensor.
+	d.KillConnector("ccon-1")
+
+	configured := func(ids []string) func() (bool, string) {
+		return func() (bool, string) {
+			for _, dev := range ids {
+				var s shadow
+				apiCall(t, d, token, "GET", "/v2/projects/"+project+"/devices/"+dev+"/configuration", nil, &s)
+				if s.Status != "IN_SYNC" || s.ReportedVersion != 1 {
+					return false, fmt.Sprintf("device %s: %+v", dev, s)
+				}
+			}
+			return true, ""
+		}
+	}
+	waitUntil(t, 60*time.Second, "the running sensors confirming", configured(chosen[1:]))
+	if _, err := d.Sim.RestartSensor(off); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, "the restarted sensor confirming", configured(chosen[:1]))
+
+	for _, dev := range chosen {
+		var s shadow
+		apiCall(t, d, token, "GET", "/v2/projects/"+project+"/devices/"+dev+"/configuration", nil, &s)
+		if s.Attempts > 3 {
+			t.Errorf("device %s confirmed after %d replies carried the configuration, want at most 3", dev, s.Attempts)
+		}
+		if got := d.Sim.ReadingInterval(dev); got != 600*time.Millisecond {
+			t.Errorf("device %s samples every %s, want 600ms", dev, got)
+		}
+		assertOneConfigEvent(t, d, dev)
+	}
+	for _, dev := range others {
+		var s shadow
+		apiCall(t, d, token, "GET", "/v2/projects/"+project+"/devices/"+dev+"/configuration", nil, &s)
+		if s.DesiredVersion != 0 || d.Sim.ReadingInterval(dev) != before {
+			t.Errorf("unconfigured device %s changed: %+v, samples every %s", dev, s, d.Sim.ReadingInterval(dev))
+		}
+	}
+	// The configured sensors' readings reach Firestore at the new rate:
+	// each stored about 3 times as many as an unconfigured one meanwhile.
+	start := storedReadings(t, d, devices)
+	time.Sleep(6 * time.Second)
+	drain(t, d)
+	end := storedReadings(t, d, devices)
+	fast, slow := end[chosen[1]]-start[chosen[1]], end[others[0]]-start[others[0]]
+	if fast < 2*slow || slow == 0 {
+		t.Errorf("in 6 s a configured sensor stored %d readings and an unconfigured one %d; want the first at least twice the second", fast, slow)
+	}
+	assertExactlyOnce(t, d, devices[1:])
+}
+
+// storedReadings counts each device's stored readings.
+func storedReadings(t *testing.T, d *local.Deployment, devices []string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, dev := range devices {
+		docs, err := d.FS.Collection("events").Where("deviceId", "==", dev).Documents(context.Background()).GetAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range docs {
+			if typ := doc.Data()["eventType"]; typ != "networkStatus" && typ != "configurationStatus" {
+				out[dev]++
+			}
+		}
+	}
+	return out
+}
+
+// assertOneConfigEvent checks the device's IN_SYNC configurationStatus
+// event for version 1 is stored, once: its id is derived from the
+// transition.
+func assertOneConfigEvent(t *testing.T, d *local.Deployment, dev string) {
+	t.Helper()
+	docs, err := d.FS.Collection("events").Where("deviceId", "==", dev).Where("eventType", "==", "configurationStatus").Documents(context.Background()).GetAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := event.ConfigurationStatusID(dev, "IN_SYNC", 1)
+	n := 0
+	for _, doc := range docs {
+		if doc.Ref.ID == want {
+			n++
+		}
+	}
+	if n != 1 || len(docs) != 1 {
+		t.Errorf("device %s: %d configurationStatus events, %d of them IN_SYNC version 1; want exactly that one", dev, len(docs), n)
+	}
+}
