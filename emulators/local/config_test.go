@@ -61,11 +61,10 @@ type shadow struct {
 // configures them by label to sample every minute (600 ms here, the
 // simulator's clock running 100 times fast). One of the five is switched
 // off during the change and ccon-1 of the two connectors is killed just
-// after it. Every
-// configured sensor confirms within 3 of the replies that carried the
-// configuration (the one switched off after it comes back), samples at the
-// new rate, and gets one IN_SYNC configurationStatus event; the other 15
-// are untouched.
+// after it. Every configured sensor confirms within 3 of the replies that
+// carried the configuration (the one switched off after it comes back),
+// samples at the new rate, and gets one IN_SYNC configurationStatus event;
+// the other 15 are untouched.
 func TestDeviceConfigurationConverges(t *testing.T) {
 	t.Parallel()
 	// Types whose ranges take a one-minute sampling interval (touch and
