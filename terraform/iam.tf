@@ -69,6 +69,14 @@ resource "google_pubsub_topic_iam_member" "ingest_publishes" {
   member = google_service_account.fn["ingest"].member
 }
 
+# The API publishes the REQUESTED status of a device configuration it
+# stores, so webhooks get it like every other event.
+resource "google_pubsub_topic_iam_member" "api_publishes" {
+  topic  = google_pubsub_topic.topic["events"].id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.fn["api"].member
+}
+
 resource "google_pubsub_topic_iam_member" "sweep_publishes" {
   topic  = google_pubsub_topic.topic["events"].id
   role   = "roles/pubsub.publisher"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -63,8 +64,9 @@ type shadow struct {
 // off during the change and ccon-1 of the two connectors is killed just
 // after it. Every configured sensor confirms within 3 of the replies that
 // carried the configuration (the one switched off after it comes back),
-// samples at the new rate, and gets one IN_SYNC configurationStatus event;
-// the other 15 are untouched.
+// samples at the new rate, and gets one REQUESTED and one IN_SYNC
+// configurationStatus event, which the stream shows once each; the other
+// 15 are untouched.
 func TestDeviceConfigurationConverges(t *testing.T) {
 	t.Parallel()
 	// Types whose ranges take a one-minute sampling interval (touch and
@@ -90,6 +92,10 @@ func TestDeviceConfigurationConverges(t *testing.T) {
 		map[string]any{"devices": names, "addLabels": map[string]string{"room": "quiet"}}, nil); code != 200 {
 		t.Fatalf("labelling: %d", code)
 	}
+	stream := newStreamClient(t, d, token, url.Values{"event_types": {"configurationStatus"}, "ping_interval": {"2s"}}, false)
+	stream.open()
+	defer stream.kill()
+	time.Sleep(2 * time.Second) // the stream's live start has settled
 	off := chosen[0]
 	if err := d.Sim.StopSensor(off); err != nil {
 		t.Fatal(err)
@@ -142,6 +148,7 @@ func TestDeviceConfigurationConverges(t *testing.T) {
 		}
 		assertOneConfigEvent(t, d, dev)
 	}
+	assertStreamedOnce(t, stream, chosen)
 	for _, dev := range others {
 		var s shadow
 		apiCall(t, d, token, "GET", "/v2/projects/"+project+"/devices/"+dev+"/configuration", nil, &s)
@@ -180,23 +187,58 @@ func storedReadings(t *testing.T, d *local.Deployment, devices []string) map[str
 	return out
 }
 
-// assertOneConfigEvent checks the device's IN_SYNC configurationStatus
-// event for version 1 is stored, once: its id is derived from the
-// transition.
+// assertOneConfigEvent checks the device's configurationStatus events
+// are REQUESTED and IN_SYNC for version 1, each stored once: their ids
+// are derived from the transition.
 func assertOneConfigEvent(t *testing.T, d *local.Deployment, dev string) {
 	t.Helper()
 	docs, err := d.FS.Collection("events").Where("deviceId", "==", dev).Where("eventType", "==", "configurationStatus").Documents(context.Background()).GetAll()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := event.ConfigurationStatusID(dev, "IN_SYNC", 1)
-	n := 0
+	want := map[string]bool{event.ConfigurationStatusID(dev, "REQUESTED", 1): true, event.ConfigurationStatusID(dev, "IN_SYNC", 1): true}
+	var got []string
 	for _, doc := range docs {
-		if doc.Ref.ID == want {
-			n++
+		got = append(got, doc.Ref.ID)
+		delete(want, doc.Ref.ID)
+	}
+	if len(want) != 0 || len(docs) != 2 {
+		t.Errorf("device %s: configurationStatus events %v; want REQUESTED and IN_SYNC of version 1, once each", dev, got)
+	}
+}
+
+// assertStreamedOnce waits for the stream to show each configured
+// device's REQUESTED and IN_SYNC events and checks it showed each once,
+// and nothing but configurationStatus events.
+func assertStreamedOnce(t *testing.T, stream *streamClient, devices []string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, dev := range devices {
+		want[event.ConfigurationStatusID(dev, "REQUESTED", 1)] = true
+		want[event.ConfigurationStatusID(dev, "IN_SYNC", 1)] = true
+	}
+	waitUntil(t, 30*time.Second, "every configurationStatus event on the stream", func() (bool, string) {
+		seen := map[string]bool{}
+		for _, e := range stream.events() {
+			seen[e.ID] = true
+		}
+		for id := range want {
+			if !seen[id] {
+				return false, "event " + id + " not streamed yet"
+			}
+		}
+		return true, ""
+	})
+	count := map[string]int{}
+	for _, e := range stream.events() {
+		count[e.ID]++
+		if e.Type != "configurationStatus" {
+			t.Errorf("the stream filtered to configurationStatus sent a %s event", e.Type)
 		}
 	}
-	if n != 1 || len(docs) != 1 {
-		t.Errorf("device %s: %d configurationStatus events, %d of them IN_SYNC version 1; want exactly that one", dev, len(docs), n)
+	for id, n := range count {
+		if n != 1 || !want[id] {
+			t.Errorf("event %s streamed %d times (expected: %v)", id, n, want[id])
+		}
 	}
 }

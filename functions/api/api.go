@@ -116,8 +116,11 @@ type Deps struct {
 	// deliver instances' keys, which the JWKS publishes.
 	WebhookSecrets Wrapper
 	DeliveryKeys   dataconnector.CertVerifier
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// Events publishes the events the API makes (a configuration's
+	// REQUESTED status) for webhooks; nil stores them only.
+	Events EventPublisher
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Service serves the API.

@@ -1,11 +1,15 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/sealedsense/sealedsense/shared/devconfig"
 	"github.com/sealedsense/sealedsense/shared/event"
@@ -166,9 +170,7 @@ func (s *Service) updateConfiguration(c *call) (any, error) {
 	if _, err := devconfig.Check(d.Type, req.Desired); err != nil {
 		return nil, errBadRequest("%s", invalidMessage(err))
 	}
-	st, err := s.db.SetDesiredConfiguration(c.r.Context(), id, store.ConfigRequest{
-		Project: c.project, Desired: req.Desired, IfVersion: ifVersion, Time: s.deps.Now().UTC(),
-	})
+	st, err := s.setDesired(c.r.Context(), c.project, id, req.Desired, ifVersion)
 	if err != nil {
 		return nil, configStoreErr(err)
 	}
@@ -277,7 +279,7 @@ func (s *Service) configureOne(c *call, id string, devs map[string]store.Device,
 	if _, err := devconfig.Check(d.Type, desired); err != nil {
 		return refused("INVALID_ARGUMENT", invalidMessage(err)), nil
 	}
-	st, err := s.db.SetDesiredConfiguration(c.r.Context(), id, store.ConfigRequest{Project: c.project, Desired: desired, Time: s.deps.Now().UTC()})
+	st, err := s.setDesired(c.r.Context(), c.project, id, desired, nil)
 	switch {
 	case store.IsNotFound(err):
 		return refused("NOT_FOUND", "device not found"), nil
@@ -287,4 +289,52 @@ func (s *Service) configureOne(c *call, id string, devs map[string]store.Device,
 		return configureOutcome{}, errUnavailable(err)
 	}
 	return configureOutcome{DeviceID: id, Status: st.Status, DesiredVersion: st.DesiredVersion}, nil
+}
+
+// EventPublisher publishes on the events topic; *pubsub.Publisher is one.
+type EventPublisher interface {
+	Publish(ctx context.Context, msg *pubsub.Message) *pubsub.PublishResult
+}
+
+// requested makes a configuration change's REQUESTED event as the store
+// writes it with the change, and keeps its JSON for publishing after.
+type requested struct {
+	project, device string
+	at              time.Time
+	retention       time.Duration
+	json            []byte
+}
+
+func (r *requested) event(version int64) (string, store.Event, error) {
+	ev := event.ConfigurationStatusFor(r.project, r.device, store.ConfigRequested, version, "", r.at)
+	js, err := json.Marshal(ev)
+	if err != nil {
+		return "", store.Event{}, err
+	}
+	r.json = js
+	return ev.EventID, store.Event{ProjectID: r.project, DeviceID: r.device, EventType: ev.EventType,
+		Timestamp: ev.Timestamp, JSON: js, ExpireAt: r.at.Add(r.retention)}, nil
+}
+
+// setDesired stores a desired configuration with its REQUESTED event and
+// publishes the event for webhooks. A failed publish is logged, not
+// returned: the change and its event are stored, and the stream, which
+// reads stored events, has it.
+func (s *Service) setDesired(ctx context.Context, project, id string, desired devconfig.Config, ifVersion *int64) (store.ConfigState, error) {
+	now := s.deps.Now().UTC()
+	ev := &requested{project: project, device: id, at: now, retention: s.cfg.EventRetention}
+	st, err := s.db.SetDesiredConfiguration(ctx, id, store.ConfigRequest{
+		Project: project, Desired: desired, IfVersion: ifVersion, Time: now, Requested: ev.event,
+	})
+	if err != nil || s.deps.Events == nil {
+		return st, err
+	}
+	data, err := event.EncodeMessage([][]byte{ev.json})
+	if err == nil {
+		_, err = s.deps.Events.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{"projectId": project, "deviceId": id}}).Get(ctx)
+	}
+	if err != nil {
+		s.log.Error("configuration event not published; webhooks miss it", "projectId", project, "deviceId", id, "error", err.Error())
+	}
+	return st, nil
 }

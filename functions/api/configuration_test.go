@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sealedsense/sealedsense/functions/api"
+	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
 
@@ -112,6 +113,12 @@ func TestDeviceConfiguration(t *testing.T) {
 				}
 				if tag != after.Etag {
 					t.Fatalf("PATCH answered ETag %s, GET says %s", tag, after.Etag)
+				}
+				// The change's REQUESTED event is stored with it.
+				id := event.ConfigurationStatusID(tc.device, "REQUESTED", after.DesiredVersion)
+				snap, err := w.fs.Collection("events").Doc(id).Get(context.Background())
+				if err != nil || snap.Data()["eventType"] != "configurationStatus" || snap.Data()["deviceId"] != tc.device {
+					t.Fatalf("the REQUESTED event of version %d: %v %v", after.DesiredVersion, err, snap.Data())
 				}
 			})
 		}

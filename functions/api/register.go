@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/envconf"
@@ -61,6 +62,7 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	cfg := Config{BaseURL: env.Need("SEALEDSENSE_API_BASE_URL"), Domain: env.Get("SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN", ""),
 		LocalMode: env.Get("SEALEDSENSE_LOCAL_MODE", "") == "true"}
 	env.Duration("SEALEDSENSE_EVENT_RETENTION", &cfg.EventRetention)
+	eventsTopic := env.Get("SEALEDSENSE_TOPIC_EVENTS", "events")
 	env.Duration("SEALEDSENSE_API_ACCESS_TTL", &cfg.AccessTTL)
 	env.Float("SEALEDSENSE_API_RATE", &cfg.Rate)
 	// The first version signs; all listed verify.
@@ -80,8 +82,13 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		return nil, err
 	}
 	secrets := custody.NewWrapper(kc, secretKey)
+	ps, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("api: pubsub: %w", err)
+	}
 	return New(cfg, Deps{
 		Firestore: fs,
+		Events:    ps.Publisher(eventsTopic),
 		Secrets:   secrets,
 		// An hour bounds how long a warm instance keeps a deleted key's
 		// secret; the key itself stops working within AccessTTL.

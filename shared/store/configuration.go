@@ -25,6 +25,10 @@ type ConfigRequest struct {
 	// read; the change applies only if it is still the device's.
 	IfVersion *int64
 	Time      time.Time
+	// Requested, when set, makes the change's configurationStatus event
+	// for the new desired version; it is stored in the same transaction,
+	// so a change and its event exist together or not at all.
+	Requested func(version int64) (id string, e Event, err error)
 }
 
 // ConfigurationState is the device's configuration shadow as it stands, the
@@ -65,6 +69,15 @@ func (db *DB) SetDesiredConfiguration(ctx context.Context, id string, r ConfigRe
 			Desired: r.Desired, DesiredVersion: cur.DesiredVersion + 1,
 			Reported: cur.Reported, ReportedVersion: cur.ReportedVersion,
 			Status: ConfigPending, Requested: r.Time, Updated: r.Time,
+		}
+		if r.Requested != nil {
+			evID, ev, err := r.Requested(out.DesiredVersion)
+			if err != nil {
+				return err
+			}
+			if err := db.CreateEvent(tx, evID, ev); err != nil {
+				return err
+			}
 		}
 		return tx.Update(db.deviceRef(id), []firestore.Update{{Path: "configuration", Value: out}})
 	})

@@ -58,6 +58,9 @@ const (
 	ConfigPending  = "PENDING"
 	ConfigRejected = "REJECTED"
 	ConfigExpired  = "EXPIRED"
+	// ConfigRequested is no stored status: it names the event of a new
+	// desired configuration, which is then PENDING.
+	ConfigRequested = "REQUESTED"
 )
 
 // ConfigState is a device's configuration shadow: what the customer wants,
