@@ -50,8 +50,11 @@ func planConfig(cs *store.ConfigState, rep *payload.ConfigReport, now time.Time)
 }
 
 // judgeReport applies a sensor's report to cs. The desired version
-// confirmed makes it IN_SYNC, refused REJECTED; any other version only
+// confirmed makes it IN_SYNC, refused REJECTED; an older version only
 // moves the reported version forward, leaving a pending change pending.
+// A version newer than the desired one was never sent: a sensor claiming
+// it (faulty, or a clone replaying someone else's numbers) must not stop
+// the pending configuration from being sent, so it is ignored.
 func judgeReport(cs *store.ConfigState, rep *payload.ConfigReport, now time.Time) configStep {
 	var st configStep
 	v := int64(rep.Version)
@@ -72,7 +75,7 @@ func judgeReport(cs *store.ConfigState, rep *payload.ConfigReport, now time.Time
 		st.change = &store.ConfigChange{Status: store.ConfigRejected, RejectReason: int(rep.Reason), Updated: now}
 		cs.Status = store.ConfigRejected
 		st.transition = store.ConfigRejected
-	case rep.Reason == 0 && v > cs.ReportedVersion:
+	case rep.Reason == 0 && v > cs.ReportedVersion && v < cs.DesiredVersion:
 		st.change = &store.ConfigChange{ReportedVersion: v, Updated: now}
 		cs.ReportedVersion = v
 	}

@@ -38,6 +38,7 @@ func TestPlanConfig(t *testing.T) {
 		{"a stale report moves the reported version, stays pending", shadow(store.ConfigPending, 1), report(2, 0), true, "", "", 2},
 		{"an older report than stored: nothing", shadow(store.ConfigPending, 2), report(1, 0), true, "", "", 0},
 		{"a refusal of another version: ignored", shadow(store.ConfigPending, 2), report(2, devconfig.Unsupported), true, "", "", 0},
+		{"a version never sent: ignored, still sent", shadow(store.ConfigPending, 2), report(9, 0), true, "", "", 0},
 		{"expired: not sent", shadow(store.ConfigExpired, 2), nil, false, "", "", 0},
 		{"expired, then confirmed: in sync", shadow(store.ConfigExpired, 2), report(3, 0), false, store.ConfigInSync, store.ConfigInSync, 3},
 	} {
