@@ -17,6 +17,11 @@ import (
 // shorter than the heartbeat interval that brings the next one.
 const announceTTL = 20 * time.Second
 
+// announceEvery spaces one connector's announcements: a heartbeat, even a
+// replayed or redelivered one, costs a downlink publish at most this
+// often, so a connector that floods heartbeats cannot flood downlinks.
+const announceEvery = 10 * time.Second
+
 // endorseChannel returns the endorsements of the newest channel key by
 // the older ones still stored (channels is newest first). At most
 // relay.MaxEndorsements of the newest older ones endorse: a connector
@@ -44,6 +49,10 @@ func (s *Service) announceChannel(ctx context.Context, id string) {
 	if err != nil || len(keys.endorsements) == 0 {
 		return
 	}
+	if _, recent := s.announced.Get(id); recent {
+		return
+	}
+	s.announced.Put(id, struct{}{})
 	if err := s.publishAnnouncement(ctx, id, keys); err != nil {
 		s.log.Warn("channel key announcement failed; the next heartbeat retries", "connectorId", id, "error", err.Error())
 		return

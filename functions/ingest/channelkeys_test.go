@@ -234,6 +234,12 @@ func TestChannelKeyRotation(t *testing.T) {
 	if err != nil || !ann.Announcement() || !bytes.Equal(ann.Signer, newPub) {
 		t.Fatalf("heartbeat answer: %+v, %v; want an announcement of the new key", ann, err)
 	}
+	// A second heartbeat at once (a flood, or a redelivery) announces nothing.
+	announced := strings.Count(w.logs.String(), "channel key announced")
+	w.heartbeat(svc, "ccon-a", key)
+	if n := strings.Count(w.logs.String(), "channel key announced"); n != announced {
+		t.Fatalf("a second heartbeat at once announced again (%d announcements, was %d)", n, announced)
+	}
 
 	// Retire the old version; a new instance loads what is stored.
 	if err := w.reg.RetireCloudKey(ctx, store.RoleChannel, 1); err != nil {

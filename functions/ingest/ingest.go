@@ -18,6 +18,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/expiring"
 	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/relay"
@@ -145,6 +146,7 @@ type Service struct {
 	sessions   *sessionCache
 	sensorKeys *sensorKeys
 	limits     *connectorLimits
+	announced  *expiring.Cache[string, struct{}] // connectors sent a channel-key announcement lately
 	claims     *claimer
 	n          counters
 }
@@ -198,6 +200,7 @@ func New(cfg Config, deps Deps) *Service {
 		sessions:   newSessionCache(db, cfg.Limits, deps.Now),
 		sensorKeys: newSensorKeys(db, deps.Now),
 		limits:     newConnectorLimits(cfg, deps.Now, deps.Logger),
+		announced:  expiring.New[string, struct{}](maxConnectors, announceEvery, deps.Now),
 	}
 	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits, instance: rand.Text()}
 	// A failure is not remembered, so a transient KMS error heals on the
