@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"net"
+	"slices"
 )
 
 // ConnectorKeys are a connector's keys as the cloud knows them now: those
@@ -95,6 +97,9 @@ func OpenStatus(ctx context.Context, data []byte, lookup KeyLookup) (Status, err
 	default:
 		return Status{}, fmt.Errorf("%w: connection %q", ErrMalformed, st.Connection)
 	}
+	if err := checkLinks(st); err != nil {
+		return Status{}, err
+	}
 	keys, err := lookup(ctx, st.ConnectorID)
 	if err != nil {
 		return Status{}, fmt.Errorf("relay: connector %q: %w", st.ConnectorID, err)
@@ -103,4 +108,46 @@ func OpenStatus(ctx context.Context, data []byte, lookup KeyLookup) (Status, err
 		return Status{}, fmt.Errorf("relay: status from %q: %w", st.ConnectorID, err)
 	}
 	return st, nil
+}
+
+// checkLinks checks what a status says of the links: only known link
+// names and error codes, a well-formed MAC address, a signal in 0..100,
+// and a Connection other than OFFLINE that is one of the links available.
+func checkLinks(st Status) error {
+	for _, a := range st.Available {
+		if a != ConnectionEthernet && a != ConnectionCellular {
+			return fmt.Errorf("%w: available link %q", ErrMalformed, a)
+		}
+	}
+	if len(st.Available) > 2 {
+		return fmt.Errorf("%w: %d available links", ErrMalformed, len(st.Available))
+	}
+	if st.SignalStrength < 0 || st.SignalStrength > 100 {
+		return fmt.Errorf("%w: signal strength %d", ErrMalformed, st.SignalStrength)
+	}
+	if st.Connection != ConnectionOffline && len(st.Available) > 0 && !slices.Contains(st.Available, st.Connection) {
+		return fmt.Errorf("%w: connected over %s, which is not available", ErrMalformed, st.Connection)
+	}
+	for _, l := range []*Link{st.Ethernet, st.Cellular} {
+		if l == nil {
+			continue
+		}
+		if l.SignalStrength < 0 || l.SignalStrength > 100 {
+			return fmt.Errorf("%w: link signal strength %d", ErrMalformed, l.SignalStrength)
+		}
+		if l.MACAddress != "" {
+			if hw, err := net.ParseMAC(l.MACAddress); err != nil || len(hw) != 6 {
+				return fmt.Errorf("%w: MAC address %q", ErrMalformed, l.MACAddress)
+			}
+		}
+		if len(l.Errors) > maxLinkErrors {
+			return fmt.Errorf("%w: %d link errors", ErrMalformed, len(l.Errors))
+		}
+		for _, e := range l.Errors {
+			if e != LinkDown && e != LinkUnreached {
+				return fmt.Errorf("%w: link error %q", ErrMalformed, e)
+			}
+		}
+	}
+	return nil
 }

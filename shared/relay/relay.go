@@ -124,7 +124,34 @@ type Status struct {
 	Available      []string  `cbor:"4,keyasint"`
 	SignalStrength int       `cbor:"5,keyasint"` // 0..100, for cellular
 	Dropped        uint64    `cbor:"6,keyasint"` // packets the bounded queue has dropped since start
+	// Ethernet and Cellular are the connector's two backhaul links, nil
+	// when it has no such link. Available lists the links that are up;
+	// Connection is the one it publishes over.
+	Ethernet *Link `cbor:"7,keyasint,omitempty"`
+	Cellular *Link `cbor:"8,keyasint,omitempty"`
 }
+
+// Link is what a connector knows of one backhaul link. It carries no IP
+// address: behind NAT or a carrier's network the address says nothing the
+// cloud can use, and it would be one more personal datum to keep.
+type Link struct {
+	Up bool `cbor:"1,keyasint"`
+	// MACAddress is the Ethernet interface's, as "aa:bb:cc:dd:ee:ff".
+	MACAddress string `cbor:"2,keyasint,omitempty"`
+	// SignalStrength is the cellular signal, 0..100.
+	SignalStrength int `cbor:"3,keyasint,omitempty"`
+	// Errors are the link's current faults, as LinkError codes.
+	Errors []string `cbor:"4,keyasint,omitempty"`
+}
+
+// Link error codes a connector reports; anything else is refused.
+const (
+	LinkDown      = "LINK_DOWN"       // no carrier, or no network registration
+	LinkUnreached = "CLOUD_UNREACHED" // up, but publishes over it fail
+)
+
+// maxLinkErrors bounds a link's error list.
+const maxLinkErrors = 4
 
 // signed is the wire form of every envelope: the CBOR body exactly as it was
 // signed, and the signature over the kind and that body.

@@ -161,6 +161,58 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+// TestStatusLinks: what a connector says of its links is checked before
+// anything stores it.
+func TestStatusLinks(t *testing.T) {
+	t.Parallel()
+	k := newKeys(t)
+	good := relay.Status{
+		ConnectorID: "ccon-1", Time: t0, Connection: relay.ConnectionCellular,
+		Available: []string{relay.ConnectionCellular},
+		Ethernet:  &relay.Link{MACAddress: "02:00:5e:10:00:01", Errors: []string{relay.LinkDown}},
+		Cellular:  &relay.Link{Up: true, SignalStrength: 64},
+	}
+	tests := []struct {
+		name   string
+		change func(*relay.Status)
+		ok     bool
+	}{
+		{"both links", func(*relay.Status) {}, true},
+		{"offline with nothing available", func(s *relay.Status) { s.Connection, s.Available = relay.ConnectionOffline, nil }, true},
+		{"no link facts (an older connector)", func(s *relay.Status) { s.Ethernet, s.Cellular = nil, nil }, true},
+		{"connected over a link not available", func(s *relay.Status) { s.Connection = relay.ConnectionEthernet }, false},
+		{"unknown link available", func(s *relay.Status) { s.Available = []string{"CELLULAR", "WIFI"} }, false},
+		{"three links available", func(s *relay.Status) { s.Available = []string{"CELLULAR", "CELLULAR", "ETHERNET"} }, false},
+		{"signal above 100", func(s *relay.Status) { s.Cellular = &relay.Link{Up: true, SignalStrength: 101} }, false},
+		{"negative signal", func(s *relay.Status) { s.SignalStrength = -1 }, false},
+		{"MAC address not a MAC", func(s *relay.Status) { s.Ethernet.MACAddress = "10.0.0.7" }, false},
+		{"EUI-64, not Ethernet", func(s *relay.Status) { s.Ethernet.MACAddress = "02:00:5e:10:00:00:00:01" }, false},
+		{"unknown error code", func(s *relay.Status) { s.Ethernet.Errors = []string{"<script>"} }, false},
+		{"too many errors", func(s *relay.Status) {
+			s.Ethernet.Errors = []string{relay.LinkDown, relay.LinkDown, relay.LinkDown, relay.LinkDown, relay.LinkDown}
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := good
+			eth, cell := *good.Ethernet, *good.Cellular
+			st.Ethernet, st.Cellular = &eth, &cell
+			tc.change(&st)
+			env, err := relay.SignStatus(k.conn, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := relay.OpenStatus(context.Background(), env, k.lookup)
+			if tc.ok && err != nil {
+				t.Fatalf("OpenStatus refused %+v: %v", st, err)
+			}
+			if !tc.ok && !errors.Is(err, relay.ErrMalformed) {
+				t.Fatalf("OpenStatus(%+v) = %+v, %v; want ErrMalformed", st, got, err)
+			}
+		})
+	}
+}
+
 func FuzzOpenUplink(f *testing.F) {
 	k := newKeys(f)
 	good, _ := relay.SignUplink(k.conn, uplink())
@@ -214,6 +266,10 @@ func FuzzOpenStatus(f *testing.F) {
 	k := newKeys(f)
 	good, _ := relay.SignStatus(k.conn, relay.Status{ConnectorID: "ccon-1", Time: t0, Connection: relay.ConnectionEthernet})
 	f.Add(good)
+	links, _ := relay.SignStatus(k.conn, relay.Status{ConnectorID: "ccon-1", Time: t0, Connection: relay.ConnectionEthernet,
+		Available: []string{relay.ConnectionEthernet}, Ethernet: &relay.Link{Up: true, MACAddress: "02:00:5e:10:00:01"},
+		Cellular: &relay.Link{SignalStrength: 40, Errors: []string{relay.LinkUnreached}}})
+	f.Add(links)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := relay.OpenStatus(context.Background(), data, k.lookup)
 		if err == nil && (st.Connection != relay.ConnectionEthernet || !st.Time.Equal(t0)) {
