@@ -85,8 +85,10 @@ func storable(v any) error {
 	return fmt.Errorf("type %T (%v)", v, v)
 }
 
-// finiteState reports a NaN or infinite float anywhere in v (a state
-// struct), by reflection, so new fields are covered too.
+// finiteState reports what Firestore would refuse or a reader could not
+// use anywhere in v (a state struct): a NaN or infinite float, or a time
+// outside the years Firestore stores (1..9999). It walks by reflection,
+// so new fields are covered too.
 func finiteState(v any) error {
 	return walkFloats(reflect.ValueOf(v), "")
 }
@@ -99,6 +101,9 @@ func walkFloats(v reflect.Value, path string) error {
 		}
 	case reflect.Struct:
 		if v.Type() == reflect.TypeFor[time.Time]() {
+			if tm := v.Interface().(time.Time); !tm.IsZero() && (tm.Year() < 1 || tm.Year() > 9999) {
+				return fmt.Errorf("%s = %v, outside what Firestore stores", path, tm)
+			}
 			return nil
 		}
 		for i := range v.NumField() {
