@@ -7,8 +7,8 @@
 // # State and who writes it
 //
 // A device's Health lives in its document and is changed only inside the
-// transactions that already run for it, each writing its own part, so that
-// they never contend for a field:
+// transactions that already run for it. Each writes its own part of the
+// state, and the entries of Open for the kinds it opens or clears:
 //
 //	packet transaction     ObservePacket     Traffic     opens COUNTER_*, BATTERY_DRAIN; clears SILENT, COUNTER_*, BATTERY_DRAIN
 //	handshake transaction  ObserveHandshake  Handshakes  opens and clears HANDSHAKE_FLOOD
@@ -16,8 +16,37 @@
 //	scheduled sweep        Review            (none)      opens SILENT, clears HANDSHAKE_FLOOD
 //
 // Each call gets the open troubles and returns Changes; the caller folds
-// them in with Apply and stores ReviewAt, which the sweep queries
-// (reviewAt <= now), so that only devices with something due are read.
+// them in with Apply and, after any call, stores ReviewAt, which the sweep
+// queries (reviewAt <= now), so that only devices with something due are
+// read. Times passed in are the cloud's clock, not a sensor's.
+//
+// # Detectors
+//
+// Every threshold is a named field of Settings, whose comment says why.
+//
+//   - SILENT (WARNING): no packet by last packet + k × interval (the
+//     configured one, else the gap learned between packets that carried
+//     the newest readings), never sooner than a floor. The sweep opens it;
+//     any packet clears it.
+//   - HANDSHAKE_FLOOD (CRITICAL): more handshakes in a sliding window than
+//     the sensor protocol lets a genuine sensor start (one per 5 s), with
+//     slack. It clears after a whole window at or under half that limit.
+//   - COUNTER_JUMP (CRITICAL): within an epoch, a reading above the highest
+//     by more than the backlog plus what the learned reading rate explains
+//     since then; the new highest is the new baseline. COUNTER_BACKWARDS
+//     (CRITICAL): a new reading below the highest by more than a reorder
+//     allowance, outside the range the sensor may still owe (after a gap a
+//     sensor sends its newest readings first, then the older ones, all as
+//     new). A new epoch is a reset, not an anomaly. Both clear after a run
+//     of clean packets.
+//   - LOCATION_CHANGE (WARNING): after a learning phase, receptions whose
+//     regular connectors mostly report an RSSI far outside their learned
+//     spread (or, when none of them hears it, a stranger hears it stronger
+//     than the weakest of them), several in a row. Displaced receptions
+//     are not learned; after a day displaced, the new place is.
+//   - BATTERY_DRAIN (WARNING): a drop of at least MinDrop points from a
+//     recent reference, faster than the device type's normal drain with
+//     slack. A replaced battery, or a normal drain since, clears it.
 //
 // # Never a flood of alerts
 //
