@@ -102,3 +102,36 @@ func TestReviewAtEarliest(t *testing.T) {
 		t.Errorf("review after the quiet window: %s, want -HANDSHAKE_FLOOD", join(got))
 	}
 }
+
+// TestNonsenseStoredState: a document edited by hand, or written by a
+// buggy version, is repaired rather than trusted: no panic, no NaN kept.
+func TestNonsenseStoredState(t *testing.T) {
+	s := anomaly.DefaultSettings()
+	nan := math.NaN()
+	tf := anomaly.Traffic{
+		LastPacket: t0, Gap: -time.Hour, Gaps: -3, Rate: nan, Rates: 99, Readings: 5, Highest: -1, HighestAt: t0,
+		Owing: true, OwedLow: 9, OwedHigh: 3, Clean: -7, BatteryRef: 500, BatteryRefAt: t0, DrainFromAt: t0,
+	}
+	loc := anomaly.Location{Receptions: 1 << 62, Displaced: -5, Links: map[string]anomaly.Link{
+		"A": {Mean: nan, Var: 1, Heard: 1, Count: 50}, "B": {Mean: -80, Var: -4, Heard: 1, Count: 50},
+		"C": {Mean: -80, Var: math.Inf(1), Heard: 1, Count: 50}, "D": {Mean: -80, Var: 4, Heard: 9, Count: 50},
+		"E": {Mean: -80, Var: 4, Heard: 1, Count: 50},
+	}}
+	open := map[anomaly.Kind]anomaly.Open{anomaly.BatteryDrain: {Kind: anomaly.BatteryDrain}}
+	for i := range 20 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		var ch []anomaly.Change
+		tf, ch = anomaly.ObservePacket(tf, open, anomaly.Packet{At: at, Seqs: []uint64{uint64(i)}, Battery: []anomaly.BatteryReading{{Percentage: 50, At: at}}}, s)
+		open = anomaly.Apply(open, ch)
+		loc, ch = anomaly.ObserveReception(loc, open, []anomaly.Hearer{{ConnectorID: "A", RSSI: -70}, {ConnectorID: "E", RSSI: -81}}, at, s)
+		open = anomaly.Apply(open, ch)
+		if err := finiteState(anomaly.Health{Traffic: tf, Location: loc}); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	for _, id := range []string{"B", "C", "D"} {
+		if _, ok := loc.Links[id]; ok {
+			t.Errorf("link %s with nonsense numbers kept: %+v", id, loc.Links[id])
+		}
+	}
+}

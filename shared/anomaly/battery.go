@@ -33,7 +33,7 @@ func (t *Traffic) observeBattery(open map[Kind]Open, rs []BatteryReading, device
 // MinDrop points at more than the normal drain × DrainSlack. normal is the
 // device type's normal drain, in points a day.
 func (t *Traffic) battery(o Open, open bool, pct int64, at time.Time, normal float64, s Settings) (Change, bool) {
-	if !sane(t.BatteryRefAt) || t.BatteryRef < 0 || t.BatteryRef > 100 {
+	if !sane(t.BatteryRefAt) {
 		t.BatteryRef, t.BatteryRefAt = pct, at
 		return Change{}, false
 	}

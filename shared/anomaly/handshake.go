@@ -27,6 +27,7 @@ func ObserveHandshake(h Handshakes, open map[Kind]Open, at time.Time, s Settings
 	if !sane(at) {
 		return h, nil
 	}
+	h.Count, h.Previous = max(h.Count, 0), max(h.Previous, 0)
 	o, flooding := open[HandshakeFlood]
 	if flooding && !at.Before(floodQuietAt(h, o, s)) {
 		c := cleared(o, HandshakeFlood, at, quietEvidence(h, o, s))

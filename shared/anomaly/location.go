@@ -67,6 +67,7 @@ func ObserveReception(l Location, open map[Kind]Open, hearers []Hearer, at time.
 		at = time.Time{}
 	}
 	l.Links = cleanLinks(l.Links)
+	l.Receptions, l.Displaced, l.Normal = max(l.Receptions, 0), max(l.Displaced, 0), max(l.Normal, 0)
 	if l.Receptions < s.LearnReceptions {
 		l.learn(hs, s)
 		return l, nil

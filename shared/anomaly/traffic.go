@@ -86,6 +86,7 @@ type BatteryReading struct {
 // not modified.
 func ObservePacket(t Traffic, open map[Kind]Open, p Packet, s Settings) (Traffic, []Change) {
 	s = s.sane()
+	t.repair(s)
 	at := p.At
 	if !sane(at) {
 		at = time.Time{}
@@ -115,15 +116,30 @@ func ObservePacket(t Traffic, open map[Kind]Open, p Packet, s Settings) (Traffic
 	return t, out
 }
 
+// repair resets what no version of this package stores (a hand-edited or
+// corrupted document), so that nonsense is relearned rather than trusted.
+func (t *Traffic) repair(s Settings) {
+	if t.Gap < 0 || t.Gap > s.SilentCap || t.Gaps < 0 {
+		t.Gap, t.Gaps = 0, 0
+	}
+	if !(t.Rate >= 0 && t.Rate <= maxRate) || t.Rates < 0 {
+		t.Rate, t.Rates = 0, 0
+	}
+	if t.Readings < 0 || (t.Owing && uint64(t.OwedLow) > uint64(t.OwedHigh)) {
+		t.Readings, t.Owing, t.OwedLow, t.OwedHigh = 0, false, 0, 0
+	}
+	t.Clean, t.StaleEpochs = max(t.Clean, 0), max(t.StaleEpochs, 0)
+	if t.BatteryRef < 0 || t.BatteryRef > 100 {
+		t.BatteryRef, t.BatteryRefAt = 0, time.Time{}
+	}
+}
+
 // learnGap learns the gap between packets that raised the highest reading,
 // so that backfill and catch-up packets (which may come in bursts) never
 // shorten it. A gap past the silence deadline is an outage, not a gap.
 func (t *Traffic) learnGap(g time.Duration, prev time.Time, s Settings) {
 	if !sane(prev) || g <= 0 || g > s.SilentCap {
 		return
-	}
-	if t.Gap < 0 || t.Gap > s.SilentCap {
-		t.Gap, t.Gaps = 0, 0 // stored nonsense: learn afresh
 	}
 	if t.Gaps >= s.LearnGaps && float64(g) > s.SilentFactor*float64(t.Gap) {
 		return
@@ -317,9 +333,6 @@ func (t *Traffic) learnRate(advance float64, at time.Time, s Settings) {
 	dt := at.Sub(t.HighestAt).Seconds()
 	if dt < 1 {
 		return
-	}
-	if !(t.Rate >= 0 && t.Rate <= maxRate) {
-		t.Rate, t.Rates = 0, 0
 	}
 	sample := min(advance/dt, maxRate)
 	a := max(1/float64(t.Rates+1), s.RateAlpha)
