@@ -28,18 +28,16 @@ func ObserveHandshake(h Handshakes, open map[Kind]Open, at time.Time, s Settings
 		return h, nil
 	}
 	h.Count, h.Previous = max(h.Count, 0), max(h.Previous, 0)
+	var out []Change
 	o, flooding := open[HandshakeFlood]
 	if flooding && !at.Before(floodQuietAt(h, o, s)) {
-		c := cleared(o, HandshakeFlood, at, quietEvidence(h, o, s))
-		h = h.roll(at, s)
-		h.Count = satInc(h.Count)
-		return h, []Change{c}
+		out = append(out, cleared(o, HandshakeFlood, at, quietEvidence(h, o, s)))
 	}
 	h = h.roll(at, s)
 	h.Count = satInc(h.Count)
 	est := h.estimate(at, s)
 	if flooding || est <= s.floodLimit()*s.FloodSlack {
-		return h, nil
+		return h, out // (a flood cleared by this handshake does not reopen with it)
 	}
 	ev := map[string]any{
 		"count":         int64(math.Round(est)),
@@ -74,7 +72,7 @@ func (h Handshakes) roll(at time.Time, s Settings) Handshakes {
 func (h Handshakes) estimate(at time.Time, s Settings) float64 {
 	frac := float64(at.Sub(h.WindowStart)) / float64(s.FloodWindow)
 	frac = min(max(frac, 0), 1)
-	return float64(max(h.Previous, 0))*(1-frac) + float64(max(h.Count, 0))
+	return float64(h.Previous)*(1-frac) + float64(h.Count)
 }
 
 // floodQuietAt is when an open flood clears if no handshake comes: at the
