@@ -38,12 +38,10 @@ func (s *Simulator) RestartSensor(deviceID string) (lost int, err error) {
 		creds.Configuration = &credentials.Configuration{Version: version, Settings: settings}
 	}
 	st := old.Stats()
-	next := ss.firstSeq + st.Recorded
-	dev, err := sensor.New(creds, next, s.cfg.Sensor)
+	dev, err := sensor.New(creds, old.NextSeq(), s.cfg.Sensor)
 	if err != nil {
 		return 0, fmt.Errorf("simulator: restart %s: %w", deviceID, err)
 	}
-	ss.firstSeq = next
 	ss.dev.Store(dev)
 	ss.stopped.Store(false)
 	select {

@@ -103,12 +103,10 @@ type simSensor struct {
 	// which neither measures, sends nor hears.
 	dev     atomic.Pointer[sensor.Sensor]
 	stopped atomic.Bool
-	// mu keeps a restart from falling between a reading and its sensor;
-	// firstSeq is where dev's reading numbers started.
-	mu       sync.Mutex
-	firstSeq uint64
-	kick     chan struct{}
-	heard    []hearing // connectors in range, strongest first
+	// mu keeps a restart from falling between a reading and its sensor.
+	mu    sync.Mutex
+	kick  chan struct{}
+	heard []hearing // connectors in range, strongest first
 }
 
 type hearing struct {
@@ -148,7 +146,7 @@ func New(cfg Config) (*Simulator, error) {
 			conn.Close()
 			return nil, fmt.Errorf("simulator: sensor %d: %w", i, err)
 		}
-		ss := &simSensor{Sensor: sc, firstSeq: 1, kick: make(chan struct{}, 1)}
+		ss := &simSensor{Sensor: sc, kick: make(chan struct{}, 1)}
 		ss.dev.Store(dev)
 		for _, c := range cfg.Connectors {
 			if r := RSSI(sc.At.dist(c.At)); r >= sensitivity {
