@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -196,6 +197,9 @@ func newWorld(t *testing.T, cfg simulator.Config, at simulator.Point, connectors
 		conns[i], connectors[i].Addr = conn, conn.LocalAddr().(*net.UDPAddr)
 	}
 	cfg.Sensors = []simulator.Sensor{{Credentials: creds, At: at}}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	cfg.Connectors = connectors
 	sim, err := simulator.New(cfg)
 	if err != nil {
