@@ -22,13 +22,17 @@ func newGenerator(typ string, seed uint64) *generator {
 	return &generator{typ: typ, rng: r, level: 18 + 6*r.Float64()}
 }
 
-func (g *generator) next(now time.Time) payload.Reading {
+// batteryEvery is how often a sensor reports its battery: every tenth
+// reading is its battery level.
+const batteryEvery = 10
+
+// next is the sensor's next reading at now; battery is its charge then,
+// in points.
+func (g *generator) next(now time.Time, battery uint8) payload.Reading {
 	g.n++
 	ms := now.UnixMilli()
-	// Every tenth reading of a sensor is its battery level.
-	if g.n%10 == 0 {
-		p := uint8(100 - min(g.n/100, 99))
-		return payload.Reading{Kind: payload.Battery, Time: ms, Percentage: &p}
+	if g.n%batteryEvery == 0 {
+		return payload.Reading{Kind: payload.Battery, Time: ms, Percentage: &battery}
 	}
 	g.level += g.rng.NormFloat64() * 0.1
 	v := math.Round(g.level*100) / 100

@@ -10,9 +10,9 @@ import (
 // StopSensor switches a sensor off: it takes no readings, sends nothing
 // and hears nothing until RestartSensor.
 func (s *Simulator) StopSensor(deviceID string) error {
-	ss := s.find(deviceID)
-	if ss == nil {
-		return fmt.Errorf("simulator: no sensor %q", deviceID)
+	ss, err := s.lookup(deviceID)
+	if err != nil {
+		return err
 	}
 	ss.stopped.Store(true)
 	return nil
@@ -25,9 +25,9 @@ func (s *Simulator) StopSensor(deviceID string) error {
 // What it held in memory is gone: it returns how many readings were not
 // yet acknowledged and are lost.
 func (s *Simulator) RestartSensor(deviceID string) (lost int, err error) {
-	ss := s.find(deviceID)
-	if ss == nil {
-		return 0, fmt.Errorf("simulator: no sensor %q", deviceID)
+	ss, err := s.lookup(deviceID)
+	if err != nil {
+		return 0, err
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -38,12 +38,10 @@ func (s *Simulator) RestartSensor(deviceID string) (lost int, err error) {
 		creds.Configuration = &credentials.Configuration{Version: version, Settings: settings}
 	}
 	st := old.Stats()
-	next := ss.firstSeq + st.Recorded
-	dev, err := sensor.New(creds, next, s.cfg.Sensor)
+	dev, err := sensor.New(creds, old.NextSeq(), s.cfg.Sensor)
 	if err != nil {
 		return 0, fmt.Errorf("simulator: restart %s: %w", deviceID, err)
 	}
-	ss.firstSeq = next
 	ss.dev.Store(dev)
 	ss.stopped.Store(false)
 	select {

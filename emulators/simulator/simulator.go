@@ -1,8 +1,10 @@
 // Package simulator is the radio world of a local run: virtual sensors of
 // several types at positions on a plane, and a radio medium that carries
 // each packet over UDP to every connector in range with an RSSI derived from
-// distance, and each connector's transmissions back to the sensors in its
-// range.
+// distance, plus noise, and each connector's transmissions back to the
+// sensors in its range. Tests inject faults into one sensor at a time:
+// move it, drain its battery, make its reading numbers jump, or clone it
+// (inject.go).
 package simulator
 
 import (
@@ -66,6 +68,27 @@ type Config struct {
 	// a reading every SampleInterval/TimeScale seconds, so a local run
 	// sees a change of rate within seconds.
 	TimeScale float64
+	// RSSINoise is the standard deviation, in dB, of the Gaussian noise on
+	// the RSSI of a sensor's packets (default 2; negative: none, the RSSI
+	// is a function of distance alone). It is drawn once per packet and
+	// shared by every connector that hears it, as the sensor's
+	// surroundings (its antenna, a person beside it) shade every copy
+	// alike: the connectors that hear a sensor keep their ranking packet
+	// by packet, as Strongest and InRange say.
+	RSSINoise float64
+	// RSSIFading is the standard deviation, in dB, of more noise drawn
+	// for each reception alone (default 0: none), as multipath fading at
+	// each receiver is. With it, connectors a few dB apart trade places
+	// from packet to packet; the cloud's choice of a reply's connector,
+	// which keeps to one that delivers, may then settle on the one that is
+	// weaker on average. Who hears a sensor is decided by its average
+	// signal, so noise of either kind never loses a copy.
+	RSSIFading float64
+	// BatteryDrainPerDay is how many points a battery loses in a day of
+	// device time (default 0.05, so a run's battery stays flat; negative:
+	// none). Like sample intervals, device time runs TimeScale times
+	// faster than real time. DrainBattery overrides it for one sensor.
+	BatteryDrainPerDay float64
 	// Listen is the medium's UDP address (default 127.0.0.1:0).
 	Listen string
 	Seed   uint64
@@ -81,6 +104,7 @@ type Stats struct {
 	RepliesVia  map[string]uint64 // accepted replies by the connector that carried them
 	WrongVia    uint64            // replies carried by a connector other than the sensor's strongest
 	ReplyErrors uint64            // packets addressed to a sensor that failed to open
+	Cloned      uint64            // handshake initiations put on the air by clones (Clone)
 }
 
 // Simulator runs the sensors and the medium.
@@ -90,11 +114,14 @@ type Simulator struct {
 	conn    *net.UDPConn
 	sensors []*simSensor
 	byAddr  map[string]Connector
+	// done is closed when Run returns: clones stop with the world.
+	done   chan struct{}
+	clones atomic.Uint64
 
-	sent, delivered, replies, wrongVia, replyErrors atomic.Uint64
-	quiet                                           atomic.Bool
-	viaMu                                           sync.Mutex
-	via                                             map[string]uint64
+	sent, delivered, replies, wrongVia, replyErrors, cloned atomic.Uint64
+	quiet                                                   atomic.Bool
+	viaMu                                                   sync.Mutex
+	via                                                     map[string]uint64
 }
 
 type simSensor struct {
@@ -103,17 +130,14 @@ type simSensor struct {
 	// which neither measures, sends nor hears.
 	dev     atomic.Pointer[sensor.Sensor]
 	stopped atomic.Bool
-	// mu keeps a restart from falling between a reading and its sensor;
-	// firstSeq is where dev's reading numbers started.
-	mu       sync.Mutex
-	firstSeq uint64
-	kick     chan struct{}
-	heard    []hearing // connectors in range, strongest first
-}
-
-type hearing struct {
-	c    Connector
-	rssi float64
+	// where is replaced by MoveSensor.
+	where   atomic.Pointer[placement]
+	battery battery
+	// mu keeps a restart from falling between a reading and its sensor,
+	// and guards noise.
+	mu    sync.Mutex
+	noise *rand.Rand
+	kick  chan struct{}
 }
 
 // New places the world and opens the medium's socket.
@@ -130,6 +154,12 @@ func New(cfg Config) (*Simulator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.RSSINoise == 0 {
+		cfg.RSSINoise = 2
+	}
+	if cfg.BatteryDrainPerDay == 0 {
+		cfg.BatteryDrainPerDay = 0.05
+	}
 	addr, err := net.ResolveUDPAddr("udp", cfg.Listen)
 	if err != nil {
 		return nil, err
@@ -138,28 +168,23 @@ func New(cfg Config) (*Simulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulator: medium: %w", err)
 	}
-	s := &Simulator{cfg: cfg, log: cfg.Logger, conn: conn, byAddr: map[string]Connector{}, via: map[string]uint64{}}
+	s := &Simulator{cfg: cfg, log: cfg.Logger, conn: conn, byAddr: map[string]Connector{}, via: map[string]uint64{},
+		done: make(chan struct{})}
 	for _, c := range cfg.Connectors {
 		s.byAddr[c.Addr.String()] = c
 	}
+	seeds := rand.New(rand.NewPCG(cfg.Seed, 13))
+	now := time.Now()
 	for i, sc := range cfg.Sensors {
 		dev, err := sensor.New(sc.Credentials, 1, cfg.Sensor)
 		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("simulator: sensor %d: %w", i, err)
 		}
-		ss := &simSensor{Sensor: sc, firstSeq: 1, kick: make(chan struct{}, 1)}
+		ss := &simSensor{Sensor: sc, kick: make(chan struct{}, 1), noise: rand.New(rand.NewPCG(seeds.Uint64(), seeds.Uint64()))}
 		ss.dev.Store(dev)
-		for _, c := range cfg.Connectors {
-			if r := RSSI(sc.At.dist(c.At)); r >= sensitivity {
-				ss.heard = append(ss.heard, hearing{c: c, rssi: r})
-			}
-		}
-		for a := 1; a < len(ss.heard); a++ {
-			for b := a; b > 0 && ss.heard[b].rssi > ss.heard[b-1].rssi; b-- {
-				ss.heard[b], ss.heard[b-1] = ss.heard[b-1], ss.heard[b]
-			}
-		}
+		ss.where.Store(s.place(sc.At))
+		ss.battery.set(now, 100, s.normalDrain())
 		s.sensors = append(s.sensors, ss)
 	}
 	return s, nil
@@ -168,26 +193,26 @@ func New(cfg Config) (*Simulator, error) {
 // Addr is where connectors transmit to.
 func (s *Simulator) Addr() *net.UDPAddr { return s.conn.LocalAddr().(*net.UDPAddr) }
 
-// Strongest is the connector a sensor hears best, or "" if none.
+// Strongest is the connector that hears a sensor best on average, or ""
+// if none.
 func (s *Simulator) Strongest(deviceID string) string {
-	for _, ss := range s.sensors {
-		if ss.Credentials.DeviceID == deviceID && len(ss.heard) > 0 {
-			return ss.heard[0].c.ID
+	if ss := s.find(deviceID); ss != nil {
+		if pl := ss.where.Load(); len(pl.heard) > 0 {
+			return pl.heard[0].c.ID
 		}
 	}
 	return ""
 }
 
-// InRange lists the connectors that hear a sensor.
+// InRange lists the connectors that hear a sensor, strongest on average
+// first.
 func (s *Simulator) InRange(deviceID string) []string {
-	for _, ss := range s.sensors {
-		if ss.Credentials.DeviceID == deviceID {
-			var out []string
-			for _, h := range ss.heard {
-				out = append(out, h.c.ID)
-			}
-			return out
+	if ss := s.find(deviceID); ss != nil {
+		var out []string
+		for _, h := range ss.where.Load().heard {
+			out = append(out, h.c.ID)
 		}
+		return out
 	}
 	return nil
 }
@@ -246,7 +271,7 @@ func (s *Simulator) Stats() Stats {
 	}
 	s.viaMu.Unlock()
 	return Stats{Sent: s.sent.Load(), Delivered: s.delivered.Load(), Replies: s.replies.Load(), RepliesVia: via,
-		WrongVia: s.wrongVia.Load(), ReplyErrors: s.replyErrors.Load()}
+		WrongVia: s.wrongVia.Load(), ReplyErrors: s.replyErrors.Load(), Cloned: s.cloned.Load()}
 }
 
 // StopReadings makes the sensors stop measuring while they keep sending
@@ -275,6 +300,7 @@ func (s *Simulator) Backlog() int {
 // Run runs every sensor and the medium until ctx ends.
 func (s *Simulator) Run(ctx context.Context) error {
 	defer s.conn.Close()
+	defer close(s.done)
 	var wg sync.WaitGroup
 	wg.Go(func() { s.medium(ctx) })
 	rng := rand.New(rand.NewPCG(s.cfg.Seed, 7))
@@ -329,7 +355,8 @@ func (s *Simulator) step(ss *simSensor, gen *generator, record bool) time.Durati
 	dev := ss.dev.Load()
 	if !ss.stopped.Load() {
 		if record && !s.quiet.Load() {
-			dev.Record(gen.next(time.Now()))
+			now := time.Now()
+			dev.Record(gen.next(now, ss.battery.percent(now)))
 		}
 		s.transmit(ss, dev)
 	}
@@ -346,15 +373,7 @@ func (s *Simulator) transmit(ss *simSensor, dev *sensor.Sensor) {
 		return
 	}
 	s.sent.Add(1)
-	for _, h := range ss.heard {
-		frame, err := air.Frame{Kind: air.KindReceived, RSSI: math.Round(h.rssi), SNR: h.rssi - noiseFloor, Packet: pkt}.Append(nil)
-		if err != nil {
-			continue
-		}
-		if _, err := s.conn.WriteToUDP(frame, h.c.Addr); err == nil {
-			s.delivered.Add(1)
-		}
-	}
+	s.broadcast(pkt, ss.where.Load(), ss.noise)
 }
 
 // medium delivers what connectors transmit to the sensors in their range.
@@ -379,7 +398,8 @@ func (s *Simulator) medium(ctx context.Context) {
 		}
 		pkt := append([]byte(nil), f.Packet...)
 		for _, ss := range s.sensors {
-			if !ss.hears(c.ID) || ss.stopped.Load() {
+			pl := ss.where.Load()
+			if !pl.hears(c.ID) || ss.stopped.Load() {
 				continue
 			}
 			dev := ss.dev.Load()
@@ -396,7 +416,7 @@ func (s *Simulator) medium(ctx context.Context) {
 			s.viaMu.Lock()
 			s.via[c.ID]++
 			s.viaMu.Unlock()
-			if c.ID != ss.heard[0].c.ID {
+			if c.ID != pl.heard[0].c.ID {
 				s.wrongVia.Add(1)
 			}
 			st := dev.Stats()
@@ -407,13 +427,4 @@ func (s *Simulator) medium(ctx context.Context) {
 			}
 		}
 	}
-}
-
-func (ss *simSensor) hears(id string) bool {
-	for _, h := range ss.heard {
-		if h.c.ID == id {
-			return true
-		}
-	}
-	return false
 }

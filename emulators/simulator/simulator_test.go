@@ -1,8 +1,10 @@
 package simulator_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -17,19 +19,45 @@ import (
 	"github.com/sealedsense/sealedsense/shared/radio"
 )
 
-// peer is a connector and the cloud behind it in their plainest form: it
-// answers the simulator's one sensor over the air, ACKs every packet and
-// puts the configuration it is given into every reply.
+// peer is the connectors and the cloud behind them in their plainest
+// form: it answers the simulator's one sensor over the air, through the
+// connector that brought a packet first, ACKs every packet and puts the
+// configuration it is given into every reply. It keeps what it heard for
+// the tests to read.
 type peer struct {
 	t      *testing.T
-	conn   *net.UDPConn
 	static radio.KeyPair
 	psk    [32]byte
 
-	mu      sync.Mutex
-	config  *payload.Config
-	session *radio.Session
-	uplinks chan payload.Uplink
+	mu       sync.Mutex
+	config   *payload.Config
+	session  *radio.Session
+	uplinks  chan arrival
+	answered map[string]bool // packets answered, so a second copy is not
+	// copies are every copy any connector heard; readings every reading
+	// received, resends merged; initiations every handshake initiation.
+	copies      []reception
+	readings    map[[2]int64]payload.Reading // by Seq and Time
+	initiations []*radio.ResponderHandshake
+}
+
+type arrival struct {
+	via string
+	up  payload.Uplink
+}
+
+type reception struct {
+	via  string
+	rssi float64
+	pkt  string
+}
+
+func newPeer(t *testing.T) *peer {
+	cloudKeys, _ := radio.GenerateKeyPair(rand.Reader)
+	p := &peer{t: t, static: cloudKeys, uplinks: make(chan arrival, 64), answered: map[string]bool{},
+		readings: map[[2]int64]payload.Reading{}}
+	_, _ = rand.Read(p.psk[:])
+	return p
 }
 
 func (p *peer) setConfig(c *payload.Config) {
@@ -38,11 +66,11 @@ func (p *peer) setConfig(c *payload.Config) {
 	p.config = c
 }
 
-// serve answers what the sensor sends until the socket closes.
-func (p *peer) serve(medium *net.UDPAddr) {
+// serve answers what connector via hears until its socket closes.
+func (p *peer) serve(via string, conn *net.UDPConn, medium *net.UDPAddr) {
 	buf := make([]byte, 2048)
 	for {
-		n, err := p.conn.Read(buf)
+		n, err := conn.Read(buf)
 		if err != nil {
 			return
 		}
@@ -50,22 +78,28 @@ func (p *peer) serve(medium *net.UDPAddr) {
 		if err != nil || f.Kind != air.KindReceived {
 			continue
 		}
-		if out := p.answer(f.Packet); out != nil {
+		if out := p.answer(via, f.RSSI, f.Packet); out != nil {
 			frame, _ := air.Frame{Kind: air.KindTransmit, Packet: out}.Append(nil)
-			_, _ = p.conn.WriteToUDP(frame, medium)
+			_, _ = conn.WriteToUDP(frame, medium)
 		}
 	}
 }
 
-func (p *peer) answer(pkt []byte) []byte {
+func (p *peer) answer(via string, rssi float64, pkt []byte) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.copies = append(p.copies, reception{via: via, rssi: rssi, pkt: string(pkt)})
+	if p.answered[string(pkt)] {
+		return nil
+	}
+	p.answered[string(pkt)] = true
 	now := time.Now()
 	if typ, err := radio.Type(pkt); err != nil || typ == radio.TypeInitiation {
 		rh, err := radio.ReadInitiation(p.static, pkt, nil)
 		if err != nil {
 			return nil
 		}
+		p.initiations = append(p.initiations, rh)
 		resp, sess, err := rh.Respond(p.psk, 9, now)
 		if err != nil {
 			return nil
@@ -84,8 +118,12 @@ func (p *peer) answer(pkt []byte) []byte {
 	if err != nil {
 		return nil
 	}
+	for _, r := range up.Readings {
+		r.Backfilled = false
+		p.readings[[2]int64{int64(r.Seq), r.Time}] = r
+	}
 	select {
-	case p.uplinks <- up:
+	case p.uplinks <- arrival{via: via, up: up}:
 	default: // the test is not listening
 	}
 	body, _ := payload.Reply{Acks: []uint64{counter}, Config: p.config}.Marshal()
@@ -98,27 +136,100 @@ func (p *peer) answer(pkt []byte) []byte {
 
 // until waits for an uplink that satisfies ok and returns the readings'
 // sequence numbers of the uplinks it skipped and that one.
-func (p *peer) until(what string, ok func(payload.Uplink) bool) []uint64 {
+func (p *peer) until(what string, ok func(via string, up payload.Uplink) bool) []uint64 {
 	p.t.Helper()
 	var seqs []uint64
 	deadline := time.After(30 * time.Second) // a failsafe, not an assertion of speed
 	for {
 		select {
-		case up := <-p.uplinks:
-			for _, r := range up.Readings {
+		case a := <-p.uplinks:
+			for _, r := range a.up.Readings {
 				seqs = append(seqs, r.Seq)
 			}
-			if ok(up) {
+			if ok(a.via, a.up) {
 				return seqs
 			}
+		case <-p.t.Context().Done():
+			p.t.Fatalf("test ended waiting for an uplink %s", what)
 		case <-deadline:
 			p.t.Fatalf("no uplink %s", what)
 		}
 	}
 }
 
-func reports(want payload.ConfigReport) func(payload.Uplink) bool {
-	return func(up payload.Uplink) bool { return up.Config != nil && *up.Config == want }
+// allReadings is every reading received, in the order they were taken.
+func (p *peer) allReadings() []payload.Reading {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]payload.Reading, 0, len(p.readings))
+	for _, r := range p.readings {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b payload.Reading) int { return cmp.Or(cmp.Compare(a.Time, b.Time), cmp.Compare(a.Seq, b.Seq)) })
+	return out
+}
+
+// world is a running simulator with one sensor, sensorID, and connectors,
+// every one carrying what it hears to the peer.
+type world struct {
+	sim   *simulator.Simulator
+	cloud *peer
+	creds credentials.Sensor
+}
+
+const sensorID = "sim-temp-1"
+
+// newWorld starts cfg with the sensor at at and the connectors, whose
+// Addr it sets, until the test ends.
+func newWorld(t *testing.T, cfg simulator.Config, at simulator.Point, connectors ...simulator.Connector) *world {
+	t.Helper()
+	p := newPeer(t)
+	sensorKeys, _ := radio.GenerateKeyPair(rand.Reader)
+	creds := credentials.Sensor{DeviceID: sensorID, DeviceType: "temperature",
+		StaticPrivate: sensorKeys.Private[:], StaticPublic: sensorKeys.Public[:], PSK: p.psk[:], CloudPublic: p.static.Public[:]}
+	conns := make([]*net.UDPConn, len(connectors))
+	for i := range connectors {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conns[i], connectors[i].Addr = conn, conn.LocalAddr().(*net.UDPAddr)
+	}
+	cfg.Sensors = []simulator.Sensor{{Credentials: creds, At: at}}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Connectors = connectors
+	sim, err := simulator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for i, c := range connectors {
+		go p.serve(c.ID, conns[i], sim.Addr())
+	}
+	go func() { _ = sim.Run(ctx) }()
+	return &world{sim: sim, cloud: p, creds: creds}
+}
+
+// drain stops the readings and waits until every reading taken is
+// acknowledged, so the peer has them all.
+func (w *world) drain(t *testing.T) {
+	t.Helper()
+	w.sim.StopReadings()
+	deadline := time.Now().Add(30 * time.Second) // a failsafe, not an assertion of speed
+	for w.sim.Backlog() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d readings still unacknowledged", w.sim.Backlog())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func reports(want payload.ConfigReport) func(string, payload.Uplink) bool {
+	return func(_ string, up payload.Uplink) bool { return up.Config != nil && *up.Config == want }
 }
 
 // TestConfigurationChangesTheReadingRate: a sensor configured to sample
@@ -127,30 +238,9 @@ func reports(want payload.ConfigReport) func(payload.Uplink) bool {
 // and after a restart resumes its configuration and its reading numbers.
 func TestConfigurationChangesTheReadingRate(t *testing.T) {
 	t.Parallel()
-	cloudKeys, _ := radio.GenerateKeyPair(rand.Reader)
-	sensorKeys, _ := radio.GenerateKeyPair(rand.Reader)
-	p := &peer{t: t, static: cloudKeys, uplinks: make(chan payload.Uplink, 64)}
-	_, _ = rand.Read(p.psk[:])
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	p.conn = conn
-	const id = "sim-temp-1"
-	sim, err := simulator.New(simulator.Config{
-		Sensors: []simulator.Sensor{{Credentials: credentials.Sensor{DeviceID: id, DeviceType: "temperature",
-			StaticPrivate: sensorKeys.Private[:], StaticPublic: sensorKeys.Public[:], PSK: p.psk[:], CloudPublic: cloudKeys.Public[:]}}},
-		Connectors: []simulator.Connector{{ID: "c1", At: simulator.Point{X: 10}, Addr: conn.LocalAddr().(*net.UDPAddr)}},
-		Interval:   200 * time.Millisecond, TimeScale: 100, Seed: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go p.serve(sim.Addr())
-	go func() { _ = sim.Run(ctx) }()
+	w := newWorld(t, simulator.Config{Interval: 200 * time.Millisecond, TimeScale: 100, Seed: 1}, simulator.Point{},
+		simulator.Connector{ID: "c1", At: simulator.Point{X: 10}})
+	sim, p, id := w.sim, w.cloud, sensorID
 
 	if got := sim.ReadingInterval(id); got != 200*time.Millisecond {
 		t.Fatalf("unconfigured reading interval %v; want Interval, 200ms", got)
@@ -177,9 +267,9 @@ func TestConfigurationChangesTheReadingRate(t *testing.T) {
 	// The restarted sensor's first packet holds only readings taken
 	// after the restart: their numbers go on past every earlier one.
 	var first payload.Uplink
-	p.until("after the restart, reporting version 2", func(up payload.Uplink) bool {
+	p.until("after the restart, reporting version 2", func(via string, up payload.Uplink) bool {
 		first = up
-		return len(up.Readings) > 0 && reports(payload.ConfigReport{Version: 2})(up)
+		return len(up.Readings) > 0 && reports(payload.ConfigReport{Version: 2})(via, up)
 	})
 	last := slices.Max(before)
 	for _, r := range first.Readings {

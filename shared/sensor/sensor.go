@@ -63,8 +63,8 @@ var ErrNoSession = errors.New("sensor: no session yet")
 // Stats are a sensor's counters.
 type Stats struct {
 	Handshakes, Sent, Acked, Dropped, Resent uint64
-	// Recorded is the number of readings taken; their Seqs are
-	// firstSeq .. firstSeq+Recorded-1.
+	// Recorded is the number of readings taken; unless SkipSequence moved
+	// the numbering, their Seqs are firstSeq .. firstSeq+Recorded-1.
 	Recorded uint64
 	Backlog  int
 }
@@ -91,9 +91,8 @@ func backoff(base time.Duration, attempts int) time.Duration {
 // Sensor is one sensor's protocol state. It is safe for concurrent use: the
 // simulator's send loop and radio receive loop share it.
 type Sensor struct {
-	cfg      Config
-	firstSeq uint64
-	creds    credentials.Sensor
+	cfg   Config
+	creds credentials.Sensor
 	// Static is the sensor's own key pair.
 	static radio.KeyPair
 	psk    [32]byte
@@ -178,7 +177,7 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 		cfg.Limits = radio.DefaultLimits()
 	}
 	s := &Sensor{
-		cfg: cfg, creds: creds, nextSeq: firstSeq, firstSeq: firstSeq,
+		cfg: cfg, creds: creds, nextSeq: firstSeq,
 		psk: [32]byte(creds.PSK), cloud: [32]byte(creds.CloudPublic),
 		inflight: make(map[uint64][]uint64), sentAt: make(map[uint64]time.Time),
 		run: run, maxSet: maxSet,
@@ -200,6 +199,7 @@ func (s *Sensor) Record(r payload.Reading) uint64 {
 	defer s.mu.Unlock()
 	r.Seq = s.nextSeq
 	s.nextSeq++
+	s.stats.Recorded++
 	r.Backfilled = false
 	if len(s.backlog) >= s.cfg.MaxBacklog {
 		s.backlog = s.backlog[1:]
@@ -240,8 +240,44 @@ func (s *Sensor) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Backlog = len(s.backlog)
-	st.Recorded = s.nextSeq - s.firstSeq
 	return st
+}
+
+// NextSeq is the number the next reading gets: where a sensor rebooted
+// without a new epoch goes on.
+func (s *Sensor) NextSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextSeq
+}
+
+// SkipSequence moves the number of the next reading by delta, for fault
+// injection: ahead leaves a gap, back repeats numbers already used without
+// a new boot epoch, as a corrupted counter or a cloned device would; a
+// sound sensor never does either. Readings already taken keep their
+// numbers. The next number never falls below 1.
+func (s *Sensor) SkipSequence(delta int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case delta >= 0:
+		s.nextSeq += uint64(delta)
+	case uint64(-delta) >= s.nextSeq:
+		s.nextSeq = 1
+	default:
+		s.nextSeq -= uint64(-delta)
+	}
+}
+
+// Initiate starts a new handshake now, whatever the state of the session,
+// and returns its initiation: a valid one, with a timestamp newer than
+// any this sensor sent before. It is for fault injection, the handshakes a
+// device cloned from this one's keys sends; Next starts handshakes on its
+// own when they are due.
+func (s *Sensor) Initiate(now time.Time) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.initiate(now)
 }
 
 // Next returns the packet to transmit now, or nil when there is nothing to
