@@ -66,6 +66,10 @@ func (s *Service) claim(c *call) (any, error) {
 		switch {
 		case notFound(err):
 			out.ClaimErrors.Devices = append(out.ClaimErrors.Devices, claimError{DeviceID: id, Code: codeNotFound, Message: "device not found"})
+		case errors.Is(err, store.ErrNotSensor):
+			// A Cloud Connector is in the project its registration
+			// named from the start: claimed, as DT's clients see it.
+			out.ClaimErrors.Devices = append(out.ClaimErrors.Devices, claimError{DeviceID: id, Code: codeAlreadyClaimed, Message: "a Cloud Connector belongs to the project it was registered into"})
 		case errors.Is(err, store.ErrClaimed):
 			out.ClaimErrors.Devices = append(out.ClaimErrors.Devices, claimError{DeviceID: id, Code: codeAlreadyClaimed, Message: "device already claimed"})
 		case err != nil:

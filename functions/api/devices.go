@@ -297,6 +297,7 @@ type transferResult struct {
 
 // transfer moves devices into the path's project. The caller needs
 // device.transfer on both projects, and both must be in one organization.
+// A Cloud Connector is refused: it stays where its registration put it.
 func (s *Service) transfer(c *call) (any, error) {
 	var req transferRequest
 	if err := decode(c, &req); err != nil {
@@ -308,9 +309,13 @@ func (s *Service) transfer(c *call) (any, error) {
 	out := transferResult{TransferErrors: []transferError{}}
 	for _, name := range req.Devices {
 		err := s.transferOne(c, name)
-		if notFound(err) || isCode(err, http.StatusNotFound) {
+		switch {
+		case notFound(err) || isCode(err, http.StatusNotFound):
 			out.TransferErrors = append(out.TransferErrors, transferError{Device: name, Status: errorStatus{"NOT_FOUND", "device not found"}})
-		} else if err != nil {
+		case errors.Is(err, store.ErrNotSensor):
+			// Its status events go to the project its registration names.
+			out.TransferErrors = append(out.TransferErrors, transferError{Device: name, Status: errorStatus{"INVALID_ARGUMENT", "a Cloud Connector stays in the project it was registered into"}})
+		case err != nil:
 			return nil, err
 		}
 	}
@@ -334,7 +339,7 @@ func (s *Service) transferOne(c *call, name string) error {
 		return errNotFound("device not found")
 	}
 	err = s.db.MoveDevice(c.r.Context(), id, src, c.project)
-	if notFound(err) {
+	if notFound(err) || errors.Is(err, store.ErrNotSensor) {
 		return err
 	}
 	if err != nil {

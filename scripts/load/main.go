@@ -211,7 +211,7 @@ func storedReadings(ctx context.Context, db *store.DB) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	other, err := db.CountEventsOfTypes(ctx, []string{"networkStatus", "connectionStatus"})
+	other, err := db.CountEventsOfTypes(ctx, []string{"networkStatus", "connectionStatus", "ethernetStatus", "cellularStatus"})
 	return all - other, err
 }
 

@@ -109,6 +109,9 @@ func provisionWorld(t *testing.T, p *provisioner, nSensors string) world {
 	if w.apiKey, err = credentials.LoadServiceAccount(path); err != nil {
 		t.Fatal(err)
 	}
+	// A connector's device, among the sensors, holds no PSK: re-wrapping
+	// passes it over.
+	p.run("connector", "-id", "ccon-1", "-project", "acme-main", "-out", t.TempDir())
 	db := p.db()
 	w.project, w.connector, w.hookSec = "acme-main", db.NewDataConnectorID(), custody.Secret("webhook signature secret one")
 	wrapped, err := p.wrapper("SEALEDSENSE_WEBHOOK_SECRETS_KEY").Wrap(ctx, w.hookSec, dataconnector.SecretAAD(w.project, w.connector))

@@ -244,22 +244,6 @@ func NetworkStatusFor(project, deviceID string, at time.Time, heard []Reception)
 	return build(project, deviceID, DerivedID(deviceID, "networkStatus", uint64(at.UnixNano())), "networkStatus", at, ns)
 }
 
-type connectionStatusJSON struct {
-	Connection string   `json:"connection"`
-	Available  []string `json:"available"`
-	UpdateTime string   `json:"updateTime"`
-}
-
-// ConnectionStatusFor is a Cloud Connector's connectionStatus event.
-func ConnectionStatusFor(project, connectorID, connection string, available []string, at time.Time) Event {
-	if available == nil {
-		available = []string{}
-	}
-	e, _ := build(project, connectorID, DerivedID(connectorID, "connectionStatus", uint64(at.UnixNano())), "connectionStatus", at,
-		connectionStatusJSON{Connection: connection, Available: available, UpdateTime: stamp(at)})
-	return e
-}
-
 // KnownType says whether t is one of DT's event types: filters and
 // subscriptions refuse any other, so that a typo is an error rather than a
 // filter that silently matches nothing.

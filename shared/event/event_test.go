@@ -58,7 +58,9 @@ func TestGoldenJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all = append(all, ns, event.ConnectionStatusFor("proj", "ccon-1", "ETHERNET", []string{"ETHERNET"}, at))
+	all = append(all, ns, event.ConnectionStatusFor("proj", "ccon-1", "ETHERNET", []string{"ETHERNET"}, at),
+		event.EthernetStatusFor("proj", "ccon-1", "02:00:5e:10:00:01", []string{"CLOUD_UNREACHED"}, at),
+		event.CellularStatusFor("proj", "ccon-1", 64, nil, at))
 	var buf bytes.Buffer
 	for _, e := range all {
 		b, err := json.Marshal(e)

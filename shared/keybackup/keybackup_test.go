@@ -322,3 +322,31 @@ func TestBadBackupsAreRefused(t *testing.T) {
 		t.Fatalf("the intact backup does not open: %v", err)
 	}
 }
+
+// TestRunLeavesConnectorDevicesOut: a Cloud Connector's device holds no
+// key, so a backup holds the connector's record and not its device, and
+// counts sensors only.
+func TestRunLeavesConnectorDevicesOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	w.put("devices/d1", map[string]any{"type": "temperature", "pskKey": w.keys.Device})
+	w.put("connectors/ccon-1", map[string]any{"projectId": "p", "publicKey": []byte{1}})
+	w.put("devices/ccon-1", map[string]any{"type": store.ConnectorType, "projectId": "p"})
+	b := w.bucket("b")
+	res, err := keybackup.Run(ctx, w.deps, []string{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, recs, err := keybackup.Load(ctx, w.deps, b, res.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.Kind+"/"+r.ID)
+	}
+	if strings.Join(got, " ") != "devices/d1 connectors/ccon-1" || m.Counts["devices"] != 1 || m.Counts["connectors"] != 1 {
+		t.Fatalf("backup holds %v, counts %v; want devices/d1 and connectors/ccon-1", got, m.Counts)
+	}
+}

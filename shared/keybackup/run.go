@@ -75,7 +75,13 @@ func Run(ctx context.Context, d Deps, buckets []string) (Result, error) {
 	now := d.clock()
 	var recs []store.Record
 	if err := d.DB.ExportRegistry(ctx, exportPage, func(p []store.Record) error {
-		recs = append(recs, p...)
+		for _, r := range p {
+			// A Cloud Connector's device holds no key and is made again
+			// by its next status; its connector record is backed up.
+			if !store.IsConnectorDevice(r) {
+				recs = append(recs, r)
+			}
+		}
 		return nil
 	}); err != nil {
 		return Result{}, fmt.Errorf("keybackup: %w", err)

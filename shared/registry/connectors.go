@@ -17,8 +17,10 @@ type Connector struct {
 	store.Connector
 }
 
-// RegisterConnector records a connector's public key; an id in use is
-// ErrExists, so a key cannot be replaced by registering again.
+// RegisterConnector records a connector's public key and, in projectID,
+// its device of type ccon, which the API lists and its status events
+// belong to. An id in use, a sensor's included, is ErrExists, so a key
+// cannot be replaced by registering again.
 func (r *Registry) RegisterConnector(ctx context.Context, id, displayName, projectID string, pub ed25519.PublicKey) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("registry: connector %s: public key must be %d bytes", id, ed25519.PublicKeySize)

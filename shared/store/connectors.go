@@ -28,23 +28,55 @@ type Connector struct {
 	RevokeTime        time.Time `firestore:"revokeTime,omitempty"`
 	CreateTime        time.Time `firestore:"createTime"`
 
-	Connection string    `firestore:"connection,omitempty"`
-	Available  []string  `firestore:"available,omitempty"`
-	Online     bool      `firestore:"online,omitempty"`
-	LastSeen   time.Time `firestore:"lastSeen,omitempty"`
+	// Connection, Ethernet and Cellular are what the connector's last
+	// status events said (the change of each is an event); Available
+	// the links its last heartbeat said are up.
+	Connection string         `firestore:"connection,omitempty"`
+	Ethernet   *ConnectorLink `firestore:"ethernet,omitempty"`
+	Cellular   *ConnectorLink `firestore:"cellular,omitempty"`
+	Available  []string       `firestore:"available,omitempty"`
+	Online     bool           `firestore:"online,omitempty"`
+	LastSeen   time.Time      `firestore:"lastSeen,omitempty"`
 	// LastStatus is the connector's own clock on its last heartbeat, to
 	// drop reordered ones.
 	LastStatus time.Time `firestore:"lastStatus,omitempty"`
+}
+
+// ConnectorLink is what a connector said of one backhaul link.
+type ConnectorLink struct {
+	Up             bool     `firestore:"up"`
+	MACAddress     string   `firestore:"macAddress,omitempty"`
+	SignalStrength int      `firestore:"signalStrength,omitempty"`
+	Errors         []string `firestore:"errors,omitempty"`
 }
 
 func (db *DB) connectorRef(id string) *firestore.DocumentRef {
 	return db.fs.Collection(connectorsCollection).Doc(id)
 }
 
-// CreateConnector registers a connector; an id in use is ErrExists, so a
-// key cannot be replaced by registering again.
+// CreateConnector registers a connector and, when it belongs to a
+// project, creates its device there (type ConnectorType), in one
+// transaction. An id in use is ErrExists, so a key cannot be replaced by
+// registering again; an id a sensor has is ErrSensorID (an ErrExists).
 func (db *DB) CreateConnector(ctx context.Context, id string, c Connector) error {
-	_, err := db.connectorRef(id).Create(ctx, c)
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		found, err := db.ConnectorDeviceIn(tx, id)
+		switch {
+		case err != nil:
+			return err
+		case found.Sensor:
+			return ErrSensorID
+		case found.Exists:
+			return ErrExists
+		}
+		if err := tx.Create(db.connectorRef(id), c); err != nil {
+			return err
+		}
+		if c.ProjectID == "" {
+			return nil // no project: its status events belong to no customer
+		}
+		return tx.Create(db.deviceRef(id), newConnectorDevice(c.ProjectID, c.CreateTime, nil))
+	})
 	return wrap("register connector "+id, err)
 }
 
@@ -142,6 +174,8 @@ func (db *DB) ConnectorIn(tx *firestore.Transaction, id string) (Connector, erro
 func (db *DB) SetConnectorStatus(tx *firestore.Transaction, id string, c Connector) error {
 	return tx.Update(db.connectorRef(id), []firestore.Update{
 		{Path: "connection", Value: c.Connection},
+		{Path: "ethernet", Value: c.Ethernet},
+		{Path: "cellular", Value: c.Cellular},
 		{Path: "available", Value: c.Available},
 		{Path: "online", Value: c.Online},
 		{Path: "lastSeen", Value: c.LastSeen},

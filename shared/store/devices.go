@@ -3,27 +3,55 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/devconfig"
 
 	"github.com/sealedsense/sealedsense/shared/event"
 )
 
-// devicesCollection holds one document per provisioned sensor. Devices
+// devicesCollection holds one document per provisioned sensor and one per
+// Cloud Connector registered into a project (type ConnectorType). Devices
 // live in one top-level collection with a projectId field rather than
 // under their project, so claiming or transferring a device is an update,
 // not a move of its document.
 const devicesCollection = "devices"
 
+// ConnectorType is the device type of a Cloud Connector, DT's "ccon". A
+// connector registered into a project is also a device of this type, so
+// that the API lists it and its status events belong to a device. Its
+// document holds no keys (its identity is in the connectors collection),
+// and what is done to sensors (claim, transfer, configuration, PSK
+// re-wrapping, key backup) is not done to it.
+const ConnectorType = "ccon"
+
+// ConnectorProductNumber is our Cloud Connector's catalogue number, in
+// the form of the sensors'.
+const ConnectorProductNumber = "SS-102991"
+
+var (
+	// ErrNotSensor refuses to do to a Cloud Connector's device what only
+	// a sensor takes: a claim or a transfer.
+	ErrNotSensor = errors.New("store: a Cloud Connector, not a sensor")
+	// ErrSensorID refuses a connector an id that a sensor has: device ids
+	// are one name space, and a connector's status must never land on a
+	// sensor's document.
+	ErrSensorID = fmt.Errorf("%w: the id is a sensor's", ErrExists)
+)
+
 // Device is a sensor's document: what provisioning made (its keys, the
 // PSK only KMS-wrapped), what the customer set (labels, project) and what
 // the pipeline learnt (the latest event per type, links to connectors).
 // The pipeline's fields are omitted until first written, so a new
-// device's document has only provisioning's fields.
+// device's document has only provisioning's fields. A Cloud Connector's
+// document reads as a Device with only its type, product number, project,
+// labels, creation time and reported state.
 type Device struct {
 	Type          string            `firestore:"type"`
 	ProductNumber string            `firestore:"productNumber"`
@@ -418,8 +446,8 @@ func (db *DB) ProjectHasDevices(ctx context.Context, project string) (bool, erro
 
 // ClaimDevice gives an unclaimed device to project, in a transaction of
 // its own so that two projects racing for a device cannot both have it.
-// A claimed device is ErrClaimed; dry checks and changes nothing. It
-// returns the device as read.
+// A claimed device is ErrClaimed, a Cloud Connector's ErrNotSensor; dry
+// checks and changes nothing. It returns the device as read.
 func (db *DB) ClaimDevice(ctx context.Context, id, project string, dry bool) (Device, error) {
 	ref := db.deviceRef(id)
 	var d Device
@@ -430,6 +458,9 @@ func (db *DB) ClaimDevice(ctx context.Context, id, project string, dry bool) (De
 		}
 		if d, err = decode[Device](snap); err != nil {
 			return err
+		}
+		if d.Type == ConnectorType {
+			return ErrNotSensor // it belongs to the project it was registered into
 		}
 		if d.ProjectID != "" {
 			return ErrClaimed
@@ -443,9 +474,11 @@ func (db *DB) ClaimDevice(ctx context.Context, id, project string, dry bool) (De
 }
 
 // MoveDevice moves a device of project from to project to. A device that
-// is missing or not from's is ErrNotFound.
+// is missing or not from's is ErrNotFound; a Cloud Connector's is
+// ErrNotSensor, since its status events go to the project its
+// registration names.
 func (db *DB) MoveDevice(ctx context.Context, id, from, to string) error {
-	return db.updateProjectDevice(ctx, id, from, []firestore.Update{{Path: "projectId", Value: to}})
+	return db.updateProjectDevice(ctx, id, from, true, []firestore.Update{{Path: "projectId", Value: to}})
 }
 
 // SetDeviceLabels sets and removes labels of a device of project. A
@@ -458,12 +491,13 @@ func (db *DB) SetDeviceLabels(ctx context.Context, id, project string, set map[s
 	for _, k := range remove {
 		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"labels", k}, Value: firestore.Delete})
 	}
-	return db.updateProjectDevice(ctx, id, project, upd)
+	return db.updateProjectDevice(ctx, id, project, false, upd)
 }
 
 // updateProjectDevice applies upd to a device if, read in the same
-// transaction, it belongs to project.
-func (db *DB) updateProjectDevice(ctx context.Context, id, project string, upd []firestore.Update) error {
+// transaction, it belongs to project, and, if sensorOnly, is no Cloud
+// Connector's (ErrNotSensor).
+func (db *DB) updateProjectDevice(ctx context.Context, id, project string, sensorOnly bool, upd []firestore.Update) error {
 	ref := db.deviceRef(id)
 	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		snap, err := tx.Get(ref)
@@ -472,6 +506,9 @@ func (db *DB) updateProjectDevice(ctx context.Context, id, project string, upd [
 		}
 		if pid, _ := snap.Data()["projectId"].(string); pid != project {
 			return ErrNotFound
+		}
+		if typ, _ := snap.Data()["type"].(string); sensorOnly && typ == ConnectorType {
+			return ErrNotSensor
 		}
 		return tx.Update(ref, upd)
 	})
@@ -514,14 +551,94 @@ func (db *DB) ProjectDevicesReported(ctx context.Context, project, afterID strin
 
 // What re-wrapping reads and changes.
 
-// DevicePSKs reads up to n devices after the device id after, in id
+// DevicePSKs reads up to n sensors after the device id after, in id
 // order, with only their wrapped PSK and the CryptoKey that wrapped it.
+// Cloud Connectors' devices, which hold no PSK, are passed over, reading
+// on until n sensors or the end: fewer than n means the end, as the
+// caller's paging expects.
 func (db *DB) DevicePSKs(ctx context.Context, after string, n int) ([]Wrapped[Device], error) {
-	return wrappedPage[Device](ctx, db.fs.Collection(devicesCollection), after, n, "wrappedPsk", "pskKey")
+	var out []Wrapped[Device]
+	for len(out) < n {
+		page, err := wrappedPage[Device](ctx, db.fs.Collection(devicesCollection), after, n, "wrappedPsk", "pskKey", "type")
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range page {
+			if w.Doc.Type != ConnectorType && len(out) < n {
+				out = append(out, w)
+			}
+		}
+		if len(page) < n {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	return out, nil
+}
+
+// IsConnectorDevice says whether rec is a Cloud Connector's device
+// document, which key backups leave out: it holds no key, the
+// connector's own record is backed up, and the connector's next status
+// makes the device again.
+func IsConnectorDevice(rec Record) bool {
+	return rec.Kind == devicesCollection && rec.Fields["type"] == ConnectorType
 }
 
 // ReplaceDevicePSK stores a device's PSK re-wrapped by the CryptoKey
 // keyName, unless the device changed since version (ErrChanged).
 func (db *DB) ReplaceDevicePSK(ctx context.Context, id string, version time.Time, wrapped []byte, keyName string) error {
 	return replaceWrapped(ctx, db.deviceRef(id), version, []firestore.Update{{Path: "wrappedPsk", Value: wrapped}, {Path: "pskKey", Value: keyName}})
+}
+
+// What connector status writes.
+
+// connectorDevice is a Cloud Connector's device document: what the API
+// shows of any device, and none of a sensor's fields.
+type connectorDevice struct {
+	Type          string            `firestore:"type"`
+	ProductNumber string            `firestore:"productNumber"`
+	ProjectID     string            `firestore:"projectId"`
+	Labels        map[string]string `firestore:"labels"`
+	CreateTime    time.Time         `firestore:"createTime"`
+	Reported      map[string]any    `firestore:"reported,omitempty"`
+}
+
+func newConnectorDevice(project string, at time.Time, reported map[string]any) connectorDevice {
+	return connectorDevice{Type: ConnectorType, ProductNumber: ConnectorProductNumber, ProjectID: project,
+		Labels: map[string]string{}, CreateTime: at, Reported: reported}
+}
+
+// ConnectorDevice is what a transaction found in the devices collection
+// under a connector's id.
+type ConnectorDevice struct {
+	Exists bool // a device has the id
+	Sensor bool // and it is a sensor, never to be written as a connector
+}
+
+// ConnectorDeviceIn reads, in tx, what has connector id's device id.
+func (db *DB) ConnectorDeviceIn(tx *firestore.Transaction, id string) (ConnectorDevice, error) {
+	snap, err := tx.Get(db.deviceRef(id))
+	if status.Code(err) == codes.NotFound {
+		return ConnectorDevice{}, nil
+	}
+	if err != nil {
+		return ConnectorDevice{}, wrap("device "+id, err)
+	}
+	typ, _ := snap.Data()["type"].(string)
+	return ConnectorDevice{Exists: true, Sensor: typ != ConnectorType}, nil
+}
+
+// SetConnectorReported writes, in tx, the data of a connector's latest
+// status events into its device's reported state (DT's reported), keyed
+// by event type. found is what ConnectorDeviceIn read: a connector
+// registered before connectors were devices has none, and gets one in
+// project. A sensor's document is never written: ErrSensorID.
+func (db *DB) SetConnectorReported(tx *firestore.Transaction, id, project string, found ConnectorDevice, reported map[string]any, at time.Time) error {
+	switch {
+	case found.Sensor:
+		return fmt.Errorf("store: connector %s: %w", id, ErrSensorID)
+	case !found.Exists:
+		return tx.Create(db.deviceRef(id), newConnectorDevice(project, at, reported))
+	}
+	return db.UpdateDevice(tx, id, DeviceChange{Reported: reported})
 }
