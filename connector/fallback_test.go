@@ -35,9 +35,19 @@ func path(t *testing.T, project string) (*netpath.Proxy, *connector.Link) {
 
 // TestFallsBackToCellularAndBack cuts the Ethernet path while packets
 // flow: the connector moves to cellular and says so at once, loses no
-// packet, and moves back when the path is restored.
+// packet, and moves back when the path is restored. Batched, the
+// envelopes of a failed batch go out again.
 func TestFallsBackToCellularAndBack(t *testing.T) {
 	t.Parallel()
+	for name, window := range map[string]time.Duration{"one message each": 0, "batched": 100 * time.Millisecond} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fallBackAndBack(t, window)
+		})
+	}
+}
+
+func fallBackAndBack(t *testing.T, batchWindow time.Duration) {
 	ctx := context.Background()
 	r := newRig(t)
 	ethernet, ethLink := path(t, r.project)
@@ -47,6 +57,7 @@ func TestFallsBackToCellularAndBack(t *testing.T) {
 		Radio: r.radio, Medium: r.medium.LocalAddr(),
 		Ethernet: ethLink, Cellular: cellLink, SignalStrength: 63,
 		QueueSize: 4096, Heartbeat: time.Hour, PublishTimeout: 2 * time.Second, ProbeEvery: time.Second,
+		BatchWindow: batchWindow,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -128,14 +139,20 @@ func (r *rig) collectUplinks(t *testing.T) *uplinkSet {
 	lookup := r.lookup()
 	go func() {
 		for data := range r.uplinks {
-			up, err := relay.OpenUplink(context.Background(), data, lookup)
-			if err != nil || len(up.Packet) != 3 {
-				t.Errorf("uplink %x: %+v %v", data, up, err)
-				continue
+			envs, err := relay.SplitBatch(data)
+			if err != nil {
+				t.Errorf("uplink message %x: %v", data, err)
 			}
-			s.mu.Lock()
-			s.seen[int(up.Packet[1])|int(up.Packet[2])<<8]++
-			s.mu.Unlock()
+			for _, env := range envs {
+				up, err := relay.OpenUplink(context.Background(), env, lookup)
+				if err != nil || len(up.Packet) != 3 {
+					t.Errorf("uplink %x: %+v %v", env, up, err)
+					continue
+				}
+				s.mu.Lock()
+				s.seen[int(up.Packet[1])|int(up.Packet[2])<<8]++
+				s.mu.Unlock()
+			}
 		}
 	}()
 	return s

@@ -1,11 +1,17 @@
 package connector
 
 import (
+	"context"
 	"crypto/ed25519"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
 	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/relay"
 )
@@ -148,6 +154,30 @@ func TestNewChecksLinks(t *testing.T) {
 				Ethernet: tc.ethernet, Cellular: tc.cellular, SignalStrength: tc.signal})
 			if (err != nil) != tc.refused {
 				t.Fatalf("New: %v, want refused %v", err, tc.refused)
+			}
+		})
+	}
+}
+
+// TestRefused: only a publish refused for the message itself is dropped;
+// anything a link could explain goes back to the queue.
+func TestRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"oversized", pubsub.ErrOversizedMessage, true},
+		{"invalid argument", fmt.Errorf("publish: %w", status.Error(codes.InvalidArgument, "bad message")), true},
+		{"unavailable", status.Error(codes.Unavailable, "connection reset"), false},
+		{"timed out", context.DeadlineExceeded, false},
+		{"not found", status.Error(codes.NotFound, "no topic"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := refused(tc.err); got != tc.want {
+				t.Fatalf("refused(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}

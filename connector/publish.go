@@ -2,10 +2,13 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/relay"
 )
@@ -116,6 +119,10 @@ func (c *Connector) send(ctx context.Context, link *backhaul, envs [][]byte) {
 	res := link.Uplinks.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{"connector": c.cfg.ID}})
 	if _, err := res.Get(ctx); err != nil {
 		c.publishErrors.Add(uint64(len(envs)))
+		if refused(err) {
+			c.log.Error("Pub/Sub refused an uplink message: dropped", "error", err, "envelopes", len(envs))
+			return
+		}
 		if dropped := c.queue.requeue(envs); dropped > 0 {
 			c.log.Warn("queue full: dropped the oldest packets", "dropped", dropped, "queueSize", c.cfg.QueueSize)
 		}
@@ -123,6 +130,13 @@ func (c *Connector) send(ctx context.Context, link *backhaul, envs [][]byte) {
 		return
 	}
 	c.published.Add(uint64(len(envs)))
+}
+
+// refused reports whether a publish failed for the message itself, which
+// no link would carry: sent again, it would go round forever, taking down
+// every link it tries.
+func refused(err error) bool {
+	return errors.Is(err, pubsub.ErrOversizedMessage) || status.Code(err) == codes.InvalidArgument
 }
 
 // heartbeat publishes a status over the active link at once, then every
