@@ -69,7 +69,7 @@ type Config struct {
 	DrainTimeout time.Duration // how long shutdown waits to publish what is queued; default 5s
 	// PublishTimeout is how long a publish over a link may take before
 	// the link counts as failed (default 5s); the Pub/Sub publishers
-	// should give up at the same time (NewPubSubLink does).
+	// should give up at the same time (PubSubLink's do).
 	PublishTimeout time.Duration
 	// ProbeEvery is how often a failed link is tried again with a
 	// heartbeat over it (default 3s).
@@ -118,8 +118,9 @@ func (h *Hostile) claim(n uint64, received time.Time, rssi float64) (time.Time, 
 // Stats are the connector's counters since start.
 type Stats struct {
 	Received, Published, Dropped uint64
-	// PublishErrors counts envelopes whose publish failed; each went back
-	// to the queue, to go out over the other link.
+	// PublishErrors counts envelopes whose publish failed. Each went back
+	// to the queue to go out over a link that works, unless Pub/Sub
+	// refused the message itself.
 	PublishErrors                   uint64
 	Switches                        uint64 // changes of the link published over
 	Transmitted, NotForMe, Rejected uint64
