@@ -45,7 +45,7 @@ func TestLearnsEndorsedChannelKey(t *testing.T) {
 		ID: "ccon-1", Key: r.key, ChannelKeys: creds.Trusted(),
 		SaveChannelKeys: func(keys []ed25519.PublicKey) error { return credentials.SaveChannelKeys(path, keys) },
 		Radio:           r.radio, Medium: r.medium.LocalAddr(),
-		Uplinks: r.ps.Publisher("uplinks"), Status: r.ps.Publisher("connector-status"), Downlinks: r.ps.Subscriber("downlinks-ccon-1"),
+		Ethernet:  r.link(),
 		Heartbeat: time.Hour, Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 	})
 	if err != nil {

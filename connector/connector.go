@@ -2,6 +2,14 @@
 // the uplinks topic in envelopes signed with its own key, transmits only the
 // downlinks the cloud signed and addressed to it, and reports its status.
 // It never stores a packet; its one buffer is a bounded in-memory queue.
+//
+// It has two backhaul links, Ethernet and cellular, each with its own
+// Pub/Sub client. It publishes over Ethernet while that works; a publish
+// over it that fails or times out moves it to cellular, with a status at
+// once, and the envelopes of the failed publishes go back to the front of
+// the queue to go out over cellular. A heartbeat over Ethernet every
+// ProbeEvery finds when it works again, and the connector moves back,
+// again with a status at once.
 package connector
 
 import (
@@ -47,14 +55,25 @@ type Config struct {
 	SaveChannelKeys func([]ed25519.PublicKey) error
 	Radio           net.PacketConn // air frames arrive here
 	Medium          net.Addr       // transmissions go here
-	Uplinks         Publisher
-	Status          Publisher
-	Downlinks       Receiver // this connector's own subscription to the downlinks topic
+	// Ethernet and Cellular are the backhaul links, each over its own
+	// network path; at least one is required. The connector publishes
+	// over Ethernet while it works and falls back to cellular while it
+	// does not; it listens for downlinks over both.
+	Ethernet, Cellular *Link
+	// SignalStrength is the cellular signal its status reports, 0..100:
+	// the modem's reading on hardware, a configured value here.
+	SignalStrength int
 
 	QueueSize    int           // default 1024 packets
 	Heartbeat    time.Duration // default 30s
 	DrainTimeout time.Duration // how long shutdown waits to publish what is queued; default 5s
-	Connection   string        // relay.ConnectionEthernet (default) or relay.ConnectionCellular
+	// PublishTimeout is how long a publish over a link may take before
+	// the link counts as failed (default 5s); the Pub/Sub publishers
+	// should give up at the same time (PubSubLink's do).
+	PublishTimeout time.Duration
+	// ProbeEvery is how often a failed link is tried again with a
+	// heartbeat over it (default 3s).
+	ProbeEvery time.Duration
 	// BatchWindow, when set, lets one Pub/Sub message carry every uplink
 	// heard within it (at most relay.MaxBatch): fewer, larger pushes when
 	// the pipeline is loaded, at the price of up to this much latency.
@@ -98,10 +117,15 @@ func (h *Hostile) claim(n uint64, received time.Time, rssi float64) (time.Time, 
 
 // Stats are the connector's counters since start.
 type Stats struct {
-	Received, Published, PublishErrors, Dropped uint64
-	Transmitted, NotForMe, Rejected             uint64
-	DroppedDownlinks                            uint64 // by a hostile connector
-	Announcements                               uint64 // downlinks that only announced the channel key
+	Received, Published, Dropped uint64
+	// PublishErrors counts envelopes whose publish failed. Each went back
+	// to the queue to go out over a link that works, unless Pub/Sub
+	// refused the message itself.
+	PublishErrors                   uint64
+	Switches                        uint64 // changes of the link published over
+	Transmitted, NotForMe, Rejected uint64
+	DroppedDownlinks                uint64 // by a hostile connector
+	Announcements                   uint64 // downlinks that only announced the channel key
 }
 
 // Connector relays between the radio and Pub/Sub.
@@ -109,11 +133,14 @@ type Connector struct {
 	cfg   Config
 	log   *slog.Logger
 	queue *queue
+	links *links
+	mac   string // the Ethernet link's, as its status reports it
 
 	received, published, publishErrors atomic.Uint64
 	transmitted, notForMe, rejected    atomic.Uint64
 	dropped                            atomic.Uint64 // downlinks a hostile connector dropped
 	announcements                      atomic.Uint64
+	switches                           atomic.Uint64
 
 	trustMu sync.Mutex // held while the trusted keys change and are saved
 	trusted []ed25519.PublicKey
@@ -128,8 +155,14 @@ func New(cfg Config) (*Connector, error) {
 		return nil, errors.New("connector: no signing key")
 	case len(cfg.ChannelKeys) == 0:
 		return nil, errors.New("connector: no channel public key")
-	case cfg.Radio == nil || cfg.Medium == nil || cfg.Uplinks == nil || cfg.Status == nil || cfg.Downlinks == nil:
-		return nil, errors.New("connector: radio, medium, uplinks, status and downlinks are all required")
+	case cfg.Radio == nil || cfg.Medium == nil:
+		return nil, errors.New("connector: radio and medium are required")
+	case cfg.Ethernet == nil && cfg.Cellular == nil:
+		return nil, errors.New("connector: no backhaul link")
+	case !complete(cfg.Ethernet) || !complete(cfg.Cellular):
+		return nil, errors.New("connector: a link needs uplinks, status and downlinks")
+	case cfg.SignalStrength < 0 || cfg.SignalStrength > 100:
+		return nil, fmt.Errorf("connector: signal strength %d, want 0..100", cfg.SignalStrength)
 	case cfg.Hostile != nil && !cfg.AllowHostile:
 		return nil, errors.New("connector: hostile mode is for tests only and needs AllowHostile")
 	}
@@ -142,8 +175,11 @@ func New(cfg Config) (*Connector, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 5 * time.Second
 	}
-	if cfg.Connection == "" {
-		cfg.Connection = relay.ConnectionEthernet
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.ProbeEvery <= 0 {
+		cfg.ProbeEvery = 3 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -153,11 +189,20 @@ func New(cfg Config) (*Connector, error) {
 			return nil, fmt.Errorf("connector: a channel public key of %d bytes", len(k))
 		}
 	}
-	c := &Connector{cfg: cfg, log: cfg.Logger.With("connectorId", cfg.ID), queue: newQueue(cfg.QueueSize), trusted: slices.Clone(cfg.ChannelKeys)}
+	c := &Connector{
+		cfg: cfg, log: cfg.Logger.With("connectorId", cfg.ID), queue: newQueue(cfg.QueueSize),
+		links: newLinks(cfg.Ethernet, cfg.Cellular, time.Now()), mac: ethernetMAC(cfg.ID),
+		trusted: slices.Clone(cfg.ChannelKeys),
+	}
 	if h := cfg.Hostile; h != nil {
 		c.log.Warn("HOSTILE MODE: this connector lies, for tests only", "claimedRssi", h.RSSI, "dropDownlinks", h.DropDownlinks, "poisonEvery", h.PoisonEvery)
 	}
 	return c, nil
+}
+
+// complete reports whether a link, if configured, is wired in full.
+func complete(l *Link) bool {
+	return l == nil || l.Uplinks != nil && l.Status != nil && l.Downlinks != nil
 }
 
 // Stats returns the counters.
@@ -165,6 +210,7 @@ func (c *Connector) Stats() Stats {
 	_, dropped := c.queue.stats()
 	return Stats{
 		Received: c.received.Load(), Published: c.published.Load(), PublishErrors: c.publishErrors.Load(), Dropped: dropped,
+		Switches:    c.switches.Load(),
 		Transmitted: c.transmitted.Load(), NotForMe: c.notForMe.Load(), Rejected: c.rejected.Load(),
 		DroppedDownlinks: c.dropped.Load(), Announcements: c.announcements.Load(),
 	}
@@ -182,22 +228,23 @@ func (c *Connector) ChannelKeys() []ed25519.PublicKey {
 // listening, publishes what is still queued (up to DrainTimeout) and sends a
 // last OFFLINE status. The caller closes Radio afterwards.
 func (c *Connector) Run(ctx context.Context) error {
-	c.status(ctx, c.cfg.Connection)
 	var wg sync.WaitGroup
 	radioDone := make(chan struct{})
 	wg.Go(func() { defer close(radioDone); c.listen(ctx) })
 	wg.Go(func() { c.pump(ctx, radioDone) })
 	wg.Go(func() { c.heartbeat(ctx) })
+	wg.Go(func() { c.probe(ctx) })
 	var recvErr error
 	wg.Go(func() { recvErr = c.receiveDownlinks(ctx) })
 	wg.Wait()
 
 	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.DrainTimeout)
 	defer cancel()
-	c.status(stop, relay.ConnectionOffline)
+	c.lastWords(stop)
 	st := c.Stats()
-	c.log.Info("connector stopped", "received", st.Received, "published", st.Published, "dropped", st.Dropped, "transmitted", st.Transmitted)
-	if recvErr != nil && !errors.Is(recvErr, context.Canceled) {
+	c.log.Info("connector stopped", "received", st.Received, "published", st.Published, "dropped", st.Dropped,
+		"transmitted", st.Transmitted, "publishErrors", st.PublishErrors, "switches", st.Switches)
+	if recvErr != nil {
 		return fmt.Errorf("connector %s: downlinks: %w", c.cfg.ID, recvErr)
 	}
 	return nil
@@ -248,162 +295,55 @@ func (c *Connector) listen(ctx context.Context) {
 	}
 }
 
-// maxInFlight bounds concurrent publishes, so a slow Pub/Sub backs packets up
-// into the bounded queue, where the oldest are dropped, instead of into
-// unbounded client buffers.
-const maxInFlight = 64
-
-// pump publishes queued envelopes until the radio has stopped and the queue
-// is drained or the drain deadline passes.
-func (c *Connector) pump(ctx context.Context, radioDone <-chan struct{}) {
-	sem := make(chan struct{}, maxInFlight)
+// receiveDownlinks transmits the downlinks meant for this connector,
+// received over every link at once: the cloud cannot know which link
+// works, and a stream over a broken one just waits to reconnect.
+func (c *Connector) receiveDownlinks(ctx context.Context) error {
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	pubCtx := context.WithoutCancel(ctx)
-	var drainDeadline <-chan time.Time
-	for {
-		env, ok := c.queue.pop()
-		if !ok {
-			select {
-			case <-c.queue.ready:
-				continue
-			case <-radioDone:
-				if n, _ := c.queue.stats(); n == 0 {
-					return
-				}
-				continue
-			case <-drainDeadline:
-				return
-			}
-		}
-		if drainDeadline == nil && ctx.Err() != nil {
-			drainDeadline = time.After(c.cfg.DrainTimeout)
-		}
-		envs := c.gather(env, radioDone)
-		data := env
-		if len(envs) > 1 {
-			var err error
-			if data, err = relay.EncodeBatch(envs); err != nil {
-				c.publishErrors.Add(uint64(len(envs)))
-				c.log.Error("batch", "error", err)
-				continue
-			}
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-drainDeadline:
-			return
-		}
-		res := c.cfg.Uplinks.Publish(pubCtx, &pubsub.Message{Data: data, Attributes: map[string]string{"connector": c.cfg.ID}})
+	errs := make([]error, len(c.links.all)) // all is fixed at New
+	for i, b := range c.links.all {
 		wg.Go(func() {
-			defer func() { <-sem }()
-			if _, err := res.Get(pubCtx); err != nil {
-				c.publishErrors.Add(uint64(len(envs)))
-				c.log.Error("publish failed", "error", err, "envelopes", len(envs))
-				return
+			if err := b.Downlinks.Receive(ctx, c.downlink); err != nil && ctx.Err() == nil {
+				errs[i] = fmt.Errorf("over %s: %w", b.name, err)
 			}
-			c.published.Add(uint64(len(envs)))
 		})
 	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
-// gather collects the envelopes queued within BatchWindow after first, up
-// to relay.MaxBatch; without a window, first goes alone.
-func (c *Connector) gather(first []byte, radioDone <-chan struct{}) [][]byte {
-	envs := [][]byte{first}
-	if c.cfg.BatchWindow <= 0 {
-		return envs
-	}
-	until := time.NewTimer(c.cfg.BatchWindow)
-	defer until.Stop()
-	for len(envs) < relay.MaxBatch {
-		if env, ok := c.queue.pop(); ok {
-			envs = append(envs, env)
-			continue
-		}
-		select {
-		case <-c.queue.ready:
-		case <-until.C:
-			return envs
-		case <-radioDone:
-			return envs
-		}
-	}
-	return envs
-}
-
-func (c *Connector) heartbeat(ctx context.Context) {
-	t := time.NewTicker(c.cfg.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			c.status(ctx, c.cfg.Connection)
-		}
-	}
-}
-
-// status publishes a heartbeat and waits for it, so the last OFFLINE status
-// is out before the process exits.
-func (c *Connector) status(ctx context.Context, connection string) {
-	_, dropped := c.queue.stats()
-	env, err := relay.SignStatus(c.cfg.Key, relay.Status{
-		ConnectorID: c.cfg.ID,
-		Time:        time.Now().UTC(),
-		Connection:  connection,
-		Available:   []string{c.cfg.Connection},
-		Dropped:     dropped,
-	})
-	if err != nil {
-		c.log.Error("status envelope", "error", err)
-		return
-	}
-	res := c.cfg.Status.Publish(ctx, &pubsub.Message{Data: env, Attributes: map[string]string{"connector": c.cfg.ID}})
-	if _, err := res.Get(ctx); err != nil {
-		c.log.Error("status publish failed", "error", err)
-	}
-}
-
-// receiveDownlinks transmits the downlinks meant for this connector. Every
+// downlink transmits one downlink if it is meant for this connector. Every
 // message is acked: one that is not for us, forged or stale will never
 // become valid, and a nack would only bring it back.
-func (c *Connector) receiveDownlinks(ctx context.Context) error {
-	err := c.cfg.Downlinks.Receive(ctx, func(_ context.Context, m *pubsub.Message) {
-		defer m.Ack()
-		d, err := c.openDownlink(m.Data)
-		switch {
-		case errors.Is(err, relay.ErrNotAddressed):
-			c.notForMe.Add(1)
-			return
-		case err != nil:
-			c.rejected.Add(1)
-			c.log.Warn("refusing a downlink", "error", err, "messageId", m.ID)
-			return
-		case d.Announcement():
-			c.announcements.Add(1)
-			return // it only announced the channel key: nothing to transmit
-		}
-		if c.cfg.Hostile != nil && c.cfg.Hostile.DropDownlinks {
-			c.dropped.Add(1)
-			c.log.Warn("hostile: dropping a downlink", "messageId", m.ID)
-			return
-		}
-		frame, err := air.Frame{Kind: air.KindTransmit, Packet: d.Packet}.Append(nil)
-		if err == nil {
-			_, err = c.cfg.Radio.WriteTo(frame, c.cfg.Medium)
-		}
-		if err != nil {
-			c.log.Error("transmit failed", "error", err)
-			return
-		}
-		c.transmitted.Add(1)
-	})
-	if ctx.Err() != nil {
-		return nil
+func (c *Connector) downlink(_ context.Context, m *pubsub.Message) {
+	defer m.Ack()
+	d, err := c.openDownlink(m.Data)
+	switch {
+	case errors.Is(err, relay.ErrNotAddressed):
+		c.notForMe.Add(1)
+		return
+	case err != nil:
+		c.rejected.Add(1)
+		c.log.Warn("refusing a downlink", "error", err, "messageId", m.ID)
+		return
+	case d.Announcement():
+		c.announcements.Add(1)
+		return // it only announced the channel key: nothing to transmit
 	}
-	return err
+	if c.cfg.Hostile != nil && c.cfg.Hostile.DropDownlinks {
+		c.dropped.Add(1)
+		c.log.Warn("hostile: dropping a downlink", "messageId", m.ID)
+		return
+	}
+	frame, err := air.Frame{Kind: air.KindTransmit, Packet: d.Packet}.Append(nil)
+	if err == nil {
+		_, err = c.cfg.Radio.WriteTo(frame, c.cfg.Medium)
+	}
+	if err != nil {
+		c.log.Error("transmit failed", "error", err)
+		return
+	}
+	c.transmitted.Add(1)
 }
 
 // openDownlink opens a downlink under the trusted channel keys and takes in

@@ -29,7 +29,7 @@ func TestNewRefusesHostileUnlessAllowed(t *testing.T) {
 	_, key, _ := ed25519.GenerateKey(nil)
 	pub, _, _ := ed25519.GenerateKey(nil)
 	base := Config{ID: "c", Key: key, ChannelKeys: []ed25519.PublicKey{pub}, Radio: radio, Medium: radio.LocalAddr(),
-		Uplinks: nopPubSub{}, Status: nopPubSub{}, Downlinks: nopPubSub{}}
+		Ethernet: &Link{Uplinks: nopPubSub{}, Status: nopPubSub{}, Downlinks: nopPubSub{}}}
 	tests := []struct {
 		name    string
 		hostile *Hostile

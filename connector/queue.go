@@ -40,6 +40,32 @@ func (q *queue) push(b []byte) (dropped bool) {
 	return dropped
 }
 
+// requeue puts items whose publish failed back at the front, in their
+// order, to go out before anything newer. If the queue fills, they are the
+// oldest items, so the earliest of them are dropped and counted; it
+// returns how many.
+func (q *queue) requeue(bs [][]byte) (dropped int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := len(bs) - 1; i >= 0; i-- {
+		if q.n == len(q.items) {
+			dropped = i + 1
+			q.dropped += uint64(dropped)
+			break
+		}
+		q.head = (q.head - 1 + len(q.items)) % len(q.items)
+		q.items[q.head] = bs[i]
+		q.n++
+	}
+	if q.n > 0 {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
+	}
+	return dropped
+}
+
 // pop removes the oldest item, or reports false when empty.
 func (q *queue) pop() ([]byte, bool) {
 	q.mu.Lock()

@@ -39,3 +39,43 @@ func TestQueueDropsOldest(t *testing.T) {
 		})
 	}
 }
+
+// TestRequeue: envelopes whose publish failed go back in front, in order;
+// when the queue fills, the earliest of them, the oldest, are dropped.
+func TestRequeue(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		size, queued int
+		back         []byte
+		want         []byte
+		wantDropped  uint64
+	}{
+		{size: 8, queued: 2, back: []byte{10, 11}, want: []byte{10, 11, 0, 1}},
+		{size: 4, queued: 2, back: []byte{10, 11}, want: []byte{10, 11, 0, 1}},
+		{size: 4, queued: 3, back: []byte{10, 11}, want: []byte{11, 0, 1, 2}, wantDropped: 1},
+		{size: 2, queued: 2, back: []byte{10, 11}, want: []byte{0, 1}, wantDropped: 2},
+		{size: 2, queued: 0, back: []byte{10, 11, 12}, want: []byte{11, 12}, wantDropped: 1},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%d back onto %d of %d", len(tc.back), tc.queued, tc.size), func(t *testing.T) {
+			q := newQueue(tc.size)
+			for i := range tc.queued {
+				q.push([]byte{byte(i)})
+			}
+			var back [][]byte
+			for _, b := range tc.back {
+				back = append(back, []byte{b})
+			}
+			if dropped := q.requeue(back); uint64(dropped) != tc.wantDropped {
+				t.Fatalf("requeue dropped %d, want %d", dropped, tc.wantDropped)
+			}
+			var got []byte
+			for b, ok := q.pop(); ok; b, ok = q.pop() {
+				got = append(got, b[0])
+			}
+			if _, dropped := q.stats(); string(got) != string(tc.want) || dropped != tc.wantDropped {
+				t.Fatalf("queue %v, %d dropped; want %v, %d dropped", got, dropped, tc.want, tc.wantDropped)
+			}
+		})
+	}
+}

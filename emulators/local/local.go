@@ -26,6 +26,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/sealedsense/sealedsense/emulators/netpath"
 	"github.com/sealedsense/sealedsense/emulators/platform"
 	"github.com/sealedsense/sealedsense/emulators/simulator"
 	"github.com/sealedsense/sealedsense/emulators/stack"
@@ -33,6 +34,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/sensor"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
@@ -110,6 +112,10 @@ type connectorProc struct {
 	id    string
 	creds string
 	radio *net.UDPConn // held for the deployment's life and passed to each start
+	// paths are its two network paths to Pub/Sub, by link name
+	// (relay.ConnectionEthernet, relay.ConnectionCellular); held for the
+	// deployment's life, so a cut outlives a restart.
+	paths map[string]*netpath.Proxy
 	cmd   *exec.Cmd
 	exit  chan struct{} // closed when cmd has exited
 }
@@ -397,7 +403,15 @@ func (d *Deployment) registerConnectors(ctx context.Context, reg *registry.Regis
 		angle := 2 * math.Pi * float64(i) / float64(max(d.cfg.Connectors, 1))
 		at := simulator.Point{X: 150 * math.Cos(angle), Y: 150 * math.Sin(angle)}
 		conns = append(conns, simulator.Connector{ID: id, At: at, Addr: addr})
-		d.connectors[id] = &connectorProc{id: id, creds: path, radio: radio}
+		c := &connectorProc{id: id, creds: path, radio: radio, paths: map[string]*netpath.Proxy{}}
+		d.connectors[id] = c
+		for _, link := range []string{relay.ConnectionEthernet, relay.ConnectionCellular} {
+			p, err := netpath.Listen(d.platform.PubSubAddr)
+			if err != nil {
+				return nil, err
+			}
+			c.paths[link] = p
+		}
 	}
 	return conns, nil
 }
@@ -537,7 +551,8 @@ func (d *Deployment) StartConnector(id string) error {
 	cmd := exec.Command(filepath.Join(d.bin, "connector"),
 		"-credentials", c.creds, "-medium", d.Sim.Addr().String(),
 		"-project", d.cfg.Project, "-subscription", stack.DownlinkSubscription(id), "-heartbeat", "5s",
-		"-batch-window", d.cfg.BatchWindow.String())
+		"-batch-window", d.cfg.BatchWindow.String(),
+		"-ethernet-endpoint", c.paths[relay.ConnectionEthernet].Addr(), "-cellular-endpoint", c.paths[relay.ConnectionCellular].Addr())
 	if id == d.cfg.Liar {
 		cmd.Args = append(cmd.Args, "-hostile-lie")
 	}
@@ -559,6 +574,42 @@ func (d *Deployment) KillConnector(id string) {
 		kill(c.cmd)
 		c.cmd = nil
 	}
+}
+
+// CutLink cuts one of a connector's network paths to Pub/Sub, link being
+// relay.ConnectionEthernet or relay.ConnectionCellular: its open
+// connections are reset and new ones refused until RestoreLink.
+func (d *Deployment) CutLink(connectorID, link string) error {
+	p, err := d.path(connectorID, link)
+	if err != nil {
+		return err
+	}
+	p.Cut()
+	return nil
+}
+
+// RestoreLink mends a path CutLink cut.
+func (d *Deployment) RestoreLink(connectorID, link string) error {
+	p, err := d.path(connectorID, link)
+	if err != nil {
+		return err
+	}
+	p.Restore()
+	return nil
+}
+
+func (d *Deployment) path(connectorID, link string) (*netpath.Proxy, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.connectors[connectorID]
+	if !ok {
+		return nil, fmt.Errorf("local: no connector %s", connectorID)
+	}
+	p, ok := c.paths[link]
+	if !ok {
+		return nil, fmt.Errorf("local: connector %s has no %q link", connectorID, link)
+	}
+	return p, nil
 }
 
 // StopConnector stops a connector gracefully (SIGTERM), as an operator would.
@@ -634,6 +685,9 @@ func (d *Deployment) Close() {
 	d.KillFunctions()
 	for _, c := range d.connectors {
 		c.radio.Close()
+		for _, p := range c.paths {
+			_ = p.Close()
+		}
 	}
 	if d.FS != nil {
 		d.FS.Close()

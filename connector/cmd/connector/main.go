@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
-
 	"github.com/sealedsense/sealedsense/connector"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/logging"
@@ -41,7 +39,11 @@ func run(log *slog.Logger) error {
 	sub := flag.String("subscription", "", "this connector's downlinks subscription (default downlinks-<id>)")
 	heartbeat := flag.Duration("heartbeat", 30*time.Second, "status interval")
 	queueSize := flag.Int("queue", 1024, "bounded queue size, in packets")
-	connection := flag.String("connection", "ETHERNET", "ETHERNET or CELLULAR")
+	ethernet := flag.String("ethernet-endpoint", "", "plaintext Pub/Sub endpoint (host:port) of the Ethernet link, as a local run's network path; empty: the default endpoint")
+	cellular := flag.String("cellular-endpoint", "", "plaintext Pub/Sub endpoint (host:port) of the cellular link; empty: the default endpoint")
+	signalStrength := flag.Int("signal-strength", 70, "the cellular signal its status reports, 0..100 (a simulated modem's reading)")
+	publishTimeout := flag.Duration("publish-timeout", 5*time.Second, "how long a publish over a link may take before the connector falls back to the other link")
+	probeEvery := flag.Duration("probe-every", 3*time.Second, "how often a failed link is tried again with a heartbeat")
 	batchWindow := flag.Duration("batch-window", 0, "carry the uplinks heard within this window in one Pub/Sub message (0: one message each)")
 	lie := flag.Bool("hostile-lie", false, "TEST ONLY, refused outside local mode (SEALEDSENSE_LOCAL_MODE=true): claim -30 dBm for every uplink, drop every downlink, and poison every 4th uplink's RSSI (NaN/Inf) and reception time (an hour ahead)")
 	flag.Parse()
@@ -72,14 +74,19 @@ func run(log *slog.Logger) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ps, err := pubsub.NewClient(ctx, *project)
-	if err != nil {
-		return fmt.Errorf("pubsub: %w", err)
+	// Each link has its own client, so its own connection over its own
+	// network path.
+	links := map[string]*connector.Link{}
+	for name, endpoint := range map[string]string{"ethernet": *ethernet, "cellular": *cellular} {
+		ps, err := connector.DialLink(ctx, *project, endpoint)
+		if err != nil {
+			return fmt.Errorf("%s link: %w", name, err)
+		}
+		defer ps.Close()
+		link, stopLink := connector.PubSubLink(ps, *uplinks, *status, *sub, *publishTimeout)
+		defer stopLink()
+		links[name] = link
 	}
-	defer ps.Close()
-	up, st := ps.Publisher(*uplinks), ps.Publisher(*status)
-	defer up.Stop()
-	defer st.Stop()
 
 	conn, err := connector.New(connector.Config{
 		ID:          c.ConnectorID,
@@ -90,12 +97,13 @@ func run(log *slog.Logger) error {
 		SaveChannelKeys: func(keys []ed25519.PublicKey) error { return credentials.SaveChannelKeys(*creds, keys) },
 		Radio:           radio,
 		Medium:          mediumAddr,
-		Uplinks:         up,
-		Status:          st,
-		Downlinks:       ps.Subscriber(*sub),
+		Ethernet:        links["ethernet"],
+		Cellular:        links["cellular"],
+		SignalStrength:  *signalStrength,
 		QueueSize:       *queueSize,
 		Heartbeat:       *heartbeat,
-		Connection:      *connection,
+		PublishTimeout:  *publishTimeout,
+		ProbeEvery:      *probeEvery,
 		BatchWindow:     *batchWindow,
 		Logger:          log,
 		Hostile:         hostile,
