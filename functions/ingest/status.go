@@ -216,9 +216,11 @@ func (s *Service) setConnection(ctx context.Context, id string, change func(stor
 		if err != nil {
 			return err
 		}
-		found, err := s.db.ConnectorDeviceIn(tx, id)
-		if err != nil {
-			return err
+		var found store.ConnectorDevice
+		if cs.ProjectID != "" {
+			if found, err = s.db.ConnectorDeviceIn(tx, id); err != nil {
+				return err
+			}
 		}
 		next, ok := change(cs, now)
 		if !ok {
