@@ -169,6 +169,29 @@ resource "google_firestore_index" "connectors_online_last_seen" {
   }
 }
 
+# Sweep: offline connectors not yet alerted on, last heard before the
+# long-outage cutoff.
+resource "google_firestore_index" "connectors_long_offline" {
+  database    = google_firestore_database.main.name
+  collection  = "connectors"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "online"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "offlineAlerted"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "lastSeen"
+    order      = "ASCENDING"
+  }
+}
+
 # Sweep: devices whose configuration is still PENDING after
 # config_expire_after, to mark EXPIRED (an equality and a range on
 # different fields need a composite index).

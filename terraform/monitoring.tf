@@ -39,6 +39,18 @@ locals {
       label       = "connector_id"
       field       = "connectorId"
     }
+    device_anomalies = {
+      description = "Per-device anomalies that started (deviceAnomaly events opened by ingest or its sweep), by kind: SILENT, HANDSHAKE_FLOOD, COUNTER_JUMP, COUNTER_BACKWARDS, LOCATION_CHANGE, BATTERY_DRAIN."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.metric=\"device-anomaly\""
+      label       = "kind"
+      field       = "anomalyKind"
+    }
+    connector_offline_long = {
+      description = "Connectors still OFFLINE longer than `connector_offline_alert_after` (one entry per connector and outage)."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.alert=\"connector-offline-long\""
+      label       = "connector_id"
+      field       = "connectorId"
+    }
     key_backup_failed = {
       description = "Key backups that failed to reach a backup bucket (one entry per bucket and run)."
       filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.alert=\"key-backup-failed\""
@@ -156,6 +168,39 @@ locals {
       aligner   = "ALIGN_SUM"
       group_by  = ["metric.label.connector_id"]
       doc       = "A Cloud Connector sent no heartbeat for longer than `connector_offline_after`. Sensors only it hears are not reaching the cloud; they keep their readings and resend once it is back. First check the connector's power and network at its site, then its log for publish errors (its service account may have lost `pubsub.publisher` on `connector-status`)."
+    }
+    connector_offline_long = {
+      title     = "connector offline for long"
+      condition = "a connector has been OFFLINE longer than connector_offline_alert_after"
+      severity  = "ERROR"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/connector_offline_long\" AND resource.type=\"cloud_run_revision\""
+      threshold = 0
+      duration  = "0s"
+      aligner   = "ALIGN_SUM"
+      group_by  = ["metric.label.connector_id"]
+      doc       = "A Cloud Connector has sent no heartbeat for longer than `connector_offline_alert_after`: past a short outage, sensors only it hears fill their backlogs and start dropping their oldest readings. First check `GET /v2/projects/{p}/health` and the connector's device (`devices/{id}`: its last `ethernetStatus` and `cellularStatus` say whether both links failed or the box lost power), then its site. Both links down at once points at power; only Ethernet down with no cellular fallback at the SIM or antenna."
+    }
+    device_anomaly_rate = {
+      title     = "fleet-wide device anomalies"
+      condition = "more than anomaly_alert_per_hour anomalies of one kind started per hour, for 15 minutes"
+      severity  = "WARNING"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/device_anomalies\" AND resource.type=\"cloud_run_revision\""
+      threshold = var.anomaly_alert_per_hour / 3600
+      duration  = "900s"
+      aligner   = "ALIGN_RATE"
+      group_by  = ["metric.label.kind"]
+      doc       = "Many devices across the fleet started one kind of anomaly (the `kind` label): one device's trouble is its customer's business (`GET /v2/projects/{p}/health`), many at once is ours. SILENT on many devices: a connector or site outage (check the connector alerts) or ingest refusing packets (the uplink refusal alert). LOCATION_CHANGE on many: a connector moved or its antenna changed. BATTERY_DRAIN on many of one type: a firmware or batch fault. Logs: `jsonPayload.metric=\"device-anomaly\"` name each device."
+    }
+    device_anomaly_security = {
+      title     = "possible cloned or tampered sensor"
+      condition = "a HANDSHAKE_FLOOD, COUNTER_JUMP or COUNTER_BACKWARDS anomaly started"
+      severity  = "ERROR"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/device_anomalies\" AND resource.type=\"cloud_run_revision\" AND metric.label.kind=one_of(\"HANDSHAKE_FLOOD\", \"COUNTER_JUMP\", \"COUNTER_BACKWARDS\")"
+      threshold = 0
+      duration  = "0s"
+      aligner   = "ALIGN_SUM"
+      group_by  = ["metric.label.kind"]
+      doc       = "A sensor made more handshakes than its own protocol limits allow, or its reading counter jumped or went back without a reboot: its keys may be in a second device (a clone) or its firmware is faulty. First find the device in the `device anomaly` log entry (`deviceId`, `evidence`), read its `deviceAnomaly` events and which connectors heard the handshakes (`networkStatus`), then ask its owner whether it was replaced or reset. If it was not: `provision keys` for its history, revoke it and re-provision (terraform/README.md, Key lifecycle)."
     }
     webhook_disabled = {
       title     = "Data Connector disabled"

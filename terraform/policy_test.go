@@ -50,7 +50,8 @@ func locationAttrs() map[string]bool {
 // alert policy labelled failure_class=<class>.
 func failureClasses() []string {
 	return []string{"decrypt_auth_failures", "dead_letter_backlog", "connector_offline", "webhook_disabled", "function_error_rate",
-		"key_backup_failed", "key_backup_stale", "key_backup_unchecked", "api_auth_failures", "sweep_not_running", "push_backlog_age"}
+		"key_backup_failed", "key_backup_stale", "key_backup_unchecked", "api_auth_failures", "sweep_not_running", "push_backlog_age",
+		"connector_offline_long", "device_anomaly_rate", "device_anomaly_security"}
 }
 
 // runtime is the Cloud Run functions runtime of the go.mod's go line.
@@ -908,7 +909,7 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 			strings.HasSuffix(k, "_TIMEOUT") || strings.HasSuffix(k, "_AGE") || strings.HasSuffix(k, "_BASE") || strings.HasSuffix(k, "_MAX") {
 			return "1s"
 		}
-		if strings.HasSuffix(k, "_RATE") {
+		if strings.HasSuffix(k, "_RATE") || strings.HasSuffix(k, "_FACTOR") {
 			return "1"
 		}
 		return "x"

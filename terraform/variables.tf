@@ -179,6 +179,29 @@ variable "connector_offline_after" {
   default     = "2m"
 }
 
+variable "connector_offline_alert_after" {
+  description = "A connector OFFLINE this long raises the `connector offline for long` alert (the sweep logs it once per outage)."
+  type        = string
+  default     = "30m"
+}
+
+variable "anomaly_silent_factor" {
+  description = "A sensor silent for more than this many times its reporting interval gets a SILENT deviceAnomaly."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.anomaly_silent_factor >= 1.5
+    error_message = "anomaly_silent_factor below 1.5 flags sensors for ordinary jitter and lost packets."
+  }
+}
+
+variable "anomaly_alert_per_hour" {
+  description = "Fleet-wide anomalies of one kind per hour, sustained for 15 minutes, that raise the `fleet-wide device anomalies` alert."
+  type        = number
+  default     = 20
+}
+
 variable "config_expire_after" {
   description = "A device configuration the sensor has not confirmed this long after it was requested is marked EXPIRED (and no longer sent)."
   type        = string

@@ -15,6 +15,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -216,6 +217,17 @@ func (s *Simulator) InRange(deviceID string) []string {
 	}
 	return nil
 }
+
+// Position is where a sensor stands now.
+func (s *Simulator) Position(deviceID string) (Point, bool) {
+	if ss := s.find(deviceID); ss != nil {
+		return ss.where.Load().at, true
+	}
+	return Point{}, false
+}
+
+// Connectors lists the connectors of the world, where they stand.
+func (s *Simulator) Connectors() []Connector { return slices.Clone(s.cfg.Connectors) }
 
 // Devices lists the sensors' ids.
 func (s *Simulator) Devices() []string {

@@ -172,6 +172,7 @@ func TestAuthorizationTable(t *testing.T) {
 		"POST /v2/projects/{project}/devices:claim": {rankDeveloper, func(w *world, p string, _ caller) (string, string, any) {
 			return "POST", "/v2/projects/" + p + "/devices:claim", map[string]any{"deviceIds": w.devices("", "", 1)}
 		}},
+		"GET /v2/projects/{project}/health":                         {rankUser, simple("GET", "/v2/projects/"+p+"/health", nil)},
 		"GET /v2/projects/{project}/devices/{device}/configuration": {rankUser, simple("GET", "/v2/projects/"+p+"/devices/"+d1+"/configuration", nil)},
 		"PATCH /v2/projects/{project}/devices/{device}/configuration": {rankDeveloper, simple("PATCH", "/v2/projects/"+p+"/devices/"+d1+"/configuration",
 			map[string]any{"desired": map[string]any{"sampleIntervalSeconds": 60}})},

@@ -17,6 +17,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/sealedsense/sealedsense/shared/anomaly"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/expiring"
 	"github.com/sealedsense/sealedsense/shared/radio"
@@ -72,6 +73,13 @@ type Config struct {
 	// under an unknown KEK, or a message 1 that opens under no known
 	// static key, reloads them sooner (at most every 10s, keyring.go).
 	KeyRefresh time.Duration
+	// Anomaly tunes fleet-health detection (zero fields take the
+	// defaults of anomaly.DefaultSettings); SilentFactor is the one
+	// operators set.
+	Anomaly anomaly.Settings
+	// OfflineAlertAfter is how long a connector stays offline before the
+	// sweep logs it for the long-outage alert, once (default 30m).
+	OfflineAlertAfter time.Duration
 }
 
 // DefaultKeyRefresh is Config.KeyRefresh's default.
@@ -100,6 +108,7 @@ func (c Config) withDefaults() Config {
 	def(&c.ConfigExpireAfter, 7*24*time.Hour)
 	def(&c.ConnectorCacheTTL, 30*time.Second)
 	def(&c.KeyRefresh, DefaultKeyRefresh)
+	def(&c.OfflineAlertAfter, 30*time.Minute)
 	if c.HandshakeRate <= 0 {
 		c.HandshakeRate = defaultHandshakeRate
 	}
@@ -148,6 +157,7 @@ type Service struct {
 	limits     *connectorLimits
 	announced  *expiring.Cache[string, struct{}] // connectors sent a channel-key announcement lately
 	claims     *claimer
+	anomaly    anomaly.Settings
 	n          counters
 }
 
@@ -194,7 +204,7 @@ func New(cfg Config, deps Deps) *Service {
 	cfg = cfg.withDefaults()
 	db := store.New(deps.Firestore)
 	s := &Service{
-		cfg: cfg, deps: deps, log: deps.Logger, db: db,
+		cfg: cfg, deps: deps, log: deps.Logger, db: db, anomaly: cfg.Anomaly,
 		connectors: newConnectorKeys(deps.Registry, cfg.ConnectorCacheTTL, deps.Now),
 		online:     newOnlineConnectors(db, cfg.ConnectorCacheTTL, deps.Now),
 		sessions:   newSessionCache(db, cfg.Limits, deps.Now),

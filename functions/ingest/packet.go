@@ -34,6 +34,7 @@ type packetWrite struct {
 	fresh  []storedEvent // the events this attempt creates
 	reused int           // new readings whose ids were stored before
 	config *storedEvent  // this attempt's configurationStatus event
+	health healthStep    // this attempt's fleet-health change
 }
 
 // writePacket runs a packet's transaction. Only a resent reading
@@ -72,7 +73,7 @@ func (p *packetWrite) lookups(checkAll bool) []string {
 // stored yet, updates the device and seals the ACK. checkAll reads every
 // reading's event rather than only the resent ones'.
 func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAll bool) error {
-	p.out, p.fresh, p.reused, p.config = outcome{rec: p.rec}, nil, 0, nil
+	p.out, p.fresh, p.reused, p.config, p.health = outcome{rec: p.rec}, nil, 0, nil, healthStep{}
 	now := s.deps.Now()
 	index := p.hdr.ReceiverIndex
 	st, err := s.db.PacketState(tx, index, p.deviceID, p.lookups(checkAll))
@@ -120,7 +121,13 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 	if err := s.storeConfigEvent(tx, p, st.Device, cfg, &w, now); err != nil {
 		return err
 	}
-	change := store.DeviceChange{Reported: w.reported, Config: cfg.change}
+	if p.health, err = s.packetHealth(st.Device, p.deviceID, p.ul, now); err != nil {
+		return err
+	}
+	if err := p.health.storeEvents(tx, s.db); err != nil {
+		return err
+	}
+	change := store.DeviceChange{Reported: w.reported, Config: cfg.change, Health: p.health.change}
 	if v, ok := feedback(st.Device.Pending, heardBack{session: index, received: p.ul.Replies}, now); ok {
 		change.Verdict = &v
 		p.out.avoid = lostVia(v)

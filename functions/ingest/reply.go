@@ -133,25 +133,51 @@ func (s *Service) recordReply(ctx context.Context, recID string, rec store.Recep
 	if !out.keepPending {
 		change.Pending = pendingReply(rec, via, now)
 	}
+	var step healthStep
 	if rec.ProjectID != "" && now.Sub(out.netStatus) >= s.cfg.NetworkStatusEvery {
-		netEvent, err := s.networkStatus(ctx, recID, rec, via, joined, change, now)
+		netEvent, err := s.networkStatus(ctx, recID, rec, via, joined, change, &step, now)
 		if err != nil {
 			return err
 		}
-		return s.publishEvents(ctx, rec.ProjectID, rec.DeviceID, [][]byte{netEvent})
+		s.logAnomalies(rec.DeviceID, step.changes)
+		return s.publishEvents(ctx, rec.ProjectID, rec.DeviceID, append([][]byte{netEvent}, jsonOf(step.events)...))
 	}
 	s.n.commits.Add(1)
-	return s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+	err := s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		if err := s.locate(tx, rec, joined, &change, &step, now); err != nil {
+			return err
+		}
 		if err := s.db.FinishReception(tx, recID, via, joined); err != nil {
 			return err
 		}
 		return s.db.UpdateDevice(tx, rec.DeviceID, change)
 	})
+	if err != nil {
+		return err
+	}
+	s.logAnomalies(rec.DeviceID, step.changes)
+	return s.publishEvents(ctx, rec.ProjectID, rec.DeviceID, jsonOf(step.events))
+}
+
+// locate reads the device in tx and checks where the packet's hearers put
+// it (health.go), adding the health change to change and the anomaly
+// events to tx. The read is the one this transaction adds for fleet
+// health; its commit is the one the reply makes anyway.
+func (s *Service) locate(tx *firestore.Transaction, rec store.Reception, joined []store.Hearer, change *store.DeviceChange, step *healthStep, now time.Time) error {
+	d, err := s.db.DeviceIn(tx, rec.DeviceID)
+	if err != nil {
+		return err
+	}
+	if *step, err = s.receptionHealth(d, rec.DeviceID, mergeHearers(rec.Hearers, joined), now); err != nil {
+		return err
+	}
+	change.Health = step.change
+	return step.storeEvents(tx, s.db)
 }
 
 // networkStatus writes the device's networkStatus event together with the
 // reply bookkeeping, in one commit.
-func (s *Service) networkStatus(ctx context.Context, recID string, rec store.Reception, via string, joined []store.Hearer, change store.DeviceChange, now time.Time) ([]byte, error) {
+func (s *Service) networkStatus(ctx context.Context, recID string, rec store.Reception, via string, joined []store.Hearer, change store.DeviceChange, step *healthStep, now time.Time) ([]byte, error) {
 	ns, err := event.NetworkStatusFor(rec.ProjectID, rec.DeviceID, rec.FirstSeen, toReceptions(rec.Hearers))
 	if err != nil {
 		return nil, fmt.Errorf("networkStatus of %s: %w", rec.DeviceID, err)
@@ -166,6 +192,9 @@ func (s *Service) networkStatus(ctx context.Context, recID string, rec store.Rec
 	err = s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		stored, err := s.db.StoredEvents(tx, []string{se.id})
 		if err != nil {
+			return err
+		}
+		if err := s.locate(tx, rec, joined, &change, step, now); err != nil {
 			return err
 		}
 		if err := s.db.FinishReception(tx, recID, via, joined); err != nil {

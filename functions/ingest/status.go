@@ -61,6 +61,7 @@ func applyStatus(cs store.Connector, st relay.Status, now time.Time) (store.Conn
 	}
 	cs.LastStatus, cs.LastSeen = st.Time, now
 	cs.Online = st.Connection != relay.ConnectionOffline
+	cs.OfflineAlerted = false // a new outage is alerted on anew
 	cs.Connection = st.Connection
 	cs.Available = linksUp(st)
 	if l := linkState(st.Ethernet); ethernetNews(cs.Ethernet, l) {
@@ -158,7 +159,8 @@ func sameLink(a, b *store.ConnectorLink) bool {
 // Sweep marks connectors whose heartbeats stopped as offline, with a
 // connectionStatus event and an alertable log line, and device
 // configurations left unconfirmed too long as expired, with a
-// configurationStatus event. It returns how many connectors went
+// configurationStatus event, and reviews the fleet health of devices
+// whose review time passed (silence). It returns how many connectors went
 // offline. Cloud Scheduler calls it every minute through the Sweep HTTP
 // function.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
@@ -167,7 +169,34 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if _, cerr := s.expireConfigs(ctx); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
+	if _, herr := s.reviewHealth(ctx); herr != nil {
+		err = errors.Join(err, herr)
+	}
+	if aerr := s.alertLongOffline(ctx); aerr != nil {
+		err = errors.Join(err, aerr)
+	}
 	return n, err
+}
+
+// alertLongOffline logs, once per outage, each connector offline longer
+// than OfflineAlertAfter, for the long-outage alert.
+func (s *Service) alertLongOffline(ctx context.Context) error {
+	cutoff := s.deps.Now().Add(-s.cfg.OfflineAlertAfter)
+	ids, err := s.db.LongOfflineConnectors(ctx, cutoff)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		marked, since, err := s.db.MarkOfflineAlerted(ctx, id, cutoff)
+		if err != nil {
+			return err
+		}
+		if marked {
+			s.log.Error("connector offline for long", "alert", "connector-offline-long", "connectorId", id,
+				"lastSeen", since, "offlineFor", s.deps.Now().Sub(since).Round(time.Second).String())
+		}
+	}
+	return nil
 }
 
 func (s *Service) sweepConnectors(ctx context.Context) (int, error) {

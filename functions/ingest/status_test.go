@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -270,5 +271,33 @@ func TestSweepReportsConnectorOffline(t *testing.T) {
 	}
 	if n, err := w.svc.Sweep(context.Background()); err != nil || n != 0 {
 		t.Fatalf("a second sweep: %d, %v; want nothing more", n, err)
+	}
+}
+
+// TestLongOutageAlertedOnce: a connector offline longer than
+// OfflineAlertAfter is logged for the long-outage alert once per outage,
+// however many sweeps see it; after a heartbeat, its next outage is
+// alerted on again.
+func TestLongOutageAlertedOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorldConfig(t, ingest.Config{Window: 100 * time.Millisecond, OfflineAfter: time.Millisecond, OfflineAlertAfter: time.Millisecond})
+	alerts := func() int { return strings.Count(w.logs.String(), `"alert":"connector-offline-long"`) }
+	outage := func(want int) {
+		t.Helper()
+		w.heartbeat("ccon-a", relay.Status{Time: time.Now().UTC(), Connection: relay.ConnectionEthernet})
+		time.Sleep(5 * time.Millisecond)
+		for range 3 {
+			if _, err := w.svc.Sweep(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := alerts(); got != want {
+			t.Fatalf("%d long-outage alerts after %d outages; want one per outage", got, want)
+		}
+	}
+	outage(1)
+	outage(2)
+	if !strings.Contains(w.logs.String(), `"connectorId":"ccon-a"`) {
+		t.Fatal("the alert does not name the connector")
 	}
 }

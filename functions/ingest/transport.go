@@ -190,6 +190,8 @@ func (s *Service) packetStored(ctx context.Context, recID string, p *packetWrite
 	if p.config != nil {
 		events = append(events, p.config.doc.JSON)
 	}
+	events = append(events, jsonOf(p.health.events)...)
+	s.logAnomalies(p.deviceID, p.health.changes)
 	if err := s.publishEvents(ctx, p.out.rec.ProjectID, p.out.rec.DeviceID, events); err != nil {
 		return err
 	}

@@ -111,8 +111,14 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 		return h.out.reject
 	}
 	s.sessions.created(h.index)
-	held.keep() // the reply takes it
 	s.log.Info("handshake accepted", "deviceId", deviceID, "connectorId", up.ConnectorID, "cloudKeyVersion", version)
+	s.logAnomalies(deviceID, h.health.changes)
+	if err := s.publishEvents(ctx, h.out.rec.ProjectID, deviceID, jsonOf(h.health.events)); err != nil {
+		// Stored with the handshake, which a redelivery would refuse as
+		// a replay: history has them, the push subscribers miss them.
+		s.log.Error("publishing deviceAnomaly events failed", "deviceId", deviceID, "error", err)
+	}
+	held.keep() // the reply takes it
 	s.scheduleReply(recID, h.out)
 	return nil
 }
@@ -201,15 +207,16 @@ type handshakeWrite struct {
 	recID    string
 	rec      store.Reception
 
-	index uint32 // the session's receiver index, once created
-	out   outcome
+	index  uint32 // the session's receiver index, once created
+	out    outcome
+	health healthStep // this attempt's fleet-health change
 }
 
 // storeHandshake is one attempt of a handshake's transaction: it checks
 // the handshake is newer than the device's last, and stores the new
 // session with the response to send.
 func (s *Service) storeHandshake(tx *firestore.Transaction, h *handshakeWrite) error {
-	h.out = outcome{rec: h.rec}
+	h.out, h.health = outcome{rec: h.rec}, healthStep{}
 	now := s.deps.Now()
 	dev, err := s.db.DeviceIn(tx, h.deviceID)
 	if err != nil {
@@ -248,11 +255,19 @@ func (s *Service) storeHandshake(tx *firestore.Transaction, h *handshakeWrite) e
 	if err := s.db.SetLastHandshake(tx, h.deviceID, hs.Timestamp().UnixNano(), h.version); err != nil {
 		return err
 	}
+	if h.health, err = s.handshakeHealth(dev, h.deviceID, now); err != nil {
+		return err
+	}
+	if err := h.health.storeEvents(tx, s.db); err != nil {
+		return err
+	}
+	change := store.DeviceChange{Health: h.health.change}
 	if v, ok := feedback(dev.Pending, heardBack{handshake: true}, now); ok {
 		h.out.avoid = lostVia(v)
-		if err := s.db.UpdateDevice(tx, h.deviceID, store.DeviceChange{Verdict: &v}); err != nil {
-			return err
-		}
+		change.Verdict = &v
+	}
+	if err := s.db.UpdateDevice(tx, h.deviceID, change); err != nil {
+		return err
 	}
 	h.out.rec.DeviceID, h.out.rec.ProjectID, h.out.rec.Reply = h.deviceID, dev.ProjectID, resp
 	h.out.links, h.out.netStatus = dev.Links, dev.LastNetworkStatus

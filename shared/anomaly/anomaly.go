@@ -20,6 +20,11 @@ const (
 	BatteryDrain     Kind = "BATTERY_DRAIN"     // battery dropping faster than its type's normal curve
 )
 
+// Kinds lists every kind, in a stable order: what a summary counts.
+func Kinds() []Kind {
+	return []Kind{Silent, HandshakeFlood, CounterJump, CounterBackwards, Moved, BatteryDrain}
+}
+
 // Severities.
 const (
 	Warning  = "WARNING"

@@ -40,6 +40,9 @@ type Connector struct {
 	// LastStatus is the connector's own clock on its last heartbeat, to
 	// drop reordered ones.
 	LastStatus time.Time `firestore:"lastStatus,omitempty"`
+	// OfflineAlerted is set once the sweep logged this outage as long;
+	// a heartbeat clears it.
+	OfflineAlerted bool `firestore:"offlineAlerted"`
 }
 
 // ConnectorLink is what a connector said of one backhaul link.
@@ -180,5 +183,49 @@ func (db *DB) SetConnectorStatus(tx *firestore.Transaction, id string, c Connect
 		{Path: "online", Value: c.Online},
 		{Path: "lastSeen", Value: c.LastSeen},
 		{Path: "lastStatus", Value: c.LastStatus},
+		{Path: "offlineAlerted", Value: c.OfflineAlerted},
 	})
+}
+
+// connectorsLongOffline is the sweep's query for outages to alert on:
+// offline connectors not alerted yet, last heard before a cutoff.
+var _ = needs(connectorsCollection, Field{"online", Asc}, Field{"offlineAlerted", Asc}, Field{"lastSeen", Asc})
+
+// LongOfflineConnectors lists the ids of connectors offline, not yet
+// alerted on, and last heard before cutoff. A connector never heard has
+// no lastSeen and is not listed.
+func (db *DB) LongOfflineConnectors(ctx context.Context, cutoff time.Time) ([]string, error) {
+	docs, err := db.fs.Collection(connectorsCollection).
+		Where("online", "==", false).Where("offlineAlerted", "==", false).Where("lastSeen", "<", cutoff).
+		Select().Documents(ctx).GetAll()
+	if err != nil {
+		return nil, wrap("long offline connectors", err)
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.Ref.ID
+	}
+	return ids, nil
+}
+
+// MarkOfflineAlerted records that a connector's outage was alerted on,
+// if it is still offline and last heard before cutoff; it reports
+// whether it did, and when the connector was last heard.
+func (db *DB) MarkOfflineAlerted(ctx context.Context, id string, cutoff time.Time) (bool, time.Time, error) {
+	var marked bool
+	var since time.Time
+	ref := db.connectorRef(id)
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		marked = false
+		c, err := db.ConnectorIn(tx, id)
+		if err != nil {
+			return err
+		}
+		if c.Online || c.OfflineAlerted || !c.LastSeen.Before(cutoff) {
+			return nil // heard from, or alerted, since the query
+		}
+		marked, since = true, c.LastSeen
+		return tx.Update(ref, []firestore.Update{{Path: "offlineAlerted", Value: true}})
+	})
+	return marked, since, wrap("mark connector "+id+" alerted", err)
 }

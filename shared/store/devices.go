@@ -78,6 +78,8 @@ type Device struct {
 	// Configuration is the device's desired and reported configuration
 	// (its shadow); nil until one is first set.
 	Configuration *ConfigState `firestore:"configuration,omitempty"`
+	// Health is what fleet-health detection keeps of the device (health.go).
+	Health *DeviceHealth `firestore:"health,omitempty"`
 }
 
 // Configuration statuses.
@@ -256,6 +258,8 @@ type DeviceChange struct {
 	Reported map[string]any
 	// Config, if set, changes the configuration shadow.
 	Config *ConfigChange
+	// Health, if set, changes the fleet-health state.
+	Health *HealthChange
 }
 
 // ConfigChange is what one packet, or the sweep, changes of a device's
@@ -336,6 +340,9 @@ func (c DeviceChange) updates() []firestore.Update {
 	}
 	if c.Config != nil {
 		upd = append(upd, c.Config.updates()...)
+	}
+	if c.Health != nil {
+		upd = append(upd, c.Health.updates()...)
 	}
 	return upd
 }
