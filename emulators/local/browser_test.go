@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/local/localtest"
 	"github.com/sealedsense/sealedsense/emulators/platform"
 )
 
@@ -134,8 +135,8 @@ func startBrowser(t *testing.T) *webdriver {
 // headless Chromium and shows the simulator's events as they arrive.
 func TestBrowserEventSource(t *testing.T) {
 	t.Parallel()
-	d := startWith(t, local.Config{Sensors: 6, Connectors: 2})
-	tok := customerToken(t, d)
+	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 2})
+	tok := localtest.CustomerToken(t, d)
 	target, _ := url.Parse("http://" + d.FunctionsAddr)
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {

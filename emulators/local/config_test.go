@@ -1,54 +1,17 @@
 package local_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/local/localtest"
 	"github.com/sealedsense/sealedsense/shared/event"
 )
-
-// apiCall sends one customer API request and decodes its JSON answer.
-func apiCall(t *testing.T, d *local.Deployment, token, method, path string, body, out any) int {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, "http://"+d.FunctionsAddr+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v in %s", method, path, err, b)
-		}
-	}
-	if resp.StatusCode >= 300 {
-		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	return resp.StatusCode
-}
 
 // shadow is the part of a device's configuration the test reads.
 type shadow struct {
@@ -71,10 +34,10 @@ func TestDeviceConfigurationConverges(t *testing.T) {
 	t.Parallel()
 	// Types whose ranges take a one-minute sampling interval (touch and
 	// water sensors sample at most every 5 minutes).
-	d := startWith(t, local.Config{Sensors: 20, Connectors: 2, TimeScale: 100, SensorTypes: []string{"temperature", "humidity", "co2", "proximity"}})
+	d := localtest.Start(t, local.Config{Sensors: 20, Connectors: 2, TimeScale: 100, SensorTypes: []string{"temperature", "humidity", "co2", "proximity"}})
 	devices := d.Devices()
 	waitAcked(t, d, devices, nil)
-	token := customerToken(t, d)
+	token := localtest.CustomerToken(t, d)
 	const project = "demo"
 	chosen, others := devices[:5], devices[5:]
 	for _, dev := range devices {
@@ -88,7 +51,7 @@ func TestDeviceConfigurationConverges(t *testing.T) {
 	for _, dev := range chosen {
 		names = append(names, "projects/"+project+"/devices/"+dev)
 	}
-	if code := apiCall(t, d, token, "POST", "/v2/projects/"+project+"/devices:batchUpdate",
+	if code := localtest.APICall(t, d, token, "POST", "/v2/projects/"+project+"/devices:batchUpdate",
 		map[string]any{"devices": names, "addLabels": map[string]string{"room": "quiet"}}, nil); code != 200 {
 		t.Fatalf("labelling: %d", code)
 	}
@@ -103,7 +66,7 @@ func TestDeviceConfigurationConverges(t *testing.T) {
 	var answer struct {
 		Devices []struct{ DeviceID, Status string } `json:"devices"`
 	}
-	if code := apiCall(t, d, token, "POST", "/v2/projects/"+project+"/devices:configure",
+	if code := localtest.APICall(t, d, token, "POST", "/v2/projects/"+project+"/devices:configure",
 		map[string]any{"desired": map[string]any{"sampleIntervalSeconds": 60, "batchSize": 1}, "labelSelector": "room=quiet"}, &answer); code != 200 {
 		t.Fatalf("configure: %d", code)
 	}
@@ -123,7 +86,7 @@ func TestDeviceConfigurationConverges(t *testing.T) {
 		return func() (bool, string) {
 			for _, dev := range ids {
 				var s shadow
-				apiCall(t, d, token, "GET", "/v2/projects/"+project+"/devices/"+dev+"/configuration", nil, &s)
+				localtest.APICall(t, d, token, "GET", "/v2/projects/"+project+"/devices/"+dev+"/configuration", nil, &s)
 				if s.Status != "IN_SYNC" || s.ReportedVersion != 1 {
 					return false, fmt.Sprintf("device %s: %+v", dev, s)
 				}
@@ -131,15 +94,15 @@ func TestDeviceConfigurationConverges(t *testing.T) {
 			return true, ""
 		}
 	}
-	waitUntil(t, 60*time.Second, "the running sensors confirming", configured(chosen[1:]))
+	localtest.WaitUntil(t, 60*time.Second, "the running sensors confirming", configured(chosen[1:]))
 	if _, err := d.Sim.RestartSensor(off); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 60*time.Second, "the restarted sensor confirming", configured(chosen[:1]))
+	localtest.WaitUntil(t, 60*time.Second, "the restarted sensor confirming", configured(chosen[:1]))
 
 	for _, dev := range chosen {
 		var s shadow
-		apiCall(t, d, token, "GET", "/v2/projects/"+project+"/devices/"+dev+"/configuration", nil, &s)
+		localtest.APICall(t, d, token, "GET", "/v2/projects/"+project+"/devices/"+dev+"/configuration", nil, &s)
 		if s.Attempts > 3 {
 			t.Errorf("device %s confirmed after %d replies carried the configuration, want at most 3", dev, s.Attempts)
 		}
@@ -151,7 +114,7 @@ func TestDeviceConfigurationConverges(t *testing.T) {
 	assertStreamedOnce(t, stream, chosen)
 	for _, dev := range others {
 		var s shadow
-		apiCall(t, d, token, "GET", "/v2/projects/"+project+"/devices/"+dev+"/configuration", nil, &s)
+		localtest.APICall(t, d, token, "GET", "/v2/projects/"+project+"/devices/"+dev+"/configuration", nil, &s)
 		if s.DesiredVersion != 0 || d.Sim.ReadingInterval(dev) != before {
 			t.Errorf("unconfigured device %s changed: %+v, samples every %s", dev, s, d.Sim.ReadingInterval(dev))
 		}
@@ -217,7 +180,7 @@ func assertStreamedOnce(t *testing.T, stream *streamClient, devices []string) {
 		want[event.ConfigurationStatusID(dev, "REQUESTED", 1)] = true
 		want[event.ConfigurationStatusID(dev, "IN_SYNC", 1)] = true
 	}
-	waitUntil(t, 30*time.Second, "every configurationStatus event on the stream", func() (bool, string) {
+	localtest.WaitUntil(t, 30*time.Second, "every configurationStatus event on the stream", func() (bool, string) {
 		seen := map[string]bool{}
 		for _, e := range stream.events() {
 			seen[e.ID] = true

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/local/localtest"
 	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/store"
@@ -20,7 +21,7 @@ import (
 // Ethernet once the path is restored, and no reading is lost.
 func TestFallbackToCellular(t *testing.T) {
 	t.Parallel()
-	d := startWith(t, local.Config{Sensors: 6, Connectors: 2})
+	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 2})
 	const id = "ccon-1"
 	time.Sleep(6 * time.Second) // traffic over Ethernet
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/local/localtest"
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
 	"github.com/sealedsense/sealedsense/shared/keybackup"
 )
@@ -37,7 +38,7 @@ func handshakesAndAcks(d *local.Deployment, devices []string) map[string][2]uint
 // before (nil: since it started).
 func waitAcked(t *testing.T, d *local.Deployment, devices []string, before map[string][2]uint64) {
 	t.Helper()
-	waitUntil(t, 60*time.Second, "new ACKs for every sensor", func() (bool, string) {
+	localtest.WaitUntil(t, 60*time.Second, "new ACKs for every sensor", func() (bool, string) {
 		now := handshakesAndAcks(d, devices)
 		for _, dev := range devices {
 			if now[dev][1] <= before[dev][1] {
@@ -52,7 +53,7 @@ func waitAcked(t *testing.T, d *local.Deployment, devices []string, before map[s
 // handshake since before and had readings acknowledged under it.
 func waitRehandshakeAndAcks(t *testing.T, d *local.Deployment, devices []string, before map[string][2]uint64, timeout time.Duration) {
 	t.Helper()
-	waitUntil(t, timeout, "new handshake and ACKs for every sensor", func() (bool, string) {
+	localtest.WaitUntil(t, timeout, "new handshake and ACKs for every sensor", func() (bool, string) {
 		now := handshakesAndAcks(d, devices)
 		for _, dev := range devices {
 			if now[dev][0] <= before[dev][0] || now[dev][1] <= before[dev][1] {
@@ -93,7 +94,7 @@ func wipe(t *testing.T, d *local.Deployment, collections ...string) int {
 func TestRestoreDrill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d := startWith(t, keyTestConfig())
+	d := localtest.Start(t, keyTestConfig())
 	devices := d.Devices()
 	waitAcked(t, d, devices, nil)
 
@@ -172,7 +173,7 @@ func disableKMS(t *testing.T, version string) {
 func TestKMSRotationWithTraffic(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d := startWith(t, keyTestConfig())
+	d := localtest.Start(t, keyTestConfig())
 	devices := d.Devices()
 	waitAcked(t, d, devices, nil)
 	old := []string{rotateKMS(t, d.Keys.Device), rotateKMS(t, d.Keys.SessionKEK)}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/local/localtest"
 )
 
 // TestLyingConnector runs a registered connector process in hostile mode
@@ -23,7 +24,7 @@ import (
 func TestLyingConnector(t *testing.T) {
 	t.Parallel()
 	const honest, liar = "ccon-1", "ccon-2"
-	d := startWith(t, local.Config{Sensors: 6, Connectors: 2, Liar: liar})
+	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 2, Liar: liar})
 	devices := d.Devices()
 	for _, dev := range devices {
 		if in := d.Sim.InRange(dev); !slices.Contains(in, honest) || !slices.Contains(in, liar) {

@@ -7,10 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,9 +16,9 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/local/localtest"
 	"github.com/sealedsense/sealedsense/emulators/platform"
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
 	"github.com/sealedsense/sealedsense/emulators/stack"
@@ -33,42 +31,7 @@ func TestMain(m *testing.M) { platformtest.Main(m) }
 
 func start(t *testing.T, sensors, connectors int) *local.Deployment {
 	t.Helper()
-	return startWith(t, local.Config{Sensors: sensors, Connectors: connectors})
-}
-
-func startWith(t *testing.T, cfg local.Config) *local.Deployment {
-	t.Helper()
-	dir := t.TempDir()
-	// The simulator logs every reply; kept in a file, the test's own
-	// failure stays readable, and a failing test shows the log's tail.
-	logFile, err := os.Create(filepath.Join(dir, "simulator.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-			t.Logf("last simulator log lines:\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
-		}
-	})
-	d, err := local.Start(context.Background(), local.Config{
-		Platform: platformtest.Platform(), Project: platformtest.ProjectID(t), DataDir: dir,
-		Logger:  slog.New(slog.NewTextHandler(logFile, nil)),
-		Sensors: cfg.Sensors, Connectors: cfg.Connectors, Interval: 2 * time.Second, Seed: 1,
-		SweepEvery: cfg.SweepEvery, OfflineAfter: cfg.OfflineAfter, BatchWindow: cfg.BatchWindow,
-		DeliverSweepEvery: cfg.DeliverSweepEvery, FunctionsEnv: cfg.FunctionsEnv, Liar: cfg.Liar,
-		SilentAfter: cfg.SilentAfter, TimeScale: cfg.TimeScale, SensorTypes: cfg.SensorTypes,
-		// A wider window than the 200ms default: CI runs these next to
-		// other test binaries on two cores.
-		Window: 400 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	return d
+	return localtest.Start(t, local.Config{Sensors: sensors, Connectors: connectors})
 }
 
 // drain stops new readings and waits until every sensor's backlog is
@@ -167,7 +130,7 @@ func repliedReceptions(t *testing.T, d *local.Deployment) []repliedReception {
 }
 
 func TestEverythingOnceThroughTheBestConnector(t *testing.T) {
-	d := startWith(t, local.Config{Sensors: 20, Connectors: 3, BatchWindow: 50 * time.Millisecond})
+	d := localtest.Start(t, local.Config{Sensors: 20, Connectors: 3, BatchWindow: 50 * time.Millisecond})
 	time.Sleep(16 * time.Second)
 	drain(t, d)
 	devices := d.Devices()
@@ -228,7 +191,7 @@ func TestEverythingOnceThroughTheBestConnector(t *testing.T) {
 
 func TestKilledConnector(t *testing.T) {
 	t.Parallel()
-	d := startWith(t, local.Config{Sensors: 10, Connectors: 3, SweepEvery: time.Second, OfflineAfter: 12 * time.Second})
+	d := localtest.Start(t, local.Config{Sensors: 10, Connectors: 3, SweepEvery: time.Second, OfflineAfter: 12 * time.Second})
 	time.Sleep(6 * time.Second)
 	d.KillConnector("ccon-1")
 	var orphans []string
@@ -285,7 +248,7 @@ func TestFunctionsServerRestart(t *testing.T) {
 	t.Parallel()
 	// Batched uplinks: a batch cut off by the crash is redelivered whole,
 	// and the copies already handled must not count twice.
-	d := startWith(t, local.Config{Sensors: 10, Connectors: 3, BatchWindow: 50 * time.Millisecond})
+	d := localtest.Start(t, local.Config{Sensors: 10, Connectors: 3, BatchWindow: 50 * time.Millisecond})
 	time.Sleep(6 * time.Second)
 	d.KillFunctions()
 	time.Sleep(5 * time.Second)
@@ -458,41 +421,11 @@ func openAny(ctx context.Context, d *local.Deployment, data []byte) (relay.Uplin
 	})
 }
 
-// customerToken exchanges the deployment's API credentials for an access
-// token, as DT's clients do.
-func customerToken(t *testing.T, d *local.Deployment) string {
-	t.Helper()
-	creds, err := credentials.LoadServiceAccount(d.APICredentials())
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	assertion := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "aud": creds.TokenEndpoint, "iss": creds.Email})
-	assertion.Header["kid"] = creds.KeyID
-	signed, err := assertion.SignedString([]byte(creds.Secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.PostForm(creds.TokenEndpoint, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {signed}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("token: %d %v", resp.StatusCode, err)
-	}
-	return tok.AccessToken
-}
-
 // assertCustomerSees reads the pipeline's results as a customer program
 // does: a token, then devices and event history.
 func assertCustomerSees(t *testing.T, d *local.Deployment, devices []string) {
 	t.Helper()
-	tok := customerToken(t, d)
+	tok := localtest.CustomerToken(t, d)
 	get := func(path string, v any) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", "http://"+d.FunctionsAddr+path, nil)

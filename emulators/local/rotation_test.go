@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/local/localtest"
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
@@ -26,14 +27,14 @@ import (
 // reporting through them, and every reading is stored exactly once.
 func TestCloudKeyRotationWithSensorsRunning(t *testing.T) {
 	ctx := context.Background()
-	d := startWith(t, local.Config{Sensors: 8, Connectors: 2,
+	d := localtest.Start(t, local.Config{Sensors: 8, Connectors: 2,
 		// Ingest reads the keys again each second, so the rotation
 		// reaches it within the test rather than in 5 minutes.
 		FunctionsEnv: []string{"SEALEDSENSE_INGEST_KEY_REFRESH_EVERY=1s"}})
 	devices := d.Devices()
 	db := store.New(d.FS)
 	// Every sensor handshakes under version 1 and reports.
-	waitUntil(t, 30*time.Second, "every sensor handshaking under static version 1", func() (bool, string) {
+	localtest.WaitUntil(t, 30*time.Second, "every sensor handshaking under static version 1", func() (bool, string) {
 		return onVersion(t, db, devices, 1)
 	})
 
@@ -47,10 +48,10 @@ func TestCloudKeyRotationWithSensorsRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "every connector trusting channel version 2", func() (bool, string) {
+	localtest.WaitUntil(t, 30*time.Second, "every connector trusting channel version 2", func() (bool, string) {
 		return connectorsTrust(t, d, ch.Public, 2)
 	})
-	waitUntil(t, 30*time.Second, "every sensor moving to static version 2", func() (bool, string) {
+	localtest.WaitUntil(t, 30*time.Second, "every sensor moving to static version 2", func() (bool, string) {
 		if ok, why := onVersion(t, db, devices, 2); !ok {
 			return false, why
 		}
@@ -70,7 +71,7 @@ func TestCloudKeyRotationWithSensorsRunning(t *testing.T) {
 	if err := reg.RetireCloudKey(ctx, store.RoleChannel, 1); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "every connector forgetting channel version 1", func() (bool, string) {
+	localtest.WaitUntil(t, 30*time.Second, "every connector forgetting channel version 1", func() (bool, string) {
 		return connectorsTrust(t, d, ch.Public, 1)
 	})
 	// Each sensor keeps reporting under the new key alone.
@@ -109,23 +110,6 @@ func onVersion(t *testing.T, db *store.DB, devices []string, v int) (bool, strin
 		}
 	}
 	return true, ""
-}
-
-// waitUntil polls cond until it holds, failing with its last reason after
-// timeout.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %v: %s", what, timeout, why)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 // connectorsTrust reports whether every connector's credentials file

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/local/localtest"
 )
 
 // streamClient reads devices:stream as a DT client does, NDJSON or SSE,
@@ -174,8 +175,8 @@ func projectEvents(t *testing.T, d *local.Deployment, from, to time.Time) map[st
 // resumes each time with the last id and ends with every event once.
 func TestStreamEndToEnd(t *testing.T) {
 	t.Parallel()
-	d := startWith(t, local.Config{Sensors: 6, Connectors: 2})
-	tok := customerToken(t, d)
+	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 2})
+	tok := localtest.CustomerToken(t, d)
 	devices := d.Devices()
 	slices.Sort(devices)
 	chosen := devices[:2]

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
@@ -165,15 +166,17 @@ func (s *Service) reviewHealth(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	// One device failing does not hold the others up.
+	n, errs := 0, []error(nil)
 	for _, id := range ids {
 		c, err := s.reviewDevice(ctx, id)
 		if err != nil {
-			return n, err
+			errs = append(errs, err)
+			continue
 		}
 		n += c
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }
 
 // reviewBatch bounds the devices one sweep reviews; the rest wait a

@@ -121,23 +121,7 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 	if err := s.storeConfigEvent(tx, p, st.Device, cfg, &w, now); err != nil {
 		return err
 	}
-	if p.health, err = s.packetHealth(st.Device, p.deviceID, p.ul, now); err != nil {
-		return err
-	}
-	if err := p.health.storeEvents(tx, s.db); err != nil {
-		return err
-	}
-	change := store.DeviceChange{Reported: w.reported, Config: cfg.change, Health: p.health.change}
-	if v, ok := feedback(st.Device.Pending, heardBack{session: index, received: p.ul.Replies}, now); ok {
-		change.Verdict = &v
-		p.out.avoid = lostVia(v)
-	} else if st.Device.Pending != nil {
-		// Not judged yet: it stays pending rather than being replaced by
-		// this packet's reply, or a sensor speaking more often than the
-		// grace would never have a lost reply judged.
-		p.out.keepPending = true
-	}
-	if err := s.db.UpdateDevice(tx, p.deviceID, change); err != nil {
+	if err := s.updateDevice(tx, p, st.Device, w.reported, cfg.change, now); err != nil {
 		return err
 	}
 	p.out.rec.DeviceID, p.out.rec.ProjectID, p.out.rec.Reply, p.out.rec.EventIDs = st.Session.DeviceID, st.Device.ProjectID, reply, w.ids
@@ -146,6 +130,31 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 		DeviceID: st.Session.DeviceID, ProjectID: st.Device.ProjectID,
 		Reply: reply, ReplyCtr: int64(replyCtr), EventIDs: w.ids,
 	})
+}
+
+// updateDevice writes what the packet taught about its device, in one
+// update: the reported state, the configuration step, the fleet-health
+// state (with the events of anomalies it opened or cleared) and the
+// verdict on the last reply.
+func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d store.Device, reported map[string]any, cfg *store.ConfigChange, now time.Time) error {
+	var err error
+	if p.health, err = s.packetHealth(d, p.deviceID, p.ul, now); err != nil {
+		return err
+	}
+	if err := p.health.storeEvents(tx, s.db); err != nil {
+		return err
+	}
+	change := store.DeviceChange{Reported: reported, Config: cfg, Health: p.health.change}
+	if v, ok := feedback(d.Pending, heardBack{session: p.hdr.ReceiverIndex, received: p.ul.Replies}, now); ok {
+		change.Verdict = &v
+		p.out.avoid = lostVia(v)
+	} else if d.Pending != nil {
+		// Not judged yet: it stays pending rather than being replaced by
+		// this packet's reply, or a sensor speaking more often than the
+		// grace would never have a lost reply judged.
+		p.out.keepPending = true
+	}
+	return s.db.UpdateDevice(tx, p.deviceID, change)
 }
 
 // keyOffer is the configuration a data reply carries to a device whose

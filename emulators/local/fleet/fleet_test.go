@@ -7,7 +7,6 @@ package fleet_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -25,15 +24,15 @@ func TestMain(m *testing.M) { platformtest.Main(m) }
 const (
 	normalSensors = 50
 	connectors    = 3
-	// interval is every sensor's reading interval: 55 sensors at 5 s
-	// is about 11 packets a second, a load two cores carry beside the
-	// other test binaries.
-	interval = 5 * time.Second
+	// interval is every sensor's reading interval: 55 sensors at 10 s
+	// are 5.5 packets a second, light enough that the test binaries CI
+	// runs beside this one keep their timing.
+	interval = 10 * time.Second
 	// runFor is the normal run the issue asks for.
 	runFor = 10 * time.Minute
 	// learn is how long the location detector learns each sensor's
 	// place before the faults begin: its 20 packets, with margin.
-	learn = 130 * time.Second
+	learn = 240 * time.Second
 )
 
 // fault is one sensor's injected trouble: how it starts and ends, the
@@ -75,7 +74,7 @@ func faults() []fault {
 		{kind: "COUNTER_JUMP", openWithin: 60 * time.Second, clearWithin: 90 * time.Second,
 			start: func(t *testing.T, d *local.Deployment, dev string) { must(t, d.Sim.JumpSequence(dev, 100_000)) },
 			stop:  func(*testing.T, *local.Deployment, string) {}},
-		{kind: "BATTERY_DRAIN", openWithin: 120 * time.Second, clearWithin: 120 * time.Second,
+		{kind: "BATTERY_DRAIN", openWithin: 150 * time.Second, clearWithin: 150 * time.Second,
 			start: func(t *testing.T, d *local.Deployment, dev string) { must(t, d.Sim.DrainBattery(dev, 60)) },
 			stop: func(t *testing.T, d *local.Deployment, dev string) {
 				must(t, d.Sim.DrainBattery(dev, 0))
@@ -110,11 +109,7 @@ func TestFleetHealth(t *testing.T) {
 	for i, f := range fs {
 		f.start(t, d, faulty[i])
 	}
-	started := time.Now()
-	for i, f := range fs {
-		waitAnomaly(t, d, faulty[i], f.kind, "OPEN", started.Add(f.openWithin))
-	}
-	t.Logf("every anomaly open %v after the faults began", time.Since(started).Round(time.Second))
+	waitAnomalies(t, d, faulty, fs, "OPEN", func(f fault) time.Duration { return f.openWithin })
 	checkHealth(t, d, tok, int64(len(fs)), 1)
 
 	// Connector outages, while the faults end: ccon-2 killed for longer
@@ -124,11 +119,7 @@ func TestFleetHealth(t *testing.T) {
 	for i, f := range fs {
 		f.stop(t, d, faulty[i])
 	}
-	ended := time.Now()
-	for i, f := range fs {
-		waitAnomaly(t, d, faulty[i], f.kind, "CLEARED", ended.Add(f.clearWithin))
-	}
-	t.Logf("every anomaly cleared %v after the faults ended", time.Since(ended).Round(time.Second))
+	waitAnomalies(t, d, faulty, fs, "CLEARED", func(f fault) time.Duration { return f.clearWithin })
 	must(t, d.StartConnector("ccon-2"))
 	d.RestoreLink("ccon-3", "ETHERNET")
 
@@ -182,14 +173,34 @@ func anomalies(t *testing.T, d *local.Deployment, devs []string) map[string][]st
 	return out
 }
 
-// waitAnomaly waits until dev has a deviceAnomaly event of kind in state.
-func waitAnomaly(t *testing.T, d *local.Deployment, dev, kind, state string, deadline time.Time) {
+// waitAnomalies waits until each faulty sensor has a deviceAnomaly event
+// of its fault's kind in state, each within its bound from now, and logs
+// how long each took. A miss fails with the sensor's events and the
+// detector's state.
+func waitAnomalies(t *testing.T, d *local.Deployment, faulty []string, fs []fault, state string, bound func(fault) time.Duration) {
 	t.Helper()
-	want := kind + " " + state
-	localtest.WaitUntil(t, time.Until(deadline), want+" of "+dev, func() (bool, string) {
-		got := anomalies(t, d, []string{dev})[dev]
-		return slices.Contains(got, want), fmt.Sprintf("its anomaly events: %v", got)
-	})
+	began := time.Now()
+	took := map[string]time.Duration{}
+	for len(took) < len(fs) {
+		got := anomalies(t, d, faulty)
+		for i, f := range fs {
+			if _, done := took[f.kind]; done {
+				continue
+			}
+			if slices.Contains(got[faulty[i]], f.kind+" "+state) {
+				took[f.kind] = time.Since(began).Round(time.Second)
+				continue
+			}
+			if time.Since(began) > bound(f) {
+				snap, err := d.FS.Collection("devices").Doc(faulty[i]).Get(context.Background())
+				must(t, err)
+				h, _ := snap.DataAt("health")
+				t.Fatalf("no %s %s of %s within %v: its anomaly events %v; its health %v", f.kind, state, faulty[i], bound(f), got[faulty[i]], h)
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("%s after, per kind: %v", state, took)
 }
 
 // checkHealth reads the project's health summary as a customer would:
