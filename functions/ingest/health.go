@@ -20,7 +20,9 @@ import (
 // handshake's counts handshakes, and a reply's, which knows every
 // connector that heard the packet, checks where the device is. Each has
 // read the device, so it opens and clears anomalies on exact state, and
-// its deviceAnomaly events commit with it. Only silence needs the sweep.
+// its deviceAnomaly events commit with it. The sweep looks only at the
+// devices whose review time passed: silence, and a handshake flood whose
+// window went quiet.
 
 // healthStep is what one transaction changes of a device's health: the
 // change to store, and the events of the anomalies it opened or cleared.

@@ -40,7 +40,13 @@ func (t *Traffic) battery(o Open, open bool, pct int64, at time.Time, normal flo
 	if at.Before(t.BatteryRefAt) {
 		return Change{}, false
 	}
-	if pct >= t.BatteryRef+s.MinDrop {
+	// The level a rise is measured from: the reference, or while a drain
+	// is open the level it was seen at, which is lower.
+	from := t.BatteryRef
+	if open && sane(t.DrainFromAt) {
+		from = min(from, t.DrainFrom)
+	}
+	if pct >= from+s.MinDrop {
 		// A rise as large as a drain: the battery was replaced.
 		t.BatteryRef, t.BatteryRefAt = pct, at
 		t.DrainFrom, t.DrainFromAt = 0, time.Time{}

@@ -53,6 +53,8 @@ func TestBatteryDrain(t *testing.T) {
 			{0, 90, "", 0}, {day, 86, "+BATTERY_DRAIN", 0}, {2 * day, 80, "", 0}, {3 * day, 70, "", 0}}},
 		{"a replaced battery clears it", "co2", anomaly.Settings{}, []level{
 			{0, 40, "", 0}, {12, 30, "+BATTERY_DRAIN", 0}, {20, 100, "-BATTERY_DRAIN", 0}, {30, 99, "", 0}}},
+		{"a battery replaced below its old level clears it", "temperature", anomaly.Settings{}, []level{
+			{0, 100, "", 0}, {1, 45, "+BATTERY_DRAIN", 0}, {2, 30, "", 0}, {3, 97, "-BATTERY_DRAIN", 0}, {4, 97, "", 0}}},
 		{"back to a normal drain clears it after MinDrop worth of days", "temperature", anomaly.Settings{}, []level{
 			{0, 90, "", 0}, {12, 85, "+BATTERY_DRAIN", 0}, {2 * day, 85, "", 0}, {3*day + 11, 85, "", 0}, {3*day + 12, 85, "-BATTERY_DRAIN", 0},
 			{4 * day, 84, "", 0}}},
