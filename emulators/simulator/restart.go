@@ -18,6 +18,22 @@ func (s *Simulator) StopSensor(deviceID string) error {
 	return nil
 }
 
+// ResumeSensor switches a sensor stopped by StopSensor back on as it was,
+// with its session and backlog: a sensor carried out of every
+// connector's range and back.
+func (s *Simulator) ResumeSensor(deviceID string) error {
+	ss, err := s.lookup(deviceID)
+	if err != nil {
+		return err
+	}
+	ss.stopped.Store(false)
+	select {
+	case ss.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
 // RestartSensor reboots a sensor, stopped or not, as a power cycle does:
 // it is rebuilt from its credentials and the device configuration it ran
 // (saved in them, as a real sensor keeps it in flash), its reading

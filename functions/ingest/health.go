@@ -52,12 +52,14 @@ func (s *Service) packetHealth(d store.Device, deviceID string, ul payload.Uplin
 	h, was := health(d)
 	p := anomaly.Packet{At: now, Epoch: ul.Epoch, DeviceType: d.Type, Interval: packetInterval(d.Configuration)}
 	for _, r := range ul.Readings {
-		if r.Backfilled {
-			continue
-		}
-		p.Seqs = append(p.Seqs, r.Seq)
+		// A resent battery level is still a level (the detector ignores
+		// one older than its reference); a resent reading's number says
+		// nothing about the counter now.
 		if r.Kind == payload.Battery && r.Percentage != nil {
 			p.Battery = append(p.Battery, anomaly.BatteryReading{Percentage: int(*r.Percentage), At: time.UnixMilli(r.Time)})
+		}
+		if !r.Backfilled {
+			p.Seqs = append(p.Seqs, r.Seq)
 		}
 	}
 	var ch []anomaly.Change
