@@ -39,7 +39,9 @@ func start(t *testing.T, sensors, connectors int) *local.Deployment {
 func drain(t *testing.T, d *local.Deployment) {
 	t.Helper()
 	d.Sim.StopReadings()
-	deadline := time.Now().Add(60 * time.Second)
+	// A sensor whose replies were lost resends with a backoff of up to
+	// two minutes (shared/sensor maxBackoff): the wait covers one whole.
+	deadline := time.Now().Add(150 * time.Second)
 	for d.Sim.Backlog() > 0 {
 		if time.Now().After(deadline) {
 			var left []string
@@ -48,7 +50,7 @@ func drain(t *testing.T, d *local.Deployment) {
 					left = append(left, fmt.Sprintf("%s %+v", dev, st))
 				}
 			}
-			t.Fatalf("%d readings still unacknowledged after 60s: %v", d.Sim.Backlog(), left)
+			t.Fatalf("%d readings still unacknowledged after 150s: %v", d.Sim.Backlog(), left)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
