@@ -109,16 +109,27 @@ func TestFleetHealth(t *testing.T) {
 	waitAnomalies(t, d, faulty, fs, "OPEN", func(f fault) time.Duration { return f.openWithin })
 	checkHealth(t, d, tok, devs)
 
-	// Connector outages, while the faults end: ccon-2 killed for longer
-	// than it takes to be marked OFFLINE, ccon-3's Ethernet cut.
-	d.KillConnector("ccon-2")
-	d.CutLink("ccon-3", "ETHERNET")
 	for i, f := range fs {
 		f.stop(t, d, faulty[i])
 	}
 	waitAnomalies(t, d, faulty, fs, "CLEARED", func(f fault) time.Duration { return f.clearWithin })
+
+	// Connector outages: ccon-2 killed for longer than it takes to be
+	// marked OFFLINE, ccon-3's Ethernet cut, then both back.
+	d.KillConnector("ccon-2")
+	if err := d.CutLink("ccon-3", "ETHERNET"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(40 * time.Second)
 	must(t, d.StartConnector("ccon-2"))
-	d.RestoreLink("ccon-3", "ETHERNET")
+	if err := d.RestoreLink("ccon-3", "ETHERNET"); err != nil {
+		t.Fatal(err)
+	}
+	localtest.WaitUntil(t, 30*time.Second, "ccon-2 back online", func() (bool, string) {
+		snap, err := d.FS.Collection("connectors").Doc("ccon-2").Get(context.Background())
+		must(t, err)
+		return snap.Data()["online"] == true, fmt.Sprint(snap.Data()["connection"])
+	})
 
 	time.Sleep(time.Until(began.Add(runFor)))
 	checkHealth(t, d, tok, devs)
