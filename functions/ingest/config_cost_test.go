@@ -19,7 +19,7 @@ import (
 // it (its "reply sent" line), so that the counts hold all it cost.
 func (w *costWorld) exchange(s *sensor.Sensor, reading bool) {
 	w.tb.Helper()
-	sent := strings.Count(w.logs.String(), `"msg":"reply sent"`)
+	sent := w.repliesSent()
 	if reading {
 		s.Record(temp(20))
 	}
@@ -36,7 +36,17 @@ func (w *costWorld) exchange(s *sensor.Sensor, reading bool) {
 	case <-time.After(15 * time.Second):
 		w.tb.Fatalf("no downlink; logs:\n%s", w.logs.String())
 	}
-	for deadline := time.Now().Add(15 * time.Second); strings.Count(w.logs.String(), `"msg":"reply sent"`) == sent; {
+	w.waitReplySent(sent)
+}
+
+// repliesSent counts the "reply sent" lines logged so far.
+func (w *costWorld) repliesSent() int { return strings.Count(w.logs.String(), `"msg":"reply sent"`) }
+
+// waitReplySent waits until more than sent replies have been logged as
+// sent, so that the counts hold all a packet cost.
+func (w *costWorld) waitReplySent(sent int) {
+	w.tb.Helper()
+	for deadline := time.Now().Add(15 * time.Second); w.repliesSent() == sent; {
 		if time.Now().After(deadline) {
 			w.tb.Fatalf("no reply sent line; logs:\n%s", w.logs.String())
 		}

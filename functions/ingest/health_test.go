@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -180,7 +179,7 @@ func BenchmarkHealthSweep(b *testing.B) {
 // connector of rssi at that signal.
 func (w *costWorld) exchangeHeard(s *sensor.Sensor, rssi map[string]float64) {
 	w.tb.Helper()
-	sent := strings.Count(w.logs.String(), `"msg":"reply sent"`)
+	sent := w.repliesSent()
 	s.Record(temp(20))
 	pkt, err := s.Next(time.Now())
 	if err != nil {
@@ -207,12 +206,7 @@ func (w *costWorld) exchangeHeard(s *sensor.Sensor, rssi map[string]float64) {
 	// The reply may go through either connector, and the world hears
 	// only ccon-a's: the sensor goes unanswered, which detection does
 	// not mind. Its reply sent is what counts.
-	for deadline := time.Now().Add(15 * time.Second); strings.Count(w.logs.String(), `"msg":"reply sent"`) == sent; {
-		if time.Now().After(deadline) {
-			w.tb.Fatalf("no reply sent line; logs:\n%s", w.logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	w.waitReplySent(sent)
 	select {
 	case <-w.down:
 	default:
