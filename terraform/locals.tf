@@ -57,6 +57,7 @@ locals {
     SEALEDSENSE_CONFIG_EXPIRE_AFTER           = var.config_expire_after
     SEALEDSENSE_CONNECTOR_OFFLINE_ALERT_AFTER = var.connector_offline_alert_after
     SEALEDSENSE_ANOMALY_SILENT_FACTOR         = "${var.anomaly_silent_factor}"
+    SEALEDSENSE_ANOMALY_SILENT_FLOOR          = var.anomaly_silent_floor
     SEALEDSENSE_EVENT_RETENTION               = "${var.event_retention_days * 24}h"
     SEALEDSENSE_API_SECRETS_KEY               = google_kms_crypto_key.symmetric["api_secrets"].id
     SEALEDSENSE_SIGNING_KEY                   = google_kms_crypto_key.signing.id

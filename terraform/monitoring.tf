@@ -39,6 +39,12 @@ locals {
       label       = "connector_id"
       field       = "connectorId"
     }
+    device_rate_limited = {
+      description = "Handshakes refused because one device passed its admission limit (twice what opens HANDSHAKE_FLOOD in a window): a cloned key's flood, its cost bounded. Unlabelled, as devices are too many for a label; the log entries name the device."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.metric=\"device-rate-limited\""
+      label       = ""
+      field       = ""
+    }
     device_anomalies = {
       description = "Per-device anomalies that started (deviceAnomaly events opened by ingest or its sweep), by kind: SILENT, HANDSHAKE_FLOOD, COUNTER_JUMP, COUNTER_BACKWARDS, LOCATION_CHANGE, BATTERY_DRAIN."
       filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.metric=\"device-anomaly\""

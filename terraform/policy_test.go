@@ -906,7 +906,7 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 	getenv := func(k string) string {
 		seen[k] = true
 		if strings.HasSuffix(k, "_WINDOW") || strings.HasSuffix(k, "_EVERY") || strings.HasSuffix(k, "_AFTER") || strings.HasSuffix(k, "_RETENTION") || strings.HasSuffix(k, "_TTL") ||
-			strings.HasSuffix(k, "_TIMEOUT") || strings.HasSuffix(k, "_AGE") || strings.HasSuffix(k, "_BASE") || strings.HasSuffix(k, "_MAX") {
+			strings.HasSuffix(k, "_TIMEOUT") || strings.HasSuffix(k, "_AGE") || strings.HasSuffix(k, "_BASE") || strings.HasSuffix(k, "_MAX") || strings.HasSuffix(k, "_FLOOR") {
 			return "1s"
 		}
 		if strings.HasSuffix(k, "_RATE") || strings.HasSuffix(k, "_FACTOR") {

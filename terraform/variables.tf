@@ -196,6 +196,12 @@ variable "anomaly_silent_factor" {
   }
 }
 
+variable "anomaly_silent_floor" {
+  description = "The shortest silence that gets a SILENT deviceAnomaly, whatever the sensor's interval: a rekeying sensor sends nothing until its handshake is answered, and two lost answers hold its packets back about 25 s."
+  type        = string
+  default     = "1m"
+}
+
 variable "anomaly_alert_per_hour" {
   description = "Fleet-wide anomalies of one kind per hour, sustained for 15 minutes, that raise the `fleet-wide device anomalies` alert."
   type        = number

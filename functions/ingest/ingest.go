@@ -155,6 +155,7 @@ type Service struct {
 	sessions   *sessionCache
 	sensorKeys *sensorKeys
 	limits     *connectorLimits
+	admission  *deviceHandshakes
 	announced  *expiring.Cache[string, struct{}] // connectors sent a channel-key announcement lately
 	claims     *claimer
 	anomaly    anomaly.Settings
@@ -210,6 +211,7 @@ func New(cfg Config, deps Deps) *Service {
 		sessions:   newSessionCache(db, cfg.Limits, deps.Now),
 		sensorKeys: newSensorKeys(db, deps.Now),
 		limits:     newConnectorLimits(cfg, deps.Now, deps.Logger),
+		admission:  newDeviceHandshakes(cfg.Anomaly, deps.Now, deps.Logger),
 		announced:  expiring.New[string, struct{}](maxConnectors, announceEvery, deps.Now),
 	}
 	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits, instance: rand.Text()}

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/sealedsense/sealedsense/shared/anomaly"
 	"github.com/sealedsense/sealedsense/shared/expiring"
 )
 
@@ -93,4 +94,64 @@ func (l *connectorLimits) missed(connectorID string) { l.of(connectorID).unknown
 func (l *connectorLimits) refuse(connectorID, limit string) error {
 	l.log.Warn("connector rate-limited", "metric", "connector-rate-limited", "connectorId", connectorID, "limit", limit)
 	return reject("rate-limited", fmt.Errorf("connector %s is over its %s limit", connectorID, limit))
+}
+
+// Per-device handshake admission. A cloned key floods handshakes through
+// honest connectors, under every connector's limit. Each one admitted
+// writes its device's document in its transaction and again with its
+// reply, and a document takes about one sustained write a second: a flood
+// left alone holds ingest's push slots in lock waits, and every other
+// sensor's packets queue behind it. So a device may have twice the
+// handshakes that open HANDSHAKE_FLOOD admitted per window (the flood
+// stays open for as long as it lasts); the rest are refused
+// ("rate-limited", with the device) after the claim, before any device
+// read, KMS call or device write. Like the connector limits, the count is
+// per instance.
+const (
+	// admissionOverFlood is the admitted handshakes per window, as a
+	// multiple of what opens HANDSHAKE_FLOOD.
+	admissionOverFlood = 2
+	// maxDeviceLimiters bounds the devices whose recent handshakes are
+	// counted; a device dropped from the cache starts full again.
+	maxDeviceLimiters = 50_000
+)
+
+// deviceHandshakes holds one handshake limiter per device that has
+// handshaked lately.
+type deviceHandshakes struct {
+	limit rate.Limit
+	burst int
+	now   func() time.Time
+	log   *slog.Logger
+
+	mu    sync.Mutex // makes get-or-create atomic
+	cache *expiring.Cache[string, *rate.Limiter]
+}
+
+func newDeviceHandshakes(s anomaly.Settings, now func() time.Time, log *slog.Logger) *deviceHandshakes {
+	perWindow := admissionOverFlood * s.FloodThreshold()
+	window := s.FloodWindow
+	if window <= 0 {
+		window = anomaly.DefaultSettings().FloodWindow
+	}
+	return &deviceHandshakes{
+		limit: rate.Limit(perWindow / window.Seconds()), burst: max(1, int(perWindow)), now: now, log: log,
+		cache: expiring.New[string, *rate.Limiter](maxDeviceLimiters, 2*window, now),
+	}
+}
+
+// admit spends one of the device's handshakes, or refuses.
+func (d *deviceHandshakes) admit(deviceID, connectorID string) error {
+	d.mu.Lock()
+	l, ok := d.cache.Get(deviceID)
+	if !ok {
+		l = rate.NewLimiter(d.limit, d.burst)
+		d.cache.Put(deviceID, l)
+	}
+	d.mu.Unlock()
+	if l.AllowN(d.now(), 1) {
+		return nil
+	}
+	d.log.Warn("device rate-limited", "metric", "device-rate-limited", "deviceId", deviceID, "connectorId", connectorID, "limit", "handshakes")
+	return reject("rate-limited", fmt.Errorf("device %s is over its handshake limit of %.0f a minute", deviceID, float64(d.limit)*60))
 }

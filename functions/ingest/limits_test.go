@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealedsense/sealedsense/shared/anomaly"
 	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
@@ -116,5 +117,54 @@ func TestMissingIndexes(t *testing.T) {
 		if db.reads != st.reads {
 			t.Fatalf("%s: %d reads, want %d", st.name, db.reads, st.reads)
 		}
+	}
+}
+
+// A device gets twice the handshakes that open HANDSHAKE_FLOOD (18 a
+// minute by default) admitted per minute: a genuine sensor, which starts
+// at most 12, is never refused; a clone at three a second is held to 36 a
+// minute, which keeps the flood open.
+func TestDeviceHandshakeAdmission(t *testing.T) {
+	tests := []struct {
+		name     string
+		every    time.Duration // between handshakes
+		run      time.Duration
+		admitted int // at most, over the whole run
+		refused  bool
+	}{
+		{"a genuine sensor's retries", 5 * time.Second, 10 * time.Minute, 121, false},
+		{"a clone at three a second", 300 * time.Millisecond, 2 * time.Minute, 36 + 2*36 + 1, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(1000, 0)
+			var logs bytes.Buffer
+			d := newDeviceHandshakes(anomaly.Settings{}, func() time.Time { return now }, slog.New(slog.NewJSONHandler(&logs, nil)))
+			admitted, refused := 0, 0
+			for end := now.Add(tc.run); now.Before(end); now = now.Add(tc.every) {
+				if err := d.admit("dev-1", "ccon-1"); err != nil {
+					var rej *rejection
+					if !errors.As(err, &rej) || rej.reason != "rate-limited" {
+						t.Fatalf("refusal %v, want a rate-limited rejection", err)
+					}
+					refused++
+					continue
+				}
+				admitted++
+			}
+			if admitted > tc.admitted || (refused > 0) != tc.refused {
+				t.Fatalf("admitted %d (at most %d), refused %d (any: %v)", admitted, tc.admitted, refused, tc.refused)
+			}
+			if tc.refused && admitted*60 < 36*int(tc.run.Seconds()) {
+				t.Fatalf("admitted %d in %v: below 36 a minute, the flood would clear while it goes on", admitted, tc.run)
+			}
+			if tc.refused && !strings.Contains(logs.String(), `"metric":"device-rate-limited","deviceId":"dev-1","connectorId":"ccon-1"`) {
+				t.Fatalf("no metric line: %s", logs.String())
+			}
+			// Another device has its own limit.
+			if err := d.admit("dev-2", "ccon-1"); err != nil {
+				t.Fatalf("dev-2 limited by dev-1: %v", err)
+			}
+		})
 	}
 }

@@ -168,11 +168,19 @@ func openInitiation(statics []registry.StaticKey, pkt []byte, version int) (*rad
 	return nil, 0, fmt.Errorf("%w: handshake initiation opens under none of the cloud static key versions %v", radio.ErrAuth, tried)
 }
 
-// prepareHandshake reads the device, refuses a message 1 no newer than
+// prepareHandshake refuses a handshake over the device's admission
+// limit, reads the device, refuses a message 1 no newer than
 // its last handshake (closing the claim, so that its copies stop there),
 // and only then unwraps the PSK.
 func (s *Service) prepareHandshake(ctx context.Context, up relay.Uplink, keys *cloudKeys, hs *radio.ResponderHandshake, version int,
 	deviceID, recID string, rec store.Reception) (*handshakeWrite, error) {
+	if err := s.admission.admit(deviceID, up.ConnectorID); err != nil {
+		s.n.commits.Add(1)
+		if cerr := s.db.CloseReception(ctx, recID); cerr != nil {
+			return nil, cerr
+		}
+		return nil, err
+	}
 	dev, err := s.deps.Registry.Device(ctx, deviceID)
 	if errors.Is(err, registry.ErrNotFound) {
 		s.n.commits.Add(1)
@@ -182,18 +190,31 @@ func (s *Service) prepareHandshake(ctx context.Context, up relay.Uplink, keys *c
 	if err != nil {
 		return nil, err
 	}
-	if err := radio.CheckTimestamp(time.Unix(0, dev.LastHandshakeNs), hs.Timestamp()); err != nil {
+	if err := checkHandshakeTime(deviceID, dev.LastHandshakeNs, hs); err != nil {
 		s.n.commits.Add(1)
 		if cerr := s.db.CloseReception(ctx, recID); cerr != nil {
 			return nil, cerr
 		}
-		return nil, reject("replayed-handshake", err)
+		return nil, err
 	}
 	psk, err := s.deps.Registry.PSK(ctx, dev)
 	if err != nil {
 		return nil, err
 	}
 	return &handshakeWrite{up: up, keys: keys, version: version, deviceID: deviceID, psk: psk, recID: recID, rec: rec}, nil
+}
+
+// checkHandshakeTime refuses a message 1 no newer than the device's last
+// accepted handshake. The refusal names the device and both times: an
+// operator telling a replay (the same time again) from a sensor whose
+// clock went back needs them, and neither is secret.
+func checkHandshakeTime(deviceID string, lastNs int64, hs *radio.ResponderHandshake) error {
+	last, ts := time.Unix(0, lastNs).UTC(), hs.Timestamp().UTC()
+	if err := radio.CheckTimestamp(last, ts); err != nil {
+		return reject("replayed-handshake", fmt.Errorf("device %s sent a handshake of %s, its last accepted is of %s: %w",
+			deviceID, ts.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano), err))
+	}
+	return nil
 }
 
 // handshakeWrite is a handshake's transaction: what it starts from, and
@@ -228,8 +249,8 @@ func (s *Service) storeHandshake(tx *firestore.Transaction, h *handshakeWrite) e
 	if err != nil {
 		return err
 	}
-	if err := radio.CheckTimestamp(time.Unix(0, dev.LastHandshakeNs), hs.Timestamp()); err != nil {
-		h.out.reject = reject("replayed-handshake", err)
+	if err := checkHandshakeTime(h.deviceID, dev.LastHandshakeNs, hs); err != nil {
+		h.out.reject = err
 		return s.db.CloseReceptionIn(tx, h.recID)
 	}
 	index, err := s.freeIndex(tx)

@@ -36,7 +36,7 @@ func ObserveHandshake(h Handshakes, open map[Kind]Open, at time.Time, s Settings
 	h = h.roll(at, s)
 	h.Count = satInc(h.Count)
 	est := h.estimate(at, s)
-	if flooding || est <= s.floodLimit()*s.FloodSlack {
+	if flooding || est <= s.FloodThreshold() {
 		return h, out // (a flood cleared by this handshake does not reopen with it)
 	}
 	ev := map[string]any{

@@ -245,6 +245,13 @@ func (s Settings) drain(deviceType string) float64 {
 	return s.DefaultDrain
 }
 
+// FloodThreshold is the handshakes in a FloodWindow above which
+// HANDSHAKE_FLOOD opens: the sensor's own limit × FloodSlack.
+func (s Settings) FloodThreshold() float64 {
+	s = s.sane()
+	return s.floodLimit() * s.FloodSlack
+}
+
 // floodLimit is the most handshakes a genuine sensor can start in a window.
 func (s Settings) floodLimit() float64 {
 	return float64(s.FloodWindow) / float64(s.MinHandshakeInterval)

@@ -1,4 +1,4 @@
-// Package fleet_test runs a fleet for ten minutes on the local
+// Package fleet_test runs a fleet for ten minutes of its time on the local
 // deployment and checks what fleet health makes of it: nothing for the
 // normal sensors, through connector outages, and exactly one anomaly,
 // opened and cleared, for each sensor given a fault.
@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,16 +27,45 @@ func TestMain(m *testing.M) { platformtest.Main(m) }
 const (
 	normalSensors = 50
 	connectors    = 3
+)
+
+// The run is ten minutes of the fleet's time: each sensor reads every
+// 10 s and the cloud reports a silence from one minute, as in a real
+// deployment. CI runs it SEALEDSENSE_FLEET_SCALE times faster (default 2:
+// readings every 5 s, silences from 30 s, five minutes), which gives each
+// sensor the same 60 readings and every detector the same packets to
+// learn and judge, in half the suite's time; SEALEDSENSE_FLEET_SCALE=1
+// runs it in real time. The faults' bounds are not scaled: they are
+// upper bounds, and the handshake-flood window (one minute, from the
+// sensors' own 5 s handshake timeout) runs in real time either way.
+var (
+	scale = fleetScale()
 	// interval is every sensor's reading interval: 55 sensors at 10 s
-	// are 5.5 packets a second, light enough that the test binaries CI
-	// runs beside this one keep their timing.
-	interval = 10 * time.Second
+	// are 5.5 packets a second (11 at the default scale), light enough
+	// that the test binaries CI runs beside this one keep their timing.
+	interval = scaled(10 * time.Second)
+	// silentFloor is the cloud's shortest reported silence.
+	silentFloor = scaled(time.Minute)
 	// runFor is the normal run the issue asks for.
-	runFor = 10 * time.Minute
+	runFor = scaled(10 * time.Minute)
 	// learn is how long the location detector learns each sensor's
 	// place before the faults begin: its 20 packets, with margin.
-	learn = 240 * time.Second
+	learn = scaled(240 * time.Second)
 )
+
+func fleetScale() float64 {
+	v := os.Getenv("SEALEDSENSE_FLEET_SCALE")
+	if v == "" {
+		return 2
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 1 || f > 4 {
+		panic(fmt.Sprintf("SEALEDSENSE_FLEET_SCALE=%q: want a number from 1 to 4", v))
+	}
+	return f
+}
+
+func scaled(d time.Duration) time.Duration { return time.Duration(float64(d) / scale) }
 
 // fault is one sensor's injected trouble: how it starts and ends, the
 // anomaly it must raise, and the bounds within which it must open once
@@ -93,7 +123,9 @@ func faults() []fault {
 func TestFleetHealth(t *testing.T) {
 	fs := faults()
 	d := localtest.Start(t, local.Config{Sensors: normalSensors + len(fs), Connectors: connectors, Interval: interval,
-		SweepEvery: 5 * time.Second, OfflineAfter: 20 * time.Second})
+		SweepEvery: 5 * time.Second, OfflineAfter: 20 * time.Second,
+		FunctionsEnv: []string{"SEALEDSENSE_ANOMALY_SILENT_FLOOR=" + silentFloor.String()}})
+	t.Logf("ten minutes of fleet time at scale %g: readings every %v, silences from %v, %v in all", scale, interval, silentFloor, runFor)
 	began := time.Now()
 	devs := d.Devices()
 	faulty, normal := pickFaulty(t, d, fs)
