@@ -4,7 +4,10 @@
 package credentials
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +42,44 @@ type Sensor struct {
 	// so that a restarted sensor resumes it rather than its defaults.
 	// Absent (nil) in a sensor that never applied one.
 	Configuration *Configuration `json:"configuration,omitempty"`
+	// SoftwareVersion is the software release the sensor runs (0: the
+	// one it was manufactured with), kept across restarts as flash
+	// keeps it.
+	SoftwareVersion uint32 `json:"softwareVersion,omitempty"`
+	// ReleaseKeys are the release-signing public keys the sensor trusts
+	// a software release from.
+	ReleaseKeys []ReleaseKey `json:"releaseKeys,omitempty"`
+}
+
+// ReleaseKey is a release-signing public key a device trusts: the KMS key
+// version that signs with it, and its PKIX (DER) ECDSA P-256 public key.
+type ReleaseKey struct {
+	Version uint32 `json:"version"`
+	PKIX    []byte `json:"pkix"`
+}
+
+// maxReleaseKeys bounds the release keys a file may hold: the current
+// one and those still trusted during a rotation.
+const maxReleaseKeys = 8
+
+// TrustedReleaseKeys parses keys into the map release.Open takes.
+func TrustedReleaseKeys(keys []ReleaseKey) (map[uint32]*ecdsa.PublicKey, error) {
+	if len(keys) > maxReleaseKeys {
+		return nil, fmt.Errorf("%w: more than %d release keys", ErrInvalid, maxReleaseKeys)
+	}
+	out := make(map[uint32]*ecdsa.PublicKey, len(keys))
+	for _, k := range keys {
+		pub, err := x509.ParsePKIXPublicKey(k.PKIX)
+		ec, ok := pub.(*ecdsa.PublicKey)
+		if err != nil || !ok || ec.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("%w: release key version %d is not a P-256 public key", ErrInvalid, k.Version)
+		}
+		if _, dup := out[k.Version]; dup || k.Version == 0 {
+			return nil, fmt.Errorf("%w: release key version %d repeated or zero", ErrInvalid, k.Version)
+		}
+		out[k.Version] = ec
+	}
+	return out, nil
 }
 
 // Configuration is a device configuration a sensor applied, with its
@@ -55,7 +96,8 @@ func (s Sensor) validate() error {
 	case len(s.StaticPrivate) != 32, len(s.StaticPublic) != 32, len(s.PSK) != 32, len(s.CloudPublic) != 32:
 		return fmt.Errorf("%w: sensor keys must be 32 bytes each", ErrInvalid)
 	}
-	return nil
+	_, err := TrustedReleaseKeys(s.ReleaseKeys)
+	return err
 }
 
 // Connector is what a Cloud Connector holds: its id, its Ed25519 signing
@@ -68,6 +110,9 @@ type Connector struct {
 	PrivateKey    []byte   `json:"privateKey"`              // ed25519.PrivateKey (64 bytes)
 	ChannelPublic []byte   `json:"channelPublic,omitempty"` // ed25519.PublicKey of the cloud channel key
 	ChannelKeys   [][]byte `json:"channelKeys,omitempty"`   // the trusted channel keys, oldest first
+	// ReleaseKeys are the release-signing public keys the connector
+	// trusts a software release from.
+	ReleaseKeys []ReleaseKey `json:"releaseKeys,omitempty"`
 }
 
 // maxChannelKeys bounds the trusted channel keys a file may hold.
@@ -102,7 +147,8 @@ func (c Connector) validate() error {
 			return fmt.Errorf("%w: channel public key must be %d bytes", ErrInvalid, ed25519.PublicKeySize)
 		}
 	}
-	return nil
+	_, err := TrustedReleaseKeys(c.ReleaseKeys)
+	return err
 }
 
 // SaveSensor writes s to path with mode 0600.
