@@ -252,7 +252,7 @@ func KnownType(t string) bool {
 	case "touch", "temperature", "objectPresent", "humidity", "objectPresentCount", "touchCount",
 		"waterPresent", "co2", "pressure", "motion", "deskOccupancy", "contact", "probeWireStatus",
 		"batteryStatus", "networkStatus", "connectionStatus", "ethernetStatus", "cellularStatus",
-		"connectionLatency", "labelsChanged", "configurationStatus", "deviceAnomaly":
+		"connectionLatency", "labelsChanged", "configurationStatus", "deviceAnomaly", "softwareUpdateStatus":
 		return true
 	}
 	return false

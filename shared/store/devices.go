@@ -80,6 +80,9 @@ type Device struct {
 	Configuration *ConfigState `firestore:"configuration,omitempty"`
 	// Health is what fleet-health detection keeps of the device (health.go).
 	Health *DeviceHealth `firestore:"health,omitempty"`
+	// Software is the device's software shadow (software.go); nil until
+	// it reports a version or is assigned a release.
+	Software *SoftwareState `firestore:"software,omitempty"`
 }
 
 // Configuration statuses.
@@ -260,6 +263,8 @@ type DeviceChange struct {
 	Config *ConfigChange
 	// Health, if set, changes the fleet-health state.
 	Health *HealthChange
+	// Software, if set, changes the software shadow.
+	Software *SoftwareChange
 }
 
 // ConfigChange is what one packet, or the sweep, changes of a device's
@@ -343,6 +348,9 @@ func (c DeviceChange) updates() []firestore.Update {
 	}
 	if c.Health != nil {
 		upd = append(upd, c.Health.updates()...)
+	}
+	if c.Software != nil {
+		upd = append(upd, c.Software.updates()...)
 	}
 	return upd
 }
