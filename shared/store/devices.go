@@ -83,6 +83,14 @@ type Device struct {
 	// Software is the device's software shadow (software.go); nil until
 	// it reports a version or is assigned a release.
 	Software *SoftwareState `firestore:"software,omitempty"`
+	// ReplyStats counts the replies judged on their next uplink.
+	ReplyStats ReplyStats `firestore:"replyStats,omitempty"`
+}
+
+// ReplyStats counts a device's replies that arrived and that were lost.
+type ReplyStats struct {
+	Acked  int64 `firestore:"acked"`
+	Failed int64 `firestore:"failed"`
 }
 
 // Configuration statuses.
@@ -265,6 +273,9 @@ type DeviceChange struct {
 	Health *HealthChange
 	// Software, if set, changes the software shadow.
 	Software *SoftwareChange
+	// SoftwareVerdict counts the Verdict on the software shadow too: the
+	// device has a rollout's release assigned or installed.
+	SoftwareVerdict bool
 }
 
 // ConfigChange is what one packet, or the sweep, changes of a device's
@@ -319,7 +330,11 @@ func (c DeviceChange) updates() []firestore.Update {
 		}
 		upd = append(upd,
 			firestore.Update{FieldPath: firestore.FieldPath{"links", v.Via, field}, Value: firestore.Increment(1)},
+			firestore.Update{FieldPath: firestore.FieldPath{replyStatsField, field}, Value: firestore.Increment(1)},
 			firestore.Update{Path: "pendingReply", Value: firestore.Delete})
+		if c.SoftwareVerdict {
+			upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{softwareField, field}, Value: firestore.Increment(1)})
+		}
 	}
 	if c.RepliedVia != "" {
 		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"links", c.RepliedVia, "replies"}, Value: firestore.Increment(1)})
