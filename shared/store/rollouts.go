@@ -64,6 +64,10 @@ type Rollout struct {
 	Status       string    `firestore:"status"`
 	PausedReason string    `firestore:"pausedReason,omitempty"`
 	StageSince   time.Time `firestore:"stageSince"`
+	// AssignedThrough is the last stage whose devices were assigned the
+	// release (-1: none yet), Selected how many devices it reaches.
+	AssignedThrough int64 `firestore:"assignedThrough"`
+	Selected        int64 `firestore:"selected"`
 	// Steps are its changes of state, oldest first.
 	Steps   []RolloutStep `firestore:"steps"`
 	Created time.Time     `firestore:"created"`
@@ -73,10 +77,12 @@ type Rollout struct {
 // Active reports whether the rollout still assigns its release.
 func (r Rollout) Active() bool { return r.Status == RolloutRunning || r.Status == RolloutPaused }
 
-// CreateRollout stores r with a new id and returns the id. It refuses one
+// CreateRollout stores r, with no stage assigned yet, under a new id and
+// returns the id. It refuses one
 // while another rollout for the same project and target is active.
 func (db *DB) CreateRollout(ctx context.Context, r Rollout) (string, error) {
 	id := rand.Text()[:20]
+	r.AssignedThrough = -1 // nothing is assigned before the sweep's first step
 	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		q := db.fs.Collection(rolloutsCollection).Where("projectId", "==", r.ProjectID).Where("target", "==", r.Target).
 			Where("status", "in", []string{RolloutRunning, RolloutPaused}).Limit(1)
@@ -243,8 +249,8 @@ type RolloutCounts struct {
 	// anomaly of each kind asked for.
 	AssignedByKind, OthersByKind map[string]int64
 	// Refused counts the assigned devices that refused the release or
-	// rolled it back.
-	Refused int64
+	// rolled it back; Installed those that run it.
+	Refused, Installed int64
 	// AssignedAcked and AssignedFailed count the replies to the assigned
 	// devices since the assignment that arrived and that were lost;
 	// OthersAcked and OthersFailed the others' in all.
@@ -299,8 +305,21 @@ func (db *DB) CountRollout(ctx context.Context, r Rollout, kinds []string) (Roll
 		}
 		c.AssignedByKind[k], c.OthersByKind[k] = na, nt-na
 	}
-	c.Refused, err = count(ctx, assigned.WherePath(firestore.FieldPath{softwareField, "status"}, "in", []string{SoftwareRefused, SoftwareRolledBack}), "rollout "+r.ID+" refusals")
+	status := firestore.FieldPath{softwareField, "status"}
+	if c.Refused, err = count(ctx, assigned.WherePath(status, "in", []string{SoftwareRefused, SoftwareRolledBack}), "rollout "+r.ID+" refusals"); err != nil {
+		return c, err
+	}
+	c.Installed, err = count(ctx, assigned.WherePath(status, "==", SoftwareInstalled), "rollout "+r.ID+" installed")
 	return c, err
+}
+
+// MarkStageAssigned records that stage's devices, selected of them, were
+// assigned the release.
+func (db *DB) MarkStageAssigned(ctx context.Context, id string, stage, selected int64) error {
+	_, err := db.fs.Collection(rolloutsCollection).Doc(id).Update(ctx, []firestore.Update{
+		{Path: "assignedThrough", Value: stage}, {Path: "selected", Value: selected},
+	})
+	return wrap("rollout "+id, err)
 }
 
 // aggregate runs one aggregation of q: its count, then the sum of each

@@ -68,7 +68,7 @@ func TestRolloutAssignAndCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := store.RolloutCounts{Assigned: 3, Others: 3, Refused: 1, AssignedAcked: 3, AssignedFailed: 1, OthersAcked: 1,
+	want := store.RolloutCounts{Assigned: 3, Others: 3, Refused: 1, Installed: 0, AssignedAcked: 3, AssignedFailed: 1, OthersAcked: 1,
 		AssignedByKind: map[string]int64{"SILENT": 0}, OthersByKind: map[string]int64{"SILENT": 0}}
 	if fmt.Sprint(c) != fmt.Sprint(want) {
 		t.Fatalf("counts %+v\nwant %+v", c, want)
