@@ -34,7 +34,11 @@ const (
 	// reports this.
 	UpdateInstalled UpdateState = 2
 	// UpdateRefused: the sensor refused a manifest or a chunk for Reason
-	// and runs Version. With Next, a download of Release goes on.
+	// and runs Version. A refused manifest names its release when it
+	// opened (not for BadSignature, UnknownKey, TooLarge or Malformed).
+	// A refused chunk (WrongRelease, BadChunk, Malformed, with Release
+	// named) leaves the download of Release going on, at chunk Next;
+	// HashMismatch ends it.
 	UpdateRefused UpdateState = 3
 	// UpdateRolledBack: Release's image verified but did not boot
 	// (Reason); the sensor runs Version, the one it ran before.
