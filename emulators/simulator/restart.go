@@ -35,11 +35,13 @@ func (s *Simulator) ResumeSensor(deviceID string) error {
 }
 
 // RestartSensor reboots a sensor, stopped or not, as a power cycle does:
-// it is rebuilt from its credentials and the device configuration it ran
-// (saved in them, as a real sensor keeps it in flash), its reading
-// numbers go on where they stopped, and it starts with a new handshake.
-// What it held in memory is gone: it returns how many readings were not
-// yet acknowledged and are lost.
+// it is rebuilt from its credentials, the device configuration it ran and
+// the software version it runs (saved in them, as a real sensor keeps them
+// in flash), its reading numbers go on where they stopped, and it starts
+// with a new handshake. What it held in memory is gone, a download under
+// way too (it resumes from the start once the cloud offers the release
+// again): it returns how many readings were not yet acknowledged and are
+// lost.
 func (s *Simulator) RestartSensor(deviceID string) (lost int, err error) {
 	ss, err := s.lookup(deviceID)
 	if err != nil {
@@ -53,6 +55,7 @@ func (s *Simulator) RestartSensor(deviceID string) (lost int, err error) {
 	if version != 0 {
 		creds.Configuration = &credentials.Configuration{Version: version, Settings: settings}
 	}
+	creds.SoftwareVersion = old.SoftwareVersion()
 	st := old.Stats()
 	dev, err := sensor.New(creds, old.NextSeq(), s.cfg.Sensor)
 	if err != nil {

@@ -9,6 +9,7 @@ package simulator
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/shared/air"
 	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/sensor"
 )
 
@@ -139,6 +141,9 @@ type simSensor struct {
 	mu    sync.Mutex
 	noise *rand.Rand
 	kick  chan struct{}
+	// update is the update status last logged; only the medium, which
+	// delivers the replies that change it, reads or writes it.
+	update sensor.UpdateStatus
 }
 
 // New places the world and opens the medium's socket.
@@ -238,14 +243,23 @@ func (s *Simulator) Devices() []string {
 	return out
 }
 
-// Sensor returns a sensor's protocol state, for its counters and its
-// configuration (Configuration, ConfigReport, Batch). A restart replaces
-// it: ask again after RestartSensor.
+// Sensor returns a sensor's protocol state, for its counters, its
+// configuration (Configuration, ConfigReport, Batch) and its software
+// update (Update). A restart replaces it: ask again after RestartSensor.
 func (s *Simulator) Sensor(deviceID string) *sensor.Sensor {
 	if ss := s.find(deviceID); ss != nil {
 		return ss.dev.Load()
 	}
 	return nil
+}
+
+// SoftwareVersion is the software version a sensor runs, across
+// restarts, and false for an unknown sensor.
+func (s *Simulator) SoftwareVersion(deviceID string) (uint32, bool) {
+	if ss := s.find(deviceID); ss != nil {
+		return ss.dev.Load().SoftwareVersion(), true
+	}
+	return 0, false
 }
 
 func (s *Simulator) find(deviceID string) *simSensor {
@@ -388,6 +402,31 @@ func (s *Simulator) transmit(ss *simSensor, dev *sensor.Sensor) {
 	s.broadcast(pkt, ss.where.Load(), ss.noise)
 }
 
+// logUpdate logs a change of a sensor's update state, which only a reply
+// brings: a download begun, a refusal, an installation or a rollback. The
+// progress of a download is not a change.
+func (s *Simulator) logUpdate(ss *simSensor, dev *sensor.Sensor) {
+	u := dev.Update()
+	was := ss.update
+	ss.update = u
+	if u.State == 0 || u.State == was.State && u.Version == was.Version && u.Release == was.Release && u.Reason == was.Reason {
+		return
+	}
+	attrs := []any{"deviceId", ss.Credentials.DeviceID, "state", u.State.String(), "version", u.Version,
+		"release", hex.EncodeToString(u.Release[:])}
+	if u.Reason != 0 {
+		attrs = append(attrs, "reason", u.Reason.String())
+	}
+	if u.Chunks != 0 {
+		attrs = append(attrs, "chunksHeld", u.Held, "chunks", u.Chunks)
+	}
+	level := slog.LevelInfo
+	if u.State == payload.UpdateRefused || u.State == payload.UpdateRolledBack {
+		level = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), level, "software update", attrs...)
+}
+
 // medium delivers what connectors transmit to the sensors in their range.
 func (s *Simulator) medium(ctx context.Context) {
 	go func() { <-ctx.Done(); s.conn.SetReadDeadline(time.Now()) }()
@@ -433,6 +472,7 @@ func (s *Simulator) medium(ctx context.Context) {
 			}
 			st := dev.Stats()
 			s.log.Info("reply received", "deviceId", ss.Credentials.DeviceID, "via", c.ID, "acked", st.Acked, "backlog", st.Backlog)
+			s.logUpdate(ss, dev)
 			select {
 			case ss.kick <- struct{}{}:
 			default:

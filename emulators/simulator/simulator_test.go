@@ -31,6 +31,7 @@ type peer struct {
 
 	mu       sync.Mutex
 	config   *payload.Config
+	update   func(payload.Uplink) *payload.UpdateOffer // the update offer of each reply, if set
 	session  *radio.Session
 	uplinks  chan arrival
 	answered map[string]bool // packets answered, so a second copy is not
@@ -126,7 +127,11 @@ func (p *peer) answer(via string, rssi float64, pkt []byte) []byte {
 	case p.uplinks <- arrival{via: via, up: up}:
 	default: // the test is not listening
 	}
-	body, _ := payload.Reply{Acks: []uint64{counter}, Config: p.config}.Marshal()
+	var offer *payload.UpdateOffer
+	if p.update != nil {
+		offer = p.update(up)
+	}
+	body, _ := payload.Reply{Acks: []uint64{counter}, Config: p.config, Update: offer}.Marshal()
 	out, _, err := p.session.Seal(nil, body, now)
 	if err != nil {
 		return nil
@@ -183,10 +188,18 @@ const sensorID = "sim-temp-1"
 // Addr it sets, until the test ends.
 func newWorld(t *testing.T, cfg simulator.Config, at simulator.Point, connectors ...simulator.Connector) *world {
 	t.Helper()
+	return newWorldOf(t, credentials.Sensor{}, cfg, at, connectors...)
+}
+
+// newWorldOf is newWorld for a sensor made from base (its software
+// version and release keys) with fresh keys.
+func newWorldOf(t *testing.T, base credentials.Sensor, cfg simulator.Config, at simulator.Point, connectors ...simulator.Connector) *world {
+	t.Helper()
 	p := newPeer(t)
 	sensorKeys, _ := radio.GenerateKeyPair(rand.Reader)
-	creds := credentials.Sensor{DeviceID: sensorID, DeviceType: "temperature",
-		StaticPrivate: sensorKeys.Private[:], StaticPublic: sensorKeys.Public[:], PSK: p.psk[:], CloudPublic: p.static.Public[:]}
+	creds := base
+	creds.DeviceID, creds.DeviceType = sensorID, "temperature"
+	creds.StaticPrivate, creds.StaticPublic, creds.PSK, creds.CloudPublic = sensorKeys.Private[:], sensorKeys.Public[:], p.psk[:], p.static.Public[:]
 	conns := make([]*net.UDPConn, len(connectors))
 	for i := range connectors {
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})

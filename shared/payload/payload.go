@@ -1,6 +1,6 @@
 // Package payload is the CBOR (RFC 8949) carried inside sealed radio
-// packets: readings from sensor to cloud, and ACKs with optional
-// configuration from cloud to sensor. Integer keys keep it small enough for
+// packets: readings and reports from sensor to cloud, and ACKs with optional
+// configuration and software updates from cloud to sensor. Integer keys keep it small enough for
 // the radio; decoding is strict because a bug in a sensor is untrusted input
 // too.
 package payload
@@ -98,6 +98,11 @@ type Uplink struct {
 	// reason it refused the newest it was sent. Optional: a sensor that
 	// never got a configuration sends none.
 	Config *ConfigReport `cbor:"4,keyasint,omitempty"`
+	// Update reports the software the sensor runs and the update it
+	// fetches. Optional: a sensor sends it after each boot and handshake
+	// and when its update state changes, until an uplink carrying it is
+	// acknowledged, and in every pull (an uplink without readings).
+	Update *UpdateReport `cbor:"5,keyasint,omitempty"`
 }
 
 // ConfigReport is a sensor's answer to a configuration.
@@ -130,8 +135,9 @@ const CloudKeySize = 32
 
 // Reply is the cloud's packet payload.
 type Reply struct {
-	Acks   []uint64 `cbor:"1,keyasint"` // uplink radio counters acknowledged
-	Config *Config  `cbor:"2,keyasint,omitempty"`
+	Acks   []uint64     `cbor:"1,keyasint"` // uplink radio counters acknowledged
+	Config *Config      `cbor:"2,keyasint,omitempty"`
+	Update *UpdateOffer `cbor:"3,keyasint,omitempty"`
 }
 
 func encMode() cbor.EncMode {
@@ -174,6 +180,11 @@ func (u Uplink) Marshal() ([]byte, error) {
 	if err := u.Validate(); err != nil {
 		return nil, err
 	}
+	if u.Readings == nil {
+		// A pull's readings are an empty array, never null: the key is
+		// always there for DecodeUplink to require.
+		u.Readings = []Reading{}
+	}
 	return encMode().Marshal(u)
 }
 
@@ -185,12 +196,14 @@ type Refusal struct {
 	Err   error  // wraps ErrInvalid; never quotes the reading's values
 }
 
-// rawUplink is an uplink whose readings are still undecoded.
+// rawUplink is an uplink whose readings are still undecoded. Readings is
+// a pointer so that an absent or null key tells from an empty array.
 type rawUplink struct {
-	Readings []cbor.RawMessage `cbor:"1,keyasint"`
-	Replies  []uint64          `cbor:"2,keyasint,omitempty"`
-	Epoch    uint32            `cbor:"3,keyasint,omitempty"`
-	Config   *ConfigReport     `cbor:"4,keyasint,omitempty"`
+	Readings *[]cbor.RawMessage `cbor:"1,keyasint"`
+	Replies  []uint64           `cbor:"2,keyasint,omitempty"`
+	Epoch    uint32             `cbor:"3,keyasint,omitempty"`
+	Config   *ConfigReport      `cbor:"4,keyasint,omitempty"`
+	Update   *UpdateReport      `cbor:"5,keyasint,omitempty"`
 }
 
 // DecodeUplink decodes an uplink payload. The packet as a whole must be
@@ -203,12 +216,16 @@ func DecodeUplink(b []byte) (Uplink, []Refusal, error) {
 	if err := decode(b, &raw); err != nil {
 		return Uplink{}, nil, err
 	}
-	u := Uplink{Replies: raw.Replies, Epoch: raw.Epoch, Config: raw.Config, Readings: make([]Reading, 0, len(raw.Readings))}
-	if err := u.validateShape(len(raw.Readings)); err != nil {
+	if raw.Readings == nil {
+		return Uplink{}, nil, fmt.Errorf("%w: no readings array", ErrInvalid)
+	}
+	rs := *raw.Readings
+	u := Uplink{Replies: raw.Replies, Epoch: raw.Epoch, Config: raw.Config, Update: raw.Update, Readings: make([]Reading, 0, len(rs))}
+	if err := u.validateShape(len(rs)); err != nil {
 		return Uplink{}, nil, err
 	}
 	var refused []Refusal
-	for i, rb := range raw.Readings {
+	for i, rb := range rs {
 		var r Reading
 		err := decode(rb, &r)
 		if err == nil {
@@ -271,7 +288,12 @@ func (r Reply) Validate() error {
 	if r.Config != nil && r.Config.CloudKey != nil && len(r.Config.CloudKey) != CloudKeySize {
 		return fmt.Errorf("%w: cloudKey of %d bytes, want %d", ErrInvalid, len(r.Config.CloudKey), CloudKeySize)
 	}
-	if len(r.Acks) == 0 && r.Config == nil {
+	if r.Update != nil {
+		if err := r.Update.Validate(); err != nil {
+			return err
+		}
+	}
+	if len(r.Acks) == 0 && r.Config == nil && r.Update == nil {
 		return fmt.Errorf("%w: empty reply", ErrInvalid)
 	}
 	return nil
@@ -290,15 +312,20 @@ func (u Uplink) Validate() error {
 	return nil
 }
 
-// validateShape checks an uplink's bounds, given its number of readings.
+// validateShape checks an uplink's bounds, given its number of readings,
+// and its update report. Only a pull, which carries a report, may carry no
+// reading.
 func (u Uplink) validateShape(readings int) error {
 	switch {
-	case readings == 0:
+	case readings == 0 && u.Update == nil:
 		return fmt.Errorf("%w: no readings", ErrInvalid)
 	case readings > MaxReadings:
 		return fmt.Errorf("%w: %d readings, limit %d", ErrInvalid, readings, MaxReadings)
 	case len(u.Replies) > MaxReplies:
 		return fmt.Errorf("%w: %d reply counters, limit %d", ErrInvalid, len(u.Replies), MaxReplies)
+	}
+	if u.Update != nil {
+		return u.Update.Validate()
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/radio"
+	"github.com/sealedsense/sealedsense/shared/release"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -242,6 +243,24 @@ func FuzzDecodeUplink(f *testing.F) {
 	mixed, _ := cbor.Marshal(map[int]any{1: []any{map[int]any{1: 1, 2: 1, 3: ms, 5: 20.0}, map[int]any{1: 2, 2: 1, 3: ms, 5: 900.0}}, 3: 5})
 	f.Add(mixed)
 	f.Add([]byte{0xa0})
+	// Update reports: on readings, and alone in pulls, in every state.
+	id := bytes.Repeat([]byte{0x5e}, payload.ReleaseIDSize)
+	for _, rep := range []payload.UpdateReport{
+		{Version: 0, State: payload.UpdateInstalled},
+		{Version: 7, Release: id, State: payload.UpdateInstalled},
+		{Version: 3, Release: id, Next: 127, State: payload.UpdateFetching},
+		{Version: 3, Release: id, Next: 4, State: payload.UpdateRefused, Reason: 8},
+		{Version: 3, State: payload.UpdateRefused, Reason: 1},
+		{Version: math.MaxUint32, Release: id, State: payload.UpdateRolledBack, Reason: 12},
+	} {
+		b, _ := payload.Uplink{Readings: readings()[:1], Update: &rep}.Marshal()
+		f.Add(b)
+		b, _ = payload.Uplink{Replies: []uint64{3}, Epoch: 2, Update: &rep}.Marshal()
+		f.Add(b)
+	}
+	// A pull whose report is cut short, and one without its readings key.
+	f.Add([]byte{0xa2, 0x01, 0x80, 0x05, 0xa1, 0x01, 0x03})
+	f.Add([]byte{0xa1, 0x05, 0xa2, 0x01, 0x03, 0x04, 0x02})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u, refused, err := payload.DecodeUplink(b)
 		if err != nil {
@@ -252,8 +271,11 @@ func FuzzDecodeUplink(f *testing.F) {
 				t.Fatalf("refusal %+v does not wrap ErrInvalid", r)
 			}
 		}
-		if len(u.Readings) == 0 {
-			return // every reading refused: nothing to re-encode
+		if len(u.Readings) == 0 && u.Update == nil {
+			return // every reading refused and no report: nothing to re-encode
+		}
+		if len(u.Replies) == 0 {
+			u.Replies = nil // an empty list of reply counters encodes as none
 		}
 		again, err := u.Marshal()
 		if err != nil {
@@ -271,10 +293,17 @@ func FuzzDecodeReply(f *testing.F) {
 		{Acks: []uint64{7}, Config: &payload.Config{ReportInterval: 30}},
 		{Acks: []uint64{8}, Config: &payload.Config{CloudKey: bytes.Repeat([]byte{0x5a}, payload.CloudKeySize)}},
 		{Config: &payload.Config{ReportInterval: 60, CloudKey: make([]byte, payload.CloudKeySize)}},
+		{Acks: []uint64{9}, Update: &payload.UpdateOffer{Manifest: signedManifest(f)}},
+		{Acks: []uint64{10}, Update: &payload.UpdateOffer{Chunk: chunk512(f)}},
+		{Update: &payload.UpdateOffer{Chunk: chunk512(f)[:40]}},
+		{Acks: []uint64{11}, Config: &payload.Config{Version: 2, Batch: 3}, Update: &payload.UpdateOffer{Manifest: make([]byte, release.MaxSigned)}},
 	} {
 		b, _ := r.Marshal()
 		f.Add(b)
 	}
+	// An offer with both pieces, and one with an empty manifest.
+	f.Add([]byte{0xa2, 0x01, 0x81, 0x01, 0x03, 0xa2, 0x01, 0x41, 0x00, 0x02, 0x41, 0x00})
+	f.Add([]byte{0xa2, 0x01, 0x81, 0x01, 0x03, 0xa1, 0x01, 0x40})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := payload.DecodeReply(b)
 		if err != nil {

@@ -75,7 +75,7 @@ func TestSplitRefusesAnotherImage(t *testing.T) {
 
 func TestReason(t *testing.T) {
 	seen := map[string]bool{}
-	for r := release.BadSignature; r <= release.Incomplete; r++ {
+	for r := release.BadSignature; r <= release.BootFailed; r++ {
 		s := r.String()
 		if s == "" || seen[s] || s == fmt.Sprintf("Reason(%d)", uint8(r)) {
 			t.Errorf("reason %d has name %q: want a unique name", uint8(r), s)
@@ -86,8 +86,9 @@ func TestReason(t *testing.T) {
 		t.Errorf("Reason(200).String() = %q", got)
 	}
 	// Values are reported to the cloud: pin them.
-	if release.BadSignature != 1 || release.HashMismatch != 10 || release.Incomplete != 11 {
-		t.Errorf("reason values moved: BadSignature %d, HashMismatch %d, Incomplete %d", release.BadSignature, release.HashMismatch, release.Incomplete)
+	if release.BadSignature != 1 || release.HashMismatch != 10 || release.Incomplete != 11 || release.BootFailed != 12 {
+		t.Errorf("reason values moved: BadSignature %d, HashMismatch %d, Incomplete %d, BootFailed %d",
+			release.BadSignature, release.HashMismatch, release.Incomplete, release.BootFailed)
 	}
 	_, err := release.Chunk{}.Marshal()
 	if got := release.ReasonOf(fmt.Errorf("update: %w", err)); got != release.Malformed {

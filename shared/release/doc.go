@@ -41,5 +41,7 @@
 //
 // Every error that Open, Begin, Add, Image and ParseChunk return wraps a
 // *Refusal whose Reason a device reports to the cloud; Reason values are on
-// the wire and are never renumbered.
+// the wire and are never renumbered. BootFailed is the one reason no
+// function here returns: a device reports it for an image that verified but
+// did not boot.
 package release

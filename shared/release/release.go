@@ -41,6 +41,7 @@ const (
 	BadChunk                       // a chunk index out of range or of the wrong length
 	HashMismatch                   // the assembled image is not the signed one
 	Incomplete                     // the image was asked for before its last chunk
+	BootFailed                     // the image verified but did not boot: the device rolled back
 )
 
 var reasonNames = [...]string{
@@ -55,6 +56,7 @@ var reasonNames = [...]string{
 	BadChunk:     "BadChunk",
 	HashMismatch: "HashMismatch",
 	Incomplete:   "Incomplete",
+	BootFailed:   "BootFailed",
 }
 
 func (r Reason) String() string {

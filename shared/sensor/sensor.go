@@ -1,7 +1,8 @@
 // Package sensor is the sensor side of the radio protocol, as a library for
 // the simulator: it runs the handshake, seals readings, keeps every reading
-// until the cloud acknowledges it (resending it as backfill meanwhile), and
-// applies the cloud's replies.
+// until the cloud acknowledges it (resending it as backfill meanwhile),
+// applies the cloud's replies, and fetches and installs signed software
+// releases (update.go).
 package sensor
 
 import (
@@ -52,8 +53,12 @@ type Config struct {
 	// cloud key went unanswered for SilentAfter waits, on its old key,
 	// before it tries the new one again (default 30m).
 	KeyRetryAfter time.Duration
-	Limits        radio.Limits
-	Random        io.Reader // nil means crypto/rand
+	// PullInterval spaces the pulls a sensor fetching a release sends
+	// when it has no reading to send (default 2s): at most one per
+	// interval, so a fleet that updates never floods the cloud.
+	PullInterval time.Duration
+	Limits       radio.Limits
+	Random       io.Reader // nil means crypto/rand
 }
 
 // ErrNoSession means there is nothing to seal with yet: the handshake is
@@ -63,6 +68,9 @@ var ErrNoSession = errors.New("sensor: no session yet")
 // Stats are a sensor's counters.
 type Stats struct {
 	Handshakes, Sent, Acked, Dropped, Resent uint64
+	// Pulls counts the packets, among Sent, that asked for an update's
+	// next chunk and carried no reading.
+	Pulls uint64
 	// Recorded is the number of readings taken; unless SkipSequence moved
 	// the numbering, their Seqs are firstSeq .. firstSeq+Recorded-1.
 	Recorded uint64
@@ -128,6 +136,7 @@ type Sensor struct {
 	// session began); unanswered counts the packets sent since.
 	heardAt    time.Time
 	unanswered int
+	upd        updater
 }
 
 // New returns a Sensor for the credentials provisioning wrote. firstSeq is
@@ -138,7 +147,9 @@ type Sensor struct {
 // an epoch.
 //
 // A sensor whose credentials hold a configuration (saved from
-// Configuration) runs it, and reports its version, from the start.
+// Configuration) runs it, and reports its version, from the start. It runs
+// creds.SoftwareVersion and installs releases signed by creds.ReleaseKeys
+// for creds.DeviceType.
 func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error) {
 	if len(creds.StaticPrivate) != 32 || len(creds.StaticPublic) != 32 || len(creds.PSK) != 32 || len(creds.CloudPublic) != 32 {
 		return nil, errors.New("sensor: credentials must hold 32-byte keys")
@@ -146,6 +157,10 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 	run, err := restore(creds)
 	if err != nil {
 		return nil, err
+	}
+	trusted, err := credentials.TrustedReleaseKeys(creds.ReleaseKeys)
+	if err != nil {
+		return nil, fmt.Errorf("sensor %s: %w", creds.DeviceID, err)
 	}
 	maxSet := cfg.MaxPerPacket > 0
 	if cfg.MaxBacklog <= 0 {
@@ -173,6 +188,9 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 	if cfg.KeyRetryAfter <= 0 {
 		cfg.KeyRetryAfter = 30 * time.Minute
 	}
+	if cfg.PullInterval <= 0 {
+		cfg.PullInterval = 2 * time.Second
+	}
 	if cfg.Limits == (radio.Limits{}) {
 		cfg.Limits = radio.DefaultLimits()
 	}
@@ -181,6 +199,7 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 		psk: [32]byte(creds.PSK), cloud: [32]byte(creds.CloudPublic),
 		inflight: make(map[uint64][]uint64), sentAt: make(map[uint64]time.Time),
 		run: run, maxSet: maxSet,
+		upd: newUpdater(trusted, creds.DeviceType, creds.SoftwareVersion),
 	}
 	s.config.ReportInterval = run.settings.ReportInterval
 	copy(s.static.Private[:], creds.StaticPrivate)
@@ -283,7 +302,8 @@ func (s *Sensor) Initiate(now time.Time) ([]byte, error) {
 // Next returns the packet to transmit now, or nil when there is nothing to
 // send. Without a usable session it returns a handshake initiation (once per
 // HandshakeTimeout); with one, a transport packet carrying new readings
-// first, then readings whose ACK is overdue, marked as backfill. While a
+// first, then readings whose ACK is overdue, marked as backfill, and when
+// there are none and a release is being fetched, a pull. While a
 // newer cloud key is on trial, its handshakes go out between the packets
 // of the session under the old key, which carries the readings meanwhile.
 func (s *Sensor) Next(now time.Time) ([]byte, error) {
@@ -373,9 +393,13 @@ const budget = radio.MaxPacketSize - radio.TransportOverhead
 func (s *Sensor) seal(now time.Time) ([]byte, error) {
 	picked, backfillOnly := s.pick(now)
 	if len(picked) == 0 {
+		if s.upd.pullDue(now, s.cfg.PullInterval) {
+			return s.pull(now)
+		}
 		return nil, nil
 	}
-	body, picked, err := s.fill(picked)
+	report := s.upd.pending()
+	body, picked, err := s.fill(picked, report)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +407,30 @@ func (s *Sensor) seal(now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
 	}
+	if report != nil {
+		s.upd.carried(counter)
+	}
 	s.record(picked, counter, backfillOnly, now)
+	return pkt, nil
+}
+
+// pull seals an uplink with no reading that asks for the next chunk of
+// the release being fetched.
+func (s *Sensor) pull(now time.Time) ([]byte, error) {
+	report := s.upd.report()
+	body, err := payload.Uplink{Replies: s.heard, Epoch: s.creds.BootEpoch, Config: s.run.report, Update: &report}.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("sensor %s: pull: %w", s.creds.DeviceID, err)
+	}
+	pkt, counter, err := s.session.Seal(nil, body, now)
+	if err != nil {
+		return nil, fmt.Errorf("sensor %s: %w", s.creds.DeviceID, err)
+	}
+	s.upd.pulled(counter, now)
+	s.heard = nil
+	s.unanswered++
+	s.stats.Sent++
+	s.stats.Pulls++
 	return pkt, nil
 }
 
@@ -423,12 +470,12 @@ func (s *Sensor) pick(now time.Time) (picked []int, backfillOnly bool) {
 
 // fill encodes as many of the picked readings as fit a packet's budget,
 // and returns the payload and the picked entries it holds.
-func (s *Sensor) fill(picked []int) ([]byte, []int, error) {
+func (s *Sensor) fill(picked []int, report *payload.UpdateReport) ([]byte, []int, error) {
 	// Telling the cloud which replies arrived lets it learn which
 	// connectors reach this sensor.
 	// The configuration report rides on every packet, so the cloud
 	// learns of a change within the next one, whichever reply is lost.
-	up := payload.Uplink{Replies: s.heard, Epoch: s.creds.BootEpoch, Config: s.run.report}
+	up := payload.Uplink{Replies: s.heard, Epoch: s.creds.BootEpoch, Config: s.run.report, Update: report}
 	var body []byte
 	for _, i := range picked {
 		r := s.backlog[i].reading
@@ -515,6 +562,7 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 			s.trial.adopted(s.cloud)
 		}
 		s.heardAt, s.unanswered = now, 0
+		s.upd.newSession()
 		// Counters restart with the session, so in-flight ACK bookkeeping
 		// of the old one can no longer match; its readings are resent.
 		clear(s.inflight)
@@ -540,8 +588,12 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 		if err != nil {
 			return true, fmt.Errorf("sensor %s: reply: %w", s.creds.DeviceID, err)
 		}
-		s.apply(reply, now)
+		restart := s.apply(reply, now)
 		s.heardAt, s.unanswered = now, 0
+		if restart {
+			s.restart()
+			return true, nil
+		}
 		if len(s.heard) < payload.MaxReplies {
 			s.heard = append(s.heard, replyCtr)
 		}
@@ -551,9 +603,12 @@ func (s *Sensor) Receive(pkt []byte, now time.Time) (mine bool, err error) {
 	}
 }
 
-func (s *Sensor) apply(r payload.Reply, now time.Time) {
+// apply handles a reply, and reports whether the sensor booted a new image
+// and so restarts.
+func (s *Sensor) apply(r payload.Reply, now time.Time) (restart bool) {
 	acked := make(map[uint64]bool)
 	for _, c := range r.Acks {
+		s.upd.acked(c)
 		if c == s.backfillCtr {
 			s.backfillCtr = 0
 		}
@@ -593,5 +648,25 @@ func (s *Sensor) apply(r payload.Reply, now time.Time) {
 		if len(c.CloudKey) == payload.CloudKeySize {
 			s.trial.offer([32]byte(c.CloudKey), s.cloud, now)
 		}
+	}
+	if r.Update != nil {
+		return s.upd.offer(*r.Update)
+	}
+	return false
+}
+
+// restart is the reboot into a newly installed image (or back out of one
+// that failed to boot). What flash keeps survives, as a real update keeps
+// it: keys, the cloud key in use, reading numbers, the boot epoch and the
+// backlog, which goes out again in the new session. What RAM held goes:
+// the session, so a new handshake starts at once.
+func (s *Sensor) restart() {
+	s.session, s.hs, s.hsAttempts = nil, nil, 0
+	s.heard = nil
+	clear(s.inflight)
+	clear(s.sentAt)
+	s.backfillCtr = 0
+	for i := range s.backlog {
+		s.backlog[i].lastSent, s.backlog[i].attempts = time.Time{}, 0
 	}
 }

@@ -35,6 +35,10 @@ type cloud struct {
 	// reports are the uplinks' configuration reports, in order.
 	config  *payload.Config
 	reports []*payload.ConfigReport
+	// serve, if set, chooses the update offer each reply carries;
+	// updates are the uplinks' update reports, in order.
+	serve   func(payload.Uplink) *payload.UpdateOffer
+	updates []*payload.UpdateReport
 }
 
 func newPair(t *testing.T, cfg sensor.Config) (*sensor.Sensor, *cloud) {
@@ -108,6 +112,7 @@ func (c *cloud) handle(pkt []byte, now time.Time) (reply []byte, readings []payl
 	}
 	c.epochs = append(c.epochs, up.Epoch)
 	c.reports = append(c.reports, up.Config)
+	c.updates = append(c.updates, up.Update)
 	for _, r := range up.Readings {
 		c.seen[r.Seq] = r
 	}
@@ -115,7 +120,14 @@ func (c *cloud) handle(pkt []byte, now time.Time) (reply []byte, readings []payl
 	if c.config != nil {
 		cfg = c.config
 	}
-	body, _ := payload.Reply{Acks: []uint64{counter}, Config: cfg}.Marshal()
+	var offer *payload.UpdateOffer
+	if c.serve != nil {
+		offer = c.serve(up)
+	}
+	body, err := payload.Reply{Acks: []uint64{counter}, Config: cfg, Update: offer}.Marshal()
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	reply, _, err = c.session.Seal(nil, body, now)
 	if err != nil {
 		c.t.Fatal(err)
