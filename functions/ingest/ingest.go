@@ -138,6 +138,9 @@ type Deps struct {
 	// request: a push handler that sleeps holds one of the few concurrent
 	// pushes a subscription gets (the Pub/Sub emulator has two each).
 	After func(d time.Duration, f func())
+	// ReadObject reads a release image from Cloud Storage; nil in an
+	// ingest that never serves software updates (tests of other parts).
+	ReadObject func(ctx context.Context, bucket, object string) ([]byte, error)
 }
 
 // Service processes uplinks and connector status. Its parts each have
@@ -156,6 +159,7 @@ type Service struct {
 	sensorKeys *sensorKeys
 	limits     *connectorLimits
 	admission  *deviceHandshakes
+	releases   *releaseImages
 	announced  *expiring.Cache[string, struct{}] // connectors sent a channel-key announcement lately
 	claims     *claimer
 	anomaly    anomaly.Settings
@@ -212,6 +216,7 @@ func New(cfg Config, deps Deps) *Service {
 		sensorKeys: newSensorKeys(db, deps.Now),
 		limits:     newConnectorLimits(cfg, deps.Now, deps.Logger),
 		admission:  newDeviceHandshakes(cfg.Anomaly, deps.Now, deps.Logger),
+		releases:   newReleaseImages(db, deps.ReadObject, deps.Now, deps.Logger),
 		announced:  expiring.New[string, struct{}](maxConnectors, announceEvery, deps.Now),
 	}
 	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits, instance: rand.Text()}

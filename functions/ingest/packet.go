@@ -34,6 +34,7 @@ type packetWrite struct {
 	fresh  []storedEvent // the events this attempt creates
 	reused int           // new readings whose ids were stored before
 	config *storedEvent  // this attempt's configurationStatus event
+	update *storedEvent  // this attempt's softwareUpdateStatus event
 	health healthStep    // this attempt's fleet-health change
 }
 
@@ -48,7 +49,7 @@ func (s *Service) writePacket(ctx context.Context, p *packetWrite) error {
 	for checkAll := false; ; checkAll = true {
 		s.n.commits.Add(1)
 		err := s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-			return s.storePacket(tx, p, checkAll)
+			return s.storePacket(ctx, tx, p, checkAll)
 		})
 		if checkAll || !store.IsExists(err) {
 			return err
@@ -72,8 +73,8 @@ func (p *packetWrite) lookups(checkAll bool) []string {
 // session's replay window, creates the readings' events that are not
 // stored yet, updates the device and seals the ACK. checkAll reads every
 // reading's event rather than only the resent ones'.
-func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAll bool) error {
-	p.out, p.fresh, p.reused, p.config, p.health = outcome{rec: p.rec}, nil, 0, nil, healthStep{}
+func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p *packetWrite, checkAll bool) error {
+	p.out, p.fresh, p.reused, p.config, p.update, p.health = outcome{rec: p.rec}, nil, 0, nil, nil, healthStep{}
 	now := s.deps.Now()
 	index := p.hdr.ReceiverIndex
 	st, err := s.db.PacketState(tx, index, p.deviceID, p.lookups(checkAll))
@@ -107,7 +108,9 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 	}
 	cfg := planConfig(st.Device.Configuration, p.ul.Config, now)
 	offer := withConfig(keyOffer(p.keys.statics, st.Device.StaticKeyVersion()), cfg.send)
-	reply, replyCtr, err := s.sealAck(tx, index, st.Session.DeviceID, p.keys, sess, counter, offer, now)
+	sw := planSoftware(st.Device.Software, p.ul.Update, now)
+	update := s.softwareOffer(ctx, p.deviceID, sw.offer)
+	reply, replyCtr, err := s.sealAck(tx, index, st.Session.DeviceID, p.keys, sess, counter, payload.Reply{Config: offer, Update: update}, now)
 	if err != nil {
 		return err
 	}
@@ -121,7 +124,10 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 	if err := s.storeConfigEvent(tx, p, st.Device, cfg, &w, now); err != nil {
 		return err
 	}
-	if err := s.updateDevice(tx, p, st.Device, w.reported, cfg.change, now); err != nil {
+	if err := s.storeSoftwareEvent(tx, p, st.Device, sw, &w, now); err != nil {
+		return err
+	}
+	if err := s.updateDevice(tx, p, st.Device, w.reported, cfg.change, sw.change, now); err != nil {
 		return err
 	}
 	p.out.rec.DeviceID, p.out.rec.ProjectID, p.out.rec.Reply, p.out.rec.EventIDs = st.Session.DeviceID, st.Device.ProjectID, reply, w.ids
@@ -136,7 +142,8 @@ func (s *Service) storePacket(tx *firestore.Transaction, p *packetWrite, checkAl
 // update: the reported state, the configuration step, the fleet-health
 // state (with the events of anomalies it opened or cleared) and the
 // verdict on the last reply.
-func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d store.Device, reported map[string]any, cfg *store.ConfigChange, now time.Time) error {
+func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d store.Device, reported map[string]any, cfg *store.ConfigChange,
+	sw *store.SoftwareChange, now time.Time) error {
 	var err error
 	if p.health, err = s.packetHealth(d, p.deviceID, p.ul, now); err != nil {
 		return err
@@ -144,7 +151,8 @@ func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d stor
 	if err := p.health.storeEvents(tx, s.db); err != nil {
 		return err
 	}
-	change := store.DeviceChange{Reported: reported, Config: cfg, Health: p.health.change}
+	change := store.DeviceChange{Reported: reported, Config: cfg, Health: p.health.change, Software: sw,
+		SoftwareVerdict: d.Software != nil && d.Software.RolloutID != ""}
 	if v, ok := feedback(d.Pending, heardBack{session: p.hdr.ReceiverIndex, received: p.ul.Replies}, now); ok {
 		change.Verdict = &v
 		p.out.avoid = lostVia(v)
@@ -198,12 +206,14 @@ func withConfig(offer, settings *payload.Config) *payload.Config {
 	return settings
 }
 
-// sealAck seals the reply, an ACK of counter with config if not nil, and
-// stores the session it advanced. It runs inside the transaction so that
+// sealAck seals the reply, an ACK of counter with what extra carries (a
+// configuration, a piece of a release), and stores the session it
+// advanced. It runs inside the transaction so that
 // a retried attempt never sends a second plaintext under a counter the
 // committed one used.
-func (s *Service) sealAck(tx *firestore.Transaction, index uint32, deviceID string, keys *cloudKeys, sess *radio.Session, counter uint64, config *payload.Config, now time.Time) ([]byte, uint64, error) {
-	reply, err := payload.Reply{Acks: []uint64{counter}, Config: config}.Marshal()
+func (s *Service) sealAck(tx *firestore.Transaction, index uint32, deviceID string, keys *cloudKeys, sess *radio.Session, counter uint64, extra payload.Reply, now time.Time) ([]byte, uint64, error) {
+	extra.Acks = []uint64{counter}
+	reply, err := extra.Marshal()
 	if err != nil {
 		return nil, 0, err
 	}

@@ -3,15 +3,18 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/storage"
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/function"
 	"github.com/sealedsense/sealedsense/shared/registry"
+	"github.com/sealedsense/sealedsense/shared/release"
 )
 
 // Handler returns the Ingest entry point for the uplinks and connector
@@ -77,6 +80,10 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	if err != nil {
 		return nil, fmt.Errorf("ingest: pubsub: %w", err)
 	}
+	gcs, err := storage.NewClient(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: storage: %w", err)
+	}
 	deviceKeys := custody.NewWrapper(kc, deviceKey)
 	// An hour bounds how long a disabled KMS key version keeps working in
 	// a warm instance; PSKs are read once per handshake, so this is cheap.
@@ -88,5 +95,15 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 		Events:    ps.Publisher(eventsTopic),
 		Downlinks: ps.Publisher(downlinksTopic),
 		Logger:    st.Log,
+		ReadObject: func(ctx context.Context, bucket, object string) ([]byte, error) {
+			r, err := gcs.Bucket(bucket).Object(object).NewReader(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer r.Close()
+			// A release image is at most release.MaxImage; a larger
+			// object is not one.
+			return io.ReadAll(io.LimitReader(r, release.MaxImage+1))
+		},
 	}), nil
 }

@@ -175,6 +175,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if aerr := s.alertLongOffline(ctx); aerr != nil {
 		err = errors.Join(err, aerr)
 	}
+	if rerr := s.stepRollouts(ctx); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
 	return n, err
 }
 

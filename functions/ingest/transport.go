@@ -190,6 +190,9 @@ func (s *Service) packetStored(ctx context.Context, recID string, p *packetWrite
 	if p.config != nil {
 		events = append(events, p.config.doc.JSON)
 	}
+	if p.update != nil {
+		events = append(events, p.update.doc.JSON)
+	}
 	events = append(events, jsonOf(p.health.events)...)
 	s.logAnomalies(p.deviceID, p.health.changes)
 	if err := s.publishEvents(ctx, p.out.rec.ProjectID, p.out.rec.DeviceID, events); err != nil {

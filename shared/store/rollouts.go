@@ -223,7 +223,7 @@ func (db *DB) AssignRelease(ctx context.Context, deviceID string, a ReleaseAssig
 		switch {
 		case sw != nil && sw.ReportedVersion >= a.Version:
 			return nil
-		case sw != nil && sw.Release == a.ReleaseID:
+		case sw != nil && sw.Release == a.ReleaseID && sw.Status != SoftwareCancelled:
 			return nil
 		case sw.Pending() && sw.RolloutID != a.RolloutID:
 			return fmt.Errorf("%w: device %s has rollout %s's release pending", ErrRolloutActive, deviceID, sw.RolloutID)
@@ -348,4 +348,45 @@ func aggregate(ctx context.Context, q firestore.Query, op string, sums ...firest
 		}
 	}
 	return out, nil
+}
+
+// CancelAssignments withdraws a paused or aborted rollout's release from
+// the devices still fetching it: their replies stop offering it. The
+// devices that installed, refused or rolled it back keep their status.
+// It returns how many it withdrew.
+func (db *DB) CancelAssignments(ctx context.Context, rolloutID string, at time.Time) (int, error) {
+	q := db.fs.Collection(devicesCollection).WherePath(firestore.FieldPath{softwareField, "rolloutId"}, "==", rolloutID).
+		WherePath(firestore.FieldPath{softwareField, "status"}, "in", []string{SoftwareAssigned, SoftwareDownloading})
+	refs, err := q.Select().Documents(ctx).GetAll()
+	if err != nil {
+		return 0, wrap("rollout "+rolloutID+" assignments", err)
+	}
+	n := 0
+	for _, snap := range refs {
+		err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+			d, err := db.DeviceIn(tx, snap.Ref.ID)
+			if err != nil {
+				return err
+			}
+			if !d.Software.Pending() || d.Software.RolloutID != rolloutID {
+				return nil // moved on meanwhile
+			}
+			n++
+			return tx.Update(snap.Ref, []firestore.Update{
+				{FieldPath: firestore.FieldPath{softwareField, "status"}, Value: SoftwareCancelled},
+				{FieldPath: firestore.FieldPath{softwareField, "updated"}, Value: at},
+			})
+		})
+		if err != nil {
+			return n, wrap("cancel assignment of "+snap.Ref.ID, err)
+		}
+	}
+	return n, nil
+}
+
+// ReassignStage makes the sweep assign the rollout's current stage again
+// (after a resume, to the devices whose assignment a pause withdrew).
+func (db *DB) ReassignStage(ctx context.Context, id string, stage int64) error {
+	_, err := db.fs.Collection(rolloutsCollection).Doc(id).Update(ctx, []firestore.Update{{Path: "assignedThrough", Value: stage - 1}})
+	return wrap("rollout "+id, err)
 }
