@@ -35,7 +35,7 @@ func (s *Service) stepRollouts(ctx context.Context) error {
 
 func (s *Service) stepRollout(ctx context.Context, r store.Rollout) error {
 	now := s.deps.Now()
-	plan := PlanOf(r)
+	plan := r.PlanOf()
 	if r.Stage < 0 || int(r.Stage) >= len(plan) {
 		return fmt.Errorf("stage %d of a %d-stage plan", r.Stage, len(plan))
 	}
@@ -51,8 +51,7 @@ func (s *Service) stepRollout(ctx context.Context, r store.Rollout) error {
 		return err
 	}
 	v := judgeRollout(r, plan, c)
-	st := rollout.State{Stage: int(r.Stage), Status: rollout.Status(r.Status), PausedReason: r.PausedReason, StageSince: r.StageSince}
-	next, trans := rollout.Step(st, plan, now, v, int(c.Refused))
+	next, trans := rollout.Step(r.StateOf(), plan, now, v, int(c.Refused))
 	if len(trans) == 0 {
 		return nil
 	}
@@ -83,8 +82,7 @@ func judgeRollout(r store.Rollout, plan rollout.Plan, c store.RolloutCounts) rol
 // moveRollout stores the rollout's new state and logs its transitions;
 // one nobody asked for (a pause) is logged for the alert.
 func (s *Service) moveRollout(ctx context.Context, r store.Rollout, next rollout.State, trans []rollout.Transition, now time.Time) error {
-	moved := r
-	moved.Stage, moved.Status, moved.PausedReason, moved.StageSince = int64(next.Stage), string(next.Status), next.PausedReason, next.StageSince
+	moved := r.WithState(next)
 	last := trans[len(trans)-1]
 	step := store.RolloutStep{At: now, From: string(trans[0].From), To: string(last.To), FromStage: int64(trans[0].FromStage), ToStage: int64(last.ToStage), Reason: last.Reason}
 	if err := s.db.MoveRollout(ctx, r.ID, r, moved, step); err != nil {
@@ -145,13 +143,4 @@ func (s *Service) assignStage(ctx context.Context, r store.Rollout, plan rollout
 	}
 	s.log.Info("rollout stage assigned", "rolloutId", r.ID, "stage", r.Stage, "selected", selected, "assigned", assigned, "releaseId", r.ReleaseID)
 	return nil
-}
-
-// PlanOf is a stored rollout's plan.
-func PlanOf(r store.Rollout) rollout.Plan {
-	plan := make(rollout.Plan, len(r.Plan))
-	for i, st := range r.Plan {
-		plan[i] = rollout.Stage{Percent: st.Percent, Labels: st.Labels, Soak: time.Duration(st.SoakSeconds) * time.Second, MinDevices: int(st.MinDevices)}
-	}
-	return plan
 }

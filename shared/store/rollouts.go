@@ -9,6 +9,8 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/api/iterator"
+
+	"github.com/sealedsense/sealedsense/shared/rollout"
 )
 
 const rolloutsCollection = "rollouts"
@@ -389,4 +391,33 @@ func (db *DB) CancelAssignments(ctx context.Context, rolloutID string, at time.T
 func (db *DB) ReassignStage(ctx context.Context, id string, stage int64) error {
 	_, err := db.fs.Collection(rolloutsCollection).Doc(id).Update(ctx, []firestore.Update{{Path: "assignedThrough", Value: stage - 1}})
 	return wrap("rollout "+id, err)
+}
+
+// PlanOf is r's plan as shared/rollout steps it.
+func (r Rollout) PlanOf() rollout.Plan {
+	plan := make(rollout.Plan, len(r.Plan))
+	for i, s := range r.Plan {
+		plan[i] = rollout.Stage{Percent: s.Percent, Labels: s.Labels, Soak: time.Duration(s.SoakSeconds) * time.Second, MinDevices: int(s.MinDevices)}
+	}
+	return plan
+}
+
+// StateOf is r's state as shared/rollout steps it.
+func (r Rollout) StateOf() rollout.State {
+	return rollout.State{Stage: int(r.Stage), Status: rollout.Status(r.Status), PausedReason: r.PausedReason, StageSince: r.StageSince}
+}
+
+// WithState is r moved to st.
+func (r Rollout) WithState(st rollout.State) Rollout {
+	r.Stage, r.Status, r.PausedReason, r.StageSince = int64(st.Stage), string(st.Status), st.PausedReason, st.StageSince
+	return r
+}
+
+// StagesOf is plan as stored.
+func StagesOf(plan rollout.Plan) []RolloutStage {
+	out := make([]RolloutStage, len(plan))
+	for i, s := range plan {
+		out[i] = RolloutStage{Percent: s.Percent, Labels: s.Labels, SoakSeconds: int64(s.Soak / time.Second), MinDevices: int64(s.MinDevices)}
+	}
+	return out
 }
