@@ -293,6 +293,24 @@ resource "google_firestore_index" "events_stream" {
   }
 }
 
+# provision release: a target's releases, newest version first, to refuse
+# a version that is not newer.
+resource "google_firestore_index" "releases_by_version" {
+  database    = google_firestore_database.main.name
+  collection  = "releases"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "target"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "version"
+    order      = "DESCENDING"
+  }
+}
+
 # A daily backup beside point-in-time recovery (7 days): it survives a
 # mistaken bulk delete noticed late. Backups of a CMEK database are
 # encrypted with the database's key.
