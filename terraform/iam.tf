@@ -200,3 +200,13 @@ resource "google_storage_bucket_iam_member" "backup_lists" {
   role   = "roles/storage.objectViewer"
   member = google_service_account.fn["backup"].member
 }
+
+# The operators add release images (`provision release`); an image is
+# never replaced, so they need no delete or overwrite.
+resource "google_storage_bucket_iam_member" "operators_upload_releases" {
+  for_each = var.operators
+
+  bucket = google_storage_bucket.bucket["releases"].name
+  role   = "roles/storage.objectCreator"
+  member = each.value
+}

@@ -87,6 +87,29 @@ resource "google_kms_crypto_key" "webhook_signing" {
   }
 }
 
+# Signs the software releases of sensors and connectors (`provision
+# release`, one AsymmetricSign per release); every device is made trusting
+# the public halves of its enabled versions. Always in Cloud HSM, whatever
+# key_protection_level says: devices in the field keep trusting a version
+# until they are re-provisioned, so a leaked one would let anyone install
+# code on them. An asymmetric key cannot rotate on a schedule: rotate by
+# adding a version, provisioning devices with both, and disabling the old
+# one once no device needs it (the newest enabled version signs).
+resource "google_kms_crypto_key" "release_signing" {
+  name     = "release-signing"
+  key_ring = google_kms_key_ring.main.id
+  purpose  = "ASYMMETRIC_SIGN"
+
+  version_template {
+    algorithm        = "EC_SIGN_P256_SHA256"
+    protection_level = "HSM"
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
 # Firestore's key must sit where the database does (europe for eur3), so
 # it has a ring of its own rather than assuming the main ring fits.
 resource "google_kms_key_ring" "firestore" {
@@ -256,6 +279,36 @@ resource "google_kms_crypto_key_iam_member" "deliver_certifies" {
   crypto_key_id = google_kms_crypto_key.webhook_signing.id
   role          = "roles/cloudkms.signer"
   member        = google_service_account.fn[each.key].member
+}
+
+# The operators sign releases and make devices trusting the release key's
+# enabled versions: they sign, list the versions and read their public
+# halves. No function holds any grant on this key, so no compromised
+# function can sign code that devices would install.
+resource "google_kms_crypto_key_iam_member" "operators_sign_releases" {
+  for_each = var.operators
+
+  crypto_key_id = google_kms_crypto_key.release_signing.id
+  role          = "roles/cloudkms.signer"
+  member        = each.value
+}
+
+resource "google_kms_crypto_key_iam_member" "operators_read_release_keys" {
+  for_each = var.operators
+
+  crypto_key_id = google_kms_crypto_key.release_signing.id
+  role          = "roles/cloudkms.publicKeyViewer"
+  member        = each.value
+}
+
+# publicKeyViewer cannot list versions, which finding the enabled ones
+# needs; viewer adds reading the key's metadata, nothing more.
+resource "google_kms_crypto_key_iam_member" "operators_list_release_keys" {
+  for_each = var.operators
+
+  crypto_key_id = google_kms_crypto_key.release_signing.id
+  role          = "roles/cloudkms.viewer"
+  member        = each.value
 }
 
 # Every use of a key (each encrypt, decrypt and sign), and every read of

@@ -14,10 +14,11 @@ output "topics" {
 }
 
 output "buckets" {
-  description = "The function source bucket and the key-backup buckets by region."
+  description = "The function source bucket, the release images' bucket and the key-backup buckets by region."
   value = {
-    source  = google_storage_bucket.bucket["source"].name
-    backups = { for l in var.backup_locations : l => google_storage_bucket.bucket["keys-${l}"].name }
+    source   = google_storage_bucket.bucket["source"].name
+    releases = google_storage_bucket.bucket["releases"].name
+    backups  = { for l in var.backup_locations : l => google_storage_bucket.bucket["keys-${l}"].name }
   }
 }
 
@@ -33,6 +34,7 @@ output "kms_keys" {
     session_kek = google_kms_crypto_key.symmetric["session_kek"].id
     api_secrets = google_kms_crypto_key.symmetric["api_secrets"].id
     signing     = google_kms_crypto_key.signing.id
+    release     = google_kms_crypto_key.release_signing.id
     firestore   = google_kms_crypto_key.symmetric["firestore"].id
     pubsub      = google_kms_crypto_key.symmetric["pubsub"].id
     storage     = { for k, key in google_kms_crypto_key.storage : k => key.id }
@@ -56,5 +58,7 @@ output "operator_env" {
     SEALEDSENSE_WEBHOOK_SECRETS_KEY = google_kms_crypto_key.symmetric["webhook_secrets"].id
     SEALEDSENSE_BACKUP_KEY          = google_kms_crypto_key.symmetric["backup_kek"].id
     SEALEDSENSE_BACKUP_BUCKETS      = join(",", local.backup_buckets)
+    SEALEDSENSE_RELEASE_SIGNING_KEY = google_kms_crypto_key.release_signing.id
+    SEALEDSENSE_RELEASES_BUCKET     = google_storage_bucket.bucket["releases"].name
   } : "export ${k}=${v}"])
 }

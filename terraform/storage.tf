@@ -1,7 +1,10 @@
-# Every bucket: the function source archives, and the encrypted backups
-# of the key registry in two EU regions, so that losing a region loses no
-# key every sensor depends on (each backup object is sealed client-side
-# under a key only KMS unwraps; CMEK on the bucket is a second lock).
+# Every bucket: the function source archives, the software release
+# images, and the encrypted backups of the key registry in two EU regions,
+# so that losing a region loses no key every sensor depends on (each
+# backup object is sealed client-side under a key only KMS unwraps; CMEK
+# on the bucket is a second lock). A release image needs no secrecy (its
+# signed manifest in Firestore is what devices trust), but it stays in the
+# EU and under CMEK like everything else at rest.
 #
 # The backup buckets carry a retention policy instead of object
 # versioning: Cloud Storage does not allow both on one bucket, and a
@@ -12,6 +15,7 @@ locals {
   backup_retention_seconds = var.backup_retention_days * 86400
   buckets = merge(
     { source = { name = "${var.project_id}-fn-source", location = var.region, backup = false } },
+    { releases = { name = "${var.project_id}-releases", location = var.region, backup = false } },
     { for l in var.backup_locations : "keys-${l}" => { name = "${var.project_id}-keys-${l}", location = l, backup = true } },
   )
   backup_buckets = [for l in var.backup_locations : google_storage_bucket.bucket["keys-${l}"].name]
@@ -26,7 +30,8 @@ resource "google_storage_bucket" "bucket" {
   public_access_prevention    = "enforced"
   force_destroy               = false
 
-  # Old archive versions serve a quick rollback of a function.
+  # Old archive versions serve a quick rollback of a function; a release
+  # image deleted by mistake can be brought back.
   versioning {
     enabled = !each.value.backup
   }
@@ -57,7 +62,8 @@ resource "google_storage_bucket" "bucket" {
   }
 
   # A destroyed backup bucket is the one copy of the keys that survives a
-  # lost database; a destroyed source bucket breaks every redeploy.
+  # lost database; a destroyed source bucket breaks every redeploy; a
+  # destroyed releases bucket strands every update in progress.
   lifecycle {
     prevent_destroy = true
   }

@@ -104,6 +104,17 @@ variable "connectors" {
   }
 }
 
+variable "operators" {
+  description = "The IAM members (user:, group: or serviceAccount:) who run the operators' command (go run ./scripts/provision) and so sign software releases: they may sign with release-signing, list its versions and read their public keys, and add images to the releases bucket. Empty: nobody can release software."
+  type        = set(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.operators : can(regex("^(user|group|serviceAccount):[^@[:space:]]+@[^@[:space:]]+$", m))])
+    error_message = "Each operator is an IAM member such as user:ops@example.eu, group:release@example.eu or serviceAccount:release@PROJECT.iam.gserviceaccount.com."
+  }
+}
+
 variable "organization_id" {
   description = "The numeric id of the organization the project belongs to, or empty for a project outside an organization (or when Terraform may not set organization policies). Given, Terraform sets the gcp.resourceLocations policy on the project, which needs roles/orgpolicy.policyAdmin at organization level."
   type        = string

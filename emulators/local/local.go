@@ -24,7 +24,9 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	kmsapi "cloud.google.com/go/kms/apiv1"
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/storage"
 
 	"github.com/sealedsense/sealedsense/emulators/netpath"
 	"github.com/sealedsense/sealedsense/emulators/platform"
@@ -99,6 +101,10 @@ type Deployment struct {
 	bin           string
 	env           []string
 	FunctionsAddr string
+	// ReleasesBucket is where provision release uploads images.
+	ReleasesBucket string
+	// operatorEnv is what only the operators' command reads besides env.
+	operatorEnv []string
 
 	mu         sync.Mutex
 	functions  *exec.Cmd
@@ -349,6 +355,10 @@ func (d *Deployment) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	releaseKeys, err := d.releases(ctx, kc)
+	if err != nil {
+		return err
+	}
 
 	credDir := filepath.Join(d.cfg.DataDir, "credentials")
 	if err := os.MkdirAll(credDir, 0o700); err != nil {
@@ -358,11 +368,11 @@ func (d *Deployment) provision(ctx context.Context) error {
 		return err
 	}
 
-	conns, err := d.registerConnectors(ctx, reg, credDir, ck.ChannelPublic())
+	conns, err := d.registerConnectors(ctx, reg, credDir, ck.ChannelPublic(), releaseKeys)
 	if err != nil {
 		return err
 	}
-	sensors, err := d.manufactureSensors(ctx, reg, ck.StaticPublic())
+	sensors, err := d.manufactureSensors(ctx, reg, ck.StaticPublic(), releaseKeys)
 	if err != nil {
 		return err
 	}
@@ -371,11 +381,32 @@ func (d *Deployment) provision(ctx context.Context) error {
 	return err
 }
 
+// releases makes the releases bucket, gives the operators' command the
+// release-signing key and the bucket, and returns the release keys every
+// device is made trusting, as provisioning does in GCP.
+func (d *Deployment) releases(ctx context.Context, kc *kmsapi.KeyManagementClient) ([]credentials.ReleaseKey, error) {
+	keys, err := registry.ReleaseKeys(ctx, kc, d.Keys.ReleaseSigning)
+	if err != nil {
+		return nil, err
+	}
+	gcs, err := storage.NewClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer gcs.Close()
+	d.ReleasesBucket = stack.ReleasesBucket(d.cfg.Project)
+	if err := stack.EnsureBucket(ctx, gcs, d.cfg.Project, d.ReleasesBucket); err != nil {
+		return nil, err
+	}
+	d.operatorEnv = append(d.Keys.OperatorEnv(), "SEALEDSENSE_RELEASES_BUCKET="+d.ReleasesBucket)
+	return keys, nil
+}
+
 // registerConnectors registers the connectors, saves their credentials
 // and binds their radio sockets. Connectors stand on a circle of 150 m;
 // sensors are scattered around them, so every sensor hears several
 // connectors, best the nearest.
-func (d *Deployment) registerConnectors(ctx context.Context, reg *registry.Registry, credDir string, channelPublic []byte) ([]simulator.Connector, error) {
+func (d *Deployment) registerConnectors(ctx context.Context, reg *registry.Registry, credDir string, channelPublic []byte, releaseKeys []credentials.ReleaseKey) ([]simulator.Connector, error) {
 	var conns []simulator.Connector
 	for i := range d.cfg.Connectors {
 		id := fmt.Sprintf("ccon-%d", i+1)
@@ -389,7 +420,7 @@ func (d *Deployment) registerConnectors(ctx context.Context, reg *registry.Regis
 			return nil, fmt.Errorf("local: connector %s exists in project %s: use a fresh project", id, d.cfg.Project)
 		}
 		path := filepath.Join(credDir, id+".json")
-		if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: id, PrivateKey: priv, ChannelPublic: channelPublic}); err != nil {
+		if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: id, PrivateKey: priv, ChannelPublic: channelPublic, ReleaseKeys: releaseKeys}); err != nil {
 			return nil, err
 		}
 		// The deployment binds the radio socket and hands it to every
@@ -418,7 +449,7 @@ func (d *Deployment) registerConnectors(ctx context.Context, reg *registry.Regis
 
 // manufactureSensors makes the sensors, scattered at random around the
 // connectors.
-func (d *Deployment) manufactureSensors(ctx context.Context, reg *registry.Registry, cloudPublic []byte) ([]simulator.Sensor, error) {
+func (d *Deployment) manufactureSensors(ctx context.Context, reg *registry.Registry, cloudPublic []byte, releaseKeys []credentials.ReleaseKey) ([]simulator.Sensor, error) {
 	rng := mrand.New(mrand.NewPCG(d.cfg.Seed, 3))
 	var sensors []simulator.Sensor
 	for i := range d.cfg.Sensors {
@@ -429,7 +460,7 @@ func (d *Deployment) manufactureSensors(ctx context.Context, reg *registry.Regis
 		}
 		sensors = append(sensors, simulator.Sensor{
 			Credentials: credentials.Sensor{DeviceID: m.Device.ID, DeviceType: typ, StaticPrivate: m.Static.Private[:],
-				StaticPublic: m.Static.Public[:], PSK: m.PSK, CloudPublic: cloudPublic},
+				StaticPublic: m.Static.Public[:], PSK: m.PSK, CloudPublic: cloudPublic, ReleaseKeys: releaseKeys},
 			At: simulator.Point{X: rng.Float64()*400 - 200, Y: rng.Float64()*400 - 200},
 		})
 	}
@@ -471,11 +502,11 @@ func (d *Deployment) StartFunctions() error {
 }
 
 // Provision runs the operators' provisioning command against this
-// deployment, with the environment the functions get, and returns what
-// it printed; a failure returns its log too.
+// deployment, with the environment the functions get and the release key
+// and bucket, and returns what it printed; a failure returns its log too.
 func (d *Deployment) Provision(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "provision"), args...)
-	cmd.Env = d.env
+	cmd.Env = append(append([]string{}, d.env...), d.operatorEnv...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -6,13 +6,17 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	kmsapi "cloud.google.com/go/kms/apiv1"
 	"cloud.google.com/go/kms/apiv1/kmspb"
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -34,6 +38,10 @@ type Keys struct {
 	// Backup wraps the data keys of key backups: apart from Device, so
 	// that reading a backup bucket needs a grant on this key too.
 	Backup string
+	// ReleaseSigning signs software releases (provision release), and
+	// devices are made trusting its public halves. No function reads it,
+	// so it is in OperatorEnv, not Env.
+	ReleaseSigning string
 }
 
 // Env is the keys as the functions' environment variables.
@@ -49,6 +57,12 @@ func (k Keys) Env() []string {
 	}
 }
 
+// OperatorEnv is what only the operators' command reads besides Env, as
+// Terraform's operator_env output gives it.
+func (k Keys) OperatorEnv() []string {
+	return []string{"SEALEDSENSE_RELEASE_SIGNING_KEY=" + k.ReleaseSigning}
+}
+
 // EnsureKMS creates the key ring and keys if they are missing.
 func EnsureKMS(ctx context.Context, c *kmsapi.KeyManagementClient, ring string) (Keys, error) {
 	i := strings.LastIndex(ring, "/keyRings/")
@@ -62,14 +76,33 @@ func EnsureKMS(ctx context.Context, c *kmsapi.KeyManagementClient, ring string) 
 		VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_GOOGLE_SYMMETRIC_ENCRYPTION}}
 	signing := &kmspb.CryptoKey{Purpose: kmspb.CryptoKey_ASYMMETRIC_SIGN,
 		VersionTemplate: &kmspb.CryptoKeyVersionTemplate{Algorithm: kmspb.CryptoKeyVersion_EC_SIGN_P256_SHA256}}
-	for id, k := range map[string]*kmspb.CryptoKey{"device-keys": symmetric, "session-kek": symmetric, "api-secrets": symmetric, "webhook-secrets": symmetric, "backup-kek": symmetric, "signing": signing, "webhook-signing": signing} {
+	for id, k := range map[string]*kmspb.CryptoKey{"device-keys": symmetric, "session-kek": symmetric, "api-secrets": symmetric, "webhook-secrets": symmetric, "backup-kek": symmetric, "signing": signing, "webhook-signing": signing, "release-signing": signing} {
 		_, err := c.CreateCryptoKey(ctx, &kmspb.CreateCryptoKeyRequest{Parent: ring, CryptoKeyId: id, CryptoKey: k})
 		if err != nil && status.Code(err) != codes.AlreadyExists {
 			return Keys{}, fmt.Errorf("stack: key %s: %w", id, err)
 		}
 	}
 	return Keys{Device: ring + "/cryptoKeys/device-keys", SessionKEK: ring + "/cryptoKeys/session-kek", Signing: ring + "/cryptoKeys/signing", APISecrets: ring + "/cryptoKeys/api-secrets",
-		WebhookSecrets: ring + "/cryptoKeys/webhook-secrets", WebhookSigning: ring + "/cryptoKeys/webhook-signing", Backup: ring + "/cryptoKeys/backup-kek"}, nil
+		WebhookSecrets: ring + "/cryptoKeys/webhook-secrets", WebhookSigning: ring + "/cryptoKeys/webhook-signing", Backup: ring + "/cryptoKeys/backup-kek",
+		ReleaseSigning: ring + "/cryptoKeys/release-signing"}, nil
+}
+
+// ReleasesBucket is the bucket release images are uploaded to, named as
+// Terraform names it in GCP.
+func ReleasesBucket(project string) string { return project + "-releases" }
+
+// EnsureBucket creates a bucket on fake-gcs-server if it is missing, as
+// the tests create the key-backup buckets; in GCP, Terraform makes them.
+func EnsureBucket(ctx context.Context, c *storage.Client, project, bucket string) error {
+	err := c.Bucket(bucket).Create(ctx, project, nil)
+	var ge *googleapi.Error
+	if errors.As(err, &ge) && ge.Code == http.StatusConflict {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stack: bucket %s: %w", bucket, err)
+	}
+	return nil
 }
 
 // Topic ids of the pipeline.

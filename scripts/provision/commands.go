@@ -28,7 +28,10 @@ type env struct {
 	kms       *kmsapi.KeyManagementClient
 	deviceKey string
 	kekKey    string
-	reg       *registry.Registry
+	// releaseKey is the release-signing CryptoKey whose enabled versions
+	// the devices made are given; only sensors and connector need it.
+	releaseKey string
+	reg        *registry.Registry
 }
 
 func open(ctx context.Context, getenv func(string) string) (*env, error) {
@@ -52,7 +55,16 @@ func open(ctx context.Context, getenv func(string) string) (*env, error) {
 		return nil, err
 	}
 	w := custody.NewWrapper(kc, deviceKey)
-	return &env{fs: fs, kms: kc, deviceKey: deviceKey, kekKey: kekKey, reg: registry.New(fs, w, nil)}, nil
+	return &env{fs: fs, kms: kc, deviceKey: deviceKey, kekKey: kekKey, releaseKey: getenv("SEALEDSENSE_RELEASE_SIGNING_KEY"), reg: registry.New(fs, w, nil)}, nil
+}
+
+// releaseKeys are the release-signing public keys a device made now
+// trusts: without them it could never install an update.
+func (e *env) releaseKeys(ctx context.Context) ([]credentials.ReleaseKey, error) {
+	if e.releaseKey == "" {
+		return nil, errors.New("set SEALEDSENSE_RELEASE_SIGNING_KEY: every device is made trusting its enabled versions")
+	}
+	return registry.ReleaseKeys(ctx, e.kms, e.releaseKey)
 }
 
 func (e *env) Close() {
@@ -116,6 +128,10 @@ func sensors(ctx context.Context, e *env, args []string, stdout io.Writer, log *
 	if err != nil {
 		return fmt.Errorf("run bootstrap first: %w", err)
 	}
+	releaseKeys, err := e.releaseKeys(ctx)
+	if err != nil {
+		return err
+	}
 	spec := registry.Spec{Type: *typ, ProductNumber: product, KitID: *kitID, KitName: *kitName, ProjectID: *project}
 	for range *n {
 		m, err := e.reg.Manufacture(ctx, spec, e.deviceKey)
@@ -131,6 +147,7 @@ func sensors(ctx context.Context, e *env, args []string, stdout io.Writer, log *
 			StaticPublic:  m.Static.Public[:],
 			PSK:           m.PSK,
 			CloudPublic:   ck.StaticPublic(),
+			ReleaseKeys:   releaseKeys,
 		})
 		m.PSK.Clear()
 		if err != nil {
@@ -170,6 +187,10 @@ func connector(ctx context.Context, e *env, args []string, stdout io.Writer, log
 	if err != nil {
 		return fmt.Errorf("run bootstrap first: %w", err)
 	}
+	releaseKeys, err := e.releaseKeys(ctx)
+	if err != nil {
+		return err
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return err
@@ -186,7 +207,7 @@ func connector(ctx context.Context, e *env, args []string, stdout io.Writer, log
 		return err
 	}
 	path := filepath.Join(*out, *id+".json")
-	if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: *id, PrivateKey: priv, ChannelPublic: ck.ChannelPublic()}); err != nil {
+	if err := credentials.SaveConnector(path, credentials.Connector{ConnectorID: *id, PrivateKey: priv, ChannelPublic: ck.ChannelPublic(), ReleaseKeys: releaseKeys}); err != nil {
 		return err
 	}
 	if *rotate {
@@ -235,7 +256,7 @@ func ensureKMS(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	for _, kv := range keys.Env() {
+	for _, kv := range append(keys.Env(), keys.OperatorEnv()...) {
 		if _, err := fmt.Fprintln(stdout, "export "+kv); err != nil {
 			return err
 		}

@@ -1,6 +1,6 @@
 // Command provision is the operators' tool for the registry: it bootstraps,
 // rotates and retires the cloud's keys, "manufactures" sensors and
-// registers connectors. Every
+// registers connectors, and signs software releases. Every
 // secret it stores is KMS-wrapped; the secrets a sensor or connector must
 // hold are written to 0600 files for that device alone.
 //
@@ -20,13 +20,22 @@
 //	provision rotate -key static|channel|kek
 //	provision retire -key static|channel|kek -version N [-force]
 //	provision keys
+//	provision release -target temperature|…|ccon -version N [-min-from M] -image FILE [-chunk-size B] [-bucket B]
 //
 // It reads GOOGLE_CLOUD_PROJECT, SEALEDSENSE_DEVICE_KEY,
-// SEALEDSENSE_SESSION_KEK_KEY and, for tenant, SEALEDSENSE_API_SECRETS_KEY,
+// SEALEDSENSE_SESSION_KEK_KEY and, for sensors and connector,
+// SEALEDSENSE_RELEASE_SIGNING_KEY (every device is made trusting its
+// enabled versions), for tenant SEALEDSENSE_API_SECRETS_KEY,
 // for rewrap also SEALEDSENSE_WEBHOOK_SECRETS_KEY, and the usual
 // *_EMULATOR_HOST variables. backup and restore read only
 // GOOGLE_CLOUD_PROJECT, SEALEDSENSE_BACKUP_KEY and, for backup's default
-// buckets, SEALEDSENSE_BACKUP_BUCKETS.
+// buckets, SEALEDSENSE_BACKUP_BUCKETS. release reads only
+// GOOGLE_CLOUD_PROJECT, SEALEDSENSE_RELEASE_SIGNING_KEY and, for its
+// default bucket, SEALEDSENSE_RELEASES_BUCKET.
+//
+// release signs a software release for a device type with the newest
+// enabled version of release-signing, uploads its image and records it;
+// see release.go.
 //
 // rewrap re-wraps every stored KMS-wrapped secret under its CryptoKey's
 // primary version, so that old versions can be disabled afterwards; see
@@ -57,7 +66,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|rotate|retire|keys|rewrap|backup|restore [flags]")
+		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|rotate|retire|keys|rewrap|backup|restore|release [flags]")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -67,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return backupNow(ctx, rest, getenv, stdout, log)
 	case "restore":
 		return restore(ctx, rest, getenv, stdout, log)
+	case "release":
+		return releaseCmd(ctx, rest, getenv, stdout, log)
 	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices", "rewrap", "rotate", "retire", "keys":
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
