@@ -45,6 +45,18 @@ locals {
       label       = ""
       field       = ""
     }
+    rollouts_paused = {
+      description = "Software rollouts the sweep paused: a device refused or rolled back the release, or the updated devices' health fell outside the others' bounds."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.alert=\"rollout-paused\""
+      label       = "rollout_id"
+      field       = "rolloutId"
+    }
+    release_image_mismatch = {
+      description = "Release images in the releases bucket that do not match their signed manifest (altered after signing); the devices refuse them."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.alert=\"release-image-mismatch\""
+      label       = "release_id"
+      field       = "releaseId"
+    }
     device_anomalies = {
       description = "Per-device anomalies that started (deviceAnomaly events opened by ingest or its sweep), by kind: SILENT, HANDSHAKE_FLOOD, COUNTER_JUMP, COUNTER_BACKWARDS, LOCATION_CHANGE, BATTERY_DRAIN."
       filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.metric=\"device-anomaly\""
@@ -207,6 +219,28 @@ locals {
       aligner   = "ALIGN_SUM"
       group_by  = ["metric.label.kind"]
       doc       = "A sensor made more handshakes than its own protocol limits allow, or its reading counter jumped or went back without a reboot: its keys may be in a second device (a clone) or its firmware is faulty. First find the device in the `device anomaly` log entry (`deviceId`, `evidence`), read its `deviceAnomaly` events and which connectors heard the handshakes (`networkStatus`), then ask its owner whether it was replaced or reset. If it was not: `provision keys` for its history, revoke it and re-provision (terraform/README.md, Key lifecycle)."
+    }
+    rollout_paused = {
+      title     = "software rollout paused"
+      condition = "the sweep paused a rollout"
+      severity  = "ERROR"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/rollouts_paused\" AND resource.type=\"cloud_run_revision\""
+      threshold = 0
+      duration  = "0s"
+      aligner   = "ALIGN_SUM"
+      group_by  = ["metric.label.rollout_id"]
+      doc       = "A staged software rollout stopped by itself: a device refused the release (its reason: a bad signature, a hash mismatch, a downgrade, another type) or rolled it back after a failed boot, or the updated devices' anomalies or ACK rate fell outside the not-updated devices' bounds. Its pending devices were withdrawn; those that installed keep it. First read the `rollout paused` log entry's `reason` and `provision rollout status -id ID`, then the devices' `softwareUpdateStatus` events. Resume (`provision rollout resume`) only once the cause is understood; abort and release a fixed version otherwise (terraform/README.md, Software updates)."
+    }
+    release_image_mismatch = {
+      title     = "release image altered"
+      condition = "a release image does not match its signed manifest"
+      severity  = "CRITICAL"
+      filter    = "metric.type=\"logging.googleapis.com/user/sealedsense/release_image_mismatch\" AND resource.type=\"cloud_run_revision\""
+      threshold = 0
+      duration  = "0s"
+      aligner   = "ALIGN_SUM"
+      group_by  = ["metric.label.release_id"]
+      doc       = "An image in the releases bucket no longer matches the SHA-256 its manifest signed: it was overwritten after signing, by an operator's mistake or by someone with write access to the bucket. Devices verify every image and refuse this one, so nothing is installed, but treat it as an intrusion until shown otherwise: read the bucket's Data Access audit logs for the object's writer, restore the signed version (the bucket keeps versions), and abort any rollout of it."
     }
     webhook_disabled = {
       title     = "Data Connector disabled"

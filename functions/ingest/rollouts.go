@@ -59,14 +59,20 @@ func (s *Service) stepRollout(ctx context.Context, r store.Rollout) error {
 }
 
 // judgeRollout is the stage's verdict: the assigned devices against the
-// others, or, once every device is assigned (the last stage), whether
-// they all installed it.
+// others (so a release that silences its devices counts against itself),
+// and the stage goes on only once every assigned device installed it; a
+// device that never does holds the stage until an operator advances it.
+// A stage that selects no device has nothing to judge.
 func judgeRollout(r store.Rollout, plan rollout.Plan, c store.RolloutCounts) rollout.Verdict {
-	if c.Others == 0 && c.Assigned > 0 {
-		if c.Installed < c.Assigned {
-			return rollout.Verdict{Outcome: rollout.Wait, Reason: fmt.Sprintf("%d of %d devices installed the release", c.Installed, c.Assigned)}
-		}
-		return rollout.Verdict{Outcome: rollout.OK, Reason: fmt.Sprintf("all %d devices installed the release", c.Assigned)}
+	installed := rollout.Verdict{Outcome: rollout.OK, Reason: fmt.Sprintf("all %d devices installed the release", c.Assigned)}
+	if c.Installed < c.Assigned {
+		installed = rollout.Verdict{Outcome: rollout.Wait, Reason: fmt.Sprintf("%d of %d devices installed the release", c.Installed, c.Assigned)}
+	}
+	switch {
+	case r.Selected == 0 || c.Assigned == 0:
+		return rollout.Verdict{Outcome: rollout.OK, Reason: "the stage reaches no device that needs the release"}
+	case c.Others == 0:
+		return installed // every device is assigned: nothing to compare with
 	}
 	updated := rollout.Cohort{Devices: int(c.Assigned), Anomalous: int(c.AssignedAnomalous), AnomaliesByKind: map[anomaly.Kind]int{},
 		Sent: c.AssignedAcked + c.AssignedFailed, Acked: c.AssignedAcked}
@@ -76,7 +82,11 @@ func judgeRollout(r store.Rollout, plan rollout.Plan, c store.RolloutCounts) rol
 		updated.AnomaliesByKind[anomaly.Kind(k)] = int(n)
 		baseline.AnomaliesByKind[anomaly.Kind(k)] = int(c.OthersByKind[k])
 	}
-	return rollout.Judge(updated, baseline, rollout.DefaultGate().For(plan[r.Stage], int(r.Selected)))
+	v := rollout.Judge(updated, baseline, rollout.DefaultGate().For(plan[r.Stage], int(r.Selected)))
+	if v.Outcome == rollout.OK {
+		return installed
+	}
+	return v
 }
 
 // moveRollout stores the rollout's new state and logs its transitions;

@@ -21,6 +21,8 @@
 //	provision retire -key static|channel|kek -version N [-force]
 //	provision keys
 //	provision release -target temperature|…|ccon -version N [-min-from M] -image FILE [-chunk-size B] [-bucket B]
+//	provision rollout start -project P -release ID [-stages 1,10,100] [-soak 1h,6h,0s] [-min-devices 10,50,100]
+//	provision rollout pause|resume|advance|abort|status -id ID [-reason R]
 //
 // It reads GOOGLE_CLOUD_PROJECT, SEALEDSENSE_DEVICE_KEY,
 // SEALEDSENSE_SESSION_KEK_KEY and, for sensors and connector,
@@ -31,7 +33,8 @@
 // GOOGLE_CLOUD_PROJECT, SEALEDSENSE_BACKUP_KEY and, for backup's default
 // buckets, SEALEDSENSE_BACKUP_BUCKETS. release reads only
 // GOOGLE_CLOUD_PROJECT, SEALEDSENSE_RELEASE_SIGNING_KEY and, for its
-// default bucket, SEALEDSENSE_RELEASES_BUCKET.
+// default bucket, SEALEDSENSE_RELEASES_BUCKET. rollout reads only
+// GOOGLE_CLOUD_PROJECT.
 //
 // release signs a software release for a device type with the newest
 // enabled version of release-signing, uploads its image and records it;
@@ -66,7 +69,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|rotate|retire|keys|rewrap|backup|restore|release [flags]")
+		return fmt.Errorf("usage: provision ensure-kms|bootstrap|sensors|connector|revoke-connector|tenant|personnel-devices|rotate|retire|keys|rewrap|backup|restore|release|rollout [flags]")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -78,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return restore(ctx, rest, getenv, stdout, log)
 	case "release":
 		return releaseCmd(ctx, rest, getenv, stdout, log)
+	case "rollout":
+		return rolloutCmd(ctx, rest, getenv, stdout, log)
 	case "bootstrap", "sensors", "connector", "revoke-connector", "tenant", "personnel-devices", "rewrap", "rotate", "retire", "keys":
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
