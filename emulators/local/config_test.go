@@ -180,7 +180,15 @@ func assertStreamedOnce(t *testing.T, stream *streamClient, devices []string) {
 		want[event.ConfigurationStatusID(dev, "REQUESTED", 1)] = true
 		want[event.ConfigurationStatusID(dev, "IN_SYNC", 1)] = true
 	}
-	localtest.WaitUntil(t, 30*time.Second, "every configurationStatus event on the stream", func() (bool, string) {
+	assertIDsStreamedOnce(t, stream, "configurationStatus", want)
+}
+
+// assertIDsStreamedOnce waits until the stream, filtered to events of
+// typ, showed every event of want, and checks it showed each once and
+// nothing else.
+func assertIDsStreamedOnce(t *testing.T, stream *streamClient, typ string, want map[string]bool) {
+	t.Helper()
+	localtest.WaitUntil(t, 30*time.Second, "every "+typ+" event on the stream", func() (bool, string) {
 		seen := map[string]bool{}
 		for _, e := range stream.events() {
 			seen[e.ID] = true
@@ -195,8 +203,8 @@ func assertStreamedOnce(t *testing.T, stream *streamClient, devices []string) {
 	count := map[string]int{}
 	for _, e := range stream.events() {
 		count[e.ID]++
-		if e.Type != "configurationStatus" {
-			t.Errorf("the stream filtered to configurationStatus sent a %s event", e.Type)
+		if e.Type != typ {
+			t.Errorf("the stream filtered to %s sent a %s event", typ, e.Type)
 		}
 	}
 	for id, n := range count {

@@ -104,8 +104,10 @@ func (l *connectorLimits) refuse(connectorID, limit string) error {
 // sensor's packets queue behind it. So a device may have twice the
 // handshakes that open HANDSHAKE_FLOOD admitted per window (the flood
 // stays open for as long as it lasts); the rest are refused
-// ("rate-limited", with the device) after the claim, before any device
-// read, KMS call or device write. Like the connector limits, the count is
+// ("rate-limited", with the device): before the claim once the device is
+// over its limit, so the flood costs no Firestore operation, and after
+// the claim, before any device read, KMS call or device write, for the
+// handshake that spends the last admission. Like the connector limits, the count is
 // per instance.
 const (
 	// admissionOverFlood is the admitted handshakes per window, as a
@@ -140,18 +142,37 @@ func newDeviceHandshakes(s anomaly.Settings, now func() time.Time, log *slog.Log
 	}
 }
 
-// admit spends one of the device's handshakes, or refuses.
-func (d *deviceHandshakes) admit(deviceID, connectorID string) error {
+func (d *deviceHandshakes) of(deviceID string) *rate.Limiter {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	l, ok := d.cache.Get(deviceID)
 	if !ok {
 		l = rate.NewLimiter(d.limit, d.burst)
 		d.cache.Put(deviceID, l)
 	}
-	d.mu.Unlock()
-	if l.AllowN(d.now(), 1) {
+	return l
+}
+
+// beforeClaim refuses a handshake of a device that has used up its
+// admissions, before the claim, so that a flood past the limit costs no
+// Firestore operation at all. It spends nothing: each of a handshake's
+// copies passes here, and only the copy that owns the claim is admitted.
+func (d *deviceHandshakes) beforeClaim(deviceID, connectorID string) error {
+	if d.of(deviceID).TokensAt(d.now()) >= 1 {
 		return nil
 	}
+	return d.refuse(deviceID, connectorID)
+}
+
+// admit spends one of the device's handshakes, or refuses.
+func (d *deviceHandshakes) admit(deviceID, connectorID string) error {
+	if d.of(deviceID).AllowN(d.now(), 1) {
+		return nil
+	}
+	return d.refuse(deviceID, connectorID)
+}
+
+func (d *deviceHandshakes) refuse(deviceID, connectorID string) error {
 	d.log.Warn("device rate-limited", "metric", "device-rate-limited", "deviceId", deviceID, "connectorId", connectorID, "limit", "handshakes")
 	return reject("rate-limited", fmt.Errorf("device %s is over its handshake limit of %.0f a minute", deviceID, float64(d.limit)*60))
 }

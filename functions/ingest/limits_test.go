@@ -142,7 +142,11 @@ func TestDeviceHandshakeAdmission(t *testing.T) {
 			d := newDeviceHandshakes(anomaly.Settings{}, func() time.Time { return now }, slog.New(slog.NewJSONHandler(&logs, nil)))
 			admitted, refused := 0, 0
 			for end := now.Add(tc.run); now.Before(end); now = now.Add(tc.every) {
-				if err := d.admit("dev-1", "ccon-1"); err != nil {
+				err := d.beforeClaim("dev-1", "ccon-1")
+				if err == nil {
+					err = d.admit("dev-1", "ccon-1")
+				}
+				if err != nil {
 					var rej *rejection
 					if !errors.As(err, &rej) || rej.reason != "rate-limited" {
 						t.Fatalf("refusal %v, want a rate-limited rejection", err)

@@ -86,6 +86,9 @@ func (s *Service) handshake(ctx context.Context, up relay.Uplink) error {
 	if err != nil {
 		return err
 	}
+	if err := s.admission.beforeClaim(deviceID, up.ConnectorID); err != nil {
+		return err
+	}
 	recID := store.HandshakeReceptionID(up.Packet)
 	res, rec, err := s.claims.claim(ctx, recID, up, true)
 	if err != nil || res == copyOf || res == done {

@@ -207,15 +207,23 @@ func drain(u, b Cohort, g Gate) string {
 }
 
 // acks names an ACK rate out of bounds, or returns ""; ok is false, with
-// why, when a cohort has no packet to judge by.
+// why, when a cohort has no packet to judge by. The updated devices' rate
+// is a sample, small in the first stages: the drop allowed widens by two
+// standard errors of it, so that 2 replies lost of 34 (94%, against a
+// baseline of 100%) is noise, while 60 of 1000 is not.
 func acks(u, b Cohort, g Gate) (fail string, ok bool) {
 	if u.Sent == 0 || b.Sent == 0 {
 		return fmt.Sprintf("no packets to judge ACKs by: %d sent by updated devices, %d by the baseline", u.Sent, b.Sent), false
 	}
 	ru, rb := float64(u.Acked)/float64(u.Sent), float64(b.Acked)/float64(b.Sent)
-	if rb-ru > g.MaxAckDrop+eps {
-		return fmt.Sprintf("ACK rate: %.1f%% (%d of %d) on updated devices, more than %.1f points below the baseline's %.1f%% (%d of %d)",
-			100*ru, u.Acked, u.Sent, 100*g.MaxAckDrop, 100*rb, b.Acked, b.Sent), true
+	// The error of a rate near 1 or 0 is taken at no less than that of
+	// one reply in the sample either way, so a clean sample still has
+	// a margin.
+	p := min(max(ru, 1/float64(u.Sent)), 1-1/float64(u.Sent))
+	margin := 2 * math.Sqrt(max(p*(1-p), 0)/float64(u.Sent))
+	if rb-ru > g.MaxAckDrop+margin+eps {
+		return fmt.Sprintf("ACK rate: %.1f%% (%d of %d) on updated devices, more than %.1f points (%.1f and %.1f for the sample's size) below the baseline's %.1f%% (%d of %d)",
+			100*ru, u.Acked, u.Sent, 100*(g.MaxAckDrop+margin), 100*g.MaxAckDrop, 100*margin, 100*rb, b.Acked, b.Sent), true
 	}
 	return "", true
 }

@@ -35,8 +35,8 @@ const (
 // faster, with the same 60 readings per sensor and the same packets for
 // every detector to learn and judge; at 2 (readings every 5 s, 11 packets
 // a second) it overloads a 2-core machine that runs the other end-to-end
-// tests beside it, so the suite runs it in real time, beside the lint
-// steps (scripts/test). The faults' bounds are not scaled: they are
+// tests beside it, so the suite runs it in real time. The faults' bounds
+// are not scaled: they are
 // upper bounds, and the handshake-flood window (one minute, from the
 // sensors' own 5 s handshake timeout) runs in real time either way.
 var (
