@@ -29,9 +29,13 @@ func TestDeviceChangeUpdates(t *testing.T) {
 	}{
 		{"nothing", DeviceChange{}, nil},
 		{"an acknowledged reply", DeviceChange{Verdict: &ReplyVerdict{Via: "c.1", Acked: true}},
-			[]string{"[links c.1 acked]", "pendingReply"}},
+			[]string{"[links c.1 acked]", "[replyStats acked]", "pendingReply"}},
 		{"a lost reply, and readings", DeviceChange{Verdict: &ReplyVerdict{Via: "a"}, Reported: map[string]any{"temperature": 1}},
-			[]string{"[links a failed]", "pendingReply", "[reported temperature]"}},
+			[]string{"[links a failed]", "[replyStats failed]", "pendingReply", "[reported temperature]"}},
+		{"a reply judged during a rollout", DeviceChange{Verdict: &ReplyVerdict{Via: "a", Acked: true}, SoftwareVerdict: true},
+			[]string{"[links a acked]", "[replyStats acked]", "pendingReply", "[software acked]"}},
+		{"a release chunk offered, the sensor fetching", DeviceChange{Software: &SoftwareChange{Offered: true, Next: ptr(int64(5)), Status: SoftwareDownloading, Updated: at}},
+			[]string{"[software offers]", "[software status]", "[software reason]", "[software next]", "[software updated]"}},
 		{"a reply sent", DeviceChange{
 			RepliedVia: "a", Pending: &PendingReply{Via: "a", Counter: 3, Sent: at},
 			Seen:            []Sighting{{ConnectorID: "a", RSSI: -70, Received: at}, {ConnectorID: "b", RSSI: -90, Received: at}},
@@ -64,3 +68,5 @@ func TestDeviceChangeUpdates(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
