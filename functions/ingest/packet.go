@@ -152,7 +152,7 @@ func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d stor
 		return err
 	}
 	change := store.DeviceChange{Reported: reported, Config: cfg, Health: p.health.change, Software: sw,
-		SoftwareVerdict: d.Software != nil && d.Software.RolloutID != ""}
+		SoftwareVerdict: d.Software != nil && d.Software.RolloutID != "" && d.Software.Status == store.SoftwareInstalled}
 	if v, ok := feedback(d.Pending, heardBack{session: p.hdr.ReceiverIndex, received: p.ul.Replies}, now); ok {
 		change.Verdict = &v
 		p.out.avoid = lostVia(v)

@@ -274,7 +274,7 @@ type DeviceChange struct {
 	// Software, if set, changes the software shadow.
 	Software *SoftwareChange
 	// SoftwareVerdict counts the Verdict on the software shadow too: the
-	// device has a rollout's release assigned or installed.
+	// device runs a rollout's release.
 	SoftwareVerdict bool
 }
 

@@ -254,7 +254,8 @@ type RolloutCounts struct {
 	// rolled it back; Installed those that run it.
 	Refused, Installed int64
 	// AssignedAcked and AssignedFailed count the replies to the assigned
-	// devices since the assignment that arrived and that were lost;
+	// devices since they installed the release that arrived and that
+	// were lost;
 	// OthersAcked and OthersFailed the others' in all.
 	AssignedAcked, AssignedFailed, OthersAcked, OthersFailed int64
 }

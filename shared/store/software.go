@@ -39,9 +39,11 @@ type SoftwareState struct {
 	// Offers counts the replies that carried the release's manifest or a
 	// chunk of it.
 	Offers int64 `firestore:"offers"`
-	// Acked and Failed count the replies to the device since the
-	// assignment that arrived and that were lost: the ACK rate a
-	// rollout's health gate compares.
+	// Acked and Failed count the replies to the device that arrived and
+	// that were lost since it installed the release: the ACK rate a
+	// rollout's health gate compares. Not during the download, whose
+	// pulls every few seconds have their replies judged sooner than a
+	// reading's, which makes more of them look lost on a slow day.
 	Acked  int64 `firestore:"acked"`
 	Failed int64 `firestore:"failed"`
 	// Reason is why the device refused or rolled back (a release.Reason
