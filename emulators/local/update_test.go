@@ -42,9 +42,14 @@ func TestStagedSensorUpdate(t *testing.T) {
 	time.Sleep(2 * time.Second) // the stream's live start has settled
 
 	rel := provisionRelease(t, d, 2, testImage(updateImage))
+	defer func() {
+		if t.Failed() {
+			t.Logf("the functions log about rollouts and releases:\n%s", grepLog(t, d.LogPath("functions"), "rollout", "release", "sweep"))
+		}
+	}()
 	id := startRollout(t, d, rel.ID, "20,50,100")
 	began := time.Now()
-	r := waitRollout(t, d, id, 4*time.Minute, store.RolloutCompleted)
+	r := waitRollout(t, d, id, 6*time.Minute, store.RolloutCompleted)
 	t.Logf("rollout of %d sensors completed in %v; steps %v", len(devices), time.Since(began).Round(time.Second), stepsOf(r))
 	if got := stepsOf(r); got != "RUNNING 0->1, RUNNING 1->2, RUNNING 2->COMPLETED 2" {
 		t.Errorf("rollout steps %q; want one stage after another, no pause", got)
@@ -79,16 +84,21 @@ func TestCorruptReleasePausesRollout(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	defer func() {
+		if t.Failed() {
+			for _, dev := range devices {
+				t.Logf("sensor %s: software %+v", dev, softwareOf(t, d, dev))
+			}
+			t.Logf("the functions log about rollouts and releases:\n%s", grepLog(t, d.LogPath("functions"), "rollout", "release", "sweep"))
+		}
+	}()
 	id := startRollout(t, d, rel.ID, "100")
-	r := waitRollout(t, d, id, 3*time.Minute, store.RolloutPaused)
+	// Alone this takes about a minute; the bound is for a CI machine
+	// running the end-to-end packages side by side.
+	r := waitRollout(t, d, id, 5*time.Minute, store.RolloutPaused)
 	if !strings.Contains(r.PausedReason, "refus") {
 		t.Errorf("paused for %q; want the refusal", r.PausedReason)
 	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("the functions log about rollouts and releases:\n%s", grepLog(t, d.LogPath("functions"), "rollout", "release"))
-		}
-	}()
 	// The pause commits first; the withdrawal, and a refusal already on
 	// its way, follow.
 	localtest.WaitUntil(t, 30*time.Second, "no device still fetching the release", func() (bool, string) {
