@@ -188,7 +188,10 @@ func assertStreamedOnce(t *testing.T, stream *streamClient, devices []string) {
 // nothing else.
 func assertIDsStreamedOnce(t *testing.T, stream *streamClient, typ string, want map[string]bool) {
 	t.Helper()
-	localtest.WaitUntil(t, 30*time.Second, "every "+typ+" event on the stream", func() (bool, string) {
+	// Stored events reach the stream within seconds; on a CI machine
+	// running the end-to-end packages side by side, 30 s was once too
+	// little.
+	localtest.WaitUntil(t, 90*time.Second, "every "+typ+" event on the stream", func() (bool, string) {
 		seen := map[string]bool{}
 		for _, e := range stream.events() {
 			seen[e.ID] = true

@@ -24,15 +24,15 @@ import (
 const updateImage = 8 << 10
 
 // TestStagedSensorUpdate: an operator rolls version 2 out to 20 sensors
-// in three stages (20%, 50%, 100%) with readings flowing (every 5 s: the
-// pulls of a download come on top). Each stage goes
+// in three stages (20%, 50%, 100%) with readings flowing (every 10 s, as
+// in the fleet run: the pulls of a download, every 2 s, come on top). Each stage goes
 // on only once its sensors installed it and their health is within the
 // others'; the rollout completes, every sensor runs version 2, the stream
 // shows each sensor's DOWNLOADING and INSTALLED once, and every reading
 // taken meanwhile is stored exactly once.
 func TestStagedSensorUpdate(t *testing.T) {
 	t.Parallel()
-	d := localtest.Start(t, local.Config{Sensors: 20, Connectors: 2, SensorTypes: []string{"temperature"}, Interval: 5 * time.Second, SweepEvery: 2 * time.Second})
+	d := localtest.Start(t, local.Config{Sensors: 20, Connectors: 2, SensorTypes: []string{"temperature"}, Interval: 10 * time.Second, SweepEvery: 2 * time.Second})
 	devices := d.Devices()
 	waitAcked(t, d, devices, nil)
 	tok := localtest.CustomerToken(t, d)
@@ -71,7 +71,7 @@ func TestStagedSensorUpdate(t *testing.T) {
 func TestCorruptReleasePausesRollout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 1, SensorTypes: []string{"temperature"}, SweepEvery: 2 * time.Second})
+	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 1, SensorTypes: []string{"temperature"}, Interval: 10 * time.Second, SweepEvery: 2 * time.Second})
 	devices := d.Devices()
 	waitAcked(t, d, devices, nil)
 	image := testImage(updateImage)

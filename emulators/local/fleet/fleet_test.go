@@ -86,7 +86,9 @@ func faults() []fault {
 			// Out of every connector's range, and back.
 			start: func(t *testing.T, d *local.Deployment, dev string) { must(t, d.Sim.StopSensor(dev)) },
 			stop:  func(t *testing.T, d *local.Deployment, dev string) { must(t, d.Sim.ResumeSensor(dev)) }},
-		{kind: "LOCATION_CHANGE", openWithin: 60 * time.Second, clearWithin: 60 * time.Second,
+		// Three displaced receptions at 10 s open it (25-54 s measured);
+		// a loaded CI machine once needed more than 60 s.
+		{kind: "LOCATION_CHANGE", openWithin: 90 * time.Second, clearWithin: 90 * time.Second,
 			start: func(t *testing.T, d *local.Deployment, dev string) {
 				origin, target, _ = move(d, dev)
 				must(t, d.Sim.MoveSensor(dev, target))
