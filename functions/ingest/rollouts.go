@@ -95,15 +95,12 @@ func (s *Service) moveRollout(ctx context.Context, r store.Rollout, next rollout
 	moved := r.WithState(next)
 	last := trans[len(trans)-1]
 	step := store.RolloutStep{At: now, From: string(trans[0].From), To: string(last.To), FromStage: int64(trans[0].FromStage), ToStage: int64(last.ToStage), Reason: last.Reason}
-	if err := s.db.MoveRollout(ctx, r.ID, r, moved, step); err != nil {
+	withdrawn, err := s.db.MoveRollout(ctx, r.ID, r, moved, step)
+	if err != nil {
 		return err
 	}
-	if moved.Status != store.RolloutRunning {
-		n, err := s.db.CancelAssignments(ctx, r.ID, now)
-		if err != nil {
-			return err
-		}
-		s.log.Info("rollout assignments withdrawn", "rolloutId", r.ID, "withdrawn", n)
+	if withdrawn > 0 {
+		s.log.Info("rollout assignments withdrawn", "rolloutId", r.ID, "withdrawn", withdrawn)
 	}
 	for _, t := range trans {
 		attrs := []any{"rolloutId", r.ID, "projectId", r.ProjectID, "target", r.Target, "releaseId", r.ReleaseID,

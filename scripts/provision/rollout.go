@@ -125,19 +125,16 @@ func moveRollout(ctx context.Context, db *store.DB, r store.Rollout, action, rea
 	}
 	moved := r.WithState(next)
 	step := store.RolloutStep{At: now, From: string(t.From), To: string(t.To), FromStage: int64(t.FromStage), ToStage: int64(t.ToStage), Reason: "operator: " + t.Reason}
-	if err := db.MoveRollout(ctx, r.ID, r, moved, step); err != nil {
+	withdrawn, err := db.MoveRollout(ctx, r.ID, r, moved, step)
+	if err != nil {
 		return r, err
 	}
-	if next.Status != rollout.Running {
-		n, err := db.CancelAssignments(ctx, r.ID, now)
-		if err != nil {
+	if next.Status == rollout.Running {
+		if err := db.ReassignStage(ctx, r.ID, moved.Stage); err != nil {
 			return moved, err
 		}
-		log.Info("rollout assignments withdrawn", "rolloutId", r.ID, "withdrawn", n)
-	} else if err := db.ReassignStage(ctx, r.ID, moved.Stage); err != nil {
-		return moved, err
 	}
-	log.Info("rollout moved", "rolloutId", r.ID, "action", action, "from", string(t.From), "to", string(t.To), "stage", next.Stage)
+	log.Info("rollout moved", "rolloutId", r.ID, "action", action, "from", string(t.From), "to", string(t.To), "stage", next.Stage, "withdrawn", withdrawn)
 	return moved, nil
 }
 

@@ -76,9 +76,6 @@ type Rollout struct {
 	Updated time.Time     `firestore:"updated"`
 }
 
-// Active reports whether the rollout still assigns its release.
-func (r Rollout) Active() bool { return r.Status == RolloutRunning || r.Status == RolloutPaused }
-
 // CreateRollout stores r, with no stage assigned yet, under a new id and
 // returns the id. It refuses one
 // while another rollout for the same project and target is active.
@@ -138,8 +135,20 @@ func (db *DB) RunningRollouts(ctx context.Context, limit int) ([]Rollout, error)
 
 // MoveRollout changes a rollout's state from the one the caller read
 // (stage and status) to next's, logging step; ErrRolloutMoved if it
-// moved meanwhile.
-func (db *DB) MoveRollout(ctx context.Context, id string, read Rollout, next Rollout, step RolloutStep) error {
+// moved meanwhile. A rollout that stops running (paused, aborted,
+// completed) has its pending assignments withdrawn (CancelAssignments);
+// it returns how many.
+func (db *DB) MoveRollout(ctx context.Context, id string, read Rollout, next Rollout, step RolloutStep) (int, error) {
+	if err := db.moveRollout(ctx, id, read, next, step); err != nil {
+		return 0, err
+	}
+	if next.Status == RolloutRunning {
+		return 0, nil
+	}
+	return db.CancelAssignments(ctx, id, step.At)
+}
+
+func (db *DB) moveRollout(ctx context.Context, id string, read Rollout, next Rollout, step RolloutStep) error {
 	ref := db.fs.Collection(rolloutsCollection).Doc(id)
 	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		snap, err := tx.Get(ref)

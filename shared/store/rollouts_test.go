@@ -75,10 +75,11 @@ func TestRolloutAssignAndCount(t *testing.T) {
 	}
 	moved := r
 	moved.Status = store.RolloutPaused
-	if err := db.MoveRollout(ctx, id, r, moved, store.RolloutStep{At: at, From: r.Status, To: moved.Status, Reason: "1 refusal"}); err != nil {
-		t.Fatal(err)
+	// d0 and d2 still fetch the release: the pause withdraws them.
+	if n, err := db.MoveRollout(ctx, id, r, moved, store.RolloutStep{At: at, From: r.Status, To: moved.Status, Reason: "1 refusal"}); err != nil || n != 2 {
+		t.Fatalf("pausing withdrew %d assignments, %v; want 2", n, err)
 	}
-	if err := db.MoveRollout(ctx, id, r, moved, store.RolloutStep{At: at}); !errors.Is(err, store.ErrRolloutMoved) {
+	if _, err := db.MoveRollout(ctx, id, r, moved, store.RolloutStep{At: at}); !errors.Is(err, store.ErrRolloutMoved) {
 		t.Fatalf("moving from a state it left: %v; want ErrRolloutMoved", err)
 	}
 }
