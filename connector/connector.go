@@ -79,6 +79,9 @@ type Config struct {
 	// the pipeline is loaded, at the price of up to this much latency.
 	BatchWindow time.Duration
 	Logger      *slog.Logger
+	// Software is what it runs and how it installs a release; without
+	// Stage it refuses every release.
+	Software Software
 	// Hostile, for tests of the cloud's defences only, makes the
 	// connector lie; New refuses it without AllowHostile.
 	Hostile      *Hostile
@@ -144,6 +147,11 @@ type Connector struct {
 
 	trustMu sync.Mutex // held while the trusted keys change and are saved
 	trusted []ed25519.PublicKey
+
+	update     *updater
+	statusNow  chan struct{} // a token asks the heartbeat loop for a status now
+	healthy    sync.Once
+	switchOver context.CancelCauseFunc // set by Run
 }
 
 // New checks cfg and returns a Connector.
@@ -193,6 +201,7 @@ func New(cfg Config) (*Connector, error) {
 		cfg: cfg, log: cfg.Logger.With("connectorId", cfg.ID), queue: newQueue(cfg.QueueSize),
 		links: newLinks(cfg.Ethernet, cfg.Cellular, time.Now()), mac: ethernetMAC(cfg.ID),
 		trusted: slices.Clone(cfg.ChannelKeys),
+		update:  newUpdater(cfg.Software), statusNow: make(chan struct{}, 1),
 	}
 	if h := cfg.Hostile; h != nil {
 		c.log.Warn("HOSTILE MODE: this connector lies, for tests only", "claimedRssi", h.RSSI, "dropDownlinks", h.DropDownlinks, "poisonEvery", h.PoisonEvery)
@@ -226,8 +235,11 @@ func (c *Connector) ChannelKeys() []ed25519.PublicKey {
 
 // Run relays until ctx is done, then shuts down gracefully: it stops
 // listening, publishes what is still queued (up to DrainTimeout) and sends a
-// last OFFLINE status. The caller closes Radio afterwards.
-func (c *Connector) Run(ctx context.Context) error {
+// last OFFLINE status. The caller closes Radio afterwards. After a release
+// was staged it shuts down the same way, without the OFFLINE status (the
+// new version is back in seconds), and returns ErrSwitchOver.
+func (c *Connector) Run(parent context.Context) error {
+	ctx := c.runContext(parent)
 	var wg sync.WaitGroup
 	radioDone := make(chan struct{})
 	wg.Go(func() { defer close(radioDone); c.listen(ctx) })
@@ -238,12 +250,19 @@ func (c *Connector) Run(ctx context.Context) error {
 	wg.Go(func() { recvErr = c.receiveDownlinks(ctx) })
 	wg.Wait()
 
-	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.DrainTimeout)
-	defer cancel()
-	c.lastWords(stop)
+	switching := errors.Is(context.Cause(ctx), ErrSwitchOver) && parent.Err() == nil
+	if !switching {
+		stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.DrainTimeout)
+		defer cancel()
+		c.lastWords(stop)
+	}
 	st := c.Stats()
-	c.log.Info("connector stopped", "received", st.Received, "published", st.Published, "dropped", st.Dropped,
-		"transmitted", st.Transmitted, "publishErrors", st.PublishErrors, "switches", st.Switches)
+	left, _ := c.queue.stats()
+	c.log.Info("connector stopped", "received", st.Received, "published", st.Published, "dropped", st.Dropped, "unsent", left,
+		"transmitted", st.Transmitted, "publishErrors", st.PublishErrors, "switches", st.Switches, "switchOver", switching)
+	if switching {
+		return ErrSwitchOver
+	}
 	if recvErr != nil {
 		return fmt.Errorf("connector %s: downlinks: %w", c.cfg.ID, recvErr)
 	}
@@ -317,6 +336,10 @@ func (c *Connector) receiveDownlinks(ctx context.Context) error {
 // become valid, and a nack would only bring it back.
 func (c *Connector) downlink(_ context.Context, m *pubsub.Message) {
 	defer m.Ack()
+	if kind, err := relay.KindOf(m.Data); err == nil && kind == relay.KindSoftware {
+		c.software(m.Data)
+		return
+	}
 	d, err := c.openDownlink(m.Data)
 	switch {
 	case errors.Is(err, relay.ErrNotAddressed):

@@ -155,6 +155,7 @@ func (c *Connector) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-changed:
+		case <-c.statusNow:
 		}
 	}
 }
@@ -210,6 +211,7 @@ func (c *Connector) status(ctx context.Context, via *backhaul, connection string
 		Dropped:     dropped,
 		Ethernet:    links.ethernet,
 		Cellular:    links.cellular,
+		Software:    c.update.current(),
 	}
 	if links.cellular != nil {
 		st.SignalStrength = c.cfg.SignalStrength
@@ -229,6 +231,7 @@ func (c *Connector) status(ctx context.Context, via *backhaul, connection string
 		}
 		return err
 	}
+	c.confirmHealthy()
 	return nil
 }
 

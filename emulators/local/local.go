@@ -109,6 +109,7 @@ type Deployment struct {
 	mu         sync.Mutex
 	functions  *exec.Cmd
 	connectors map[string]*connectorProc
+	closing    bool // no more restarts
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -124,7 +125,13 @@ type connectorProc struct {
 	paths map[string]*netpath.Proxy
 	cmd   *exec.Cmd
 	exit  chan struct{} // closed when cmd has exited
+	// restarts counts the starts the supervisor made after a failed exit.
+	restarts int
 }
+
+// maxRestarts bounds the supervisor's restarts of one connector: a
+// connector that fails this often is broken, not updating.
+const maxRestarts = 10
 
 // Start builds the binaries, provisions the world and starts everything.
 func Start(ctx context.Context, cfg Config) (*Deployment, error) {
@@ -594,7 +601,33 @@ func (d *Deployment) StartConnector(id string) error {
 		return err
 	}
 	c.cmd, c.exit = cmd, exit
+	go d.supervise(c, cmd, exit)
 	return nil
+}
+
+// supervise restarts a connector process that exits with an error status,
+// as systemd's Restart=on-failure does on the hardware: that is how a
+// connector switches over to a staged release (status 75) and how a
+// release that fails to boot gets rolled back. A process killed or
+// stopped by the deployment stays down.
+func (d *Deployment) supervise(c *connectorProc, cmd *exec.Cmd, exit chan struct{}) {
+	<-exit
+	code := cmd.ProcessState.ExitCode() // -1 when a signal ended it
+	d.mu.Lock()
+	restart := c.cmd == cmd && !d.closing && code > 0 && c.restarts < maxRestarts
+	if restart {
+		c.restarts++
+	}
+	d.mu.Unlock()
+	if !restart {
+		return
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := d.StartConnector(c.id); err != nil {
+		d.log.Error("restarting a connector failed", "connectorId", c.id, "exitCode", code, "error", err.Error())
+		return
+	}
+	d.log.Info("connector restarted by its supervisor", "connectorId", c.id, "exitCode", code)
 }
 
 // KillConnector kills a connector abruptly.
@@ -703,6 +736,7 @@ func (d *Deployment) Close() {
 	}
 	d.wg.Wait()
 	d.mu.Lock()
+	d.closing = true
 	for _, c := range d.connectors {
 		if c.cmd != nil {
 			_ = c.cmd.Process.Signal(syscall.SIGTERM)

@@ -41,7 +41,7 @@ func TestStagedSensorUpdate(t *testing.T) {
 	defer stream.kill()
 	time.Sleep(2 * time.Second) // the stream's live start has settled
 
-	rel := provisionRelease(t, d, 2, testImage(updateImage))
+	rel := provisionRelease(t, d, "temperature", 2, testImage(updateImage))
 	defer func() {
 		if t.Failed() {
 			t.Logf("the functions log about rollouts and releases:\n%s", grepLog(t, d.LogPath("functions"), "rollout", "release", "sweep"))
@@ -75,7 +75,7 @@ func TestCorruptReleasePausesRollout(t *testing.T) {
 	devices := d.Devices()
 	waitAcked(t, d, devices, nil)
 	image := testImage(updateImage)
-	rel := provisionRelease(t, d, 3, image)
+	rel := provisionRelease(t, d, "temperature", 3, image)
 	image[len(image)/2] ^= 0x01
 	w := platformtest.Storage(t).Bucket(rel.Bucket).Object(rel.Object).NewWriter(ctx)
 	if _, err := w.Write(image); err != nil {
@@ -183,15 +183,15 @@ func testImage(n int) []byte {
 	return b
 }
 
-// provisionRelease signs and uploads image as version of temperature
-// sensors' software, as an operator does.
-func provisionRelease(t *testing.T, d *local.Deployment, version int, image []byte) store.Release {
+// provisionRelease signs and uploads image as version of target's
+// software, as an operator does.
+func provisionRelease(t *testing.T, d *local.Deployment, target string, version int, image []byte) store.Release {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "image.bin")
 	if err := os.WriteFile(path, image, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := d.Provision(context.Background(), "release", "-target", "temperature", "-version", fmt.Sprint(version), "-image", path)
+	out, err := d.Provision(context.Background(), "release", "-target", target, "-version", fmt.Sprint(version), "-image", path)
 	if err != nil {
 		t.Fatalf("provision release: %v", err)
 	}
@@ -206,8 +206,8 @@ func provisionRelease(t *testing.T, d *local.Deployment, version int, image []by
 	return rel
 }
 
-// startRollout starts a rollout of release to project demo's
-// temperature sensors with no soak, as the operator command does.
+// startRollout starts a rollout of release to project demo's devices of
+// its target with no soak, as the operator command does.
 func startRollout(t *testing.T, d *local.Deployment, releaseID, stages string) string {
 	t.Helper()
 	n := len(strings.Split(stages, ","))

@@ -82,7 +82,9 @@ func judgeRollout(r store.Rollout, plan rollout.Plan, c store.RolloutCounts) rol
 		updated.AnomaliesByKind[anomaly.Kind(k)] = int(n)
 		baseline.AnomaliesByKind[anomaly.Kind(k)] = int(c.OthersByKind[k])
 	}
-	v := rollout.Judge(updated, baseline, rollout.DefaultGate().For(plan[r.Stage], int(r.Selected)))
+	gate := rollout.DefaultGate().For(plan[r.Stage], int(r.Selected))
+	gate.NoAcks = r.Target == store.ConnectorType
+	v := rollout.Judge(updated, baseline, gate)
 	if v.Outcome == rollout.OK {
 		return installed
 	}

@@ -225,7 +225,7 @@ func (s *Service) softwareOffer(ctx context.Context, deviceID string, o software
 // the step and the version the device runs in its reported state.
 func (s *Service) storeSoftwareEvent(tx *firestore.Transaction, p *packetWrite, d store.Device, sw softwareStep, w *eventWrites, now time.Time) error {
 	if sw.change != nil && sw.change.ReportedVersion != 0 {
-		w.reported["softwareVersion"] = map[string]any{"version": sw.change.ReportedVersion, "updateTime": now.UTC().Format(event.TimeFormat)}
+		w.reported["softwareVersion"] = softwareVersionData(sw.change.ReportedVersion, now)
 	}
 	if sw.update == nil || d.ProjectID == "" {
 		return nil
@@ -240,4 +240,9 @@ func (s *Service) storeSoftwareEvent(tx *firestore.Transaction, p *packetWrite, 
 	w.reported["softwareUpdateStatus"] = se.data
 	p.update, w.ids = &se, append(w.ids, se.id)
 	return nil
+}
+
+// softwareVersionData is a device's reported softwareVersion.
+func softwareVersionData(version int64, now time.Time) map[string]any {
+	return map[string]any{"version": version, "updateTime": now.UTC().Format(event.TimeFormat)}
 }

@@ -11,6 +11,7 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"github.com/sealedsense/sealedsense/shared/event"
+	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
@@ -37,17 +38,18 @@ func (s *Service) handleStatus(ctx context.Context, data []byte) error {
 	if err != nil {
 		return envelopeErr(err)
 	}
-	types, err := s.setConnection(ctx, st.ConnectorID, func(cs store.Connector, now time.Time) (store.Connector, bool) {
+	out, err := s.setConnection(ctx, st.ConnectorID, st.Software, func(cs store.Connector, now time.Time) (store.Connector, bool) {
 		return applyStatus(cs, st, now)
 	})
 	if err != nil {
 		return err
 	}
-	if len(types) > 0 {
-		s.log.Info("connector status changed", "connectorId", st.ConnectorID, "connection", st.Connection, "events", types)
+	if len(out.types) > 0 {
+		s.log.Info("connector status changed", "connectorId", st.ConnectorID, "connection", st.Connection, "events", out.types)
 	}
 	if st.Connection != relay.ConnectionOffline {
 		s.announceChannel(ctx, st.ConnectorID)
+		s.sendConnectorSoftware(ctx, st.ConnectorID, out.offer)
 	}
 	return nil
 }
@@ -210,7 +212,7 @@ func (s *Service) sweepConnectors(ctx context.Context) (int, error) {
 	n := 0
 	for _, id := range ids {
 		var offline bool
-		_, err := s.setConnection(ctx, id, func(cs store.Connector, now time.Time) (store.Connector, bool) {
+		_, err := s.setConnection(ctx, id, nil, func(cs store.Connector, now time.Time) (store.Connector, bool) {
 			offline = false // a retried transaction decides again
 			if !cs.Online || now.Sub(cs.LastSeen) < s.cfg.OfflineAfter {
 				return cs, false // a heartbeat arrived since the query
@@ -236,9 +238,11 @@ func (s *Service) sweepConnectors(ctx context.Context) (int, error) {
 // setConnection applies change to a connector's record in a transaction,
 // which also stores the status events of the change, with the record's
 // state before as what was published (statusEvents), and writes them into
-// the connector's device's reported state. It then publishes the events,
-// and returns their types.
-func (s *Service) setConnection(ctx context.Context, id string, change func(store.Connector, time.Time) (store.Connector, bool)) ([]string, error) {
+// the connector's device's reported state; rep, a heartbeat's software
+// report, if any, moves its software shadow in the same transaction. It
+// then publishes the events, and returns what it stored and the piece of
+// a pending release to send.
+func (s *Service) setConnection(ctx context.Context, id string, rep *payload.UpdateReport, change func(store.Connector, time.Time) (store.Connector, bool)) (statusOutcome, error) {
 	var out statusOutcome
 	s.n.commits.Add(1)
 	err := s.db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
@@ -274,21 +278,25 @@ func (s *Service) setConnection(ctx context.Context, id string, change func(stor
 			// new device is told all that is known.
 			prev = store.Connector{}
 		}
-		out, err = s.reportStatus(tx, id, found, statusEvents(prev, next, next.ProjectID, id, now), next.ProjectID, now)
+		var sw softwareStep
+		if rep != nil && found.Exists {
+			sw = planSoftware(found.Software, rep, now)
+		}
+		out, err = s.reportStatus(tx, id, found, statusEvents(prev, next, next.ProjectID, id, now), sw, next.ProjectID, now)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("connector %s: %w", id, err)
+		return statusOutcome{}, fmt.Errorf("connector %s: %w", id, err)
 	}
 	if out.clash {
 		s.log.Error("connector has a sensor's id: its status is not stored as events", "connectorId", id)
 	}
 	if len(out.json) > 0 {
 		if err := s.publishEvents(ctx, out.project, id, out.json); err != nil {
-			return nil, err
+			return statusOutcome{}, err
 		}
 	}
-	return out.types, nil
+	return out, nil
 }
 
 // statusOutcome is what a status transaction stored: its events' types
@@ -299,14 +307,22 @@ type statusOutcome struct {
 	types   []string
 	json    [][]byte
 	clash   bool
+	offer   softwareOffer
 }
 
-// reportStatus stores a connector's status events in tx and writes their
+// reportStatus stores a connector's status events, and the
+// softwareUpdateStatus event of its software step, in tx and writes their
 // data into its device's reported state, making the device if found says
 // there is none.
-func (s *Service) reportStatus(tx *firestore.Transaction, id string, found store.ConnectorDevice, evs []event.Event, project string, now time.Time) (statusOutcome, error) {
-	out := statusOutcome{project: project}
-	reported := make(map[string]any, len(evs))
+func (s *Service) reportStatus(tx *firestore.Transaction, id string, found store.ConnectorDevice, evs []event.Event, sw softwareStep, project string, now time.Time) (statusOutcome, error) {
+	out := statusOutcome{project: project, offer: sw.offer}
+	reported := make(map[string]any, len(evs)+2)
+	if sw.update != nil {
+		evs = append(evs, event.SoftwareUpdateStatusFor(project, id, *sw.update, now))
+	}
+	if sw.change != nil && sw.change.ReportedVersion != 0 {
+		reported["softwareVersion"] = softwareVersionData(sw.change.ReportedVersion, now)
+	}
 	for _, ev := range evs {
 		se, err := s.stored(ev, project, id, now)
 		if err != nil {
@@ -319,8 +335,8 @@ func (s *Service) reportStatus(tx *firestore.Transaction, id string, found store
 		out.types = append(out.types, ev.EventType)
 		out.json = append(out.json, se.doc.JSON)
 	}
-	if found.Exists && len(reported) == 0 {
+	if found.Exists && len(reported) == 0 && sw.change == nil {
 		return out, nil
 	}
-	return out, s.db.SetConnectorReported(tx, id, project, found, reported, now)
+	return out, s.db.SetConnectorReported(tx, id, project, found, reported, sw.change, now)
 }

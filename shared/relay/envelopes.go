@@ -100,6 +100,11 @@ func OpenStatus(ctx context.Context, data []byte, lookup KeyLookup) (Status, err
 	if err := checkLinks(st); err != nil {
 		return Status{}, err
 	}
+	if st.Software != nil {
+		if err := st.Software.Validate(); err != nil {
+			return Status{}, fmt.Errorf("%w: software: %v", ErrMalformed, err)
+		}
+	}
 	keys, err := lookup(ctx, st.ConnectorID)
 	if err != nil {
 		return Status{}, fmt.Errorf("relay: connector %q: %w", st.ConnectorID, err)

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/sealedsense/sealedsense/shared/payload"
 )
 
 // Limits on what an envelope may hold. A radio packet is at most 1024 bytes;
@@ -70,6 +72,7 @@ const (
 	KindUplink   Kind = 1
 	KindDownlink Kind = 2
 	KindStatus   Kind = 3
+	KindSoftware Kind = 4 // pieces of a release for one connector (software.go)
 )
 
 // Uplink is one connector's reception of one radio packet.
@@ -129,6 +132,10 @@ type Status struct {
 	// Connection is the one it publishes over.
 	Ethernet *Link `cbor:"7,keyasint,omitempty"`
 	Cellular *Link `cbor:"8,keyasint,omitempty"`
+	// Software is what the connector runs and where its update stands,
+	// in a sensor's report form; nil from a connector built before
+	// software updates.
+	Software *payload.UpdateReport `cbor:"9,keyasint,omitempty"`
 }
 
 // Link is what a connector knows of one backhaul link. It carries no IP
@@ -220,10 +227,15 @@ func seal(k Kind, key ed25519.PrivateKey, v any) ([]byte, error) {
 // parse decodes the outer envelope and its body without verifying; the
 // caller verifies once it knows the signer's key from the body.
 func parse(data []byte, want Kind, v any) (signed, error) {
-	if len(data) > MaxEnvelope {
-		return signed{}, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(data), MaxEnvelope)
+	return parseWithin(data, want, v, MaxEnvelope, decMode())
+}
+
+// parseWithin is parse for an envelope kind with its own size limit and
+// decoding mode.
+func parseWithin(data []byte, want Kind, v any, limit int, dm cbor.DecMode) (signed, error) {
+	if len(data) > limit {
+		return signed{}, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(data), limit)
 	}
-	dm := decMode()
 	var s signed
 	if rest, err := dm.UnmarshalFirst(data, &s); err != nil || len(rest) != 0 {
 		return signed{}, fmt.Errorf("%w: outer envelope", ErrMalformed)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/relay"
 )
 
@@ -270,6 +271,9 @@ func FuzzOpenStatus(f *testing.F) {
 		Available: []string{relay.ConnectionEthernet}, Ethernet: &relay.Link{Up: true, MACAddress: "02:00:5e:10:00:01"},
 		Cellular: &relay.Link{SignalStrength: 40, Errors: []string{relay.LinkUnreached}}})
 	f.Add(links)
+	software, _ := relay.SignStatus(k.conn, relay.Status{ConnectorID: "ccon-1", Time: t0, Connection: relay.ConnectionEthernet,
+		Software: &payload.UpdateReport{Version: 2, State: payload.UpdateFetching, Release: bytes.Repeat([]byte{9}, 16), Next: 3}})
+	f.Add(software)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := relay.OpenStatus(context.Background(), data, k.lookup)
 		if err == nil && (st.Connection != relay.ConnectionEthernet || !st.Time.Equal(t0)) {

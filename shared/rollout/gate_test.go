@@ -87,6 +87,10 @@ func TestJudge(t *testing.T) {
 		{"no baseline", updated(nil), rollout.Cohort{}, g, rollout.Wait, []string{"compare"}},
 		{"no packets from updated devices", updated(func(c *rollout.Cohort) { c.Sent, c.Acked = 0, 0 }), baseline(), g, rollout.Wait, []string{"0 sent by updated"}},
 		{"no packets from the baseline", updated(nil), baseWith(func(b *rollout.Cohort) { b.Sent, b.Acked = 0, 0 }), g, rollout.Wait, []string{"0 by the baseline"}},
+		{"connectors: no packets, ACKs not judged", updated(func(c *rollout.Cohort) { c.Sent, c.Acked = 0, 0 }), baseWith(func(b *rollout.Cohort) { b.Sent, b.Acked = 0, 0 }),
+			gateWith(func(g *rollout.Gate) { g.NoAcks = true }), rollout.OK, nil},
+		{"connectors: anomalies still judged", updated(func(c *rollout.Cohort) { c.Sent, c.Acked, c.Anomalous = 0, 0, 50 }), baseline(),
+			gateWith(func(g *rollout.Gate) { g.NoAcks = true }), rollout.Fail, []string{"devices with an anomaly"}},
 
 		{"NaN drain", updated(func(c *rollout.Cohort) { c.BatteryDrainPerDay = math.NaN() }), baseline(), g, rollout.Fail, []string{"updated devices", "drain NaN"}},
 		{"infinite baseline drain", updated(nil), baseWith(func(b *rollout.Cohort) { b.BatteryDrainPerDay = math.Inf(1) }), g, rollout.Fail, []string{"baseline devices"}},

@@ -131,7 +131,7 @@ func TestSetConnectorReported(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return db.SetConnectorReported(tx, id, "p", found, reported, t0)
+			return db.SetConnectorReported(tx, id, "p", found, reported, nil, t0)
 		})
 	}
 	first := map[string]any{"connectionStatus": map[string]any{"connection": "ETHERNET"}}

@@ -643,6 +643,9 @@ func newConnectorDevice(project string, at time.Time, reported map[string]any) c
 type ConnectorDevice struct {
 	Exists bool // a device has the id
 	Sensor bool // and it is a sensor, never to be written as a connector
+	// Software is the connector's software shadow, nil until a rollout
+	// assigned it a release or it reported its version.
+	Software *SoftwareState
 }
 
 // ConnectorDeviceIn reads, in tx, what has connector id's device id.
@@ -654,21 +657,29 @@ func (db *DB) ConnectorDeviceIn(tx *firestore.Transaction, id string) (Connector
 	if err != nil {
 		return ConnectorDevice{}, wrap("device "+id, err)
 	}
-	typ, _ := snap.Data()["type"].(string)
-	return ConnectorDevice{Exists: true, Sensor: typ != ConnectorType}, nil
+	var d struct {
+		Type     string         `firestore:"type"`
+		Software *SoftwareState `firestore:"software"`
+	}
+	if err := snap.DataTo(&d); err != nil {
+		return ConnectorDevice{}, wrap("device "+id, err)
+	}
+	return ConnectorDevice{Exists: true, Sensor: d.Type != ConnectorType, Software: d.Software}, nil
 }
 
 // SetConnectorReported writes, in tx, the data of a connector's latest
 // status events into its device's reported state (DT's reported), keyed
 // by event type. found is what ConnectorDeviceIn read: a connector
 // registered before connectors were devices has none, and gets one in
-// project. A sensor's document is never written: ErrSensorID.
-func (db *DB) SetConnectorReported(tx *firestore.Transaction, id, project string, found ConnectorDevice, reported map[string]any, at time.Time) error {
+// project. A sensor's document is never written: ErrSensorID. sw, if
+// set, changes the connector's software shadow; a new device has none to
+// change.
+func (db *DB) SetConnectorReported(tx *firestore.Transaction, id, project string, found ConnectorDevice, reported map[string]any, sw *SoftwareChange, at time.Time) error {
 	switch {
 	case found.Sensor:
 		return fmt.Errorf("store: connector %s: %w", id, ErrSensorID)
 	case !found.Exists:
 		return tx.Create(db.deviceRef(id), newConnectorDevice(project, at, reported))
 	}
-	return db.UpdateDevice(tx, id, DeviceChange{Reported: reported})
+	return db.UpdateDevice(tx, id, DeviceChange{Reported: reported, Software: sw})
 }

@@ -337,26 +337,26 @@ func (db *DB) MarkStageAssigned(ctx context.Context, id string, stage, selected 
 // aggregate runs one aggregation of q: its count, then the sum of each
 // path (a missing field adds nothing).
 func aggregate(ctx context.Context, q firestore.Query, op string, sums ...firestore.FieldPath) ([]int64, error) {
-	aq := q.NewAggregationQuery().WithCount("n")
-	for i, p := range sums {
-		aq = aq.WithSumPath(p, fmt.Sprintf("s%d", i))
-	}
-	res, err := aq.Get(ctx)
-	if err != nil {
-		return nil, wrap(op, err)
-	}
+	// One aggregation per query: Firestore runs a query's aggregations
+	// over only the documents that have every field they name, so a
+	// device without one counter (a connector has no replyStats, a
+	// sensor never refused has no failed) would drop out of all of them.
 	out := make([]int64, 1+len(sums))
 	for i := range out {
-		alias := "n"
+		aq := q.NewAggregationQuery().WithCount("v")
 		if i > 0 {
-			alias = fmt.Sprintf("s%d", i-1)
+			aq = q.NewAggregationQuery().WithSumPath(sums[i-1], "v")
 		}
-		switch v := res[alias].(type) {
+		res, err := aq.Get(ctx)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		switch v := res["v"].(type) {
 		case interface{ GetIntegerValue() int64 }:
 			out[i] = v.GetIntegerValue()
 		case nil:
 		default:
-			return nil, fmt.Errorf("store: %s: aggregation %s returned %T", op, alias, res[alias])
+			return nil, fmt.Errorf("store: %s: aggregation returned %T", op, res["v"])
 		}
 	}
 	return out, nil

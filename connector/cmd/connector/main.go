@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,13 +13,16 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/sealedsense/sealedsense/connector"
+	"github.com/sealedsense/sealedsense/connector/slots"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/logging"
+	"github.com/sealedsense/sealedsense/shared/payload"
 )
 
 func main() {
@@ -45,6 +49,9 @@ func run(log *slog.Logger) error {
 	publishTimeout := flag.Duration("publish-timeout", 5*time.Second, "how long a publish over a link may take before the connector falls back to the other link")
 	probeEvery := flag.Duration("probe-every", 3*time.Second, "how often a failed link is tried again with a heartbeat")
 	batchWindow := flag.Duration("batch-window", 0, "carry the uplinks heard within this window in one Pub/Sub message (0: one message each)")
+	softwareDir := flag.String("software-dir", "", "where the connector keeps its software slots (default: software-<id> beside the credentials)")
+	factory := flag.Uint("factory-version", 1, "the software version the connector was made with, run until a release is installed")
+	trialBound := flag.Duration("trial-bound", 2*time.Minute, "how long a newly installed release has to get a status through before it is rolled back")
 	lie := flag.Bool("hostile-lie", false, "TEST ONLY, refused outside local mode (SEALEDSENSE_LOCAL_MODE=true): claim -30 dBm for every uplink, drop every downlink, and poison every 4th uplink's RSSI (NaN/Inf) and reception time (an hour ahead)")
 	flag.Parse()
 	var hostile *connector.Hostile
@@ -70,6 +77,13 @@ func run(log *slog.Logger) error {
 	defer radio.Close()
 	if *sub == "" {
 		*sub = "downlinks-" + c.ConnectorID
+	}
+	if *softwareDir == "" {
+		*softwareDir = filepath.Join(filepath.Dir(*creds), "software-"+c.ConnectorID)
+	}
+	sw, err := boot(log, c, *softwareDir, uint32(*factory), *trialBound)
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -108,12 +122,81 @@ func run(log *slog.Logger) error {
 		Logger:          log,
 		Hostile:         hostile,
 		AllowHostile:    hostile != nil,
+		Software:        sw,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("connector listening", "connectorId", c.ConnectorID, "radio", radio.LocalAddr().String())
-	return conn.Run(ctx)
+	log.Info("connector listening", "connectorId", c.ConnectorID, "radio", radio.LocalAddr().String(), "softwareVersion", sw.Version)
+	err = conn.Run(ctx)
+	if errors.Is(err, connector.ErrSwitchOver) {
+		// The supervisor restarts the connector, which boots the staged
+		// release with the same radio socket.
+		log.Info("exiting to switch over to the staged release")
+		os.Exit(exitSwitchOver)
+	}
+	return err
+}
+
+// exitSwitchOver is the exit status that asks the supervisor for a
+// restart into the staged release (EX_TEMPFAIL).
+const exitSwitchOver = 75
+
+// boot decides which software slot runs and wires the connector's updates
+// to it. A trial release that fails to boot exits with an error; one that
+// gets no status through within bound exits too; either way the next start
+// rolls back.
+func boot(log *slog.Logger, c credentials.Connector, dir string, factory uint32, bound time.Duration) (connector.Software, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return connector.Software{}, err
+	}
+	keys, err := credentials.TrustedReleaseKeys(c.ReleaseKeys)
+	if err != nil {
+		return connector.Software{}, err
+	}
+	s, err := slots.Open(dir, factory)
+	if err != nil {
+		return connector.Software{}, err
+	}
+	st, err := s.Boot()
+	if err != nil {
+		return connector.Software{}, fmt.Errorf("software version %d: %w", st.Running.Version, err)
+	}
+	if r := st.Report; r != nil && r.State == payload.UpdateRolledBack && st.Trial == nil {
+		log.Warn("rolled back: the release installed last did not come up healthy", "softwareVersion", st.Running.Version, "reason", r.Reason.String())
+	}
+	sw := connector.Software{Version: st.Running.Version, ReleaseKeys: keys, Report: st.Report, Stage: s.Stage}
+	if st.Trial == nil {
+		return sw, nil
+	}
+	log.Info("running a new release on trial", "softwareVersion", st.Running.Version, "trialBound", bound.String())
+	confirmed := make(chan struct{})
+	sw.Healthy = func() {
+		if err := s.Confirm(); err != nil {
+			log.Error("confirming the new release failed", "error", err)
+			return
+		}
+		close(confirmed)
+		log.Info("new release confirmed healthy", "softwareVersion", st.Running.Version)
+	}
+	sw.Report = &payload.UpdateReport{Version: st.Running.Version, State: payload.UpdateInstalled, Release: releaseID(st.Running.Release)}
+	go func() {
+		select {
+		case <-confirmed:
+		case <-time.After(bound):
+			log.Error("the new release got no status through in time: exiting to roll back", "softwareVersion", st.Running.Version, "trialBound", bound.String())
+			os.Exit(1)
+		}
+	}()
+	return sw, nil
+}
+
+func releaseID(h string) []byte {
+	id, err := hex.DecodeString(h)
+	if err != nil || len(id) != payload.ReleaseIDSize {
+		return nil
+	}
+	return id
 }
 
 // radioSocket takes the UDP socket passed in as file descriptor 3 when the
