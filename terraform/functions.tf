@@ -63,8 +63,9 @@ resource "google_cloudfunctions2_function" "fn" {
     # Pub/Sub push and Cloud Scheduler from this project count as
     # internal traffic, so the functions they call accept nothing from
     # the internet; IAM then admits only each one's own invoker account.
-    # Only the customer API and its stream are public.
-    ingress_settings = each.value.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+    # Only the customer API and its stream are public; the operators'
+    # routes take requests from anywhere, and IAM admits only operators.
+    ingress_settings = each.value.public || each.value.operators ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
   }
 
   # A build that starts before its rights have propagated fails: wait for

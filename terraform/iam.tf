@@ -101,6 +101,17 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes" {
   member   = google_service_account.scheduler[each.key].member
 }
 
+# The operators' routes (rollouts) admit the operators alone: Cloud Run
+# checks their Google identity token before a request reaches the code.
+resource "google_cloud_run_v2_service_iam_member" "operators_invoke" {
+  for_each = var.operators
+
+  location = var.region
+  name     = google_cloudfunctions2_function.fn["operator"].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
 # The API is public: customers authenticate to it with their own service
 # account tokens, which it checks itself. An organization policy that
 # restricts allUsers (domain-restricted sharing) must exempt this service.

@@ -16,16 +16,19 @@ locals {
   ]
 
   # One entry per function in shared/deploy; the tests check they agree.
-  # public: reachable from the internet (ALLOW_ALL ingress); the rest take
-  # only Pub/Sub push and Cloud Scheduler calls from this project.
+  # public: reachable from the internet (ALLOW_ALL ingress) by anyone;
+  # operators: reachable from the internet by var.operators only (IAM); the
+  # rest take only Pub/Sub push and Cloud Scheduler calls from this
+  # project.
   functions = {
-    ingest          = { entry_point = "Ingest", trigger = "pubsub", description = "Opens sealed uplinks, stores events once, replies through one connector.", timeout = 60, public = false, concurrency = 16 }
-    sweep           = { entry_point = "Sweep", trigger = "http", description = "Marks connectors that stopped sending heartbeats OFFLINE.", timeout = 60, public = false, concurrency = 16 }
-    api             = { entry_point = "API", trigger = "http", description = "The customer API: DT v2 REST resources, token endpoint, JWKS and audit log.", timeout = 60, public = true, concurrency = 16 }
-    stream          = { entry_point = "Stream", trigger = "http", description = "devices:stream: live events as NDJSON or SSE, with resume.", timeout = 3600, public = true, concurrency = 1000 }
-    deliver         = { entry_point = "Deliver", trigger = "pubsub", description = "Queues each event for the project's Data Connectors and makes the first signed attempts.", timeout = 60, public = false, concurrency = 16 }
-    "deliver-sweep" = { entry_point = "DeliverSweep", trigger = "http", description = "Retries due webhook deliveries and works through backfills and syncs.", timeout = 60, public = false, concurrency = 16 }
-    backup          = { entry_point = "Backup", trigger = "http", description = "Writes the encrypted key-registry backup to both backup buckets once a day and checks every hour that both are fresh.", timeout = 540, public = false, concurrency = 1 }
+    ingest          = { entry_point = "Ingest", trigger = "pubsub", description = "Opens sealed uplinks, stores events once, replies through one connector.", timeout = 60, public = false, concurrency = 16, operators = false }
+    sweep           = { entry_point = "Sweep", trigger = "http", description = "Marks connectors that stopped sending heartbeats OFFLINE.", timeout = 60, public = false, concurrency = 16, operators = false }
+    api             = { entry_point = "API", trigger = "http", description = "The customer API: DT v2 REST resources, token endpoint, JWKS and audit log.", timeout = 60, public = true, concurrency = 16, operators = false }
+    stream          = { entry_point = "Stream", trigger = "http", description = "devices:stream: live events as NDJSON or SSE, with resume.", timeout = 3600, public = true, concurrency = 1000, operators = false }
+    deliver         = { entry_point = "Deliver", trigger = "pubsub", description = "Queues each event for the project's Data Connectors and makes the first signed attempts.", timeout = 60, public = false, concurrency = 16, operators = false }
+    "deliver-sweep" = { entry_point = "DeliverSweep", trigger = "http", description = "Retries due webhook deliveries and works through backfills and syncs.", timeout = 60, public = false, concurrency = 16, operators = false }
+    backup          = { entry_point = "Backup", trigger = "http", description = "Writes the encrypted key-registry backup to both backup buckets once a day and checks every hour that both are fresh.", timeout = 540, public = false, concurrency = 1, operators = false }
+    operator        = { entry_point = "Operator", trigger = "http", description = "The operators' internal routes: start, read, pause, resume, advance and abort software rollouts.", timeout = 60, public = false, concurrency = 16, operators = true }
   }
 
   topics = toset(["uplinks", "connector-status", "events", "downlinks", "dead-letter"])

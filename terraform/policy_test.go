@@ -21,6 +21,7 @@ import (
 	"github.com/sealedsense/sealedsense/functions/backup"
 	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/functions/ingest"
+	"github.com/sealedsense/sealedsense/functions/operator"
 	"github.com/sealedsense/sealedsense/shared/deploy"
 )
 
@@ -929,6 +930,10 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 		}
 	case "github.com/sealedsense/sealedsense/functions/backup":
 		if _, err := backup.FromEnv(context.Background(), getenv); err != nil {
+			t.Fatalf("%s: configuring with every variable set: %v", f.Name, err)
+		}
+	case "github.com/sealedsense/sealedsense/functions/operator":
+		if _, err := operator.FromEnv(context.Background(), getenv); err != nil {
 			t.Fatalf("%s: configuring with every variable set: %v", f.Name, err)
 		}
 	default:

@@ -105,7 +105,7 @@ variable "connectors" {
 }
 
 variable "operators" {
-  description = "The IAM members (user:, group: or serviceAccount:) who run the operators' command (go run ./scripts/provision) and so sign software releases: they may sign with release-signing, list its versions and read their public keys, and add images to the releases bucket. Empty: nobody can release software."
+  description = "The IAM members (user:, group: or serviceAccount:) who run the operators' command (go run ./scripts/provision) and so sign software releases: they may sign with release-signing, list its versions and read their public keys, and add images to the releases bucket; and call the Operator function, which starts and moves software rollouts. Empty: nobody can release software or roll it out."
   type        = set(string)
   default     = []
 

@@ -277,9 +277,14 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 		// The API answers its OpenAPI document without credentials or
 		// keys, the stream refuses a stream without credentials in DT's
 		// error shape, and the sweeps answer a POST on any path.
-		path := map[string]string{"api": "/v2/openapi.json", "stream": "/v2/projects/p/devices:stream"}[f.Name]
-		if f.Name == "stream" {
+		// The operators' routes refuse a rollout id that is no id (their
+		// own 400, not the mux's 404 for a route they do not serve).
+		path := map[string]string{"api": "/v2/openapi.json", "stream": "/v2/projects/p/devices:stream", "operator": "/rollouts/not-an-id"}[f.Name]
+		switch f.Name {
+		case "stream":
 			want = http.StatusUnauthorized
+		case "operator":
+			want = http.StatusBadRequest
 		}
 		req = func() (*http.Response, error) {
 			if path != "" {

@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"os"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
@@ -17,6 +18,7 @@ import (
 	"github.com/sealedsense/sealedsense/functions/backup"
 	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/functions/ingest"
+	"github.com/sealedsense/sealedsense/functions/operator"
 	"github.com/sealedsense/sealedsense/shared/logging"
 )
 
@@ -56,6 +58,10 @@ func register(ctx context.Context) error {
 		return err
 	}
 	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/Backup", backup.Handler()); err != nil {
+		return err
+	}
+	// The operators' routes, at their service's root in GCP.
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/Operator/", http.StripPrefix("/Operator", operator.Handler()).ServeHTTP); err != nil {
 		return err
 	}
 	// The API answers every other path, as its own Cloud Run service does.
