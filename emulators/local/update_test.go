@@ -140,7 +140,7 @@ func TestCorruptReleasePausesRollout(t *testing.T) {
 }
 
 // softwareOf reads a device's software shadow.
-func softwareOf(t *testing.T, d *local.Deployment, dev string) *store.SoftwareState {
+func softwareOf(t testing.TB, d *local.Deployment, dev string) *store.SoftwareState {
 	t.Helper()
 	snap, err := d.FS.Collection("devices").Doc(dev).Get(context.Background())
 	if err != nil {
@@ -157,7 +157,7 @@ func softwareOf(t *testing.T, d *local.Deployment, dev string) *store.SoftwareSt
 }
 
 // grepLog is the lines of a log that contain any of words.
-func grepLog(t *testing.T, path string, words ...string) string {
+func grepLog(t testing.TB, path string, words ...string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -185,7 +185,7 @@ func testImage(n int) []byte {
 
 // provisionRelease signs and uploads image as version of target's
 // software, as an operator does.
-func provisionRelease(t *testing.T, d *local.Deployment, target string, version int, image []byte) store.Release {
+func provisionRelease(t testing.TB, d *local.Deployment, target string, version int, image []byte) store.Release {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "image.bin")
 	if err := os.WriteFile(path, image, 0o600); err != nil {
@@ -208,7 +208,7 @@ func provisionRelease(t *testing.T, d *local.Deployment, target string, version 
 
 // startRollout starts a rollout of release to project demo's devices of
 // its target with no soak, as the operator command does.
-func startRollout(t *testing.T, d *local.Deployment, releaseID, stages string) string {
+func startRollout(t testing.TB, d *local.Deployment, releaseID, stages string) string {
 	t.Helper()
 	n := len(strings.Split(stages, ","))
 	zeros := strings.TrimSuffix(strings.Repeat("0s,", n), ",")
@@ -226,7 +226,7 @@ func startRollout(t *testing.T, d *local.Deployment, releaseID, stages string) s
 }
 
 // waitRollout waits until the rollout has status.
-func waitRollout(t *testing.T, d *local.Deployment, id string, within time.Duration, status string) store.Rollout {
+func waitRollout(t testing.TB, d *local.Deployment, id string, within time.Duration, status string) store.Rollout {
 	t.Helper()
 	var r store.Rollout
 	localtest.WaitUntil(t, within, "rollout "+status, func() (bool, string) {

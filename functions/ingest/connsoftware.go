@@ -19,6 +19,10 @@ func (s *Service) sendConnectorSoftware(ctx context.Context, id string, o softwa
 	if o.release == "" {
 		return
 	}
+	if !s.limits.software(id) {
+		s.log.Warn("connector software not sent: the connector asks faster than it may be answered", "connectorId", id, "releaseId", o.release)
+		return
+	}
 	err := func() error {
 		rel, err := s.releases.get(ctx, o.release)
 		if err != nil {

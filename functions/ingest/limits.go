@@ -30,6 +30,12 @@ const (
 	// limitBurst is how many seconds of its rate a connector may use at
 	// once.
 	limitBurst = 10
+	// softwareRate is the software envelopes per second the cloud sends
+	// one connector, with softwareBurst at once: its heartbeats ask for
+	// them, and a connector that sent heartbeats as fast as it could must
+	// not turn each 200-byte status into 32 KiB of downlinks. A 1 MiB
+	// image is 32 envelopes: 16 s at this pace.
+	softwareRate, softwareBurst = 2, 4
 	// limitsTTL is how long an idle connector's limiters are kept; a new
 	// one starts full, so this only needs to be long next to a burst.
 	limitsTTL = 10 * time.Minute
@@ -46,7 +52,7 @@ type connectorLimits struct {
 }
 
 type connectorLimiters struct {
-	handshakes, unknown *rate.Limiter
+	handshakes, unknown, software *rate.Limiter
 }
 
 func newConnectorLimits(cfg Config, now func() time.Time, log *slog.Logger) *connectorLimits {
@@ -62,6 +68,7 @@ func (l *connectorLimits) of(connectorID string) *connectorLimiters {
 		c = &connectorLimiters{
 			handshakes: rate.NewLimiter(rate.Limit(l.handshakeRate), int(l.handshakeRate*limitBurst)),
 			unknown:    rate.NewLimiter(rate.Limit(l.unknownRate), int(l.unknownRate*limitBurst)),
+			software:   rate.NewLimiter(softwareRate, softwareBurst),
 		}
 		l.cache.Put(connectorID, c)
 	}
@@ -74,6 +81,13 @@ func (l *connectorLimits) handshake(connectorID string) error {
 		return nil
 	}
 	return l.refuse(connectorID, "handshakes")
+}
+
+// software spends one of the connector's software envelopes, or says
+// there is none left; the status that asked goes unanswered, and the
+// next asks again.
+func (l *connectorLimits) software(connectorID string) bool {
+	return l.of(connectorID).software.AllowN(l.now(), 1)
 }
 
 // beforeLookup refuses a lookup the cache cannot answer while the

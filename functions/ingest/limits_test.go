@@ -172,3 +172,30 @@ func TestDeviceHandshakeAdmission(t *testing.T) {
 		})
 	}
 }
+
+// TestSoftwarePace: a connector's heartbeats get softwareBurst software
+// envelopes at once and softwareRate a second after that, however fast
+// they come; another connector's pace is its own.
+func TestSoftwarePace(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newConnectorLimits(Config{HandshakeRate: 1, UnknownRate: 1}, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	sent := 0
+	for range 100 {
+		if l.software("c1") {
+			sent++
+		}
+	}
+	if sent != softwareBurst || !l.software("c2") {
+		t.Fatalf("%d envelopes at once for c1 (want %d), or c2 held back by c1", sent, softwareBurst)
+	}
+	now = now.Add(time.Second)
+	sent = 0
+	for range 100 {
+		if l.software("c1") {
+			sent++
+		}
+	}
+	if sent != softwareRate {
+		t.Fatalf("%d envelopes in the next second; want %d", sent, softwareRate)
+	}
+}

@@ -54,12 +54,17 @@ type Config struct {
 	// before it tries the new one again (default 30m).
 	KeyRetryAfter time.Duration
 	// PullInterval spaces the pulls a sensor fetching a release sends
-	// when it has no reading to send (default 2s): at most one per
-	// interval, so a fleet that updates never floods the cloud.
+	// when it has no reading to send (default DefaultPullInterval): at
+	// most one per interval, so a fleet that updates never floods the
+	// cloud.
 	PullInterval time.Duration
 	Limits       radio.Limits
 	Random       io.Reader // nil means crypto/rand
 }
+
+// DefaultPullInterval is a fetching sensor's pace: one chunk asked for
+// every 2 s at most.
+const DefaultPullInterval = 2 * time.Second
 
 // ErrNoSession means there is nothing to seal with yet: the handshake is
 // still under way.
@@ -189,7 +194,7 @@ func New(creds credentials.Sensor, firstSeq uint64, cfg Config) (*Sensor, error)
 		cfg.KeyRetryAfter = 30 * time.Minute
 	}
 	if cfg.PullInterval <= 0 {
-		cfg.PullInterval = 2 * time.Second
+		cfg.PullInterval = DefaultPullInterval
 	}
 	if cfg.Limits == (radio.Limits{}) {
 		cfg.Limits = radio.DefaultLimits()

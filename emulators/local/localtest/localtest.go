@@ -30,7 +30,7 @@ import (
 // simulator's log goes to a file whose tail a failing test prints.
 // Interval defaults to 2s and the ingest window is 400ms, wider than the
 // default: CI runs these next to other test binaries on two cores.
-func Start(t *testing.T, cfg local.Config) *local.Deployment {
+func Start(t testing.TB, cfg local.Config) *local.Deployment {
 	t.Helper()
 	dir := t.TempDir()
 	logFile, err := os.Create(filepath.Join(dir, "simulator.log"))
@@ -126,7 +126,7 @@ func APICall(t *testing.T, d *local.Deployment, token, method, path string, body
 
 // WaitUntil polls cond until it holds, failing with its last reason after
 // timeout.
-func WaitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func WaitUntil(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
