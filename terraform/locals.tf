@@ -61,6 +61,7 @@ locals {
     SEALEDSENSE_CONNECTOR_OFFLINE_ALERT_AFTER = var.connector_offline_alert_after
     SEALEDSENSE_ANOMALY_SILENT_FACTOR         = "${var.anomaly_silent_factor}"
     SEALEDSENSE_ANOMALY_SILENT_FLOOR          = var.anomaly_silent_floor
+    SEALEDSENSE_STREAM_SETTLE_AFTER           = var.stream_settle_after
     SEALEDSENSE_EVENT_RETENTION               = "${var.event_retention_days * 24}h"
     SEALEDSENSE_API_SECRETS_KEY               = google_kms_crypto_key.symmetric["api_secrets"].id
     SEALEDSENSE_SIGNING_KEY                   = google_kms_crypto_key.signing.id

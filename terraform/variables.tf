@@ -282,3 +282,14 @@ variable "webhook_disable_after" {
     error_message = "webhook_disable_after is a Go duration in hours or minutes, e.g. 120h."
   }
 }
+
+variable "stream_settle_after" {
+  description = "How long after an event's storedAt devices:stream emits it (Go duration). It must cover the delay between a commit's server timestamp and its visibility, which Firestore keeps to milliseconds; more only adds latency."
+  type        = string
+  default     = "500ms"
+
+  validation {
+    condition     = can(regex("^[0-9]+(ms|s)$", var.stream_settle_after))
+    error_message = "stream_settle_after is a Go duration in ms or s, such as 500ms."
+  }
+}

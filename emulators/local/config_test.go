@@ -198,7 +198,7 @@ func assertIDsStreamedOnce(t *testing.T, stream *streamClient, typ string, want 
 		}
 		for id := range want {
 			if !seen[id] {
-				return false, "event " + id + " not streamed yet"
+				return false, "event " + id + " not streamed yet; " + storedAt(stream, id)
 			}
 		}
 		return true, ""
@@ -215,4 +215,20 @@ func assertIDsStreamedOnce(t *testing.T, stream *streamClient, typ string, want 
 			t.Errorf("event %s streamed %d times (expected: %v)", id, n, want[id])
 		}
 	}
+}
+
+// storedAt says whether event id is stored and when, beside when the
+// stream sent its last event, so a failure tells a slow stream from one
+// that passed an event or an event that was never stored.
+func storedAt(stream *streamClient, id string) string {
+	snap, err := stream.d.FS.Collection("events").Doc(id).Get(context.Background())
+	if err != nil {
+		return "the event is not stored: " + err.Error()
+	}
+	last := "the stream sent nothing"
+	if evs := stream.events(); len(evs) > 0 {
+		e := evs[len(evs)-1]
+		last = fmt.Sprintf("the stream's last event is %s (%s)", e.ID, e.Type)
+	}
+	return fmt.Sprintf("stored with storedAt %v, %v ago; %s", snap.Data()["storedAt"], time.Since(snap.UpdateTime).Round(time.Second), last)
 }

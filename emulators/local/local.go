@@ -343,6 +343,12 @@ func (d *Deployment) provision(ctx context.Context) error {
 	d.env = append(d.env, d.Keys.Env()...)
 	// Local mode lets webhooks reach receivers on this machine.
 	d.env = append(d.env, "SEALEDSENSE_LOCAL_MODE=true")
+	// The Firestore emulator makes a commit visible after its server
+	// timestamp; on a loaded machine that took longer than the stream's
+	// 500 ms settle lag, and the stream passed events it had not yet
+	// seen. Firestore itself does not (a read sees every commit with an
+	// earlier timestamp).
+	d.env = append(d.env, "SEALEDSENSE_STREAM_SETTLE_AFTER=2s")
 	d.env = append(d.env, d.cfg.FunctionsEnv...)
 	if d.cfg.Window > 0 {
 		d.env = append(d.env, "SEALEDSENSE_INGEST_WINDOW="+d.cfg.Window.String())

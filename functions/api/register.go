@@ -65,6 +65,10 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	eventsTopic := env.Get("SEALEDSENSE_TOPIC_EVENTS", "events")
 	env.Duration("SEALEDSENSE_API_ACCESS_TTL", &cfg.AccessTTL)
 	env.Float("SEALEDSENSE_API_RATE", &cfg.Rate)
+	// How long after its storedAt the stream emits an event: the commit
+	// delay it must cover is Firestore's (milliseconds), or a loaded
+	// emulator's (longer).
+	env.Duration("SEALEDSENSE_STREAM_SETTLE_AFTER", &cfg.Stream.SettleLag)
 	// The first version signs; all listed verify.
 	versions := env.KeyVersions("SEALEDSENSE_SIGNING_KEY_VERSIONS", signingKey)
 	// Every version that may have certified a live delivery key.

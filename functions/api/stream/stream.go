@@ -23,7 +23,10 @@
 // "everything before start-SettleLag". Nothing at or before a position is
 // ever read again, and nothing after it is skipped, as long as SettleLag
 // covers the commit delay plus the clock skew between this instance and
-// Firestore. The price is SettleLag of latency.
+// Firestore. The price is SettleLag of latency. Firestore itself shows a
+// read every commit with an earlier timestamp; the emulator on a loaded
+// 2-core machine took longer than 500 ms, so local runs settle for 2 s
+// (SEALEDSENSE_STREAM_SETTLE_AFTER).
 //
 // # Live source
 //
