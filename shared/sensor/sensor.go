@@ -308,7 +308,8 @@ func (s *Sensor) Initiate(now time.Time) ([]byte, error) {
 // send. Without a usable session it returns a handshake initiation (once per
 // HandshakeTimeout); with one, a transport packet carrying new readings
 // first, then readings whose ACK is overdue, marked as backfill, and when
-// there are none and a release is being fetched, a pull. While a
+// there are none and a release is being fetched, or an update's outcome
+// is still untold in this session, a pull. While a
 // newer cloud key is on trial, its handshakes go out between the packets
 // of the session under the old key, which carries the readings meanwhile.
 func (s *Sensor) Next(now time.Time) ([]byte, error) {

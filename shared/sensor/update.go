@@ -137,9 +137,14 @@ func (u *updater) acked(counter uint64) {
 	}
 }
 
-// pullDue reports whether a pull may go out now.
+// pullDue reports whether a pull may go out now: while fetching, and
+// once in each session for an outcome (installed, refused, rolled back)
+// not yet sent, which would otherwise wait for the next reading, up to a
+// reporting interval away, and hold the rollout's stage that long.
 func (u *updater) pullDue(now time.Time, every time.Duration) bool {
-	return u.asm != nil && u.idlePulls < maxIdlePulls && (u.pullAt.IsZero() || now.Sub(u.pullAt) >= every)
+	fetching := u.asm != nil && u.idlePulls < maxIdlePulls
+	telling := u.eventDue && len(u.carriers) == 0
+	return (fetching || telling) && (u.pullAt.IsZero() || now.Sub(u.pullAt) >= every)
 }
 
 // pulled records a pull sent under counter.
