@@ -36,7 +36,9 @@ func TestConnectorUpdate(t *testing.T) {
 		}
 	}()
 
-	v2 := provisionRelease(t, d, store.ConnectorType, 2, testImage(updateImage))
+	// 40 chunks of 1 KiB: two Software envelopes, the second asked for
+	// by the status the first one brought.
+	v2 := provisionRelease(t, d, store.ConnectorType, 2, testImage(40<<10))
 	id := startRollout(t, d, v2.ID, "100")
 	began := time.Now()
 	r := waitRollout(t, d, id, 3*time.Minute, store.RolloutCompleted)
