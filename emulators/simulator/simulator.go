@@ -123,8 +123,11 @@ type Simulator struct {
 
 	sent, delivered, replies, wrongVia, replyErrors, cloned atomic.Uint64
 	quiet                                                   atomic.Bool
-	viaMu                                                   sync.Mutex
-	via                                                     map[string]uint64
+	// base, when set, replaces cfg.Interval for sensors without a
+	// configured sample interval (SetInterval).
+	base  atomic.Int64
+	viaMu sync.Mutex
+	via   map[string]uint64
 }
 
 type simSensor struct {
@@ -283,9 +286,21 @@ func (s *Simulator) ReadingInterval(deviceID string) time.Duration {
 func (s *Simulator) interval(dev *sensor.Sensor) time.Duration {
 	c, _ := dev.Configuration()
 	if c.SampleInterval == 0 {
+		if b := s.base.Load(); b > 0 {
+			return time.Duration(b)
+		}
 		return s.cfg.Interval
 	}
 	return time.Duration(float64(c.SampleInterval) * float64(time.Second) / s.cfg.TimeScale)
+}
+
+// SetInterval changes the reading interval of every sensor without a
+// configured one; each takes it up at its next reading. A load tool steps
+// the offered load this way without restarting anything.
+func (s *Simulator) SetInterval(d time.Duration) {
+	if d > 0 {
+		s.base.Store(int64(d))
+	}
 }
 
 // Stats returns the counters so far.

@@ -2,8 +2,14 @@
 // emulators for a while and prints what the pipeline achieved: unique
 // readings stored per second, send-to-stored and send-to-ACK latency,
 // Firestore commits per unique packet, KMS calls per 1000 data packets, and
-// the Firestore emulator's raw create rate for the same documents, measured
-// in the same run, for comparison.
+// the Firestore emulator's raw create rate for the same documents.
+//
+// The raw rate is measured first, on the emulators the run then uses, and
+// the load offered is a share of it (-load, default 0.5), so that the same
+// command asks the same of a slow machine as of a fast one; -rate offers
+// an absolute rate instead. Throughput is printed beside its ratio to the
+// raw rate. While it runs it shows its progress: one updating line on a
+// terminal, a plain line every 10 s otherwise.
 package main
 
 import (
@@ -16,6 +22,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,6 +31,7 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/platform"
 	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/payload"
@@ -33,23 +41,54 @@ import (
 func main() {
 	sensors := flag.Int("sensors", 200, "simulated sensors")
 	connectors := flag.Int("connectors", 3, "connectors")
-	// The defaults are the run the README's first row reports: 5555
-	// readings/s offered by 200 sensors, measured once the backlog of the
-	// start (every sensor's handshake, cold emulators) has drained.
-	interval := flag.Duration("interval", 36*time.Millisecond, "time between a sensor's readings")
+	// Measured once the backlog of the start (every sensor's handshake,
+	// cold emulators) has drained.
+	load := flag.Float64("load", 0.5, "readings offered per second, as a share of the Firestore emulator's raw create rate measured first")
+	rate := flag.Float64("rate", 0, "readings offered per second, absolute (instead of -load)")
+	capacity := flag.Bool("find-capacity", false, "step the load up from 0.3 of the raw create rate until send->ACK p99 passes 2 s, stored falls below 0.9 of offered or the sensors' backlog grows, and print the knee")
+	interval := flag.Duration("interval", 0, "time between a sensor's readings (instead of -load and -rate)")
 	batch := flag.Int("batch", 32, "readings a sensor collects before it transmits")
 	warmup := flag.Duration("warmup", 120*time.Second, "time for every sensor to complete its handshake, and the emulators to warm up, before measuring")
 	duration := flag.Duration("duration", 45*time.Second, "measured time")
 	dataDir := flag.String("data", "", "working directory (default: a temporary one)")
 	batchWindow := flag.Duration("batch-window", 300*time.Millisecond, "connectors carry the uplinks heard within this window in one Pub/Sub message (0: one each)")
 	flag.Parse()
-	if err := run(*sensors, *connectors, *interval, *batch, *batchWindow, *warmup, *duration, *dataDir); err != nil {
+	if *load <= 0 || *load > 4 || *rate < 0 || *interval < 0 {
+		fmt.Fprintln(os.Stderr, "load: -load is a share in (0, 4]; -rate and -interval are not negative")
+		os.Exit(2)
+	}
+	offer := offered{share: *load, rate: *rate, interval: *interval, findCapacity: *capacity}
+	if err := run(*sensors, *connectors, offer, *batch, *batchWindow, *warmup, *duration, *dataDir); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sensors, connectors int, interval time.Duration, batch int, batchWindow, warmup, duration time.Duration, dataDir string) error {
+// offered is the load asked for: a share of the raw create rate, an
+// absolute rate, or a sensor interval, the last given winning.
+type offered struct {
+	share        float64
+	rate         float64
+	interval     time.Duration
+	findCapacity bool // step the share up instead (findCapacity)
+}
+
+// perSensor is the reading interval that offers o from sensors, given the
+// raw create rate, and the readings per second it offers.
+func (o offered) perSensor(sensors int, raw float64) (time.Duration, float64) {
+	iv := o.interval
+	if iv == 0 {
+		r := o.rate
+		if r == 0 {
+			r = o.share * raw
+		}
+		iv = time.Duration(float64(sensors) / r * float64(time.Second))
+	}
+	iv = max(iv, time.Millisecond)
+	return iv, float64(sensors) / iv.Seconds()
+}
+
+func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup, duration time.Duration, dataDir string) error {
 	ctx := context.Background()
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "sealedsense-load-")
@@ -60,8 +99,21 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 		dataDir = dir
 	}
 	log := logging.New(io.Discard, slog.LevelWarn)
+	fmt.Println("starting the emulators and measuring the Firestore emulator's raw create rate...")
+	plat, err := platform.Start(ctx, platform.Config{DataDir: filepath.Join(dataDir, "emulators"), Project: "load", Logger: log})
+	if err != nil {
+		return err
+	}
+	defer plat.Close()
+	plat.PointClients()
+	rawBefore, err := rawCreateRate(ctx, 32)
+	if err != nil {
+		return err
+	}
+	interval, offeredRate := offer.perSensor(sensors, rawBefore)
+	fmt.Printf("raw creates/s before the run: %.0f; offering %.0f readings/s (%.2f of it)\n", rawBefore, offeredRate, offeredRate/rawBefore)
 	fmt.Printf("starting %d sensors, %d connectors, a reading every %v, %d readings per packet, connector batch window %v\n", sensors, connectors, interval, batch, batchWindow)
-	d, err := local.Start(ctx, local.Config{DataDir: dataDir, Sensors: sensors, Connectors: connectors, Interval: interval, Batch: batch, BatchWindow: batchWindow,
+	d, err := local.Start(ctx, local.Config{Platform: plat, Project: "load", DataDir: dataDir, Sensors: sensors, Connectors: connectors, Interval: interval, Batch: batch, BatchWindow: batchWindow,
 		SensorTypes: []string{"temperature"}, Logger: log,
 		// Cloud Scheduler's cadence in GCP. The emulator answers every query
 		// by scanning the whole database, so the local default of a sweep a
@@ -71,7 +123,15 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 		return err
 	}
 	defer d.Close()
+	prog := startProgress(d, offeredRate, rawBefore)
+	defer prog.stop()
+	prog.phase("warm-up")
 	time.Sleep(warmup)
+	if offer.findCapacity {
+		findCapacity(d, sensors, rawBefore, prog)
+		return nil
+	}
+	prog.phase("measuring")
 
 	before, err := snapshot(d)
 	if err != nil {
@@ -102,12 +162,14 @@ func run(sensors, connectors int, interval time.Duration, batch int, batchWindow
 		return err
 	}
 
+	prog.stop()
 	secs := after.at.Sub(before.at).Seconds()
 	readings := float64(after.StoredReadings - before.StoredReadings)
 	packets := float64(after.UniquePackets - before.UniquePackets)
 	rate := readings / secs
 	fmt.Printf("\nmeasured over %.0fs after a %v warm-up\n", secs, warmup)
-	fmt.Printf("unique readings stored per second:   %.1f (%d readings in %.0f unique packets)\n", rate, int(readings), packets)
+	fmt.Printf("readings offered per second:         %.1f (%.2f of raw creates before the run)\n", offeredRate, offeredRate/rawBefore)
+	fmt.Printf("unique readings stored per second:   %.1f (%.2f of raw creates before the run; %d readings in %.0f unique packets)\n", rate, rate/rawBefore, int(readings), packets)
 	fmt.Printf("send -> event stored latency:        p50 %s  p99 %s  (%d packets)\n", pctOrNever(stored, 0, 50), pctOrNever(stored, 0, 99), len(stored))
 	fmt.Printf("send -> ACK received latency:        p50 %s  p99 %s  (%d ACKs; %d data packets sent got none, counted as slowest)\n",
 		pctOrNever(acks, unacked, 50), pctOrNever(acks, unacked, 99), len(acks), unacked)
