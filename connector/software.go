@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"encoding/hex"
@@ -62,7 +63,9 @@ func (u *updater) current() *payload.UpdateReport {
 
 // software takes in a Software envelope. A refusal is reported in the next
 // status, sent at once, as is each step of the download, which is how the
-// connector asks for the next chunks.
+// connector asks for the next chunks. A complete, verified release is
+// staged and the connector switches over; its new version's first status
+// tells the cloud.
 func (c *Connector) software(data []byte) {
 	sw, err := relay.OpenSoftware(data, c.ChannelKeys(), c.cfg.ID, time.Now())
 	switch {
@@ -78,13 +81,14 @@ func (c *Connector) software(data []byte) {
 		return
 	}
 	done, image, m := c.update.take(c.cfg.Software, sw, c.log)
-	c.askStatus()
 	if !done {
+		c.askStatus()
 		return
 	}
 	if err := c.cfg.Software.Stage(m, image); err != nil {
 		c.log.Error("staging a verified release failed; it is fetched again", "version", m.Version, "error", err)
 		c.update.reset(c.cfg.Software.Version)
+		c.askStatus()
 		return
 	}
 	c.log.Info("release verified and staged: switching over", "version", m.Version, "releaseId", hex.EncodeToString(m.ReleaseID[:]))
@@ -132,6 +136,11 @@ func (u *updater) take(cfg Software, sw relay.Software, log interface{ Warn(stri
 func (u *updater) begin(cfg Software, signed []byte, log interface{ Warn(string, ...any) }) {
 	m, err := release.Open(signed, cfg.ReleaseKeys)
 	if err == nil && u.asm != nil && u.asm.Manifest().ReleaseID == m.ReleaseID {
+		return
+	}
+	if err == nil && m.Version == cfg.Version && u.report.State == payload.UpdateInstalled && bytes.Equal(u.report.Release, m.ReleaseID[:]) {
+		// The release it runs, offered before the switch-over reached
+		// the cloud: nothing to do, and no refusal to report.
 		return
 	}
 	var id []byte

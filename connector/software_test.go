@@ -70,6 +70,23 @@ func TestUpdaterTakesOnlyItsRelease(t *testing.T) {
 		}
 	})
 
+	t.Run("the release it runs, offered again", func(t *testing.T) {
+		// A manifest sent in answer to the old version's last status
+		// reaches the new one: no refusal (which would pause the rollout).
+		signed, _ := testRelease(t, key, ReleaseTarget, 3, image)
+		m, err := release.Open(signed, cfg.ReleaseKeys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		running := Software{Version: 3, ReleaseKeys: cfg.ReleaseKeys,
+			Report: &payload.UpdateReport{Version: 3, State: payload.UpdateInstalled, Release: m.ReleaseID[:]}}
+		u := newUpdater(running)
+		u.take(running, relay.Software{Manifest: signed}, log)
+		if r := u.current(); r.State != payload.UpdateInstalled || r.Version != 3 {
+			t.Fatalf("report %+v; want still INSTALLED version 3", r)
+		}
+	})
+
 	tampered := func(chunks [][]byte) [][]byte {
 		c, _ := release.ParseChunk(chunks[1])
 		c.Data[0] ^= 1
