@@ -112,6 +112,11 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 	if err != nil {
 		return err
 	}
+	if offer.findCapacity {
+		// The warm-up offers the first step's load, so the first step
+		// does not start behind.
+		offer = offered{share: capacityShares[0], findCapacity: true}
+	}
 	interval, offeredRate := offer.perSensor(sensors, rawBefore)
 	fmt.Printf("raw creates/s before the run: %.0f; offering %.0f readings/s (%.2f of it)\n", rawBefore, offeredRate, offeredRate/rawBefore)
 	fmt.Printf("starting %d sensors, %d connectors, a reading every %v, %d readings per packet, connector batch window %v\n", sensors, connectors, interval, batch, batchWindow)
