@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -18,9 +19,6 @@ import (
 // and the queue drained: the supervisor starts the new version, handing it
 // the radio socket, whose frames wait in the kernel meanwhile.
 var ErrSwitchOver = errors.New("connector: switching over to a new release")
-
-// ReleaseTarget is the release target of connectors.
-const ReleaseTarget = "ccon"
 
 // Software is what a connector runs and how it installs a release.
 type Software struct {
@@ -97,7 +95,7 @@ func (c *Connector) software(data []byte) {
 
 // take applies sw to the update and says whether it is complete, with the
 // verified image and its manifest.
-func (u *updater) take(cfg Software, sw relay.Software, log interface{ Warn(string, ...any) }) (bool, []byte, release.Manifest) {
+func (u *updater) take(cfg Software, sw relay.Software, log *slog.Logger) (bool, []byte, release.Manifest) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if sw.Manifest != nil {
@@ -133,7 +131,7 @@ func (u *updater) take(cfg Software, sw relay.Software, log interface{ Warn(stri
 // begin accepts a signed manifest, or refuses it. The manifest of the
 // release already being fetched changes nothing: the cloud sends it again
 // until the status says the download started.
-func (u *updater) begin(cfg Software, signed []byte, log interface{ Warn(string, ...any) }) {
+func (u *updater) begin(cfg Software, signed []byte, log *slog.Logger) {
 	m, err := release.Open(signed, cfg.ReleaseKeys)
 	if err == nil && u.asm != nil && u.asm.Manifest().ReleaseID == m.ReleaseID {
 		return
@@ -147,7 +145,7 @@ func (u *updater) begin(cfg Software, signed []byte, log interface{ Warn(string,
 	if err == nil {
 		id = m.ReleaseID[:]
 		var asm *release.Assembly
-		if asm, err = release.Begin(signed, cfg.ReleaseKeys, ReleaseTarget, cfg.Version); err == nil {
+		if asm, err = release.Begin(signed, cfg.ReleaseKeys, release.ConnectorTarget, cfg.Version); err == nil {
 			u.asm = asm
 			u.report = payload.UpdateReport{Version: cfg.Version, State: payload.UpdateFetching, Release: id}
 			return
@@ -156,7 +154,7 @@ func (u *updater) begin(cfg Software, signed []byte, log interface{ Warn(string,
 	u.refuse(cfg.Version, id, err, log)
 }
 
-func (u *updater) refuse(version uint32, id []byte, err error, log interface{ Warn(string, ...any) }) {
+func (u *updater) refuse(version uint32, id []byte, err error, log *slog.Logger) {
 	reason := release.ReasonOf(err)
 	if reason == 0 {
 		reason = release.Malformed

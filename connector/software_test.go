@@ -54,7 +54,7 @@ func TestUpdaterTakesOnlyItsRelease(t *testing.T) {
 	_, _ = rand.Read(image)
 
 	t.Run("a good release", func(t *testing.T) {
-		signed, chunks := testRelease(t, key, ReleaseTarget, 3, image)
+		signed, chunks := testRelease(t, key, release.ConnectorTarget, 3, image)
 		u := newUpdater(cfg)
 		if done, _, _ := u.take(cfg, relay.Software{Manifest: signed}, log); done || u.current().State != payload.UpdateFetching || u.current().Next != 0 {
 			t.Fatalf("after the manifest: %+v", u.current())
@@ -73,7 +73,7 @@ func TestUpdaterTakesOnlyItsRelease(t *testing.T) {
 	t.Run("the release it runs, offered again", func(t *testing.T) {
 		// A manifest sent in answer to the old version's last status
 		// reaches the new one: no refusal (which would pause the rollout).
-		signed, _ := testRelease(t, key, ReleaseTarget, 3, image)
+		signed, _ := testRelease(t, key, release.ConnectorTarget, 3, image)
 		m, err := release.Open(signed, cfg.ReleaseKeys)
 		if err != nil {
 			t.Fatal(err)
@@ -93,17 +93,17 @@ func TestUpdaterTakesOnlyItsRelease(t *testing.T) {
 		b, _ := c.Marshal()
 		return append([][]byte{chunks[0], b}, chunks[2:]...)
 	}
-	good, goodChunks := testRelease(t, key, ReleaseTarget, 3, image)
-	_, strayChunks := testRelease(t, key, ReleaseTarget, 4, image)
+	good, goodChunks := testRelease(t, key, release.ConnectorTarget, 3, image)
+	_, strayChunks := testRelease(t, key, release.ConnectorTarget, 4, image)
 	for _, tc := range []struct {
 		name     string
 		manifest []byte
 		chunks   [][]byte
 		want     release.Reason
 	}{
-		{"signed by another key", first(testRelease(t, other, ReleaseTarget, 3, image)), nil, release.BadSignature},
+		{"signed by another key", first(testRelease(t, other, release.ConnectorTarget, 3, image)), nil, release.BadSignature},
 		{"for a sensor type", first(testRelease(t, key, "temperature", 3, image)), nil, release.WrongTarget},
-		{"a downgrade", first(testRelease(t, key, ReleaseTarget, 2, image)), nil, release.Downgrade},
+		{"a downgrade", first(testRelease(t, key, release.ConnectorTarget, 2, image)), nil, release.Downgrade},
 		{"a tampered chunk", good, tampered(goodChunks), release.HashMismatch},
 		{"a chunk of another release", good, strayChunks[:1], release.WrongRelease},
 	} {

@@ -23,10 +23,6 @@ import (
 	"github.com/sealedsense/sealedsense/shared/release"
 )
 
-// BadBoot starts an image that verifies but does not boot: the simulated
-// hardware's stand-in for a release that crashes at start.
-const BadBoot = "SEALEDSENSE-BAD-BOOT"
-
 // ErrBootFailed is a trial boot that failed; the next start rolls back.
 var ErrBootFailed = errors.New("slots: the new release did not boot")
 
@@ -82,10 +78,11 @@ func Open(dir string, factory uint32) (*Slots, error) {
 // State is the current state.
 func (s *Slots) State() State { return s.st }
 
-// Boot decides what this start runs. A trial given a start already
-// without being confirmed failed: it rolls back to the previous slot and
-// records why. A trial's first start checks its image boots, and
-// ErrBootFailed says it did not (the caller exits and is restarted).
+// Boot decides what this start runs, and the report its statuses carry.
+// A trial given a start already without being confirmed failed: it rolls
+// back to the previous slot and records why. A trial's first start checks
+// its image boots, and ErrBootFailed says it did not (the caller exits
+// and is restarted).
 func (s *Slots) Boot() (State, error) {
 	t := s.st.Trial
 	switch {
@@ -105,10 +102,15 @@ func (s *Slots) Boot() (State, error) {
 	if err != nil {
 		return s.st, fmt.Errorf("%w: %v", ErrBootFailed, err)
 	}
-	if bytes.HasPrefix(img, []byte(BadBoot)) {
+	if bytes.HasPrefix(img, []byte(release.BadBootMagic)) {
 		return s.st, ErrBootFailed
 	}
-	return s.st, nil
+	// What the trial's statuses report: the first that gets through is
+	// the confirmation, so the cloud hears INSTALLED only from a release
+	// that came up. Confirm stores it.
+	st := s.st
+	st.Report = report(payload.UpdateInstalled, st.Running.Version, st.Running.Release, 0)
+	return st, nil
 }
 
 // Confirm ends a trial: the new release came up healthy.

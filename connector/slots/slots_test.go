@@ -31,19 +31,23 @@ func TestTrialConfirmedOrRolledBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ = slots.Open(dir, 1) // the restart
-	if st, err := s.Boot(); err != nil || st.Running.Version != 2 || st.Trial == nil || st.Trial.Boots != 1 {
+	st, err := s.Boot()
+	if err != nil || st.Running.Version != 2 || st.Trial == nil || st.Trial.Boots != 1 {
 		t.Fatalf("trial boot: %+v, %v", st, err)
+	}
+	if r := st.Report; r == nil || r.State != payload.UpdateInstalled || r.Version != 2 || r.Release[0] != 2 {
+		t.Fatalf("the trial reports %+v; want version 2's release INSTALLED", r)
 	}
 	if err := s.Confirm(); err != nil {
 		t.Fatal(err)
 	}
 	s, _ = slots.Open(dir, 1)
-	st, err := s.Boot()
+	st, err = s.Boot()
 	if err != nil || st.Running.Version != 2 || st.Trial != nil || st.Report.State != payload.UpdateInstalled {
 		t.Fatalf("after confirming: %+v, %v", st, err)
 	}
 
-	bad := []byte(slots.BadBoot + " version 3")
+	bad := []byte(release.BadBootMagic + " version 3")
 	if err := s.Stage(manifest(3, bad), bad); err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealedsense/sealedsense/connector/slots"
 	"github.com/sealedsense/sealedsense/emulators/local"
 	"github.com/sealedsense/sealedsense/emulators/local/localtest"
+	"github.com/sealedsense/sealedsense/shared/release"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
@@ -60,7 +60,7 @@ func TestConnectorUpdate(t *testing.T) {
 		t.Logf("connector %s switched over after relaying %d packets, %d unsent", c, stop[0].Received, stop[0].Unsent)
 	}
 
-	v3 := provisionRelease(t, d, store.ConnectorType, 3, append([]byte(slots.BadBoot), testImage(updateImage)...))
+	v3 := provisionRelease(t, d, store.ConnectorType, 3, append([]byte(release.BadBootMagic), testImage(updateImage)...))
 	id = startRollout(t, d, v3.ID, "100")
 	r = waitRollout(t, d, id, 3*time.Minute, store.RolloutPaused)
 	if !strings.Contains(r.PausedReason, "refus") && !strings.Contains(r.PausedReason, "roll") {

@@ -24,6 +24,15 @@ const (
 	MaxChunkWire = MaxChunk + 32
 )
 
+// ConnectorTarget is the target of connector releases: the device type of
+// a Cloud Connector, DT's "ccon" (store.ConnectorType is the same).
+const ConnectorTarget = "ccon"
+
+// BadBootMagic begins a simulated image that verifies but does not boot:
+// the simulated sensors and connectors roll such a release back
+// (BootFailed), as hardware whose new firmware crashes at start does.
+const BadBootMagic = "SEALEDSENSE-BAD-BOOT"
+
 // Reason is why a release, a chunk or an image was refused. The values are
 // reported to the cloud: never renumber them.
 type Reason uint8

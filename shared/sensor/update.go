@@ -22,7 +22,7 @@ import (
 // A complete image whose SHA-256 is not the signed one is refused and
 // forgotten. A verified one is "booted": the sensor restarts into the new
 // version, with a new handshake, keeping its keys, reading numbers and
-// backlog, as flash keeps them. An image that begins with badBootMagic
+// backlog, as flash keeps them. An image that begins with release.BadBootMagic
 // stands for one that does not boot: the sensor rolls back to the version
 // it ran and refuses that release from then on.
 //
@@ -34,9 +34,6 @@ import (
 // stops pulling until the next offer: a cloud that has stopped serving the
 // release is not asked forever.
 const maxIdlePulls = 10
-
-// badBootMagic begins a simulated image that fails to boot.
-const badBootMagic = "SEALEDSENSE-BAD-BOOT"
 
 // maxCarriers bounds the uplinks remembered as carrying the report due: an
 // ACK for an older one is only a report sent once more.
@@ -223,7 +220,7 @@ func (u *updater) install() (restart bool) {
 		u.refuse(err, m.ReleaseID)
 		return false
 	}
-	if bytes.HasPrefix(img, []byte(badBootMagic)) {
+	if bytes.HasPrefix(img, []byte(release.BadBootMagic)) {
 		// It booted and failed; the boot loader went back to the
 		// version that runs.
 		u.failed = m.ReleaseID

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/shared/devconfig"
+	"github.com/sealedsense/sealedsense/shared/release"
 
 	"github.com/sealedsense/sealedsense/shared/event"
 )
@@ -29,7 +30,7 @@ const devicesCollection = "devices"
 // document holds no keys (its identity is in the connectors collection),
 // and what is done to sensors (claim, transfer, configuration, PSK
 // re-wrapping, key backup) is not done to it.
-const ConnectorType = "ccon"
+const ConnectorType = release.ConnectorTarget
 
 // ConnectorProductNumber is our Cloud Connector's catalogue number, in
 // the form of the sensors'.

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -179,7 +178,6 @@ func boot(log *slog.Logger, c credentials.Connector, dir string, factory uint32,
 		close(confirmed)
 		log.Info("new release confirmed healthy", "softwareVersion", st.Running.Version)
 	}
-	sw.Report = &payload.UpdateReport{Version: st.Running.Version, State: payload.UpdateInstalled, Release: releaseID(st.Running.Release)}
 	go func() {
 		select {
 		case <-confirmed:
@@ -189,14 +187,6 @@ func boot(log *slog.Logger, c credentials.Connector, dir string, factory uint32,
 		}
 	}()
 	return sw, nil
-}
-
-func releaseID(h string) []byte {
-	id, err := hex.DecodeString(h)
-	if err != nil || len(id) != payload.ReleaseIDSize {
-		return nil
-	}
-	return id
 }
 
 // radioSocket takes the UDP socket passed in as file descriptor 3 when the
