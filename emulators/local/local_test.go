@@ -79,7 +79,7 @@ func assertExactlyOnce(t *testing.T, d *local.Deployment, devices []string) {
 		}
 		for seq := uint64(1); seq <= st.Recorded; seq++ {
 			if !got[event.ID(dev, seq)] {
-				t.Errorf("device %s: reading %d was never stored", dev, seq)
+				t.Errorf("device %s: reading %d was never stored; the sensor's stats %+v", dev, seq, st)
 			}
 			delete(got, event.ID(dev, seq))
 		}
