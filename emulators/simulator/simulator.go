@@ -317,7 +317,17 @@ func (s *Simulator) Stats() Stats {
 
 // StopReadings makes the sensors stop measuring while they keep sending
 // what is not yet acknowledged, so a run can drain before it is checked.
-func (s *Simulator) StopReadings() { s.quiet.Store(true) }
+// When it returns no reading is being taken: a step that saw the flag
+// unset before it was set has finished (each step holds its sensor's
+// lock), so a drain that then finds every backlog empty is final.
+func (s *Simulator) StopReadings() {
+	s.quiet.Store(true)
+	for _, ss := range s.sensors {
+		ss.mu.Lock()
+		//lint:ignore SA2001 an empty critical section: waiting for a step in progress is the point
+		ss.mu.Unlock()
+	}
+}
 
 // AckLatencies collects every sensor's send-to-ACK times since the last
 // call.
