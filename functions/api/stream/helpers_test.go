@@ -80,6 +80,16 @@ func (e *env) restart() *stream.Server {
 // and returns their ids in the order given.
 func (e *env) store(devices []string, types []string, pad int) []string {
 	e.t.Helper()
+	ids, err := e.tryStore(devices, types, pad)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ids
+}
+
+// tryStore is store for a goroutine other than the test's, which must
+// not call Fatal: it returns the first error instead.
+func (e *env) tryStore(devices []string, types []string, pad int) ([]string, error) {
 	ids := make([]string, len(devices))
 	var wg sync.WaitGroup
 	errs := make(chan error, len(devices))
@@ -96,10 +106,10 @@ func (e *env) store(devices []string, types []string, pad int) []string {
 	close(errs)
 	for err := range errs {
 		if err != nil {
-			e.t.Fatal(err)
+			return nil, fmt.Errorf("storing %d events: %w", len(devices), err)
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 func storeEvent(ctx context.Context, db *store.DB, project, deviceID, typ, id string, pad int) error {

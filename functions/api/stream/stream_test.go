@@ -133,17 +133,27 @@ func TestResumeAcrossKills(t *testing.T) {
 	for i := range devices {
 		devices[i], types[i] = fmt.Sprintf("d%d", i%7), []string{"temperature", "touch", "networkStatus"}[i%3]
 	}
-	written := make(chan []string, 1)
+	type writes struct {
+		ids []string
+		err error
+	}
+	written := make(chan writes, 1)
 	c := e.open(openOpts{query: "ping_interval=1s"})
 	go func() {
 		// Batches of 20, concurrently written, while the client comes
-		// and goes.
-		var all []string
+		// and goes. A failed write ends the writer, which reports it
+		// (Fatal would leave the test waiting for it).
+		var w writes
+		defer func() { written <- w }()
 		for i := 0; i < total; i += 20 {
-			all = append(all, e.store(devices[i:i+20], types[i:i+20], 0)...)
+			ids, err := e.tryStore(devices[i:i+20], types[i:i+20], 0)
+			if err != nil {
+				w.err = err
+				return
+			}
+			w.ids = append(w.ids, ids...)
 			time.Sleep(50 * time.Millisecond)
 		}
-		written <- all
 	}()
 
 	var got []frame
@@ -186,7 +196,11 @@ func TestResumeAcrossKills(t *testing.T) {
 			t.Fatalf("resume from %q: %d %s", last, c.resp.StatusCode, body(t, c.resp))
 		}
 	}
-	all := <-written
+	w := <-written
+	if w.err != nil {
+		t.Fatalf("after %d events: %v", len(w.ids), w.err)
+	}
+	all := w.ids
 	rest, _ := c.events(total-len(got), 60*time.Second)
 	got = append(got, rest...)
 	c.quiet(2 * time.Second)
