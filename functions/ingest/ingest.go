@@ -24,6 +24,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/store"
+	"github.com/sealedsense/sealedsense/shared/usage"
 )
 
 // Publisher is the part of a Pub/Sub publisher ingest needs.
@@ -169,15 +170,16 @@ type Service struct {
 // counters are the load figures: commits counts Firestore writes (a
 // transaction is one), packets the unique packets stored, readings the
 // reading events they created and badReadings the readings refused alone.
-// The load tool reads them from the "reply sent" log line.
+// The load tool reads them, and the process's billable operations
+// (shared/usage), from the "reply sent" log line.
 type counters struct {
 	commits, packets, readings, badReadings atomic.Uint64
 }
 
 // logAttrs are the counters as the "reply sent" line logs them.
 func (c *counters) logAttrs() []any {
-	return []any{"commits", c.commits.Load(), "uniquePackets", c.packets.Load(), "storedReadings", c.readings.Load(),
-		"refusedReadings", c.badReadings.Load()}
+	return append([]any{"commits", c.commits.Load(), "uniquePackets", c.packets.Load(), "storedReadings", c.readings.Load(),
+		"refusedReadings", c.badReadings.Load()}, usage.LogAttrs()...)
 }
 
 // cloudKeys are the cloud's keys, unwrapped: each wrapped key costs one

@@ -15,6 +15,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/function"
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/release"
+	"github.com/sealedsense/sealedsense/shared/usage"
 )
 
 // Handler returns the Ingest entry point for the uplinks and connector
@@ -76,7 +77,7 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	if err != nil {
 		return nil, err
 	}
-	ps, err := pubsub.NewClient(ctx, st.Project)
+	ps, err := pubsub.NewClient(ctx, st.Project, usage.ClientOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: pubsub: %w", err)
 	}

@@ -51,7 +51,7 @@ func findCapacity(d *local.Deployment, sensors int, raw float64, prog *progress)
 		d.Sim.SetInterval(iv)
 		prog.offering(fmt.Sprintf("%.2f", share), offered)
 		time.Sleep(capacitySettle)
-		s := measureStep(d, share, offered)
+		s := measureStep(d, prog, share, offered)
 		fmt.Printf("%-6.2f %10.0f %10.0f %8.2f %12s %12s %d -> %d\n", s.share, s.offered, s.stored, s.stored/raw, s.p50, s.p99, s.backlogFrom, s.backlogTo)
 		if why := s.broken(); why != "" {
 			fmt.Printf("broken at %.2f of raw creates: %s\n", share, why)
@@ -67,15 +67,15 @@ func findCapacity(d *local.Deployment, sensors int, raw float64, prog *progress)
 }
 
 // measureStep measures one window of the load now offered.
-func measureStep(d *local.Deployment, share, offeredRate float64) step {
-	d.Sim.AckLatencies() // forget the settling's
+func measureStep(d *local.Deployment, prog *progress, share, offeredRate float64) step {
+	prog.takeAcks() // forget the settling's
 	sent0 := dataPacketsSent(d)
 	c0, _ := latestCounters(d.LogPath("functions"))
 	s := step{share: share, offered: offeredRate, backlogFrom: d.Sim.Backlog()}
 	start := time.Now()
 	time.Sleep(capacityMeasure)
 	c1, _ := latestCounters(d.LogPath("functions"))
-	acks := d.Sim.AckLatencies()
+	acks := prog.takeAcks()
 	unacked := max(0, int(dataPacketsSent(d)-sent0)-len(acks))
 	s.backlogTo = d.Sim.Backlog()
 	s.stored = float64(c1.StoredReadings-c0.StoredReadings) / time.Since(start).Seconds()

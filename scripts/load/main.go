@@ -36,6 +36,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/store"
+	"github.com/sealedsense/sealedsense/shared/usage"
 )
 
 func main() {
@@ -52,13 +53,14 @@ func main() {
 	duration := flag.Duration("duration", 45*time.Second, "measured time")
 	dataDir := flag.String("data", "", "working directory (default: a temporary one)")
 	batchWindow := flag.Duration("batch-window", 300*time.Millisecond, "connectors carry the uplinks heard within this window in one Pub/Sub message (0: one each)")
+	plotDir := flag.String("plot", "", "write SVG charts of throughput and send->ACK latency over time, and of the measured window's send->ACK histogram, into this directory")
 	flag.Parse()
 	if *load <= 0 || *load > 4 || *rate < 0 || *interval < 0 {
 		fmt.Fprintln(os.Stderr, "load: -load is a share in (0, 4]; -rate and -interval are not negative")
 		os.Exit(2)
 	}
 	offer := offered{share: *load, rate: *rate, interval: *interval, findCapacity: *capacity}
-	if err := run(*sensors, *connectors, offer, *batch, *batchWindow, *warmup, *duration, *dataDir); err != nil {
+	if err := run(*sensors, *connectors, offer, *batch, *batchWindow, *warmup, *duration, *dataDir, *plotDir); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
@@ -88,7 +90,7 @@ func (o offered) perSensor(sensors int, raw float64) (time.Duration, float64) {
 	return iv, float64(sensors) / iv.Seconds()
 }
 
-func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup, duration time.Duration, dataDir string) error {
+func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup, duration time.Duration, dataDir, plotDir string) error {
 	ctx := context.Background()
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "sealedsense-load-")
@@ -136,7 +138,7 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 	time.Sleep(warmup)
 	if offer.findCapacity {
 		findCapacity(d, sensors, rawBefore, prog)
-		return nil
+		return plots(plotDir, prog, nil)
 	}
 	prog.phase("measuring")
 
@@ -144,7 +146,7 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 	if err != nil {
 		return err
 	}
-	d.Sim.AckLatencies()
+	prog.takeAcks()
 	sentBefore := dataPacketsSent(d)
 	backlogBefore := d.Sim.Backlog()
 	time.Sleep(duration)
@@ -152,7 +154,7 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 	if err != nil {
 		return err
 	}
-	acks := d.Sim.AckLatencies()
+	acks := prog.takeAcks()
 	// Read before the latency query below, which loads the emulator
 	// while the traffic goes on.
 	st := d.Sim.Stats()
@@ -170,6 +172,9 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 	}
 
 	prog.stop()
+	if err := plots(plotDir, prog, acks); err != nil {
+		return err
+	}
 	secs := after.at.Sub(before.at).Seconds()
 	readings := float64(after.StoredReadings - before.StoredReadings)
 	packets := float64(after.UniquePackets - before.UniquePackets)
@@ -188,6 +193,11 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 	if err := printRaw(ctx, rate, drained); err != nil {
 		return err
 	}
+	eventBytes, err := eventSize(ctx, d.FS)
+	if err != nil {
+		return err
+	}
+	printBill(usageOf(before, after, readings, packets, eventBytes))
 	// A backlog that shrinks over the window means the pipeline was still
 	// catching up with the warm-up, not in a steady state.
 	fmt.Printf("sensor packets sent %d, replies %d; unacknowledged readings %d at the window's start, %d at its end\n",
@@ -201,8 +211,10 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 // printCosts prints what the packets and readings of the window cost:
 // Firestore commits, KMS calls and CPU time.
 func printCosts(before, after counts, readings, packets float64) {
-	if packets > 0 {
-		fmt.Printf("Firestore commits per unique packet: %.2f\n", float64(after.Commits-before.Commits)/packets)
+	if packets > 0 && readings > 0 {
+		commits, writes, reads := float64(after.Commits-before.Commits), float64(after.DocWrites-before.DocWrites), float64(after.DocReads-before.DocReads)
+		fmt.Printf("Firestore commits per unique packet: %.2f (%.2f per reading)\n", commits/packets, commits/readings)
+		fmt.Printf("document writes per unique packet:   %.2f (%.2f per reading); reads %.2f (%.2f per reading)\n", writes/packets, writes/readings, reads/packets, reads/readings)
 		fmt.Printf("KMS calls per 1000 data packets:     %.2f (%d calls)\n", float64(after.kms-before.kms)*1000/packets, after.kms-before.kms)
 	}
 	if readings > 0 && len(after.cpu) > 0 {
@@ -290,6 +302,7 @@ type ingest struct {
 	Commits        int64 `json:"commits"`
 	UniquePackets  int64 `json:"uniquePackets"`
 	StoredReadings int64 `json:"storedReadings"`
+	usage.Counts
 }
 
 // ingestCounters reads the latest counters from the functions log.
@@ -377,7 +390,7 @@ func drain(ctx context.Context, d *local.Deployment, limit time.Duration) bool {
 		if err != nil || ctx.Err() != nil {
 			return false
 		}
-		if n != last {
+		if n.UniquePackets != last.UniquePackets || n.StoredReadings != last.StoredReadings {
 			last, quiet = n, time.Now()
 		}
 		if time.Since(quiet) >= 3*time.Second {
@@ -453,4 +466,45 @@ func createFor(ctx context.Context, db *store.DB, body []byte, prefix string, d 
 		return 0, err
 	}
 	return done.Load(), nil
+}
+
+// usageOf is the usage of the window between two snapshots.
+func usageOf(before, after counts, readings, packets float64, eventBytes int) usageWindow {
+	// What the connectors publish (uplinks) and pull (downlinks) is
+	// billed as much as its push, or its publishing, by the functions.
+	pubsub := after.PubBytes - before.PubBytes + after.PushedBytes - before.PushedBytes +
+		after.PushedByTopic["uplinks"] - before.PushedByTopic["uplinks"] +
+		after.PubBytesByTopic["downlinks"] - before.PubBytesByTopic["downlinks"]
+	return usageWindow{
+		readings: readings, packets: packets,
+		docWrites: float64(after.DocWrites - before.DocWrites), docReads: float64(after.DocReads - before.DocReads),
+		pubsubBytes: float64(pubsub),
+		pushes:      float64(after.Pushes - before.Pushes),
+		cpuSeconds:  float64(after.cpu["functions server"]-before.cpu["functions server"]) / 100,
+		eventBytes:  float64(eventBytes), retention: eventRetention,
+	}
+}
+
+// eventRetention is how long ingest keeps events (its default).
+const eventRetention = 30 * 24 * time.Hour
+
+// eventSize is the stored size of one reading event of the run.
+func eventSize(ctx context.Context, fs *firestore.Client) (int, error) {
+	docs, err := fs.Collection("events").Where("eventType", "==", "temperature").Limit(1).Documents(ctx).GetAll()
+	if err != nil || len(docs) == 0 {
+		return 0, err
+	}
+	return storedSize("events", docs[0].Ref.ID, docs[0].Data(), eventIndexes.single, eventIndexes.composites), nil
+}
+
+// plots writes the charts into dir, if one was asked for.
+func plots(dir string, prog *progress, acks []time.Duration) error {
+	if dir == "" {
+		return nil
+	}
+	if err := writePlots(dir, prog.series(), acks); err != nil {
+		return fmt.Errorf("plots: %w", err)
+	}
+	fmt.Printf("charts written to %s\n", dir)
+	return nil
 }

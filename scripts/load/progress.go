@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 
 // progress shows a run as it goes: on a terminal one line rewritten every
 // 2 s, otherwise a plain line every 10 s, each with the phase, the time in
-// it, the readings offered and stored per second since the last line, and
-// the sensors' unacknowledged readings.
+// it, the readings offered and stored per second and the send-to-ACK
+// percentiles over the last 2 s, and the sensors' unacknowledged
+// readings. It keeps a sample every 2 s for the plots.
 type progress struct {
 	d          *local.Deployment
 	offered    float64 // under mu
@@ -24,15 +26,33 @@ type progress struct {
 	terminal   bool
 	mu         sync.Mutex
 	name       string
-	since      time.Time
+	start      time.Time // of the run
+	since      time.Time // of the phase
 	done       chan struct{}
 	once       sync.Once
 	lastAt     time.Time
 	lastStored int64
+
+	// The sensors' send-to-ACK times, collected every tick so that
+	// each tick's percentiles can be plotted; the measurements take
+	// them with takeAcks. Under mu.
+	acks    []time.Duration
+	samples []sample
+}
+
+// sample is one tick of the run, for the plots.
+type sample struct {
+	at              time.Duration // since the run started
+	phase           string
+	offered, stored float64 // readings per second
+	p50, p99        time.Duration
+	acked           int // ACKs in the tick; 0 percentiles when none
+	backlog         int
 }
 
 func startProgress(d *local.Deployment, offered, raw float64) *progress {
-	p := &progress{d: d, offered: offered, raw: raw, every: 10 * time.Second, done: make(chan struct{}), since: time.Now(), lastAt: time.Now()}
+	now := time.Now()
+	p := &progress{d: d, offered: offered, raw: raw, every: 10 * time.Second, done: make(chan struct{}), start: now, since: now, lastAt: now}
 	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		p.terminal, p.every = true, 2*time.Second
 	}
@@ -54,6 +74,23 @@ func (p *progress) offering(name string, offered float64) {
 	p.name, p.since, p.offered = name, time.Now(), offered
 }
 
+// takeAcks returns the send-to-ACK times since the last call.
+func (p *progress) takeAcks() []time.Duration {
+	fresh := p.d.Sim.AckLatencies()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := append(p.acks, fresh...)
+	p.acks = nil
+	return out
+}
+
+// series returns the samples so far.
+func (p *progress) series() []sample {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.samples)
+}
+
 // stop ends the display; a terminal's line is finished.
 func (p *progress) stop() {
 	p.once.Do(func() {
@@ -64,20 +101,29 @@ func (p *progress) stop() {
 	})
 }
 
+// sampleEvery is the plots' resolution.
+const sampleEvery = 2 * time.Second
+
 func (p *progress) loop() {
-	t := time.NewTicker(p.every)
+	t := time.NewTicker(sampleEvery)
 	defer t.Stop()
+	var printed time.Time
 	for {
 		select {
 		case <-p.done:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			show := now.Sub(printed) >= p.every-sampleEvery/2
+			if show {
+				printed = now
+			}
+			p.tick(show)
 		}
-		p.show()
 	}
 }
 
-func (p *progress) show() {
+// tick samples the run, and with show prints the sample.
+func (p *progress) tick(show bool) {
 	c, err := latestCounters(p.d.LogPath("functions"))
 	if err != nil {
 		return
@@ -85,15 +131,27 @@ func (p *progress) show() {
 	now := time.Now()
 	stored := float64(c.StoredReadings-p.lastStored) / now.Sub(p.lastAt).Seconds()
 	p.lastStored, p.lastAt = c.StoredReadings, now
+	tick := p.d.Sim.AckLatencies()
+	backlog := p.d.Sim.Backlog()
 	p.mu.Lock()
+	p.acks = append(p.acks, tick...)
+	so := sample{at: now.Sub(p.start), phase: p.name, offered: p.offered, stored: stored, acked: len(tick), backlog: backlog}
+	if len(tick) > 0 {
+		slices.Sort(tick)
+		so.p50, so.p99 = tick[len(tick)*50/100], tick[min(len(tick)-1, len(tick)*99/100)]
+	}
+	p.samples = append(p.samples, so)
 	name, in, offered := p.name, now.Sub(p.since).Round(time.Second), p.offered
 	p.mu.Unlock()
-	line := fmt.Sprintf("%-9s %5v  offered %6.0f/s  stored %6.0f/s (%.2f of raw)  unacknowledged readings %d",
-		name, in, offered, stored, stored/p.raw, p.d.Sim.Backlog())
+	line := fmt.Sprintf("%-9s %5v  offered %6.0f/s  stored %6.0f/s (%.2f of raw)  ACK p50 %v p99 %v  unacknowledged readings %d",
+		name, in, offered, stored, stored/p.raw, so.p50.Round(time.Millisecond), so.p99.Round(time.Millisecond), backlog)
 	select {
 	case <-p.done:
 		return
 	default:
+	}
+	if !show {
+		return
 	}
 	if p.terminal {
 		fmt.Printf("\r\033[K%s", line)

@@ -24,6 +24,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/envconf"
 	"github.com/sealedsense/sealedsense/shared/lazy"
 	"github.com/sealedsense/sealedsense/shared/logging"
+	"github.com/sealedsense/sealedsense/shared/usage"
 )
 
 // Lazy is the service build makes from the process environment, built on
@@ -94,7 +95,11 @@ func (s *Setup) Err() error { return s.Env.Err(s.Name) }
 
 // Firestore is a client of the project's Firestore.
 func (s *Setup) Firestore(ctx context.Context) (*firestore.Client, error) {
-	fs, err := firestore.NewClient(ctx, s.Project)
+	opts, err := usage.FirestoreOptions()
+	if err != nil {
+		return nil, fmt.Errorf("%s: firestore: %w", s.Name, err)
+	}
+	fs, err := firestore.NewClient(ctx, s.Project, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: firestore: %w", s.Name, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/sealedsense/sealedsense/shared/usage"
 )
 
 // Message is the pushed Pub/Sub message.
@@ -17,7 +18,8 @@ type Message struct {
 }
 
 // Decode reads e's message and the topic it came from (the last part of
-// the CloudEvent's source, which the push URL's path names).
+// the CloudEvent's source, which the push URL's path names). It counts the
+// delivery (shared/usage) at the size Pub/Sub bills.
 func Decode(e event.Event) (Message, string, error) {
 	var m struct {
 		Message Message `json:"message"`
@@ -25,5 +27,16 @@ func Decode(e event.Event) (Message, string, error) {
 	if err := json.Unmarshal(e.Data(), &m); err != nil {
 		return Message{}, "", err
 	}
-	return m.Message, e.Source()[strings.LastIndex(e.Source(), "/")+1:], nil
+	topic := e.Source()[strings.LastIndex(e.Source(), "/")+1:]
+	usage.Pushed(topic, m.Message.size())
+	return m.Message, topic, nil
+}
+
+// size is the message's data and attributes.
+func (m Message) size() int {
+	n := len(m.Data)
+	for k, v := range m.Attributes {
+		n += len(k) + len(v)
+	}
+	return n
 }
