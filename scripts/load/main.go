@@ -14,6 +14,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -53,14 +54,16 @@ func main() {
 	duration := flag.Duration("duration", 45*time.Second, "measured time")
 	dataDir := flag.String("data", "", "working directory (default: a temporary one)")
 	batchWindow := flag.Duration("batch-window", 300*time.Millisecond, "connectors carry the uplinks heard within this window in one Pub/Sub message (0: one each)")
-	plotDir := flag.String("plot", "", "write SVG charts of throughput and send->ACK latency over time, and of the measured window's send->ACK histogram, into this directory")
+	window := flag.Duration("window", 0, "ingest's collection window, how long a reply waits for the copies of its packet (0: ingest's default, 200ms)")
+	plotDir := flag.String("plot", "", "write SVG and PNG charts of throughput and send->ACK latency over time, and of the measured window's send->ACK histogram, into this directory")
 	flag.Parse()
 	if *load <= 0 || *load > 4 || *rate < 0 || *interval < 0 {
 		fmt.Fprintln(os.Stderr, "load: -load is a share in (0, 4]; -rate and -interval are not negative")
 		os.Exit(2)
 	}
 	offer := offered{share: *load, rate: *rate, interval: *interval, findCapacity: *capacity}
-	if err := run(*sensors, *connectors, offer, *batch, *batchWindow, *warmup, *duration, *dataDir, *plotDir); err != nil {
+	windows := windows{batch: *batchWindow, collection: *window}
+	if err := run(*sensors, *connectors, offer, *batch, windows, *warmup, *duration, *dataDir, *plotDir); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
@@ -90,7 +93,11 @@ func (o offered) perSensor(sensors int, raw float64) (time.Duration, float64) {
 	return iv, float64(sensors) / iv.Seconds()
 }
 
-func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup, duration time.Duration, dataDir, plotDir string) error {
+// windows are the two waits on the way to an ACK: the connectors' batch
+// window and ingest's collection window.
+type windows struct{ batch, collection time.Duration }
+
+func run(sensors, connectors int, offer offered, batch int, w windows, warmup, duration time.Duration, dataDir, plotDir string) error {
 	ctx := context.Background()
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "sealedsense-load-")
@@ -121,8 +128,9 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 	}
 	interval, offeredRate := offer.perSensor(sensors, rawBefore)
 	fmt.Printf("raw creates/s before the run: %.0f; offering %.0f readings/s (%.2f of it)\n", rawBefore, offeredRate, offeredRate/rawBefore)
-	fmt.Printf("starting %d sensors, %d connectors, a reading every %v, %d readings per packet, connector batch window %v\n", sensors, connectors, interval, batch, batchWindow)
-	d, err := local.Start(ctx, local.Config{Platform: plat, Project: "load", DataDir: dataDir, Sensors: sensors, Connectors: connectors, Interval: interval, Batch: batch, BatchWindow: batchWindow,
+	fmt.Printf("starting %d sensors, %d connectors, a reading every %v, %d readings per packet, connector batch window %v, collection window %v\n",
+		sensors, connectors, interval, batch, w.batch, cmp.Or(w.collection, 200*time.Millisecond))
+	d, err := local.Start(ctx, local.Config{Platform: plat, Project: "load", DataDir: dataDir, Sensors: sensors, Connectors: connectors, Interval: interval, Batch: batch, BatchWindow: w.batch, Window: w.collection,
 		SensorTypes: []string{"temperature"}, Logger: log,
 		// Cloud Scheduler's cadence in GCP. The emulator answers every query
 		// by scanning the whole database, so the local default of a sweep a
@@ -149,6 +157,7 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 	prog.takeAcks()
 	sentBefore := dataPacketsSent(d)
 	backlogBefore := d.Sim.Backlog()
+	droppedBefore := droppedAtSensors(d)
 	time.Sleep(duration)
 	after, err := snapshot(d)
 	if err != nil {
@@ -159,6 +168,7 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 	// while the traffic goes on.
 	st := d.Sim.Stats()
 	backlog := d.Sim.Backlog()
+	dropped := droppedAtSensors(d) - droppedBefore
 	// A packet whose ACK never comes has no latency to report; leaving it
 	// out would flatter the percentiles, so each one counts as slower
 	// than any ACK. In a steady state the packets sent near the end,
@@ -202,6 +212,7 @@ func run(sensors, connectors int, offer offered, batch int, batchWindow, warmup,
 	// catching up with the warm-up, not in a steady state.
 	fmt.Printf("sensor packets sent %d, replies %d; unacknowledged readings %d at the window's start, %d at its end\n",
 		st.Sent, st.Replies, backlogBefore, backlog)
+	printOverflow(sensors, backlogBefore, backlog, dropped, secs)
 	if drained {
 		return checkStored(ctx, d, db)
 	}
@@ -507,4 +518,37 @@ func plots(dir string, prog *progress, acks []time.Duration) error {
 	}
 	fmt.Printf("charts written to %s\n", dir)
 	return nil
+}
+
+// droppedAtSensors is the readings the sensors dropped from a full
+// backlog so far.
+func droppedAtSensors(d *local.Deployment) uint64 {
+	var n uint64
+	for _, dev := range d.Devices() {
+		n += d.Sim.Sensor(dev).Stats().Dropped
+	}
+	return n
+}
+
+// sensorBacklog is each simulated sensor's backlog bound (the sensor's
+// default MaxBacklog).
+const sensorBacklog = 512
+
+// printOverflow reports readings dropped at the sensors over the window
+// and, for a backlog that grew, when at that rate the sensors would start
+// dropping: the time an operator has before a cloud that fell behind
+// loses data.
+func printOverflow(sensors, from, to int, dropped uint64, secs float64) {
+	fmt.Printf("readings dropped at the sensors in the window: %d\n", dropped)
+	if to >= sensors*sensorBacklog {
+		fmt.Printf("every sensor's backlog was full (%d readings each) at the window's end\n", sensorBacklog)
+		return
+	}
+	growth := float64(to-from) / secs
+	if growth <= 0 || secs <= 0 {
+		return
+	}
+	left := float64(sensors*sensorBacklog-to) / growth
+	fmt.Printf("the backlog grew %.1f readings/s: at that rate the sensors' backlogs (%d readings each) fill in %v\n",
+		growth, sensorBacklog, (time.Duration(left) * time.Second).Round(time.Second))
 }

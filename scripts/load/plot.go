@@ -19,7 +19,7 @@ var (
 	red  = color.RGBA{R: 214, G: 39, B: 40, A: 255}
 )
 
-// writePlots writes a run's charts into dir as SVG: throughput and
+// writePlots writes a run's charts into dir as SVG and PNG: throughput and
 // send-to-ACK latency over time (one point per 2 s sample) and the
 // histogram of the measured window's send-to-ACK times.
 func writePlots(dir string, samples []sample, acks []time.Duration) error {
@@ -27,9 +27,9 @@ func writePlots(dir string, samples []sample, acks []time.Duration) error {
 		return err
 	}
 	for name, build := range map[string]func() (*plot.Plot, error){
-		"throughput.svg": func() (*plot.Plot, error) { return throughputPlot(samples) },
-		"latency.svg":    func() (*plot.Plot, error) { return latencyPlot(samples) },
-		"histogram.svg":  func() (*plot.Plot, error) { return histogramPlot(acks) },
+		"throughput": func() (*plot.Plot, error) { return throughputPlot(samples) },
+		"latency":    func() (*plot.Plot, error) { return latencyPlot(samples) },
+		"histogram":  func() (*plot.Plot, error) { return histogramPlot(acks) },
 	} {
 		p, err := build()
 		if err != nil {
@@ -38,8 +38,10 @@ func writePlots(dir string, samples []sample, acks []time.Duration) error {
 		if p == nil {
 			continue
 		}
-		if err := p.Save(8*vg.Inch, 4*vg.Inch, filepath.Join(dir, name)); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		for _, ext := range []string{".svg", ".png"} {
+			if err := p.Save(8*vg.Inch, 4*vg.Inch, filepath.Join(dir, name+ext)); err != nil {
+				return fmt.Errorf("%s: %w", name+ext, err)
+			}
 		}
 	}
 	return nil

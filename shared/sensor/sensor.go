@@ -35,7 +35,8 @@ type Config struct {
 	// in the device configuration replaces it.
 	Batch int
 	// ResendAfter is how long a sent reading waits for its ACK before it
-	// goes out again as backfill (default 10s).
+	// goes out again as backfill (default 10s), at least: once ACKs have
+	// been timed, the wait follows their smoothed time (rtt.go).
 	ResendAfter time.Duration
 	// HandshakeTimeout is how long to wait for a handshake response before
 	// starting over with a fresh timestamp (default 5s).
@@ -127,6 +128,7 @@ type Sensor struct {
 	inflight   map[uint64][]uint64  // radio counter -> seqs it carried
 	sentAt     map[uint64]time.Time // radio counter -> when it was sent
 	latencies  []time.Duration      // send-to-ACK, since the last AckLatencies
+	rtt        rttEstimate          // send-to-ACK, smoothed: how long to wait for an ACK
 	// backfillCtr is the counter of the backfill-only packet awaiting its
 	// ACK, sent at backfillAt (0: none). Only one is ever out at a time.
 	backfillCtr uint64
@@ -454,7 +456,8 @@ func (s *Sensor) pick(now time.Time) (picked []int, backfillOnly bool) {
 		picked = picked[:0]
 	}
 	backfillOnly = len(picked) == 0
-	if backfillOnly && s.backfillCtr != 0 && now.Sub(s.backfillAt) < s.cfg.ResendAfter {
+	resendAfter := s.rtt.timeout(s.cfg.ResendAfter)
+	if backfillOnly && s.backfillCtr != 0 && now.Sub(s.backfillAt) < resendAfter {
 		// Backfill is clocked by ACKs: while one backfill packet is
 		// unanswered, no other goes out. A cloud that falls behind then
 		// gets at most one extra packet per sensor per round trip,
@@ -467,7 +470,7 @@ func (s *Sensor) pick(now time.Time) (picked []int, backfillOnly bool) {
 			break
 		}
 		p := s.backlog[i]
-		if p.sent && now.Sub(p.lastSent) >= backoff(s.cfg.ResendAfter, p.attempts) {
+		if p.sent && now.Sub(p.lastSent) >= backoff(resendAfter, p.attempts) {
 			picked = append(picked, i)
 		}
 	}
@@ -621,8 +624,11 @@ func (s *Sensor) apply(r payload.Reply, now time.Time) (restart bool) {
 		for _, seq := range s.inflight[c] {
 			acked[seq] = true
 		}
-		if at, ok := s.sentAt[c]; ok && len(s.latencies) < 100000 {
-			s.latencies = append(s.latencies, now.Sub(at))
+		if at, ok := s.sentAt[c]; ok {
+			s.rtt.add(now.Sub(at))
+			if len(s.latencies) < 100000 {
+				s.latencies = append(s.latencies, now.Sub(at))
+			}
 		}
 		delete(s.inflight, c)
 		delete(s.sentAt, c)

@@ -236,6 +236,37 @@ func TestLostAckResendsAsBackfill(t *testing.T) {
 	}
 }
 
+// TestSlowCloudIsWaitedFor: once ACKs take longer than ResendAfter, a
+// sensor waits for them about as long as they take, instead of resending
+// what a loaded cloud is still working on.
+func TestSlowCloudIsWaitedFor(t *testing.T) {
+	t.Parallel()
+	s, c := newPair(t, sensor.Config{ResendAfter: 10 * time.Second})
+	connect(t, s, c, t0)
+	s.Record(temp(20))
+	pkt, _ := s.Next(t0)
+	reply, _ := c.handle(pkt, t0)
+	slow := t0.Add(15 * time.Second) // the ACK takes 15s: the wait becomes 15s + 4 x 7.5s
+	if _, err := s.Receive(reply, slow); err != nil {
+		t.Fatal(err)
+	}
+	seq := s.Record(temp(21))
+	pkt, _ = s.Next(slow)
+	_, _ = c.handle(pkt, slow) // this reply is lost
+	for _, after := range []time.Duration{11 * time.Second, 30 * time.Second, 44 * time.Second} {
+		if again, _ := s.Next(slow.Add(after)); again != nil {
+			t.Fatalf("resent %v after sending, while ACKs take 15s", after)
+		}
+	}
+	pkt, _ = s.Next(slow.Add(46 * time.Second))
+	if pkt == nil {
+		t.Fatal("not resent after the measured wait")
+	}
+	if _, got := c.handle(pkt, slow.Add(46*time.Second)); len(got) != 1 || got[0].Seq != seq || !got[0].Backfilled {
+		t.Fatalf("resend carried %+v; want seq %d as backfill", got, seq)
+	}
+}
+
 func TestBackfillWaitsForTheLastBackfillsACK(t *testing.T) {
 	t.Parallel()
 	s, c := newPair(t, sensor.Config{ResendAfter: 10 * time.Second, MaxPerPacket: 2})
