@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/kms/apiv1/kmspb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -474,5 +475,55 @@ func TestRewrapRefusesBadOptions(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRewrapDevicesUnderTraffic: a device whose document its own packets
+// update between rewrap's read and its write is re-wrapped all the same
+// (the condition is on the secret, which traffic never touches); one
+// whose PSK was replaced meanwhile keeps the new one and is counted as
+// changed.
+func TestRewrapDevicesUnderTraffic(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := newProvisioner(t)
+	w := provisionWorld(t, p, "2")
+	p.rotate("SEALEDSENSE_DEVICE_KEY")
+	fs := platformtest.Firestore(t, p.vars["GOOGLE_CLOUD_PROJECT"])
+	busy, replaced := w.sensors[0].DeviceID, w.sensors[1].DeviceID
+	opts := p.rewrapOpts(defaultRewrapPage)
+	kinds := rewrapKinds(p.env(), opts)
+	for i, k := range kinds {
+		if k.name != kindDevices {
+			continue
+		}
+		read := k.page
+		kinds[i].page = func(ctx context.Context, after string, n int) ([]stored, error) {
+			recs, err := read(ctx, after, n)
+			if len(recs) > 0 {
+				// A packet of the busy device lands; the other's PSK is
+				// replaced by a newer wrapping of another secret.
+				if _, err := fs.Collection("devices").Doc(busy).Update(ctx, []firestore.Update{{Path: "lastSeen", Value: time.Now()}}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := fs.Collection("devices").Doc(replaced).Update(ctx, []firestore.Update{{Path: "wrappedPsk", Value: []byte("a newer wrapping")}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return recs, err
+		}
+	}
+	var out bytes.Buffer
+	report, err := runRewrap(ctx, kinds, opts, &out)
+	if err == nil || !strings.Contains(err.Error(), "run rewrap again") {
+		t.Fatalf("run with a replaced PSK: %v, want it to ask for another run\n%s", err, out.String())
+	}
+	assertTally(t, report, map[string]tally{kindDevices: {Examined: 2, Rewrapped: 1, Changed: 1}})
+	snap, err := fs.Collection("devices").Doc(replaced).Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := snap.DataAt("wrappedPsk"); !bytes.Equal(got.([]byte), []byte("a newer wrapping")) {
+		t.Errorf("the replaced PSK was overwritten by the rewrap")
 	}
 }

@@ -52,7 +52,7 @@ func devicePSKs(db *store.DB, w *custody.Wrapper) secretKind {
 			return out, err
 		},
 		replace: func(ctx context.Context, s stored, wrapped []byte) error {
-			return db.ReplaceDevicePSK(ctx, s.id, s.version, wrapped, w.KeyName())
+			return db.ReplaceDevicePSK(ctx, s.id, s.wrapped, wrapped, w.KeyName())
 		},
 	}
 }

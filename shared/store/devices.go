@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -615,10 +616,32 @@ func IsConnectorDevice(rec Record) bool {
 	return rec.Kind == devicesCollection && rec.Fields["type"] == ConnectorType
 }
 
-// ReplaceDevicePSK stores a device's PSK re-wrapped by the CryptoKey
-// keyName, unless the device changed since version (ErrChanged).
-func (db *DB) ReplaceDevicePSK(ctx context.Context, id string, version time.Time, wrapped []byte, keyName string) error {
-	return replaceWrapped(ctx, db.deviceRef(id), version, []firestore.Update{{Path: "wrappedPsk", Value: wrapped}, {Path: "pskKey", Value: keyName}})
+// ReplaceDevicePSK writes a device's re-wrapped PSK and the CryptoKey
+// that wrapped it, if its wrapped PSK is still was. The condition is on
+// the secret, not on the document's update time: every packet updates a
+// device's document, so under traffic a rewrap conditioned on the whole
+// document would lose to the sensor's own readings, run after run. What a
+// stale write could clobber is the secret, so the secret is what is
+// compared (in a transaction, which retries a write that contends).
+func (db *DB) ReplaceDevicePSK(ctx context.Context, id string, was, wrapped []byte, keyName string) error {
+	ref := db.deviceRef(id)
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if err != nil {
+			return err
+		}
+		var cur struct {
+			WrappedPSK []byte `firestore:"wrappedPsk"`
+		}
+		if err := snap.DataTo(&cur); err != nil {
+			return err
+		}
+		if !bytes.Equal(cur.WrappedPSK, was) {
+			return ErrChanged
+		}
+		return tx.Update(ref, []firestore.Update{{Path: "wrappedPsk", Value: wrapped}, {Path: "pskKey", Value: keyName}})
+	})
+	return wrap("replace wrapped PSK of devices/"+id, err)
 }
 
 // What connector status writes.
