@@ -176,6 +176,9 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	// sent before it.
 	unacked := max(0, int(dataPacketsSent(d)-sentBefore)-len(acks))
 	db := store.New(d.FS)
+	// The query loads the emulator, which the progress line shows and
+	// the charts leave out.
+	prog.phase(afterWindow)
 	stored, err := storeLatencies(ctx, db, before.at, after.at)
 	if err != nil {
 		return err
@@ -508,12 +511,16 @@ func eventSize(ctx context.Context, fs *firestore.Client) (int, error) {
 	return storedSize("events", docs[0].Ref.ID, docs[0].Data(), eventIndexes.single, eventIndexes.composites), nil
 }
 
+// afterWindow is the phase after the measured window: the latency query.
+const afterWindow = "querying"
+
 // plots writes the charts into dir, if one was asked for.
 func plots(dir string, prog *progress, acks []time.Duration) error {
 	if dir == "" {
 		return nil
 	}
-	if err := writePlots(dir, prog.series(), acks); err != nil {
+	samples := slices.DeleteFunc(prog.series(), func(s sample) bool { return s.phase == afterWindow })
+	if err := writePlots(dir, samples, acks); err != nil {
 		return fmt.Errorf("plots: %w", err)
 	}
 	fmt.Printf("charts written to %s\n", dir)

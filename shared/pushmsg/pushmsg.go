@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/sealedsense/sealedsense/shared/usage"
 )
 
