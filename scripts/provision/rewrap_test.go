@@ -370,26 +370,16 @@ func TestRewrapKeepsConcurrentChange(t *testing.T) {
 	newer := custody.Secret("webhook signature secret two")
 	opts := p.rewrapOpts(defaultRewrapPage)
 	kinds := rewrapKinds(p.env(), opts)
-	for i, k := range kinds {
-		if k.name != kindDataConnectors {
-			continue
+	afterRead(kinds, kindDataConnectors, func(ctx context.Context) { // the customer sets a new secret, as the API would
+		b, err := hooks.Wrap(ctx, newer, dataconnector.SecretAAD(w.project, w.connector))
+		if err != nil {
+			t.Fatal(err)
 		}
-		read := k.page
-		kinds[i].page = func(ctx context.Context, after string, n int) ([]stored, error) {
-			recs, err := read(ctx, after, n)
-			if len(recs) > 0 { // the customer sets a new secret, as the API would
-				b, err := hooks.Wrap(ctx, newer, dataconnector.SecretAAD(w.project, w.connector))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := db.EditDataConnector(ctx, w.connector, w.project, store.DataConnectorEdit{WrappedSecret: b, UpdateTime: time.Now()},
-					func(store.DataConnector) (*store.DataConnectorStatus, *store.DeliveryJob) { return nil, nil }); err != nil {
-					t.Fatal(err)
-				}
-			}
-			return recs, err
+		if err := db.EditDataConnector(ctx, w.connector, w.project, store.DataConnectorEdit{WrappedSecret: b, UpdateTime: time.Now()},
+			func(store.DataConnector) (*store.DataConnectorStatus, *store.DeliveryJob) { return nil, nil }); err != nil {
+			t.Fatal(err)
 		}
-	}
+	})
 	var out bytes.Buffer
 	report, err := runRewrap(ctx, kinds, opts, &out)
 	if err == nil || !strings.Contains(err.Error(), "run rewrap again") {
@@ -489,30 +479,23 @@ func TestRewrapDevicesUnderTraffic(t *testing.T) {
 	p := newProvisioner(t)
 	w := provisionWorld(t, p, "2")
 	p.rotate("SEALEDSENSE_DEVICE_KEY")
-	fs := platformtest.Firestore(t, p.vars["GOOGLE_CLOUD_PROJECT"])
+	fs, db := platformtest.Firestore(t, p.vars["GOOGLE_CLOUD_PROJECT"]), p.db()
 	busy, replaced := w.sensors[0].DeviceID, w.sensors[1].DeviceID
 	opts := p.rewrapOpts(defaultRewrapPage)
 	kinds := rewrapKinds(p.env(), opts)
-	for i, k := range kinds {
-		if k.name != kindDevices {
-			continue
+	afterRead(kinds, kindDevices, func(ctx context.Context) {
+		// A packet of the busy device lands, updating its document as
+		// ingest does; someone with write access replaces the other's PSK.
+		err := db.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+			return db.UpdateDevice(tx, busy, store.DeviceChange{Reported: map[string]any{"temperature": map[string]any{"value": 21.5}}})
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		read := k.page
-		kinds[i].page = func(ctx context.Context, after string, n int) ([]stored, error) {
-			recs, err := read(ctx, after, n)
-			if len(recs) > 0 {
-				// A packet of the busy device lands; the other's PSK is
-				// replaced by a newer wrapping of another secret.
-				if _, err := fs.Collection("devices").Doc(busy).Update(ctx, []firestore.Update{{Path: "lastSeen", Value: time.Now()}}); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := fs.Collection("devices").Doc(replaced).Update(ctx, []firestore.Update{{Path: "wrappedPsk", Value: []byte("a newer wrapping")}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			return recs, err
+		if _, err := fs.Collection("devices").Doc(replaced).Update(ctx, []firestore.Update{{Path: "wrappedPsk", Value: []byte("a newer wrapping")}}); err != nil {
+			t.Fatal(err)
 		}
-	}
+	})
 	var out bytes.Buffer
 	report, err := runRewrap(ctx, kinds, opts, &out)
 	if err == nil || !strings.Contains(err.Error(), "run rewrap again") {
@@ -525,5 +508,24 @@ func TestRewrapDevicesUnderTraffic(t *testing.T) {
 	}
 	if got, _ := snap.DataAt("wrappedPsk"); !bytes.Equal(got.([]byte), []byte("a newer wrapping")) {
 		t.Errorf("the replaced PSK was overwritten by the rewrap")
+	}
+}
+
+// afterRead makes kind's page reader run change once a page has been read,
+// before any of its records is written: a concurrent change rewrap must
+// notice or tolerate.
+func afterRead(kinds []secretKind, kind string, change func(ctx context.Context)) {
+	for i, k := range kinds {
+		if k.name != kind {
+			continue
+		}
+		read := k.page
+		kinds[i].page = func(ctx context.Context, after string, n int) ([]stored, error) {
+			recs, err := read(ctx, after, n)
+			if len(recs) > 0 {
+				change(ctx)
+			}
+			return recs, err
+		}
 	}
 }
