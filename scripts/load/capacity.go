@@ -69,14 +69,15 @@ func findCapacity(d *local.Deployment, sensors int, raw float64, prog *progress)
 // measureStep measures one window of the load now offered.
 func measureStep(d *local.Deployment, prog *progress, share, offeredRate float64) step {
 	prog.takeAcks() // forget the settling's
-	sent0 := dataPacketsSent(d)
+	sent0, _ := sensorTotals(d)
 	c0, _ := latestCounters(d.LogPath("functions"))
 	s := step{share: share, offered: offeredRate, backlogFrom: d.Sim.Backlog()}
 	start := time.Now()
 	time.Sleep(capacityMeasure)
 	c1, _ := latestCounters(d.LogPath("functions"))
 	acks := prog.takeAcks()
-	unacked := max(0, int(dataPacketsSent(d)-sent0)-len(acks))
+	sent1, _ := sensorTotals(d)
+	unacked := max(0, int(sent1-sent0)-len(acks))
 	s.backlogTo = d.Sim.Backlog()
 	s.stored = float64(c1.StoredReadings-c0.StoredReadings) / time.Since(start).Seconds()
 	s.p50, s.p99 = pctOrNever(acks, unacked, 50), pctOrNever(acks, unacked, 99)

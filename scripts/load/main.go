@@ -155,9 +155,8 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 		return err
 	}
 	prog.takeAcks()
-	sentBefore := dataPacketsSent(d)
+	sentBefore, droppedBefore := sensorTotals(d)
 	backlogBefore := d.Sim.Backlog()
-	droppedBefore := droppedAtSensors(d)
 	time.Sleep(duration)
 	after, err := snapshot(d)
 	if err != nil {
@@ -168,13 +167,14 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	// while the traffic goes on.
 	st := d.Sim.Stats()
 	backlog := d.Sim.Backlog()
-	dropped := droppedAtSensors(d) - droppedBefore
+	sentAfter, droppedAfter := sensorTotals(d)
+	dropped := droppedAfter - droppedBefore
 	// A packet whose ACK never comes has no latency to report; leaving it
 	// out would flatter the percentiles, so each one counts as slower
 	// than any ACK. In a steady state the packets sent near the end,
 	// whose ACKs come after it, match the ACKs at the start for packets
 	// sent before it.
-	unacked := max(0, int(dataPacketsSent(d)-sentBefore)-len(acks))
+	unacked := max(0, int(sentAfter-sentBefore)-len(acks))
 	db := store.New(d.FS)
 	// The query loads the emulator, which the progress line shows and
 	// the charts leave out.
@@ -206,7 +206,7 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	if err := printRaw(ctx, rate, drained); err != nil {
 		return err
 	}
-	eventBytes, err := eventSize(ctx, d.FS)
+	eventBytes, err := eventSize(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -368,13 +368,14 @@ func storeLatencies(ctx context.Context, db *store.DB, from, to time.Time) ([]ti
 	return out, nil
 }
 
-// dataPacketsSent is the number of data packets the sensors have sent.
-func dataPacketsSent(d *local.Deployment) uint64 {
-	var n uint64
+// sensorTotals sums every sensor's counters: the data packets sent and
+// the readings dropped from a full backlog so far.
+func sensorTotals(d *local.Deployment) (sent, dropped uint64) {
 	for _, dev := range d.Devices() {
-		n += d.Sim.Sensor(dev).Stats().Sent
+		st := d.Sim.Sensor(dev).Stats()
+		sent, dropped = sent+st.Sent, dropped+st.Dropped
 	}
-	return n
+	return sent, dropped
 }
 
 // pctOrNever is the p-th percentile of ds and never more samples that are
@@ -503,12 +504,15 @@ func usageOf(before, after counts, readings, packets float64, eventBytes int) us
 const eventRetention = 30 * 24 * time.Hour
 
 // eventSize is the stored size of one reading event of the run.
-func eventSize(ctx context.Context, fs *firestore.Client) (int, error) {
-	docs, err := fs.Collection("events").Where("eventType", "==", "temperature").Limit(1).Documents(ctx).GetAll()
-	if err != nil || len(docs) == 0 {
+func eventSize(ctx context.Context, db *store.DB) (int, error) {
+	id, fields, err := db.EventOfType(ctx, "temperature")
+	if store.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
 		return 0, err
 	}
-	return storedSize("events", docs[0].Ref.ID, docs[0].Data(), eventIndexes.single, eventIndexes.composites), nil
+	return storedSize("events", id, fields, eventIndexes.single, eventIndexes.composites), nil
 }
 
 // afterWindow is the phase after the measured window: the latency query.
@@ -525,16 +529,6 @@ func plots(dir string, prog *progress, acks []time.Duration) error {
 	}
 	fmt.Printf("charts written to %s\n", dir)
 	return nil
-}
-
-// droppedAtSensors is the readings the sensors dropped from a full
-// backlog so far.
-func droppedAtSensors(d *local.Deployment) uint64 {
-	var n uint64
-	for _, dev := range d.Devices() {
-		n += d.Sim.Sensor(dev).Stats().Dropped
-	}
-	return n
 }
 
 // sensorBacklog is each simulated sensor's backlog bound (the sensor's

@@ -51,3 +51,23 @@ func TestDeviceChangeSameConnectorTwice(t *testing.T) {
 		t.Fatalf("link b %+v", b)
 	}
 }
+
+// TestEventOfType: the load tool sizes storage from one stored event of a
+// type, with the fields Firestore holds; a type with none is NotFound.
+func TestEventOfType(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := store.New(platformtest.Firestore(t, platformtest.ProjectID(t)))
+	at := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	if err := db.CreateEventAlone(ctx, "ev1", store.Event{ProjectID: "p", DeviceID: "d", EventType: "temperature",
+		Timestamp: at, JSON: []byte(`{}`), ExpireAt: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	id, fields, err := db.EventOfType(ctx, "temperature")
+	if err != nil || id != "ev1" || fields["deviceId"] != "d" || fields["storedAt"] == nil {
+		t.Fatalf("EventOfType = %q, %v, %v; want ev1 with its fields, storedAt set by the server", id, fields, err)
+	}
+	if _, _, err := db.EventOfType(ctx, "touch"); !store.IsNotFound(err) {
+		t.Fatalf("a type with no event: %v; want NotFound", err)
+	}
+}

@@ -262,6 +262,19 @@ func (db *DB) EventsBetween(ctx context.Context, from, to time.Time) ([]EventDoc
 		Where("timestamp", ">=", from).Where("timestamp", "<", to).Documents(ctx), "events between")
 }
 
+// EventOfType reads one stored event of the given type as Firestore holds
+// it: its id and its fields (what the load tool sizes storage by).
+func (db *DB) EventOfType(ctx context.Context, eventType string) (string, map[string]any, error) {
+	docs, err := db.fs.Collection(eventsCollection).Where("eventType", "==", eventType).Limit(1).Documents(ctx).GetAll()
+	if err != nil {
+		return "", nil, wrap("an event of type "+eventType, err)
+	}
+	if len(docs) == 0 {
+		return "", nil, fmt.Errorf("store: an event of type %s: %w", eventType, ErrNotFound)
+	}
+	return docs[0].Ref.ID, docs[0].Data(), nil
+}
+
 // CountEvents counts every stored event.
 func (db *DB) CountEvents(ctx context.Context) (int64, error) {
 	return count(ctx, db.fs.Collection(eventsCollection).Query, "count events")
