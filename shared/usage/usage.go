@@ -44,8 +44,10 @@ type Counts struct {
 	PubBytesByTopic map[string]uint64 `json:"pubBytesByTopic"`
 }
 
+// n holds the counts. The byte totals are the sums of the by-topic maps,
+// taken when read.
 var n struct {
-	docWrites, docReads, publishes, messages, pubBytes, pushes, pushedBytes atomic.Uint64
+	docWrites, docReads, publishes, messages, pushes atomic.Uint64
 
 	mu                sync.Mutex
 	pushed, published map[string]uint64
@@ -57,8 +59,16 @@ func Now() Counts {
 	pushed, published := maps.Clone(n.pushed), maps.Clone(n.published)
 	n.mu.Unlock()
 	return Counts{DocWrites: n.docWrites.Load(), DocReads: n.docReads.Load(), Publishes: n.publishes.Load(),
-		Messages: n.messages.Load(), PubBytes: n.pubBytes.Load(), Pushes: n.pushes.Load(), PushedBytes: n.pushedBytes.Load(),
+		Messages: n.messages.Load(), PubBytes: sum(published), Pushes: n.pushes.Load(), PushedBytes: sum(pushed),
 		PushedByTopic: pushed, PubBytesByTopic: published}
+}
+
+func sum(m map[string]uint64) uint64 {
+	var t uint64
+	for _, v := range m {
+		t += v
+	}
+	return t
 }
 
 // LogAttrs are the counts as log attributes, under the Counts JSON names.
@@ -74,7 +84,6 @@ func LogAttrs() []any {
 func Pushed(topic string, size int) {
 	billed := uint64(max(size+messageOverhead, MinBillableBytes))
 	n.pushes.Add(1)
-	n.pushedBytes.Add(billed)
 	addTo(&n.pushed, topic, billed)
 }
 
@@ -150,10 +159,8 @@ func countUnary(ctx context.Context, method string, req, reply any, cc *grpc.Cli
 		for _, m := range r.GetMessages() {
 			size += messageSize(m)
 		}
-		billed := uint64(max(size, MinBillableBytes))
-		n.pubBytes.Add(billed)
 		topic := r.GetTopic()
-		addTo(&n.published, topic[strings.LastIndexByte(topic, '/')+1:], billed)
+		addTo(&n.published, topic[strings.LastIndexByte(topic, '/')+1:], uint64(max(size, MinBillableBytes)))
 	}
 	return nil
 }
