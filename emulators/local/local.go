@@ -60,6 +60,7 @@ type Config struct {
 	Connectors  int
 	Interval    time.Duration // between a sensor's readings
 	Batch       int           // readings a sensor collects before it transmits (default 1)
+	Backlog     int           // unacknowledged readings a sensor keeps (default the sensor's, 512)
 	Window      time.Duration // ingest's collection window
 	Seed        uint64
 	// SweepEvery is how often the stand-in for Cloud Scheduler calls Sweep
@@ -390,7 +391,7 @@ func (d *Deployment) provision(ctx context.Context) error {
 		return err
 	}
 	d.Sim, err = simulator.New(simulator.Config{Sensors: sensors, Connectors: conns, Interval: d.cfg.Interval, TimeScale: d.cfg.TimeScale, Seed: d.cfg.Seed, Logger: d.log,
-		Sensor: sensor.Config{Batch: d.cfg.Batch, SilentAfter: d.cfg.SilentAfter}})
+		Sensor: sensor.Config{Batch: d.cfg.Batch, MaxBacklog: d.cfg.Backlog, SilentAfter: d.cfg.SilentAfter}})
 	return err
 }
 

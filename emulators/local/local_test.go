@@ -94,41 +94,45 @@ func assertExactlyOnce(t *testing.T, d *local.Deployment, devices []string) {
 	t.Logf("%d readings from %d sensors, each stored exactly once", total, len(devices))
 }
 
-// repliedReception is a reception record whose reply went out: the device,
-// the connector that carried the reply and the connectors that heard it.
+// repliedReception is a reply that went out: the device, the connector
+// that carried it and the connectors that heard the packet.
 type repliedReception struct {
 	deviceID, via string
 	heard         map[string]bool
 }
 
-// repliedReceptions reads the finished reception records that sent a
-// reply, as the tests that judge the reply route need them.
+// repliedReceptions reads the replies ingest sent, from the functions
+// log's "reply sent" lines, as the tests that judge the reply route need
+// them: a data packet leaves no reception record, its reply's route is
+// logged.
 func repliedReceptions(t *testing.T, d *local.Deployment) []repliedReception {
 	t.Helper()
-	docs, err := d.FS.Collection("receptions").Where("done", "==", true).Documents(context.Background()).GetAll()
+	f, err := os.Open(d.LogPath("functions"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	var out []repliedReception
-	for _, doc := range docs {
-		var rec struct {
-			DeviceID string `firestore:"deviceId"`
-			Via      string `firestore:"via"`
-			Hearers  []struct {
-				ID string `firestore:"id"`
-			} `firestore:"hearers"`
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg      string   `json:"message"`
+			DeviceID string   `json:"deviceId"`
+			Via      string   `json:"via"`
+			Hearers  []string `json:"hearers"`
 		}
-		if err := doc.DataTo(&rec); err != nil {
-			t.Fatal(err)
-		}
-		if rec.Via == "" {
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "reply sent" || line.Via == "" {
 			continue
 		}
-		r := repliedReception{deviceID: rec.DeviceID, via: rec.Via, heard: map[string]bool{}}
-		for _, h := range rec.Hearers {
-			r.heard[h.ID] = true
+		r := repliedReception{deviceID: line.DeviceID, via: line.Via, heard: map[string]bool{}}
+		for _, h := range line.Hearers {
+			r.heard[h] = true
 		}
 		out = append(out, r)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -376,36 +376,37 @@ func TestPlanEvents(t *testing.T) {
 	older := ev("older", "temperature", t0.Add(-time.Minute), false)
 	hum := ev("hum", "humidity", t0, false)
 	tests := []struct {
-		name     string
-		events   []storedEvent
-		stored   map[string]bool
-		fresh    []string
-		reused   int
-		reported map[string]string // type to the id of the event reported
+		name      string
+		events    []storedEvent
+		stored    map[string][]byte
+		fresh     []string
+		republish []string // the stored JSON published again
+		reused    int
+		reported  map[string]string // type to the id of the event reported
 	}{
-		{"all new", []storedEvent{older, newer, hum}, nil, []string{"older", "newer", "hum"}, 0,
+		{"all new", []storedEvent{older, newer, hum}, nil, []string{"older", "newer", "hum"}, nil, 0,
 			map[string]string{"temperature": "newer", "humidity": "hum"}},
-		{"the newest reading wins, whatever the order", []storedEvent{newer, older}, nil, []string{"newer", "older"}, 0,
+		{"the newest reading wins, whatever the order", []storedEvent{newer, older}, nil, []string{"newer", "older"}, nil, 0,
 			map[string]string{"temperature": "newer"}},
-		{"a resent reading stored before: once", []storedEvent{old, newer}, map[string]bool{"old": true}, []string{"newer"}, 0,
-			map[string]string{"temperature": "newer"}},
-		{"a backfilled reading is never reported", []storedEvent{old}, nil, []string{"old"}, 0, map[string]string{}},
-		{"a new reading under a stored id is dropped", []storedEvent{older, newer}, map[string]bool{"newer": true}, []string{"older"}, 1,
-			map[string]string{"temperature": "older"}},
+		{"a resent reading stored before: once, and published again", []storedEvent{old, newer}, map[string][]byte{"old": []byte("old-json")},
+			[]string{"newer"}, []string{"old-json"}, 0, map[string]string{"temperature": "newer"}},
+		{"a backfilled reading is never reported", []storedEvent{old}, nil, []string{"old"}, nil, 0, map[string]string{}},
+		{"a new reading under a stored id is dropped, not published", []storedEvent{older, newer}, map[string][]byte{"newer": []byte("newer-json")},
+			[]string{"older"}, nil, 1, map[string]string{"temperature": "older"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			w := planEvents(tc.events, tc.stored)
-			var ids, fresh []string
-			for _, e := range tc.events {
-				ids = append(ids, e.id)
-			}
+			var fresh, republish []string
 			for _, e := range w.fresh {
 				fresh = append(fresh, e.id)
 			}
-			if !slices.Equal(w.ids, ids) || !slices.Equal(fresh, tc.fresh) || w.reused != tc.reused {
-				t.Fatalf("ids %v fresh %v reused %d; want %v, %v, %d", w.ids, fresh, w.reused, ids, tc.fresh, tc.reused)
+			for _, js := range w.republish {
+				republish = append(republish, string(js))
+			}
+			if !slices.Equal(fresh, tc.fresh) || !slices.Equal(republish, tc.republish) || w.reused != tc.reused {
+				t.Fatalf("fresh %v republished %v reused %d; want %v, %v, %d", fresh, republish, w.reused, tc.fresh, tc.republish, tc.reused)
 			}
 			reported := map[string]string{}
 			for typ, data := range w.reported {

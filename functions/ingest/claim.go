@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sealedsense/sealedsense/shared/expiring"
 	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
@@ -42,6 +43,10 @@ type claimer struct {
 	now      func() time.Time
 	commits  *atomic.Uint64
 	instance string // this instance's id, which its claims record
+	// recent are the transport packets this instance answered lately,
+	// by reception id, so that their late copies and redeliveries are
+	// told from replays.
+	recent *expiring.Cache[string, answeredPacket]
 	// ownerPoll is how often a redelivery of a packet another instance is
 	// processing reads its record, waiting for the commit (default
 	// ownerPollEvery).
@@ -84,6 +89,63 @@ func (c *claimer) claim(ctx context.Context, id string, up relay.Uplink, mayCrea
 		}
 	}
 	return c.join(ctx, id, up, now)
+}
+
+// own makes up the owner of its transport packet on this instance, or
+// joins it, in memory, to the copy that is. Transport packets claim
+// nothing in Firestore: their transaction, which advances the session's
+// replay window, is the deduplication point, and copies that reach
+// another instance meet it there.
+func (c *claimer) own(id string, up relay.Uplink) (bool, error) {
+	for {
+		if live, inWindow := c.live.join(id, up, hearerOf(up), c.window); live {
+			if !inWindow {
+				return false, reject("replay", fmt.Errorf("copy from %s outside the collection window", up.ConnectorID))
+			}
+			return false, nil
+		}
+		if c.live.add(id, &liveClaim{hash: store.PacketHash(up.Packet), owner: up.ConnectorID, firstReceived: up.Received}) {
+			return true, nil
+		}
+	}
+}
+
+// answeredPacket is what a packet answered here leaves to recognise its
+// copies by.
+type answeredPacket struct {
+	hash          []byte
+	firstReceived time.Time
+}
+
+// Recently answered packets are remembered for longer than Pub/Sub takes
+// to redeliver an unacknowledged push, and at most this many.
+const (
+	answeredTTL = 10 * time.Minute
+	maxAnswered = 100000
+)
+
+// answered remembers that the packet up owned was answered.
+func (c *claimer) answered(id string, up relay.Uplink) {
+	c.recent.Put(id, answeredPacket{hash: store.PacketHash(up.Packet), firstReceived: up.Received})
+}
+
+// afterAnswer settles a copy of a packet its session already accepted. A
+// copy of a packet answered here, received within the collection window
+// of its first, is a copy that came late or a redelivery: acknowledged
+// quietly. Anything else is a replay, or a late copy of a packet another
+// instance answered, which look the same.
+func (c *claimer) afterAnswer(id string, up relay.Uplink) error {
+	a, ok := c.recent.Get(id)
+	if !ok {
+		return reject("replay", errors.New("counter already accepted"))
+	}
+	if !bytes.Equal(a.hash, store.PacketHash(up.Packet)) {
+		return reject("replay", errors.New("different bytes under a counter already accepted"))
+	}
+	if gap := up.Received.Sub(a.firstReceived).Abs(); gap > c.window {
+		return reject("replay", fmt.Errorf("copy from %s received %v after the first", up.ConnectorID, gap.Round(time.Millisecond)))
+	}
+	return nil
 }
 
 // create writes the claim. It reports false if another copy's claim was

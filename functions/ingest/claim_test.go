@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealedsense/sealedsense/shared/expiring"
 	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
@@ -85,7 +86,9 @@ func (f *fakeReceptions) update(id string, change func(*store.Reception)) {
 const window = 200 * time.Millisecond
 
 func newClaimer(db receptionStore, now time.Time) *claimer {
-	return &claimer{db: db, window: window, now: func() time.Time { return now }, commits: new(atomic.Uint64), instance: "this"}
+	clock := func() time.Time { return now }
+	return &claimer{db: db, window: window, now: clock, commits: new(atomic.Uint64), instance: "this",
+		recent: expiring.New[string, answeredPacket](10, answeredTTL, clock)}
 }
 
 func copyFrom(id string, received time.Time) relay.Uplink {
@@ -318,4 +321,57 @@ func TestClaimTakeOverOnce(t *testing.T) {
 	if n := owners.Load(); n != 1 {
 		t.Fatalf("%d owners, want exactly 1", n)
 	}
+}
+
+// TestTransportCopies: a data packet's copies settle in memory, without a
+// store: the first owns it, copies within the window join it, and once it
+// is answered its redelivery and its late copies within the window are
+// acknowledged quietly, while other bytes under its counter, a copy
+// received after the window and a counter this instance never answered
+// are replays.
+func TestTransportCopies(t *testing.T) {
+	t.Parallel()
+	const id = "7/1"
+	first := copyFrom("a", t0)
+	c := newClaimer(nil, t0)
+	if owns, err := c.own(id, first); !owns || err != nil {
+		t.Fatalf("first copy: owns %v, %v", owns, err)
+	}
+	if owns, err := c.own(id, copyFrom("b", t0.Add(50*time.Millisecond))); owns || err != nil {
+		t.Fatalf("a copy within the window: owns %v, %v", owns, err)
+	}
+	if owns, err := c.own(id, copyFrom("c", t0.Add(window+time.Millisecond))); owns || !isReject(err, "replay") {
+		t.Fatalf("a copy after the window: owns %v, %v", owns, err)
+	}
+	if joined := c.take(id); len(joined) != 1 || joined[0].ConnectorID != "b" {
+		t.Fatalf("joined %+v, want b's copy", joined)
+	}
+	c.answered(id, first)
+	other := copyFrom("b", t0)
+	other.Packet = []byte("other bytes")
+	tests := []struct {
+		name   string
+		id     string
+		up     relay.Uplink
+		replay bool
+	}{
+		{"the owner's copy redelivered", id, first, false},
+		{"a copy that came after the answer, within the window", id, copyFrom("b", t0.Add(100*time.Millisecond)), false},
+		{"a copy received after the window", id, copyFrom("b", t0.Add(window+time.Millisecond)), true},
+		{"other bytes under the counter", id, other, true},
+		{"a counter answered elsewhere, or long ago", "7/2", first, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.afterAnswer(tc.id, tc.up)
+			if tc.replay != isReject(err, "replay") || (!tc.replay && err != nil) {
+				t.Fatalf("afterAnswer: %v, want replay %v", err, tc.replay)
+			}
+		})
+	}
+}
+
+func isReject(err error, reason string) bool {
+	var rej *rejection
+	return errors.As(err, &rej) && rej.reason == reason
 }

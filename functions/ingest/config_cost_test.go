@@ -93,3 +93,44 @@ func TestConfiguredDeviceCostsNothingMore(t *testing.T) {
 		t.Fatalf("a packet whose reply carries a configuration cost [kms reads writes] %v, one without %v: want the same", withConfig, base)
 	}
 }
+
+// TestOneCommitPerPacket: a data packet of one reading, heard by two
+// connectors, costs one Firestore commit, which writes the reading's
+// event, the session and the device, and is answered once.
+func TestOneCommitPerPacket(t *testing.T) {
+	t.Parallel()
+	w := newCostWorld(t, ingest.Config{Window: 50 * time.Millisecond})
+	s := w.sensor()
+	w.exchange(s, false) // the handshake
+	w.exchange(s, true)  // the first packet also stores a networkStatus event
+	w.c.reset()
+	const packets = 5
+	for range packets {
+		sent := w.repliesSent()
+		s.Record(temp(20))
+		pkt, err := s.Next(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.send("ccon-a", pkt)
+		w.send("ccon-b", pkt)
+		d := <-w.down
+		if _, err := s.Receive(d.Packet, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		w.waitReplySent(sent)
+	}
+	commits, writes := w.c.commits.Load(), w.c.writes.Load()
+	t.Logf("%d packets of one reading, each heard twice: %d commits, %d documents written, %d read", packets, commits, writes, w.c.reads.Load())
+	if commits != packets || writes > 3*packets {
+		t.Fatalf("%d packets cost %d commits writing %d documents; want %d commits, at most 3 documents each", packets, commits, writes, packets)
+	}
+	select {
+	case d := <-w.down:
+		t.Fatalf("a second reply, via %s", d.ConnectorID)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if st := s.Stats(); st.Backlog != 0 {
+		t.Fatalf("sensor after the replies: %+v", st)
+	}
+}

@@ -35,10 +35,10 @@ import (
 // so real ones), and Firestore documents read and written, counted on the
 // wire.
 type costs struct {
-	kms, reads, writes atomic.Int64
+	kms, reads, writes, commits atomic.Int64
 }
 
-func (c *costs) reset() { c.kms.Store(0); c.reads.Store(0); c.writes.Store(0) }
+func (c *costs) reset() { c.kms.Store(0); c.reads.Store(0); c.writes.Store(0); c.commits.Store(0) }
 
 // countingUnwrapper counts the unwraps that reach KMS.
 type countingUnwrapper struct {
@@ -78,6 +78,7 @@ func countingFirestore(tb testing.TB, project string, c *costs) *firestore.Clien
 	unary := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		if r, ok := req.(*firestorepb.CommitRequest); ok {
 			c.writes.Add(documentsWritten(r))
+			c.commits.Add(1)
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
@@ -116,6 +117,7 @@ type countingStream struct {
 func (s countingStream) SendMsg(m any) error {
 	if r, ok := m.(*firestorepb.CommitRequest); ok {
 		s.c.writes.Add(documentsWritten(r))
+		s.c.commits.Add(1)
 	}
 	return s.ClientStream.SendMsg(m)
 }

@@ -16,9 +16,9 @@ import (
 )
 
 // Fleet health rides in the transactions ingest runs anyway: a packet's
-// updates what its readings show (silence deadline, sequence, battery), a
-// handshake's counts handshakes, and a reply's, which knows every
-// connector that heard the packet, checks where the device is. Each has
+// updates what its readings show (silence deadline, sequence, battery)
+// and, knowing every connector that heard it, checks where the device
+// is; a handshake's counts handshakes, and its reply's checks where. Each has
 // read the device, so it opens and clears anomalies on exact state, and
 // its deviceAnomaly events commit with it. The sweep looks only at the
 // devices whose review time passed: silence, and a handshake flood whose
@@ -47,8 +47,9 @@ func health(d store.Device) (anomaly.Health, store.DeviceHealth) {
 	return h, stored
 }
 
-// packetHealth observes a stored packet's new readings.
-func (s *Service) packetHealth(d store.Device, deviceID string, ul payload.Uplink, now time.Time) (healthStep, error) {
+// packetHealth observes a stored packet's new readings, and checks who
+// heard it, and how well, against where the device has been.
+func (s *Service) packetHealth(d store.Device, deviceID string, ul payload.Uplink, heard []store.Hearer, now time.Time) (healthStep, error) {
 	h, was := health(d)
 	p := anomaly.Packet{At: now, Epoch: ul.Epoch, DeviceType: d.Type, Interval: packetInterval(d.Configuration)}
 	for _, r := range ul.Readings {
@@ -62,10 +63,11 @@ func (s *Service) packetHealth(d store.Device, deviceID string, ul payload.Uplin
 			p.Seqs = append(p.Seqs, r.Seq)
 		}
 	}
-	var ch []anomaly.Change
-	h.Traffic, ch = anomaly.ObservePacket(h.Traffic, h.Open, p, s.anomaly)
-	step, err := s.healthChanges(d.ProjectID, deviceID, &h, was.ReviewAt, ch, now)
-	step.change.Traffic, step.change.Heard = &h.Traffic, !was.Heard
+	var traffic, location []anomaly.Change
+	h.Traffic, traffic = anomaly.ObservePacket(h.Traffic, h.Open, p, s.anomaly)
+	h.Location, location = anomaly.ObserveReception(h.Location, h.Open, hearersOf(heard), now, s.anomaly)
+	step, err := s.healthChanges(d.ProjectID, deviceID, &h, was.ReviewAt, append(traffic, location...), now)
+	step.change.Traffic, step.change.Location, step.change.Heard = &h.Traffic, &h.Location, !was.Heard
 	return step, err
 }
 
@@ -79,19 +81,23 @@ func (s *Service) handshakeHealth(d store.Device, deviceID string, now time.Time
 	return step, err
 }
 
-// receptionHealth checks who heard a packet, and how well, against where
-// the device has been.
+// receptionHealth checks who heard a handshake, and how well, against
+// where the device has been.
 func (s *Service) receptionHealth(d store.Device, deviceID string, heard []store.Hearer, now time.Time) (healthStep, error) {
 	h, was := health(d)
+	var ch []anomaly.Change
+	h.Location, ch = anomaly.ObserveReception(h.Location, h.Open, hearersOf(heard), now, s.anomaly)
+	step, err := s.healthChanges(d.ProjectID, deviceID, &h, was.ReviewAt, ch, now)
+	step.change.Location = &h.Location
+	return step, err
+}
+
+func hearersOf(heard []store.Hearer) []anomaly.Hearer {
 	hs := make([]anomaly.Hearer, len(heard))
 	for i, x := range heard {
 		hs[i] = anomaly.Hearer{ConnectorID: x.ConnectorID, RSSI: x.RSSI}
 	}
-	var ch []anomaly.Change
-	h.Location, ch = anomaly.ObserveReception(h.Location, h.Open, hs, now, s.anomaly)
-	step, err := s.healthChanges(d.ProjectID, deviceID, &h, was.ReviewAt, ch, now)
-	step.change.Location = &h.Location
-	return step, err
+	return hs
 }
 
 // healthChanges folds ch into h and makes the store change and the

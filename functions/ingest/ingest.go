@@ -221,7 +221,8 @@ func New(cfg Config, deps Deps) *Service {
 		releases:   newReleaseImages(db, deps.ReadObject, deps.Now, deps.Logger),
 		announced:  expiring.New[string, struct{}](maxConnectors, announceEvery, deps.Now),
 	}
-	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits, instance: rand.Text()}
+	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits, instance: rand.Text(),
+		recent: expiring.New[string, answeredPacket](maxAnswered, answeredTTL, deps.Now)}
 	// A failure is not remembered, so a transient KMS error heals on the
 	// next message.
 	s.keys = newKeyring(func(ctx context.Context) (*cloudKeys, error) { return loadCloudKeys(ctx, deps) },

@@ -46,8 +46,8 @@ type world struct {
 	channelPub ed25519.PublicKey
 	logs       *logtest.Buffer
 	downlinks  chan relay.Downlink
-	// dropNextReply makes the next scheduled reply vanish, as if the
-	// instance had died first.
+	// dropNextReply makes the next reply vanish (published to a topic no
+	// connector reads), as if the instance had died before sending it.
 	dropNextReply atomic.Bool
 }
 
@@ -84,7 +84,7 @@ func newWorldConfig(t *testing.T, cfg ingest.Config) *world {
 		w.conns[id] = priv
 	}
 	ps := platformtest.PubSub(t, project)
-	for _, topic := range []string{stack.TopicEvents, stack.TopicDownlinks} {
+	for _, topic := range []string{stack.TopicEvents, stack.TopicDownlinks, lostDownlinks} {
 		if err := platform.EnsureTopic(ctx, ps, topic); err != nil {
 			t.Fatal(err)
 		}
@@ -108,16 +108,27 @@ func newWorldConfig(t *testing.T, cfg ingest.Config) *world {
 	}()
 	w.svc = ingest.New(cfg, ingest.Deps{
 		Firestore: fs, Registry: reg, KEKReader: custody.NewCache(kek, time.Hour),
-		Events: ps.Publisher(stack.TopicEvents), Downlinks: ps.Publisher(stack.TopicDownlinks),
-		Logger: slog.New(slog.NewJSONHandler(w.logs, nil)),
-		After: func(d time.Duration, f func()) {
-			if w.dropNextReply.CompareAndSwap(true, false) {
-				return
-			}
-			time.AfterFunc(d, f)
-		},
+		Events:    ps.Publisher(stack.TopicEvents),
+		Downlinks: losing{next: ps.Publisher(stack.TopicDownlinks), lost: ps.Publisher(lostDownlinks), drop: &w.dropNextReply},
+		Logger:    slog.New(slog.NewJSONHandler(w.logs, nil)),
 	})
 	return w
+}
+
+// lostDownlinks is the topic lost replies go to: no one reads it.
+const lostDownlinks = "downlinks-lost"
+
+// losing publishes to next, or, once when drop is set, to lost.
+type losing struct {
+	next, lost ingest.Publisher
+	drop       *atomic.Bool
+}
+
+func (l losing) Publish(ctx context.Context, m *pubsub.Message) *pubsub.PublishResult {
+	if l.drop.CompareAndSwap(true, false) {
+		return l.lost.Publish(ctx, m)
+	}
+	return l.next.Publish(ctx, m)
 }
 
 // newSensor manufactures a sensor in the world's project.
@@ -317,14 +328,15 @@ func TestLostReplyAndRedelivery(t *testing.T) {
 	pkt, _ := s.Next(time.Now())
 	msg := w.hear("ccon-a", pkt, -70)
 
-	// The instance dies right after acknowledging the push: the events are
-	// stored, the reply never goes out.
+	// The instance dies right after the packet's transaction: the events
+	// are stored, the reply never goes out.
 	w.dropNextReply.Store(true)
 	if err := w.svc.Handle(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
 	// Pub/Sub delivers the same message again (at least once): no second
-	// processing, no second event.
+	// processing, no second event, and no replay refusal: it is the same
+	// copy.
 	if err := w.svc.Handle(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
@@ -342,6 +354,9 @@ func TestLostReplyAndRedelivery(t *testing.T) {
 	}
 	if st := s.Stats(); st.Backlog != 0 || st.Resent != 1 {
 		t.Fatalf("sensor after the resend: %+v", st)
+	}
+	if n := w.logs.Rejected("replay"); n != 0 {
+		t.Fatalf("%d replay refusals of a redelivery:\n%s", n, w.logs.String())
 	}
 	n := 0
 	for _, typ := range w.events(s.DeviceID()) {

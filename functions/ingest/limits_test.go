@@ -84,6 +84,10 @@ func (f *fakeSessions) Session(context.Context, uint32) (store.Session, error) {
 	return store.Session{}, store.ErrNotFound
 }
 
+func (f *fakeSessions) Device(context.Context, string) (store.Device, error) {
+	return store.Device{}, store.ErrNotFound
+}
+
 // TestMissingIndexes: an unknown receiver index is remembered for
 // negativeTTL, and a handshake that creates it forgets it at once.
 func TestMissingIndexes(t *testing.T) {

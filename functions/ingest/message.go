@@ -49,7 +49,9 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 	// A batch's copies are independent (a lone envelope is a batch of one):
 	// each is settled on its own, and one that must be retried fails the
 	// message, whose redelivery the others then meet as copies already
-	// counted.
+	// counted. A data packet's first copy waits for the others before it
+	// is stored and answered: the push stays open meanwhile, so its
+	// writes are done before Pub/Sub learns it was handled.
 	var mu sync.Mutex
 	var failed error
 	var wg sync.WaitGroup
@@ -57,8 +59,9 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 	for _, env := range envs {
 		sem <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := s.settle(s.handleUplink(ctx, env, published), m.MessageID, topic); err != nil {
+			err := s.settle(s.handleCopy(ctx, env, published, sem), m.MessageID, topic)
+			<-sem
+			if err != nil {
 				mu.Lock()
 				failed = errors.Join(failed, err)
 				mu.Unlock()
@@ -67,6 +70,20 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 	}
 	wg.Wait()
 	return failed
+}
+
+// handleCopy handles one copy holding a slot of sem, which an owned data
+// packet gives up while it waits for its copies: the wait does no
+// Firestore work, and the copies it waits for may be in the same batch.
+func (s *Service) handleCopy(ctx context.Context, env []byte, published time.Time, sem chan struct{}) error {
+	p, err := s.handleUplink(ctx, env, published)
+	if p == nil {
+		return err
+	}
+	<-sem
+	s.awaitCopies(ctx, p)
+	sem <- struct{}{}
+	return s.answer(ctx, p)
 }
 
 // batchConcurrency bounds the copies of one batch handled at once: enough

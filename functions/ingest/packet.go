@@ -9,6 +9,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 
+	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/radio"
 	"github.com/sealedsense/sealedsense/shared/registry"
@@ -19,23 +20,38 @@ import (
 // packetWrite is one packet's store transaction: what it starts from, and
 // what its last attempt leaves for the reply.
 type packetWrite struct {
-	hdr      radio.Transport
-	up       relay.Uplink
-	keys     *cloudKeys
-	meta     sessionMeta
-	ul       payload.Uplink
-	events   []storedEvent
-	bad      []badReading // readings refused alone, acknowledged with the packet
-	deviceID string
-	recID    string
-	rec      store.Reception
+	hdr       radio.Transport
+	up        relay.Uplink // the owner's copy
+	keys      *cloudKeys
+	meta      sessionMeta
+	sess      *radio.Session // the snapshot's copy, its window advanced by this packet
+	ul        payload.Uplink
+	events    []storedEvent
+	bad       []badReading // readings refused alone, acknowledged with the packet
+	deviceID  string
+	recID     string
+	firstSeen time.Time // when the owner's copy arrived here
+	hearers   []store.Hearer
 
-	out    outcome
-	fresh  []storedEvent // the events this attempt creates
-	reused int           // new readings whose ids were stored before
-	config *storedEvent  // this attempt's configurationStatus event
-	update *storedEvent  // this attempt's softwareUpdateStatus event
-	health healthStep    // this attempt's fleet-health change
+	out       packetOutcome
+	fresh     []storedEvent // the events this attempt creates
+	republish [][]byte      // resent readings' events, stored before
+	reused    int           // new readings whose ids were stored before
+	config    *storedEvent  // this attempt's configurationStatus event
+	update    *storedEvent  // this attempt's softwareUpdateStatus event
+	netStatus *storedEvent  // this attempt's networkStatus event
+	health    healthStep    // this attempt's fleet-health change
+}
+
+// packetOutcome is what a packet's transaction decided, for the steps
+// after it.
+type packetOutcome struct {
+	reject    error // a rejection, already wrapped
+	projectID string
+	reply     []byte // sealed
+	via       string // the connector chosen to carry it
+	hearers   []store.Hearer
+	links     map[string]store.Link
 }
 
 // writePacket runs a packet's transaction. Only a resent reading
@@ -71,10 +87,12 @@ func (p *packetWrite) lookups(checkAll bool) []string {
 
 // storePacket is one attempt of a packet's transaction: it advances the
 // session's replay window, creates the readings' events that are not
-// stored yet, updates the device and seals the ACK. checkAll reads every
-// reading's event rather than only the resent ones'.
+// stored yet, chooses the reply's connector, updates the device and seals
+// the ACK. checkAll reads every reading's event rather than only the
+// resent ones'. A counter the window holds already was accepted since
+// the snapshot: a copy another instance answered, or a replay.
 func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p *packetWrite, checkAll bool) error {
-	p.out, p.fresh, p.reused, p.config, p.update, p.health = outcome{rec: p.rec}, nil, 0, nil, nil, healthStep{}
+	p.out, p.fresh, p.republish, p.reused, p.config, p.update, p.netStatus, p.health = packetOutcome{}, nil, nil, 0, nil, nil, nil, healthStep{}
 	now := s.deps.Now()
 	index := p.hdr.ReceiverIndex
 	st, err := s.db.PacketState(tx, index, p.deviceID, p.lookups(checkAll))
@@ -83,12 +101,12 @@ func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p 
 	}
 	if st.Session == nil {
 		p.out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", index))
-		return s.db.CloseReceptionIn(tx, p.recID)
+		return nil
 	}
 	sess, err := openSession(p.keys.envelope, index, st.Session.DeviceID, st.Session.Sealed, s.cfg.Limits)
 	if rej := (*rejection)(nil); errors.As(err, &rej) {
 		p.out.reject = err
-		return s.db.CloseReceptionIn(tx, p.recID)
+		return nil
 	}
 	if err != nil {
 		return err
@@ -96,8 +114,8 @@ func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p 
 	pt, counter, err := sess.Open(nil, p.up.Packet, now)
 	defer clear(pt)
 	if err != nil {
-		p.out.reject = reject(openReason(err), err)
-		return s.db.CloseReceptionIn(tx, p.recID)
+		p.out.reject = reject(openReason(err), fmt.Errorf("%w (accepted since the snapshot: answered by another instance, or replayed)", err))
+		return nil
 	}
 	if st.Device.ProjectID != p.meta.ProjectID {
 		// Claimed or transferred since the snapshot: store under the
@@ -120,32 +138,28 @@ func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p 
 			return err
 		}
 	}
-	p.fresh, p.reused = w.fresh, w.reused
+	p.fresh, p.republish, p.reused = w.fresh, w.republish, w.reused
 	if err := s.storeConfigEvent(tx, p, st.Device, cfg, &w, now); err != nil {
 		return err
 	}
 	if err := s.storeSoftwareEvent(tx, p, st.Device, sw, &w, now); err != nil {
 		return err
 	}
-	if err := s.updateDevice(tx, p, st.Device, w.reported, cfg.change, sw.change, now); err != nil {
-		return err
-	}
-	p.out.rec.DeviceID, p.out.rec.ProjectID, p.out.rec.Reply, p.out.rec.EventIDs = st.Session.DeviceID, st.Device.ProjectID, reply, w.ids
-	p.out.links, p.out.netStatus = st.Device.Links, st.Device.LastNetworkStatus
-	return s.db.CommitPacket(tx, p.recID, store.PacketCommit{
-		DeviceID: st.Session.DeviceID, ProjectID: st.Device.ProjectID,
-		Reply: reply, ReplyCtr: int64(replyCtr), EventIDs: w.ids,
-	})
+	p.out.projectID, p.out.reply, p.out.links = st.Device.ProjectID, reply, st.Device.Links
+	p.out.hearers = mergeHearers(p.hearers, s.claims.joined(p.recID))
+	return s.updateDevice(tx, p, st.Device, w.reported, cfg.change, sw.change, int64(replyCtr), now)
 }
 
 // updateDevice writes what the packet taught about its device, in one
 // update: the reported state, the configuration step, the fleet-health
-// state (with the events of anomalies it opened or cleared) and the
-// verdict on the last reply.
+// state (with the events of anomalies it opened or cleared), the verdict
+// on the last reply, the reply chosen now and the links of the
+// connectors that heard the packet. Every NetworkStatusEvery it also
+// stores the device's networkStatus event.
 func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d store.Device, reported map[string]any, cfg *store.ConfigChange,
-	sw *store.SoftwareChange, now time.Time) error {
+	sw *store.SoftwareChange, replyCtr int64, now time.Time) error {
 	var err error
-	if p.health, err = s.packetHealth(d, p.deviceID, p.ul, now); err != nil {
+	if p.health, err = s.packetHealth(d, p.deviceID, p.ul, p.out.hearers, now); err != nil {
 		return err
 	}
 	if err := p.health.storeEvents(tx, s.db); err != nil {
@@ -153,16 +167,53 @@ func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d stor
 	}
 	change := store.DeviceChange{Reported: reported, Config: cfg, Health: p.health.change, Software: sw,
 		SoftwareVerdict: d.Software != nil && d.Software.RolloutID != "" && d.Software.Status == store.SoftwareInstalled}
-	if v, ok := feedback(d.Pending, heardBack{session: p.hdr.ReceiverIndex, received: p.ul.Replies}, now); ok {
-		change.Verdict = &v
-		p.out.avoid = lostVia(v)
-	} else if d.Pending != nil {
-		// Not judged yet: it stays pending rather than being replaced by
+	var avoid string
+	v, judged := feedback(d.Pending, heardBack{session: p.hdr.ReceiverIndex, received: p.ul.Replies}, now)
+	if judged {
+		change.Verdict, avoid = &v, lostVia(v)
+	}
+	r := chooseConnector(p.out.hearers, d.Links, avoid)
+	if r.passed != "" {
+		s.log.Warn("reply route passed over a connector", "reason", r.reason, "connectorId", r.passed, "via", r.via, "deviceId", p.deviceID)
+	}
+	p.out.via = r.via
+	change.RepliedVia, change.Seen = r.via, boundedSightings(sightings(p.out.hearers, d.Links))
+	if judged || d.Pending == nil {
+		// One not judged yet stays pending rather than being replaced by
 		// this packet's reply, or a sensor speaking more often than the
 		// grace would never have a lost reply judged.
-		p.out.keepPending = true
+		change.Pending = &store.PendingReply{Via: r.via, Counter: replyCtr, Sent: now}
+	}
+	if err := s.storeNetworkStatus(tx, p, d, &change, now); err != nil {
+		return err
 	}
 	return s.db.UpdateDevice(tx, p.deviceID, change)
+}
+
+// storeNetworkStatus creates the device's networkStatus event, from the
+// packet's hearers, if the last is NetworkStatusEvery old.
+func (s *Service) storeNetworkStatus(tx *firestore.Transaction, p *packetWrite, d store.Device, change *store.DeviceChange, now time.Time) error {
+	if d.ProjectID == "" || now.Sub(d.LastNetworkStatus) < s.cfg.NetworkStatusEvery {
+		return nil
+	}
+	ns, err := event.NetworkStatusFor(d.ProjectID, p.deviceID, p.firstSeen, toReceptions(p.out.hearers))
+	if err != nil {
+		return fmt.Errorf("networkStatus of %s: %w", p.deviceID, err)
+	}
+	se, err := s.stored(ns, d.ProjectID, p.deviceID, now)
+	if err != nil {
+		return err
+	}
+	if err := s.db.CreateEvent(tx, se.id, se.doc); err != nil {
+		return err
+	}
+	change.NetworkStatusAt = now
+	if change.Reported == nil {
+		change.Reported = map[string]any{}
+	}
+	change.Reported["networkStatus"] = se.data
+	p.netStatus = &se
+	return nil
 }
 
 // keyOffer is the configuration a data reply carries to a device whose
@@ -190,7 +241,7 @@ func (s *Service) storeConfigEvent(tx *firestore.Transaction, p *packetWrite, d 
 	if err := s.db.CreateEvent(tx, ev.id, ev.doc); err != nil {
 		return err
 	}
-	p.config, w.ids = ev, append(w.ids, ev.id)
+	p.config = ev
 	return nil
 }
 
@@ -233,23 +284,24 @@ func (s *Service) sealAck(tx *firestore.Transaction, index uint32, deviceID stri
 
 // eventWrites is what a packet's transaction does with its events.
 type eventWrites struct {
-	ids      []string       // every reading's event, stored now or before
-	fresh    []storedEvent  // the events to create
-	reused   int            // new readings whose ids were stored before
-	reported map[string]any // per event type, the newest new reading's data
+	fresh     []storedEvent  // the events to create
+	republish [][]byte       // resent readings' events stored before, to publish again
+	reused    int            // new readings whose ids were stored before
+	reported  map[string]any // per event type, the newest new reading's data
 }
 
 // planEvents decides, from which events are stored, which to create: a
 // resent reading stored before is stored exactly once, and a new reading
 // whose id was stored before (reused sequence numbers) is dropped.
 // Backfilled readings are old, so they never become the reported state.
-func planEvents(events []storedEvent, stored map[string]bool) eventWrites {
-	w := eventWrites{ids: make([]string, 0, len(events)), reported: map[string]any{}}
+func planEvents(events []storedEvent, stored map[string][]byte) eventWrites {
+	w := eventWrites{reported: map[string]any{}}
 	latest := map[string]storedEvent{}
 	for _, e := range events {
-		w.ids = append(w.ids, e.id)
-		if stored[e.id] {
-			if !e.backfilled {
+		if js, ok := stored[e.id]; ok {
+			if e.backfilled {
+				w.republish = append(w.republish, js)
+			} else {
 				w.reused++
 			}
 			continue

@@ -6,11 +6,9 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
-	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/radio"
-	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
@@ -41,10 +39,10 @@ func (s *Service) scheduleReply(recID string, out outcome) {
 const pollStore = 4
 
 // missing reports whether a connector whose copy is worth waiting for has
-// not been heard yet.
-func (s *Service) missing(ctx context.Context, out outcome, heard []store.Hearer) bool {
-	want := expectedHearers(out.links, s.deps.Now())
-	if len(out.links) == 0 {
+// not been heard yet, among those that heard the device lately (links).
+func (s *Service) missing(ctx context.Context, links map[string]store.Link, heard []store.Hearer) bool {
+	want := expectedHearers(links, s.deps.Now())
+	if len(links) == 0 {
 		// A device heard for the first time (its first handshake): any
 		// online connector may be its best, so wait for them all, within
 		// MaxWindow. It happens once per device.
@@ -74,21 +72,14 @@ func (s *Service) finish(ctx context.Context, recID string, out outcome) (time.D
 	if r.passed != "" {
 		s.log.Warn("reply route passed over a connector", "reason", r.reason, "connectorId", r.passed, "via", via, "deviceId", rec.DeviceID)
 	}
-	keys, err := s.cloud(ctx)
-	if err != nil {
+	if err := s.sendReply(ctx, rec.DeviceID, via, rec.Reply); err != nil {
 		return 0, err
-	}
-	env, err := relay.SignDownlink(keys.channel, relay.Downlink{ConnectorID: via, Expires: s.deps.Now().Add(s.cfg.DownlinkTTL), Packet: rec.Reply, Endorsements: keys.endorsements})
-	if err != nil {
-		return 0, err
-	}
-	if _, err := s.deps.Downlinks.Publish(ctx, &pubsub.Message{Data: env, Attributes: map[string]string{"connector": via}}).Get(ctx); err != nil {
-		return 0, fmt.Errorf("downlink: %w", err)
 	}
 	if err := s.recordReply(ctx, recID, *rec, via, joined, out); err != nil {
 		return 0, err
 	}
-	s.log.Info("reply sent", append([]any{"deviceId", rec.DeviceID, "via", via, "heardBy", len(rec.Hearers)}, s.n.logAttrs()...)...)
+	s.log.Info("reply sent", append([]any{"deviceId", rec.DeviceID, "via", via, "heardBy", len(rec.Hearers), "hearers", hearerIDs(rec.Hearers)},
+		s.n.logAttrs()...)...)
 	return 0, nil
 }
 
@@ -103,7 +94,7 @@ func (s *Service) collect(ctx context.Context, recID string, out outcome) (*stor
 		// are settled without a read; the record, which copies handled by
 		// other instances add to, is read every few polls and at the end.
 		heard := mergeHearers(out.rec.Hearers, s.claims.joined(recID))
-		if s.missing(ctx, out, heard) {
+		if s.missing(ctx, out.links, heard) {
 			return nil, nil, s.cfg.Window / 4, nil
 		}
 	}
@@ -116,7 +107,7 @@ func (s *Service) collect(ctx context.Context, recID string, out outcome) (*stor
 		return nil, nil, 0, nil
 	}
 	rec.Hearers = mergeHearers(rec.Hearers, s.claims.joined(recID))
-	if !deadline && s.missing(ctx, out, rec.Hearers) {
+	if !deadline && s.missing(ctx, out.links, rec.Hearers) {
 		return nil, nil, s.cfg.Window / 4, nil
 	}
 	joined := s.claims.take(recID)

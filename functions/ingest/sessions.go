@@ -12,9 +12,10 @@ import (
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// sessionReader reads a session's document.
+// sessionReader reads a session's document, and its device's.
 type sessionReader interface {
 	Session(ctx context.Context, index uint32) (store.Session, error)
+	Device(ctx context.Context, id string) (store.Device, error)
 }
 
 // sessionCache holds recent snapshots of sessions, good for authenticating
@@ -37,9 +38,12 @@ type cachedSession struct {
 	meta sessionMeta
 }
 
-// sessionMeta is what a session document says besides the sealed session.
+// sessionMeta is what a session document says besides the sealed
+// session, and its device's links: which connectors heard it lately, the
+// copies worth waiting for.
 type sessionMeta struct {
 	DeviceID, ProjectID string
+	links               map[string]store.Link
 }
 
 const (
@@ -92,7 +96,11 @@ func (c *sessionCache) snapshot(ctx context.Context, env *custody.Envelope, inde
 		if err != nil {
 			return nil, sessionMeta{}, fmt.Errorf("session %d: %w", index, err)
 		}
-		cs = cachedSession{sess: sess, meta: sessionMeta{DeviceID: sd.DeviceID, ProjectID: sd.ProjectID}}
+		dev, err := c.db.Device(ctx, sd.DeviceID)
+		if err != nil && !store.IsNotFound(err) {
+			return nil, sessionMeta{}, err
+		}
+		cs = cachedSession{sess: sess, meta: sessionMeta{DeviceID: sd.DeviceID, ProjectID: sd.ProjectID, links: dev.Links}}
 		c.cache.Put(index, cs)
 	}
 	cp := *cs.sess

@@ -238,7 +238,7 @@ func (s *Service) storeSoftwareEvent(tx *firestore.Transaction, p *packetWrite, 
 		return err
 	}
 	w.reported["softwareUpdateStatus"] = se.data
-	p.update, w.ids = &se, append(w.ids, se.id)
+	p.update = &se
 	return nil
 }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/radio"
@@ -11,17 +14,20 @@ import (
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// transport handles one copy of a transport packet: authenticate it,
-// claim it, and, for the copy that owns it, store it and schedule its
-// reply.
-func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
+// transport handles one copy of a transport packet: it authenticates it
+// against a snapshot of its session and settles it at once, unless it is
+// the first copy of a new packet here. That copy owns the packet and is
+// returned, for answer to store and answer once the copies worth waiting
+// for are in; nothing is written before then, so a packet costs one
+// transaction, whoever heard it.
+func (s *Service) transport(ctx context.Context, up relay.Uplink) (*packetWrite, error) {
 	hdr, err := radio.ParseTransport(up.Packet)
 	if err != nil {
-		return reject("malformed-packet", err)
+		return nil, reject("malformed-packet", err)
 	}
 	keys, err := s.cloud(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var a authenticated
 	keys, err = s.withKEK(ctx, keys, func(keys *cloudKeys) (err error) {
@@ -29,23 +35,16 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	recID := store.TransportReceptionID(hdr.ReceiverIndex, hdr.Counter)
-	res, rec, err := s.claims.claim(ctx, recID, up, !a.seen)
-	if err != nil || res == copyOf || res == done {
-		return err
-	}
-	if res == resume {
-		return s.resume(ctx, recID, rec)
-	}
 	if a.seen {
-		// The window holds the counter only once a transaction committed
-		// it, so there is nothing left to process here.
-		return nil
+		// The snapshot learns a counter only once its packet committed.
+		return nil, s.claims.afterAnswer(recID, up)
 	}
-	held := s.claims.hold(recID)
-	defer held.release()
+	if owns, err := s.claims.own(recID, up); !owns {
+		return nil, err
+	}
 	// Only the owner builds the events: the copies, two of every three
 	// envelopes, stop at the claim. A bad reading is left out here, alone:
 	// the packet's others are stored and the ACK covers it too, so the
@@ -55,27 +54,56 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) error {
 	a.ul.Readings = readings
 	events, err := s.readingEvents(a.meta.ProjectID, a.meta.DeviceID, a.ul.Epoch, readings, now)
 	if err != nil {
-		return s.closeRefused(ctx, recID, reject("bad-payload", err))
+		s.claims.take(recID)
+		return nil, reject("bad-payload", err)
 	}
-	p := &packetWrite{hdr: hdr, up: up, keys: keys, meta: a.meta, ul: a.ul, events: events, bad: bad,
-		deviceID: a.meta.DeviceID, recID: recID, rec: rec}
-	_, err = s.withKEK(ctx, keys, func(keys *cloudKeys) error {
+	return &packetWrite{hdr: hdr, up: up, keys: keys, meta: a.meta, sess: a.sess, ul: a.ul, events: events, bad: bad,
+		deviceID: a.meta.DeviceID, recID: recID, firstSeen: now}, nil
+}
+
+// answer stores an owned packet and answers it, once awaitCopies is done:
+// one transaction advances the session, stores
+// the events, chooses the reply's connector and records what the copies
+// taught about the device; the events and the reply go out after it
+// commits.
+func (s *Service) answer(ctx context.Context, p *packetWrite) error {
+	defer s.claims.take(p.recID)
+	_, err := s.withKEK(ctx, p.keys, func(keys *cloudKeys) error {
 		p.keys = keys
 		return s.writePacket(ctx, p)
 	})
 	if err != nil {
-		err = fmt.Errorf("packet %d/%d: %w", hdr.ReceiverIndex, hdr.Counter, err)
-		if _, permanent := classify(err); permanent {
-			return s.closeRefused(ctx, recID, err)
-		}
-		return err
+		return fmt.Errorf("packet %d/%d: %w", p.hdr.ReceiverIndex, p.hdr.Counter, err)
 	}
 	if p.out.reject != nil {
 		return p.out.reject
 	}
-	held.keep() // the reply takes it
-	s.sessions.accepted(hdr.ReceiverIndex, a.sess, a.meta)
-	return s.packetStored(ctx, recID, p)
+	s.claims.answered(p.recID, p.up)
+	s.sessions.accepted(p.hdr.ReceiverIndex, p.sess, sessionMeta{DeviceID: p.deviceID, ProjectID: p.out.projectID, links: p.out.links})
+	return s.packetStored(ctx, p)
+}
+
+// awaitCopies waits for the copies of p worth waiting for: the collection
+// window, and then, while a connector that has been hearing the device
+// has not delivered its copy (typically Pub/Sub delivering a backlog),
+// a quarter window more at a time, up to MaxWindow after the first copy.
+// Copies join in memory meanwhile; p.hearers are those heard at the end.
+func (s *Service) awaitCopies(ctx context.Context, p *packetWrite) {
+	deadline := p.firstSeen.Add(s.cfg.MaxWindow)
+	wait := p.firstSeen.Add(s.cfg.Window).Sub(s.deps.Now())
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		p.hearers = mergeHearers([]store.Hearer{hearerOf(p.up)}, s.claims.joined(p.recID))
+		if ctx.Err() != nil || !s.deps.Now().Before(deadline) || !s.missing(ctx, p.meta.links, p.hearers) {
+			return
+		}
+		wait = s.cfg.Window / 4
+	}
 }
 
 // withKEK runs f with keys and handles a session sealed under a KEK they
@@ -120,17 +148,6 @@ func (k *cloudKeys) retiredKEK(id string) bool {
 	return false
 }
 
-// closeRefused settles a claimed packet that a permanent error refuses:
-// its reception is closed, so that its copies and redeliveries stop at the
-// claim, and err is returned to be logged and acknowledged.
-func (s *Service) closeRefused(ctx context.Context, recID string, err error) error {
-	s.n.commits.Add(1)
-	if cerr := s.db.CloseReception(ctx, recID); cerr != nil {
-		return cerr
-	}
-	return err
-}
-
 // authenticated is a transport packet checked against a recent snapshot
 // of its session.
 type authenticated struct {
@@ -169,8 +186,12 @@ func (s *Service) authenticate(ctx context.Context, keys *cloudKeys, index uint3
 }
 
 // packetStored finishes a packet whose transaction committed: it counts
-// and publishes the events and schedules the reply.
-func (s *Service) packetStored(ctx context.Context, recID string, p *packetWrite) error {
+// and publishes the events, then sends the reply. Events go first: if
+// they fail, no reply goes out, the sensor resends the readings, and
+// their events, found stored, are published again (subscribers
+// deduplicate on eventId). A lost reply loses nothing either way, so
+// neither failure is retried.
+func (s *Service) packetStored(ctx context.Context, p *packetWrite) error {
 	if p.reused > 0 {
 		// The stored event is kept and the new reading under its id is
 		// lost: worth an operator's look at the sensor.
@@ -186,20 +207,49 @@ func (s *Service) packetStored(ctx context.Context, recID string, p *packetWrite
 	s.n.packets.Add(1)
 	s.n.readings.Add(uint64(len(p.fresh)))
 	s.n.badReadings.Add(uint64(len(p.bad)))
-	events := jsonOf(p.fresh)
-	if p.config != nil {
-		events = append(events, p.config.doc.JSON)
-	}
-	if p.update != nil {
-		events = append(events, p.update.doc.JSON)
+	events := append(jsonOf(p.fresh), p.republish...)
+	for _, e := range []*storedEvent{p.config, p.update, p.netStatus} {
+		if e != nil {
+			events = append(events, e.doc.JSON)
+		}
 	}
 	events = append(events, jsonOf(p.health.events)...)
 	s.logAnomalies(p.deviceID, p.health.changes)
-	if err := s.publishEvents(ctx, p.out.rec.ProjectID, p.out.rec.DeviceID, events); err != nil {
+	if err := s.publishEvents(ctx, p.out.projectID, p.deviceID, events); err != nil {
+		s.log.Error("publishing events failed; no reply, so the sensor resends and they go out again", "deviceId", p.deviceID, "error", err.Error())
+		return nil
+	}
+	if err := s.sendReply(ctx, p.deviceID, p.out.via, p.out.reply); err != nil {
+		s.log.Error("reply failed; the sensor will resend", "error", err.Error(), "deviceId", p.deviceID)
+		return nil
+	}
+	s.log.Info("reply sent", append([]any{"deviceId", p.deviceID, "via", p.out.via, "heardBy", len(p.out.hearers),
+		"hearers", hearerIDs(p.out.hearers)}, s.n.logAttrs()...)...)
+	return nil
+}
+
+// sendReply signs a sealed reply for connector via and publishes it.
+func (s *Service) sendReply(ctx context.Context, deviceID, via string, reply []byte) error {
+	keys, err := s.cloud(ctx)
+	if err != nil {
 		return err
 	}
-	s.scheduleReply(recID, p.out)
+	env, err := relay.SignDownlink(keys.channel, relay.Downlink{ConnectorID: via, Expires: s.deps.Now().Add(s.cfg.DownlinkTTL), Packet: reply, Endorsements: keys.endorsements})
+	if err != nil {
+		return err
+	}
+	if _, err := s.deps.Downlinks.Publish(ctx, &pubsub.Message{Data: env, Attributes: map[string]string{"connector": via}}).Get(ctx); err != nil {
+		return fmt.Errorf("downlink to %s: %w", deviceID, err)
+	}
 	return nil
+}
+
+func hearerIDs(hs []store.Hearer) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.ConnectorID
+	}
+	return out
 }
 
 func openReason(err error) string {

@@ -17,32 +17,33 @@ import (
 )
 
 // handleUplink handles one connector's copy of a packet, carried in a
-// message Pub/Sub published at published.
-func (s *Service) handleUplink(ctx context.Context, data []byte, published time.Time) error {
+// message Pub/Sub published at published. The first copy of a data
+// packet is returned, to answer once its copies are in.
+func (s *Service) handleUplink(ctx context.Context, data []byte, published time.Time) (*packetWrite, error) {
 	up, err := relay.OpenUplink(ctx, data, s.connectors.key)
 	if err != nil {
-		return envelopeErr(err)
+		return nil, envelopeErr(err)
 	}
 	// Before anything is claimed or joined: what the connector says about
 	// its reception is only its claim.
 	if err := checkMetadata(up, published); err != nil {
-		return reject("bad-metadata", err)
+		return nil, reject("bad-metadata", err)
 	}
 	typ, err := radio.Type(up.Packet)
 	if err != nil {
-		return reject("malformed-packet", err)
+		return nil, reject("malformed-packet", err)
 	}
 	switch typ {
 	case radio.TypeInitiation:
-		return s.handshake(ctx, up)
+		return nil, s.handshake(ctx, up)
 	case radio.TypeTransport:
 		return s.transport(ctx, up)
 	default:
-		return reject("unexpected-packet-type", fmt.Errorf("type %d on the uplink", typ))
+		return nil, reject("unexpected-packet-type", fmt.Errorf("type %d on the uplink", typ))
 	}
 }
 
-// outcome is what a packet's transaction decided, for the steps after it.
+// outcome is what a handshake's transaction decided, for its reply.
 type outcome struct {
 	reject    error // a rejection, already wrapped
 	rec       store.Reception

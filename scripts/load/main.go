@@ -55,13 +55,14 @@ func main() {
 	dataDir := flag.String("data", "", "working directory (default: a temporary one)")
 	batchWindow := flag.Duration("batch-window", 300*time.Millisecond, "connectors carry the uplinks heard within this window in one Pub/Sub message (0: one each)")
 	window := flag.Duration("window", 0, "ingest's collection window, how long a reply waits for the copies of its packet (0: ingest's default, 200ms)")
+	hold := flag.Duration("backlog", 10*time.Minute, "readings each sensor's backlog holds, as time at its reading interval (at least 512, a real sensor's, which at one reading every 15 minutes holds five days)")
 	plotDir := flag.String("plot", "", "write SVG and PNG charts of throughput and send->ACK latency over time, and of the measured window's send->ACK histogram, into this directory")
 	flag.Parse()
 	if *load <= 0 || *load > 4 || *rate < 0 || *interval < 0 {
 		fmt.Fprintln(os.Stderr, "load: -load is a share in (0, 4]; -rate and -interval are not negative")
 		os.Exit(2)
 	}
-	offer := offered{share: *load, rate: *rate, interval: *interval, findCapacity: *capacity}
+	offer := offered{share: *load, rate: *rate, interval: *interval, findCapacity: *capacity, backlog: *hold}
 	windows := windows{batch: *batchWindow, collection: *window}
 	if err := run(*sensors, *connectors, offer, *batch, windows, *warmup, *duration, *dataDir, *plotDir); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
@@ -76,6 +77,17 @@ type offered struct {
 	rate         float64
 	interval     time.Duration
 	findCapacity bool // step the share up instead (findCapacity)
+	// backlog is how long each sensor's backlog holds readings at the
+	// interval offered first: a simulated sensor reads every few
+	// milliseconds, so a real sensor's 512 readings, days of them, would
+	// hold here only the ACK latency of a loaded run.
+	backlog time.Duration
+}
+
+// backlogBound is each sensor's backlog bound for readings every
+// interval: o.backlog's worth, at least a real sensor's 512.
+func (o offered) backlogBound(interval time.Duration) int {
+	return max(realBacklog, int(o.backlog/max(interval, time.Millisecond)))
 }
 
 // perSensor is the reading interval that offers o from sensors, given the
@@ -127,10 +139,11 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 		offer = offered{share: capacityShares[0], findCapacity: true}
 	}
 	interval, offeredRate := offer.perSensor(sensors, rawBefore)
+	bound := offer.backlogBound(interval)
 	fmt.Printf("raw creates/s before the run: %.0f; offering %.0f readings/s (%.2f of it)\n", rawBefore, offeredRate, offeredRate/rawBefore)
-	fmt.Printf("starting %d sensors, %d connectors, a reading every %v, %d readings per packet, connector batch window %v, collection window %v\n",
-		sensors, connectors, interval, batch, w.batch, cmp.Or(w.collection, 200*time.Millisecond))
-	d, err := local.Start(ctx, local.Config{Platform: plat, Project: "load", DataDir: dataDir, Sensors: sensors, Connectors: connectors, Interval: interval, Batch: batch, BatchWindow: w.batch, Window: w.collection,
+	fmt.Printf("starting %d sensors, %d connectors, a reading every %v, %d readings per packet, backlogs of %d readings, connector batch window %v, collection window %v\n",
+		sensors, connectors, interval, batch, bound, w.batch, cmp.Or(w.collection, 200*time.Millisecond))
+	d, err := local.Start(ctx, local.Config{Platform: plat, Project: "load", DataDir: dataDir, Sensors: sensors, Connectors: connectors, Interval: interval, Batch: batch, Backlog: bound, BatchWindow: w.batch, Window: w.collection,
 		SensorTypes: []string{"temperature"}, Logger: log,
 		// Cloud Scheduler's cadence in GCP. The emulator answers every query
 		// by scanning the whole database, so the local default of a sweep a
@@ -148,7 +161,7 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 		findCapacity(d, sensors, rawBefore, prog)
 		return plots(plotDir, prog, nil)
 	}
-	prog.phase("measuring")
+	prog.phase(measuring)
 
 	before, err := snapshot(d)
 	if err != nil {
@@ -215,7 +228,7 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	// catching up with the warm-up, not in a steady state.
 	fmt.Printf("sensor packets sent %d, replies %d; unacknowledged readings %d at the window's start, %d at its end\n",
 		st.Sent, st.Replies, backlogBefore, backlog)
-	printOverflow(sensors, backlogBefore, backlog, dropped, secs)
+	printOverflow(overflow{sensors: sensors, bound: bound, from: backlogBefore, to: backlog, fullest: prog.fullest(), dropped: dropped, secs: secs})
 	if drained {
 		return checkStored(ctx, d, db)
 	}
@@ -515,8 +528,12 @@ func eventSize(ctx context.Context, db *store.DB) (int, error) {
 	return storedSize("events", id, fields, eventIndexes.single, eventIndexes.composites), nil
 }
 
-// afterWindow is the phase after the measured window: the latency query.
-const afterWindow = "querying"
+// measuring is the measured window's phase; afterWindow is the phase
+// after it: the latency query.
+const (
+	measuring   = "measuring"
+	afterWindow = "querying"
+)
 
 // plots writes the charts into dir, if one was asked for.
 func plots(dir string, prog *progress, acks []time.Duration) error {
@@ -531,25 +548,39 @@ func plots(dir string, prog *progress, acks []time.Duration) error {
 	return nil
 }
 
-// sensorBacklog is each simulated sensor's backlog bound (the sensor's
-// default MaxBacklog).
-const sensorBacklog = 512
+// realBacklog is a real sensor's backlog bound (sensor.Config's default
+// MaxBacklog).
+const realBacklog = 512
 
-// printOverflow reports readings dropped at the sensors over the window
-// and, for a backlog that grew, when at that rate the sensors would start
-// dropping: the time an operator has before a cloud that fell behind
-// loses data.
-func printOverflow(sensors, from, to int, dropped uint64, secs float64) {
-	fmt.Printf("readings dropped at the sensors in the window: %d\n", dropped)
-	if to >= sensors*sensorBacklog {
-		fmt.Printf("every sensor's backlog was full (%d readings each) at the window's end\n", sensorBacklog)
+// overflow is what the window shows of the sensors' backlogs: their
+// bound, the unacknowledged readings of all of them at the window's start
+// and end, the fullest one seen during it, and the readings dropped.
+type overflow struct {
+	sensors, bound, from, to, fullest int
+	dropped                           uint64
+	secs                              float64
+}
+
+// printOverflow reports readings dropped at the sensors over the window,
+// the fullest backlog against its bound and a real sensor's, and, for a
+// backlog that grew, when at that rate the sensors would start dropping:
+// the time an operator has before a cloud that fell behind loses data.
+func printOverflow(o overflow) {
+	fmt.Printf("readings dropped at the sensors in the window: %d\n", o.dropped)
+	fmt.Printf("fullest sensor backlog: %d readings, %.2f of its bound (%d)", o.fullest, float64(o.fullest)/float64(o.bound), o.bound)
+	if o.fullest > realBacklog {
+		fmt.Printf("; a real sensor's %d would have overflowed", realBacklog)
+	}
+	fmt.Println()
+	if o.to >= o.sensors*o.bound {
+		fmt.Printf("every sensor's backlog was full (%d readings each) at the window's end\n", o.bound)
 		return
 	}
-	growth := float64(to-from) / secs
-	if growth <= 0 || secs <= 0 {
+	growth := float64(o.to-o.from) / o.secs
+	if growth <= 0 || o.secs <= 0 {
 		return
 	}
-	left := float64(sensors*sensorBacklog-to) / growth
+	left := float64(o.sensors*o.bound-o.to) / growth
 	fmt.Printf("the backlog grew %.1f readings/s: at that rate the sensors' backlogs (%d readings each) fill in %v\n",
-		growth, sensorBacklog, (time.Duration(left) * time.Second).Round(time.Second))
+		growth, o.bound, (time.Duration(left) * time.Second).Round(time.Second))
 }

@@ -38,6 +38,16 @@ type progress struct {
 	// them with takeAcks. Under mu.
 	acks    []time.Duration
 	samples []sample
+	// peak is the fullest one sensor's backlog was in the measured
+	// window; under mu.
+	peak int
+}
+
+// fullest returns the fullest one sensor's backlog was while measuring.
+func (p *progress) fullest() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peak
 }
 
 // sample is one tick of the run, for the plots.
@@ -133,7 +143,14 @@ func (p *progress) tick(show bool) {
 	p.lastStored, p.lastAt = c.StoredReadings, now
 	tick := p.d.Sim.AckLatencies()
 	backlog := p.d.Sim.Backlog()
+	fullest := 0
+	for _, dev := range p.d.Devices() {
+		fullest = max(fullest, p.d.Sim.Sensor(dev).Stats().Backlog)
+	}
 	p.mu.Lock()
+	if p.name == measuring {
+		p.peak = max(p.peak, fullest)
+	}
 	p.acks = append(p.acks, tick...)
 	so := sample{at: now.Sub(p.start), phase: p.name, offered: p.offered, stored: stored, acked: len(tick), backlog: backlog}
 	if len(tick) > 0 {

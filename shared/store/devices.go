@@ -254,7 +254,7 @@ type Sighting struct {
 // or one reply. Its zero value changes nothing.
 type DeviceChange struct {
 	// Verdict, if set, is counted on its link, and the pending reply
-	// cleared.
+	// cleared, unless Pending replaces it.
 	Verdict *ReplyVerdict
 	// RepliedVia, if set, is the connector a reply went through, counted
 	// on its link.
@@ -332,8 +332,10 @@ func (c DeviceChange) updates() []firestore.Update {
 		}
 		upd = append(upd,
 			firestore.Update{FieldPath: firestore.FieldPath{"links", v.Via, field}, Value: firestore.Increment(1)},
-			firestore.Update{FieldPath: firestore.FieldPath{replyStatsField, field}, Value: firestore.Increment(1)},
-			firestore.Update{Path: "pendingReply", Value: firestore.Delete})
+			firestore.Update{FieldPath: firestore.FieldPath{replyStatsField, field}, Value: firestore.Increment(1)})
+		if c.Pending == nil {
+			upd = append(upd, firestore.Update{Path: "pendingReply", Value: firestore.Delete})
+		}
 		if c.SoftwareVerdict {
 			upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{softwareField, field}, Value: firestore.Increment(1)})
 		}

@@ -66,8 +66,9 @@ type PacketState struct {
 	Session *Session
 	// Device is the session's device; it is not read when Session is nil.
 	Device Device
-	// Stored are the asked-for events that are stored already.
-	Stored map[string]bool
+	// Stored are the asked-for events that are stored already, with
+	// their JSON.
+	Stored map[string][]byte
 }
 
 // PacketState reads, in tx and in one round trip, the session with
@@ -84,11 +85,16 @@ func (db *DB) PacketState(tx *firestore.Transaction, index uint32, deviceID stri
 	if err != nil {
 		return PacketState{}, wrap("packet state", err)
 	}
-	st := PacketState{Stored: map[string]bool{}}
-	for _, ev := range snaps[2:] {
-		if ev.Exists() {
-			st.Stored[ev.Ref.ID] = true
+	st := PacketState{Stored: map[string][]byte{}}
+	for _, snap := range snaps[2:] {
+		if !snap.Exists() {
+			continue
 		}
+		ev, err := decode[Event](snap)
+		if err != nil {
+			return PacketState{}, err
+		}
+		st.Stored[snap.Ref.ID] = ev.JSON
 	}
 	if !snaps[0].Exists() {
 		return st, nil
