@@ -49,12 +49,14 @@ resource "google_firestore_field" "sessions_ttl" {
 
 # Blobs that are read with their document and never queried get no
 # single-field index either: each would cost an index write per event, or
-# per packet for a session's sealed state and a reception's reply, and an
+# per packet for a device's sealed session, and per handshake for a
+# session's first state and a reception's reply, and an
 # index entry can hold only 1500 bytes of a value anyway.
 resource "google_firestore_field" "unindexed_blobs" {
   for_each = {
     events_json       = { collection = "events", field = "json" }
     sessions_sealed   = { collection = "sessions", field = "sealed" }
+    devices_session   = { collection = "devices", field = "session" } # a map: its fields inherit the exemption
     receptions_reply  = { collection = "receptions", field = "reply" }
     receptions_packet = { collection = "receptions", field = "packetHash" }
   }

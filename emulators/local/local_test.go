@@ -176,7 +176,8 @@ func TestEverythingOnceThroughTheBestConnector(t *testing.T) {
 		t.Fatalf("%d of %d replies went through a connector that did not hear the packet", notHeard, answered)
 	}
 	if notBestHeard*10 > answered {
-		t.Fatalf("%d of %d replies skipped the strongest connector among those that heard the packet", notBestHeard, answered)
+		t.Fatalf("%d of %d replies skipped the strongest connector among those that heard the packet; passed over, by reason: %v",
+			notBestHeard, answered, passedOver(t, d))
 	}
 	if st.WrongVia*10 > st.Replies {
 		t.Fatalf("%d of %d replies came through a connector other than the sensor's strongest", st.WrongVia, st.Replies)

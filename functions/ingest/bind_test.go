@@ -41,7 +41,7 @@ func TestSessionBoundToDevice(t *testing.T) {
 			t.Fatalf("cached %v: a tampered session must be refused and acknowledged, not retried: %v", cached, err)
 		}
 		refusals++
-		if n := w.logs.Rejected("session-tampered"); n != refusals {
+		if n := w.logs.WaitRejected("session-tampered", refusals, 5*time.Second); n != refusals {
 			t.Fatalf("cached %v: %d session-tampered refusals, want %d; logs:\n%s", cached, n, refusals, w.logs.String())
 		}
 		if n := w.temperatureCount(victim.DeviceID()); n != before {

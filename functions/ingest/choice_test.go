@@ -436,7 +436,6 @@ func TestPendingReply(t *testing.T) {
 		rec  store.Reception
 		want *store.PendingReply
 	}{
-		{"a data reply, by its counter", store.Reception{EventIDs: []string{"e"}, ReplyCtr: 9}, &store.PendingReply{Via: "a", Counter: 9, Sent: t0}},
 		{"a handshake's response, by the session it opens", store.Reception{Reply: resp}, &store.PendingReply{Via: "a", Sent: t0, Session: 42}},
 		{"not a response: nothing to judge", store.Reception{Reply: []byte{9, 9}}, nil},
 	}

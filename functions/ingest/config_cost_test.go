@@ -95,8 +95,9 @@ func TestConfiguredDeviceCostsNothingMore(t *testing.T) {
 }
 
 // TestOneCommitPerPacket: a data packet of one reading, heard by two
-// connectors, costs one Firestore commit, which writes the reading's
-// event, the session and the device, and is answered once.
+// connectors, costs one Firestore commit, which writes two documents (the
+// reading's event, and the device with its session), and is answered
+// once.
 func TestOneCommitPerPacket(t *testing.T) {
 	t.Parallel()
 	w := newCostWorld(t, ingest.Config{Window: 50 * time.Millisecond})
@@ -122,8 +123,8 @@ func TestOneCommitPerPacket(t *testing.T) {
 	}
 	commits, writes := w.c.commits.Load(), w.c.writes.Load()
 	t.Logf("%d packets of one reading, each heard twice: %d commits, %d documents written, %d read", packets, commits, writes, w.c.reads.Load())
-	if commits != packets || writes > 3*packets {
-		t.Fatalf("%d packets cost %d commits writing %d documents; want %d commits, at most 3 documents each", packets, commits, writes, packets)
+	if commits != packets || writes != 2*packets {
+		t.Fatalf("%d packets cost %d commits writing %d documents; want %d commits, 2 documents each", packets, commits, writes, packets)
 	}
 	select {
 	case d := <-w.down:

@@ -169,17 +169,21 @@ type Service struct {
 
 // counters are the load figures: commits counts Firestore writes (a
 // transaction is one), packets the unique packets stored, readings the
-// reading events they created and badReadings the readings refused alone.
+// reading events they created, badReadings the readings refused alone
+// and lateCopies the copies too late for their packet's reply.
 // The load tool reads them, and the process's billable operations
 // (shared/usage), from the "reply sent" log line.
 type counters struct {
 	commits, packets, readings, badReadings atomic.Uint64
+	// lateCopies are copies of a data packet that came after it was
+	// answered, within the collection window of its first.
+	lateCopies atomic.Uint64
 }
 
 // logAttrs are the counters as the "reply sent" line logs them.
 func (c *counters) logAttrs() []any {
 	return append([]any{"commits", c.commits.Load(), "uniquePackets", c.packets.Load(), "storedReadings", c.readings.Load(),
-		"refusedReadings", c.badReadings.Load()}, usage.LogAttrs()...)
+		"refusedReadings", c.badReadings.Load(), "lateCopies", c.lateCopies.Load()}, usage.LogAttrs()...)
 }
 
 // cloudKeys are the cloud's keys, unwrapped: each wrapped key costs one

@@ -49,9 +49,7 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 	// A batch's copies are independent (a lone envelope is a batch of one):
 	// each is settled on its own, and one that must be retried fails the
 	// message, whose redelivery the others then meet as copies already
-	// counted. A data packet's first copy waits for the others before it
-	// is stored and answered: the push stays open meanwhile, so its
-	// writes are done before Pub/Sub learns it was handled.
+	// counted.
 	var mu sync.Mutex
 	var failed error
 	var wg sync.WaitGroup
@@ -59,9 +57,8 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 	for _, env := range envs {
 		sem <- struct{}{}
 		wg.Go(func() {
-			err := s.settle(s.handleCopy(ctx, env, published, sem), m.MessageID, topic)
-			<-sem
-			if err != nil {
+			defer func() { <-sem }()
+			if err := s.settle(s.handleCopy(ctx, env, published), m.MessageID, topic); err != nil {
 				mu.Lock()
 				failed = errors.Join(failed, err)
 				mu.Unlock()
@@ -72,18 +69,14 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 	return failed
 }
 
-// handleCopy handles one copy holding a slot of sem, which an owned data
-// packet gives up while it waits for its copies: the wait does no
-// Firestore work, and the copies it waits for may be in the same batch.
-func (s *Service) handleCopy(ctx context.Context, env []byte, published time.Time, sem chan struct{}) error {
+// handleCopy handles one copy; a data packet's first copy is stored and
+// answered later, once its copies are in (answerLater).
+func (s *Service) handleCopy(ctx context.Context, env []byte, published time.Time) error {
 	p, err := s.handleUplink(ctx, env, published)
-	if p == nil {
-		return err
+	if p != nil {
+		s.answerLater(p)
 	}
-	<-sem
-	s.awaitCopies(ctx, p)
-	sem <- struct{}{}
-	return s.answer(ctx, p)
+	return err
 }
 
 // batchConcurrency bounds the copies of one batch handled at once: enough

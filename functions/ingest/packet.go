@@ -89,8 +89,7 @@ func (p *packetWrite) lookups(checkAll bool) []string {
 // session's replay window, creates the readings' events that are not
 // stored yet, chooses the reply's connector, updates the device and seals
 // the ACK. checkAll reads every reading's event rather than only the
-// resent ones'. A counter the window holds already was accepted since
-// the snapshot: a copy another instance answered, or a replay.
+// resent ones'.
 func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p *packetWrite, checkAll bool) error {
 	p.out, p.fresh, p.republish, p.reused, p.config, p.update, p.netStatus, p.health = packetOutcome{}, nil, nil, 0, nil, nil, nil, healthStep{}
 	now := s.deps.Now()
@@ -99,23 +98,13 @@ func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p 
 	if err != nil {
 		return err
 	}
-	if st.Session == nil {
-		p.out.reject = reject("unknown-session", fmt.Errorf("receiver index %d", index))
-		return nil
-	}
-	sess, err := openSession(p.keys.envelope, index, st.Session.DeviceID, st.Session.Sealed, s.cfg.Limits)
+	sess, counter, first, err := s.openLive(p, st, now)
 	if rej := (*rejection)(nil); errors.As(err, &rej) {
 		p.out.reject = err
-		return nil
+		return nil // a refusal writes nothing
 	}
 	if err != nil {
 		return err
-	}
-	pt, counter, err := sess.Open(nil, p.up.Packet, now)
-	defer clear(pt)
-	if err != nil {
-		p.out.reject = reject(openReason(err), fmt.Errorf("%w (accepted since the snapshot: answered by another instance, or replayed)", err))
-		return nil
 	}
 	if st.Device.ProjectID != p.meta.ProjectID {
 		// Claimed or transferred since the snapshot: store under the
@@ -128,9 +117,21 @@ func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p 
 	offer := withConfig(keyOffer(p.keys.statics, st.Device.StaticKeyVersion()), cfg.send)
 	sw := planSoftware(st.Device.Software, p.ul.Update, now)
 	update := s.softwareOffer(ctx, p.deviceID, sw.offer)
-	reply, replyCtr, err := s.sealAck(tx, index, st.Session.DeviceID, p.keys, sess, counter, payload.Reply{Config: offer, Update: update}, now)
+	reply, replyCtr, err := sealAck(sess, counter, payload.Reply{Config: offer, Update: update}, now)
 	if err != nil {
 		return err
+	}
+	// The session, its window now holding counter, is stored with the
+	// device, in the same write.
+	sealed, err := sealSession(p.keys.envelope, index, st.Session.DeviceID, sess)
+	if err != nil {
+		return err
+	}
+	live := &store.LiveSession{Index: int64(index), Sealed: sealed, Created: st.Session.Created}
+	if first {
+		if err := s.db.MoveSession(tx, index); err != nil {
+			return err
+		}
 	}
 	w := planEvents(p.events, st.Stored)
 	for _, e := range w.fresh {
@@ -147,17 +148,44 @@ func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p 
 	}
 	p.out.projectID, p.out.reply, p.out.links = st.Device.ProjectID, reply, st.Device.Links
 	p.out.hearers = mergeHearers(p.hearers, s.claims.joined(p.recID))
-	return s.updateDevice(tx, p, st.Device, w.reported, cfg.change, sw.change, int64(replyCtr), now)
+	return s.updateDevice(tx, p, st.Device, w.reported, cfg.change, sw.change, live, int64(replyCtr), now)
+}
+
+// openLive opens the packet against its session's live state, as the
+// transaction read it, and returns the session advanced by it, the
+// packet's counter and whether the state was still the handshake's. A
+// counter the window holds already was accepted since the snapshot: a
+// copy another instance answered, or a replay.
+func (s *Service) openLive(p *packetWrite, st store.PacketState, now time.Time) (*radio.Session, uint64, bool, error) {
+	index := p.hdr.ReceiverIndex
+	if st.Session == nil {
+		return nil, 0, false, reject("unknown-session", fmt.Errorf("receiver index %d", index))
+	}
+	sealed, first, err := liveState(index, *st.Session, st.Device)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	sess, err := openSession(p.keys.envelope, index, st.Session.DeviceID, sealed, s.cfg.Limits)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	pt, counter, err := sess.Open(nil, p.up.Packet, now)
+	clear(pt) // the transaction uses the readings authenticate decoded
+	if err != nil {
+		return nil, 0, false, reject(openReason(err), fmt.Errorf("%w (accepted since the snapshot: answered by another instance, or replayed)", err))
+	}
+	return sess, counter, first, nil
 }
 
 // updateDevice writes what the packet taught about its device, in one
-// update: the reported state, the configuration step, the fleet-health
-// state (with the events of anomalies it opened or cleared), the verdict
+// update: its session, the reported state, the configuration step, the
+// fleet-health state (with the events of anomalies it opened or cleared),
+// the verdict
 // on the last reply, the reply chosen now and the links of the
 // connectors that heard the packet. Every NetworkStatusEvery it also
 // stores the device's networkStatus event.
 func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d store.Device, reported map[string]any, cfg *store.ConfigChange,
-	sw *store.SoftwareChange, replyCtr int64, now time.Time) error {
+	sw *store.SoftwareChange, live *store.LiveSession, replyCtr int64, now time.Time) error {
 	var err error
 	if p.health, err = s.packetHealth(d, p.deviceID, p.ul, p.out.hearers, now); err != nil {
 		return err
@@ -165,7 +193,7 @@ func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d stor
 	if err := p.health.storeEvents(tx, s.db); err != nil {
 		return err
 	}
-	change := store.DeviceChange{Reported: reported, Config: cfg, Health: p.health.change, Software: sw,
+	change := store.DeviceChange{Reported: reported, Config: cfg, Health: p.health.change, Software: sw, Session: live,
 		SoftwareVerdict: d.Software != nil && d.Software.RolloutID != "" && d.Software.Status == store.SoftwareInstalled}
 	var avoid string
 	v, judged := feedback(d.Pending, heardBack{session: p.hdr.ReceiverIndex, received: p.ul.Replies}, now)
@@ -258,28 +286,16 @@ func withConfig(offer, settings *payload.Config) *payload.Config {
 }
 
 // sealAck seals the reply, an ACK of counter with what extra carries (a
-// configuration, a piece of a release), and stores the session it
-// advanced. It runs inside the transaction so that
-// a retried attempt never sends a second plaintext under a counter the
-// committed one used.
-func (s *Service) sealAck(tx *firestore.Transaction, index uint32, deviceID string, keys *cloudKeys, sess *radio.Session, counter uint64, extra payload.Reply, now time.Time) ([]byte, uint64, error) {
+// configuration, a piece of a release), advancing sess. It runs inside
+// the transaction, which stores sess, so that a retried attempt never
+// sends a second plaintext under a counter the committed one used.
+func sealAck(sess *radio.Session, counter uint64, extra payload.Reply, now time.Time) ([]byte, uint64, error) {
 	extra.Acks = []uint64{counter}
 	reply, err := extra.Marshal()
 	if err != nil {
 		return nil, 0, err
 	}
-	pkt, ctr, err := sess.Seal(nil, reply, now)
-	if err != nil {
-		return nil, 0, err
-	}
-	sealed, err := sealSession(keys.envelope, index, deviceID, sess)
-	if err != nil {
-		return nil, 0, err
-	}
-	if err := s.db.SealSession(tx, index, sealed); err != nil {
-		return nil, 0, err
-	}
-	return pkt, ctr, nil
+	return sess.Seal(nil, reply, now)
 }
 
 // eventWrites is what a packet's transaction does with its events.

@@ -205,43 +205,27 @@ func (s *Service) networkStatus(ctx context.Context, recID string, rec store.Rec
 	return se.doc.JSON, nil
 }
 
-// resume finishes a packet whose transaction committed in an attempt that
-// then failed (a crash, a timeout): Pub/Sub redelivered it, the replay
-// window now refuses it, and the reception record says what is left to do.
+// resume finishes a handshake whose transaction committed in an attempt
+// that then failed (a crash, a timeout): Pub/Sub redelivered it, and the
+// reception record holds the response still to send.
 func (s *Service) resume(ctx context.Context, recID string, rec store.Reception) error {
-	var payloads [][]byte
-	for _, id := range rec.EventIDs {
-		e, err := s.db.Event(ctx, id)
-		if err != nil {
-			return err
-		}
-		payloads = append(payloads, e.JSON)
-	}
-	// Subscribers deduplicate on eventId, so publishing again is safe.
-	if err := s.publishEvents(ctx, rec.ProjectID, rec.DeviceID, payloads); err != nil {
-		return err
-	}
 	dev, err := s.db.Device(ctx, rec.DeviceID)
 	if err != nil {
 		return err
 	}
-	s.log.Info("resuming a packet after redelivery", "deviceId", rec.DeviceID)
+	s.log.Info("resuming a handshake after redelivery", "deviceId", rec.DeviceID)
 	s.scheduleReply(recID, outcome{rec: rec, links: dev.Links, netStatus: dev.LastNetworkStatus})
 	return nil
 }
 
-// pendingReply is the reply to judge at the device's next uplink: a data
-// reply by its counter, a handshake's response by the session it opens.
+// pendingReply is a handshake's response to judge at the device's next
+// uplink, by the session it opens.
 func pendingReply(rec store.Reception, via string, now time.Time) *store.PendingReply {
-	p := &store.PendingReply{Via: via, Counter: rec.ReplyCtr, Sent: now}
-	if len(rec.EventIDs) == 0 {
-		r, err := radio.ParseResponse(rec.Reply)
-		if err != nil {
-			return nil // not a response: nothing the device can tell about it
-		}
-		p.Counter, p.Session = 0, r.SenderIndex
+	r, err := radio.ParseResponse(rec.Reply)
+	if err != nil {
+		return nil // not a response: nothing the device can tell about it
 	}
-	return p
+	return &store.PendingReply{Via: via, Session: r.SenderIndex, Sent: now}
 }
 
 func toReceptions(hs []store.Hearer) []event.Reception {

@@ -58,7 +58,7 @@ func (a keyAdmin) retire(t *testing.T, role store.KeyRole, v int) {
 }
 
 // sessionKEK tells which stored KEK version the newest session of a
-// device is sealed under: the one whose envelope knows the blob's KEK.
+// device is sealed under, as stored now: the one whose envelope knows the blob's KEK.
 func (w *world) sessionKEK(a keyAdmin, deviceID string) int {
 	w.t.Helper()
 	ctx := context.Background()
@@ -66,13 +66,18 @@ func (w *world) sessionKEK(a keyAdmin, deviceID string) int {
 	if err != nil || len(docs) == 0 {
 		w.t.Fatalf("sessions of %s: %d, %v", deviceID, len(docs), err)
 	}
+	// The session a device uses is sealed in its document; a newer one
+	// no packet has used yet, in its own.
 	var sess store.Session
+	if live := w.device(deviceID).Session; live != nil {
+		sess = store.Session{Sealed: live.Sealed, Created: live.Created}
+	}
 	for _, d := range docs {
 		var s store.Session
 		if err := d.DataTo(&s); err != nil {
 			w.t.Fatal(err)
 		}
-		if s.Created.After(sess.Created) {
+		if !s.Moved && s.Created.After(sess.Created) {
 			sess = s
 		}
 	}

@@ -92,19 +92,44 @@ func (c *sessionCache) snapshot(ctx context.Context, env *custody.Envelope, inde
 		if err != nil {
 			return nil, sessionMeta{}, err
 		}
-		sess, err := openSession(env, index, sd.DeviceID, sd.Sealed, c.limits)
-		if err != nil {
-			return nil, sessionMeta{}, fmt.Errorf("session %d: %w", index, err)
-		}
 		dev, err := c.db.Device(ctx, sd.DeviceID)
 		if err != nil && !store.IsNotFound(err) {
 			return nil, sessionMeta{}, err
+		}
+		sealed, _, err := liveState(index, sd, dev)
+		if err != nil {
+			return nil, sessionMeta{}, err
+		}
+		sess, err := openSession(env, index, sd.DeviceID, sealed, c.limits)
+		if err != nil {
+			return nil, sessionMeta{}, fmt.Errorf("session %d: %w", index, err)
 		}
 		cs = cachedSession{sess: sess, meta: sessionMeta{DeviceID: sd.DeviceID, ProjectID: sd.ProjectID, links: dev.Links}}
 		c.cache.Put(index, cs)
 	}
 	cp := *cs.sess
 	return &cp, cs.meta, nil
+}
+
+// liveState is the sealed state of session index, from its document sd
+// and its device's, dev, and whether it is still the handshake's (the
+// session's first packet, which moves it to the device). The device's
+// document holds the state of the session the device uses. A session
+// older than that one, or whose state moved and is not the device's
+// now, is refused ("superseded-session"): its sensor moved on, so its
+// packets are late copies or replays, and a stale window must not be
+// read back.
+func liveState(index uint32, sd store.Session, dev store.Device) ([]byte, bool, error) {
+	live := dev.Session
+	switch {
+	case live != nil && live.Index == int64(index):
+		return live.Sealed, false, nil
+	case sd.Moved:
+		return nil, false, reject("superseded-session", fmt.Errorf("session %d of device %s: its state moved and the device uses another", index, sd.DeviceID))
+	case live != nil && !sd.Created.After(live.Created):
+		return nil, false, reject("superseded-session", fmt.Errorf("session %d of device %s: the device uses a newer one", index, sd.DeviceID))
+	}
+	return sd.Sealed, true, nil
 }
 
 // sessionAAD binds a sealed session to its document and to its device:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -17,8 +18,8 @@ import (
 // transport handles one copy of a transport packet: it authenticates it
 // against a snapshot of its session and settles it at once, unless it is
 // the first copy of a new packet here. That copy owns the packet and is
-// returned, for answer to store and answer once the copies worth waiting
-// for are in; nothing is written before then, so a packet costs one
+// returned, to store and answer once the copies worth waiting for are in
+// (answerLater); nothing is written before then, so a packet costs one
 // transaction, whoever heard it.
 func (s *Service) transport(ctx context.Context, up relay.Uplink) (*packetWrite, error) {
 	hdr, err := radio.ParseTransport(up.Packet)
@@ -37,10 +38,14 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) (*packetWrite,
 	if err != nil {
 		return nil, err
 	}
-	recID := store.TransportReceptionID(hdr.ReceiverIndex, hdr.Counter)
+	recID := packetID(hdr.ReceiverIndex, hdr.Counter)
 	if a.seen {
 		// The snapshot learns a counter only once its packet committed.
-		return nil, s.claims.afterAnswer(recID, up)
+		err := s.claims.afterAnswer(recID, up)
+		if err == nil {
+			s.n.lateCopies.Add(1)
+		}
+		return nil, err
 	}
 	if owns, err := s.claims.own(recID, up); !owns {
 		return nil, err
@@ -61,11 +66,41 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) (*packetWrite,
 		deviceID: a.meta.DeviceID, recID: recID, firstSeen: now}, nil
 }
 
+// packetID names a data packet among the live and answered ones by its
+// session and counter, which the session's replay window makes unique.
+func packetID(index uint32, counter uint64) string {
+	return "p-" + store.SessionID(index) + "-" + strconv.FormatUint(counter, 10)
+}
+
+// answerTimeout bounds the work of storing and answering one packet.
+const answerTimeout = 30 * time.Second
+
+// answerLater stores and answers an owned packet once its copies are in,
+// after the push that brought it was acknowledged. Holding the push
+// through the collection window instead would hold one of the
+// subscription's pushes, and Pub/Sub delivers only so many at once: the
+// emulator's limit, measured, let uplinks queue for seconds at 20
+// sensors. Nothing is lost if the instance dies first, or the
+// transaction fails: the sensor keeps its readings until an ACK, which
+// only a commit sends, and resends them.
+func (s *Service) answerLater(p *packetWrite) {
+	s.deps.After(p.firstSeen.Add(s.cfg.Window).Sub(s.deps.Now()), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
+		defer cancel()
+		s.awaitCopies(ctx, p)
+		err := s.answer(ctx, p)
+		if reason, permanent := classify(err); permanent {
+			s.log.Warn("packet rejected", "rejected", reason, "error", err.Error(), "deviceId", p.deviceID)
+		} else if err != nil {
+			s.log.Error("packet not stored; the sensor will resend it", "error", err.Error(), "deviceId", p.deviceID)
+		}
+	})
+}
+
 // answer stores an owned packet and answers it, once awaitCopies is done:
-// one transaction advances the session, stores
-// the events, chooses the reply's connector and records what the copies
-// taught about the device; the events and the reply go out after it
-// commits.
+// one transaction advances the session, stores the events, chooses the
+// reply's connector and records what the copies taught about the device;
+// the events and the reply go out after it commits.
 func (s *Service) answer(ctx context.Context, p *packetWrite) error {
 	defer s.claims.take(p.recID)
 	_, err := s.withKEK(ctx, p.keys, func(keys *cloudKeys) error {

@@ -33,6 +33,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/emulators/local"
 	"github.com/sealedsense/sealedsense/emulators/platform"
+	"github.com/sealedsense/sealedsense/emulators/simulator"
 	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/payload"
@@ -170,6 +171,7 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	prog.takeAcks()
 	sentBefore, droppedBefore := sensorTotals(d)
 	backlogBefore := d.Sim.Backlog()
+	stBefore := d.Sim.Stats()
 	time.Sleep(duration)
 	after, err := snapshot(d)
 	if err != nil {
@@ -228,6 +230,7 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	// catching up with the warm-up, not in a steady state.
 	fmt.Printf("sensor packets sent %d, replies %d; unacknowledged readings %d at the window's start, %d at its end\n",
 		st.Sent, st.Replies, backlogBefore, backlog)
+	printRoutes(stBefore, st)
 	printOverflow(overflow{sensors: sensors, bound: bound, from: backlogBefore, to: backlog, fullest: prog.fullest(), dropped: dropped, secs: secs})
 	if drained {
 		return checkStored(ctx, d, db)
@@ -546,6 +549,17 @@ func plots(dir string, prog *progress, acks []time.Duration) error {
 	}
 	fmt.Printf("charts written to %s\n", dir)
 	return nil
+}
+
+// printRoutes reports how many of the window's replies a connector other
+// than the sensor's strongest carried: what a shorter collection window
+// may cost, when the strongest copy comes after it.
+func printRoutes(before, after simulator.Stats) {
+	replies, wrong := after.Replies-before.Replies, after.WrongVia-before.WrongVia
+	if replies == 0 {
+		return
+	}
+	fmt.Printf("replies through a connector other than the sensor's strongest: %d of %d (%.3f)\n", wrong, replies, float64(wrong)/float64(replies))
 }
 
 // realBacklog is a real sensor's backlog bound (sensor.Config's default

@@ -126,6 +126,12 @@ func (db *DB) ExportRegistry(ctx context.Context, pageSize int, emit func([]Reco
 			page := make([]Record, len(snaps))
 			for i, s := range snaps {
 				page[i] = Record{Kind: kind, ID: s.Ref.ID, UpdateTime: s.UpdateTime, Fields: s.Data()}
+				if kind == devicesCollection {
+					// A live session restored would roll its replay
+					// window back: without it, the device's sensor
+					// handshakes anew.
+					delete(page[i].Fields, sessionField)
+				}
 				if err := ValidRecord(page[i]); err != nil {
 					return fmt.Errorf("store: export: %w", err)
 				}

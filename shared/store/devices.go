@@ -87,7 +87,14 @@ type Device struct {
 	Software *SoftwareState `firestore:"software,omitempty"`
 	// ReplyStats counts the replies judged on their next uplink.
 	ReplyStats ReplyStats `firestore:"replyStats,omitempty"`
+	// Session is the session the device uses, sealed: its packets'
+	// transactions update it with the rest of the device. Key backups
+	// leave it out (ExportRegistry).
+	Session *LiveSession `firestore:"session,omitempty"`
 }
+
+// sessionField is Device.Session's field.
+const sessionField = "session"
 
 // ReplyStats counts a device's replies that arrived and that were lost.
 type ReplyStats struct {
@@ -278,6 +285,8 @@ type DeviceChange struct {
 	// SoftwareVerdict counts the Verdict on the software shadow too: the
 	// device runs a rollout's release.
 	SoftwareVerdict bool
+	// Session, if set, is the device's session as a packet left it.
+	Session *LiveSession
 }
 
 // ConfigChange is what one packet, or the sweep, changes of a device's
@@ -370,6 +379,9 @@ func (c DeviceChange) updates() []firestore.Update {
 	}
 	if c.Software != nil {
 		upd = append(upd, c.Software.updates()...)
+	}
+	if c.Session != nil {
+		upd = append(upd, firestore.Update{Path: sessionField, Value: *c.Session})
 	}
 	return upd
 }

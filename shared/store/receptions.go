@@ -4,16 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"strconv"
 	"time"
 
 	"cloud.google.com/go/firestore"
 )
 
-// receptionsCollection holds one document per unique packet, the point
-// where copies heard by several connectors are deduplicated. A handshake's
-// is named by its bytes' hash (HandshakeReceptionID), a transport packet's
-// by its session and counter (TransportReceptionID).
+// receptionsCollection holds one document per handshake, the point where
+// copies heard by several connectors are deduplicated, named by its
+// bytes' hash (HandshakeReceptionID). A data packet has none: its
+// transaction, which advances the session's replay window, is that point.
 const receptionsCollection = "receptions"
 
 // Hearer is one connector's reception of a packet.
@@ -24,7 +23,7 @@ type Hearer struct {
 	Received    time.Time `firestore:"received"`
 }
 
-// Reception records one unique packet: who heard it, what was answered and
+// Reception records one handshake: who heard it, what was answered and
 // through whom. It is the deduplication point across connectors, and what a
 // Pub/Sub redelivery resumes from.
 type Reception struct {
@@ -41,9 +40,7 @@ type Reception struct {
 	FirstReceived time.Time `firestore:"firstReceived"`
 	FirstSeen     time.Time `firestore:"firstSeen"` // when the claim was made; the reply waits a window from here
 	Hearers       []Hearer  `firestore:"hearers"`
-	Reply         []byte    `firestore:"reply"`     // the sealed reply, sent after the window
-	ReplyCtr      int64     `firestore:"replyCtr"`  // its downlink counter, for ACK feedback
-	EventIDs      []string  `firestore:"eventIds"`  // to republish after a crash
+	Reply         []byte    `firestore:"reply"`     // the handshake's response, sent after the window
 	Via           string    `firestore:"via"`       // the connector chosen for the reply
 	Committed     bool      `firestore:"committed"` // the packet's transaction is done
 	Done          bool      `firestore:"done"`      // reply published
@@ -51,7 +48,7 @@ type Reception struct {
 	ExpireAt      time.Time `firestore:"expireAt"`  // TTL field
 }
 
-// PacketHash is the hash a reception records of its packet's bytes.
+// PacketHash is the hash of a packet's bytes, which tells its copies.
 func PacketHash(pkt []byte) []byte {
 	h := sha256.Sum256(pkt)
 	return h[:]
@@ -61,12 +58,6 @@ func PacketHash(pkt []byte) []byte {
 // handshake has no session yet.
 func HandshakeReceptionID(pkt []byte) string {
 	return "h-" + hex.EncodeToString(PacketHash(pkt)[:16])
-}
-
-// TransportReceptionID names a transport packet's reception by its
-// session and counter, which the session's replay window makes unique.
-func TransportReceptionID(index uint32, counter uint64) string {
-	return "p-" + SessionID(index) + "-" + strconv.FormatUint(counter, 10)
 }
 
 func (db *DB) receptionRef(id string) *firestore.DocumentRef {
@@ -145,25 +136,6 @@ func (db *DB) CommitHandshake(tx *firestore.Transaction, id, deviceID, projectID
 	return tx.Update(db.receptionRef(id), []firestore.Update{
 		{Path: "deviceId", Value: deviceID}, {Path: "projectId", Value: projectID},
 		{Path: "reply", Value: reply}, {Path: "committed", Value: true},
-	})
-}
-
-// PacketCommit is what a transport packet's transaction records on its
-// reception.
-type PacketCommit struct {
-	DeviceID, ProjectID string
-	Reply               []byte
-	ReplyCtr            int64    // the reply's downlink counter
-	EventIDs            []string // every reading's event, stored now or before
-}
-
-// CommitPacket records, in tx, a transport packet's device, its reply
-// with the reply's counter, and its events.
-func (db *DB) CommitPacket(tx *firestore.Transaction, id string, r PacketCommit) error {
-	return tx.Update(db.receptionRef(id), []firestore.Update{
-		{Path: "deviceId", Value: r.DeviceID}, {Path: "projectId", Value: r.ProjectID},
-		{Path: "reply", Value: r.Reply}, {Path: "replyCtr", Value: r.ReplyCtr},
-		{Path: "eventIds", Value: r.EventIDs}, {Path: "committed", Value: true},
 	})
 }
 

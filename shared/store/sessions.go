@@ -15,13 +15,24 @@ const sessionsCollection = "sessions"
 
 // Session is a live session. The session itself (keys, counters, replay
 // window) is stored only envelope-sealed; the envelope's KEK is unwrapped
-// once per instance, so opening it costs no KMS call.
+// once per instance, so opening it costs no KMS call. A handshake seals
+// it here; its first data packet moves it into the device's document
+// (LiveSession), where each packet's transaction updates it with the rest
+// of the device, and leaves this document only what finds the device.
 type Session struct {
 	DeviceID  string    `firestore:"deviceId"`
 	ProjectID string    `firestore:"projectId"`
-	Sealed    []byte    `firestore:"sealed"`
+	Sealed    []byte    `firestore:"sealed,omitempty"`
+	Moved     bool      `firestore:"moved,omitempty"` // the sealed state lives in the device's document
 	Created   time.Time `firestore:"created"`
 	ExpireAt  time.Time `firestore:"expireAt"` // TTL field
+}
+
+// LiveSession is the session a device uses, sealed, in its document.
+type LiveSession struct {
+	Index   int64     `firestore:"index"`
+	Sealed  []byte    `firestore:"sealed"`
+	Created time.Time `firestore:"created"` // the session's, to tell an older one
 }
 
 // SessionID is the document id of the session with receiver index index.
@@ -55,9 +66,11 @@ func (db *DB) CreateSession(tx *firestore.Transaction, index uint32, s Session) 
 	return tx.Create(db.sessionRef(index), s)
 }
 
-// SealSession replaces a session's sealed state in tx.
-func (db *DB) SealSession(tx *firestore.Transaction, index uint32, sealed []byte) error {
-	return tx.Update(db.sessionRef(index), []firestore.Update{{Path: "sealed", Value: sealed}})
+// MoveSession marks, in tx, a session's sealed state as moved into its
+// device's document: its own copy, the handshake's, is deleted, so that
+// no stale window can be read back from it.
+func (db *DB) MoveSession(tx *firestore.Transaction, index uint32) error {
+	return tx.Update(db.sessionRef(index), []firestore.Update{{Path: "sealed", Value: firestore.Delete}, {Path: "moved", Value: true}})
 }
 
 // PacketState is what a packet's transaction reads before it writes.

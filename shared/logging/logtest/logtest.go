@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Buffer is a bytes.Buffer safe for concurrent writes and reads.
@@ -31,4 +32,18 @@ func (s *Buffer) String() string {
 // the "rejected" field every refusal carries.
 func (s *Buffer) Rejected(reason string) int {
 	return strings.Count(s.String(), `"rejected":"`+reason+`"`)
+}
+
+// WaitRejected waits up to timeout until n lines refused something for
+// reason, and returns how many did: a refusal made after a handler
+// returned (a packet's transaction runs after its push) is logged later.
+func (s *Buffer) WaitRejected(reason string, n int, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := s.Rejected(reason)
+		if got >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
