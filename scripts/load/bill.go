@@ -68,9 +68,10 @@ func (p prices) perMillion(u usageWindow) []billLine {
 	}
 	per := func(x float64) float64 { return x / u.readings }
 	m := 1e6
-	// Every event, and every packet's reception record, is deleted once
-	// by its TTL.
-	deletes := 1 + per(u.packets)
+	// Every event is deleted once by its TTL. A data packet leaves no
+	// other document to delete; a session's handshake leaves two, too
+	// few to count.
+	deletes := 1.0
 	storedGiB := per(u.eventBytes*u.readings) / (1 << 30)
 	months := u.retention.Hours() / (30 * 24)
 	return []billLine{
@@ -90,11 +91,11 @@ func (p prices) perMillion(u usageWindow) []billLine {
 const fleetReadingsPerMonth = 10_000 * 4 * 24 * 30
 
 // printBill prints the bill per million readings and for the reference
-// fleet.
-func printBill(u usageWindow) {
+// fleet, and returns the first.
+func printBill(u usageWindow) float64 {
 	lines := listPrices.perMillion(u)
 	if lines == nil {
-		return
+		return 0
 	}
 	fmt.Printf("the bill per million stored readings, at list prices of %s (scripts/load/bill.go):\n", priceDate)
 	total := 0.0
@@ -105,6 +106,7 @@ func printBill(u usageWindow) {
 	fmt.Printf("  %-24s %-32s $%8.4f\n", "total", "", total)
 	fmt.Printf("10,000 sensors at one reading every 15 minutes (%.1f million readings a month) at this run's readings per packet: $%.2f a month\n",
 		fleetReadingsPerMonth/1e6, total*fleetReadingsPerMonth/1e6)
+	return total
 }
 
 // eventIndexes are the events collection's indexes (terraform/firestore.tf):

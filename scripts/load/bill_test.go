@@ -14,22 +14,22 @@ func TestPerMillion(t *testing.T) {
 		u    usageWindow
 		want map[string]float64
 	}{
-		{"one reading per packet", usageWindow{readings: 1000, packets: 1000, docWrites: 7000, docReads: 2000,
+		{"one reading per packet", usageWindow{readings: 1000, packets: 1000, docWrites: 2000, docReads: 2000,
 			pubsubBytes: 3000 * 1000, pushes: 2000, cpuSeconds: 2, eventBytes: 1 << 10, retention: 30 * 24 * time.Hour},
 			map[string]float64{
-				"Firestore writes":        7,    // 7 writes a reading at $1e-6
+				"Firestore writes":        2,    // 2 writes a reading at $1e-6
 				"Firestore reads":         0.2,  // 2 reads at $1e-7
-				"Firestore TTL deletes":   0.02, // the event and the reception at $1e-8
+				"Firestore TTL deletes":   0.01, // the event at $1e-8
 				"Firestore storage":       1e6 * 1024 / (1 << 30),
 				"Pub/Sub throughput":      1e6 * 3000 / (1 << 40) * (1 << 10),
 				"function requests":       2,     // 2 pushes at $1e-6
 				"function CPU and memory": 0.022, // 2 ms a reading at $1e-5 + 0.25 GiB at $4e-6
 			}},
-		{"32 readings per packet, kept 15 days", usageWindow{readings: 3200, packets: 100, docWrites: 3200 + 700,
+		{"32 readings per packet, kept 15 days", usageWindow{readings: 3200, packets: 100, docWrites: 3200 + 100,
 			eventBytes: 1 << 10, retention: 15 * 24 * time.Hour},
 			map[string]float64{
-				"Firestore writes":      1e6 * 3900 / 3200 * 1e-6,
-				"Firestore TTL deletes": 1e6 * (1 + 100.0/3200) * 1e-8,
+				"Firestore writes":      1e6 * 3300 / 3200 * 1e-6,
+				"Firestore TTL deletes": 1e6 * 1e-8,
 				"Firestore storage":     1e6 * 1024 / (1 << 30) / 2,
 			}},
 	}

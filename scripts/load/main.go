@@ -225,17 +225,42 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	if err != nil {
 		return err
 	}
-	printBill(usageOf(before, after, readings, packets, eventBytes))
+	bill := printBill(usageOf(before, after, readings, packets, eventBytes))
 	// A backlog that shrinks over the window means the pipeline was still
 	// catching up with the warm-up, not in a steady state.
 	fmt.Printf("sensor packets sent %d, replies %d; unacknowledged readings %d at the window's start, %d at its end\n",
 		st.Sent, st.Replies, backlogBefore, backlog)
-	printRoutes(stBefore, st)
+	offRoute := printRoutes(stBefore, st)
 	printOverflow(overflow{sensors: sensors, bound: bound, from: backlogBefore, to: backlog, fullest: prog.fullest(), dropped: dropped, secs: secs})
 	if drained {
-		return checkStored(ctx, d, db)
+		if err := checkStored(ctx, d, db); err != nil {
+			return err
+		}
 	}
+	printRow(row{offered: offeredRate / rawBefore, stored: rate / rawBefore, p50: pctOrNever(acks, unacked, 50), p99: pctOrNever(acks, unacked, 99),
+		commits: float64(after.Commits-before.Commits) / readings, writes: float64(after.DocWrites-before.DocWrites) / readings,
+		offRoute: offRoute, dropped: dropped, bill: bill})
 	return nil
+}
+
+// row is a run's conclusions, as ratios where a figure depends on the
+// machine: what the README's table shows.
+type row struct {
+	offered, stored float64 // readings per second, of the raw create rate measured before the run
+	p50, p99        string  // send -> ACK
+	commits, writes float64 // per stored reading
+	offRoute        float64 // replies not through the sensor's strongest connector
+	dropped         uint64  // readings dropped at the sensors
+	bill            float64 // dollars per million stored readings
+}
+
+// printRow prints r as a Markdown table with its header.
+func printRow(r row) {
+	fmt.Println("\nsummary:")
+	fmt.Println("| offered (of raw creates) | stored (of raw creates) | stored / offered | send→ACK p50 / p99 | commits / writes per reading | replies off the strongest connector | readings dropped at sensors | $ per million readings |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Printf("| %.2f | %.2f | %.2f | %s / %s | %.3f / %.2f | %.3f | %d | %.2f |\n",
+		r.offered, r.stored, r.stored/r.offered, r.p50, r.p99, r.commits, r.writes, r.offRoute, r.dropped, r.bill)
 }
 
 // printCosts prints what the packets and readings of the window cost:
@@ -551,15 +576,17 @@ func plots(dir string, prog *progress, acks []time.Duration) error {
 	return nil
 }
 
-// printRoutes reports how many of the window's replies a connector other
+// printRoutes reports, and returns as a share, how many of the window's replies a connector other
 // than the sensor's strongest carried: what a shorter collection window
 // may cost, when the strongest copy comes after it.
-func printRoutes(before, after simulator.Stats) {
+func printRoutes(before, after simulator.Stats) float64 {
 	replies, wrong := after.Replies-before.Replies, after.WrongVia-before.WrongVia
 	if replies == 0 {
-		return
+		return 0
 	}
-	fmt.Printf("replies through a connector other than the sensor's strongest: %d of %d (%.3f)\n", wrong, replies, float64(wrong)/float64(replies))
+	share := float64(wrong) / float64(replies)
+	fmt.Printf("replies through a connector other than the sensor's strongest: %d of %d (%.3f)\n", wrong, replies, share)
+	return share
 }
 
 // realBacklog is a real sensor's backlog bound (sensor.Config's default
