@@ -163,8 +163,11 @@ type Service struct {
 	releases   *releaseImages
 	announced  *expiring.Cache[string, struct{}] // connectors sent a channel-key announcement lately
 	claims     *claimer
-	anomaly    anomaly.Settings
-	n          counters
+	// answering and committing bound the packets waiting for their
+	// copies and the packet transactions in flight (transport.go).
+	answering, committing chan struct{}
+	anomaly               anomaly.Settings
+	n                     counters
 }
 
 // counters are the load figures: commits counts Firestore writes (a
@@ -224,6 +227,8 @@ func New(cfg Config, deps Deps) *Service {
 		admission:  newDeviceHandshakes(cfg.Anomaly, deps.Now, deps.Logger),
 		releases:   newReleaseImages(db, deps.ReadObject, deps.Now, deps.Logger),
 		announced:  expiring.New[string, struct{}](maxConnectors, announceEvery, deps.Now),
+		answering:  make(chan struct{}, maxAnswering),
+		committing: make(chan struct{}, maxCommitting),
 	}
 	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits, instance: rand.Text(),
 		recent: expiring.New[string, answeredPacket](maxAnswered, answeredTTL, deps.Now)}

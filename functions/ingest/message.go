@@ -70,13 +70,23 @@ func (s *Service) Handle(ctx context.Context, e event.Event) error {
 }
 
 // handleCopy handles one copy; a data packet's first copy is stored and
-// answered later, once its copies are in (answerLater).
+// answered later, once its copies are in (answerLater). When
+// maxAnswering packets wait already, the push waits for one of them: the
+// pushes Pub/Sub keeps open then slow its delivery to what Firestore
+// stores, rather than piling up transactions that overwhelm it.
 func (s *Service) handleCopy(ctx context.Context, env []byte, published time.Time) error {
 	p, err := s.handleUplink(ctx, env, published)
-	if p != nil {
-		s.answerLater(p)
+	if p == nil {
+		return err
 	}
-	return err
+	select {
+	case s.answering <- struct{}{}:
+	case <-ctx.Done():
+		s.claims.take(p.recID)
+		return ctx.Err()
+	}
+	s.answerLater(p)
+	return nil
 }
 
 // batchConcurrency bounds the copies of one batch handled at once: enough

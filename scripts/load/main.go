@@ -137,7 +137,7 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	if offer.findCapacity {
 		// The warm-up offers the first step's load, so the first step
 		// does not start behind.
-		offer = offered{share: capacityShares[0], findCapacity: true}
+		offer = offered{share: capacityShares[0], findCapacity: true, backlog: offer.backlog}
 	}
 	interval, offeredRate := offer.perSensor(sensors, rawBefore)
 	bound := offer.backlogBound(interval)
