@@ -67,6 +67,36 @@ resource "google_firestore_field" "unindexed_blobs" {
   index_config {}
 }
 
+# Fields whose values rise with each write (times, a map of them) get no
+# single-field index unless a query filters on them alone: every write
+# would land at the end of one index range, which Firestore limits to
+# about 500 writes a second for the whole collection. The queries that
+# order on them do so after a project or status, on composite indexes.
+# shared/store declares these fields beside their documents, and
+# TestRisingFieldsAreNotIndexed checks this list against it.
+resource "google_firestore_field" "unindexed_rising" {
+  for_each = {
+    events_timestamp          = { collection = "events", field = "timestamp" }
+    events_stored             = { collection = "events", field = "storedAt" }
+    receptions_first_received = { collection = "receptions", field = "firstReceived" }
+    receptions_first_seen     = { collection = "receptions", field = "firstSeen" }
+    receptions_hearers        = { collection = "receptions", field = "hearers" }
+    sessions_created          = { collection = "sessions", field = "created" }
+    deliveries_due            = { collection = "deliveries", field = "due" }
+    deliveries_queued         = { collection = "deliveries", field = "queued" }
+    deliveries_delivered      = { collection = "deliveries", field = "deliveredAt" }
+    devices_links             = { collection = "devices", field = "links" }
+    devices_pending_reply     = { collection = "devices", field = "pendingReply" }
+    devices_network_status    = { collection = "devices", field = "lastNetworkStatus" }
+    devices_health            = { collection = "devices", field = "health" }
+  }
+  database   = google_firestore_database.main.name
+  collection = each.value.collection
+  field      = each.value.field
+
+  index_config {}
+}
+
 # Webhook backfill: a project's events in a time range, oldest first, in
 # (timestamp, id) pages.
 resource "google_firestore_index" "events_backfill" {

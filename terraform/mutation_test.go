@@ -37,6 +37,7 @@ const (
 	pRotation  = "every symmetric key rotates within 90 days"
 	pLocal     = "every child module is local, so these policies read it"
 	pFunctions = "functions and their images are under CMEK"
+	pRising    = "no rising field of a high-write collection keeps a single-field index no query uses"
 )
 
 // mutations are the ways issue 16 found the module could be broken while
@@ -123,6 +124,10 @@ resource "google_storage_bucket" "exports" {
 			file: "firestore.tf", old: `"POINT_IN_TIME_RECOVERY_ENABLED"`, new: `"POINT_IN_TIME_RECOVERY_DISABLED"`},
 		{name: "delete protection off", caughtBy: pFirestore,
 			file: "firestore.tf", old: `"DELETE_PROTECTION_ENABLED"`, new: `"DELETE_PROTECTION_DISABLED"`},
+		{name: "the stream's storedAt indexed collection-wide again", caughtBy: pRising,
+			file: "firestore.tf", old: `events_stored             = { collection = "events", field = "storedAt" }`, new: ``},
+		{name: "devices' links indexed again", caughtBy: pRising,
+			file: "firestore.tf", old: `devices_links             = { collection = "devices", field = "links" }`, new: ``},
 		{name: "key rotation removed", caughtBy: pRotation,
 			file: "kms.tf", old: `rotation_period = "7776000s"`, new: ``},
 		{name: "key rotation once a year", caughtBy: pRotation,

@@ -218,6 +218,17 @@ resource "google_firestore_database" "d" {
 resource "google_firestore_database" "d" {
   point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
 }`}},
+		{name: pRising, check: risingUnindexed, bad: []string{`
+resource "google_firestore_field" "ttl" {
+  collection = "events"
+  field      = "expireAt"
+  ttl_config {}
+}`, `
+resource "google_firestore_field" "handshakes" {
+  collection = "devices"
+  field      = "lastHandshakeNs"
+  index_config {}
+}`}},
 		{name: "every symmetric key rotates within 90 days", check: keyRotation, bad: []string{`
 resource "google_kms_crypto_key" "k" {
   purpose = "ENCRYPT_DECRYPT"

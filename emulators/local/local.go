@@ -28,6 +28,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/storage"
 
+	"github.com/sealedsense/sealedsense/emulators/balancer"
 	"github.com/sealedsense/sealedsense/emulators/netpath"
 	"github.com/sealedsense/sealedsense/emulators/platform"
 	"github.com/sealedsense/sealedsense/emulators/simulator"
@@ -54,6 +55,11 @@ type Config struct {
 	// FunctionsAddr is where the functions server listens (default: a free
 	// port; the run command uses the local topology's 127.0.0.1:8690).
 	FunctionsAddr string
+	// Instances is how many functions-server processes serve (default 1).
+	// More than one listen on their own ports behind a balancer on
+	// FunctionsAddr, which spreads every request, Pub/Sub's pushes, the
+	// API's and the scheduler's, over them as Cloud Run does.
+	Instances int
 
 	Sensors     int
 	SensorTypes []string // cycled over the sensors (default: temperature, humidity, co2, proximity, touch, waterDetector)
@@ -107,8 +113,12 @@ type Deployment struct {
 	// operatorEnv is what only the operators' command reads besides env.
 	operatorEnv []string
 
-	mu         sync.Mutex
-	functions  *exec.Cmd
+	mu sync.Mutex
+	// instances are the functions-server processes, by index; addrs
+	// where each listens (FunctionsAddr itself when there is one).
+	instances  []*exec.Cmd
+	addrs      []string
+	balancer   *http.Server
 	connectors map[string]*connectorProc
 	closing    bool // no more restarts
 
@@ -209,6 +219,7 @@ func (c Config) withDefaults() Config {
 	if c.DeliverSweepEvery <= 0 {
 		c.DeliverSweepEvery = time.Second
 	}
+	c.Instances = max(c.Instances, 1)
 	return c
 }
 
@@ -489,9 +500,57 @@ func (d *Deployment) logFile(name string) (*os.File, error) {
 // connector id).
 func (d *Deployment) LogPath(name string) string { return filepath.Join(d.cfg.DataDir, name+".log") }
 
-// StartFunctions (re)starts the functions server on its address.
+// StartFunctions (re)starts every functions-server instance, and the
+// balancer in front of them when there are several.
 func (d *Deployment) StartFunctions() error {
-	_, port, _ := net.SplitHostPort(d.FunctionsAddr)
+	if err := d.listen(); err != nil {
+		return err
+	}
+	for i := range d.addrs {
+		if err := d.StartInstance(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listen picks each instance's address and starts the balancer, once.
+func (d *Deployment) listen() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.addrs != nil {
+		return nil
+	}
+	if d.cfg.Instances == 1 {
+		d.addrs, d.instances = []string{d.FunctionsAddr}, make([]*exec.Cmd, 1)
+		return nil
+	}
+	addrs := make([]string, d.cfg.Instances)
+	for i := range addrs {
+		a, err := platform.FreeAddr()
+		if err != nil {
+			return err
+		}
+		addrs[i] = a
+	}
+	l, err := net.Listen("tcp", d.FunctionsAddr)
+	if err != nil {
+		return fmt.Errorf("local: balancer: %w", err)
+	}
+	d.balancer = &http.Server{Handler: balancer.New(addrs), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = d.balancer.Serve(l) }()
+	d.addrs, d.instances = addrs, make([]*exec.Cmd, len(addrs))
+	return nil
+}
+
+// Instances is how many functions-server instances serve.
+func (d *Deployment) Instances() int { return d.cfg.Instances }
+
+// StartInstance (re)starts functions-server instance i. Every instance
+// logs to the one functions log, as Cloud Logging gathers a service's.
+func (d *Deployment) StartInstance(i int) error {
+	addr := d.addrs[i]
+	_, port, _ := net.SplitHostPort(addr)
 	f, err := d.logFile("functions")
 	if err != nil {
 		return err
@@ -502,11 +561,11 @@ func (d *Deployment) StartFunctions() error {
 		return err
 	}
 	d.mu.Lock()
-	d.functions = cmd
+	d.instances[i] = cmd
 	d.mu.Unlock()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", d.FunctionsAddr); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return nil
 		}
@@ -548,12 +607,21 @@ func spawn(cmd *exec.Cmd, log *os.File, exit chan struct{}) error {
 	return nil
 }
 
-// KillFunctions kills the functions server abruptly, as a crash would.
+// KillFunctions kills every functions-server instance abruptly, as a
+// crash would.
 func (d *Deployment) KillFunctions() {
+	for i := range d.addrs {
+		d.KillInstance(i)
+	}
+}
+
+// KillInstance kills functions-server instance i abruptly; the balancer
+// sends its requests to the others until it is started again.
+func (d *Deployment) KillInstance(i int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	kill(d.functions)
-	d.functions = nil
+	kill(d.instances[i])
+	d.instances[i] = nil
 }
 
 func kill(cmd *exec.Cmd) {
@@ -755,6 +823,9 @@ func (d *Deployment) Close() {
 		d.KillConnector(id)
 	}
 	d.KillFunctions()
+	if d.balancer != nil {
+		_ = d.balancer.Close()
+	}
 	for _, c := range d.connectors {
 		c.radio.Close()
 		for _, p := range c.paths {
@@ -780,3 +851,6 @@ func (d *Deployment) DataDir() string { return d.cfg.DataDir }
 
 // Platform is the emulators the deployment runs on.
 func (d *Deployment) Platform() *platform.Platform { return d.platform }
+
+// Customer is the customer project the sensors and connectors belong to.
+func (d *Deployment) Customer() string { return d.cfg.Customer }

@@ -175,7 +175,9 @@ func projectEvents(t *testing.T, d *local.Deployment, from, to time.Time) map[st
 // resumes each time with the last id and ends with every event once.
 func TestStreamEndToEnd(t *testing.T) {
 	t.Parallel()
-	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 2})
+	// Each reconnection reaches another of three instances: the stream
+	// resumes from its cursor, whichever instance serves it.
+	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 2, Instances: 3})
 	tok := localtest.CustomerToken(t, d)
 	devices := d.Devices()
 	slices.Sort(devices)

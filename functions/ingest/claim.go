@@ -134,8 +134,11 @@ func (c *claimer) answered(id string, up relay.Uplink) {
 // of its first, is a copy that came late or a redelivery: acknowledged
 // quietly. Anything else is a replay, or a late copy of a packet another
 // instance answered, which look the same.
-func (c *claimer) afterAnswer(id string, up relay.Uplink) error {
+func (c *claimer) afterAnswer(id string, up relay.Uplink, counter uint64, live *store.LiveSession) error {
 	a, ok := c.recent.Get(id)
+	if !ok && c.copyOfLast(up, counter, live) {
+		return errAnsweredElsewhere
+	}
 	if !ok {
 		return reject("replay", errors.New("counter already accepted"))
 	}
@@ -146,6 +149,21 @@ func (c *claimer) afterAnswer(id string, up relay.Uplink) error {
 		return reject("replay", fmt.Errorf("copy from %s received %v after the first", up.ConnectorID, gap.Round(time.Millisecond)))
 	}
 	return nil
+}
+
+// errAnsweredElsewhere is a copy of a packet another instance answered:
+// on Cloud Run, a packet's copies from several connectors reach whichever
+// instances Pub/Sub pushes them to. It is acknowledged quietly, and
+// counted.
+var errAnsweredElsewhere = errors.New("ingest: a copy of a packet another instance answered")
+
+// copyOfLast reports whether up is a copy of live's last accepted
+// packet, received within the collection window of its first copy.
+func (c *claimer) copyOfLast(up relay.Uplink, counter uint64, live *store.LiveSession) bool {
+	if live == nil || live.Last == nil || live.Last.Counter != int64(counter) {
+		return false
+	}
+	return bytes.Equal(live.Last.Hash, store.PacketHash(up.Packet)) && up.Received.Sub(live.Last.FirstReceived).Abs() <= c.window
 }
 
 // create writes the claim. It reports false if another copy's claim was

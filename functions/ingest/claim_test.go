@@ -349,22 +349,35 @@ func TestTransportCopies(t *testing.T) {
 	c.answered(id, first)
 	other := copyFrom("b", t0)
 	other.Packet = []byte("other bytes")
+	// Counter 2 was answered by another instance: the device's live
+	// session names it as its last packet.
+	elsewhere := &store.LiveSession{Last: &store.AcceptedPacket{Counter: 2, Hash: store.PacketHash(first.Packet), FirstReceived: t0}}
 	tests := []struct {
-		name   string
-		id     string
-		up     relay.Uplink
-		replay bool
+		name      string
+		id        string
+		counter   uint64
+		up        relay.Uplink
+		live      *store.LiveSession
+		replay    bool
+		elsewhere bool
 	}{
-		{"the owner's copy redelivered", id, first, false},
-		{"a copy that came after the answer, within the window", id, copyFrom("b", t0.Add(100*time.Millisecond)), false},
-		{"a copy received after the window", id, copyFrom("b", t0.Add(window+time.Millisecond)), true},
-		{"other bytes under the counter", id, other, true},
-		{"a counter answered elsewhere, or long ago", "7/2", first, true},
+		{"the owner's copy redelivered", id, 1, first, nil, false, false},
+		{"a copy that came after the answer, within the window", id, 1, copyFrom("b", t0.Add(100*time.Millisecond)), nil, false, false},
+		{"a copy received after the window", id, 1, copyFrom("b", t0.Add(window+time.Millisecond)), nil, true, false},
+		{"other bytes under the counter", id, 1, other, nil, true, false},
+		{"a counter answered long ago", "7/2", 2, first, nil, true, false},
+		{"a copy of the last packet, answered by another instance", "7/2", 2, copyFrom("b", t0.Add(50*time.Millisecond)), elsewhere, false, true},
+		{"the last packet's counter, other bytes", "7/2", 2, other, elsewhere, true, false},
+		{"the last packet's copy, after the window", "7/2", 2, copyFrom("b", t0.Add(window+time.Millisecond)), elsewhere, true, false},
+		{"another counter than the last packet's", "7/3", 3, first, elsewhere, true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := c.afterAnswer(tc.id, tc.up)
-			if tc.replay != isReject(err, "replay") || (!tc.replay && err != nil) {
+			err := c.afterAnswer(tc.id, tc.up, tc.counter, tc.live)
+			if tc.elsewhere != errors.Is(err, errAnsweredElsewhere) {
+				t.Fatalf("afterAnswer: %v, want answered elsewhere %v", err, tc.elsewhere)
+			}
+			if tc.replay != isReject(err, "replay") || (!tc.replay && !tc.elsewhere && err != nil) {
 				t.Fatalf("afterAnswer: %v, want replay %v", err, tc.replay)
 			}
 		})

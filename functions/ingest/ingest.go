@@ -177,16 +177,21 @@ type Service struct {
 // The load tool reads them, and the process's billable operations
 // (shared/usage), from the "reply sent" log line.
 type counters struct {
+	// instance names the process the counters are of: on many
+	// instances, the fleet's figures are the sum of each one's latest.
+	instance                                string
 	commits, packets, readings, badReadings atomic.Uint64
 	// lateCopies are copies of a data packet that came after it was
 	// answered, within the collection window of its first.
 	lateCopies atomic.Uint64
+	// crossCopies are copies of a packet another instance answered.
+	crossCopies atomic.Uint64
 }
 
 // logAttrs are the counters as the "reply sent" line logs them.
 func (c *counters) logAttrs() []any {
-	return append([]any{"commits", c.commits.Load(), "uniquePackets", c.packets.Load(), "storedReadings", c.readings.Load(),
-		"refusedReadings", c.badReadings.Load(), "lateCopies", c.lateCopies.Load()}, usage.LogAttrs()...)
+	return append([]any{"instance", c.instance, "commits", c.commits.Load(), "uniquePackets", c.packets.Load(), "storedReadings", c.readings.Load(),
+		"refusedReadings", c.badReadings.Load(), "lateCopies", c.lateCopies.Load(), "crossInstanceCopies", c.crossCopies.Load()}, usage.LogAttrs()...)
 }
 
 // cloudKeys are the cloud's keys, unwrapped: each wrapped key costs one
@@ -230,7 +235,8 @@ func New(cfg Config, deps Deps) *Service {
 		answering:  make(chan struct{}, maxAnswering),
 		committing: make(chan struct{}, maxCommitting),
 	}
-	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits, instance: rand.Text(),
+	s.n.instance = rand.Text()
+	s.claims = &claimer{db: db, window: cfg.Window, now: deps.Now, commits: &s.n.commits, instance: s.n.instance,
 		recent: expiring.New[string, answeredPacket](maxAnswered, answeredTTL, deps.Now)}
 	// A failure is not remembered, so a transient KMS error heals on the
 	// next message.

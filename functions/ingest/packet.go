@@ -51,7 +51,11 @@ type packetOutcome struct {
 	reply     []byte // sealed
 	via       string // the connector chosen to carry it
 	hearers   []store.Hearer
-	links     map[string]store.Link
+	// recent are the connectors that heard the device lately and were
+	// candidates for the reply without a copy here (withRecent).
+	recent []string
+	links  map[string]store.Link
+	route  route // logged once the transaction commits, not per attempt
 }
 
 // writePacket runs a packet's transaction. Only a resent reading
@@ -99,7 +103,7 @@ func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p 
 		return err
 	}
 	sess, counter, first, err := s.openLive(p, st, now)
-	if rej := (*rejection)(nil); errors.As(err, &rej) {
+	if rej := (*rejection)(nil); errors.As(err, &rej) || errors.Is(err, errAnsweredElsewhere) {
 		p.out.reject = err
 		return nil // a refusal writes nothing
 	}
@@ -127,7 +131,8 @@ func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p 
 	if err != nil {
 		return err
 	}
-	live := &store.LiveSession{Index: int64(index), Sealed: sealed, Created: st.Session.Created}
+	live := &store.LiveSession{Index: int64(index), Sealed: sealed, Created: st.Session.Created,
+		Last: &store.AcceptedPacket{Counter: int64(counter), Hash: store.PacketHash(p.up.Packet), FirstReceived: p.up.Received}}
 	if first {
 		if err := s.db.MoveSession(tx, index); err != nil {
 			return err
@@ -171,8 +176,11 @@ func (s *Service) openLive(p *packetWrite, st store.PacketState, now time.Time) 
 	}
 	pt, counter, err := sess.Open(nil, p.up.Packet, now)
 	clear(pt) // the transaction uses the readings authenticate decoded
+	if err != nil && s.claims.copyOfLast(p.up, p.hdr.Counter, st.Device.Session) {
+		return nil, 0, false, errAnsweredElsewhere
+	}
 	if err != nil {
-		return nil, 0, false, reject(openReason(err), fmt.Errorf("%w (accepted since the snapshot: answered by another instance, or replayed)", err))
+		return nil, 0, false, reject(openReason(err), fmt.Errorf("%w (accepted since the snapshot, and not the session's last packet: a replay)", err))
 	}
 	return sess, counter, first, nil
 }
@@ -200,11 +208,10 @@ func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d stor
 	if judged {
 		change.Verdict, avoid = &v, lostVia(v)
 	}
-	r := chooseConnector(p.out.hearers, d.Links, avoid)
-	if r.passed != "" {
-		s.log.Warn("reply route passed over a connector", "reason", r.reason, "connectorId", r.passed, "via", r.via, "deviceId", p.deviceID)
-	}
-	p.out.via = r.via
+	cands, recent := withRecent(p.out.hearers, d.Links, now)
+	p.out.recent = recent
+	r := chooseConnector(cands, d.Links, avoid)
+	p.out.via, p.out.route = r.via, r
 	change.RepliedVia, change.Seen = r.via, boundedSightings(sightings(p.out.hearers, d.Links))
 	if judged || d.Pending == nil {
 		// One not judged yet stays pending rather than being replaced by

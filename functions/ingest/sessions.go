@@ -44,6 +44,10 @@ type cachedSession struct {
 type sessionMeta struct {
 	DeviceID, ProjectID string
 	links               map[string]store.Link
+	// live is the device's live session as read, whose last packet may
+	// have been answered by another instance; nil when this instance
+	// answered the packet that left the snapshot.
+	live *store.LiveSession
 }
 
 const (
@@ -104,7 +108,7 @@ func (c *sessionCache) snapshot(ctx context.Context, env *custody.Envelope, inde
 		if err != nil {
 			return nil, sessionMeta{}, fmt.Errorf("session %d: %w", index, err)
 		}
-		cs = cachedSession{sess: sess, meta: sessionMeta{DeviceID: sd.DeviceID, ProjectID: sd.ProjectID, links: dev.Links}}
+		cs = cachedSession{sess: sess, meta: sessionMeta{DeviceID: sd.DeviceID, ProjectID: sd.ProjectID, links: dev.Links, live: dev.Session}}
 		c.cache.Put(index, cs)
 	}
 	cp := *cs.sess

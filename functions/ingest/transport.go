@@ -1,9 +1,12 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -41,9 +44,13 @@ func (s *Service) transport(ctx context.Context, up relay.Uplink) (*packetWrite,
 	recID := packetID(hdr.ReceiverIndex, hdr.Counter)
 	if a.seen {
 		// The snapshot learns a counter only once its packet committed.
-		err := s.claims.afterAnswer(recID, up)
-		if err == nil {
+		err := s.claims.afterAnswer(recID, up, hdr.Counter, a.meta.live)
+		switch {
+		case err == nil:
 			s.n.lateCopies.Add(1)
+		case errors.Is(err, errAnsweredElsewhere):
+			s.n.crossCopies.Add(1)
+			return nil, nil
 		}
 		return nil, err
 	}
@@ -96,25 +103,71 @@ const (
 // only a commit sends, and resends them.
 func (s *Service) answerLater(p *packetWrite) {
 	s.deps.After(p.firstSeen.Add(s.cfg.Window).Sub(s.deps.Now()), func() {
-		defer func() { <-s.answering }()
-		ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
-		defer cancel()
-		s.awaitCopies(ctx, p)
-		err := s.answer(ctx, p)
-		if reason, permanent := classify(err); permanent {
-			s.log.Warn("packet rejected", "rejected", reason, "error", err.Error(), "deviceId", p.deviceID)
-		} else if err != nil {
-			s.log.Error("packet not stored; the sensor will resend it", "error", err.Error(), "deviceId", p.deviceID)
-		}
+		p.hearers = mergeHearers([]store.Hearer{hearerOf(p.up)}, s.claims.joined(p.recID))
+		rank := replyRank(p.hearers, p.meta.links, s.deps.Now())
+		s.deps.After(time.Duration(rank)*s.cfg.Window/2, func() { s.answerNow(p, rank > 0) })
 	})
 }
 
-// answer stores an owned packet and answers it, once awaitCopies is done:
+// answerNow stores and answers p, or, deferred, first learns whether
+// another instance has.
+func (s *Service) answerNow(p *packetWrite, deferred bool) {
+	defer func() { <-s.answering }()
+	ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
+	defer cancel()
+	err := s.answer(ctx, p, deferred)
+	if reason, permanent := classify(err); permanent {
+		s.log.Warn("packet rejected", "rejected", reason, "error", err.Error(), "deviceId", p.deviceID)
+	} else if err != nil {
+		s.log.Error("packet not stored; the sensor will resend it", "error", err.Error(), "deviceId", p.deviceID)
+	}
+}
+
+// replyRank orders the instances holding copies of one packet, without
+// their talking: on Cloud Run each connector's copy reaches whichever
+// instance Pub/Sub pushes it to, and each of them would run the packet's
+// transaction at the window's end, contending on the device's document.
+// The instance holding the copy of the connector with the strongest link
+// goes first (rank 0); one whose best copy ranks r waits r half-windows
+// more, by when the first has most often answered, and a read tells it
+// so. A device without links ranks 0 everywhere: its first packets may
+// contend, once.
+func replyRank(hearers []store.Hearer, links map[string]store.Link, now time.Time) int {
+	order := slices.Collect(maps.Keys(expectedHearers(links, now)))
+	slices.SortFunc(order, func(a, b string) int {
+		if c := cmp.Compare(links[b].RSSI, links[a].RSSI); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	if len(order) == 0 {
+		return 0
+	}
+	rank := len(order)
+	for _, h := range hearers {
+		if i := slices.Index(order, h.ConnectorID); i >= 0 {
+			rank = min(rank, i)
+		}
+	}
+	return rank
+}
+
+// answer stores an owned packet and answers it, once its copies are in:
 // one transaction advances the session, stores the events, chooses the
 // reply's connector and records what the copies taught about the device;
 // the events and the reply go out after it commits.
-func (s *Service) answer(ctx context.Context, p *packetWrite) error {
+func (s *Service) answer(ctx context.Context, p *packetWrite, deferred bool) error {
 	defer s.claims.take(p.recID)
+	if deferred {
+		d, err := s.db.Device(ctx, p.deviceID)
+		if err != nil {
+			return err
+		}
+		if s.claims.copyOfLast(p.up, p.hdr.Counter, d.Session) {
+			s.n.crossCopies.Add(1)
+			return nil
+		}
+	}
 	select {
 	case s.committing <- struct{}{}:
 	case <-ctx.Done():
@@ -128,35 +181,16 @@ func (s *Service) answer(ctx context.Context, p *packetWrite) error {
 	if err != nil {
 		return fmt.Errorf("packet %d/%d: %w", p.hdr.ReceiverIndex, p.hdr.Counter, err)
 	}
+	if errors.Is(p.out.reject, errAnsweredElsewhere) {
+		s.n.crossCopies.Add(1)
+		return nil
+	}
 	if p.out.reject != nil {
 		return p.out.reject
 	}
 	s.claims.answered(p.recID, p.up)
 	s.sessions.accepted(p.hdr.ReceiverIndex, p.sess, sessionMeta{DeviceID: p.deviceID, ProjectID: p.out.projectID, links: p.out.links})
 	return s.packetStored(ctx, p)
-}
-
-// awaitCopies waits for the copies of p worth waiting for: the collection
-// window, and then, while a connector that has been hearing the device
-// has not delivered its copy (typically Pub/Sub delivering a backlog),
-// a quarter window more at a time, up to MaxWindow after the first copy.
-// Copies join in memory meanwhile; p.hearers are those heard at the end.
-func (s *Service) awaitCopies(ctx context.Context, p *packetWrite) {
-	deadline := p.firstSeen.Add(s.cfg.MaxWindow)
-	wait := p.firstSeen.Add(s.cfg.Window).Sub(s.deps.Now())
-	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-		p.hearers = mergeHearers([]store.Hearer{hearerOf(p.up)}, s.claims.joined(p.recID))
-		if ctx.Err() != nil || !s.deps.Now().Before(deadline) || !s.missing(ctx, p.meta.links, p.hearers) {
-			return
-		}
-		wait = s.cfg.Window / 4
-	}
 }
 
 // withKEK runs f with keys and handles a session sealed under a KEK they
@@ -276,8 +310,11 @@ func (s *Service) packetStored(ctx context.Context, p *packetWrite) error {
 		s.log.Error("reply failed; the sensor will resend", "error", err.Error(), "deviceId", p.deviceID)
 		return nil
 	}
+	if r := p.out.route; r.passed != "" {
+		s.log.Warn("reply route passed over a connector", "reason", r.reason, "connectorId", r.passed, "via", r.via, "deviceId", p.deviceID)
+	}
 	s.log.Info("reply sent", append([]any{"deviceId", p.deviceID, "via", p.out.via, "heardBy", len(p.out.hearers),
-		"hearers", hearerIDs(p.out.hearers)}, s.n.logAttrs()...)...)
+		"hearers", hearerIDs(p.out.hearers), "recentLinks", p.out.recent}, s.n.logAttrs()...)...)
 	return nil
 }
 

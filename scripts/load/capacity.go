@@ -70,11 +70,11 @@ func findCapacity(d *local.Deployment, sensors int, raw float64, prog *progress)
 func measureStep(d *local.Deployment, prog *progress, share, offeredRate float64) step {
 	prog.takeAcks() // forget the settling's
 	sent0, _ := sensorTotals(d)
-	c0, _ := latestCounters(d.LogPath("functions"))
+	c0, _ := latestCounters(d.LogPath("functions"), d.Instances())
 	s := step{share: share, offered: offeredRate, backlogFrom: d.Sim.Backlog()}
 	start := time.Now()
 	time.Sleep(capacityMeasure)
-	c1, _ := latestCounters(d.LogPath("functions"))
+	c1, _ := latestCounters(d.LogPath("functions"), d.Instances())
 	acks := prog.takeAcks()
 	sent1, _ := sensorTotals(d)
 	unacked := max(0, int(sent1-sent0)-len(acks))

@@ -57,6 +57,7 @@ func main() {
 	batchWindow := flag.Duration("batch-window", 300*time.Millisecond, "connectors carry the uplinks heard within this window in one Pub/Sub message (0: one each)")
 	window := flag.Duration("window", 0, "ingest's collection window, how long a reply waits for the copies of its packet (0: ingest's default, 200ms)")
 	hold := flag.Duration("backlog", 10*time.Minute, "readings each sensor's backlog holds, as time at its reading interval (at least 512, a real sensor's, which at one reading every 15 minutes holds five days)")
+	instances := flag.Int("instances", 1, "functions-server instances behind a balancer, as Cloud Run spreads pushes over a service's instances")
 	plotDir := flag.String("plot", "", "write SVG and PNG charts of throughput and send->ACK latency over time, and of the measured window's send->ACK histogram, into this directory")
 	flag.Parse()
 	if *load <= 0 || *load > 4 || *rate < 0 || *interval < 0 {
@@ -65,7 +66,7 @@ func main() {
 	}
 	offer := offered{share: *load, rate: *rate, interval: *interval, findCapacity: *capacity, backlog: *hold}
 	windows := windows{batch: *batchWindow, collection: *window}
-	if err := run(*sensors, *connectors, offer, *batch, windows, *warmup, *duration, *dataDir, *plotDir); err != nil {
+	if err := run(*sensors, *connectors, *instances, offer, *batch, windows, *warmup, *duration, *dataDir, *plotDir); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
@@ -110,7 +111,7 @@ func (o offered) perSensor(sensors int, raw float64) (time.Duration, float64) {
 // window and ingest's collection window.
 type windows struct{ batch, collection time.Duration }
 
-func run(sensors, connectors int, offer offered, batch int, w windows, warmup, duration time.Duration, dataDir, plotDir string) error {
+func run(sensors, connectors, instances int, offer offered, batch int, w windows, warmup, duration time.Duration, dataDir, plotDir string) error {
 	ctx := context.Background()
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "sealedsense-load-")
@@ -142,9 +143,9 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	interval, offeredRate := offer.perSensor(sensors, rawBefore)
 	bound := offer.backlogBound(interval)
 	fmt.Printf("raw creates/s before the run: %.0f; offering %.0f readings/s (%.2f of it)\n", rawBefore, offeredRate, offeredRate/rawBefore)
-	fmt.Printf("starting %d sensors, %d connectors, a reading every %v, %d readings per packet, backlogs of %d readings, connector batch window %v, collection window %v\n",
-		sensors, connectors, interval, batch, bound, w.batch, cmp.Or(w.collection, 200*time.Millisecond))
-	d, err := local.Start(ctx, local.Config{Platform: plat, Project: "load", DataDir: dataDir, Sensors: sensors, Connectors: connectors, Interval: interval, Batch: batch, Backlog: bound, BatchWindow: w.batch, Window: w.collection,
+	fmt.Printf("starting %d sensors, %d connectors, %d functions instances, a reading every %v, %d readings per packet, backlogs of %d readings, connector batch window %v, collection window %v\n",
+		sensors, connectors, instances, interval, batch, bound, w.batch, cmp.Or(w.collection, 200*time.Millisecond))
+	d, err := local.Start(ctx, local.Config{Platform: plat, Project: "load", DataDir: dataDir, Sensors: sensors, Connectors: connectors, Instances: instances, Interval: interval, Batch: batch, Backlog: bound, BatchWindow: w.batch, Window: w.collection,
 		SensorTypes: []string{"temperature"}, Logger: log,
 		// Cloud Scheduler's cadence in GCP. The emulator answers every query
 		// by scanning the whole database, so the local default of a sweep a
@@ -162,6 +163,7 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 		findCapacity(d, sensors, rawBefore, prog)
 		return plots(plotDir, prog, nil)
 	}
+	settledHow := settle(d.Sim, prog, sensors, batch)
 	prog.phase(measuring)
 
 	before, err := snapshot(d)
@@ -194,7 +196,7 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	// The query loads the emulator, which the progress line shows and
 	// the charts leave out.
 	prog.phase(afterWindow)
-	stored, err := storeLatencies(ctx, db, before.at, after.at)
+	stored, err := storeLatencies(ctx, db, d.Customer(), before.at, after.at)
 	if err != nil {
 		return err
 	}
@@ -207,7 +209,7 @@ func run(sensors, connectors int, offer offered, batch int, w windows, warmup, d
 	readings := float64(after.StoredReadings - before.StoredReadings)
 	packets := float64(after.UniquePackets - before.UniquePackets)
 	rate := readings / secs
-	fmt.Printf("\nmeasured over %.0fs after a %v warm-up\n", secs, warmup)
+	fmt.Printf("\nmeasured over %.0fs after a %v warm-up; %s\n", secs, warmup, settledHow)
 	fmt.Printf("readings offered per second:         %.1f (%.2f of raw creates before the run)\n", offeredRate, offeredRate/rawBefore)
 	fmt.Printf("unique readings stored per second:   %.1f (%.2f of raw creates before the run; %d readings in %.0f unique packets)\n", rate, rate/rawBefore, int(readings), packets)
 	fmt.Printf("send -> event stored latency:        p50 %s  p99 %s  (%d packets)\n", pctOrNever(stored, 0, 50), pctOrNever(stored, 0, 99), len(stored))
@@ -352,39 +354,63 @@ func storedReadings(ctx context.Context, db *store.DB) (int64, error) {
 }
 
 // ingest are the cumulative counters the ingest function logs with every
-// reply.
+// reply, each instance its own.
 type ingest struct {
-	Commits        int64 `json:"commits"`
-	UniquePackets  int64 `json:"uniquePackets"`
-	StoredReadings int64 `json:"storedReadings"`
+	Instance       string `json:"instance"`
+	Commits        int64  `json:"commits"`
+	UniquePackets  int64  `json:"uniquePackets"`
+	StoredReadings int64  `json:"storedReadings"`
 	usage.Counts
 }
 
-// ingestCounters reads the latest counters from the functions log.
+// plus is the counters of two instances together.
+func (a ingest) plus(b ingest) ingest {
+	return ingest{Commits: a.Commits + b.Commits, UniquePackets: a.UniquePackets + b.UniquePackets,
+		StoredReadings: a.StoredReadings + b.StoredReadings, Counts: a.Counts.Plus(b.Counts)}
+}
+
+// latestByInstance keeps each instance's newest counters from log lines
+// read oldest first.
+type latestByInstance map[string]ingest
+
+func (m latestByInstance) add(line []byte) {
+	var l ingest
+	if json.Unmarshal(line, &l) == nil && l.UniquePackets > 0 {
+		m[l.Instance] = l
+	}
+}
+
+// total is the deployment's counters: the sum of each instance's latest.
+func (m latestByInstance) total() ingest {
+	var t ingest
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		t = t.plus(m[id])
+	}
+	return t
+}
+
+// ingestCounters reads the latest counters from the whole functions log.
 func ingestCounters(path string) (ingest, error) {
-	var last ingest
 	f, err := os.Open(path)
 	if err != nil {
-		return last, err
+		return ingest{}, err
 	}
 	defer f.Close()
+	latest := latestByInstance{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		var l ingest
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.UniquePackets > 0 {
-			last = l
-		}
+		latest.add(sc.Bytes())
 	}
-	return last, sc.Err()
+	return latest.total(), sc.Err()
 }
 
 // storeLatencies is, for each packet stored in the window, the time from
 // its sending to its events' creation. A sensor sends as soon as it takes
 // the reading that completes a batch, so the newest reading's time is the
 // send time; the events of one packet share one commit time.
-func storeLatencies(ctx context.Context, db *store.DB, from, to time.Time) ([]time.Duration, error) {
-	docs, err := db.EventsBetween(ctx, from, to)
+func storeLatencies(ctx context.Context, db *store.DB, project string, from, to time.Time) ([]time.Duration, error) {
+	docs, err := db.EventsBetween(ctx, project, from, to)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -134,7 +133,7 @@ func (p *progress) loop() {
 
 // tick samples the run, and with show prints the sample.
 func (p *progress) tick(show bool) {
-	c, err := latestCounters(p.d.LogPath("functions"))
+	c, err := latestCounters(p.d.LogPath("functions"), p.d.Instances())
 	if err != nil {
 		return
 	}
@@ -178,15 +177,16 @@ func (p *progress) tick(show bool) {
 }
 
 // latestCounters reads ingest's latest counters from the end of the
-// functions log: it logs them with every reply, so the last lines hold
-// them, and a run's log grows too large to read whole every few seconds.
-func latestCounters(path string) (ingest, error) {
+// functions log: each instance logs them with every reply, so the last
+// lines hold every busy instance's, and a run's log grows too large to
+// read whole every few seconds. instances is how many there are.
+func latestCounters(path string, instances int) (ingest, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return ingest{}, err
 	}
 	defer f.Close()
-	const tail = 256 << 10
+	tail := int64(instances) * 256 << 10
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return ingest{}, err
@@ -196,15 +196,12 @@ func latestCounters(path string) (ingest, error) {
 	if _, err := f.ReadAt(b, from); err != nil && err != io.EOF {
 		return ingest{}, err
 	}
-	lines := bytes.Split(b, []byte{'\n'})
-	for i := len(lines) - 1; i >= 0; i-- {
-		var l ingest
-		if json.Unmarshal(lines[i], &l) == nil && l.UniquePackets > 0 {
-			return l, nil
-		}
+	latest := latestByInstance{}
+	for _, l := range bytes.Split(b, []byte{'\n'}) {
+		latest.add(l)
 	}
-	if from > 0 {
-		return ingestCounters(path) // no counters near the end: read it all
+	if len(latest) < instances && from > 0 {
+		return ingestCounters(path) // an instance quiet near the end: read it all
 	}
-	return ingest{}, nil
+	return latest.total(), nil
 }

@@ -41,6 +41,9 @@ type Delivery struct {
 	ExpireAt   time.Time `firestore:"expireAt"` // TTL
 }
 
+// The sweep orders on due after a status, on a composite index.
+var _ = rising(deliveriesCollection, "due", "queued", "deliveredAt", "expireAt")
+
 // DeliveryEntry is a delivery as read, with its id and the update time
 // that writes conditional on it name.
 type DeliveryEntry struct {

@@ -96,6 +96,14 @@ type Device struct {
 // sessionField is Device.Session's field.
 const sessionField = "session"
 
+// A data packet's transaction rewrites these, so each device write
+// would land at the end of their single-field indexes: none is queried.
+// lastHandshakeNs is queried alone (key rotation's count of devices that
+// handshook), and written only by a handshake, which a sensor makes once
+// per session: the fleet's handshake rate, not its packet rate, is its
+// write rate (the README's scale model).
+var _ = rising(devicesCollection, "links", "pendingReply", "lastNetworkStatus", "health", sessionField, "lastHandshakeNs")
+
 // ReplyStats counts a device's replies that arrived and that were lost.
 type ReplyStats struct {
 	Acked  int64 `firestore:"acked"`
@@ -224,6 +232,8 @@ func (db *DB) SetLastHandshake(tx *firestore.Transaction, id string, ns int64, c
 // ones retiring v would cut off until they learn a newer key. Each count
 // is an aggregation on one field, which Firestore's single-field indexes
 // serve.
+var _ = queriesField(devicesCollection, "lastHandshakeNs")
+
 func (db *DB) DevicesOnStaticKey(ctx context.Context, v int) (int64, error) {
 	devices := db.fs.Collection(devicesCollection)
 	n, err := count(ctx, devices.Where("cloudKeyVersion", "==", v), "devices on static key")

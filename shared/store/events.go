@@ -28,6 +28,10 @@ type Event struct {
 	StoredAt time.Time `firestore:"storedAt,serverTimestamp"`
 }
 
+// Every query of events on a time orders within a project, on a
+// composite index; none uses the collection-wide single-field ones.
+var _ = rising(eventsCollection, "timestamp", "storedAt", "expireAt")
+
 func (db *DB) eventRef(id string) *firestore.DocumentRef {
 	return db.fs.Collection(eventsCollection).Doc(id)
 }
@@ -256,10 +260,12 @@ func (db *DB) ProjectEvents(ctx context.Context, project string) ([]EventDoc, er
 		"events of "+project)
 }
 
-// EventsBetween reads every event whose timestamp is in [from, to).
-func (db *DB) EventsBetween(ctx context.Context, from, to time.Time) ([]EventDoc, error) {
-	return db.eventDocs(db.fs.Collection(eventsCollection).
-		Where("timestamp", ">=", from).Where("timestamp", "<", to).Documents(ctx), "events between")
+// EventsBetween reads every event of project whose timestamp is in
+// [from, to), on the backfill's index.
+func (db *DB) EventsBetween(ctx context.Context, project string, from, to time.Time) ([]EventDoc, error) {
+	return db.eventDocs(db.fs.Collection(eventsCollection).Where("projectId", "==", project).
+		Where("timestamp", ">=", from).Where("timestamp", "<", to).
+		OrderBy("timestamp", firestore.Asc).OrderBy(firestore.DocumentID, firestore.Asc).Documents(ctx), "events between")
 }
 
 // EventOfType reads one stored event of the given type as Firestore holds

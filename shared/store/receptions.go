@@ -48,6 +48,9 @@ type Reception struct {
 	ExpireAt      time.Time `firestore:"expireAt"`  // TTL field
 }
 
+// Receptions are read by id only.
+var _ = rising(receptionsCollection, "firstReceived", "firstSeen", "hearers", "expireAt")
+
 // PacketHash is the hash of a packet's bytes, which tells its copies.
 func PacketHash(pkt []byte) []byte {
 	h := sha256.Sum256(pkt)

@@ -28,11 +28,25 @@ type Session struct {
 	ExpireAt  time.Time `firestore:"expireAt"` // TTL field
 }
 
+// Sessions are read by id only.
+var _ = rising(sessionsCollection, "created", "expireAt")
+
 // LiveSession is the session a device uses, sealed, in its document.
 type LiveSession struct {
 	Index   int64     `firestore:"index"`
 	Sealed  []byte    `firestore:"sealed"`
 	Created time.Time `firestore:"created"` // the session's, to tell an older one
+	// Last is the packet the session accepted last, so that an instance
+	// that did not answer it tells its copies from a replay.
+	Last *AcceptedPacket `firestore:"last,omitempty"`
+}
+
+// AcceptedPacket names an accepted packet among its copies: its counter,
+// the hash of its bytes and when its first copy was received.
+type AcceptedPacket struct {
+	Counter       int64     `firestore:"counter"`
+	Hash          []byte    `firestore:"hash"`
+	FirstReceived time.Time `firestore:"firstReceived"`
 }
 
 // SessionID is the document id of the session with receiver index index.

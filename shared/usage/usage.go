@@ -63,6 +63,25 @@ func Now() Counts {
 		PushedByTopic: pushed, PubBytesByTopic: published}
 }
 
+// Plus is the counts of two processes together: on many instances, a
+// deployment's counts are the sum of each one's latest.
+func (c Counts) Plus(o Counts) Counts {
+	return Counts{DocWrites: c.DocWrites + o.DocWrites, DocReads: c.DocReads + o.DocReads, Publishes: c.Publishes + o.Publishes,
+		Messages: c.Messages + o.Messages, PubBytes: c.PubBytes + o.PubBytes, Pushes: c.Pushes + o.Pushes, PushedBytes: c.PushedBytes + o.PushedBytes,
+		PushedByTopic: addMaps(c.PushedByTopic, o.PushedByTopic), PubBytesByTopic: addMaps(c.PubBytesByTopic, o.PubBytesByTopic)}
+}
+
+func addMaps(a, b map[string]uint64) map[string]uint64 {
+	out := maps.Clone(a)
+	if out == nil {
+		out = map[string]uint64{}
+	}
+	for k, v := range b {
+		out[k] += v
+	}
+	return out
+}
+
 func sum(m map[string]uint64) uint64 {
 	var t uint64
 	for _, v := range m {

@@ -32,6 +32,7 @@ func main() {
 	dataDir := flag.String("data", ".local", "directory for logs, credentials and emulator state (wiped at start)")
 	functions := flag.String("functions", "127.0.0.1:8690", "address of the local functions server")
 	batchWindow := flag.Duration("batch-window", 50*time.Millisecond, "connectors carry the uplinks heard within this window in one Pub/Sub message")
+	instances := flag.Int("instances", 1, "functions-server instances, behind a balancer on -functions that spreads requests over them as Cloud Run does")
 	flag.Parse()
 
 	logFile, err := os.OpenFile(*dataDir+".log", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -48,13 +49,13 @@ func main() {
 	}
 	fmt.Printf("Starting emulators, provisioning %d sensors and %d connectors (logs in %s/ and %s.log)...\n", *sensors, *connectors, *dataDir, *dataDir)
 	d, err := local.Start(ctx, local.Config{DataDir: *dataDir, Sensors: *sensors, Connectors: *connectors, Interval: *interval, Logger: log,
-		FunctionsAddr: *functions, BatchWindow: *batchWindow})
+		FunctionsAddr: *functions, BatchWindow: *batchWindow, Instances: *instances})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start failed:", err)
 		os.Exit(1)
 	}
 	defer d.Close()
-	fmt.Printf("Running. Functions at http://%s, Firestore emulator project %q. Ctrl-C stops everything.\n", d.FunctionsAddr, "local")
+	fmt.Printf("Running. Functions at http://%s (%d instances), Firestore emulator project %q. Ctrl-C stops everything.\n", d.FunctionsAddr, d.Instances(), "local")
 	fmt.Printf("Customer API at http://%s/v2 (project %q); an organization admin's key for DT's clients is in %s.\n\n", d.FunctionsAddr, "demo", d.APICredentials())
 
 	var stored, dead atomic.Int64
