@@ -188,6 +188,12 @@ type counters struct {
 	crossCopies atomic.Uint64
 }
 
+// logCounters are the counters as the "reply sent" line logs them, with
+// the session cache's hits and misses.
+func (s *Service) logCounters() []any {
+	return append(s.n.logAttrs(), "sessionHits", s.sessions.hits.Load(), "sessionMisses", s.sessions.misses.Load())
+}
+
 // logAttrs are the counters as the "reply sent" line logs them.
 func (c *counters) logAttrs() []any {
 	return append([]any{"instance", c.instance, "commits", c.commits.Load(), "uniquePackets", c.packets.Load(), "storedReadings", c.readings.Load(),

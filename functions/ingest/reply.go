@@ -79,7 +79,7 @@ func (s *Service) finish(ctx context.Context, recID string, out outcome) (time.D
 		return 0, err
 	}
 	s.log.Info("reply sent", append([]any{"deviceId", rec.DeviceID, "via", via, "heardBy", len(rec.Hearers), "hearers", hearerIDs(rec.Hearers)},
-		s.n.logAttrs()...)...)
+		s.logCounters()...)...)
 	return 0, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
@@ -31,6 +32,9 @@ type sessionCache struct {
 	// another instance it is refused for negativeTTL at most, and only if
 	// someone sent to that index of 2^32 in the seconds before.
 	missing *expiring.Cache[uint32, struct{}]
+	// hits and misses count the snapshots served from the cache and
+	// read from Firestore: on many instances, each reads its own.
+	hits, misses atomic.Uint64
 }
 
 type cachedSession struct {
@@ -80,7 +84,10 @@ func (c *sessionCache) accepted(index uint32, sess *radio.Session, meta sessionM
 // first.
 func (c *sessionCache) snapshot(ctx context.Context, env *custody.Envelope, index uint32, limits *connectorLimits, connectorID string) (*radio.Session, sessionMeta, error) {
 	cs, ok := c.cache.Get(index)
-	if !ok {
+	if ok {
+		c.hits.Add(1)
+	} else {
+		c.misses.Add(1)
 		if _, ok := c.missing.Get(index); ok {
 			return nil, sessionMeta{}, reject("unknown-session", fmt.Errorf("receiver index %d, known missing", index))
 		}

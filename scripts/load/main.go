@@ -54,8 +54,8 @@ func main() {
 	warmup := flag.Duration("warmup", 120*time.Second, "time for every sensor to complete its handshake, and the emulators to warm up, before measuring")
 	duration := flag.Duration("duration", 45*time.Second, "measured time")
 	dataDir := flag.String("data", "", "working directory (default: a temporary one)")
-	batchWindow := flag.Duration("batch-window", 300*time.Millisecond, "connectors carry the uplinks heard within this window in one Pub/Sub message (0: one each)")
-	window := flag.Duration("window", 0, "ingest's collection window, how long a reply waits for the copies of its packet (0: ingest's default, 200ms)")
+	batchWindow := flag.Duration("batch-window", 100*time.Millisecond, "connectors carry the uplinks heard within this window in one Pub/Sub message (0: one each)")
+	window := flag.Duration("window", 100*time.Millisecond, "ingest's collection window, how long a reply waits for the copies of its packet (0: ingest's default, 200ms)")
 	hold := flag.Duration("backlog", 10*time.Minute, "readings each sensor's backlog holds, as time at its reading interval (at least 512, a real sensor's, which at one reading every 15 minutes holds five days)")
 	instances := flag.Int("instances", 1, "functions-server instances behind a balancer, as Cloud Run spreads pushes over a service's instances")
 	plotDir := flag.String("plot", "", "write SVG and PNG charts of throughput and send->ACK latency over time, and of the measured window's send->ACK histogram, into this directory")
@@ -242,7 +242,24 @@ func run(sensors, connectors, instances int, offer offered, batch int, w windows
 	printRow(row{offered: offeredRate / rawBefore, stored: rate / rawBefore, p50: pctOrNever(acks, unacked, 50), p99: pctOrNever(acks, unacked, 99),
 		commits: float64(after.Commits-before.Commits) / readings, writes: float64(after.DocWrites-before.DocWrites) / readings,
 		offRoute: offRoute, dropped: dropped, bill: bill})
+	printInstancesRow(instances, before, after, packets, pctOrNever(acks, unacked, 99), offRoute)
 	return nil
+}
+
+// printInstancesRow prints what depends on the instance count, per unique
+// packet, as a Markdown table row with its header: the README's table of
+// figures by instance count.
+func printInstancesRow(instances int, before, after counts, packets float64, p99 string, offRoute float64) {
+	if packets == 0 {
+		return
+	}
+	hits, misses := after.SessionHits-before.SessionHits, after.SessionMisses-before.SessionMisses
+	fmt.Println("\nby instance count:")
+	fmt.Println("| instances | commits / packet | writes / packet | reads / packet | session-cache hits | KMS calls / 1000 packets | copies answered elsewhere / packet | send→ACK p99 | replies off the strongest connector |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Printf("| %d | %.2f | %.2f | %.2f | %.3f | %.2f | %.2f | %s | %.3f |\n", instances,
+		float64(after.Commits-before.Commits)/packets, float64(after.DocWrites-before.DocWrites)/packets, float64(after.DocReads-before.DocReads)/packets,
+		float64(hits)/float64(max(1, hits+misses)), float64(after.kms-before.kms)*1000/packets, float64(after.CrossCopies-before.CrossCopies)/packets, p99, offRoute)
 }
 
 // row is a run's conclusions, as ratios where a figure depends on the
@@ -273,6 +290,9 @@ func printCosts(before, after counts, readings, packets float64) {
 		fmt.Printf("Firestore commits per unique packet: %.2f (%.2f per reading)\n", commits/packets, commits/readings)
 		fmt.Printf("document writes per unique packet:   %.2f (%.2f per reading); reads %.2f (%.2f per reading)\n", writes/packets, writes/readings, reads/packets, reads/readings)
 		fmt.Printf("KMS calls per 1000 data packets:     %.2f (%d calls)\n", float64(after.kms-before.kms)*1000/packets, after.kms-before.kms)
+		hits, misses := after.SessionHits-before.SessionHits, after.SessionMisses-before.SessionMisses
+		fmt.Printf("session cache:                       %.3f of lookups hit (%d hits, %d misses); copies answered by another instance %.2f per packet\n",
+			float64(hits)/float64(max(1, hits+misses)), hits, misses, float64(after.CrossCopies-before.CrossCopies)/packets)
 	}
 	if readings > 0 && len(after.cpu) > 0 {
 		printCPU(before, after, readings)
@@ -360,13 +380,17 @@ type ingest struct {
 	Commits        int64  `json:"commits"`
 	UniquePackets  int64  `json:"uniquePackets"`
 	StoredReadings int64  `json:"storedReadings"`
+	SessionHits    int64  `json:"sessionHits"`
+	SessionMisses  int64  `json:"sessionMisses"`
+	CrossCopies    int64  `json:"crossInstanceCopies"`
 	usage.Counts
 }
 
 // plus is the counters of two instances together.
 func (a ingest) plus(b ingest) ingest {
 	return ingest{Commits: a.Commits + b.Commits, UniquePackets: a.UniquePackets + b.UniquePackets,
-		StoredReadings: a.StoredReadings + b.StoredReadings, Counts: a.Counts.Plus(b.Counts)}
+		StoredReadings: a.StoredReadings + b.StoredReadings, SessionHits: a.SessionHits + b.SessionHits,
+		SessionMisses: a.SessionMisses + b.SessionMisses, CrossCopies: a.CrossCopies + b.CrossCopies, Counts: a.Counts.Plus(b.Counts)}
 }
 
 // latestByInstance keeps each instance's newest counters from log lines

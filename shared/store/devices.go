@@ -98,6 +98,9 @@ const sessionField = "session"
 
 // A data packet's transaction rewrites these, so each device write
 // would land at the end of their single-field indexes: none is queried.
+// reported, which holds each event type's updateTime, rises too, but the
+// API orders devices by reported values, so it stays indexed (the
+// README's scale model).
 // lastHandshakeNs is queried alone (key rotation's count of devices that
 // handshook), and written only by a handshake, which a sensor makes once
 // per session: the fleet's handshake rate, not its packet rate, is its
