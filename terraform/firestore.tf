@@ -301,7 +301,10 @@ resource "google_firestore_field" "delivery_keys_ttl" {
 }
 
 # devices:stream reads a project's events in (storedAt, id) order, and
-# listens to its newest one.
+# listens to its newest one. storedAt rises with each write, so this index
+# takes each of a project's events at its end: Firestore's guidance for
+# sequential values, about 500 writes a second, is the per-project limit
+# of the README's scale model.
 resource "google_firestore_index" "events_stream" {
   for_each = { asc = "ASCENDING", desc = "DESCENDING" }
 

@@ -35,6 +35,22 @@ func post(t *testing.T, url, body string) string {
 	return string(b)
 }
 
+// spread posts 30 requests through the balancer at url and counts them
+// by the instance that answered, checking each got its own body.
+func spread(t *testing.T, url string) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for i := range 30 {
+		reply := post(t, url, fmt.Sprint(i))
+		name, body, _ := strings.Cut(reply, ":")
+		if body != fmt.Sprint(i) {
+			t.Fatalf("request %d reached %s with body %q", i, name, body)
+		}
+		got[name]++
+	}
+	return got
+}
+
 func TestSpreadsAndSkipsADeadInstance(t *testing.T) {
 	a, b, c := instance("a"), instance("b"), instance("c")
 	defer a.Close()
@@ -43,15 +59,7 @@ func TestSpreadsAndSkipsADeadInstance(t *testing.T) {
 	lb := httptest.NewServer(balancer.New([]string{addr(a), addr(b), addr(c)}))
 	defer lb.Close()
 
-	got := map[string]int{}
-	for i := range 30 {
-		reply := post(t, lb.URL, fmt.Sprint(i))
-		name, body, _ := strings.Cut(reply, ":")
-		if body != fmt.Sprint(i) {
-			t.Fatalf("request %d reached %s with body %q", i, name, body)
-		}
-		got[name]++
-	}
+	got := spread(t, lb.URL)
 	for _, n := range []string{"a", "b", "c"} {
 		if got[n] != 10 {
 			t.Errorf("instance %s got %d of 30 requests, want 10 (round-robin): %v", n, got[n], got)
@@ -59,15 +67,7 @@ func TestSpreadsAndSkipsADeadInstance(t *testing.T) {
 	}
 
 	b.Close() // crashed: its requests go to the others, bodies intact
-	got = map[string]int{}
-	for i := range 30 {
-		reply := post(t, lb.URL, fmt.Sprint(i))
-		name, body, _ := strings.Cut(reply, ":")
-		if body != fmt.Sprint(i) {
-			t.Fatalf("request %d reached %s with body %q", i, name, body)
-		}
-		got[name]++
-	}
+	got = spread(t, lb.URL)
 	if got["b"] != 0 || got["a"]+got["c"] != 30 {
 		t.Errorf("with b down: %v, want every request on a or c", got)
 	}

@@ -121,15 +121,12 @@ func repliedReceptions(t *testing.T, d *local.Deployment) []repliedReception {
 			DeviceID string   `json:"deviceId"`
 			Via      string   `json:"via"`
 			Hearers  []string `json:"hearers"`
-			// Recent are candidates by their links, whose copies went
-			// to another instance.
-			Recent []string `json:"recentLinks"`
 		}
 		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "reply sent" || line.Via == "" {
 			continue
 		}
 		r := repliedReception{deviceID: line.DeviceID, via: line.Via, heard: map[string]bool{}}
-		for _, h := range append(line.Hearers, line.Recent...) {
+		for _, h := range line.Hearers {
 			r.heard[h] = true
 		}
 		out = append(out, r)

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"cmp"
-	"maps"
 	"math"
 	"slices"
 	"time"
@@ -118,25 +117,6 @@ func chooseConnector(hearers []store.Hearer, links map[string]store.Link, avoid 
 		r.passed, r.reason = best.id, best.reason
 	}
 	return r
-}
-
-// withRecent adds to a packet's hearers, as candidates for its reply, the
-// connectors that heard the device lately (expectedHearers) but whose copy
-// of this packet did not reach this instance, with their links' smoothed
-// signal: on Cloud Run a packet's copies reach whichever instances Pub/Sub
-// pushes them to, and the one that answers sees only its own. It returns
-// the candidates and the connectors added.
-func withRecent(hearers []store.Hearer, links map[string]store.Link, now time.Time) ([]store.Hearer, []string) {
-	out := slices.Clone(hearers)
-	var added []string
-	for _, id := range slices.Sorted(maps.Keys(expectedHearers(links, now))) {
-		if slices.ContainsFunc(hearers, func(h store.Hearer) bool { return h.ConnectorID == id }) {
-			continue
-		}
-		out = append(out, store.Hearer{ConnectorID: id, RSSI: links[id].RSSI})
-		added = append(added, id)
-	}
-	return out, added
 }
 
 // expectedHearers are the connectors that heard a device within the last

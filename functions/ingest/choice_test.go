@@ -475,46 +475,6 @@ func TestBoundedSightings(t *testing.T) {
 	}
 }
 
-// TestReplyCountsCopiesOnOtherInstances: the instance that answers a
-// packet saw only the copies pushed to it; a connector that has been
-// hearing the device is still a candidate, by its link, and wins when its
-// link is the strongest, unless its replies go unacknowledged.
-func TestReplyCountsCopiesOnOtherInstances(t *testing.T) {
-	t.Parallel()
-	recent := func(rssi float64, acked, failed int64) store.Link {
-		return store.Link{RSSI: rssi, LastSeen: t0.Add(-time.Minute), Acked: acked, Failed: failed}
-	}
-	tests := []struct {
-		name      string
-		hearers   []store.Hearer
-		links     map[string]store.Link
-		wantAdded []string
-		wantVia   string
-	}{
-		{"every copy here", []store.Hearer{{ConnectorID: "a", RSSI: -70}, {ConnectorID: "b", RSSI: -100}},
-			map[string]store.Link{"a": recent(-70, 5, 0), "b": recent(-100, 5, 0)}, nil, "a"},
-		{"the strongest's copy on another instance", []store.Hearer{{ConnectorID: "b", RSSI: -100}},
-			map[string]store.Link{"a": recent(-70, 5, 0), "b": recent(-100, 5, 0)}, []string{"a"}, "a"},
-		{"a connector heard long ago is no candidate", []store.Hearer{{ConnectorID: "b", RSSI: -100}},
-			map[string]store.Link{"a": {RSSI: -70, LastSeen: t0.Add(-time.Hour), Acked: 5}, "b": recent(-100, 5, 0)}, nil, "b"},
-		{"an absent strongest that loses replies", []store.Hearer{{ConnectorID: "b", RSSI: -100}},
-			map[string]store.Link{"a": recent(-70, 1, 4), "b": recent(-100, 5, 0)}, []string{"a"}, "b"},
-		{"a first packet: no links", []store.Hearer{{ConnectorID: "b", RSSI: -100}}, nil, nil, "b"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cands, added := withRecent(tc.hearers, tc.links, t0)
-			if !slices.Equal(added, tc.wantAdded) {
-				t.Fatalf("added %v, want %v", added, tc.wantAdded)
-			}
-			if r := chooseConnector(cands, tc.links, ""); r.via != tc.wantVia {
-				t.Fatalf("via %s, want %s", r.via, tc.wantVia)
-			}
-		})
-	}
-}
-
 // TestReplyRank: of the instances holding copies of one packet, the one
 // with the strongest link's copy answers first, and no two holding
 // different connectors' copies rank the same.

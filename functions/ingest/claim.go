@@ -132,8 +132,10 @@ func (c *claimer) answered(id string, up relay.Uplink) {
 // afterAnswer settles a copy of a packet its session already accepted. A
 // copy of a packet answered here, received within the collection window
 // of its first, is a copy that came late or a redelivery: acknowledged
-// quietly. Anything else is a replay, or a late copy of a packet another
-// instance answered, which look the same.
+// quietly. A copy of the session's last packet, within the same window,
+// that another instance answered is told by the device's live session
+// (errAnsweredElsewhere). Anything else is a replay, or a copy of an
+// older packet that came too late, which look the same.
 func (c *claimer) afterAnswer(id string, up relay.Uplink, counter uint64, live *store.LiveSession) error {
 	a, ok := c.recent.Get(id)
 	if !ok && c.copyOfLast(up, counter, live) {

@@ -51,11 +51,8 @@ type packetOutcome struct {
 	reply     []byte // sealed
 	via       string // the connector chosen to carry it
 	hearers   []store.Hearer
-	// recent are the connectors that heard the device lately and were
-	// candidates for the reply without a copy here (withRecent).
-	recent []string
-	links  map[string]store.Link
-	route  route // logged once the transaction commits, not per attempt
+	links     map[string]store.Link
+	route     route // logged once the transaction commits, not per attempt
 }
 
 // writePacket runs a packet's transaction. Only a resent reading
@@ -208,9 +205,7 @@ func (s *Service) updateDevice(tx *firestore.Transaction, p *packetWrite, d stor
 	if judged {
 		change.Verdict, avoid = &v, lostVia(v)
 	}
-	cands, recent := withRecent(p.out.hearers, d.Links, now)
-	p.out.recent = recent
-	r := chooseConnector(cands, d.Links, avoid)
+	r := chooseConnector(p.out.hearers, d.Links, avoid)
 	p.out.via, p.out.route = r.via, r
 	change.RepliedVia, change.Seen = r.via, boundedSightings(sightings(p.out.hearers, d.Links))
 	if judged || d.Pending == nil {

@@ -314,7 +314,7 @@ func (s *Service) packetStored(ctx context.Context, p *packetWrite) error {
 		s.log.Warn("reply route passed over a connector", "reason", r.reason, "connectorId", r.passed, "via", r.via, "deviceId", p.deviceID)
 	}
 	s.log.Info("reply sent", append([]any{"deviceId", p.deviceID, "via", p.out.via, "heardBy", len(p.out.hearers),
-		"hearers", hearerIDs(p.out.hearers), "recentLinks", p.out.recent}, s.logCounters()...)...)
+		"hearers", hearerIDs(p.out.hearers)}, s.logCounters()...)...)
 	return nil
 }
 
