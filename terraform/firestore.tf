@@ -47,35 +47,28 @@ resource "google_firestore_field" "sessions_ttl" {
   index_config {}
 }
 
-# Blobs that are read with their document and never queried get no
-# single-field index either: each would cost an index write per event, or
-# per packet for a device's sealed session, and per handshake for a
-# session's first state and a reception's reply, and an
-# index entry can hold only 1500 bytes of a value anyway.
-resource "google_firestore_field" "unindexed_blobs" {
-  for_each = {
+locals {
+  # Blobs that are read with their document and never queried get no
+  # single-field index either: each would cost an index write per event, or
+  # per packet for a device's sealed session, and per handshake for a
+  # session's first state and a reception's reply, and an
+  # index entry can hold only 1500 bytes of a value anyway.
+  unindexed_blobs = {
     events_json       = { collection = "events", field = "json" }
     sessions_sealed   = { collection = "sessions", field = "sealed" }
     devices_session   = { collection = "devices", field = "session" } # a map: its fields inherit the exemption
     receptions_reply  = { collection = "receptions", field = "reply" }
     receptions_packet = { collection = "receptions", field = "packetHash" }
   }
-  database   = google_firestore_database.main.name
-  collection = each.value.collection
-  field      = each.value.field
 
-  index_config {}
-}
-
-# Fields whose values rise with each write (times, a map of them) get no
-# single-field index unless a query filters on them alone: every write
-# would land at the end of one index range, which Firestore limits to
-# about 500 writes a second for the whole collection. The queries that
-# order on them do so after a project or status, on composite indexes.
-# shared/store declares these fields beside their documents, and
-# TestRisingFieldsAreNotIndexed checks this list against it.
-resource "google_firestore_field" "unindexed_rising" {
-  for_each = {
+  # Fields whose values rise with each write (times, a map of them) get no
+  # single-field index unless a query filters on them alone: every write
+  # would land at the end of one index range, which Firestore limits to
+  # about 500 writes a second for the whole collection. The queries that
+  # order on them do so after a project or status, on composite indexes.
+  # shared/store declares these fields beside their documents, and
+  # the policy test checks this list against it.
+  unindexed_rising = {
     events_timestamp          = { collection = "events", field = "timestamp" }
     events_stored             = { collection = "events", field = "storedAt" }
     receptions_first_received = { collection = "receptions", field = "firstReceived" }
@@ -90,6 +83,12 @@ resource "google_firestore_field" "unindexed_rising" {
     devices_network_status    = { collection = "devices", field = "lastNetworkStatus" }
     devices_health            = { collection = "devices", field = "health" }
   }
+}
+
+# Every field above gets an empty index_config: no single-field index.
+resource "google_firestore_field" "unindexed" {
+  for_each = merge(local.unindexed_blobs, local.unindexed_rising)
+
   database   = google_firestore_database.main.name
   collection = each.value.collection
   field      = each.value.field

@@ -111,7 +111,7 @@ func (o offered) perSensor(sensors int, raw float64) (time.Duration, float64) {
 // window and ingest's collection window.
 type windows struct{ batch, collection time.Duration }
 
-func run(sensors, connectors, instances int, offer offered, batch int, w windows, warmup, duration time.Duration, dataDir, plotDir string) (err error) {
+func run(sensors, connectors, instances int, offer offered, batch int, w windows, warmup, duration time.Duration, dataDir, plotDir string) error {
 	ctx := context.Background()
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "sealedsense-load-")
@@ -243,16 +243,11 @@ func run(sensors, connectors, instances int, offer offered, batch int, w windows
 			fmt.Println("checking ingest's count against Firestore failed:", checkErr)
 		}
 	}
-	defer func() {
-		if err == nil {
-			err = checkErr
-		}
-	}()
 	printRow(row{offered: offeredRate / rawBefore, stored: rate / rawBefore, p50: pctOrNever(acks, unacked, 50), p99: pctOrNever(acks, unacked, 99),
 		commits: float64(after.Commits-before.Commits) / readings, writes: float64(after.DocWrites-before.DocWrites) / readings,
 		offRoute: offRoute, dropped: dropped, bill: bill})
 	printInstancesRow(instances, before, after, packets, pctOrNever(acks, unacked, 99), offRoute)
-	return nil
+	return checkErr
 }
 
 // printInstancesRow prints what depends on the instance count, per unique
