@@ -276,10 +276,10 @@ resource "google_firestore_index" "delivery_metrics_window" {
   }
 }
 
-# Delivery records, metrics and finished jobs expire on their own, and
-# their expiry is never queried, so it is not indexed.
+# Delivery records, metrics, and delivery and data-rights jobs expire on
+# their own, and their expiry is never queried, so it is not indexed.
 resource "google_firestore_field" "delivery_ttl" {
-  for_each = toset(["deliveries", "deliveryMetrics", "deliveryJobs"])
+  for_each = toset(["deliveries", "deliveryMetrics", "deliveryJobs", "dataJobs"])
 
   database   = google_firestore_database.main.name
   collection = each.key
@@ -341,6 +341,56 @@ resource "google_firestore_index" "releases_by_version" {
 
   fields {
     field_path = "version"
+    order      = "DESCENDING"
+  }
+}
+
+# Data-rights: the function takes running jobs whose lease ran out,
+# oldest lease first; the API lists a project's jobs of one kind, newest
+# first.
+resource "google_firestore_index" "data_jobs_lease" {
+  database    = google_firestore_database.main.name
+  collection  = "dataJobs"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "leaseUntil"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "ASCENDING"
+  }
+}
+
+resource "google_firestore_index" "data_jobs_of_project" {
+  database    = google_firestore_database.main.name
+  collection  = "dataJobs"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "projectId"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "kind"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "createTime"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
     order      = "DESCENDING"
   }
 }

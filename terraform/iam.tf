@@ -212,6 +212,36 @@ resource "google_storage_bucket_iam_member" "backup_lists" {
   member = google_service_account.fn["backup"].member
 }
 
+# Data-rights writes each export's objects and manifest, and deletes a
+# project's exports when the project is erased: it creates, reads, lists
+# and deletes objects in the exports bucket and no other. Its Firestore
+# access (the jobs, and the documents of an erased project) is
+# fn_firestore's datastore.user, as for the sweeps.
+resource "google_storage_bucket_iam_member" "data_rights_exports" {
+  bucket = google_storage_bucket.exports.name
+  role   = "roles/storage.objectAdmin"
+  member = google_service_account.fn["data-rights"].member
+}
+
+# The API answers an export's download as a V4 signed URL (valid an hour
+# at most). A signed URL carries its signer's rights, so the API reads the
+# exports bucket, and only it; in GCP the storage client signs through the
+# IAM Credentials signBlob call as the API's own account, which needs
+# token creation on that account alone, not project-wide, so the API can
+# sign as no other identity. The stream runs the API's package but
+# answers devices:stream only, so it signs nothing and gets neither.
+resource "google_storage_bucket_iam_member" "api_reads_exports" {
+  bucket = google_storage_bucket.exports.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.fn["api"].member
+}
+
+resource "google_service_account_iam_member" "api_signs_as_itself" {
+  service_account_id = google_service_account.fn["api"].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = google_service_account.fn["api"].member
+}
+
 # The operators add release images (`provision release`); an image is
 # never replaced, so they need no delete or overwrite.
 resource "google_storage_bucket_iam_member" "operators_upload_releases" {

@@ -143,12 +143,14 @@ resource "google_kms_crypto_key" "storage" {
   }
 }
 
-# The functions' key (their instances, images and build sources) and the
-# logs' key sit in the functions' region, beside the source bucket's key:
-# Cloud Run functions, Artifact Registry and Cloud Logging each accept
-# only a key in their own location.
+# The functions' key (their instances, images and build sources), the
+# logs' key and the exports bucket's key sit in the functions' region,
+# beside the source bucket's key: Cloud Run functions, Artifact Registry,
+# Cloud Logging and Cloud Storage each accept only a key in their own
+# location. The exports get a key apart from the storage one: disabling
+# it makes every customer export unreadable at once, and nothing else.
 resource "google_kms_crypto_key" "regional" {
-  for_each = toset(["functions", "logs"])
+  for_each = toset(["functions", "logs", "exports"])
 
   name            = each.key
   key_ring        = google_kms_key_ring.storage[var.region].id
@@ -191,6 +193,12 @@ resource "google_kms_crypto_key_iam_member" "functions_agents" {
   crypto_key_id = google_kms_crypto_key.regional["functions"].id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = local.agents[each.key]
+}
+
+resource "google_kms_crypto_key_iam_member" "exports_storage_agent" {
+  crypto_key_id = google_kms_crypto_key.regional["exports"].id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = local.agents.storage
 }
 
 resource "google_kms_crypto_key_iam_member" "logging_agent" {

@@ -28,6 +28,7 @@ locals {
     deliver         = { entry_point = "Deliver", trigger = "pubsub", description = "Queues each event for the project's Data Connectors and makes the first signed attempts.", timeout = 60, public = false, concurrency = 16, operators = false }
     "deliver-sweep" = { entry_point = "DeliverSweep", trigger = "http", description = "Retries due webhook deliveries and works through backfills and syncs.", timeout = 60, public = false, concurrency = 16, operators = false }
     backup          = { entry_point = "Backup", trigger = "http", description = "Writes the encrypted key-registry backup to both backup buckets once a day and checks every hour that both are fresh.", timeout = 540, public = false, concurrency = 1, operators = false }
+    "data-rights"   = { entry_point = "DataRights", trigger = "http", description = "Works through customers' data-rights jobs: project exports to the exports bucket, erasures and retention rewrites.", timeout = 540, public = false, concurrency = 1, operators = false }
     operator        = { entry_point = "Operator", trigger = "http", description = "The operators' internal routes: start, read, pause, resume, advance and abort software rollouts.", timeout = 60, public = false, concurrency = 16, operators = true }
   }
 
@@ -82,6 +83,9 @@ locals {
     SEALEDSENSE_BACKUP_BUCKETS                = join(",", local.backup_buckets)
     SEALEDSENSE_BACKUP_EVERY                  = "24h"
     SEALEDSENSE_BACKUP_STALE_AFTER            = "26h"
+    SEALEDSENSE_EXPORT_BUCKET                 = google_storage_bucket.exports.name
+    SEALEDSENSE_EXPORT_URL_TTL                = "1h"
+    SEALEDSENSE_DATA_JOB_BUDGET               = "45s"
     SEALEDSENSE_LOCAL_MODE                    = "false"
     LOG_EXECUTION_ID                          = "true"
   }

@@ -14,10 +14,11 @@ output "topics" {
 }
 
 output "buckets" {
-  description = "The function source bucket, the release images' bucket and the key-backup buckets by region."
+  description = "The function source bucket, the release images' bucket, the customer exports' bucket and the key-backup buckets by region."
   value = {
     source   = google_storage_bucket.bucket["source"].name
     releases = google_storage_bucket.bucket["releases"].name
+    exports  = google_storage_bucket.exports.name
     backups  = { for l in var.backup_locations : l => google_storage_bucket.bucket["keys-${l}"].name }
   }
 }
@@ -40,6 +41,7 @@ output "kms_keys" {
     storage     = { for k, key in google_kms_crypto_key.storage : k => key.id }
     functions   = google_kms_crypto_key.regional["functions"].id
     logs        = google_kms_crypto_key.regional["logs"].id
+    exports     = google_kms_crypto_key.regional["exports"].id
   }
 }
 

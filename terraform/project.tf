@@ -1,8 +1,9 @@
 locals {
   # What the first apply in a new project needs: cloudresourcemanager for
   # project IAM and data.google_project, iam for service accounts,
-  # serviceusage for the service agents. orgpolicy only when Terraform
-  # sets the organization policy.
+  # serviceusage for the service agents. iamcredentials for the API's
+  # signBlob, which signs exports' download URLs. orgpolicy only when
+  # Terraform sets the organization policy.
   services = toset(concat([
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
@@ -12,6 +13,7 @@ locals {
     "cloudscheduler.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",

@@ -8,6 +8,11 @@ locals {
     # new one when it is a day old, so a missed day is retried within the
     # hour and a stale bucket is reported every hour until fixed.
     backup = { name = "key-backup", schedule = "17 * * * *", deadline = "540s", description = "Backs the key registry up to both backup buckets daily; checks their age hourly." }
+    # Every minute: each call takes up jobs for SEALEDSENSE_DATA_JOB_BUDGET
+    # (45 s), and the deadline is the function's timeout so a page in
+    # flight can finish. Jobs are leased, so calls that overlap never work
+    # one job twice, and a job whose worker died is resumed by a later one.
+    "data-rights" = { name = "data-rights-jobs", schedule = "* * * * *", deadline = "540s", description = "Works through data-rights jobs: exports, erasures and retention rewrites." }
   }
 }
 

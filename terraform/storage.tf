@@ -1,4 +1,4 @@
-# Every bucket: the function source archives, the software release
+# The lasting buckets: the function source archives, the software release
 # images, and the encrypted backups of the key registry in two EU regions,
 # so that losing a region loses no key every sensor depends on (each
 # backup object is sealed client-side under a key only KMS unwraps; CMEK
@@ -69,4 +69,50 @@ resource "google_storage_bucket" "bucket" {
   }
 
   depends_on = [google_kms_crypto_key_iam_member.storage_agent, google_project_service.api]
+}
+
+# Customers' project exports (NDJSON objects and a manifest per export),
+# written by data-rights and downloaded through V4 URLs the API signs,
+# which live an hour. An export is a copy meant to be fetched within days,
+# so it is kept for export_keep_days only. In the functions' EU region
+# beside the other data buckets, under a key of its own: nobody but the
+# Cloud Storage agent uses it, and it can be disabled without touching
+# any other store. Unlike the buckets above nothing here is the only
+# copy of anything: it has no versioning and no prevent_destroy, and a
+# destroy empties it rather than leave customers' data behind.
+locals {
+  export_keep_days = 7
+}
+
+resource "google_storage_bucket" "exports" {
+  name                        = "${var.project_id}-exports"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+
+  # An erased project's exports must be gone when data-rights deletes
+  # them, not kept restorable for another week by soft delete.
+  soft_delete_policy {
+    retention_duration_seconds = 0
+  }
+
+  versioning {
+    enabled = false
+  }
+
+  encryption {
+    default_kms_key_name = google_kms_crypto_key.regional["exports"].id
+  }
+
+  lifecycle_rule {
+    condition {
+      age = local.export_keep_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_kms_crypto_key_iam_member.exports_storage_agent, google_project_service.api]
 }

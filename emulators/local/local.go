@@ -110,6 +110,8 @@ type Deployment struct {
 	FunctionsAddr string
 	// ReleasesBucket is where provision release uploads images.
 	ReleasesBucket string
+	// ExportsBucket holds projects' exports.
+	ExportsBucket string
 	// operatorEnv is what only the operators' command reads besides env.
 	operatorEnv []string
 
@@ -423,6 +425,12 @@ func (d *Deployment) releases(ctx context.Context, kc *kmsapi.KeyManagementClien
 	if err := stack.EnsureBucket(ctx, gcs, d.cfg.Project, d.ReleasesBucket); err != nil {
 		return nil, err
 	}
+	// Projects' exports; in GCP Terraform makes the bucket.
+	d.ExportsBucket = stack.ExportsBucket(d.cfg.Project)
+	if err := stack.EnsureBucket(ctx, gcs, d.cfg.Project, d.ExportsBucket); err != nil {
+		return nil, err
+	}
+	d.env = append(d.env, "SEALEDSENSE_EXPORT_BUCKET="+d.ExportsBucket)
 	d.operatorEnv = append(d.Keys.OperatorEnv(), "SEALEDSENSE_RELEASES_BUCKET="+d.ReleasesBucket)
 	return keys, nil
 }
@@ -765,8 +773,9 @@ func (d *Deployment) StopConnector(id string) {
 	}
 }
 
-// sweep stands in for Cloud Scheduler, calling the Sweep and
-// DeliverSweep functions.
+// sweep stands in for Cloud Scheduler, calling the Sweep, DeliverSweep
+// and DataRights functions (the last as often as DeliverSweep: in GCP
+// every minute).
 func (d *Deployment) sweep(ctx context.Context) {
 	offline := time.NewTicker(d.cfg.SweepEvery)
 	defer offline.Stop()
@@ -778,6 +787,21 @@ func (d *Deployment) sweep(ctx context.Context) {
 			resp.Body.Close()
 		}
 	}
+	// A data-rights call works until no job is left, so it has its own
+	// loop: the sweeps above keep their pace meanwhile.
+	done := make(chan struct{})
+	defer func() { <-done }()
+	go func() {
+		defer close(done)
+		for {
+			call("/DataRights")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d.cfg.DeliverSweepEvery):
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():

@@ -1,6 +1,7 @@
 // Package platform starts and stops the local emulators SealedSense runs
 // on: the Firestore and Pub/Sub emulators from google-cloud-cli, our KMS
-// emulator and fake-gcs-server. The run command and the tests share it.
+// emulator and fake-gcs-server, the latter behind a gate that checks V4
+// signed URLs as Cloud Storage does. The run command and the tests share it.
 package platform
 
 import (
@@ -53,6 +54,10 @@ type Platform struct {
 	procs []*process
 	kms   *kms.Emulator
 	gcs   *fakestorage.Server
+	// gcsHTTP serves gcs behind the signed-URL gate; signer is the one
+	// identity that gate trusts.
+	gcsHTTP *http.Server
+	signer  *urlSigner
 
 	FirestoreAddr, PubSubAddr, KMSAddr, StorageAddr string
 }
@@ -180,22 +185,39 @@ func FreeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// startGCS serves fake-gcs-server on the platform's own listener rather
+// than fake-gcs-server's, so that signed URLs pass the gate first.
 func (p *Platform) startGCS() error {
-	host, port, err := net.SplitHostPort(p.StorageAddr)
+	signer, err := loadOrCreateURLSigner(p.cfg.DataDir, p.cfg.Project)
 	if err != nil {
 		return err
 	}
-	var portN uint16
-	if _, err := fmt.Sscanf(port, "%d", &portN); err != nil {
-		return fmt.Errorf("storage port %q", port)
+	l, err := net.Listen("tcp", p.StorageAddr)
+	if err != nil {
+		return fmt.Errorf("storage listener: %w", err)
 	}
-	p.gcs, err = fakestorage.NewServerWithOptions(fakestorage.Options{
-		Host: host, Port: portN, Scheme: "http", PublicHost: p.StorageAddr, NoListener: false,
+	p.signer = signer
+	p.gcs, p.gcsHTTP, err = serveGCS(l, p.StorageAddr, signer, p.log)
+	return err
+}
+
+// serveGCS serves a fresh fake-gcs-server on l behind the signed-URL gate.
+// publicHost is the Host its XML API paths (/<bucket>/<object>) answer to.
+func serveGCS(l net.Listener, publicHost string, signer *urlSigner, log *slog.Logger) (*fakestorage.Server, *http.Server, error) {
+	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{
+		Scheme: "http", PublicHost: publicHost, NoListener: true,
 	})
 	if err != nil {
-		return fmt.Errorf("fake-gcs-server: %w", err)
+		l.Close()
+		return nil, nil, fmt.Errorf("fake-gcs-server: %w", err)
 	}
-	return nil
+	srv := &http.Server{Handler: newSignedURLGate(gcs.HTTPHandler(), signer, log), ReadHeaderTimeout: 30 * time.Second}
+	go func() {
+		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("storage server stopped", "err", err)
+		}
+	}()
+	return gcs, srv, nil
 }
 
 // spawn runs a gcloud emulator in its own process group, so that Close can
@@ -258,8 +280,13 @@ func (p *Platform) Env() []string {
 		"KMS_EMULATOR_HOST=" + p.KMSAddr,
 		"STORAGE_EMULATOR_HOST=http://" + p.StorageAddr,
 		"GOOGLE_CLOUD_PROJECT=" + p.cfg.Project,
+		URLSignerEnv + "=" + p.URLSigner(),
 	}
 }
+
+// URLSigner is the path of the service-account-style key file that local
+// functions sign download URLs with; the storage emulator trusts only it.
+func (p *Platform) URLSigner() string { return p.signer.path }
 
 // PointClients sets Env in this process, so that the Google clients it
 // makes from now on talk to the emulators.
@@ -288,6 +315,9 @@ func (p *Platform) Close() error {
 		}
 		// gcloud may exit before its Java child: make sure the group is gone.
 		_ = syscall.Kill(-proc.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if p.gcsHTTP != nil {
+		_ = p.gcsHTTP.Close()
 	}
 	if p.gcs != nil {
 		p.gcs.Stop()

@@ -91,6 +91,10 @@ func EnsureKMS(ctx context.Context, c *kmsapi.KeyManagementClient, ring string) 
 // Terraform names it in GCP.
 func ReleasesBucket(project string) string { return project + "-releases" }
 
+// ExportsBucket is the bucket projects' exports are written to, named as
+// Terraform names it in GCP.
+func ExportsBucket(project string) string { return project + "-exports" }
+
 // EnsureBucket creates a bucket on fake-gcs-server if it is missing, as
 // the tests create the key-backup buckets; in GCP, Terraform makes them.
 func EnsureBucket(ctx context.Context, c *storage.Client, project, bucket string) error {

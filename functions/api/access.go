@@ -25,6 +25,9 @@ const (
 	permOrgRead        = "organization.read"
 	permConnectorRead  = "dataconnector.read"
 	permConnectorWrite = "dataconnector.update"
+	permProjectExport  = "project.export"
+	permProjectErase   = "project.erase"
+	permDeviceErase    = "device.erase"
 )
 
 // Role is one of the four fixed roles.
@@ -47,13 +50,13 @@ const (
 func roles() []Role {
 	user := []string{permProjectRead, permDeviceRead, permMemberRead, permAccountRead, permKeyRead, permConnectorRead}
 	developer := append(slices.Clone(user), permDeviceUpdate, permDeviceClaim, permConnectorWrite)
-	admin := append(slices.Clone(developer), permProjectUpdate, permMemberWrite, permAccountWrite, permKeyWrite, permDeviceTransfer, permAuditRead)
-	org := append(slices.Clone(admin), permOrgRead, permProjectCreate, permProjectDelete)
+	admin := append(slices.Clone(developer), permProjectUpdate, permMemberWrite, permAccountWrite, permKeyWrite, permDeviceTransfer, permAuditRead, permProjectExport, permDeviceErase)
+	org := append(slices.Clone(admin), permOrgRead, permProjectCreate, permProjectDelete, permProjectErase)
 	return []Role{
 		{Name: roleUser, DisplayName: "Project user", Description: "Reads the project's devices, events, data connectors, members and service accounts.", Permissions: user},
 		{Name: roleDeveloper, DisplayName: "Project developer", Description: "A user who can also label, claim and change devices, and manage data connectors.", Permissions: developer},
-		{Name: roleAdmin, DisplayName: "Project admin", Description: "A developer who can also manage the project, its members, service accounts and keys, transfer devices and read the audit log.", Permissions: admin},
-		{Name: roleOrgAdmin, DisplayName: "Organization admin", Description: "A project admin of every project in the organization, who can also create and delete projects.", Permissions: org},
+		{Name: roleAdmin, DisplayName: "Project admin", Description: "A developer who can also manage the project, its members, service accounts and keys, transfer devices, read the audit log, export the project's data and erase a device's events.", Permissions: admin},
+		{Name: roleOrgAdmin, DisplayName: "Organization admin", Description: "A project admin of every project in the organization, who can also create, delete and erase projects.", Permissions: org},
 	}
 }
 

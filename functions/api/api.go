@@ -48,6 +48,9 @@ type Config struct {
 	// EventRetention is how long events are kept (default 30 days), and
 	// so how far back a backfill can reach.
 	EventRetention time.Duration
+	// ExportURLTTL is how long an export's download URLs are valid
+	// (default and maximum 1 hour).
+	ExportURLTTL time.Duration
 	// Stream tunes devices:stream.
 	Stream stream.Config
 }
@@ -76,6 +79,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.EventRetention <= 0 {
 		c.EventRetention = 30 * 24 * time.Hour
+	}
+	if c.ExportURLTTL <= 0 || c.ExportURLTTL > time.Hour {
+		c.ExportURLTTL = time.Hour
 	}
 	c.BaseURL = strings.TrimSuffix(c.BaseURL, "/")
 	return c
@@ -119,8 +125,10 @@ type Deps struct {
 	// Events publishes the events the API makes (a configuration's
 	// REQUESTED status) for webhooks; nil stores them only.
 	Events EventPublisher
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Exports signs the download URLs of exports; nil answers 503.
+	Exports URLSigner
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Service serves the API.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"slices"
 	"time"
 
@@ -20,10 +21,18 @@ func (s *Service) audit(c *call, rt route, code int) error {
 	slices.Sort(projects)
 	projects = slices.Compact(projects)
 	for _, p := range projects {
-		err := s.db.AppendAudit(c.r.Context(), store.AuditEntry{
+		e := store.AuditEntry{
 			ProjectID: p, Time: s.deps.Now().UTC(), ActorType: "SERVICE_ACCOUNT", Actor: c.p.Email,
 			Account: c.p.Account, KeyID: c.p.Key, Action: rt.Method + " " + rt.Pattern, Resource: requestPath(c.r), Code: code,
-		})
+		}
+		err := s.db.AppendAudit(c.r.Context(), e)
+		if errors.Is(err, store.ErrProjectErased) {
+			// The project's log is being erased with it: the call is
+			// recorded in Cloud Logging instead (the erasure's tombstone
+			// records the erasure itself).
+			s.log.Info("audit of an erased project", "project", p, "actor", e.Actor, "action", e.Action, "resource", e.Resource, "code", code)
+			continue
+		}
 		if err != nil {
 			return err
 		}

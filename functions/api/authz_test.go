@@ -105,6 +105,8 @@ func TestAuthorizationTable(t *testing.T) {
 	userAccount := "/v2/projects/" + p + "/serviceaccounts/" + strings.Split(userC.creds.Email, "@")[0]
 	connector := "/v2/" + must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+"/dataconnectors",
 		map[string]any{"displayName": "kept", "httpConfig": map[string]any{"url": "https://hooks.example.com/kept"}}))["name"].(string)
+	export := "/v2/" + must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+":export", map[string]any{}))["name"].(string)
+	erasure := "/v2/" + must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+"/devices/"+d1+":erase", nil))["name"].(string)
 	simple := func(method, path string, body any) func(*world, string, caller) (string, string, any) {
 		return func(*world, string, caller) (string, string, any) { return method, path, body }
 	}
@@ -123,6 +125,18 @@ func TestAuthorizationTable(t *testing.T) {
 				return "DELETE", "/v2/projects/" + w.newProject(org, "to delete"), nil
 			}
 			return "DELETE", "/v2/projects/" + p, nil
+		}},
+		"POST /v2/projects/{project}:export":                 {rankAdmin, simple("POST", "/v2/projects/"+p+":export", map[string]any{"deviceIds": []string{d1}})},
+		"GET /v2/projects/{project}/exports":                 {rankAdmin, simple("GET", "/v2/projects/"+p+"/exports", nil)},
+		"GET /v2/projects/{project}/exports/{export}":        {rankAdmin, simple("GET", export, nil)},
+		"POST /v2/projects/{project}/devices/{device}:erase": {rankAdmin, simple("POST", "/v2/projects/"+p+"/devices/"+d1+":erase", nil)},
+		"GET /v2/projects/{project}/erasures/{erasure}":      {rankAdmin, simple("GET", erasure, nil)},
+		"POST /v2/projects/{project}:erase": {rankOrgAdmin, func(w *world, p string, who caller) (string, string, any) {
+			if who.rank == rankOrgAdmin {
+				e := w.newProject(org, "to erase")
+				return "POST", "/v2/projects/" + e + ":erase", map[string]any{"confirmProject": "projects/" + e}
+			}
+			return "POST", "/v2/projects/" + p + ":erase", map[string]any{"confirmProject": "projects/" + p}
 		}},
 		"GET /v2/projects/{project}/members": {rankUser, simple("GET", "/v2/projects/"+p+"/members", nil)},
 		"POST /v2/projects/{project}/members": {rankAdmin, func(w *world, p string, _ caller) (string, string, any) {

@@ -322,7 +322,11 @@ func (r *requested) event(version int64) (string, store.Event, error) {
 // reads stored events, has it.
 func (s *Service) setDesired(ctx context.Context, project, id string, desired devconfig.Config, ifVersion *int64) (store.ConfigState, error) {
 	now := s.deps.Now().UTC()
-	ev := &requested{project: project, device: id, at: now, retention: s.cfg.EventRetention}
+	p, err := s.db.Project(ctx, project)
+	if err != nil {
+		return store.ConfigState{}, err
+	}
+	ev := &requested{project: project, device: id, at: now, retention: p.EventRetention(s.cfg.EventRetention)}
 	st, err := s.db.SetDesiredConfiguration(ctx, id, store.ConfigRequest{
 		Project: project, Desired: desired, IfVersion: ifVersion, Time: now, Requested: ev.event,
 	})

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/storage"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sealedsense/sealedsense/emulators/platform"
@@ -78,6 +79,14 @@ func newWorld(t testing.TB, extraEnv ...string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gcs, err := storage.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gcs.Close()
+	if err := stack.EnsureBucket(ctx, gcs, project, stack.ExportsBucket(project)); err != nil {
+		t.Fatal(err)
+	}
 	addr, err := platform.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +100,7 @@ func newWorld(t testing.TB, extraEnv ...string) *world {
 	}
 	cmd := exec.Command(localserver(t))
 	cmd.Env = append(append(append(os.Environ(), platformtest.Platform().Env()...), keys.Env()...),
-		"GOOGLE_CLOUD_PROJECT="+project, "PORT="+port, "SEALEDSENSE_API_BASE_URL="+w.base)
+		"GOOGLE_CLOUD_PROJECT="+project, "PORT="+port, "SEALEDSENSE_API_BASE_URL="+w.base, "SEALEDSENSE_EXPORT_BUCKET="+stack.ExportsBucket(project))
 	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +31,10 @@ type Project struct {
 	Organization    string    `json:"organization"`
 	PersonnelAccess string    `json:"personnelAccess"`
 	CreateTime      time.Time `json:"createTime"`
+	// EventRetention is how long events are kept, as seconds ("2592000s");
+	// Erasing names the erasure under way (SealedSense extensions).
+	EventRetention string `json:"eventRetention"`
+	Erasing        string `json:"erasing,omitempty"`
 }
 
 type listProjects struct {
@@ -45,6 +50,7 @@ type createProject struct {
 type updateProject struct {
 	DisplayName     *string `json:"displayName,omitempty"`
 	PersonnelAccess *string `json:"personnelAccess,omitempty"`
+	EventRetention  *string `json:"eventRetention,omitempty"`
 }
 
 type listRoles struct {
@@ -57,9 +63,14 @@ type listPermissions struct {
 	NextPageToken string   `json:"nextPageToken"`
 }
 
-func toProject(id string, p store.Project) Project {
-	return Project{Name: "projects/" + id, DisplayName: p.DisplayName, Organization: "organizations/" + p.Organization,
-		PersonnelAccess: p.PersonnelAccess, CreateTime: p.CreateTime}
+func (s *Service) toProject(id string, p store.Project) Project {
+	out := Project{Name: "projects/" + id, DisplayName: p.DisplayName, Organization: "organizations/" + p.Organization,
+		PersonnelAccess: p.PersonnelAccess, CreateTime: p.CreateTime,
+		EventRetention: fmt.Sprintf("%ds", int64(p.EventRetention(s.cfg.EventRetention).Seconds()))}
+	if p.Erasing != "" {
+		out.Erasing = "projects/" + id + "/erasures/" + p.Erasing
+	}
+	return out
 }
 
 // listOrganizations lists the organizations the caller administers.
@@ -186,7 +197,7 @@ func (s *Service) projects(c *call, ids []string) ([]Project, error) {
 	out := []Project{}
 	for _, id := range ids {
 		if p, ok := ps[id]; ok {
-			out = append(out, toProject(id, p))
+			out = append(out, s.toProject(id, p))
 		}
 	}
 	return out, nil
@@ -226,7 +237,7 @@ func (s *Service) getProject(c *call) (any, error) {
 	if err != nil {
 		return nil, storeErr(err, "project")
 	}
-	return toProject(c.project, d), nil
+	return s.toProject(c.project, d), nil
 }
 
 // projectUpdate checks a project update and says what it changes.
@@ -237,7 +248,15 @@ func projectUpdate(req updateProject) (store.ProjectUpdate, error) {
 	if a := req.PersonnelAccess; a != nil && *a != PersonnelDeny && *a != PersonnelAllowWithReason {
 		return store.ProjectUpdate{}, errBadRequest("personnelAccess must be %s or %s", PersonnelDeny, PersonnelAllowWithReason)
 	}
-	return store.ProjectUpdate{DisplayName: req.DisplayName, PersonnelAccess: req.PersonnelAccess}, nil
+	u := store.ProjectUpdate{DisplayName: req.DisplayName, PersonnelAccess: req.PersonnelAccess}
+	if req.EventRetention != nil {
+		d, err := parseRetention(*req.EventRetention)
+		if err != nil {
+			return store.ProjectUpdate{}, err
+		}
+		u.EventRetention = &d
+	}
+	return u, nil
 }
 
 func (s *Service) updateProject(c *call) (any, error) {
@@ -248,6 +267,12 @@ func (s *Service) updateProject(c *call) (any, error) {
 	upd, err := projectUpdate(req)
 	if err != nil {
 		return nil, err
+	}
+	if upd.EventRetention != nil {
+		// Events stored from now on take the new retention (ingest reads
+		// it within a minute); the job rewrites the expiry of the others.
+		upd.RetentionJob = &store.DataJob{ProjectID: c.project, Organization: c.org, Kind: store.JobRetention, State: store.JobRunning,
+			Actor: c.p.Email, CreateTime: s.deps.Now().UTC(), RetentionSeconds: int64(upd.EventRetention.Seconds()), Counts: map[string]int64{}}
 	}
 	if err := s.db.UpdateProject(c.r.Context(), c.project, upd); err != nil {
 		return nil, storeErr(err, "project")

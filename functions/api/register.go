@@ -11,6 +11,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/storage"
 
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/envconf"
@@ -62,6 +63,11 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	cfg := Config{BaseURL: env.Need("SEALEDSENSE_API_BASE_URL"), Domain: env.Get("SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN", ""),
 		LocalMode: env.Get("SEALEDSENSE_LOCAL_MODE", "") == "true"}
 	env.Duration("SEALEDSENSE_EVENT_RETENTION", &cfg.EventRetention)
+	exportBucket := env.Need("SEALEDSENSE_EXPORT_BUCKET")
+	env.Duration("SEALEDSENSE_EXPORT_URL_TTL", &cfg.ExportURLTTL)
+	// Set only locally: GCP signs through IAM (exporturl.go).
+	urlSigner := env.Get("SEALEDSENSE_URL_SIGNER", "")
+	storageEmulator := env.Get("STORAGE_EMULATOR_HOST", "")
 	eventsTopic := env.Get("SEALEDSENSE_TOPIC_EVENTS", "events")
 	env.Duration("SEALEDSENSE_API_ACCESS_TTL", &cfg.AccessTTL)
 	env.Float("SEALEDSENSE_API_RATE", &cfg.Rate)
@@ -90,8 +96,17 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	if err != nil {
 		return nil, fmt.Errorf("api: pubsub: %w", err)
 	}
+	gcs, err := storage.NewClient(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("api: storage: %w", err)
+	}
+	exports, err := newURLSigner(gcs, exportBucket, urlSigner, storageEmulator)
+	if err != nil {
+		return nil, err
+	}
 	return New(cfg, Deps{
 		Firestore: fs,
+		Exports:   exports,
 		Events:    ps.Publisher(eventsTopic),
 		Secrets:   secrets,
 		// An hour bounds how long a warm instance keeps a deleted key's

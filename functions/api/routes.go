@@ -129,7 +129,11 @@ func (s *Service) run(c *call, rt route) (any, error) {
 			return nil, err
 		}
 	}
-	body, err := rt.handle(c)
+	var body any
+	err = s.refuseWhileErasing(c)
+	if err == nil {
+		body, err = rt.handle(c)
+	}
 	code := c.statusOr(rt.Status)
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -225,6 +229,12 @@ func (s *Service) routes() []route {
 		{Method: "GET", Pattern: "/v2/projects/{project}", Summary: "Get a project", Perm: permProjectRead, Status: 200, Response: Project{}, handle: s.getProject},
 		{Method: "PATCH", Pattern: "/v2/projects/{project}", Summary: "Update a project", Perm: permProjectUpdate, Audit: true, Status: 200, Request: updateProject{}, Response: Project{}, handle: s.updateProject},
 		{Method: "DELETE", Pattern: "/v2/projects/{project}", Summary: "Delete an empty project", Perm: permProjectDelete, Audit: true, Status: 200, Response: empty{}, handle: s.deleteProject},
+		{Method: "POST", Pattern: "/v2/projects/{project}:export", Summary: "Export the project's data (devices, events, data connectors, members, service accounts, audit log; no secrets) as NDJSON files and a manifest; a filter by device ids or labels exports only those devices and their events (SealedSense extension)", Perm: permProjectExport, Audit: true, Status: 200, Request: exportRequest{}, Response: Export{}, handle: s.startExport},
+		{Method: "GET", Pattern: "/v2/projects/{project}/exports", Summary: "The project's 100 newest exports (SealedSense extension)", Perm: permProjectExport, Audit: true, Status: 200, Response: listExports{}, handle: s.listExports},
+		{Method: "GET", Pattern: "/v2/projects/{project}/exports/{export}", Summary: "An export's state and, when done, its files' signed download URLs, valid for at most an hour (SealedSense extension)", Perm: permProjectExport, Audit: true, Status: 200, Response: Export{}, handle: s.getExport},
+		{Method: "POST", Pattern: "/v2/projects/{project}:erase", Summary: "Erase the project: its events, devices' labels and configuration (the devices return to the unclaimed inventory), data connectors, service accounts, members, exports and audit log; only the erasure's tombstone remains (SealedSense extension)", Perm: permProjectErase, Audit: true, Status: 200, Request: eraseRequest{}, Response: Erasure{}, handle: s.eraseProject},
+		{Method: "POST", Pattern: "/v2/projects/{project}/devices/{device}:erase", Summary: "Erase the events stored of one device in the project (SealedSense extension)", Perm: permDeviceErase, Audit: true, Status: 200, Request: eraseDeviceRequest{}, Response: Erasure{}, handle: s.eraseDevice},
+		{Method: "GET", Pattern: "/v2/projects/{project}/erasures/{erasure}", Summary: "An erasure's progress; a project's, after it, from its tombstone (SealedSense extension)", Audit: true, Status: 200, Response: Erasure{}, handle: s.getErasure},
 		{Method: "GET", Pattern: "/v2/projects/{project}/permissions", Summary: "The caller's permissions in a project", Status: 200, Response: listPermissions{}, handle: s.listPermissions},
 
 		{Method: "GET", Pattern: "/v2/projects/{project}/members", Summary: "List members", Perm: permMemberRead, Audit: true, Status: 200, Response: listMembers{}, Query: paged(), handle: s.listMembers},

@@ -90,6 +90,15 @@ func (sc *streamCaller) Check(ctx context.Context) error {
 	case !p.can(permDeviceRead, sc.project, sc.org):
 		return &stream.Error{Code: http.StatusForbidden, Message: "missing permission " + permDeviceRead + " on projects/" + sc.project}
 	}
+	// An erased project's stream ends with a final frame saying so, before
+	// the erasure reaches the events it could still send.
+	proj, err := s.db.Project(ctx, sc.project)
+	switch {
+	case store.IsNotFound(err):
+		return &stream.Error{Code: http.StatusGone, Message: "the project was erased"}
+	case err == nil && proj.Erasing != "":
+		return &stream.Error{Code: http.StatusGone, Message: "the project is being erased (projects/" + sc.project + "/erasures/" + proj.Erasing + ")"}
+	}
 	return nil
 }
 
@@ -114,7 +123,10 @@ func (s *Service) AuditStream(ctx context.Context, rec stream.AuditRecord) {
 		ProjectID: sc.project, Time: s.deps.Now().UTC(), ActorType: "SERVICE_ACCOUNT", Actor: sc.p.Email,
 		Account: sc.p.Account, KeyID: sc.p.Key, Action: rec.Action, Resource: sc.path, Code: http.StatusOK, Reason: reason,
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrProjectErased):
+		s.log.Info("audit of an erased project", "project", sc.project, "actor", sc.p.Email, "action", rec.Action, "resource", sc.path)
+	case err != nil:
 		s.log.Error("stream audit failed", "project", sc.project, "action", rec.Action, "error", err.Error())
 	}
 }

@@ -123,7 +123,7 @@ func (s *Service) stored(ev event.Event, project, deviceID string, now time.Time
 		data: data[ev.EventType],
 		doc: store.Event{
 			ProjectID: project, DeviceID: deviceID, EventType: ev.EventType,
-			Timestamp: ev.Timestamp, JSON: js, ExpireAt: now.Add(s.cfg.Retention),
+			Timestamp: ev.Timestamp, JSON: js, ExpireAt: now.Add(s.retentions.of(project)),
 		},
 	}, nil
 }

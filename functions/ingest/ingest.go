@@ -163,6 +163,7 @@ type Service struct {
 	releases   *releaseImages
 	announced  *expiring.Cache[string, struct{}] // connectors sent a channel-key announcement lately
 	claims     *claimer
+	retentions *retentions
 	// answering and committing bound the packets waiting for their
 	// copies and the packet transactions in flight (transport.go).
 	answering, committing chan struct{}
@@ -238,6 +239,7 @@ func New(cfg Config, deps Deps) *Service {
 		admission:  newDeviceHandshakes(cfg.Anomaly, deps.Now, deps.Logger),
 		releases:   newReleaseImages(db, deps.ReadObject, deps.Now, deps.Logger),
 		announced:  expiring.New[string, struct{}](maxConnectors, announceEvery, deps.Now),
+		retentions: newRetentions(db, cfg.Retention, deps.Now),
 		answering:  make(chan struct{}, maxAnswering),
 		committing: make(chan struct{}, maxCommitting),
 	}

@@ -253,7 +253,7 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 		"SEALEDSENSE_SIGNING_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/signing",
 		"SEALEDSENSE_WEBHOOK_SECRETS_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/webhook-secrets",
 		"SEALEDSENSE_WEBHOOK_SIGNING_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/webhook-signing",
-		"SEALEDSENSE_API_BASE_URL=http://"+addr)
+		"SEALEDSENSE_API_BASE_URL=http://"+addr, "SEALEDSENSE_EXPORT_BUCKET="+project+"-exports")
 	if f.Name == "backup" {
 		cmd.Env = append(cmd.Env, backupEnv(t, project)...)
 	}

@@ -51,6 +51,7 @@ func Functions() []Function {
 		{Name: "deliver", Entry: "Deliver", Kind: CloudEvent, Package: "github.com/sealedsense/sealedsense/functions/deliver", Handler: "Handler"},
 		{Name: "deliver-sweep", Entry: "DeliverSweep", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/deliver", Handler: "SweepHandler"},
 		{Name: "backup", Entry: "Backup", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/backup", Handler: "Handler"},
+		{Name: "data-rights", Entry: "DataRights", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/datarights", Handler: "Handler"},
 		{Name: "operator", Entry: "Operator", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/operator", Handler: "Handler"},
 	}
 }

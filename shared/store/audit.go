@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -28,6 +29,9 @@ type AuditEntry struct {
 	Resource  string    `firestore:"resource"` // the request path
 	Code      int       `firestore:"code"`     // the HTTP status answered
 	Reason    string    `firestore:"reason,omitempty"`
+	// Organization is set on an erasure's tombstone only: the project,
+	// which names it otherwise, is gone.
+	Organization string `firestore:"organization,omitempty"`
 }
 
 // auditID orders entries newest first by document id, so that a
@@ -42,13 +46,32 @@ func auditID(t time.Time) (string, error) {
 	return fmt.Sprintf("%019d-%s", math.MaxInt64-t.UnixNano(), hex.EncodeToString(b[:])), nil
 }
 
-// AppendAudit creates an entry, named by its time.
+// ErrProjectErased refuses an audit entry of a project being erased or
+// gone: its log is erased with it, and an entry written now would
+// outlive the erasure. The caller logs the entry instead.
+var ErrProjectErased = errors.New("store: the project is erased")
+
+// AppendAudit creates an entry, named by its time, in the transaction
+// that finds its project there and not being erased: an erasure that
+// starts later deletes it, one under way refuses it (ErrProjectErased).
 func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) error {
 	id, err := auditID(e.Time)
 	if err != nil {
 		return err
 	}
-	_, err = db.fs.Collection(auditCollection).Doc(id).Create(ctx, e)
+	err = db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		p, err := getIn[Project](tx, db.projectRef(e.ProjectID))
+		switch {
+		case IsNotFound(err) || (err == nil && p.Erasing != ""):
+			return ErrProjectErased
+		case err != nil:
+			return err
+		}
+		return tx.Create(db.fs.Collection(auditCollection).Doc(id), e)
+	})
+	if errors.Is(err, ErrProjectErased) {
+		return fmt.Errorf("store: audit of %s: %w", e.ProjectID, ErrProjectErased)
+	}
 	return wrap("audit", err)
 }
 

@@ -21,12 +21,32 @@ type Project struct {
 	// project's data (DENY or ALLOW_WITH_REASON).
 	PersonnelAccess string    `firestore:"personnelAccess"`
 	CreateTime      time.Time `firestore:"createTime"`
+	// EventRetentionSeconds is how long the project's events are kept
+	// (0: the platform's default); each event's expiry is written when it
+	// is stored, so a change reaches older events by a RETENTION job.
+	EventRetentionSeconds int64 `firestore:"eventRetentionSeconds,omitempty"`
+	// Erasing names the ERASE_PROJECT job under way: the project then
+	// refuses every change, and its document goes when the job is done.
+	Erasing string `firestore:"erasing,omitempty"`
+}
+
+// EventRetention is how long the project keeps events, def if it set
+// none.
+func (p Project) EventRetention(def time.Duration) time.Duration {
+	if p.EventRetentionSeconds <= 0 {
+		return def
+	}
+	return time.Duration(p.EventRetentionSeconds) * time.Second
 }
 
 // ProjectUpdate changes the fields that are not nil.
 type ProjectUpdate struct {
 	DisplayName     *string
 	PersonnelAccess *string
+	EventRetention  *time.Duration
+	// RetentionJob, with a new EventRetention, is created with the
+	// change: the job that brings the stored events to it.
+	RetentionJob *DataJob
 }
 
 func (u ProjectUpdate) updates() []firestore.Update {
@@ -36,6 +56,9 @@ func (u ProjectUpdate) updates() []firestore.Update {
 	}
 	if u.PersonnelAccess != nil {
 		upd = append(upd, firestore.Update{Path: "personnelAccess", Value: *u.PersonnelAccess})
+	}
+	if u.EventRetention != nil {
+		upd = append(upd, firestore.Update{Path: "eventRetentionSeconds", Value: int64(u.EventRetention.Seconds())})
 	}
 	return upd
 }
@@ -81,7 +104,16 @@ func (db *DB) UpdateProject(ctx context.Context, id string, u ProjectUpdate) err
 	if len(upd) == 0 {
 		return nil
 	}
-	_, err := db.projectRef(id).Update(ctx, upd)
+	if u.RetentionJob == nil {
+		_, err := db.projectRef(id).Update(ctx, upd)
+		return wrap("update project "+id, err)
+	}
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		if err := tx.Update(db.projectRef(id), upd); err != nil {
+			return err
+		}
+		return tx.Create(db.fs.Collection(dataJobsCollection).NewDoc(), withExpiry(*u.RetentionJob))
+	})
 	return wrap("update project "+id, err)
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/functions/api"
 	"github.com/sealedsense/sealedsense/functions/backup"
+	"github.com/sealedsense/sealedsense/functions/datarights"
 	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/functions/ingest"
 	"github.com/sealedsense/sealedsense/functions/operator"
@@ -58,6 +59,9 @@ func register(ctx context.Context) error {
 		return err
 	}
 	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/Backup", backup.Handler()); err != nil {
+		return err
+	}
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/DataRights", datarights.Handler()); err != nil {
 		return err
 	}
 	// The operators' routes, at their service's root in GCP.
