@@ -340,8 +340,9 @@ func parseRetention(v string) (time.Duration, error) {
 	if _, err := fmt.Sscanf(secs, "%d", &n); !ok || err != nil || fmt.Sprint(n) != secs {
 		return 0, errBadRequest("eventRetention must be whole seconds, e.g. \"86400s\"")
 	}
+	// Bounded in seconds first: a huge count would overflow a Duration.
 	d := time.Duration(n) * time.Second
-	if d < minEventRetention || d > maxEventRetention {
+	if n < int64(minEventRetention/time.Second) || n > int64(maxEventRetention/time.Second) {
 		return 0, errBadRequest("eventRetention must be from %ds (1 day) to %ds (365 days)", int64(minEventRetention.Seconds()), int64(maxEventRetention.Seconds()))
 	}
 	return d, nil

@@ -115,9 +115,13 @@ func (s *Service) run(ctx context.Context, id, owner string, j store.DataJob, de
 		}
 		if err != nil {
 			// Given up at once, so the next call retries the page; a job
-			// that keeps failing fails after MaxTakes.
-			if rerr := s.db.ReleaseDataJob(context.WithoutCancel(ctx), id, owner); rerr != nil {
-				log.Warn("data job not released", "error", rerr.Error())
+			// that keeps failing fails after MaxTakes. A call cut off (its
+			// instance going away) leaves the job to its lease, as a
+			// crash does.
+			if ctx.Err() == nil {
+				if rerr := s.db.ReleaseDataJob(ctx, id, owner); rerr != nil {
+					log.Warn("data job not released", "error", rerr.Error())
+				}
 			}
 			return pages, false, err
 		}
@@ -185,10 +189,17 @@ func (s *Service) fail(ctx context.Context, id, owner string, j store.DataJob, l
 	return s.audit(ctx, j, id, "failed", now)
 }
 
-// audit records a job's end in the project's audit log.
+// audit records a job's end in the project's audit log; a project erased
+// meanwhile has no log left, and the end is logged only.
 func (s *Service) audit(ctx context.Context, j store.DataJob, id, how string, now time.Time) error {
-	return s.db.AppendAudit(ctx, store.AuditEntry{ProjectID: j.ProjectID, Time: now, ActorType: "SERVICE_ACCOUNT", Actor: j.Actor,
-		Action: jobAction(j.Kind) + "." + how, Resource: JobResource(j.ProjectID, j.Kind, id), Code: 200, Reason: countsReason(j.Counts)})
+	e := store.AuditEntry{ProjectID: j.ProjectID, Time: now, ActorType: "SERVICE_ACCOUNT", Actor: j.Actor,
+		Action: jobAction(j.Kind) + "." + how, Resource: JobResource(j.ProjectID, j.Kind, id), Code: 200, Reason: countsReason(j.Counts)}
+	err := s.db.AppendAudit(ctx, e)
+	if errors.Is(err, store.ErrProjectErased) {
+		s.log.Info("audit of an erased project", "project", j.ProjectID, "action", e.Action, "resource", e.Resource)
+		return nil
+	}
+	return err
 }
 
 func jobAction(kind string) string {
