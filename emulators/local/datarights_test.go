@@ -28,8 +28,12 @@ import (
 // checks the files against Firestore and the manifest, then erases it
 // while its sensors, a webhook and a stream are live, and searches every
 // collection and the export bucket for what is left of it.
+//
+// It runs alone, before the parallel tests: its 20 sensors beside theirs
+// slowed the shared emulators enough to misjudge the reply routes that
+// TestEverythingOnceThroughTheBestConnector checks (42 of 163 replies off
+// the strongest connector in one CI run).
 func TestDataRightsEndToEnd(t *testing.T) {
-	t.Parallel()
 	d := localtest.Start(t, local.Config{Sensors: 20, Connectors: 2, DeliverSweepEvery: 500 * time.Millisecond})
 	tok := localtest.CustomerToken(t, d)
 	call := func(method, path string, body any, want int) map[string]any {
