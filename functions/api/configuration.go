@@ -170,7 +170,7 @@ func (s *Service) updateConfiguration(c *call) (any, error) {
 	if _, err := devconfig.Check(d.Type, req.Desired); err != nil {
 		return nil, errBadRequest("%s", invalidMessage(err))
 	}
-	st, err := s.setDesired(c.r.Context(), c.project, id, req.Desired, ifVersion)
+	st, err := s.setDesired(c.r.Context(), c.project, id, req.Desired, ifVersion, c.eventRetention())
 	if err != nil {
 		return nil, configStoreErr(err)
 	}
@@ -279,7 +279,7 @@ func (s *Service) configureOne(c *call, id string, devs map[string]store.Device,
 	if _, err := devconfig.Check(d.Type, desired); err != nil {
 		return refused("INVALID_ARGUMENT", invalidMessage(err)), nil
 	}
-	st, err := s.setDesired(c.r.Context(), c.project, id, desired, nil)
+	st, err := s.setDesired(c.r.Context(), c.project, id, desired, nil, c.eventRetention())
 	switch {
 	case store.IsNotFound(err):
 		return refused("NOT_FOUND", "device not found"), nil
@@ -320,13 +320,9 @@ func (r *requested) event(version int64) (string, store.Event, error) {
 // publishes the event for webhooks. A failed publish is logged, not
 // returned: the change and its event are stored, and the stream, which
 // reads stored events, has it.
-func (s *Service) setDesired(ctx context.Context, project, id string, desired devconfig.Config, ifVersion *int64) (store.ConfigState, error) {
+func (s *Service) setDesired(ctx context.Context, project, id string, desired devconfig.Config, ifVersion *int64, retention time.Duration) (store.ConfigState, error) {
 	now := s.deps.Now().UTC()
-	p, err := s.db.Project(ctx, project)
-	if err != nil {
-		return store.ConfigState{}, err
-	}
-	ev := &requested{project: project, device: id, at: now, retention: p.EventRetention(s.cfg.EventRetention)}
+	ev := &requested{project: project, device: id, at: now, retention: retention}
 	st, err := s.db.SetDesiredConfiguration(ctx, id, store.ConfigRequest{
 		Project: project, Desired: desired, IfVersion: ifVersion, Time: now, Requested: ev.event,
 	})

@@ -169,17 +169,13 @@ func (s *Service) getExport(c *call) (any, error) {
 }
 
 func (s *Service) listExports(c *call) (any, error) {
-	jobs, ids, err := s.db.ProjectDataJobs(c.r.Context(), c.project, store.JobExport, 100)
+	jobs, err := s.db.ProjectDataJobs(c.r.Context(), c.project, store.JobExport, 100)
 	if err != nil {
 		return nil, errUnavailable(err)
 	}
 	out := listExports{Exports: []Export{}}
-	for _, id := range ids {
-		e, err := s.toExportNoURLs(id, jobs[id])
-		if err != nil {
-			return nil, err
-		}
-		out.Exports = append(out.Exports, e)
+	for _, j := range jobs {
+		out.Exports = append(out.Exports, toExportNoURLs(j.ID, j.DataJob))
 	}
 	return out, nil
 }
@@ -187,15 +183,16 @@ func (s *Service) listExports(c *call) (any, error) {
 // toExport answers a job, with download URLs valid for ExportURLTTL
 // when it is done.
 func (s *Service) toExport(ctx context.Context, id string, j store.DataJob) (Export, error) {
-	e, err := s.toExportNoURLs(id, j)
-	if err != nil || j.State != store.JobSucceeded {
-		return e, err
+	e := toExportNoURLs(id, j)
+	if j.State != store.JobSucceeded {
+		return e, nil
 	}
 	if s.deps.Exports == nil {
 		return e, errUnavailable(errors.New("api: no export bucket"))
 	}
 	expires := s.deps.Now().Add(s.cfg.ExportURLTTL).UTC().Truncate(time.Second)
 	e.URLExpireTime = &expires
+	var err error
 	for i, f := range j.Files {
 		if e.Files[i].URL, err = s.deps.Exports.SignedURL(ctx, f.Name, expires); err != nil {
 			return e, errUnavailable(err)
@@ -207,7 +204,7 @@ func (s *Service) toExport(ctx context.Context, id string, j store.DataJob) (Exp
 	return e, nil
 }
 
-func (s *Service) toExportNoURLs(id string, j store.DataJob) (Export, error) {
+func toExportNoURLs(id string, j store.DataJob) Export {
 	e := Export{Name: datarights.JobResource(j.ProjectID, j.Kind, id), State: j.State, CreateTime: j.CreateTime,
 		DeviceIDs: j.DeviceIDs, Counts: j.Counts, Error: j.Error}
 	if !j.DoneTime.IsZero() {
@@ -222,7 +219,7 @@ func (s *Service) toExportNoURLs(id string, j store.DataJob) (Export, error) {
 	for _, f := range j.Files {
 		e.Files = append(e.Files, ExportFile{Kind: f.Kind, Count: f.Count, Bytes: f.Bytes, SHA256: f.SHA256})
 	}
-	return e, nil
+	return e
 }
 
 // eraseProject starts the erasure of the whole project. From here on the
@@ -308,7 +305,8 @@ func toErasure(id string, j store.DataJob) Erasure {
 }
 
 // refuseWhileErasing answers 409 to a change of a project being erased:
-// what it wrote could outlive the erasure.
+// what it wrote could outlive the erasure. The project it reads is kept on
+// the call for the handler (its event retention).
 func (s *Service) refuseWhileErasing(c *call) error {
 	if c.r.Method == http.MethodGet || c.project == "" || c.project == "-" || c.org == "" {
 		return nil
@@ -323,7 +321,17 @@ func (s *Service) refuseWhileErasing(c *call) error {
 	if p.Erasing != "" {
 		return errConflict(fmt.Sprintf("the project is being erased (projects/%s/erasures/%s)", c.project, p.Erasing))
 	}
+	c.proj = &p
 	return nil
+}
+
+// eventRetention is the retention of the events a change of the call's
+// project makes.
+func (c *call) eventRetention() time.Duration {
+	if c.proj == nil {
+		return c.s.cfg.EventRetention
+	}
+	return c.proj.EventRetention(c.s.cfg.EventRetention)
 }
 
 // Event retention bounds: a day, and the platform's maximum.

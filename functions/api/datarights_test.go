@@ -2,12 +2,15 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sealedsense/sealedsense/shared/store"
 )
 
 // work calls the data-rights function as Cloud Scheduler does, until the
@@ -120,13 +123,16 @@ func TestRetentionAndDeviceErasure(t *testing.T) {
 	p := w.tenant.Project
 	devs := w.devices(p, "", 2)
 	ctx := context.Background()
+	db := store.New(w.fs)
 	stored := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+	var ids []string
 	for i := range 30 {
 		dev := devs[i%2]
-		id := dev + "-" + string(rune('a'+i))
-		if _, err := w.fs.Collection("events").Doc(id).Set(ctx, map[string]any{"projectId": p, "deviceId": dev, "eventType": "temperature",
-			"timestamp": stored.Add(time.Duration(i) * time.Second), "storedAt": stored.Add(time.Duration(i) * time.Second),
-			"json": []byte(`{}`), "expireAt": stored.Add(30 * 24 * time.Hour)}); err != nil {
+		ids = append(ids, fmt.Sprintf("%s-%02d", dev, i))
+		// Read an hour ago, stored now (storedAt is the commit's time):
+		// the new expiry counts from storage.
+		if err := db.CreateEventAlone(ctx, ids[i], store.Event{ProjectID: p, DeviceID: dev, EventType: "temperature",
+			Timestamp: stored.Add(time.Duration(i) * time.Second), JSON: []byte(`{}`), ExpireAt: stored.Add(30 * 24 * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -137,18 +143,21 @@ func TestRetentionAndDeviceErasure(t *testing.T) {
 	// The job is found by the worker; its record is the project's.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if _, err := http.Post(w.base+"/DataRights", "application/json", nil); err != nil {
-			t.Fatal(err)
-		}
-		docs, err := w.fs.Collection("events").Where("projectId", "==", p).Documents(ctx).GetAll()
+		resp, err := http.Post(w.base+"/DataRights", "application/json", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		resp.Body.Close()
 		left := 0
-		for _, d := range docs {
-			e, _ := d.DataAt("expireAt")
-			s, _ := d.DataAt("storedAt")
-			if !e.(time.Time).Equal(s.(time.Time).Add(48 * time.Hour)) {
+		for _, id := range ids {
+			e, err := db.Event(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.StoredAt.IsZero() {
+				t.Fatalf("event %s has no storedAt", id)
+			}
+			if !e.ExpireAt.Equal(e.StoredAt.Add(48 * time.Hour)) {
 				left++
 			}
 		}
@@ -156,7 +165,7 @@ func TestRetentionAndDeviceErasure(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events keep their old expiry; functions log:\n%s", left, len(docs), tail(w.logPath, 30))
+			t.Fatalf("%d of %d events keep their old expiry; functions log:\n%s", left, len(ids), tail(w.logPath, 30))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -166,9 +175,9 @@ func TestRetentionAndDeviceErasure(t *testing.T) {
 		t.Fatalf("device erasure: %v", done)
 	}
 	for dev, want := range map[string]int{devs[0]: 0, devs[1]: 15} {
-		docs, err := w.fs.Collection("events").Where("deviceId", "==", dev).Documents(ctx).GetAll()
-		if err != nil || len(docs) != want {
-			t.Errorf("device %s has %d events (%v), want %d", dev, len(docs), err, want)
+		evs, err := db.ExportEvents(ctx, p, dev, time.Time{}, time.Time{}, time.Time{}, "", 100)
+		if err != nil || len(evs) != want {
+			t.Errorf("device %s has %d events (%v), want %d", dev, len(evs), err, want)
 		}
 	}
 }

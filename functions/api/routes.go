@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/store"
 	"github.com/sealedsense/sealedsense/shared/token"
 	"io"
 	"net/http"
@@ -52,7 +53,10 @@ type call struct {
 	p       *principal
 	project string // the path's {project}, "" if none
 	org     string // its organization, "" if it does not exist
-	status  int    // overrides the route's success status
+	// proj is the project as read for a change (refuseWhileErasing), nil
+	// on reads.
+	proj   *store.Project
+	status int // overrides the route's success status
 	// touched lists further projects whose data a cross-project read
 	// showed, so each gets its audit entry.
 	touched []string

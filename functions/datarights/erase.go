@@ -16,8 +16,11 @@ import (
 )
 
 // An erasure runs store.EraseSteps twice (see there), then deletes the
-// project's exports and its other jobs, then finishes: the project's
-// document and the job go, and the tombstone is written.
+// project's other jobs and then its exports, then finishes: the project's
+// document and the job go, and the tombstone is written. Jobs go before
+// exports: an export that is running fails at its next file (exportPage
+// checks the project) and its save finds its job gone, so no file of it
+// is written after the bucket was emptied.
 func (s *Service) erasePage(ctx context.Context, id string, j *store.DataJob) (bool, error) {
 	steps := store.EraseSteps()
 	switch {
@@ -33,21 +36,21 @@ func (s *Service) erasePage(ctx context.Context, id string, j *store.DataJob) (b
 		}
 		return false, nil
 	case j.Step == 2*len(steps):
-		n, err := s.deleteExports(ctx, j.ProjectID)
-		if err != nil {
-			return false, err
-		}
-		j.Counts["exportFiles"] += int64(n)
-		if n == 0 {
-			j.Step++
-		}
-		return false, nil
-	default:
 		n, err := s.db.DeleteProjectDataJobs(ctx, j.ProjectID, id, s.cfg.PageSize)
 		if err != nil {
 			return false, err
 		}
 		j.Counts["dataJobs"] += int64(n)
+		if n == 0 {
+			j.Step++
+		}
+		return false, nil
+	default:
+		n, err := s.deleteExports(ctx, j.ProjectID)
+		if err != nil {
+			return false, err
+		}
+		j.Counts["exportFiles"] += int64(n)
 		return n == 0, nil
 	}
 }

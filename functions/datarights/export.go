@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,15 @@ func ManifestName(project, job string) string { return ExportPrefix(project) + j
 
 // exportPage writes the next file of the current step.
 func (s *Service) exportPage(ctx context.Context, id string, j *store.DataJob) (bool, error) {
+	// A project being erased exports nothing more: its erasure empties
+	// the bucket once and must not find files added after.
+	p, err := s.db.Project(ctx, j.ProjectID)
+	switch {
+	case store.IsNotFound(err) || (err == nil && p.Erasing != ""):
+		return false, fmt.Errorf("%w: the project is being erased", errPermanent)
+	case err != nil:
+		return false, err
+	}
 	steps := exportSteps(j)
 	kind := steps[j.Step]
 	if kind == manifestStep {
@@ -161,8 +171,11 @@ func (s *Service) writeEvents(ctx context.Context, enc *json.Encoder, j *store.D
 			return 0, false, nil
 		}
 		if i, rest, ok := strings.Cut(j.CursorID, "/"); ok {
-			fmt.Sscanf(i, "%d", &di)
-			after = rest
+			n, err := strconv.Atoi(i)
+			if err != nil || n < 0 || n >= len(j.DeviceIDs) {
+				return 0, false, fmt.Errorf("%w: cursor %q", errPermanent, j.CursorID)
+			}
+			di, after = n, rest
 		}
 		device = j.DeviceIDs[di]
 	}

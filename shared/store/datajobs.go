@@ -121,24 +121,29 @@ func (db *DB) DataJob(ctx context.Context, id string) (DataJob, error) {
 	return get[DataJob](ctx, db.dataJobRef(id), "data job "+id)
 }
 
-// ProjectDataJobs lists a project's jobs of kind, newest first.
-func (db *DB) ProjectDataJobs(ctx context.Context, project, kind string, limit int) (map[string]DataJob, []string, error) {
+// DataJobEntry is a job with its id.
+type DataJobEntry struct {
+	ID string
+	DataJob
+}
+
+// ProjectDataJobs lists up to limit of a project's jobs of kind, newest
+// first.
+func (db *DB) ProjectDataJobs(ctx context.Context, project, kind string, limit int) ([]DataJobEntry, error) {
 	docs, err := db.fs.Collection(dataJobsCollection).Where("projectId", "==", project).Where("kind", "==", kind).
 		OrderBy("createTime", firestore.Desc).OrderBy(firestore.DocumentID, firestore.Desc).Limit(limit).Documents(ctx).GetAll()
 	if err != nil {
-		return nil, nil, wrap("data jobs of "+project, err)
+		return nil, wrap("data jobs of "+project, err)
 	}
-	out := make(map[string]DataJob, len(docs))
-	ids := make([]string, 0, len(docs))
-	for _, s := range docs {
+	out := make([]DataJobEntry, len(docs))
+	for i, s := range docs {
 		j, err := decode[DataJob](s)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		out[s.Ref.ID] = j
-		ids = append(ids, s.Ref.ID)
+		out[i] = DataJobEntry{ID: s.Ref.ID, DataJob: j}
 	}
-	return out, ids, nil
+	return out, nil
 }
 
 // TakeDataJob leases a running job whose lease ran out to owner until

@@ -157,7 +157,7 @@ func unregisterConnectors(ctx context.Context, db *DB, project string, limit int
 		return 0, err
 	}
 	for _, r := range refs {
-		if _, err := r.Update(ctx, []firestore.Update{{Path: "projectId", Value: ""}}); err != nil && !IsNotFound(wrap("", err)) {
+		if _, err := r.Update(ctx, []firestore.Update{{Path: "projectId", Value: ""}}); err != nil && !IsNotFound(err) {
 			return 0, wrap("unregister connector "+r.ID, err)
 		}
 	}
