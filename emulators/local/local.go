@@ -36,6 +36,7 @@ import (
 	"github.com/sealedsense/sealedsense/functions/api"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/devicetype"
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/relay"
 	"github.com/sealedsense/sealedsense/shared/sensor"
@@ -61,8 +62,11 @@ type Config struct {
 	// API's and the scheduler's, over them as Cloud Run does.
 	Instances int
 
+	// Sensors is how many sensors run; SensorTypes are cycled over them
+	// (default: every sensor type of shared/devicetype, in its order, so
+	// that eleven sensors or more run one of each).
 	Sensors     int
-	SensorTypes []string // cycled over the sensors (default: temperature, humidity, co2, proximity, touch, waterDetector)
+	SensorTypes []string
 	Connectors  int
 	Interval    time.Duration // between a sensor's readings
 	Batch       int           // readings a sensor collects before it transmits (default 1)
@@ -213,7 +217,7 @@ func (c Config) withDefaults() Config {
 		c.Customer = "demo"
 	}
 	if len(c.SensorTypes) == 0 {
-		c.SensorTypes = []string{"temperature", "humidity", "co2", "proximity", "touch", "waterDetector"}
+		c.SensorTypes = devicetype.Sensors()
 	}
 	if c.SweepEvery <= 0 {
 		c.SweepEvery = 15 * time.Second
@@ -487,7 +491,11 @@ func (d *Deployment) manufactureSensors(ctx context.Context, reg *registry.Regis
 	var sensors []simulator.Sensor
 	for i := range d.cfg.Sensors {
 		typ := d.cfg.SensorTypes[i%len(d.cfg.SensorTypes)]
-		m, err := reg.Manufacture(ctx, registry.Spec{Type: typ, ProductNumber: "SS-" + typ, ProjectID: d.cfg.Customer}, d.Keys.Device)
+		t, ok := devicetype.Lookup(typ)
+		if !ok || !t.Sensor {
+			return nil, fmt.Errorf("local: %q is no sensor type", typ)
+		}
+		m, err := reg.Manufacture(ctx, registry.Spec{Type: typ, ProductNumber: t.ProductNumber, ProjectID: d.cfg.Customer}, d.Keys.Device)
 		if err != nil {
 			return nil, err
 		}

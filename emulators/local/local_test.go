@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +26,9 @@ import (
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
 	"github.com/sealedsense/sealedsense/emulators/stack"
 	"github.com/sealedsense/sealedsense/shared/credentials"
+	"github.com/sealedsense/sealedsense/shared/devicetype"
 	"github.com/sealedsense/sealedsense/shared/event"
+	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/relay"
 )
 
@@ -442,7 +447,13 @@ func openAny(ctx context.Context, d *local.Deployment, data []byte) (relay.Uplin
 }
 
 // assertCustomerSees reads the pipeline's results as a customer program
-// does: a token, then devices and event history.
+// does: a token, then devices and event history. Each device is listed
+// with its type's product number, and its history holds every reading
+// the simulator says it took, with the data that reading makes. Every
+// sensor type of the catalogue ran, and one sensor of each took a
+// reading of each of its type's event types but batteryStatus (every
+// tenth reading: a run of 16 s at one reading every 2 s takes eight) and
+// networkStatus (the cloud's).
 func assertCustomerSees(t *testing.T, d *local.Deployment, devices []string) {
 	t.Helper()
 	tok := localtest.CustomerToken(t, d)
@@ -462,31 +473,131 @@ func assertCustomerSees(t *testing.T, d *local.Deployment, devices []string) {
 			t.Fatal(err)
 		}
 	}
+	typeOf := listedSensors(t, get)
+	if len(typeOf) != len(devices) {
+		t.Fatalf("the API lists %d sensors, want %d", len(typeOf), len(devices))
+	}
+	took := map[string][]payload.Reading{}
+	checked, events := 0, 0
+	for _, dev := range devices {
+		took[dev] = d.Sim.Readings(dev)
+		history := eventHistory(t, get, dev)
+		for _, r := range took[dev] {
+			if err := storedAsTaken(history, dev, r); err != nil {
+				t.Errorf("device %s (%s), reading %d: %v", dev, typeOf[dev], r.Seq, err)
+			}
+		}
+		checked += len(took[dev])
+		events += len(history)
+	}
+	assertEveryTypeRan(t, typeOf, took)
+	t.Logf("the API's histories of %d sensors hold %d events, among them the %d readings taken, each with its data", len(devices), events, checked)
+}
+
+// listedSensors lists the project's devices through the API and returns
+// the sensors' types by id, checking each device's product number.
+func listedSensors(t *testing.T, get func(string, any)) map[string]string {
+	t.Helper()
 	var list struct {
 		Devices []struct {
-			Name     string
-			Type     string
-			Reported map[string]any
+			Name, Type, ProductNumber string
 		}
 	}
 	get("/v2/projects/demo/devices?pageSize=1000", &list)
-	sensors := 0
+	typeOf := map[string]string{}
 	for _, dev := range list.Devices {
-		if dev.Type != "ccon" { // the connectors are devices too
-			sensors++
+		dt, ok := devicetype.Lookup(dev.Type)
+		if !ok || dt.ProductNumber != dev.ProductNumber {
+			t.Errorf("device %s: type %q, product number %q; the catalogue has %+v", dev.Name, dev.Type, dev.ProductNumber, dt)
+		}
+		if dt.Sensor { // the connectors are devices too
+			typeOf[dev.Name[strings.LastIndex(dev.Name, "/")+1:]] = dev.Type
 		}
 	}
-	if sensors != len(devices) {
-		t.Fatalf("the API lists %d sensors, want %d", sensors, len(devices))
+	return typeOf
+}
+
+// eventHistory reads a device's whole event history through the API,
+// page by page, by event id.
+func eventHistory(t *testing.T, get func(string, any), dev string) map[string]event.Event {
+	t.Helper()
+	out := map[string]event.Event{}
+	for page := ""; ; {
+		var history struct {
+			Events        []json.RawMessage
+			NextPageToken string
+		}
+		get("/v2/projects/demo/devices/"+dev+"/events?pageSize=1000&pageToken="+url.QueryEscape(page), &history)
+		for _, raw := range history.Events {
+			e, err := event.Parse(raw)
+			if err != nil {
+				t.Fatalf("history event %s: %v", raw, err)
+			}
+			out[e.EventID] = e
+		}
+		if page = history.NextPageToken; page == "" {
+			return out
+		}
 	}
-	var history struct{ Events []json.RawMessage }
-	get("/v2/projects/demo/devices/"+devices[0]+"/events", &history)
-	if len(history.Events) == 0 {
-		t.Fatalf("no event history for %s through the API", devices[0])
+}
+
+// storedAsTaken checks that the history holds the event reading r of dev
+// makes, with its type, its time and its data. A temperature or humidity
+// event may say it was backfilled: the sensor resends a reading whose ACK
+// is late, and the copy that arrived first is the one stored.
+func storedAsTaken(history map[string]event.Event, dev string, r payload.Reading) error {
+	want, err := event.FromReading("demo", dev, r)
+	if err != nil {
+		return fmt.Errorf("the simulator's reading makes no event: %w", err)
 	}
-	for _, e := range history.Events {
-		if _, err := event.Parse(e); err != nil {
-			t.Fatalf("history event %s: %v", e, err)
+	got, ok := history[want.EventID]
+	if !ok {
+		return fmt.Errorf("no %s event %s in the device's history", want.EventType, want.EventID)
+	}
+	if got.EventType != want.EventType || !got.Timestamp.Equal(want.Timestamp) {
+		return fmt.Errorf("stored a %s event at %v, data %s; want a %s event at %v, data %s", got.EventType, got.Timestamp, got.Data, want.EventType, want.Timestamp, want.Data)
+	}
+	if sameJSON(got.Data, want.Data) {
+		return nil
+	}
+	r.Backfilled = true
+	if resent, err := event.FromReading("demo", dev, r); err == nil && sameJSON(got.Data, resent.Data) {
+		return nil
+	}
+	return fmt.Errorf("stored data %s, want %s", got.Data, want.Data)
+}
+
+// sameJSON says whether two JSON texts hold the same value.
+func sameJSON(a, b []byte) bool {
+	var va, vb any
+	return json.Unmarshal(a, &va) == nil && json.Unmarshal(b, &vb) == nil && reflect.DeepEqual(va, vb)
+}
+
+// assertEveryTypeRan checks that every sensor type had a sensor that took
+// a reading of each of its type's event types but batteryStatus and
+// networkStatus.
+func assertEveryTypeRan(t *testing.T, typeOf map[string]string, took map[string][]payload.Reading) {
+	t.Helper()
+	for _, typ := range devicetype.Sensors() {
+		dt, _ := devicetype.Lookup(typ)
+		want := slices.DeleteFunc(dt.Events, func(e string) bool { return e == "batteryStatus" || e == "networkStatus" })
+		var best []string // the event types the fullest sensor of typ took
+		for dev, rs := range took {
+			if typeOf[dev] != typ {
+				continue
+			}
+			var kinds []string
+			for _, r := range rs {
+				if k := r.Kind.EventType(); slices.Contains(want, k) && !slices.Contains(kinds, k) {
+					kinds = append(kinds, k)
+				}
+			}
+			if len(kinds) > len(best) {
+				best = kinds
+			}
+		}
+		if len(best) != len(want) {
+			t.Errorf("no %s sensor took a reading of each of %v; the fullest took %v", typ, want, best)
 		}
 	}
 }

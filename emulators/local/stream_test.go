@@ -15,6 +15,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/emulators/local"
 	"github.com/sealedsense/sealedsense/emulators/local/localtest"
+	"github.com/sealedsense/sealedsense/shared/devicetype"
 )
 
 // streamClient reads devices:stream as a DT client does, NDJSON or SSE,
@@ -185,10 +186,6 @@ func TestStreamEndToEnd(t *testing.T) {
 
 	all := newStreamClient(t, d, tok, url.Values{"ping_interval": {"2s"}}, false)
 	sse := newStreamClient(t, d, tok, url.Values{"ping_interval": {"2s"}}, true)
-	// DT's clients send repeated and comma-separated values alike.
-	readings := []string{"temperature", "humidity", "co2", "objectPresent", "touch", "waterPresent"}
-	filtered := newStreamClient(t, d, tok, url.Values{"device_ids": {chosen[0] + "," + chosen[1]}, "event_types": {strings.Join(readings[:3], ","), readings[3], readings[4], readings[5]}}, false)
-	byType := newStreamClient(t, d, tok, url.Values{"device_types": {"temperature"}}, false)
 	typeOf := map[string]string{}
 	for _, dev := range devices {
 		snap, err := d.FS.Collection("devices").Doc(dev).Get(t.Context())
@@ -197,6 +194,20 @@ func TestStreamEndToEnd(t *testing.T) {
 		}
 		typeOf[dev] = snap.Data()["type"].(string)
 	}
+	// Every sensor reading's event type: the chosen devices' readings
+	// match, whatever their types. DT's clients send repeated and
+	// comma-separated values alike.
+	var readings []string
+	for _, typ := range devicetype.All() {
+		for _, e := range typ.Events {
+			if typ.Sensor && e != "batteryStatus" && e != "networkStatus" && !slices.Contains(readings, e) {
+				readings = append(readings, e)
+			}
+		}
+	}
+	filtered := newStreamClient(t, d, tok, url.Values{"device_ids": {chosen[0] + "," + chosen[1]}, "event_types": append([]string{strings.Join(readings[:3], ",")}, readings[3:]...)}, false)
+	chosenType := typeOf[chosen[0]]
+	byType := newStreamClient(t, d, tok, url.Values{"device_types": {chosenType}}, false)
 	for _, c := range []*streamClient{all, sse, filtered, byType} {
 		c.open()
 	}
@@ -273,5 +284,5 @@ func TestStreamEndToEnd(t *testing.T) {
 	check("device_ids and event_types", filtered, func(e streamEvent) bool {
 		return slices.Contains(chosen, e.Device) && slices.Contains(readings, e.Type)
 	})
-	check("device_types", byType, func(e streamEvent) bool { return typeOf[e.Device] == "temperature" })
+	check("device_types", byType, func(e streamEvent) bool { return typeOf[e.Device] == chosenType })
 }

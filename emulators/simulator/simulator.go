@@ -147,6 +147,25 @@ type simSensor struct {
 	// update is the update status last logged; only the medium, which
 	// delivers the replies that change it, reads or writes it.
 	update sensor.UpdateStatus
+	// taken are the newest readings the sensor took, across restarts,
+	// oldest first (guarded by mu).
+	taken []payload.Reading
+}
+
+// KeptReadings bounds the readings the simulator keeps of each sensor for
+// Readings: the newest this many, so that a long run's memory stays
+// bounded.
+const KeptReadings = 10000
+
+// keep remembers a reading the sensor took; ss.mu is held.
+func (ss *simSensor) keep(r payload.Reading) {
+	ss.taken = append(ss.taken, r)
+	if n := len(ss.taken); n > KeptReadings {
+		// Reslicing past the oldest, not copying down: once the array is
+		// full, append moves what is kept to a new one, so a reading is
+		// copied about once.
+		ss.taken = ss.taken[n-KeptReadings:]
+	}
 }
 
 // New places the world and opens the medium's socket.
@@ -263,6 +282,20 @@ func (s *Simulator) SoftwareVersion(deviceID string) (uint32, bool) {
 		return ss.dev.Load().SoftwareVersion(), true
 	}
 	return 0, false
+}
+
+// Readings returns the readings a sensor took, oldest first, as first
+// sent: with their sequence numbers, none marked backfilled. They are the
+// newest KeptReadings, across restarts. A test checks what the cloud
+// stored against them.
+func (s *Simulator) Readings(deviceID string) []payload.Reading {
+	ss := s.find(deviceID)
+	if ss == nil {
+		return nil
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return slices.Clone(ss.taken)
 }
 
 func (s *Simulator) find(deviceID string) *simSensor {
@@ -407,7 +440,9 @@ func (s *Simulator) step(ss *simSensor, gen *generator, record bool) time.Durati
 	if !ss.stopped.Load() {
 		if record && !s.quiet.Load() {
 			now := time.Now()
-			dev.Record(gen.next(now, ss.battery.percent(now)))
+			r := gen.next(now, ss.battery.percent(now))
+			r.Seq = dev.Record(r)
+			ss.keep(r)
 		}
 		s.transmit(ss, dev)
 	}

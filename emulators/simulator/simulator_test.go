@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/air"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/devconfig"
+	"github.com/sealedsense/sealedsense/shared/devicetype"
 	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/radio"
 )
@@ -192,13 +194,17 @@ func newWorld(t *testing.T, cfg simulator.Config, at simulator.Point, connectors
 }
 
 // newWorldOf is newWorld for a sensor made from base (its software
-// version and release keys) with fresh keys.
+// version and release keys, its type if set, else temperature) with fresh
+// keys.
 func newWorldOf(t *testing.T, base credentials.Sensor, cfg simulator.Config, at simulator.Point, connectors ...simulator.Connector) *world {
 	t.Helper()
 	p := newPeer(t)
 	sensorKeys, _ := radio.GenerateKeyPair(rand.Reader)
 	creds := base
-	creds.DeviceID, creds.DeviceType = sensorID, "temperature"
+	creds.DeviceID = sensorID
+	if creds.DeviceType == "" {
+		creds.DeviceType = "temperature"
+	}
 	creds.StaticPrivate, creds.StaticPublic, creds.PSK, creds.CloudPublic = sensorKeys.Private[:], sensorKeys.Public[:], p.psk[:], p.static.Public[:]
 	conns := make([]*net.UDPConn, len(connectors))
 	for i := range connectors {
@@ -292,5 +298,51 @@ func TestConfigurationChangesTheReadingRate(t *testing.T) {
 	}
 	if got := sim.ReadingInterval(id); got != 300*time.Millisecond {
 		t.Fatalf("restarted reading interval %v; want the configured 300ms", got)
+	}
+}
+
+// TestReadingsAreWhatWasSent: what Readings says a sensor took is what
+// reached the cloud, reading for reading, across a restart; a sensor of
+// every type takes readings.
+func TestReadingsAreWhatWasSent(t *testing.T) {
+	t.Parallel()
+	for _, typ := range devicetype.Sensors() {
+		t.Run(typ, func(t *testing.T) {
+			t.Parallel()
+			w := newWorldOf(t, credentials.Sensor{DeviceType: typ}, simulator.Config{Interval: 20 * time.Millisecond, Seed: 7}, simulator.Point{},
+				simulator.Connector{ID: "c1", At: simulator.Point{X: 10}})
+			waitFor(t, "12 readings", func() bool { return len(w.sim.Readings(sensorID)) >= 12 })
+			if _, err := w.sim.RestartSensor(sensorID); err != nil {
+				t.Fatal(err)
+			}
+			n := len(w.sim.Readings(sensorID))
+			waitFor(t, "readings after the restart", func() bool { return len(w.sim.Readings(sensorID)) >= n+12 })
+			w.drain(t)
+			took := w.sim.Readings(sensorID)
+			// A restart loses what was not yet acknowledged: the cloud has
+			// a subset, each reading as it was taken.
+			got := w.cloud.allReadings()
+			byID := map[uint64]payload.Reading{}
+			for _, r := range took {
+				byID[r.Seq] = r
+			}
+			for _, r := range got {
+				if want, ok := byID[r.Seq]; !ok || !reflect.DeepEqual(r, want) {
+					t.Fatalf("the cloud got %+v; the sensor took %+v", r, want)
+				}
+			}
+			last := took[len(took)-1]
+			if len(got) < len(took)/2 || got[len(got)-1].Seq != last.Seq {
+				t.Fatalf("the cloud got %d of %d readings, the last %d; want most, and the last, %d", len(got), len(took), got[len(got)-1].Seq, last.Seq)
+			}
+			for i, r := range took {
+				if r.Seq != took[0].Seq+uint64(i) {
+					t.Fatalf("reading %d has seq %d after %d", i, r.Seq, took[0].Seq)
+				}
+			}
+		})
+	}
+	if w := (&simulator.Simulator{}).Readings("nobody"); w != nil {
+		t.Fatalf("an unknown sensor's readings: %v", w)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/shared/custody"
 	"github.com/sealedsense/sealedsense/shared/dataconnector"
+	"github.com/sealedsense/sealedsense/shared/devicetype"
 	"github.com/sealedsense/sealedsense/shared/egress"
 	"github.com/sealedsense/sealedsense/shared/logging"
 	"github.com/sealedsense/sealedsense/shared/store"
@@ -195,9 +196,10 @@ func (w *world) connectors(ctx context.Context, l load) ([]*receiver, *x509.Cert
 
 // devices provisions the devices the events come from.
 func (w *world) devices(ctx context.Context, n int) error {
+	temperature, _ := devicetype.Lookup("temperature")
 	for i := range n {
 		id := fmt.Sprintf("d%03d", i)
-		d := store.Device{Type: "temperature", ProductNumber: "102081", ProjectID: project, Labels: map[string]string{"site": "load"},
+		d := store.Device{Type: temperature.Name, ProductNumber: temperature.ProductNumber, ProjectID: project, Labels: map[string]string{"site": "load"},
 			PublicKeyHash: "load-" + id, CreateTime: time.Now()}
 		if err := w.db.RunTransaction(ctx, func(_ context.Context, tx *firestore.Transaction) error { return w.db.CreateDevice(tx, id, d) }); err != nil {
 			return err

@@ -24,6 +24,7 @@ import (
 	"github.com/sealedsense/sealedsense/emulators/platform"
 	"github.com/sealedsense/sealedsense/emulators/stack"
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/devicetype"
 	"github.com/sealedsense/sealedsense/shared/keybackup"
 	"github.com/sealedsense/sealedsense/shared/registry"
 	"github.com/sealedsense/sealedsense/shared/store"
@@ -152,11 +153,13 @@ func start(ctx context.Context) (*world, error) {
 func (w *world) provision(ctx context.Context, n, workers int) error {
 	jobs := make(chan struct{})
 	errs := make(chan error, workers)
+	temperature, _ := devicetype.Lookup("temperature")
+	spec := registry.Spec{Type: temperature.Name, ProductNumber: temperature.ProductNumber}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for range jobs {
-				m, err := w.reg.Manufacture(ctx, registry.Spec{Type: "temperature", ProductNumber: "SS-102058"}, w.keys.Device)
+				m, err := w.reg.Manufacture(ctx, spec, w.keys.Device)
 				if err != nil {
 					errs <- err
 					return

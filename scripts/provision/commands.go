@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -19,6 +20,7 @@ import (
 	"github.com/sealedsense/sealedsense/emulators/stack"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 	"github.com/sealedsense/sealedsense/shared/custody"
+	"github.com/sealedsense/sealedsense/shared/devicetype"
 	"github.com/sealedsense/sealedsense/shared/registry"
 )
 
@@ -82,29 +84,20 @@ func bootstrap(ctx context.Context, e *env, stdout io.Writer, log *slog.Logger) 
 	return err
 }
 
-// productNumber is the catalogue number of a sensor type we make.
+// productNumber is the catalogue number of a sensor type we make; a
+// connector is no sensor.
 func productNumber(typ string) (string, bool) {
-	switch typ {
-	case "temperature":
-		return "SS-102058", true
-	case "humidity":
-		return "SS-102081", true
-	case "touch":
-		return "SS-102060", true
-	case "proximity":
-		return "SS-102059", true
-	case "waterDetector":
-		return "SS-102062", true
-	case "co2":
-		return "SS-102101", true
+	t, ok := devicetype.Lookup(typ)
+	if !ok || !t.Sensor {
+		return "", false
 	}
-	return "", false
+	return t.ProductNumber, true
 }
 
 func sensors(ctx context.Context, e *env, args []string, stdout io.Writer, log *slog.Logger) error {
 	fl := flag.NewFlagSet("sensors", flag.ContinueOnError)
 	n := fl.Int("n", 1, "how many sensors to make")
-	typ := fl.String("type", "temperature", "device type")
+	typ := fl.String("type", "temperature", "device type: "+strings.Join(devicetype.Sensors(), ", "))
 	kitID := fl.String("kit", "", "kit id to add the sensors to (optional)")
 	kitName := fl.String("kit-name", "", "display name of a new kit")
 	project := fl.String("project", "", "assign the sensors to this customer project (default: unclaimed inventory)")

@@ -46,17 +46,29 @@ const (
 	maxBatch    = 32
 )
 
-// limits are the device types' ranges. Touch and water sensors report
-// events as they happen, so their sampling is their heartbeat; only the
-// mains-capable CO2 sensor may raise its transmit power.
+// limits are the device types' ranges, one for each sensor type of
+// shared/devicetype. Touch, water, counting, motion, desk and contact
+// sensors report events as they happen, so their sampling is their
+// heartbeat, and each event goes out at once; only the mains-capable CO2
+// sensor (whose pressure readings come with its CO2) may raise its
+// transmit power.
 var limits = map[string]Limits{
-	"temperature":   {SampleMin: minInterval, SampleMax: maxInterval, ReportMin: minInterval, ReportMax: maxInterval, BatchMax: maxBatch, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1},
-	"humidity":      {SampleMin: minInterval, SampleMax: maxInterval, ReportMin: minInterval, ReportMax: maxInterval, BatchMax: maxBatch, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1},
-	"co2":           {SampleMin: 60, SampleMax: maxInterval, ReportMin: 60, ReportMax: maxInterval, BatchMax: maxBatch, TxPower: true, TxMin: 0, TxMax: 14, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1},
-	"proximity":     {SampleMin: minInterval, SampleMax: maxInterval, ReportMin: minInterval, ReportMax: maxInterval, BatchMax: maxBatch, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1},
-	"touch":         {SampleMin: 300, SampleMax: maxInterval, ReportMin: minInterval, ReportMax: maxInterval, BatchMax: 1, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1},
-	"waterDetector": {SampleMin: 300, SampleMax: maxInterval, ReportMin: minInterval, ReportMax: maxInterval, BatchMax: 1, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1},
+	"temperature":      {SampleMin: minInterval, SampleMax: maxInterval, ReportMin: minInterval, ReportMax: maxInterval, BatchMax: maxBatch, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1},
+	"humidity":         {SampleMin: minInterval, SampleMax: maxInterval, ReportMin: minInterval, ReportMax: maxInterval, BatchMax: maxBatch, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1},
+	"co2":              {SampleMin: 60, SampleMax: maxInterval, ReportMin: 60, ReportMax: maxInterval, BatchMax: maxBatch, TxPower: true, TxMin: 0, TxMax: 14, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1},
+	"proximity":        {SampleMin: minInterval, SampleMax: maxInterval, ReportMin: minInterval, ReportMax: maxInterval, BatchMax: maxBatch, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1},
+	"touch":            eventLimits,
+	"waterDetector":    eventLimits,
+	"proximityCounter": eventLimits,
+	"touchCounter":     eventLimits,
+	"motion":           eventLimits,
+	"deskOccupancy":    eventLimits,
+	"contact":          eventLimits,
 }
+
+// eventLimits are the ranges of a sensor that reports events as they
+// happen.
+var eventLimits = Limits{SampleMin: 300, SampleMax: maxInterval, ReportMin: minInterval, ReportMax: maxInterval, BatchMax: 1, DefaultSample: 900, DefaultReport: 900, DefaultBatchSize: 1}
 
 // For returns a device type's ranges.
 func For(deviceType string) (Limits, bool) {

@@ -25,6 +25,25 @@ var ErrInvalid = errors.New("event: invalid")
 // digits (time.RFC3339Nano would drop trailing zeros).
 const TimeFormat = "2006-01-02T15:04:05.000000000Z"
 
+// twoStates are DT's names for the states of each two-state event type:
+// first the one a reading's true stands for (payload.Reading's Present
+// and State), then the other.
+var twoStates = map[string][2]string{
+	"objectPresent": {"PRESENT", "NOT_PRESENT"},
+	"waterPresent":  {"PRESENT", "NOT_PRESENT"},
+	"motion":        {"MOTION_DETECTED", "NO_MOTION_DETECTED"},
+	"deskOccupancy": {"OCCUPIED", "NOT_OCCUPIED"},
+	"contact":       {"CLOSED", "OPEN"},
+}
+
+// stateName is DT's name of a two-state event type's state.
+func stateName(eventType string, on bool) string {
+	if on {
+		return twoStates[eventType][0]
+	}
+	return twoStates[eventType][1]
+}
+
 // Event is one event in DT's shape.
 type Event struct {
 	EventID    string
@@ -138,11 +157,17 @@ type temperatureJSON struct {
 }
 
 type humidityJSON struct {
-	Temperature      float64      `json:"temperature"`
-	RelativeHumidity float64      `json:"relativeHumidity"`
-	UpdateTime       string       `json:"updateTime"`
-	Samples          []sampleJSON `json:"samples"`
-	IsBackfilled     bool         `json:"isBackfilled"`
+	Temperature      float64              `json:"temperature"`
+	RelativeHumidity float64              `json:"relativeHumidity"`
+	UpdateTime       string               `json:"updateTime"`
+	Samples          []humiditySampleJSON `json:"samples"`
+	IsBackfilled     bool                 `json:"isBackfilled"`
+}
+
+type humiditySampleJSON struct {
+	Temperature      float64 `json:"temperature"`
+	RelativeHumidity float64 `json:"relativeHumidity"`
+	SampleTime       string  `json:"sampleTime"`
 }
 
 type updateJSON struct {
@@ -154,9 +179,27 @@ type stateJSON struct {
 	UpdateTime string `json:"updateTime"`
 }
 
+// deskJSON is deskOccupancy's data. DT's clients read remarks as a list
+// whether or not there are any, so it is [] when empty, never null.
+type deskJSON struct {
+	State      string   `json:"state"`
+	Remarks    []string `json:"remarks"`
+	UpdateTime string   `json:"updateTime"`
+}
+
+type countJSON struct {
+	Total      uint32 `json:"total"`
+	UpdateTime string `json:"updateTime"`
+}
+
 type co2JSON struct {
 	PPM        uint32 `json:"ppm"`
 	UpdateTime string `json:"updateTime"`
+}
+
+type pressureJSON struct {
+	Pascal     float64 `json:"pascal"`
+	UpdateTime string  `json:"updateTime"`
 }
 
 type batteryJSON struct {
@@ -176,32 +219,38 @@ func FromEpochReading(project, deviceID string, epoch uint32, r payload.Reading)
 		return Event{}, err
 	}
 	at := time.UnixMilli(r.Time).UTC()
-	up := stamp(at)
-	var inner any
+	return build(project, deviceID, ReadingID(deviceID, epoch, r.Seq), r.Kind.EventType(), at, readingData(r, stamp(at)))
+}
+
+// readingData is the DT data of a validated reading taken at up.
+func readingData(r payload.Reading, up string) any {
 	switch r.Kind {
 	case payload.Temperature:
 		samples := []sampleJSON{{Value: *r.Celsius, SampleTime: up}}
 		for _, s := range r.Samples {
 			samples = append(samples, sampleJSON{Value: s.Value, SampleTime: stamp(time.UnixMilli(s.Time))})
 		}
-		inner = temperatureJSON{Value: *r.Celsius, UpdateTime: up, Samples: samples, IsBackfilled: r.Backfilled}
+		return temperatureJSON{Value: *r.Celsius, UpdateTime: up, Samples: samples, IsBackfilled: r.Backfilled}
 	case payload.Humidity:
-		inner = humidityJSON{Temperature: *r.Celsius, RelativeHumidity: *r.Humidity, UpdateTime: up,
-			Samples: []sampleJSON{}, IsBackfilled: r.Backfilled}
+		return humidityJSON{Temperature: *r.Celsius, RelativeHumidity: *r.Humidity, UpdateTime: up,
+			Samples: []humiditySampleJSON{}, IsBackfilled: r.Backfilled}
 	case payload.Touch:
-		inner = updateJSON{UpdateTime: up}
-	case payload.ObjectPresent, payload.WaterPresent:
-		state := "NOT_PRESENT"
-		if *r.Present {
-			state = "PRESENT"
-		}
-		inner = stateJSON{State: state, UpdateTime: up}
+		return updateJSON{UpdateTime: up}
+	case payload.TouchCount, payload.ObjectPresentCount:
+		return countJSON{Total: *r.Total, UpdateTime: up}
 	case payload.CO2:
-		inner = co2JSON{PPM: *r.PPM, UpdateTime: up}
+		return co2JSON{PPM: *r.PPM, UpdateTime: up}
+	case payload.Pressure:
+		return pressureJSON{Pascal: *r.Pascal, UpdateTime: up}
 	case payload.Battery:
-		inner = batteryJSON{Percentage: *r.Percentage, UpdateTime: up}
+		return batteryJSON{Percentage: *r.Percentage, UpdateTime: up}
+	case payload.ObjectPresent, payload.WaterPresent:
+		return stateJSON{State: stateName(r.Kind.EventType(), *r.Present), UpdateTime: up}
+	case payload.DeskOccupancy:
+		return deskJSON{State: stateName("deskOccupancy", *r.State), Remarks: []string{}, UpdateTime: up}
 	}
-	return build(project, deviceID, ReadingID(deviceID, epoch, r.Seq), r.Kind.EventType(), at, inner)
+	// Motion and Contact: Validate let no other kind through.
+	return stateJSON{State: stateName(r.Kind.EventType(), *r.State), UpdateTime: up}
 }
 
 // SignalStrength maps RSSI to DT's 0..100: linear from -120 dBm (0), about

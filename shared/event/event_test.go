@@ -38,14 +38,27 @@ func reading(k payload.Kind) payload.Reading {
 		r.PPM = ptr(uint32(600))
 	case payload.Battery:
 		r.Percentage = ptr(uint8(88))
+	case payload.TouchCount, payload.ObjectPresentCount:
+		r.Total = ptr(uint32(1207))
+	case payload.Motion, payload.Contact:
+		r.State = ptr(true)
+	case payload.DeskOccupancy:
+		r.State = ptr(false)
+	case payload.Pressure:
+		r.Pascal = ptr(101325.0)
 	}
 	return r
 }
 
+// kinds are every reading kind.
+var kinds = []payload.Kind{payload.Temperature, payload.Humidity, payload.Touch, payload.ObjectPresent, payload.WaterPresent,
+	payload.CO2, payload.Battery, payload.TouchCount, payload.ObjectPresentCount, payload.Motion, payload.DeskOccupancy,
+	payload.Contact, payload.Pressure}
+
 // TestGoldenJSON pins the DT shape of every event type byte for byte.
 func TestGoldenJSON(t *testing.T) {
 	var all []event.Event
-	for i, k := range []payload.Kind{payload.Temperature, payload.Humidity, payload.Touch, payload.ObjectPresent, payload.WaterPresent, payload.CO2, payload.Battery} {
+	for i, k := range kinds {
 		r := reading(k)
 		r.Seq += uint64(i)
 		e, err := event.FromReading("proj", "dev", r)
@@ -88,6 +101,64 @@ func TestGoldenJSON(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), `"timestamp":"2026-11-25T10:30:00.500000000Z"`) {
 		t.Fatal("timestamps must carry nine fraction digits, UTC, Z")
+	}
+}
+
+// TestReadingData: each kind's data, as DT shapes it; a two-state
+// reading's either state.
+func TestReadingData(t *testing.T) {
+	t.Parallel()
+	up := `"updateTime":"2026-11-25T10:30:00.500000000Z"`
+	with := func(k payload.Kind, f func(*payload.Reading)) payload.Reading {
+		r := reading(k)
+		f(&r)
+		return r
+	}
+	tests := []struct {
+		name string
+		r    payload.Reading
+		want string
+	}{
+		{"temperature", reading(payload.Temperature), `{"temperature":{"value":21.5,` + up + `,"samples":[{"value":21.5,"sampleTime":"2026-11-25T10:30:00.500000000Z"},{"value":21.25,"sampleTime":"2026-11-25T10:29:00.500000000Z"}],"isBackfilled":false}}`},
+		{"humidity", reading(payload.Humidity), `{"humidity":{"temperature":22,"relativeHumidity":40.5,` + up + `,"samples":[],"isBackfilled":true}}`},
+		{"touch", reading(payload.Touch), `{"touch":{` + up + `}}`},
+		{"objectPresent", reading(payload.ObjectPresent), `{"objectPresent":{"state":"NOT_PRESENT",` + up + `}}`},
+		{"waterPresent", reading(payload.WaterPresent), `{"waterPresent":{"state":"PRESENT",` + up + `}}`},
+		{"co2", reading(payload.CO2), `{"co2":{"ppm":600,` + up + `}}`},
+		{"batteryStatus", reading(payload.Battery), `{"batteryStatus":{"percentage":88,` + up + `}}`},
+		{"touchCount", reading(payload.TouchCount), `{"touchCount":{"total":1207,` + up + `}}`},
+		{"objectPresentCount", with(payload.ObjectPresentCount, func(r *payload.Reading) { r.Total = ptr(uint32(math.MaxUint32)) }),
+			`{"objectPresentCount":{"total":4294967295,` + up + `}}`},
+		{"motion", reading(payload.Motion), `{"motion":{"state":"MOTION_DETECTED",` + up + `}}`},
+		{"no motion", with(payload.Motion, func(r *payload.Reading) { r.State = ptr(false) }), `{"motion":{"state":"NO_MOTION_DETECTED",` + up + `}}`},
+		{"desk free", reading(payload.DeskOccupancy), `{"deskOccupancy":{"state":"NOT_OCCUPIED","remarks":[],` + up + `}}`},
+		{"desk occupied", with(payload.DeskOccupancy, func(r *payload.Reading) { r.State = ptr(true) }), `{"deskOccupancy":{"state":"OCCUPIED","remarks":[],` + up + `}}`},
+		{"contact closed", reading(payload.Contact), `{"contact":{"state":"CLOSED",` + up + `}}`},
+		{"contact open", with(payload.Contact, func(r *payload.Reading) { r.State = ptr(false) }), `{"contact":{"state":"OPEN",` + up + `}}`},
+		{"pressure", reading(payload.Pressure), `{"pressure":{"pascal":101325,` + up + `}}`},
+		{"pressure, a fraction", with(payload.Pressure, func(r *payload.Reading) { r.Pascal = ptr(99999.5) }), `{"pressure":{"pascal":99999.5,` + up + `}}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e, err := event.FromEpochReading("proj", "dev", 2, tc.r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(e.Data) != tc.want || e.EventType != tc.r.Kind.EventType() || !e.Timestamp.Equal(at.Truncate(time.Millisecond)) {
+				t.Fatalf("%s at %v:\n%s\nwant\n%s", e.EventType, e.Timestamp, e.Data, tc.want)
+			}
+			// What a device publishes through the emulator API in this
+			// shape makes the same data.
+			body := e.Data
+			p, err := event.FromPublished("proj", "dev", "id", at, body)
+			if err != nil || !bytes.Equal(p.Data, e.Data) {
+				t.Fatalf("published, the data is %s (%v)", p.Data, err)
+			}
+		})
+	}
+	if _, err := event.FromReading("proj", "dev", payload.Reading{Seq: 1, Kind: payload.Motion, Time: at.UnixMilli()}); !errors.Is(err, payload.ErrInvalid) {
+		t.Fatalf("a motion reading without its state: %v", err)
 	}
 }
 

@@ -24,6 +24,19 @@ const (
 	MaxReplies  = 16
 )
 
+// Reading ranges: what the sensors can measure. Pressure runs from below
+// the air on the top of Everest (about 33 kPa) to above the highest sea
+// level pressure recorded (108.4 kPa).
+const (
+	MinCelsius    = -60
+	MaxCelsius    = 150
+	MaxHumidity   = 100 // relative, %; from 0
+	MaxPPM        = 50000
+	MinPascal     = 30000
+	MaxPascal     = 110000
+	MaxPercentage = 100
+)
+
 // Kind is a reading's type; each maps to one DT event type.
 type Kind uint8
 
@@ -36,6 +49,14 @@ const (
 	WaterPresent  Kind = 5
 	CO2           Kind = 6
 	Battery       Kind = 7
+	// Counters report a running total, and two-state sensors their
+	// state, in Total and State; the CO2 sensor's pressure is in Pascal.
+	TouchCount         Kind = 8
+	ObjectPresentCount Kind = 9
+	Motion             Kind = 10
+	DeskOccupancy      Kind = 11
+	Contact            Kind = 12
+	Pressure           Kind = 13
 )
 
 // EventType is the DT event type name, or "" for an unknown kind.
@@ -55,6 +76,18 @@ func (k Kind) EventType() string {
 		return "co2"
 	case Battery:
 		return "batteryStatus"
+	case TouchCount:
+		return "touchCount"
+	case ObjectPresentCount:
+		return "objectPresentCount"
+	case Motion:
+		return "motion"
+	case DeskOccupancy:
+		return "deskOccupancy"
+	case Contact:
+		return "contact"
+	case Pressure:
+		return "pressure"
 	}
 	return ""
 }
@@ -80,6 +113,11 @@ type Reading struct {
 	PPM        *uint32  `cbor:"8,keyasint,omitempty"`
 	Percentage *uint8   `cbor:"9,keyasint,omitempty"`
 	Samples    []Sample `cbor:"10,keyasint,omitempty"`
+	Total      *uint32  `cbor:"11,keyasint,omitempty"` // a counter's running total
+	// State is a two-state sensor's state: motion detected (Motion), the
+	// desk occupied (DeskOccupancy), the contact closed (Contact).
+	State  *bool    `cbor:"12,keyasint,omitempty"`
+	Pascal *float64 `cbor:"13,keyasint,omitempty"` // air pressure
 }
 
 // Uplink is a sensor's packet payload.
@@ -155,7 +193,7 @@ func decMode() cbor.DecMode {
 		TagsMd:            cbor.TagsForbidden,
 		MaxNestedLevels:   6,
 		MaxArrayElements:  max(MaxReadings, MaxAcks),
-		MaxMapPairs:       16,
+		MaxMapPairs:       16, // a reading has 13 keys
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 	}.DecMode()
 	if err != nil {
@@ -338,6 +376,7 @@ func (r Reading) Validate() error {
 	has := map[string]bool{
 		"celsius": r.Celsius != nil, "humidity": r.Humidity != nil, "present": r.Present != nil,
 		"ppm": r.PPM != nil, "percentage": r.Percentage != nil, "samples": len(r.Samples) > 0,
+		"total": r.Total != nil, "state": r.State != nil, "pascal": r.Pascal != nil,
 	}
 	var need, may []string
 	switch r.Kind {
@@ -352,6 +391,12 @@ func (r Reading) Validate() error {
 		need = []string{"ppm"}
 	case Battery:
 		need = []string{"percentage"}
+	case TouchCount, ObjectPresentCount:
+		need = []string{"total"}
+	case Motion, DeskOccupancy, Contact:
+		need = []string{"state"}
+	case Pressure:
+		need = []string{"pascal"}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrInvalid, r.Kind)
 	}
@@ -381,20 +426,25 @@ func (r Reading) checkRanges() error {
 		return nil
 	}
 	if r.Celsius != nil {
-		if err := inRange("celsius", *r.Celsius, -60, 150); err != nil {
+		if err := inRange("celsius", *r.Celsius, MinCelsius, MaxCelsius); err != nil {
 			return err
 		}
 	}
 	if r.Humidity != nil {
-		if err := inRange("humidity", *r.Humidity, 0, 100); err != nil {
+		if err := inRange("humidity", *r.Humidity, 0, MaxHumidity); err != nil {
 			return err
 		}
 	}
-	if r.PPM != nil && *r.PPM > 50000 {
-		return fmt.Errorf("%w: ppm above 50000", ErrInvalid)
+	if r.Pascal != nil {
+		if err := inRange("pascal", *r.Pascal, MinPascal, MaxPascal); err != nil {
+			return err
+		}
 	}
-	if r.Percentage != nil && *r.Percentage > 100 {
-		return fmt.Errorf("%w: percentage above 100", ErrInvalid)
+	if r.PPM != nil && *r.PPM > MaxPPM {
+		return fmt.Errorf("%w: ppm above %d", ErrInvalid, MaxPPM)
+	}
+	if r.Percentage != nil && *r.Percentage > MaxPercentage {
+		return fmt.Errorf("%w: percentage above %d", ErrInvalid, MaxPercentage)
 	}
 	if len(r.Samples) > MaxSamples {
 		return fmt.Errorf("%w: %d samples, limit %d", ErrInvalid, len(r.Samples), MaxSamples)
@@ -403,7 +453,7 @@ func (r Reading) checkRanges() error {
 		if s.Time <= 0 {
 			return fmt.Errorf("%w: sample without time", ErrInvalid)
 		}
-		if err := inRange("sample", s.Value, -60, 150); err != nil {
+		if err := inRange("sample", s.Value, MinCelsius, MaxCelsius); err != nil {
 			return err
 		}
 	}

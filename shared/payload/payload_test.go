@@ -3,6 +3,7 @@ package payload_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -28,6 +29,34 @@ func readings() []payload.Reading {
 		{Seq: 5, Kind: payload.WaterPresent, Time: ms, Present: ptr(true)},
 		{Seq: 6, Kind: payload.CO2, Time: ms, PPM: ptr(uint32(612))},
 		{Seq: 7, Kind: payload.Battery, Time: ms, Percentage: ptr(uint8(93))},
+		{Seq: 8, Kind: payload.TouchCount, Time: ms, Total: ptr(uint32(1207))},
+		{Seq: 9, Kind: payload.ObjectPresentCount, Time: ms, Total: ptr(uint32(math.MaxUint32))},
+		{Seq: 10, Kind: payload.Motion, Time: ms, State: ptr(true)},
+		{Seq: 11, Kind: payload.DeskOccupancy, Time: ms, State: ptr(false), Backfilled: true},
+		{Seq: 12, Kind: payload.Contact, Time: ms, State: ptr(true)},
+		{Seq: 13, Kind: payload.Pressure, Time: ms, Pascal: ptr(101325.0)},
+	}
+}
+
+// TestEventTypes: every kind names its DT event type, and no two share one.
+func TestEventTypes(t *testing.T) {
+	t.Parallel()
+	want := map[payload.Kind]string{
+		payload.Temperature: "temperature", payload.Humidity: "humidity", payload.Touch: "touch",
+		payload.ObjectPresent: "objectPresent", payload.WaterPresent: "waterPresent", payload.CO2: "co2",
+		payload.Battery: "batteryStatus", payload.TouchCount: "touchCount", payload.ObjectPresentCount: "objectPresentCount",
+		payload.Motion: "motion", payload.DeskOccupancy: "deskOccupancy", payload.Contact: "contact", payload.Pressure: "pressure",
+		0: "", 14: "", 255: "",
+	}
+	for k, typ := range want {
+		t.Run(fmt.Sprint(k), func(t *testing.T) {
+			if got := k.EventType(); got != typ {
+				t.Fatalf("Kind(%d).EventType() = %q, want %q", k, got, typ)
+			}
+		})
+	}
+	if len(readings()) != 13 {
+		t.Fatalf("readings() has %d kinds; every kind needs one", len(readings()))
 	}
 }
 
@@ -175,6 +204,23 @@ func TestBadReadingRefusedAlone(t *testing.T) {
 		{"wrong type", map[int]any{1: 7, 2: 1, 3: "now", 5: 20.0}, 7},
 		{"not a map", "reading", 0},
 		{"too many samples", map[int]any{1: 7, 2: 1, 3: ms, 5: 20.0, 10: repeat(map[int]any{1: ms, 2: 1.0}, payload.MaxSamples+1)}, 7},
+		{"counter without total", map[int]any{1: 7, 2: 8, 3: ms}, 7},
+		{"counter with a state", map[int]any{1: 7, 2: 9, 3: ms, 11: 3, 12: true}, 7},
+		{"total not a count", map[int]any{1: 7, 2: 8, 3: ms, 11: -1}, 7},
+		{"total past uint32", map[int]any{1: 7, 2: 9, 3: ms, 11: uint64(math.MaxUint32) + 1}, 7},
+		{"motion without state", map[int]any{1: 7, 2: 10, 3: ms}, 7},
+		{"motion as presence", map[int]any{1: 7, 2: 10, 3: ms, 7: true}, 7},
+		{"state not a bool", map[int]any{1: 7, 2: 11, 3: ms, 12: 1}, 7},
+		{"contact with a total", map[int]any{1: 7, 2: 12, 3: ms, 12: false, 11: 1}, 7},
+		{"presence as state", map[int]any{1: 7, 2: 4, 3: ms, 12: true}, 7},
+		{"pressure without pascal", map[int]any{1: 7, 2: 13, 3: ms}, 7},
+		{"pressure too low", map[int]any{1: 7, 2: 13, 3: ms, 13: 29999.9}, 7},
+		{"pressure too high", map[int]any{1: 7, 2: 13, 3: ms, 13: 110000.1}, 7},
+		{"pressure nan", map[int]any{1: 7, 2: 13, 3: ms, 13: math.NaN()}, 7},
+		{"pressure infinite", map[int]any{1: 7, 2: 13, 3: ms, 13: math.Inf(-1)}, 7},
+		{"pascal on co2", map[int]any{1: 7, 2: 6, 3: ms, 8: 400, 13: 101325.0}, 7},
+		{"touch with a state", map[int]any{1: 7, 2: 3, 3: ms, 12: true}, 7},
+		{"unknown kind 14", map[int]any{1: 7, 2: 14, 3: ms, 12: true}, 7},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,6 +288,22 @@ func FuzzDecodeUplink(f *testing.F) {
 	// A packet with one bad reading (celsius out of range) beside a good one.
 	mixed, _ := cbor.Marshal(map[int]any{1: []any{map[int]any{1: 1, 2: 1, 3: ms, 5: 20.0}, map[int]any{1: 2, 2: 1, 3: ms, 5: 900.0}}, 3: 5})
 	f.Add(mixed)
+	// The newer kinds, each beside a bad reading of its own kind (a
+	// missing value, a value out of range or of the wrong kind).
+	for _, bad := range []map[int]any{
+		{1: 2, 2: 8, 3: ms},
+		{1: 2, 2: 9, 3: ms, 11: -4},
+		{1: 2, 2: 10, 3: ms, 7: true},
+		{1: 2, 2: 11, 3: ms, 12: 1},
+		{1: 2, 2: 12, 3: ms, 12: true, 11: 1},
+		{1: 2, 2: 13, 3: ms, 13: 120000.0},
+		{1: 2, 2: 13, 3: ms, 13: math.NaN()},
+	} {
+		good := readings()[bad[2].(int)-1]
+		good.Seq = 1
+		b, _ := cbor.Marshal(map[int]any{1: []any{good, bad}})
+		f.Add(b)
+	}
 	f.Add([]byte{0xa0})
 	// Update reports: on readings, and alone in pulls, in every state.
 	id := bytes.Repeat([]byte{0x5e}, payload.ReleaseIDSize)

@@ -93,7 +93,8 @@ func FuzzApplyConfig(f *testing.F) {
 	seed(3, payload.Reply{Config: &payload.Config{Version: 0xffffffff, TxPower: dbm(-1)}})
 	f.Add(uint8(0), []byte{0xa1, 0x02, 0xa1, 0x03, 0x01})
 	f.Add(uint8(0), []byte{})
-	types := []string{"temperature", "humidity", "co2", "proximity", "touch", "waterDetector", "toaster"}
+	types := []string{"temperature", "humidity", "co2", "proximity", "touch", "waterDetector",
+		"proximityCounter", "touchCounter", "motion", "deskOccupancy", "contact", "toaster"}
 	creds := credentials.Sensor{DeviceID: "dev", StaticPrivate: make([]byte, 32), StaticPublic: make([]byte, 32),
 		PSK: make([]byte, 32), CloudPublic: make([]byte, 32)}
 	f.Fuzz(func(t *testing.T, typ uint8, b []byte) {

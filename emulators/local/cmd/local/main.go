@@ -72,7 +72,7 @@ func main() {
 					continue
 				}
 				stored.Add(1)
-				fmt.Printf("%s  %-16s %s  %s\n", e.Timestamp.Local().Format("15:04:05"), e.EventType, e.TargetName[strings.LastIndex(e.TargetName, "/")+1:], summary(e))
+				fmt.Printf("%s  %-18s %s  %s\n", e.Timestamp.Local().Format("15:04:05"), e.EventType, e.TargetName[strings.LastIndex(e.TargetName, "/")+1:], summary(e))
 			}
 		})
 	}()
