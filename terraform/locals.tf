@@ -69,6 +69,7 @@ locals {
     SEALEDSENSE_API_BASE_URL                  = local.api_base_url
     SEALEDSENSE_API_ACCESS_TTL                = var.api_access_ttl
     SEALEDSENSE_API_RATE                      = "${var.api_rate}"
+    SEALEDSENSE_EMULATOR_RATE                 = "${var.emulator_rate}"
     SEALEDSENSE_SERVICE_ACCOUNT_DOMAIN        = var.service_account_domain
     SEALEDSENSE_SIGNING_KEY_VERSIONS          = join(",", var.signing_key_versions)
     SEALEDSENSE_WEBHOOK_SECRETS_KEY           = google_kms_crypto_key.symmetric["webhook_secrets"].id

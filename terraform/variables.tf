@@ -254,6 +254,12 @@ variable "api_rate" {
   default     = 50
 }
 
+variable "emulator_rate" {
+  description = "Events per second one project may publish through the device emulator API on one API instance (bursts of twice that); beyond it the API answers 429 with Retry-After."
+  type        = number
+  default     = 10
+}
+
 variable "service_account_domain" {
   description = "Service-account emails are <id>@<project>.serviceaccount.<this>."
   type        = string

@@ -107,6 +107,29 @@ func (p *principal) can(perm, project, org string) bool {
 	return false
 }
 
+// canOrg says whether p holds perm through a grant on the organization
+// itself, as managing the organization's members needs.
+func (p *principal) canOrg(perm, org string) bool {
+	for _, rn := range p.Grants["organizations/"+org] {
+		if r, ok := role(rn); ok && slices.Contains(r.Permissions, perm) {
+			return true
+		}
+	}
+	return false
+}
+
+// orgPermissions lists what p may do in an organization.
+func (p *principal) orgPermissions(org string) []string {
+	out := []string{}
+	for _, rn := range p.Grants["organizations/"+org] {
+		if r, ok := role(rn); ok {
+			out = append(out, r.Permissions...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // orgAdminOf lists the organizations p administers.
 func (p *principal) orgAdminOf() []string {
 	var out []string

@@ -78,12 +78,31 @@ type createdKey struct {
 	Secret string `json:"secret"`
 }
 
-func toMember(project string, m store.Member) Member {
-	return Member{Name: "projects/" + project + "/members/" + m.Account, DisplayName: m.Email, Roles: m.Roles,
+// toMember is a grant as DT's member resource, named under its scope
+// ("projects/p" or "organizations/o").
+func toMember(m store.Member) Member {
+	return Member{Name: m.Scope + "/members/" + m.Account, DisplayName: m.Email, Roles: m.Roles,
 		Status: "ACCEPTED", Email: m.Email, AccountType: "SERVICE_ACCOUNT", CreateTime: m.CreateTime}
 }
 
-func checkRoles(rs []string) error {
+// memberScope is the scope a members route works on: the path's
+// organization, or else its project.
+func (c *call) memberScope() string {
+	if o := c.r.PathValue("organization"); o != "" {
+		return store.OrganizationScope(o)
+	}
+	return store.ProjectScope(c.project)
+}
+
+// checkRoles checks the roles of a grant on scope (pure): one project
+// role on a project, the organization admin role on an organization.
+func checkRoles(scope string, rs []string) error {
+	if strings.HasPrefix(scope, "organizations/") {
+		if len(rs) != 1 || rs[0] != roleOrgAdmin {
+			return errBadRequest("roles must be %s", roleOrgAdmin)
+		}
+		return nil
+	}
 	if len(rs) != 1 || !projectRole(rs[0]) {
 		return errBadRequest("roles must be one of %s, %s, %s", roleUser, roleDeveloper, roleAdmin)
 	}
@@ -91,12 +110,12 @@ func checkRoles(rs []string) error {
 }
 
 func (s *Service) listMembers(c *call) (any, error) {
-	docs, next, err := c.page(s.db.ScopeMembers(store.ProjectScope(c.project)), ordering{}, "")
+	docs, next, err := c.page(s.db.ScopeMembers(c.memberScope()), ordering{}, "")
 	if err != nil {
 		return nil, err
 	}
 	out := listMembers{Members: []Member{}, NextPageToken: next}
-	err = eachSnap(docs, func(_ string, m store.Member) { out.Members = append(out.Members, toMember(c.project, m)) })
+	err = eachSnap(docs, func(_ string, m store.Member) { out.Members = append(out.Members, toMember(m)) })
 	if err != nil {
 		return nil, err
 	}
@@ -110,18 +129,19 @@ func (s *Service) createMember(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	if err := checkRoles(req.Roles); err != nil {
+	scope := c.memberScope()
+	if err := checkRoles(scope, req.Roles); err != nil {
 		return nil, err
 	}
 	acc, a, err := s.orgAccount(c, req.Email)
 	if err != nil {
 		return nil, err
 	}
-	m := store.Member{Scope: store.ProjectScope(c.project), Account: acc, Email: a.Email, Roles: req.Roles, CreateTime: s.deps.Now().UTC()}
+	m := store.Member{Scope: scope, Account: acc, Email: a.Email, Roles: req.Roles, CreateTime: s.deps.Now().UTC()}
 	if err := s.store().grant(c.r.Context(), m.Scope, m.Account, m.Email, m.Roles); err != nil {
 		return nil, err
 	}
-	return toMember(c.project, m), nil
+	return toMember(m), nil
 }
 
 // orgAccount finds the service account with an email in the caller's
@@ -144,11 +164,11 @@ func (s *Service) orgAccount(c *call, email string) (string, store.Account, erro
 }
 
 func (s *Service) getMember(c *call) (any, error) {
-	m, err := s.db.Member(c.r.Context(), store.ProjectScope(c.project), c.r.PathValue("member"))
+	m, err := s.db.Member(c.r.Context(), c.memberScope(), c.r.PathValue("member"))
 	if err != nil {
 		return nil, storeErr(err, "member")
 	}
-	return toMember(c.project, m), nil
+	return toMember(m), nil
 }
 
 func (s *Service) updateMember(c *call) (any, error) {
@@ -156,17 +176,32 @@ func (s *Service) updateMember(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	if err := checkRoles(req.Roles); err != nil {
+	if err := checkRoles(c.memberScope(), req.Roles); err != nil {
 		return nil, err
 	}
-	if err := s.db.SetMemberRoles(c.r.Context(), store.ProjectScope(c.project), c.r.PathValue("member"), req.Roles); err != nil {
+	if err := s.db.SetMemberRoles(c.r.Context(), c.memberScope(), c.r.PathValue("member"), req.Roles); err != nil {
 		return nil, storeErr(err, "member")
 	}
 	return s.getMember(c)
 }
 
+// deleteMember removes a grant. The last admin of an organization stays:
+// without one, no one could manage the organization again.
 func (s *Service) deleteMember(c *call) (any, error) {
-	if err := s.db.DeleteMember(c.r.Context(), store.ProjectScope(c.project), c.r.PathValue("member")); err != nil {
+	scope, acc := c.memberScope(), c.r.PathValue("member")
+	if _, err := s.db.Member(c.r.Context(), scope, acc); err != nil {
+		return nil, storeErr(err, "member")
+	}
+	if strings.HasPrefix(scope, "organizations/") {
+		n, err := s.db.CountScopeMembers(c.r.Context(), scope, 2)
+		if err != nil {
+			return nil, errUnavailable(err)
+		}
+		if n < 2 {
+			return nil, errConflict("the organization's last admin cannot be removed")
+		}
+	}
+	if err := s.db.DeleteMember(c.r.Context(), scope, acc); err != nil {
 		return nil, storeErr(err, "member")
 	}
 	return empty{}, nil

@@ -40,6 +40,10 @@ type Config struct {
 	// Rate and Burst limit each account's requests per second on one
 	// instance (defaults 50 and 100); TokenRate limits assertions per key.
 	Rate, Burst, TokenRate float64
+	// EmulatorRate limits each project's events published through the
+	// device emulator API, per instance (default 10 a second, bursts of
+	// twice that).
+	EmulatorRate float64
 	// MaxBody bounds request bodies (default 64 KiB).
 	MaxBody int64
 	// LocalMode admits Data Connector URLs on loopback, plain http
@@ -70,6 +74,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Burst <= 0 {
 		c.Burst = 2 * c.Rate
+	}
+	if c.EmulatorRate <= 0 {
+		c.EmulatorRate = 10
 	}
 	if c.TokenRate <= 0 {
 		c.TokenRate = 5
@@ -142,6 +149,7 @@ type Service struct {
 	orgs       *expiring.Cache[string, string]
 	jwksCache  *expiring.Cache[string, []byte]
 	limits     *limiter
+	emuLimits  *limiter // per project, on the emulator's publish
 	tokenLimit *limiter
 	pages      *pager
 	streams    *stream.Server
@@ -172,6 +180,7 @@ func New(cfg Config, deps Deps) *Service {
 		jwksCache:  expiring.New[string, []byte](1, time.Minute, deps.Now),
 		limits:     newLimiter(cfg.Rate, cfg.Burst, 10000, deps.Now),
 		tokenLimit: newLimiter(cfg.TokenRate, 4*cfg.TokenRate, 10000, deps.Now),
+		emuLimits:  newLimiter(cfg.EmulatorRate, 2*cfg.EmulatorRate, 10000, deps.Now),
 		pages:      &pager{db: db, secrets: deps.Secrets, reader: deps.SecretReader},
 	}
 	s.openapi = sync.OnceValues(s.OpenAPI)

@@ -398,9 +398,10 @@ func TestDevicesAndEvents(t *testing.T) {
 		NextPageToken string
 	}
 	evp := pp + "/devices/" + ids[0] + "/events"
+	// Its 6 readings, and the labelsChanged of its labelling above.
 	all := must[events](t, 200)(dev.call("GET", evp, nil))
-	if len(all.Events) != 6 {
-		t.Fatalf("history: %d events, want 6", len(all.Events))
+	if len(all.Events) != 7 {
+		t.Fatalf("history: %d events, want 6 readings and 1 labelsChanged", len(all.Events))
 	}
 	for i := 1; i < len(all.Events); i++ {
 		if all.Events[i].Timestamp < all.Events[i-1].Timestamp {
@@ -427,8 +428,8 @@ func TestDevicesAndEvents(t *testing.T) {
 			break
 		}
 	}
-	if len(paged) != 6 {
-		t.Fatalf("paged history: %d events", len(paged))
+	if len(paged) != 7 {
+		t.Fatalf("paged history: %d events, want 7", len(paged))
 	}
 	if code, _ := dev.call("GET", evp+"?eventTypes=nonsense", nil); code != 400 {
 		t.Errorf("unknown event type: %d", code)

@@ -13,6 +13,12 @@ import (
 // audit writes the entries of one call: one for its project, and one for
 // each further project a cross-project read showed.
 func (s *Service) audit(c *call, rt route, code int) error {
+	if o := c.r.PathValue("organization"); o != "" && c.project == "" {
+		return s.db.AppendOrgAudit(c.r.Context(), store.AuditEntry{
+			Organization: o, Time: s.deps.Now().UTC(), ActorType: "SERVICE_ACCOUNT", Actor: c.p.Email,
+			Account: c.p.Account, KeyID: c.p.Key, Action: rt.Method + " " + rt.Pattern, Resource: requestPath(c.r), Code: code,
+		})
+	}
 	projects := slices.Clone(c.touched)
 	if c.project != "" && c.project != "-" && c.org != "" {
 		projects = append(projects, c.project)
@@ -51,6 +57,9 @@ type AuditEntry struct {
 	Resource  string    `json:"resource"`
 	Code      int       `json:"code"`
 	Reason    string    `json:"reason,omitempty"`
+	// Project names the erased project of a tombstone in an
+	// organization's log.
+	Project string `json:"project,omitempty"`
 }
 
 type listAudit struct {
@@ -71,6 +80,27 @@ func (s *Service) listAudit(c *call) (any, error) {
 	out := listAudit{Entries: []AuditEntry{}, NextPageToken: next}
 	err = eachSnap(docs, func(id string, a store.AuditEntry) {
 		out.Entries = append(out.Entries, toAuditEntry(c.project, id, a))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Service) listOrgAudit(c *call) (any, error) {
+	o := c.r.PathValue("organization")
+	docs, next, err := c.page(s.db.OrganizationAudit(o), ordering{}, "")
+	if err != nil {
+		return nil, err
+	}
+	out := listAudit{Entries: []AuditEntry{}, NextPageToken: next}
+	err = eachSnap(docs, func(id string, a store.AuditEntry) {
+		e := toAuditEntry("", id, a)
+		e.Name = "organizations/" + o + "/auditLog/" + id
+		if a.ProjectID != "" {
+			e.Project = "projects/" + a.ProjectID
+		}
+		out.Entries = append(out.Entries, e)
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,13 +108,33 @@ func TestAuthorizationTable(t *testing.T) {
 		map[string]any{"displayName": "kept", "httpConfig": map[string]any{"url": "https://hooks.example.com/kept"}}))["name"].(string)
 	export := "/v2/" + must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+":export", map[string]any{}))["name"].(string)
 	erasure := "/v2/" + must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+"/devices/"+d1+":erase", nil))["name"].(string)
+	orgAdminMember := "/v2/organizations/" + org + "/members/" + w.tenant.Account
+	emulated := strings.TrimPrefix(must[map[string]any](t, 200)(w.admin.call("POST", "/emulator/v2/projects/"+p+"/devices", map[string]any{"type": "touch"}))["name"].(string), "projects/"+p+"/devices/")
+	labelN := 0
 	simple := func(method, path string, body any) func(*world, string, caller) (string, string, any) {
 		return func(*world, string, caller) (string, string, any) { return method, path, body }
 	}
 	table := map[string]cell{
-		"GET /v2/organizations":                  {rankAny, simple("GET", "/v2/organizations", nil)},
-		"GET /v2/organizations/{organization}":   {rankOrgAdmin, simple("GET", "/v2/organizations/"+org, nil)},
-		"GET /v2/roles":                          {rankAny, simple("GET", "/v2/roles", nil)},
+		"GET /v2/organizations":                            {rankAny, simple("GET", "/v2/organizations", nil)},
+		"GET /v2/organizations/{organization}":             {rankOrgAdmin, simple("GET", "/v2/organizations/"+org, nil)},
+		"GET /v2/roles":                                    {rankAny, simple("GET", "/v2/roles", nil)},
+		"GET /v2/organizations/{organization}/permissions": {rankAny, simple("GET", "/v2/organizations/"+org+"/permissions", nil)},
+		"GET /v2/organizations/{organization}/members":     {rankOrgAdmin, simple("GET", "/v2/organizations/"+org+"/members", nil)},
+		"GET /v2/organizations/{organization}/auditLog":    {rankOrgAdmin, simple("GET", "/v2/organizations/"+org+"/auditLog", nil)},
+		"POST /v2/organizations/{organization}/members": {rankOrgAdmin, func(w *world, _ string, _ caller) (string, string, any) {
+			acc := must[map[string]any](t, 200)(w.admin.call("GET", "/v2/"+fresh(w), nil))
+			return "POST", "/v2/organizations/" + org + "/members", map[string]any{"roles": []string{"roles/organization.admin"}, "email": acc["email"]}
+		}},
+		"GET /v2/organizations/{organization}/members/{member}":   {rankOrgAdmin, simple("GET", orgAdminMember, nil)},
+		"PATCH /v2/organizations/{organization}/members/{member}": {rankOrgAdmin, simple("PATCH", orgAdminMember, map[string]any{"roles": []string{"roles/organization.admin"}})},
+		"DELETE /v2/organizations/{organization}/members/{member}": {rankOrgAdmin, func(w *world, _ string, who caller) (string, string, any) {
+			if who.rank != rankOrgAdmin {
+				return "DELETE", orgAdminMember, nil
+			}
+			acc := must[map[string]any](t, 200)(w.admin.call("GET", "/v2/"+fresh(w), nil))
+			m := must[map[string]any](t, 200)(w.admin.call("POST", "/v2/organizations/"+org+"/members", map[string]any{"roles": []string{"roles/organization.admin"}, "email": acc["email"]}))
+			return "DELETE", "/v2/" + m["name"].(string), nil
+		}},
 		"GET /v2/roles/{role}":                   {rankAny, simple("GET", "/v2/roles/project.user", nil)},
 		"GET /v2/projects":                       {rankAny, simple("GET", "/v2/projects", nil)},
 		"POST /v2/projects":                      {rankOrgAdmin, simple("POST", "/v2/projects", map[string]any{"displayName": "new", "organization": "organizations/" + org})},
@@ -185,6 +206,27 @@ func TestAuthorizationTable(t *testing.T) {
 		}},
 		"POST /v2/projects/{project}/devices:claim": {rankDeveloper, func(w *world, p string, _ caller) (string, string, any) {
 			return "POST", "/v2/projects/" + p + "/devices:claim", map[string]any{"deviceIds": w.devices("", "", 1)}
+		}},
+		"POST /v2/projects/{project}/devices/{device}/labels": {rankDeveloper, func(w *world, p string, _ caller) (string, string, any) {
+			labelN++
+			return "POST", "/v2/projects/" + p + "/devices/" + d1 + "/labels", map[string]any{"key": fmt.Sprintf("k%d", labelN), "value": "v"}
+		}},
+		"PATCH /v2/projects/{project}/devices/{device}/labels/{label}": {rankDeveloper, func(w *world, p string, _ caller) (string, string, any) {
+			must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+"/devices:batchUpdate", map[string]any{"devices": []string{d1}, "addLabels": map[string]string{"kept": "1"}}))
+			return "PATCH", "/v2/projects/" + p + "/devices/" + d1 + "/labels/kept", map[string]any{"value": "2"}
+		}},
+		"DELETE /v2/projects/{project}/devices/{device}/labels/{label}": {rankDeveloper, func(w *world, p string, _ caller) (string, string, any) {
+			must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+"/devices:batchUpdate", map[string]any{"devices": []string{d1}, "addLabels": map[string]string{"gone": "1"}}))
+			return "DELETE", "/v2/projects/" + p + "/devices/" + d1 + "/labels/gone", nil
+		}},
+		"POST /emulator/v2/projects/{project}/devices":                  {rankDeveloper, simple("POST", "/emulator/v2/projects/"+p+"/devices", map[string]any{"type": "touch"})},
+		"POST /emulator/v2/projects/{project}/devices/{device}:publish": {rankDeveloper, simple("POST", "/emulator/v2/projects/"+p+"/devices/"+emulated+":publish", map[string]any{"touch": map[string]any{}})},
+		"DELETE /emulator/v2/projects/{project}/devices/{device}": {rankDeveloper, func(w *world, p string, who caller) (string, string, any) {
+			if who.rank < rankDeveloper {
+				return "DELETE", "/emulator/v2/projects/" + p + "/devices/" + emulated, nil
+			}
+			d := must[map[string]any](t, 200)(w.admin.call("POST", "/emulator/v2/projects/"+p+"/devices", map[string]any{"type": "touch"}))
+			return "DELETE", "/emulator" + "/v2/" + d["name"].(string), nil
 		}},
 		"GET /v2/projects/{project}/health":                         {rankUser, simple("GET", "/v2/projects/"+p+"/health", nil)},
 		"GET /v2/projects/{project}/devices/{device}/configuration": {rankUser, simple("GET", "/v2/projects/"+p+"/devices/"+d1+"/configuration", nil)},

@@ -2,14 +2,11 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-
-	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/sealedsense/sealedsense/shared/devconfig"
 	"github.com/sealedsense/sealedsense/shared/event"
@@ -291,50 +288,20 @@ func (s *Service) configureOne(c *call, id string, devs map[string]store.Device,
 	return configureOutcome{DeviceID: id, Status: st.Status, DesiredVersion: st.DesiredVersion}, nil
 }
 
-// EventPublisher publishes on the events topic; *pubsub.Publisher is one.
-type EventPublisher interface {
-	Publish(ctx context.Context, msg *pubsub.Message) *pubsub.PublishResult
-}
-
-// requested makes a configuration change's REQUESTED event as the store
-// writes it with the change, and keeps its JSON for publishing after.
-type requested struct {
-	project, device string
-	at              time.Time
-	retention       time.Duration
-	json            []byte
-}
-
-func (r *requested) event(version int64) (string, store.Event, error) {
-	ev := event.ConfigurationStatusFor(r.project, r.device, store.ConfigRequested, version, "", r.at)
-	js, err := json.Marshal(ev)
-	if err != nil {
-		return "", store.Event{}, err
-	}
-	r.json = js
-	return ev.EventID, store.Event{ProjectID: r.project, DeviceID: r.device, EventType: ev.EventType,
-		Timestamp: ev.Timestamp, JSON: js, ExpireAt: r.at.Add(r.retention)}, nil
-}
-
 // setDesired stores a desired configuration with its REQUESTED event and
-// publishes the event for webhooks. A failed publish is logged, not
-// returned: the change and its event are stored, and the stream, which
-// reads stored events, has it.
+// publishes the event for webhooks.
 func (s *Service) setDesired(ctx context.Context, project, id string, desired devconfig.Config, ifVersion *int64, retention time.Duration) (store.ConfigState, error) {
 	now := s.deps.Now().UTC()
-	ev := &requested{project: project, device: id, at: now, retention: retention}
+	m := &madeEvent{project: project, device: id, retention: retention}
 	st, err := s.db.SetDesiredConfiguration(ctx, id, store.ConfigRequest{
-		Project: project, Desired: desired, IfVersion: ifVersion, Time: now, Requested: ev.event,
+		Project: project, Desired: desired, IfVersion: ifVersion, Time: now,
+		Requested: func(version int64) (string, store.Event, error) {
+			return m.doc(event.ConfigurationStatusFor(project, id, store.ConfigRequested, version, "", now), now)
+		},
 	})
-	if err != nil || s.deps.Events == nil {
+	if err != nil {
 		return st, err
 	}
-	data, err := event.EncodeMessage([][]byte{ev.json})
-	if err == nil {
-		_, err = s.deps.Events.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{"projectId": project, "deviceId": id}}).Get(ctx)
-	}
-	if err != nil {
-		s.log.Error("configuration event not published; webhooks miss it", "projectId", project, "deviceId", id, "error", err.Error())
-	}
+	s.publish(ctx, m)
 	return st, nil
 }

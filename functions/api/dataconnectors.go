@@ -36,8 +36,10 @@ type DataConnector struct {
 
 // HTTPConfig is where and how a connector delivers.
 type HTTPConfig struct {
-	URL             string            `json:"url"`
-	SignatureSecret string            `json:"signatureSecret,omitempty"`
+	URL string `json:"url"`
+	// SignatureSecret is always present, as DT's clients read it, and empty
+	// but in the answer that creates it: the secret is shown once.
+	SignatureSecret string            `json:"signatureSecret"`
 	Headers         map[string]string `json:"headers"`
 }
 

@@ -271,7 +271,7 @@ func (s *Service) batchUpdate(c *call) (any, error) {
 	for _, name := range req.Devices {
 		err := errNotFound("device not found")
 		if p, id := deviceID(name); (p == "" || p == c.project) && id != "" {
-			err = s.db.SetDeviceLabels(c.r.Context(), id, c.project, req.AddLabels, req.RemoveLabels)
+			err = s.setLabels(c, id, req.AddLabels, req.RemoveLabels)
 		}
 		if notFound(err) || isCode(err, http.StatusNotFound) {
 			out.BatchErrors = append(out.BatchErrors, batchError{Device: name, Status: errorStatus{"NOT_FOUND", "device not found"}})
@@ -280,6 +280,24 @@ func (s *Service) batchUpdate(c *call) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+// setLabels changes a device's labels with their labelsChanged event,
+// stored with the change and published after it.
+func (s *Service) setLabels(c *call, id string, set map[string]string, remove []string) error {
+	now := s.deps.Now().UTC()
+	m := &madeEvent{project: c.project, device: id, retention: c.eventRetention()}
+	_, err := s.db.SetDeviceLabels(c.r.Context(), id, c.project, set, remove, func(ch event.LabelsChanged) (string, store.Event, error) {
+		ev, err := event.LabelsChangedFor(c.project, id, now, ch)
+		if err != nil {
+			return "", store.Event{}, err
+		}
+		return m.doc(ev, now)
+	})
+	if err == nil {
+		s.publish(c.r.Context(), m)
+	}
+	return err
 }
 
 type transferRequest struct {

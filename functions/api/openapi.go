@@ -101,7 +101,7 @@ func (s *Service) OpenAPI() ([]byte, error) {
 }
 
 func operationID(rt route) string {
-	s := strings.NewReplacer("/v2/", "", "{", "", "}", "", "/", "_", ":", "_", ".", "_", "-", "_").Replace(rt.Pattern)
+	s := strings.NewReplacer("/emulator/v2/", "emulator_", "/v2/", "", "{", "", "}", "", "/", "_", ":", "_", ".", "_", "-", "_").Replace(rt.Pattern)
 	return strings.ToLower(rt.Method) + "_" + strings.Trim(s, "_")
 }
 

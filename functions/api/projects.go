@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sealedsense/sealedsense/functions/api/pagetoken"
@@ -25,12 +27,15 @@ type listOrganizations struct {
 // Project is DT's project resource, with the personnel-access setting as
 // our extension.
 type Project struct {
-	Name            string    `json:"name"`
-	DisplayName     string    `json:"displayName"`
-	Inventory       bool      `json:"inventory"`
-	Organization    string    `json:"organization"`
-	PersonnelAccess string    `json:"personnelAccess"`
-	CreateTime      time.Time `json:"createTime"`
+	Name                    string    `json:"name"`
+	DisplayName             string    `json:"displayName"`
+	Inventory               bool      `json:"inventory"`
+	Organization            string    `json:"organization"`
+	OrganizationDisplayName string    `json:"organizationDisplayName"`
+	SensorCount             int64     `json:"sensorCount"`
+	CloudConnectorCount     int64     `json:"cloudConnectorCount"`
+	PersonnelAccess         string    `json:"personnelAccess"`
+	CreateTime              time.Time `json:"createTime"`
 	// EventRetention is how long events are kept, as seconds ("2592000s");
 	// Erasing names the erasure under way (SealedSense extensions).
 	EventRetention string `json:"eventRetention"`
@@ -99,6 +104,10 @@ func (s *Service) getOrganization(c *call) (any, error) {
 		return nil, storeErr(err, "organization")
 	}
 	return Organization{Name: "organizations/" + o, DisplayName: d.DisplayName}, nil
+}
+
+func (s *Service) listOrgPermissions(c *call) (any, error) {
+	return listPermissions{Permissions: c.p.orgPermissions(c.r.PathValue("organization"))}, nil
 }
 
 func (s *Service) listRoles(*call) (any, error) { return listRoles{Roles: roles()}, nil }
@@ -188,19 +197,53 @@ func (s *Service) offsetAfter(c *call, scope string, ids []string) (int, error) 
 	return start, nil
 }
 
-// projects reads the projects of ids that exist, in the order of ids.
+// projects reads the projects of ids that exist, in the order of ids,
+// with their organizations' names and device counts.
 func (s *Service) projects(c *call, ids []string) ([]Project, error) {
-	ps, err := s.db.Projects(c.r.Context(), ids)
+	ctx := c.r.Context()
+	ps, err := s.db.Projects(ctx, ids)
 	if err != nil {
 		return nil, storeErr(err, "project")
 	}
+	var orgIDs []string
 	out := []Project{}
 	for _, id := range ids {
 		if p, ok := ps[id]; ok {
 			out = append(out, s.toProject(id, p))
+			orgIDs = append(orgIDs, p.Organization)
 		}
 	}
-	return out, nil
+	slices.Sort(orgIDs)
+	orgs, err := s.db.Organizations(ctx, slices.Compact(orgIDs))
+	if err != nil {
+		return nil, storeErr(err, "organization")
+	}
+	for i := range out {
+		out[i].OrganizationDisplayName = orgs[strings.TrimPrefix(out[i].Organization, "organizations/")].DisplayName
+	}
+	return out, s.countDevices(ctx, out)
+}
+
+// countDevices fills in the projects' sensor and Cloud Connector
+// counts, a few projects at a time.
+func (s *Service) countDevices(ctx context.Context, ps []Project) error {
+	errs := make([]error, len(ps))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range ps {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			p := &ps[i]
+			p.SensorCount, p.CloudConnectorCount, errs[i] = s.db.ProjectDeviceCounts(ctx, strings.TrimPrefix(p.Name, "projects/"))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return errUnavailable(err)
+	}
+	return nil
 }
 
 // newProjectOrg checks a project to create and says its organization.
@@ -233,11 +276,14 @@ func (s *Service) createProject(c *call) (any, error) {
 }
 
 func (s *Service) getProject(c *call) (any, error) {
-	d, err := s.db.Project(c.r.Context(), c.project)
+	ps, err := s.projects(c, []string{c.project})
 	if err != nil {
-		return nil, storeErr(err, "project")
+		return nil, err
 	}
-	return s.toProject(c.project, d), nil
+	if len(ps) == 0 {
+		return nil, errNotFound("project not found")
+	}
+	return ps[0], nil
 }
 
 // projectUpdate checks a project update and says what it changes.

@@ -71,6 +71,7 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Service, error) 
 	eventsTopic := env.Get("SEALEDSENSE_TOPIC_EVENTS", "events")
 	env.Duration("SEALEDSENSE_API_ACCESS_TTL", &cfg.AccessTTL)
 	env.Float("SEALEDSENSE_API_RATE", &cfg.Rate)
+	env.Float("SEALEDSENSE_EMULATOR_RATE", &cfg.EmulatorRate)
 	// How long after its storedAt the stream emits an event: the commit
 	// delay it must cover is Firestore's (milliseconds), or a loaded
 	// emulator's (longer).

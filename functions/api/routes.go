@@ -133,6 +133,21 @@ func (s *Service) run(c *call, rt route) (any, error) {
 			return nil, err
 		}
 	}
+	if o := c.r.PathValue("organization"); o != "" && rt.Perm != "" {
+		// Only a grant on the organization itself counts; whether it
+		// exists or not, one the caller holds none on answers the same.
+		c.org = o
+		if !p.canOrg(rt.Perm, o) {
+			err := errForbidden("missing permission " + rt.Perm + " on organizations/" + o)
+			if _, oerr := s.db.Organization(c.r.Context(), o); oerr == nil && rt.Audit {
+				// The organization's admins see who tried.
+				if aerr := s.audit(c, rt, http.StatusForbidden); aerr != nil {
+					return nil, errUnavailable(aerr)
+				}
+			}
+			return nil, err
+		}
+	}
 	var body any
 	err = s.refuseWhileErasing(c)
 	if err == nil {
@@ -225,6 +240,13 @@ func (s *Service) routes() []route {
 
 		{Method: "GET", Pattern: "/v2/organizations", Summary: "List organizations", Status: 200, Response: listOrganizations{}, Query: paged(), handle: s.listOrganizations},
 		{Method: "GET", Pattern: "/v2/organizations/{organization}", Summary: "Get an organization", Status: 200, Response: Organization{}, handle: s.getOrganization},
+		{Method: "GET", Pattern: "/v2/organizations/{organization}/permissions", Summary: "The caller's permissions in an organization", Status: 200, Response: listPermissions{}, handle: s.listOrgPermissions},
+		{Method: "GET", Pattern: "/v2/organizations/{organization}/members", Summary: "List the organization's members (its admins)", Perm: permMemberRead, Audit: true, Status: 200, Response: listMembers{}, Query: paged(), handle: s.listMembers},
+		{Method: "POST", Pattern: "/v2/organizations/{organization}/members", Summary: "Make a service account of the organization its admin", Perm: permMemberWrite, Audit: true, Status: 200, Request: createMember{}, Response: Member{}, handle: s.createMember},
+		{Method: "GET", Pattern: "/v2/organizations/{organization}/members/{member}", Summary: "Get an organization member", Perm: permMemberRead, Audit: true, Status: 200, Response: Member{}, handle: s.getMember},
+		{Method: "PATCH", Pattern: "/v2/organizations/{organization}/members/{member}", Summary: "Change an organization member's roles", Perm: permMemberWrite, Audit: true, Status: 200, Request: updateMember{}, Response: Member{}, handle: s.updateMember},
+		{Method: "DELETE", Pattern: "/v2/organizations/{organization}/members/{member}", Summary: "Remove an organization member; the last admin stays", Perm: permMemberWrite, Audit: true, Status: 200, Response: empty{}, handle: s.deleteMember},
+		{Method: "GET", Pattern: "/v2/organizations/{organization}/auditLog", Summary: "The organization's audit log (its members' changes and its projects' erasure tombstones), newest first (SealedSense extension)", Perm: permAuditRead, Status: 200, Response: listAudit{}, Query: paged(), handle: s.listOrgAudit},
 		{Method: "GET", Pattern: "/v2/roles", Summary: "List roles", Status: 200, Response: listRoles{}, handle: s.listRoles},
 		{Method: "GET", Pattern: "/v2/roles/{role}", Summary: "Get a role", Status: 200, Response: Role{}, handle: s.getRole},
 
@@ -260,6 +282,9 @@ func (s *Service) routes() []route {
 
 		{Method: "GET", Pattern: "/v2/projects/{project}/devices", Summary: "List devices; project - lists every project the caller can read", Perm: permDeviceRead, AnyProject: true, Audit: true, Status: 200, Response: listDevices{}, Query: paged("device_ids", "device_types", "label_filters", "order_by", "query", "organization"), handle: s.listDevices},
 		{Method: "GET", Pattern: "/v2/projects/{project}/devices/{device}", Summary: "Get a device", Perm: permDeviceRead, Audit: true, Status: 200, Response: Device{}, handle: s.getDevice},
+		{Method: "POST", Pattern: "/v2/projects/{project}/devices/{device}/labels", Summary: "Add a label to a device", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: createLabel{}, Response: Label{}, handle: s.createLabel},
+		{Method: "PATCH", Pattern: "/v2/projects/{project}/devices/{device}/labels/{label}", Summary: "Change a label's value", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: updateLabel{}, Response: Label{}, handle: s.updateLabel},
+		{Method: "DELETE", Pattern: "/v2/projects/{project}/devices/{device}/labels/{label}", Summary: "Remove a label from a device", Perm: permDeviceUpdate, Audit: true, Status: 200, Response: empty{}, handle: s.deleteLabel},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:batchUpdate", Summary: "Add and remove labels of devices", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: batchUpdate{}, Response: batchResult{}, handle: s.batchUpdate},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:transfer", Summary: "Move devices into this project from another of the organization", Perm: permDeviceTransfer, Audit: true, Status: 200, Request: transferRequest{}, Response: transferResult{}, handle: s.transfer},
 		{Method: "POST", Pattern: "/v2/projects/{project}/devices:claim", Summary: "Claim devices and kits from the unclaimed inventory", Perm: permDeviceClaim, Audit: true, Status: 200, Request: claimRequest{}, Response: claimResult{}, Query: []string{"dryRun"}, handle: s.claim},
@@ -281,6 +306,10 @@ func (s *Service) routes() []route {
 		{Method: "POST", Pattern: "/v2/projects/{project}/dataconnectors/{dataconnector}:sync", Summary: "Re-send the latest event of each type of every device", Perm: permConnectorWrite, Audit: true, Status: 200, Response: empty{}, handle: s.syncConnector},
 		{Method: "GET", Pattern: "/v2/claimInfo", Summary: "What a device or kit identifier names, and whether it is claimed", Status: 200, Response: claimInfo{}, Query: []string{"identifier"}, handle: s.claimInfo},
 		{Method: "GET", Pattern: "/v2/projects/{project}/devices/{device}/events", Summary: "A device's event history", Perm: permDeviceRead, Audit: true, Status: 200, Response: listEvents{}, Query: paged("eventTypes", "startTime", "endTime"), handle: s.listEvents},
+
+		{Method: "POST", Pattern: emulatorBase + "/projects/{project}/devices", Summary: "Create an emulated device of any type (device emulator API); its id starts with emu and its productNumber is EMULATED", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: createEmulated{}, Response: Device{}, handle: s.createEmulated},
+		{Method: "POST", Pattern: emulatorBase + "/projects/{project}/devices/{device}:publish", Summary: "Publish an event as an emulated device: DT's body {\"<eventType>\": {...}}, of a type the device's type emits; rate limited per project", Perm: permDeviceUpdate, Audit: true, Status: 200, Request: map[string]any{}, Response: empty{}, handle: s.publishEmulated},
+		{Method: "DELETE", Pattern: emulatorBase + "/projects/{project}/devices/{device}", Summary: "Delete an emulated device", Perm: permDeviceUpdate, Audit: true, Status: 200, Response: empty{}, handle: s.deleteEmulated},
 
 		{Method: "GET", Pattern: "/v2/projects/{project}/auditLog", Summary: "The project's audit log, newest first (SealedSense extension)", Perm: permAuditRead, Status: 200, Response: listAudit{}, Query: paged(), handle: s.listAudit},
 	}

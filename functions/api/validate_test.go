@@ -254,20 +254,25 @@ func TestAccountChecks(t *testing.T) {
 		}
 	})
 	t.Run("roles", func(t *testing.T) {
+		const project, org = "projects/p", "organizations/o"
 		tests := []struct {
-			name  string
-			roles []string
-			code  int
+			name, scope string
+			roles       []string
+			code        int
 		}{
-			{"user", []string{roleUser}, 0},
-			{"admin", []string{roleAdmin}, 0},
-			{"none", nil, 400},
-			{"two", []string{roleUser, roleAdmin}, 400},
-			{"organization admin", []string{roleOrgAdmin}, 400},
-			{"unknown", []string{"roles/owner"}, 400},
+			{"user", project, []string{roleUser}, 0},
+			{"admin", project, []string{roleAdmin}, 0},
+			{"none", project, nil, 400},
+			{"two", project, []string{roleUser, roleAdmin}, 400},
+			{"organization admin on a project", project, []string{roleOrgAdmin}, 400},
+			{"unknown", project, []string{"roles/owner"}, 400},
+			{"organization admin", org, []string{roleOrgAdmin}, 0},
+			{"project admin on an organization", org, []string{roleAdmin}, 400},
+			{"none on an organization", org, nil, 400},
+			{"two on an organization", org, []string{roleOrgAdmin, roleOrgAdmin}, 400},
 		}
 		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) { wantCode(t, checkRoles(tt.roles), tt.code) })
+			t.Run(tt.name, func(t *testing.T) { wantCode(t, checkRoles(tt.scope, tt.roles), tt.code) })
 		}
 	})
 }

@@ -29,8 +29,9 @@ type AuditEntry struct {
 	Resource  string    `firestore:"resource"` // the request path
 	Code      int       `firestore:"code"`     // the HTTP status answered
 	Reason    string    `firestore:"reason,omitempty"`
-	// Organization is set on an erasure's tombstone only: the project,
-	// which names it otherwise, is gone.
+	// Organization is set on an entry of the organization's own log, with
+	// no ProjectID, and on an erasure's tombstone: the project, which
+	// names it otherwise, is gone.
 	Organization string `firestore:"organization,omitempty"`
 }
 
@@ -73,6 +74,27 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) error {
 		return fmt.Errorf("store: audit of %s: %w", e.ProjectID, ErrProjectErased)
 	}
 	return wrap("audit", err)
+}
+
+// AppendOrgAudit creates an entry of an organization's own log (a change
+// to its members), named by its time. Organizations are never erased, so
+// no project check applies.
+func (db *DB) AppendOrgAudit(ctx context.Context, e AuditEntry) error {
+	if e.Organization == "" || e.ProjectID != "" {
+		return fmt.Errorf("store: an organization's audit entry names the organization and no project")
+	}
+	id, err := auditID(e.Time)
+	if err != nil {
+		return err
+	}
+	_, err = db.fs.Collection(auditCollection).Doc(id).Create(ctx, e)
+	return wrap("audit of "+e.Organization, err)
+}
+
+// OrganizationAudit is the query of an organization's entries, newest
+// first: its own, and the tombstones of its erased projects.
+func (db *DB) OrganizationAudit(org string) firestore.Query {
+	return db.fs.Collection(auditCollection).Where("organization", "==", org).OrderBy(firestore.DocumentID, firestore.Asc)
 }
 
 // ProjectAudit is the query of a project's entries, newest first (in

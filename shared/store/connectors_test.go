@@ -108,7 +108,7 @@ func TestConnectorDeviceRefusesSensorPaths(t *testing.T) {
 	if !errors.Is(err, devconfig.ErrInvalid) {
 		t.Errorf("configure: %v, want devconfig.ErrInvalid", err)
 	}
-	if err := db.SetDeviceLabels(ctx, "ccon-1", "p", map[string]string{"site": "roof"}, nil); err != nil {
+	if _, err := db.SetDeviceLabels(ctx, "ccon-1", "p", map[string]string{"site": "roof"}, nil, nil); err != nil {
 		t.Errorf("labels: %v", err)
 	}
 	d, err := db.Device(ctx, "ccon-1")

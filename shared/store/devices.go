@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,6 +66,9 @@ type Device struct {
 	WrappedPSK    []byte            `firestore:"wrappedPsk"`
 	PSKKey        string            `firestore:"pskKey"` // the CryptoKey that wrapped the PSK, for re-wrapping after rotation
 	CreateTime    time.Time         `firestore:"createTime"`
+	// Emulated marks a device of the device emulator API: no radio, no
+	// keys; its events are what the customer published (emulated.go).
+	Emulated bool `firestore:"emulated,omitempty"`
 
 	// Reported is the latest event data per event type (DT's reported).
 	Reported map[string]any `firestore:"reported,omitempty"`
@@ -494,6 +498,21 @@ func (db *DB) ProjectDevices(ctx context.Context, project string) (map[string]De
 	return out, nil
 }
 
+// ProjectDeviceCounts counts a project's sensors and Cloud Connectors,
+// as DT's project resource carries them: two count aggregations on
+// equality filters, which single-field indexes serve.
+func (db *DB) ProjectDeviceCounts(ctx context.Context, project string) (sensors, connectors int64, err error) {
+	q := db.fs.Collection(devicesCollection).Where("projectId", "==", project)
+	all, err := count(ctx, q, "count devices of "+project)
+	if err != nil {
+		return 0, 0, err
+	}
+	if connectors, err = count(ctx, q.Where("type", "==", ConnectorType), "count connectors of "+project); err != nil {
+		return 0, 0, err
+	}
+	return all - connectors, connectors, nil
+}
+
 // ProjectHasDevices says whether a project has a device.
 func (db *DB) ProjectHasDevices(ctx context.Context, project string) (bool, error) {
 	docs, err := db.fs.Collection(devicesCollection).Where("projectId", "==", project).Limit(1).Documents(ctx).GetAll()
@@ -540,17 +559,82 @@ func (db *DB) MoveDevice(ctx context.Context, id, from, to string) error {
 	return db.updateProjectDevice(ctx, id, from, true, []firestore.Update{{Path: "projectId", Value: to}})
 }
 
-// SetDeviceLabels sets and removes labels of a device of project. A
-// device that is missing or not project's is ErrNotFound.
-func (db *DB) SetDeviceLabels(ctx context.Context, id, project string, set map[string]string, remove []string) error {
+// LabelChangeEvent makes the labelsChanged event of a change that changed
+// something, to be stored in the change's transaction.
+type LabelChangeEvent func(event.LabelsChanged) (id string, e Event, err error)
+
+// SetDeviceLabels sets and removes labels of a device of project, and
+// says what that changed, as DT's labelsChanged data. The labels are read
+// in the same transaction, so the change is exact even beside another;
+// changed, when not nil, makes its event, stored with it, so a change and
+// its event exist together or not at all. A change that changes nothing
+// writes nothing. A device that is missing or not project's is
+// ErrNotFound.
+func (db *DB) SetDeviceLabels(ctx context.Context, id, project string, set map[string]string, remove []string, changed LabelChangeEvent) (event.LabelsChanged, error) {
+	ref := db.deviceRef(id)
+	var out event.LabelsChanged
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		d, err := getIn[Device](tx, ref)
+		if err != nil {
+			return err
+		}
+		if d.ProjectID == "" || d.ProjectID != project {
+			return ErrNotFound
+		}
+		var upd []firestore.Update
+		out, upd = labelChange(d.Labels, set, remove)
+		if out.Empty() {
+			return nil
+		}
+		if changed != nil {
+			evID, ev, err := changed(out)
+			if err != nil {
+				return err
+			}
+			if err := db.CreateEvent(tx, evID, ev); err != nil {
+				return err
+			}
+		}
+		return tx.Update(ref, upd)
+	})
+	if err != nil {
+		return event.LabelsChanged{}, wrap("device "+id, err)
+	}
+	return out, nil
+}
+
+// labelChange is what setting and removing labels does to labels: DT's
+// added, modified and removed, and the updates that make it.
+func labelChange(labels, set map[string]string, remove []string) (event.LabelsChanged, []firestore.Update) {
+	var c event.LabelsChanged
 	var upd []firestore.Update
 	for k, v := range set {
+		old, had := labels[k]
+		switch {
+		case !had:
+			if c.Added == nil {
+				c.Added = map[string]string{}
+			}
+			c.Added[k] = v
+		case old != v:
+			if c.Modified == nil {
+				c.Modified = map[string]string{}
+			}
+			c.Modified[k] = v
+		default:
+			continue
+		}
 		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"labels", k}, Value: v})
 	}
-	for _, k := range remove {
-		upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"labels", k}, Value: firestore.Delete})
+	remove = slices.Clone(remove)
+	slices.Sort(remove)
+	for _, k := range slices.Compact(remove) {
+		if _, had := labels[k]; had {
+			c.Removed = append(c.Removed, k)
+			upd = append(upd, firestore.Update{FieldPath: firestore.FieldPath{"labels", k}, Value: firestore.Delete})
+		}
 	}
-	return db.updateProjectDevice(ctx, id, project, false, upd)
+	return c, upd
 }
 
 // updateProjectDevice applies upd to a device if, read in the same

@@ -105,7 +105,8 @@ func eraseDataConnectors(ctx context.Context, db *DB, project string, limit int)
 
 // releaseDevices returns the project's sensors to the unclaimed
 // inventory, with nothing the customer set or the sensor reported left
-// on them, and deletes the devices of its Cloud Connectors (their
+// on them, and deletes its emulated devices and the devices of its Cloud
+// Connectors (their
 // registrations are unregisterConnectors').
 func releaseDevices(ctx context.Context, db *DB, project string, limit int) (int, error) {
 	docs, err := db.fs.Collection(devicesCollection).Where("projectId", "==", project).Select("type").Limit(limit).Documents(ctx).GetAll()
@@ -128,7 +129,7 @@ func (db *DB) releaseDevice(ctx context.Context, ref *firestore.DocumentRef, pro
 		if err != nil || d.ProjectID != project {
 			return err
 		}
-		if d.Type == ConnectorType {
+		if d.Type == ConnectorType || d.Emulated {
 			return tx.Delete(ref)
 		}
 		return tx.Update(ref, []firestore.Update{

@@ -15,7 +15,7 @@ var exportKinds = map[string]struct {
 	collection, field string
 	fields            []string
 }{
-	"devices": {devicesCollection, "projectId", []string{"type", "productNumber", "kitId", "labels", "reported", "configuration", "software", "health", "createTime"}},
+	"devices": {devicesCollection, "projectId", []string{"type", "productNumber", "kitId", "emulated", "labels", "reported", "configuration", "software", "health", "createTime"}},
 	"dataConnectors": {dataConnectorsCollection, "projectId", []string{"displayName", "status", "events", "labels", "url",
 		"failingSince", "disabledAt", "createTime", "updateTime"}},
 	"serviceAccounts":    {accountsCollection, "projectId", []string{"email", "displayName", "enableBasicAuth", "disabled", "createTime", "updateTime"}},

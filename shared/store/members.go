@@ -70,6 +70,11 @@ func (db *DB) ScopeMembers(scope string) firestore.Query {
 	return db.fs.Collection(membersCollection).Where("scope", "==", scope).OrderBy(firestore.DocumentID, firestore.Asc)
 }
 
+// CountScopeMembers counts a scope's grants, up to limit.
+func (db *DB) CountScopeMembers(ctx context.Context, scope string, limit int) (int64, error) {
+	return count(ctx, db.fs.Collection(membersCollection).Where("scope", "==", scope).Limit(limit), "count members of "+scope)
+}
+
 // AccountMembers reads every grant of an account.
 func (db *DB) AccountMembers(ctx context.Context, account string) ([]Member, error) {
 	docs, err := db.accountMembers(account).Documents(ctx).GetAll()
