@@ -142,7 +142,7 @@ func storedReadings(t *testing.T, d *local.Deployment, devices []string) map[str
 			t.Fatal(err)
 		}
 		for _, doc := range docs {
-			if typ := doc.Data()["eventType"]; typ != "networkStatus" && typ != "configurationStatus" {
+			if typ, _ := doc.Data()["eventType"].(string); fromReading(typ) {
 				out[dev]++
 			}
 		}
