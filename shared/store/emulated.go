@@ -45,12 +45,8 @@ func (db *DB) CreateEmulatedDevice(ctx context.Context, id, project, typ string,
 func (db *DB) DeleteEmulatedDevice(ctx context.Context, id, project string) error {
 	ref := db.deviceRef(id)
 	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		d, err := getIn[Device](tx, ref)
-		if err != nil {
+		if _, err := emulatedIn(tx, ref, project); err != nil {
 			return err
-		}
-		if !d.Emulated || d.ProjectID != project {
-			return ErrNotFound
 		}
 		return tx.Delete(ref)
 	})
@@ -67,12 +63,9 @@ type EmulatedEvent func(d Device) (id string, e Event, err error)
 func (db *DB) PublishEmulated(ctx context.Context, id, project string, make EmulatedEvent) error {
 	ref := db.deviceRef(id)
 	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		d, err := getIn[Device](tx, ref)
+		d, err := emulatedIn(tx, ref, project)
 		if err != nil {
 			return err
-		}
-		if !d.Emulated || d.ProjectID != project {
-			return ErrNotFound
 		}
 		evID, ev, err := make(d)
 		if err != nil {
@@ -90,4 +83,17 @@ func (db *DB) PublishEmulated(ctx context.Context, id, project string, make Emul
 		return tx.Update(ref, []firestore.Update{{FieldPath: firestore.FieldPath{"reported", ev.EventType}, Value: data[ev.EventType]}})
 	})
 	return wrap("publish as "+id, err)
+}
+
+// emulatedIn reads project's emulated device in tx; any other device is
+// ErrNotFound, so an emulator call never reaches a real sensor.
+func emulatedIn(tx *firestore.Transaction, ref *firestore.DocumentRef, project string) (Device, error) {
+	d, err := getIn[Device](tx, ref)
+	if err != nil {
+		return Device{}, err
+	}
+	if !d.Emulated || d.ProjectID != project {
+		return Device{}, ErrNotFound
+	}
+	return d, nil
 }
