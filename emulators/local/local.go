@@ -30,6 +30,7 @@ import (
 
 	"github.com/sealedsense/sealedsense/emulators/balancer"
 	"github.com/sealedsense/sealedsense/emulators/netpath"
+	"github.com/sealedsense/sealedsense/emulators/oidc"
 	"github.com/sealedsense/sealedsense/emulators/platform"
 	"github.com/sealedsense/sealedsense/emulators/simulator"
 	"github.com/sealedsense/sealedsense/emulators/stack"
@@ -118,6 +119,10 @@ type Deployment struct {
 	ExportsBucket string
 	// operatorEnv is what only the operators' command reads besides env.
 	operatorEnv []string
+	// SignIn is the local OpenID Connect provider people sign in to
+	// Studio with, and DemoUser its one user.
+	SignIn   *oidc.Provider
+	DemoUser oidc.User
 
 	mu sync.Mutex
 	// instances are the functions-server processes, by index; addrs
@@ -186,6 +191,9 @@ func Start(ctx context.Context, cfg Config) (*Deployment, error) {
 			return nil, err
 		}
 		d.FunctionsAddr = addr
+	}
+	if err := d.startSignIn(); err != nil {
+		return nil, err
 	}
 	if err := d.provision(ctx); err != nil {
 		return nil, err
@@ -835,6 +843,29 @@ func (d *Deployment) StopTraffic() {
 	d.KillFunctions()
 }
 
+// studioClientID is Studio's client at the sign-in provider.
+const studioClientID = "studio"
+
+// startSignIn starts the sign-in provider with a demo person whose
+// password is new each run: local, but still not a known one.
+func (d *Deployment) startSignIn() error {
+	password, err := registry.NewID()
+	if err != nil {
+		return err
+	}
+	secret, err := registry.NewID()
+	if err != nil {
+		return err
+	}
+	d.DemoUser = oidc.User{Email: "facility@demo.example", Password: password, Name: "Demo facility manager"}
+	d.SignIn, err = oidc.Start(oidc.Config{Addr: "127.0.0.1:0", ClientID: studioClientID, ClientSecret: secret,
+		RedirectURIs: []string{"http://" + d.FunctionsAddr + "/studio/callback"}, Users: []oidc.User{d.DemoUser}})
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
 // Close stops the sensors, the processes and, if it started it, the
 // platform.
 func (d *Deployment) Close() {
@@ -857,6 +888,9 @@ func (d *Deployment) Close() {
 	d.KillFunctions()
 	if d.balancer != nil {
 		_ = d.balancer.Close()
+	}
+	if d.SignIn != nil {
+		_ = d.SignIn.Close()
 	}
 	for _, c := range d.connectors {
 		c.radio.Close()
