@@ -134,6 +134,9 @@ func invalidMessage(err error) string {
 	return msg
 }
 
+// emulatedNoConfig refuses a configuration of an emulated device.
+const emulatedNoConfig = "an emulated device has no configuration: no sensor would ever confirm it"
+
 // configStoreErr maps the store's refusals of a configuration change.
 func configStoreErr(err error) error {
 	switch {
@@ -141,6 +144,8 @@ func configStoreErr(err error) error {
 		return errBadRequest("%s", invalidMessage(err))
 	case errors.Is(err, store.ErrStale):
 		return errPrecondition("the configuration changed since it was read: read it again for its etag")
+	case errors.Is(err, store.ErrEmulated):
+		return errConflict(emulatedNoConfig)
 	}
 	return storeErr(err, "device")
 }
@@ -282,6 +287,8 @@ func (s *Service) configureOne(c *call, id string, devs map[string]store.Device,
 		return refused("NOT_FOUND", "device not found"), nil
 	case errors.Is(err, devconfig.ErrInvalid):
 		return refused("INVALID_ARGUMENT", invalidMessage(err)), nil
+	case errors.Is(err, store.ErrEmulated):
+		return refused("FAILED_PRECONDITION", emulatedNoConfig), nil
 	case err != nil:
 		return configureOutcome{}, errUnavailable(err)
 	}

@@ -64,6 +64,14 @@ func TestEmulatorRefusesBadInput(t *testing.T) {
 	if got := must[map[string]any](t, 200)(w.admin.call("GET", "/v2/projects/"+p+"/devices/"+real, nil)); got["productNumber"] == store.EmulatedProductNumber {
 		t.Errorf("the real sensor was changed: %v", got)
 	}
+	// An emulated device takes no configuration, alone or in a batch.
+	if code, b := w.admin.call("PATCH", "/v2/projects/"+p+"/devices/"+id+"/configuration", map[string]any{"desired": map[string]any{"sampleIntervalSeconds": 60}}); code != 409 {
+		t.Errorf("configuring an emulated device: %d %s", code, b)
+	}
+	batch := must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+"/devices:configure", map[string]any{"desired": map[string]any{"sampleIntervalSeconds": 60}, "deviceIds": []string{id}}))
+	if out := batch["devices"].([]any)[0].(map[string]any); out["status"] != "error" || out["error"].(map[string]any)["code"] != "FAILED_PRECONDITION" {
+		t.Errorf("configuring an emulated device in a batch: %v", out)
+	}
 	// A good publish becomes the device's reported state; deleting the
 	// device makes it unknown.
 	must[map[string]any](t, 200)(w.admin.call("POST", base+"/"+id+":publish", map[string]any{"temperature": map[string]any{"value": 4.5}}))

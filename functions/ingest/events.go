@@ -9,6 +9,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/sealedsense/sealedsense/shared/devicetype"
 	"github.com/sealedsense/sealedsense/shared/event"
 	"github.com/sealedsense/sealedsense/shared/payload"
 	"github.com/sealedsense/sealedsense/shared/store"
@@ -107,6 +108,24 @@ func screenReadings(ul payload.Uplink, refused []payload.Refusal, now time.Time)
 		good = append(good, r)
 	}
 	return good, bad
+}
+
+// ofDeviceType splits readings into those of a kind the device's type
+// measures and the others, each refused alone: a reading no sensor of
+// the type takes (a temperature sensor's motion) says the sensor, or its
+// keys, are not what the registry made, and is never stored as its data.
+func ofDeviceType(readings []payload.Reading, deviceType string) ([]payload.Reading, []badReading) {
+	var bad []badReading
+	kept := readings[:0:0]
+	for _, r := range readings {
+		if r.Kind != payload.Battery && !devicetype.Emits(deviceType, r.Kind.EventType()) {
+			bad = append(bad, badReading{seq: r.Seq, reason: "kind-not-of-device-type",
+				err: fmt.Errorf("a %s device takes no %s readings", deviceType, r.Kind.EventType())})
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept, bad
 }
 
 func (s *Service) stored(ev event.Event, project, deviceID string, now time.Time) (storedEvent, error) {

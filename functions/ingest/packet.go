@@ -107,9 +107,14 @@ func (s *Service) storePacket(ctx context.Context, tx *firestore.Transaction, p 
 	if err != nil {
 		return err
 	}
-	if st.Device.ProjectID != p.meta.ProjectID {
-		// Claimed or transferred since the snapshot: store under the
-		// project the device belongs to now.
+	// The device's type is known only here, as read: a reading of a kind
+	// it does not measure is refused alone. A retry of the transaction
+	// finds them gone and refuses nothing twice.
+	kept, foreign := ofDeviceType(p.ul.Readings, st.Device.Type)
+	p.ul.Readings, p.bad = kept, append(p.bad, foreign...)
+	if st.Device.ProjectID != p.meta.ProjectID || len(foreign) > 0 {
+		// Claimed or transferred since the snapshot (store under the
+		// project the device belongs to now), or readings refused.
 		if p.events, err = s.readingEvents(st.Device.ProjectID, p.deviceID, p.ul.Epoch, p.ul.Readings, now); err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ func (d Device) ConfigurationState() ConfigState {
 // type's ranges hold for what is written: a configuration the type
 // refuses wraps devconfig.ErrInvalid and is not stored; a stale
 // r.IfVersion is ErrStale; a missing device, or another project's, is
-// ErrNotFound.
+// ErrNotFound; an emulated device is ErrEmulated.
 func (db *DB) SetDesiredConfiguration(ctx context.Context, id string, r ConfigRequest) (ConfigState, error) {
 	var out ConfigState
 	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
@@ -57,6 +57,9 @@ func (db *DB) SetDesiredConfiguration(ctx context.Context, id string, r ConfigRe
 		}
 		if d.ProjectID == "" || d.ProjectID != r.Project {
 			return ErrNotFound
+		}
+		if d.Emulated {
+			return ErrEmulated
 		}
 		cur := d.ConfigurationState()
 		if r.IfVersion != nil && *r.IfVersion != cur.DesiredVersion {

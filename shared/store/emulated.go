@@ -15,6 +15,10 @@ import (
 // emulated devices are told apart.
 const EmulatedProductNumber = "EMULATED"
 
+// ErrEmulated refuses to an emulated device what only a sensor takes: a
+// configuration, which no radio would ever confirm.
+var ErrEmulated = errors.New("store: an emulated device, not a sensor")
+
 // ErrTooMany refuses an emulated device beyond a project's bound.
 var ErrTooMany = errors.New("store: too many emulated devices")
 
