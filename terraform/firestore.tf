@@ -47,6 +47,16 @@ resource "google_firestore_field" "sessions_ttl" {
   index_config {}
 }
 
+# Studio's sessions end at their absolute expiry even if no one signs out.
+resource "google_firestore_field" "studio_sessions_ttl" {
+  database   = google_firestore_database.main.name
+  collection = "studioSessions"
+  field      = "expireAt"
+
+  ttl_config {}
+  index_config {}
+}
+
 locals {
   # Blobs that are read with their document and never queried get no
   # single-field index either: each would cost an index write per event, or
@@ -82,6 +92,7 @@ locals {
     devices_pending_reply     = { collection = "devices", field = "pendingReply" }
     devices_network_status    = { collection = "devices", field = "lastNetworkStatus" }
     devices_health            = { collection = "devices", field = "health" }
+    studio_sessions_last_seen = { collection = "studioSessions", field = "lastSeen" }
   }
 }
 
