@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sealedsense/sealedsense/emulators/platform/platformtest"
 	"github.com/sealedsense/sealedsense/functions/api/stream"
@@ -99,7 +101,7 @@ func (e *env) tryStore(devices []string, types []string, pad int) ([]string, err
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs <- storeEvent(context.Background(), e.db, e.project, devices[i], types[i], ids[i], pad)
+			errs <- storeRetrying(e.db, e.project, devices[i], types[i], ids[i], pad)
 		})
 	}
 	wg.Wait()
@@ -110,6 +112,31 @@ func (e *env) tryStore(devices []string, types []string, pad int) ([]string, err
 		}
 	}
 	return ids, nil
+}
+
+// storeRetrying stores an event as ingest's redelivered message would:
+// again after a transient failure of the emulator (under CI's load it
+// has cancelled a call of its own accord), an id already there after a
+// retry meaning the failed attempt had committed.
+func storeRetrying(db *store.DB, project, deviceID, typ, id string, pad int) error {
+	var err error
+	for attempt := range 3 {
+		err = storeEvent(context.Background(), db, project, deviceID, typ, id, pad)
+		switch status.Code(err) {
+		case codes.OK:
+			return nil
+		case codes.AlreadyExists:
+			if attempt > 0 {
+				return nil
+			}
+			return err
+		case codes.Canceled, codes.Unavailable, codes.Aborted, codes.DeadlineExceeded:
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		return err
+	}
+	return err
 }
 
 func storeEvent(ctx context.Context, db *store.DB, project, deviceID, typ, id string, pad int) error {
