@@ -16,7 +16,7 @@ type metricKey struct {
 
 type metricDelta struct {
 	success, errors int64
-	latency         map[int]int64
+	latency         map[string]int64 // by bucket field
 }
 
 // Metrics are counted in memory and written as increments every
@@ -36,12 +36,12 @@ func (s *Service) count(connector string, now time.Time, out outcome) bool {
 	defer s.metricMu.Unlock()
 	m := s.metrics[k]
 	if m == nil {
-		m = &metricDelta{latency: map[int]int64{}}
+		m = &metricDelta{latency: map[string]int64{}}
 		s.metrics[k] = m
 	}
 	if out.ok {
 		m.success++
-		m.latency[dataconnector.BucketOf(out.latency)]++
+		m.latency[dataconnector.BucketField(dataconnector.BucketOf(out.latency))]++
 	} else {
 		m.errors++
 	}
@@ -53,7 +53,10 @@ func (s *Service) count(connector string, now time.Time, out outcome) bool {
 }
 
 // flushMetrics writes the pending metrics as increments to this
-// instance's shard of each (connector, window) document.
+// instance's shard of each (connector, window) document. What could not
+// be written is counted again, for the next flush. The write is the
+// instance's, not the caller's: it is not cut short with the request that
+// happened to trigger it.
 func (s *Service) flushMetrics(ctx context.Context) error {
 	s.metricMu.Lock()
 	pending := s.metrics
@@ -64,15 +67,37 @@ func (s *Service) flushMetrics(ctx context.Context) error {
 	}
 	deltas := make([]store.DeliveryMetricDelta, 0, len(pending))
 	for k, m := range pending {
-		lat := make(map[string]int64, len(m.latency))
-		for b, n := range m.latency {
-			lat[dataconnector.BucketField(b)] = n
-		}
 		deltas = append(deltas, store.DeliveryMetricDelta{ConnectorID: k.connector, Window: k.window, Shard: s.shard,
-			Success: m.success, Error: m.errors, Latency: lat, ExpireAt: k.window.Add(s.cfg.Retention)})
+			Success: m.success, Error: m.errors, Latency: m.latency, ExpireAt: k.window.Add(s.cfg.Retention)})
 	}
-	if err := s.db.AddDeliveryMetrics(ctx, deltas); err != nil {
-		return fmt.Errorf("deliver: %w", err)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	defer cancel()
+	left, err := s.db.AddDeliveryMetrics(ctx, deltas)
+	s.recount(left)
+	if err != nil {
+		return fmt.Errorf("deliver: %d of %d metric documents not written, kept for the next flush: %w", len(left), len(deltas), err)
 	}
 	return nil
+}
+
+// flushTimeout bounds one flush of the metrics.
+const flushTimeout = 10 * time.Second
+
+// recount adds deltas that were not written back to the pending metrics.
+func (s *Service) recount(deltas []store.DeliveryMetricDelta) {
+	s.metricMu.Lock()
+	defer s.metricMu.Unlock()
+	for _, d := range deltas {
+		k := metricKey{d.ConnectorID, d.Window}
+		m := s.metrics[k]
+		if m == nil {
+			m = &metricDelta{latency: map[string]int64{}}
+			s.metrics[k] = m
+		}
+		m.success += d.Success
+		m.errors += d.Error
+		for b, n := range d.Latency {
+			m.latency[b] += n
+		}
+	}
 }

@@ -41,11 +41,21 @@ type DeliveryMetricDelta struct {
 	ExpireAt    time.Time
 }
 
-// AddDeliveryMetrics adds deltas to their documents as increments in one
-// bulk write, creating the documents that do not exist.
-func (db *DB) AddDeliveryMetrics(ctx context.Context, deltas []DeliveryMetricDelta) error {
+// AddDeliveryMetrics adds deltas to their documents as increments, each
+// document its own write. It returns the deltas not written, with the
+// first error, for the caller to add again later: a transient failure
+// delays figures rather than losing them.
+func (db *DB) AddDeliveryMetrics(ctx context.Context, deltas []DeliveryMetricDelta) ([]DeliveryMetricDelta, error) {
 	bw := db.fs.BulkWriter(ctx)
 	jobs := make([]*firestore.BulkWriterJob, 0, len(deltas))
+	var left []DeliveryMetricDelta
+	var first error
+	fail := func(m DeliveryMetricDelta, err error) {
+		left = append(left, m)
+		if first == nil {
+			first = wrap("delivery metrics", err)
+		}
+	}
 	for _, m := range deltas {
 		doc := map[string]any{"connectorId": m.ConnectorID, "window": m.Window, "expireAt": m.ExpireAt,
 			"success": firestore.Increment(m.Success), "error": firestore.Increment(m.Error)}
@@ -61,18 +71,20 @@ func (db *DB) AddDeliveryMetrics(ctx context.Context, deltas []DeliveryMetricDel
 		ref := db.fs.Collection(deliveryMetricsCollection).Doc(DeliveryMetricID(m.ConnectorID, m.Window, m.Shard))
 		j, err := bw.Set(ref, doc, firestore.MergeAll)
 		if err != nil {
-			bw.End()
-			return wrap("delivery metrics", err)
+			fail(m, err)
 		}
 		jobs = append(jobs, j)
 	}
 	bw.End()
-	for _, j := range jobs {
+	for i, j := range jobs {
+		if j == nil {
+			continue
+		}
 		if _, err := j.Results(); err != nil {
-			return wrap("delivery metrics", err)
+			fail(deltas[i], err)
 		}
 	}
-	return nil
+	return left, first
 }
 
 // deliveryMetricsSince is :metrics' query: a connector's windows from a
