@@ -3,8 +3,6 @@ package local_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -22,14 +20,7 @@ import (
 func TestEmulatedDevicesEndToEnd(t *testing.T) {
 	t.Parallel()
 	var d *local.Deployment
-	jwks := func() ([]byte, error) {
-		resp, err := http.Get("http://" + d.FunctionsAddr + "/.well-known/jwks.json")
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		return io.ReadAll(resp.Body)
-	}
+	jwks := jwksOf(&d)
 	const secret = "the emulator test receiver's secret"
 	hook := webhooktest.New(t, []byte(secret), jwks)
 	d = localtest.Start(t, local.Config{Sensors: 1, Connectors: 1, DeliverSweepEvery: 250 * time.Millisecond,

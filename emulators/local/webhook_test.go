@@ -22,14 +22,7 @@ import (
 func TestWebhooksEndToEnd(t *testing.T) {
 	t.Parallel()
 	var d *local.Deployment
-	jwks := func() ([]byte, error) {
-		resp, err := http.Get("http://" + d.FunctionsAddr + "/.well-known/jwks.json")
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		return io.ReadAll(resp.Body)
-	}
+	jwks := jwksOf(&d)
 	const goodSecret = "the good receiver's secret"
 	good := webhooktest.New(t, []byte(goodSecret), jwks)
 	var badSecret string
@@ -181,6 +174,19 @@ func covered(ds []webhooktest.Delivery, want map[string]bool, ok200 bool) int {
 		}
 	}
 	return missing
+}
+
+// jwksOf fetches the API's JWKS from the deployment *d, which a receiver
+// made before the deployment (it needs the receivers' CA) reads later.
+func jwksOf(d **local.Deployment) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		resp, err := http.Get("http://" + (*d).FunctionsAddr + "/.well-known/jwks.json")
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		return io.ReadAll(resp.Body)
+	}
 }
 
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -189,19 +190,15 @@ func (s *Service) updateMember(c *call) (any, error) {
 // without one, no one could manage the organization again.
 func (s *Service) deleteMember(c *call) (any, error) {
 	scope, acc := c.memberScope(), c.r.PathValue("member")
-	if _, err := s.db.Member(c.r.Context(), scope, acc); err != nil {
-		return nil, storeErr(err, "member")
-	}
+	del := s.db.DeleteMember
 	if strings.HasPrefix(scope, "organizations/") {
-		n, err := s.db.CountScopeMembers(c.r.Context(), scope, 2)
-		if err != nil {
-			return nil, errUnavailable(err)
-		}
-		if n < 2 {
-			return nil, errConflict("the organization's last admin cannot be removed")
-		}
+		del = s.db.DeleteMemberNotLast
 	}
-	if err := s.db.DeleteMember(c.r.Context(), scope, acc); err != nil {
+	err := del(c.r.Context(), scope, acc)
+	if errors.Is(err, store.ErrLastMember) {
+		return nil, errConflict("the organization's last admin cannot be removed")
+	}
+	if err != nil {
 		return nil, storeErr(err, "member")
 	}
 	return empty{}, nil

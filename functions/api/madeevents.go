@@ -38,6 +38,9 @@ func (m *madeEvent) doc(ev event.Event, at time.Time) (string, store.Event, erro
 		Timestamp: ev.Timestamp, JSON: js, ExpireAt: at.Add(m.retention)}, nil
 }
 
+// publishTimeout bounds the publish of an event the API made.
+const publishTimeout = 10 * time.Second
+
 // publish sends a stored event to the events topic, for webhooks. A
 // failed publish is logged, not returned: the event is stored, and the
 // stream, which reads stored events, has it.
@@ -45,6 +48,10 @@ func (s *Service) publish(ctx context.Context, m *madeEvent) {
 	if s.deps.Events == nil || m.json == nil {
 		return
 	}
+	// The event is stored: its publish is not cut short by a caller who
+	// hangs up now.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
 	data, err := event.EncodeMessage([][]byte{m.json})
 	if err == nil {
 		_, err = s.deps.Events.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{"projectId": m.project, "deviceId": m.device}}).Get(ctx)

@@ -2,12 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sealedsense/sealedsense/functions/api/pagetoken"
 	"github.com/sealedsense/sealedsense/shared/store"
@@ -227,20 +227,16 @@ func (s *Service) projects(c *call, ids []string) ([]Project, error) {
 // countDevices fills in the projects' sensor and Cloud Connector
 // counts, a few projects at a time.
 func (s *Service) countDevices(ctx context.Context, ps []Project) error {
-	errs := make([]error, len(ps))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for i := range ps {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			p := &ps[i]
-			p.SensorCount, p.CloudConnectorCount, errs[i] = s.db.ProjectDeviceCounts(ctx, strings.TrimPrefix(p.Name, "projects/"))
-		}()
+		p := &ps[i]
+		g.Go(func() (err error) {
+			p.SensorCount, p.CloudConnectorCount, err = s.db.ProjectDeviceCounts(ctx, strings.TrimPrefix(p.Name, "projects/"))
+			return err
+		})
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Wait(); err != nil {
 		return errUnavailable(err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -70,9 +71,29 @@ func (db *DB) ScopeMembers(scope string) firestore.Query {
 	return db.fs.Collection(membersCollection).Where("scope", "==", scope).OrderBy(firestore.DocumentID, firestore.Asc)
 }
 
-// CountScopeMembers counts a scope's grants, up to limit.
-func (db *DB) CountScopeMembers(ctx context.Context, scope string, limit int) (int64, error) {
-	return count(ctx, db.fs.Collection(membersCollection).Where("scope", "==", scope).Limit(limit), "count members of "+scope)
+// ErrLastMember refuses to remove a scope's last grant.
+var ErrLastMember = errors.New("store: the scope's last member")
+
+// DeleteMemberNotLast removes account's grant on scope unless it is the
+// scope's last, in one transaction, so two removals at once cannot both
+// pass the check and leave the scope with none. A missing grant is
+// ErrNotFound; the last is ErrLastMember.
+func (db *DB) DeleteMemberNotLast(ctx context.Context, scope, account string) error {
+	ref := db.memberRef(scope, account)
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		if _, err := tx.Get(ref); err != nil {
+			return err
+		}
+		two, err := tx.Documents(db.ScopeMembers(scope).Limit(2)).GetAll()
+		if err != nil {
+			return err
+		}
+		if len(two) < 2 {
+			return ErrLastMember
+		}
+		return tx.Delete(ref)
+	})
+	return wrap("delete member "+account, err)
 }
 
 // AccountMembers reads every grant of an account.
