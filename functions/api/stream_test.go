@@ -150,12 +150,24 @@ func TestStreamAuthorization(t *testing.T) {
 			break
 		}
 	}
-	// Opening and closing are in the customer's audit log.
-	log := must[map[string]any](t, 200)(w.admin.call("GET", "/v2/projects/"+p+"/auditLog?pageSize=1000", nil))
-	b, _ := json.Marshal(log)
-	for _, action := range []string{"stream.open", "stream.close", "closed=revoked"} {
-		if !strings.Contains(string(b), action) {
-			t.Errorf("audit log lacks %q", action)
+	// Opening and closing are in the customer's audit log. The close is
+	// written once the handler has returned, after the error frame was
+	// flushed, so the test waits for it rather than reading once.
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		log := must[map[string]any](t, 200)(w.admin.call("GET", "/v2/projects/"+p+"/auditLog?pageSize=1000", nil))
+		b, _ := json.Marshal(log)
+		missing = missing[:0]
+		for _, action := range []string{"stream.open", "stream.close", "closed=revoked"} {
+			if !strings.Contains(string(b), action) {
+				missing = append(missing, action)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("10 s after the stream ended, the audit log still lacks %q", missing)
 	}
 }
