@@ -74,12 +74,15 @@ func projectRole(name string) bool {
 	return name == roleUser || name == roleDeveloper || name == roleAdmin
 }
 
-// principal is an authenticated service account and what it may do.
+// principal is an authenticated service account or person, and what it
+// may do.
 type principal struct {
 	Account   string
 	Email     string
-	Key       string
+	Key       string // "" for a person
 	BasicAuth bool
+	// User: a person signed in through Studio, not a service account.
+	User bool
 	// Grants maps a scope ("projects/p" or "organizations/o") to roles.
 	Grants map[string][]string
 	// wrappedSecret is the key's secret as stored, read with the rest, for

@@ -9,7 +9,7 @@ import (
 	"github.com/sealedsense/sealedsense/shared/store"
 )
 
-// Member is DT's member resource; members here are service accounts.
+// Member is DT's member resource: a service account or a person.
 type Member struct {
 	Name        string    `json:"name"`
 	DisplayName string    `json:"displayName"`
@@ -82,8 +82,12 @@ type createdKey struct {
 // toMember is a grant as DT's member resource, named under its scope
 // ("projects/p" or "organizations/o").
 func toMember(m store.Member) Member {
+	kind := actorServiceAccount
+	if m.Type == store.MemberUser {
+		kind = actorUser
+	}
 	return Member{Name: m.Scope + "/members/" + m.Account, DisplayName: m.Email, Roles: m.Roles,
-		Status: "ACCEPTED", Email: m.Email, AccountType: "SERVICE_ACCOUNT", CreateTime: m.CreateTime}
+		Status: "ACCEPTED", Email: m.Email, AccountType: kind, CreateTime: m.CreateTime}
 }
 
 // memberScope is the scope a members route works on: the path's
@@ -123,8 +127,8 @@ func (s *Service) listMembers(c *call) (any, error) {
 	return out, nil
 }
 
-// createMember grants a role to a service account of the same
-// organization, named by email.
+// createMember grants a role, named by email, to a service account of the
+// same organization or to a person, who may sign in to Studio later.
 func (s *Service) createMember(c *call) (any, error) {
 	var req createMember
 	if err := decode(c, &req); err != nil {
@@ -134,12 +138,12 @@ func (s *Service) createMember(c *call) (any, error) {
 	if err := checkRoles(scope, req.Roles); err != nil {
 		return nil, err
 	}
-	acc, a, err := s.orgAccount(c, req.Email)
+	acc, email, kind, err := s.memberOf(c, req.Email)
 	if err != nil {
 		return nil, err
 	}
-	m := store.Member{Scope: scope, Account: acc, Email: a.Email, Roles: req.Roles, CreateTime: s.deps.Now().UTC()}
-	if err := s.store().grant(c.r.Context(), m.Scope, m.Account, m.Email, m.Roles); err != nil {
+	m := store.Member{Scope: scope, Account: acc, Email: email, Roles: req.Roles, CreateTime: s.deps.Now().UTC(), Type: kind}
+	if err := s.store().grant(c.r.Context(), m); err != nil {
 		return nil, err
 	}
 	return toMember(m), nil

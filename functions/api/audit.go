@@ -15,7 +15,7 @@ import (
 func (s *Service) audit(c *call, rt route, code int) error {
 	if o := c.r.PathValue("organization"); o != "" && c.project == "" {
 		return s.db.AppendOrgAudit(c.r.Context(), store.AuditEntry{
-			Organization: o, Time: s.deps.Now().UTC(), ActorType: "SERVICE_ACCOUNT", Actor: c.p.Email,
+			Organization: o, Time: s.deps.Now().UTC(), ActorType: c.p.actorType(), Actor: c.p.Email,
 			Account: c.p.Account, KeyID: c.p.Key, Action: rt.Method + " " + rt.Pattern, Resource: requestPath(c.r), Code: code,
 		})
 	}
@@ -28,7 +28,7 @@ func (s *Service) audit(c *call, rt route, code int) error {
 	projects = slices.Compact(projects)
 	for _, p := range projects {
 		e := store.AuditEntry{
-			ProjectID: p, Time: s.deps.Now().UTC(), ActorType: "SERVICE_ACCOUNT", Actor: c.p.Email,
+			ProjectID: p, Time: s.deps.Now().UTC(), ActorType: c.p.actorType(), Actor: c.p.Email,
 			Account: c.p.Account, KeyID: c.p.Key, Action: rt.Method + " " + rt.Pattern, Resource: requestPath(c.r), Code: code,
 		}
 		err := s.db.AppendAudit(c.r.Context(), e)

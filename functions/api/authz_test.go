@@ -65,6 +65,20 @@ func TestAuthorizationTable(t *testing.T) {
 	for i := range callers {
 		callers[i].auth = "Bearer " + callers[i].c.token()
 	}
+	// People, as Studio serves them: the same roles, the same answers.
+	if err := w.store.GrantPerson(context.Background(), org, "Boss@Acme.example"); err != nil {
+		t.Fatal(err)
+	}
+	must[map[string]any](t, 200)(w.admin.call("POST", "/v2/projects/"+p+"/members", map[string]any{"roles": []string{"roles/project.developer"}, "email": "dev@acme.example"}))
+	if err := w.store.GrantPerson(context.Background(), other.Organization, "rival@other.example"); err != nil {
+		t.Fatal(err)
+	}
+	callers = append(callers,
+		caller{name: "person, organization admin", rank: rankOrgAdmin, auth: personAuth("boss@acme.example")},
+		caller{name: "person, developer", rank: rankDeveloper, auth: personAuth("dev@acme.example")},
+		caller{name: "person with no role", rank: rankNone, auth: personAuth("stranger@acme.example")},
+		caller{name: "person, another organization's admin", rank: rankNone, auth: personAuth("rival@other.example")},
+	)
 	// Tokens that must fail authentication everywhere.
 	kc := platformtest.KMS(t)
 	signer := token.NewSigner(kc, w.keys.Signing+"/cryptoKeyVersions/1")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -68,6 +69,10 @@ type world struct {
 	tenant  api.Tenant
 	admin   *client
 	logPath string
+	env     []string // the functions server's
+	// people serves the API as Studio does, for the person a request
+	// names (personAuth); started on first use.
+	people string
 }
 
 func newWorld(t testing.TB, extraEnv ...string) *world {
@@ -102,6 +107,7 @@ func newWorld(t testing.TB, extraEnv ...string) *world {
 	cmd.Env = append(append(append(os.Environ(), platformtest.Platform().Env()...), keys.Env()...),
 		"GOOGLE_CLOUD_PROJECT="+project, "PORT="+port, "SEALEDSENSE_API_BASE_URL="+w.base, "SEALEDSENSE_EXPORT_BUCKET="+stack.ExportsBucket(project))
 	cmd.Env = append(cmd.Env, extraEnv...)
+	w.env = cmd.Env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -211,11 +217,19 @@ func (w *world) requestHeaders(method, path, auth string, body any) (int, []byte
 		}
 		r = bytes.NewReader(js)
 	}
-	req, err := http.NewRequest(method, w.base+path, r)
+	base := w.base
+	email, person := strings.CutPrefix(auth, personScheme)
+	if person {
+		base = w.peopleBase()
+	}
+	req, err := http.NewRequest(method, base+path, r)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if auth != "" {
+	switch {
+	case person:
+		req.Header.Set(personHeader, email)
+	case auth != "":
 		req.Header.Set("Authorization", auth)
 	}
 	if r != nil {
@@ -277,4 +291,39 @@ func (w *world) newProject(org, name string) string {
 	w.t.Helper()
 	p := must[map[string]any](w.t, 200)(w.admin.call("POST", "/v2/projects", map[string]any{"displayName": name, "organization": "organizations/" + org}))
 	return strings.TrimPrefix(p["name"].(string), "projects/")
+}
+
+// personScheme marks an auth argument that names a person: the request
+// is served as Studio serves a signed-in person's.
+const (
+	personScheme = "Person "
+	personHeader = "X-Test-Person"
+)
+
+// personAuth is the auth argument for requests as the person with email.
+func personAuth(email string) string { return personScheme + email }
+
+// peopleBase starts, once per world, the API in this process as Studio
+// runs it, built from the functions server's own environment, answering
+// each request as the person its test header names.
+func (w *world) peopleBase() string {
+	w.t.Helper()
+	if w.people != "" {
+		return w.people
+	}
+	env := map[string]string{}
+	for _, kv := range w.env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	svc, err := api.FromEnv(context.Background(), func(k string) string { return env[k] })
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		svc.ServeUser(rw, r, r.Header.Get(personHeader))
+	}))
+	w.t.Cleanup(srv.Close)
+	w.people = srv.URL
+	return w.people
 }

@@ -99,9 +99,13 @@ func credentialsErr(err error) error {
 	return storeErr(err, "credentials")
 }
 
-// authenticate finds the caller from a Bearer access token or, where the
-// account allows it, Basic key id and secret.
+// authenticate finds the caller: the person Studio serves the request
+// for, or else from a Bearer access token or, where the account allows
+// it, Basic key id and secret.
 func (s *Service) authenticate(r *http.Request) (*principal, error) {
+	if email, ok := r.Context().Value(userKey{}).(string); ok {
+		return s.loadUser(r.Context(), email)
+	}
 	h := r.Header.Get("Authorization")
 	scheme, cred, _ := strings.Cut(h, " ")
 	switch strings.ToLower(scheme) {

@@ -105,7 +105,7 @@ func (st *Store) Bootstrap(ctx context.Context, orgName, projectID, projectName,
 	if err != nil {
 		return Tenant{}, err
 	}
-	if err := st.grant(ctx, store.OrganizationScope(org), acc.id, acc.doc.Email, []string{roleOrgAdmin}); err != nil {
+	if err := st.grant(ctx, store.Member{Scope: store.OrganizationScope(org), Account: acc.id, Email: acc.doc.Email, Roles: []string{roleOrgAdmin}}); err != nil {
 		return Tenant{}, err
 	}
 	creds, _, err := st.createKey(ctx, acc.id, acc.doc, tokenURL)
@@ -152,8 +152,14 @@ func (st *Store) createAccount(ctx context.Context, project, name string, basic 
 	return account{id: id, doc: doc}, nil
 }
 
-func (st *Store) grant(ctx context.Context, scope, acc, email string, rs []string) error {
-	err := st.db.Grant(ctx, store.Member{Scope: scope, Account: acc, Email: email, Roles: rs, CreateTime: st.now()})
+func (st *Store) grant(ctx context.Context, m store.Member) error {
+	if m.CreateTime.IsZero() {
+		m.CreateTime = st.now()
+	}
+	if m.Type == "" {
+		m.Type = store.MemberServiceAccount
+	}
+	err := st.db.Grant(ctx, m)
 	if store.IsExists(err) {
 		return errConflict("already a member")
 	}
@@ -161,6 +167,17 @@ func (st *Store) grant(ctx context.Context, scope, acc, email string, rs []strin
 		return fmt.Errorf("api: grant: %w", err)
 	}
 	return nil
+}
+
+// GrantPerson makes the person with email an organization admin, as
+// operators do for a customer's first person (who then adds the others
+// in Studio).
+func (st *Store) GrantPerson(ctx context.Context, org, email string) error {
+	e, err := normalEmail(email)
+	if err != nil {
+		return fmt.Errorf("api: grant person: %w", err)
+	}
+	return st.grant(ctx, store.Member{Scope: store.OrganizationScope(org), Account: userAccount(e), Email: e, Roles: []string{roleOrgAdmin}, Type: store.MemberUser})
 }
 
 // createKey makes a key whose secret is returned here, once, and stored

@@ -78,7 +78,7 @@ func (sc *streamCaller) Check(ctx context.Context) error {
 			return nil // KMS briefly unreachable: keep the stream
 		}
 	}
-	p, err := s.loadPrincipal(ctx, sc.p.Key)
+	p, err := s.reload(ctx, sc.p)
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae) && ae.code == http.StatusUnauthorized:
@@ -120,7 +120,7 @@ func (s *Service) AuditStream(ctx context.Context, rec stream.AuditRecord) {
 		reason += " closed=" + rec.Reason
 	}
 	err := s.db.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{
-		ProjectID: sc.project, Time: s.deps.Now().UTC(), ActorType: "SERVICE_ACCOUNT", Actor: sc.p.Email,
+		ProjectID: sc.project, Time: s.deps.Now().UTC(), ActorType: sc.p.actorType(), Actor: sc.p.Email,
 		Account: sc.p.Account, KeyID: sc.p.Key, Action: rec.Action, Resource: sc.path, Code: http.StatusOK, Reason: reason,
 	})
 	switch {

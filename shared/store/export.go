@@ -20,7 +20,7 @@ var exportKinds = map[string]struct {
 		"failingSince", "disabledAt", "createTime", "updateTime"}},
 	"serviceAccounts":    {accountsCollection, "projectId", []string{"email", "displayName", "enableBasicAuth", "disabled", "createTime", "updateTime"}},
 	"serviceAccountKeys": {keysCollection, "projectId", []string{"account", "createTime", "accountBound"}},
-	"members":            {membersCollection, "scope", []string{"scope", "account", "email", "roles", "createTime"}},
+	"members":            {membersCollection, "scope", []string{"scope", "account", "email", "roles", "createTime", "type"}},
 	"auditLog":           {auditCollection, "projectId", []string{"time", "actorType", "actor", "account", "keyId", "action", "resource", "code", "reason"}},
 }
 

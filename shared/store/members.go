@@ -21,7 +21,16 @@ type Member struct {
 	Email      string    `firestore:"email"`
 	Roles      []string  `firestore:"roles"`
 	CreateTime time.Time `firestore:"createTime"`
+	// Type is MemberUser for a person; empty (older grants) or
+	// MemberServiceAccount for a service account.
+	Type string `firestore:"type,omitempty"`
 }
+
+// Member types.
+const (
+	MemberServiceAccount = "SERVICE_ACCOUNT"
+	MemberUser           = "USER"
+)
 
 // ProjectScope is the scope of grants on a project.
 func ProjectScope(project string) string { return "projects/" + project }
