@@ -47,6 +47,16 @@ resource "google_firestore_field" "sessions_ttl" {
   index_config {}
 }
 
+# Sign-ins left unfinished expire (they are deleted when finished).
+resource "google_firestore_field" "studio_logins_ttl" {
+  database   = google_firestore_database.main.name
+  collection = "studioLogins"
+  field      = "expireAt"
+
+  ttl_config {}
+  index_config {}
+}
+
 # Studio's sessions end at their absolute expiry even if no one signs out.
 resource "google_firestore_field" "studio_sessions_ttl" {
   database   = google_firestore_database.main.name

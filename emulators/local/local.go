@@ -123,6 +123,8 @@ type Deployment struct {
 	// Studio with, and DemoUser its one user.
 	SignIn   *oidc.Provider
 	DemoUser oidc.User
+	// Visitor can sign in too, but is a member of nothing.
+	Visitor oidc.User
 
 	mu sync.Mutex
 	// instances are the functions-server processes, by index; addrs
@@ -318,6 +320,11 @@ func (d *Deployment) tenant(ctx context.Context, kc custody.KMS) error {
 	st := api.NewStore(d.FS, custody.NewWrapper(kc, d.Keys.APISecrets), "")
 	t, err := st.Bootstrap(ctx, "Demo", d.cfg.Customer, "Demo", "http://"+d.FunctionsAddr+"/oauth2/token")
 	if err != nil {
+		return fmt.Errorf("local: tenant: %w", err)
+	}
+	// The demo person administers the organization, as a customer's
+	// first person does once an operator has added them.
+	if err := st.GrantPerson(ctx, t.Organization, d.DemoUser.Email); err != nil {
 		return fmt.Errorf("local: tenant: %w", err)
 	}
 	return credentials.SaveServiceAccount(d.APICredentials(), t.Credentials)
@@ -857,14 +864,24 @@ func (d *Deployment) startSignIn() error {
 	if err != nil {
 		return err
 	}
-	d.DemoUser = oidc.User{Email: "facility@demo.example", Password: password, Name: "Demo facility manager"}
-	d.SignIn, err = oidc.Start(oidc.Config{Addr: "127.0.0.1:0", ClientID: studioClientID, ClientSecret: secret,
-		RedirectURIs: []string{"http://" + d.FunctionsAddr + "/studio/callback"}, Users: []oidc.User{d.DemoUser}})
+	visitor, err := registry.NewID()
 	if err != nil {
 		return err
 	}
+	d.DemoUser = oidc.User{Email: "facility@demo.example", Password: password, Name: "Demo facility manager"}
+	d.Visitor = oidc.User{Email: "visitor@elsewhere.example", Password: visitor, Name: "Visitor"}
+	d.SignIn, err = oidc.Start(oidc.Config{Addr: "127.0.0.1:0", ClientID: studioClientID, ClientSecret: secret,
+		RedirectURIs: []string{d.StudioURL() + "/callback"}, Users: []oidc.User{d.DemoUser, d.Visitor}})
+	if err != nil {
+		return err
+	}
+	d.env = append(d.env, "SEALEDSENSE_STUDIO_URL="+d.StudioURL(), "SEALEDSENSE_STUDIO_ISSUER="+d.SignIn.Issuer,
+		"SEALEDSENSE_STUDIO_CLIENT_ID="+studioClientID, "SEALEDSENSE_STUDIO_CLIENT_SECRET="+secret)
 	return nil
 }
+
+// StudioURL is where Studio answers.
+func (d *Deployment) StudioURL() string { return "http://" + d.FunctionsAddr + "/studio" }
 
 // Close stops the sensors, the processes and, if it started it, the
 // platform.

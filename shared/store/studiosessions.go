@@ -123,3 +123,59 @@ func (db *DB) EndStudioSession(ctx context.Context, token string) error {
 	_, err := db.studioSessionRef(token).Delete(ctx)
 	return wrap("end studio session", err)
 }
+
+// studioLoginsCollection holds sign-ins under way: what Studio must
+// check when the identity provider sends the person back. A document is
+// named by the SHA-256 of the sign-in's state, used once, and expires.
+const studioLoginsCollection = "studioLogins"
+
+var _ = rising(studioLoginsCollection, "expireAt")
+
+// StudioLogin is a sign-in under way.
+type StudioLogin struct {
+	// Verifier is the PKCE code verifier: only this server and the
+	// token exchange ever see it.
+	Verifier string    `firestore:"verifier"`
+	Nonce    string    `firestore:"nonce"`
+	ExpireAt time.Time `firestore:"expireAt"`
+}
+
+// ErrLoginUnknown refuses a callback whose sign-in is unknown, used or
+// expired.
+var ErrLoginUnknown = errors.New("store: no such sign-in under way")
+
+// BeginStudioLogin stores a sign-in under way for state.
+func (db *DB) BeginStudioLogin(ctx context.Context, state string, l StudioLogin) error {
+	_, err := db.fs.Collection(studioLoginsCollection).Doc(TokenHash(state)).Create(ctx, l)
+	return wrap("begin studio login", err)
+}
+
+// EndStudioLogin reads and deletes the sign-in of state in one
+// transaction, so a callback replayed or raced gets ErrLoginUnknown.
+func (db *DB) EndStudioLogin(ctx context.Context, state string, now time.Time) (StudioLogin, error) {
+	ref := db.fs.Collection(studioLoginsCollection).Doc(TokenHash(state))
+	var l StudioLogin
+	err := db.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if IsNotFound(err) {
+			return ErrLoginUnknown
+		}
+		if err != nil {
+			return err
+		}
+		if err := snap.DataTo(&l); err != nil {
+			return err
+		}
+		return tx.Delete(ref)
+	})
+	if errors.Is(err, ErrLoginUnknown) {
+		return StudioLogin{}, err
+	}
+	if err != nil {
+		return StudioLogin{}, wrap("end studio login", err)
+	}
+	if !now.Before(l.ExpireAt) {
+		return StudioLogin{}, fmt.Errorf("%w: it expired", ErrLoginUnknown)
+	}
+	return l, nil
+}

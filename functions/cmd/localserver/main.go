@@ -20,6 +20,7 @@ import (
 	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/functions/ingest"
 	"github.com/sealedsense/sealedsense/functions/operator"
+	"github.com/sealedsense/sealedsense/functions/studio"
 	"github.com/sealedsense/sealedsense/shared/logging"
 )
 
@@ -66,6 +67,14 @@ func register(ctx context.Context) error {
 	}
 	// The operators' routes, at their service's root in GCP.
 	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/Operator/", http.StripPrefix("/Operator", operator.Handler()).ServeHTTP); err != nil {
+		return err
+	}
+	// Studio, on its own service in GCP, beside the API here.
+	st := studio.Handler()
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, studio.Prefix+"/", st); err != nil {
+		return err
+	}
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, studio.Prefix, st); err != nil {
 		return err
 	}
 	// The API answers every other path, as its own Cloud Run service does.
