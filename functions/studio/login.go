@@ -64,13 +64,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	var l store.StudioLogin
 	state, err1 := random()
-	l.Verifier, err = random()
-	l.Nonce, err = random()
-	if err1 != nil || err != nil {
+	verifier, err2 := random()
+	nonce, err3 := random()
+	if err := errors.Join(err1, err2, err3); err != nil {
 		s.message(w, http.StatusInternalServerError, "Sign-in failed", "Try again.")
 		return
 	}
-	l.ExpireAt = s.deps.Now().Add(loginTTL)
+	l.Verifier, l.Nonce, l.ExpireAt = verifier, nonce, s.deps.Now().Add(loginTTL)
 	if err := s.db.BeginStudioLogin(r.Context(), state, l); err != nil {
 		s.log.Error("studio sign-in", "error", err.Error())
 		s.message(w, http.StatusServiceUnavailable, "Sign-in is unavailable", "Try again in a minute.")

@@ -1,0 +1,415 @@
+package local_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealedsense/sealedsense/emulators/local"
+	"github.com/sealedsense/sealedsense/emulators/local/localtest"
+	"github.com/sealedsense/sealedsense/emulators/oidc"
+	"github.com/sealedsense/sealedsense/shared/credentials"
+)
+
+// elementKey names an element reference in WebDriver's answers.
+const elementKey = "element-6066-11e4-a52e-4f735466cecf"
+
+// eval runs a script with arguments and decodes what it returns into v.
+func (wd *webdriver) eval(v any, src string, args ...any) {
+	wd.t.Helper()
+	if args == nil {
+		args = []any{}
+	}
+	raw := wd.call("POST", "/session/"+wd.session+"/execute/sync", map[string]any{"script": src, "args": args})
+	if v != nil {
+		if err := json.Unmarshal(raw, v); err != nil {
+			wd.t.Fatalf("script %q returned %s: %v", src, raw, err)
+		}
+	}
+}
+
+func (wd *webdriver) open(u string) {
+	wd.t.Helper()
+	wd.call("POST", "/session/"+wd.session+"/url", map[string]any{"url": u})
+}
+
+// find waits up to 20 s for an element matching css and returns its
+// reference.
+func (wd *webdriver) find(css string) string {
+	wd.t.Helper()
+	var ref string
+	wd.waitFor(20*time.Second, "an element "+css, func() bool {
+		var found []map[string]string
+		_ = json.Unmarshal(wd.call("POST", "/session/"+wd.session+"/elements", map[string]any{"using": "css selector", "value": css}), &found)
+		if len(found) > 0 {
+			ref = found[0][elementKey]
+		}
+		return ref != ""
+	})
+	return ref
+}
+
+func (wd *webdriver) click(css string) {
+	wd.t.Helper()
+	wd.call("POST", "/session/"+wd.session+"/element/"+wd.find(css)+"/click", map[string]any{})
+}
+
+// fill types text into the input css names, as a person would.
+func (wd *webdriver) fill(css, text string) {
+	wd.t.Helper()
+	ref := wd.find(css)
+	wd.call("POST", "/session/"+wd.session+"/element/"+ref+"/clear", map[string]any{})
+	wd.call("POST", "/session/"+wd.session+"/element/"+ref+"/value", map[string]any{"text": text})
+}
+
+// text is the visible text of the first element css names.
+func (wd *webdriver) text(css string) string {
+	wd.t.Helper()
+	var s string
+	_ = json.Unmarshal(wd.call("GET", "/session/"+wd.session+"/element/"+wd.find(css)+"/text", nil), &s)
+	return s
+}
+
+// waitFor polls cond until it holds; on a timeout it fails with what the
+// page shows, and keeps a screenshot.
+func (wd *webdriver) waitFor(timeout time.Duration, what string, cond func() bool) {
+	wd.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			var body, at string
+			wd.eval(&body, `return document.body.innerText.slice(0, 1500)`)
+			wd.eval(&at, `return location.href`)
+			shot := wd.screenshot("timeout-" + strings.NewReplacer(" ", "-", "/", "-", "#", "").Replace(what))
+			wd.t.Fatalf("no %s within %v at %s (screenshot %s); the page shows:\n%s", what, timeout, at, shot, body)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// waitJS waits until a script returns true.
+func (wd *webdriver) waitJS(timeout time.Duration, what, src string, args ...any) {
+	wd.t.Helper()
+	wd.waitFor(timeout, what, func() bool {
+		var ok bool
+		wd.eval(&ok, src, args...)
+		return ok
+	})
+}
+
+// screenshot keeps a PNG of the page among the test's artifacts.
+func (wd *webdriver) screenshot(name string) string {
+	wd.t.Helper()
+	var png string
+	if err := json.Unmarshal(wd.call("GET", "/session/"+wd.session+"/screenshot", nil), &png); err != nil {
+		wd.t.Fatal(err)
+	}
+	b, err := base64.StdEncoding.DecodeString(png)
+	if err != nil {
+		wd.t.Fatal(err)
+	}
+	dir := os.Getenv("SEALEDSENSE_ARTIFACTS")
+	if dir == "" {
+		dir = wd.t.ArtifactDir()
+	}
+	path := filepath.Join(dir, "studio-"+name+".png")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		wd.t.Fatal(err)
+	}
+	return path
+}
+
+type browserCookie struct {
+	Name     string `json:"name"`
+	Value    string `json:"value"`
+	Path     string `json:"path"`
+	Secure   bool   `json:"secure"`
+	HTTPOnly bool   `json:"httpOnly"`
+	SameSite string `json:"sameSite"`
+}
+
+func (wd *webdriver) cookies() map[string]browserCookie {
+	wd.t.Helper()
+	var cs []browserCookie
+	if err := json.Unmarshal(wd.call("GET", "/session/"+wd.session+"/cookie", nil), &cs); err != nil {
+		wd.t.Fatal(err)
+	}
+	out := map[string]browserCookie{}
+	for _, c := range cs {
+		out[c.Name] = c
+	}
+	return out
+}
+
+// signIn signs in to Studio through the local provider's form.
+func signIn(wd *webdriver, d *local.Deployment, u oidc.User) {
+	wd.t.Helper()
+	wd.open(d.StudioURL() + "/")
+	wd.click("#signin")
+	wd.waitJS(20*time.Second, "the provider's sign-in form", `return location.pathname === arguments[0]`, oidc.LoginPath)
+	wd.fill("input[name=username]", u.Email)
+	wd.fill("input[name=password]", u.Password)
+	wd.click("button[type=submit], input[type=submit]")
+	wd.waitJS(20*time.Second, "Studio, signed in as "+u.Email, `return document.getElementById('who') && document.getElementById('who').textContent === arguments[0]`, u.Email)
+}
+
+// studioRequest sends a request to Studio with the browser's cookies.
+func studioRequest(t *testing.T, d *local.Deployment, cookies map[string]browserCookie, method, path, csrf string, body any) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	}
+	req, _ := http.NewRequest(method, d.StudioURL()+path, rd)
+	for _, c := range cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	if csrf != "" {
+		req.Header.Set("X-CSRF-Token", csrf)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestStudio signs the demo person in to Studio in headless Chromium and
+// walks its pages as facility staff would, checking each against the API;
+// then a person without a role, and the session's defences.
+func TestStudio(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 2, SensorTypes: []string{"temperature", "humidity", "co2"}})
+	tok := localtest.CustomerToken(t, d)
+	sensors := d.Devices()
+	hostile := `<img src=x onerror=alert(1)>`
+	if code := localtest.APICall(t, d, tok, "POST", "/v2/projects/demo/devices/"+sensors[0]+"/labels", map[string]any{"key": "note", "value": hostile}, nil); code != 200 {
+		t.Fatalf("label: %d", code)
+	}
+	wd := startBrowser(t)
+	signIn(wd, d, d.DemoUser)
+	wd.screenshot("projects")
+
+	t.Run("cookies and headers", func(t *testing.T) {
+		cs := wd.cookies()
+		for name, httpOnly := range map[string]bool{"__Host-studio-session": true, "__Host-studio-csrf": false} {
+			c, ok := cs[name]
+			if !ok {
+				t.Fatalf("no cookie %s; the browser holds %v", name, cs)
+			}
+			if !c.Secure || c.HTTPOnly != httpOnly || c.SameSite != "Strict" || c.Path != "/" {
+				t.Errorf("cookie %s: %+v, want Secure, HttpOnly=%v, SameSite=Strict, Path=/", name, c, httpOnly)
+			}
+		}
+		resp, err := http.Get(d.StudioURL() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "object-src 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("Content-Security-Policy %q lacks %q", csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe") || strings.Contains(csp, "*") {
+			t.Errorf("Content-Security-Policy %q allows more than 'self'", csp)
+		}
+	})
+
+	t.Run("a write without the CSRF token is refused", func(t *testing.T) {
+		cs := wd.cookies()
+		body := map[string]any{"displayName": "csrf probe"}
+		for _, csrf := range []string{"", "forged"} {
+			if code, b := studioRequest(t, d, cs, "POST", "/api/v2/projects/demo/serviceaccounts", csrf, body); code != 403 {
+				t.Errorf("POST with CSRF token %q: %d %s, want 403", csrf, code, b)
+			}
+		}
+		if code, b := studioRequest(t, d, cs, "POST", "/api/v2/projects/demo/serviceaccounts", cs["__Host-studio-csrf"].Value, body); code != 200 {
+			t.Errorf("POST with the session's CSRF token: %d %s, want 200", code, b)
+		}
+		if code, _ := studioRequest(t, d, nil, "GET", "/api/v2/projects/demo/devices", "", nil); code != 401 {
+			t.Errorf("the API through Studio without a session: %d, want 401", code)
+		}
+	})
+
+	t.Run("devices update live", func(t *testing.T) {
+		wd.open(d.StudioURL() + "/#/p/demo")
+		wd.waitJS(30*time.Second, "a row per sensor", `return [...document.querySelectorAll('table.devices tbody tr')].filter(r => r.children[1].textContent !== 'ccon').length === arguments[0]`, len(sensors))
+		var shown []string
+		wd.eval(&shown, `return [...document.querySelectorAll('table.devices tbody tr')].map(r => r.dataset.device)`)
+		for _, s := range sensors {
+			if !slices.Contains(shown, s) {
+				t.Errorf("sensor %s is not in the table %v", s, shown)
+			}
+		}
+		wd.waitJS(15*time.Second, "the live stream connected", `return document.getElementById('live').textContent.startsWith('Live')`)
+		var before map[string]string
+		wd.eval(&before, `return Object.fromEntries([...document.querySelectorAll('table.devices tbody tr')].map(r => [r.dataset.device, r.querySelector('.value').textContent + '|' + r.querySelector('.seen').textContent]))`)
+		wd.waitJS(30*time.Second, "a value changing live", `const b = arguments[0]; return [...document.querySelectorAll('table.devices tbody tr.updated')].some(r => b[r.dataset.device] !== r.querySelector('.value').textContent + '|' + r.querySelector('.seen').textContent)`, before)
+		wd.screenshot("devices")
+	})
+
+	t.Run("a hostile label renders as text", func(t *testing.T) {
+		var got struct {
+			Text   string `json:"text"`
+			Images int    `json:"images"`
+		}
+		wd.eval(&got, `const r = document.querySelector('tr[data-device="'+arguments[0]+'"] .labels'); return {text: r ? r.textContent : '', images: document.querySelectorAll('main img').length}`, sensors[0])
+		if !strings.Contains(got.Text, "note="+hostile) || got.Images != 0 {
+			t.Errorf("the label cell shows %q with %d images; want the markup as text and no image", got.Text, got.Images)
+		}
+	})
+
+	var temp string
+	for _, s := range sensors {
+		var dev struct {
+			Type string `json:"type"`
+		}
+		localtest.APICall(t, d, tok, "GET", "/v2/projects/demo/devices/"+s, nil, &dev)
+		if dev.Type == "temperature" && s != sensors[0] {
+			temp = s
+		}
+	}
+	t.Run("the history chart draws the API's history", func(t *testing.T) {
+		wd.open(d.StudioURL() + "/#/p/demo/d/" + temp)
+		wd.waitJS(30*time.Second, "history points", `return document.querySelectorAll('#chart circle').length >= 3`)
+		var pts []struct {
+			T string  `json:"t"`
+			V float64 `json:"v"`
+		}
+		wd.eval(&pts, `return [...document.querySelectorAll('#chart circle')].map(c => ({t: c.dataset.t, v: Number(c.dataset.v)}))`)
+		first, _ := time.Parse(time.RFC3339Nano, pts[0].T)
+		last, _ := time.Parse(time.RFC3339Nano, pts[len(pts)-1].T)
+		var hist struct {
+			Events []struct {
+				Timestamp time.Time `json:"timestamp"`
+				Data      struct {
+					Temperature struct {
+						Value float64 `json:"value"`
+					} `json:"temperature"`
+				} `json:"data"`
+			} `json:"events"`
+		}
+		q := url.Values{"eventTypes": {"temperature"}, "startTime": {first.Format(time.RFC3339Nano)}, "endTime": {last.Add(time.Millisecond).Format(time.RFC3339Nano)}, "pageSize": {"1000"}}
+		localtest.APICall(t, d, tok, "GET", "/v2/projects/demo/devices/"+temp+"/events?"+q.Encode(), nil, &hist)
+		want := map[string]float64{}
+		for _, e := range hist.Events {
+			want[e.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z")] = e.Data.Temperature.Value
+		}
+		got := map[string]float64{}
+		for _, p := range pts {
+			got[p.T] = p.V
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("the chart draws %d points %v;\nthe API's history over the same range has %d: %v", len(got), got, len(want), want)
+		}
+		wd.screenshot("device")
+	})
+
+	t.Run("a configuration edit is confirmed", func(t *testing.T) {
+		wd.open(d.StudioURL() + "/#/p/demo/d/" + temp)
+		wd.find("#config-form")
+		wd.fill("#config-form input[name=sampleIntervalSeconds]", "30")
+		wd.click("#config-form button")
+		wd.waitJS(90*time.Second, "the sensor's confirmation", `const s = document.getElementById('config-status'); return !!s && s.textContent.includes('IN_SYNC') && document.querySelector('td[data-reported=sampleIntervalSeconds]').textContent === '30'`)
+		wd.screenshot("configuration")
+	})
+
+	t.Run("claim from the inventory", func(t *testing.T) {
+		dir := t.TempDir()
+		out, err := d.Provision(ctx, "sensors", "-n", "1", "-out", dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := credentials.LoadSensor(strings.TrimSpace(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wd.open(d.StudioURL() + "/#/p/demo/claim")
+		wd.fill("#claim-id", s.DeviceID)
+		wd.click("#main form button")
+		wd.find("#claim-confirm")
+		if txt := wd.text("#claim-result"); !strings.Contains(txt, s.DeviceID) {
+			t.Errorf("the dry run shows %q, which does not name %s", txt, s.DeviceID)
+		}
+		if code := localtest.APICall(t, d, tok, "GET", "/v2/projects/demo/devices/"+s.DeviceID, nil, nil); code != 404 {
+			t.Errorf("after the dry run the device answers %d in the project, want 404", code)
+		}
+		wd.screenshot("claim")
+		wd.click("#claim-confirm")
+		wd.waitJS(20*time.Second, "the claim's result", `return document.getElementById('claim-result').textContent.startsWith('Claimed')`)
+		if code := localtest.APICall(t, d, tok, "GET", "/v2/projects/demo/devices/"+s.DeviceID, nil, nil); code != 200 {
+			t.Errorf("after claiming, the device answers %d in the project, want 200", code)
+		}
+	})
+
+	t.Run("a data connector and its metrics", func(t *testing.T) {
+		rx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+		t.Cleanup(rx.Close)
+		wd.open(d.StudioURL() + "/#/p/demo/connectors")
+		wd.fill("#connector-form input[name=displayName]", "Studio hook")
+		wd.fill("#connector-form input[name=url]", rx.URL+"/in")
+		wd.click("#connector-form button")
+		wd.find("#signature-secret")
+		if s := wd.text("#signature-secret"); len(s) < 20 {
+			t.Errorf("the signature secret shown is %q", s)
+		}
+		wd.waitFor(60*time.Second, "deliveries in the metrics", func() bool {
+			wd.click("table.connectors tr button")
+			wd.find("#metrics-text")
+			var n int
+			wd.eval(&n, `return parseInt(document.getElementById('metrics-text').textContent, 10)`)
+			return n > 0
+		})
+		var bars int
+		wd.eval(&bars, `return document.querySelectorAll('#metrics svg rect').length`)
+		if bars != 2 {
+			t.Errorf("the metrics chart has %d bars, want 2", bars)
+		}
+		wd.screenshot("connectors")
+	})
+
+	for _, page := range []string{"people", "audit", "data", "fleet"} {
+		wd.open(d.StudioURL() + "/#/p/demo/" + page)
+		wd.waitJS(20*time.Second, "the "+page+" page", `return document.body.dataset.page !== undefined && !document.querySelector('main').textContent.startsWith('Loading')`)
+		wd.screenshot(page)
+	}
+
+	t.Run("a person without a role sees nothing", func(t *testing.T) {
+		wd.click("#signout")
+		wd.find("#signin")
+		if code, _ := studioRequest(t, d, wd.cookies(), "GET", "/api/v2/projects/demo/devices", "", nil); code != 401 {
+			t.Errorf("after signing out, the old cookies get %d, want 401", code)
+		}
+		signIn(wd, d, d.Visitor)
+		wd.find("#no-projects")
+		wd.open(d.StudioURL() + "/#/p/demo")
+		wd.find("#error")
+		var rows int
+		wd.eval(&rows, `return document.querySelectorAll('table.devices tr').length`)
+		if rows != 0 {
+			t.Errorf("the visitor sees %d device rows", rows)
+		}
+		if code, b := studioRequest(t, d, wd.cookies(), "GET", "/api/v2/projects/demo/devices", "", nil); code != 403 {
+			t.Errorf("the visitor's direct request: %d %s, want 403", code, b)
+		}
+		wd.screenshot("no-role")
+	})
+}
