@@ -386,11 +386,30 @@ func TestStudio(t *testing.T) {
 		wd.screenshot("connectors")
 	})
 
-	for _, page := range []string{"people", "audit", "data", "fleet"} {
-		wd.open(d.StudioURL() + "/#/p/demo/" + page)
-		wd.waitJS(20*time.Second, "the "+page+" page", `return document.body.dataset.page !== undefined && !document.querySelector('main').textContent.startsWith('Loading')`)
-		wd.screenshot(page)
-	}
+	t.Run("every page is labelled and fits a phone", func(t *testing.T) {
+		for _, page := range []string{"", "/d/" + temp, "/claim", "/connectors", "/people", "/audit", "/data", "/fleet"} {
+			wd.open(d.StudioURL() + "/#/p/demo" + page)
+			wd.waitJS(20*time.Second, "the page "+page, `return !!document.body.dataset.page && !document.querySelector('main').textContent.startsWith('Loading')`)
+			var unlabelled []string
+			wd.eval(&unlabelled, `return [...document.querySelectorAll('main input, main select, main button')].filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.outerHTML.slice(0, 80))`)
+			if len(unlabelled) > 0 {
+				t.Errorf("page %q: controls without a label a screen reader can read: %q", page, unlabelled)
+			}
+			if name := strings.Trim(strings.ReplaceAll(page, "/", "-"), "-"); name != "" && !strings.HasPrefix(name, "d-") {
+				wd.screenshot(name)
+			}
+		}
+		wd.call("POST", "/session/"+wd.session+"/window/rect", map[string]any{"width": 390, "height": 844})
+		defer wd.call("POST", "/session/"+wd.session+"/window/rect", map[string]any{"width": 1100, "height": 800})
+		wd.open(d.StudioURL() + "/#/p/demo")
+		wd.waitJS(20*time.Second, "the devices table on a phone", `return document.querySelectorAll('table.devices tbody tr').length > 0`)
+		var overflow int
+		wd.eval(&overflow, `return document.documentElement.scrollWidth - window.innerWidth`)
+		if overflow > 1 {
+			t.Errorf("on a phone-sized screen the page is %d px wider than the screen; only tables may scroll, inside their box", overflow)
+		}
+		wd.screenshot("phone")
+	})
 
 	t.Run("a person without a role sees nothing", func(t *testing.T) {
 		wd.click("#signout")

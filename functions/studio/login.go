@@ -56,6 +56,11 @@ func random() (string, error) {
 // login starts a sign-in: authorization code with PKCE and a nonce,
 // kept server-side under a state that only this browser holds.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.signInConfigured() {
+		s.log.Error("studio sign-in is not configured: set its issuer, client id and client secret")
+		s.message(w, http.StatusServiceUnavailable, "Sign-in is not set up yet", "The operator of this SealedSense installation has not configured Studio's sign-in.")
+		return
+	}
 	party, err := s.oidc.party.Get(r.Context())
 	if err != nil {
 		s.log.Error("studio sign-in: identity provider", "error", err.Error())
@@ -152,14 +157,14 @@ func (s *Server) finish(ctx context.Context, state, code string) (email, subject
 }
 
 var signedIn = template.Must(template.New("in").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="0;url=` + Prefix + `/"><title>Signed in — SealedSense Studio</title>
-<link rel="stylesheet" href="` + Prefix + `/assets/studio.css"></head>
-<body><main><p>Signed in. <a href="` + Prefix + `/">Continue to Studio</a></p></main></body></html>`))
+<meta http-equiv="refresh" content="0;url=./"><title>Signed in — SealedSense Studio</title>
+<link rel="stylesheet" href="assets/studio.css"></head>
+<body><main><p>Signed in. <a href="./">Continue to Studio</a></p></main></body></html>`))
 
 var messagePage = template.Must(template.New("msg").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.Title}} — SealedSense Studio</title>
-<link rel="stylesheet" href="` + Prefix + `/assets/studio.css"></head>
-<body><main><h1>{{.Title}}</h1><p>{{.Text}}</p><p><a href="` + Prefix + `/login">Sign in</a></p></main></body></html>`))
+<link rel="stylesheet" href="assets/studio.css"></head>
+<body><main><h1>{{.Title}}</h1><p>{{.Text}}</p><p><a href="login">Sign in</a></p></main></body></html>`))
 
 // message answers a page saying what went wrong, escaped.
 func (s *Server) message(w http.ResponseWriter, code int, title, text string) {

@@ -36,8 +36,10 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Server, error) {
 	log := logging.New(os.Stderr, slog.LevelInfo).With("function", "studio")
 	env := envconf.New(getenv)
 	project := env.Need("GOOGLE_CLOUD_PROJECT")
-	cfg := Config{BaseURL: env.Need("SEALEDSENSE_STUDIO_URL"), Issuer: env.Need("SEALEDSENSE_STUDIO_ISSUER"),
-		ClientID: env.Need("SEALEDSENSE_STUDIO_CLIENT_ID"), ClientSecret: env.Need("SEALEDSENSE_STUDIO_CLIENT_SECRET")}
+	// Without a client, Studio is deployed but its sign-in says it is not
+	// configured: a first deployment does not need one.
+	cfg := Config{BaseURL: env.Need("SEALEDSENSE_STUDIO_URL"), Issuer: env.Get("SEALEDSENSE_STUDIO_ISSUER", ""),
+		ClientID: env.Get("SEALEDSENSE_STUDIO_CLIENT_ID", ""), ClientSecret: env.Get("SEALEDSENSE_STUDIO_CLIENT_SECRET", "")}
 	env.Duration("SEALEDSENSE_STUDIO_IDLE", &cfg.Idle)
 	env.Duration("SEALEDSENSE_STUDIO_ABSOLUTE", &cfg.Absolute)
 	if err := env.Err("studio"); err != nil {

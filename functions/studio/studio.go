@@ -46,6 +46,11 @@ type Config struct {
 	Idle, Absolute time.Duration
 }
 
+// signInConfigured says whether people can sign in (pure).
+func (c Config) signInConfigured() bool {
+	return c.Issuer != "" && c.ClientID != "" && c.ClientSecret != ""
+}
+
 func (c Config) withDefaults() Config {
 	if c.Idle == 0 {
 		c.Idle = 30 * time.Minute

@@ -5,8 +5,11 @@
 // session's CSRF token.
 import { lineChart, barChart } from './chart.js';
 
-const API = '/studio/api/v2';
+// Relative: Studio works under whatever path its service is reached at.
+const API = 'api/v2';
 const main = () => document.getElementById('main');
+// page shows a page's content in place of the last one's.
+const page = (...children) => main().replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 let cleanup = []; // what the current page must stop when it is left
 
 // h builds an element: attrs set properties or attributes (on* adds a
@@ -55,9 +58,9 @@ async function all(path, key, limit = 5000) {
   let token = '';
   do {
     const sep = path.includes('?') ? '&' : '?';
-    const page = await get(`${path}${sep}pageSize=1000${token ? '&pageToken=' + encodeURIComponent(token) : ''}`);
-    out.push(...(page[key] || []));
-    token = page.nextPageToken;
+    const pg = await get(`${path}${sep}pageSize=1000${token ? '&pageToken=' + encodeURIComponent(token) : ''}`);
+    out.push(...(pg[key] || []));
+    token = pg.nextPageToken;
   } while (token && out.length < limit);
   return out;
 }
@@ -123,10 +126,10 @@ function showSignIn(reason) {
   document.getElementById('tabs').replaceChildren();
   document.getElementById('signout').hidden = true;
   document.getElementById('who').textContent = '';
-  main().replaceChildren(h('div', { class: 'signin' },
+  page(h('div', { class: 'signin' },
     h('h1', {}, 'Sign in to SealedSense Studio'),
     reason ? h('p', { class: 'muted' }, reason) : null,
-    h('p', {}, h('a', { class: 'button', href: '/studio/login', id: 'signin' }, 'Sign in'))));
+    h('p', {}, h('a', { class: 'button', href: 'login', id: 'signin' }, 'Sign in'))));
   me = null;
 }
 
@@ -155,26 +158,26 @@ async function render() {
   for (const c of cleanup) c();
   cleanup = [];
   if (!me) {
-    try { me = await call('GET', '/session', undefined, { base: '/studio' }); } catch { return; }
+    try { me = await call('GET', '/session', undefined, { base: '.' }); } catch { return; }
     document.getElementById('who').textContent = me.email;
     document.getElementById('signout').hidden = false;
   }
-  for (const [re, page] of routes) {
+  for (const [re, show] of routes) {
     const m = location.hash.match(re);
     if (m) {
-      main().replaceChildren(h('p', {}, 'Loading…'));
+      page(h('p', {}, 'Loading…'));
       try {
-        await page(...m.slice(1));
+        await show(...m.slice(1));
       } catch (e) {
         if (e.code === 401) return;
-        main().replaceChildren(h('h1', {}, e.code === 403 || e.code === 404 ? 'Not available' : 'Something went wrong'),
+        page(h('h1', {}, e.code === 403 || e.code === 404 ? 'Not available' : 'Something went wrong'),
           h('p', { class: 'bad', id: 'error' }, e.message));
       }
-      document.body.dataset.page = page.name;
+      document.body.dataset.page = show.name;
       return;
     }
   }
-  main().replaceChildren(h('h1', {}, 'No such page'), h('p', {}, h('a', { href: '#/' }, 'Your projects')));
+  page(h('h1', {}, 'No such page'), h('p', {}, h('a', { href: '#/' }, 'Your projects')));
 }
 
 // ---- Projects ----
@@ -182,7 +185,7 @@ async function render() {
 async function projects() {
   document.getElementById('tabs').replaceChildren();
   const list = await all('/projects', 'projects');
-  main().replaceChildren(h('h1', {}, 'Your projects'),
+  page(h('h1', {}, 'Your projects'),
     list.length === 0
       ? h('p', { id: 'no-projects' }, 'You are not a member of any project yet. Ask an administrator of your organization to add you.')
       : table('projects', ['Project', 'Organization', 'Sensors', 'Cloud connectors'], list.map((p) => h('tr', {},
@@ -202,19 +205,20 @@ async function devices(p) {
   const row = (d) => {
     const dev = id(d.name), r = d.reported || {};
     const net = r.networkStatus, bat = r.batteryStatus, an = anomalies[dev] || [];
+    // data-label heads each cell where a phone shows a row as a card.
     return h('tr', { 'data-device': dev },
-      h('td', {}, h('a', { href: `#/p/${p}/d/${dev}` }, d.labels && d.labels.name ? d.labels.name : dev)),
-      h('td', {}, d.type),
-      h('td', { class: 'labels' }, Object.entries(d.labels || {}).map(([k, v]) => h('span', { class: 'label' }, `${k}=${v}`))),
-      h('td', { class: 'value' }, summary(primary[d.type], r[primary[d.type]])),
-      h('td', { class: 'signal' }, net ? `${net.signalStrength} %` : '—'),
-      h('td', { class: 'battery' }, bat ? `${bat.percentage} %` : '—'),
-      h('td', { class: 'seen' }, when(lastSeen(r))),
-      h('td', { class: 'anomalies' }, an.length ? an.map((a) => h('span', { class: 'label bad' }, a.kind)) : '—'));
+      h('td', { 'data-label': 'Device' }, h('a', { href: `#/p/${p}/d/${dev}` }, d.labels && d.labels.name ? d.labels.name : dev)),
+      h('td', { 'data-label': 'Type' }, d.type),
+      h('td', { class: 'labels', 'data-label': 'Labels' }, Object.entries(d.labels || {}).map(([k, v]) => h('span', { class: 'label' }, `${k}=${v}`))),
+      h('td', { class: 'value', 'data-label': 'Latest value' }, summary(primary[d.type], r[primary[d.type]])),
+      h('td', { class: 'signal', 'data-label': 'Signal' }, net ? `${net.signalStrength} %` : '—'),
+      h('td', { class: 'battery', 'data-label': 'Battery' }, bat ? `${bat.percentage} %` : '—'),
+      h('td', { class: 'seen', 'data-label': 'Last seen' }, when(lastSeen(r))),
+      h('td', { class: 'anomalies', 'data-label': 'Open anomalies' }, an.length ? an.map((a) => h('span', { class: 'label bad' }, a.kind)) : '—'));
   };
   const body = list.map((d) => { const tr = row(d); rows.set(id(d.name), tr); return tr; });
   const live = h('p', { id: 'live', class: 'muted' }, 'Connecting to live updates…');
-  main().replaceChildren(h('h1', {}, proj.displayName || p), live,
+  page(h('h1', {}, proj.displayName || p), live,
     table('devices', ['Device', 'Type', 'Labels', 'Latest value', 'Signal', 'Battery', 'Last seen', 'Open anomalies'], body));
   const es = new EventSource(`${API}/projects/${p}/devices:stream?ping_interval=10s`);
   cleanup.push(() => es.close());
@@ -257,7 +261,7 @@ async function device(p, dev) {
   typeSel.addEventListener('change', draw);
   rangeSel.addEventListener('change', draw);
 
-  main().replaceChildren(
+  page(
     h('h1', {}, `${d.type} ${dev}`),
     h('p', {}, h('a', { href: `#/p/${p}` }, '← All devices')),
     h('section', { 'aria-labelledby': 'labels-h' }, h('h2', { id: 'labels-h' }, 'Labels'), labelsEditor(p, dev, d.labels || {})),
@@ -331,7 +335,7 @@ async function claim(p) {
   projectTabs(p, 'claim');
   const input = h('input', { id: 'claim-id', name: 'identifier', required: true, autocomplete: 'off' });
   const out = h('div', { id: 'claim-result' });
-  main().replaceChildren(h('h1', {}, 'Claim sensors'),
+  page(h('h1', {}, 'Claim sensors'),
     h('p', {}, 'Enter the id printed on a sensor or on a kit. You see what it is before you claim it.'),
     h('form', { class: 'inline', onsubmit: guard(async () => {
       const ident = input.value.trim();
@@ -362,7 +366,7 @@ async function connectors(p) {
   const name = h('input', { name: 'displayName', required: true }), url = h('input', { name: 'url', type: 'url', required: true, placeholder: 'https://' });
   const events = h('input', { name: 'events', placeholder: 'all' });
   const created = h('div', { id: 'created' });
-  main().replaceChildren(h('h1', {}, 'Data connectors'),
+  page(h('h1', {}, 'Data connectors'),
     table('connectors', ['Name', 'URL', 'Status', 'Events', ''], list.map((c) => h('tr', { 'data-connector': id(c.name) },
       h('td', {}, c.displayName), h('td', {}, c.httpConfig.url), h('td', {}, c.status), h('td', {}, (c.events || []).join(', ') || 'all'),
       h('td', {}, connectorActions(p, c))))),
@@ -403,11 +407,18 @@ const roleNames = ['roles/project.user', 'roles/project.developer', 'roles/proje
 
 async function people(p) {
   projectTabs(p, 'people');
-  const [members, accounts] = await Promise.all([all(`/projects/${p}/members`, 'members'), all(`/projects/${p}/serviceaccounts`, 'serviceAccounts')]);
+  const proj = await get(`/projects/${p}`);
+  // The organization's admins act in every project; only they may list
+  // themselves, so for others the section is left out.
+  const [members, accounts, admins] = await Promise.all([all(`/projects/${p}/members`, 'members'), all(`/projects/${p}/serviceaccounts`, 'serviceAccounts'),
+    all(`/${proj.organization}/members`, 'members').catch(() => null)]);
   const email = h('input', { name: 'email', type: 'email', required: true, autocomplete: 'off' });
   const role = h('select', { name: 'role' }, roleNames.map((r) => h('option', { value: r }, r)));
   const saName = h('input', { name: 'displayName', required: true });
-  main().replaceChildren(h('h1', {}, 'Members and service accounts'),
+  page(h('h1', {}, 'Members and service accounts'),
+    admins ? h('section', { 'aria-labelledby': 'admins-h' }, h('h2', { id: 'admins-h' }, `Administrators of ${proj.organizationDisplayName}`),
+      table('admins', ['Member', 'Kind'], admins.map((m) => h('tr', {}, h('td', {}, m.email), h('td', {}, m.accountType === 'USER' ? 'person' : 'service account'))))) : null,
+    h('h2', {}, 'Project members'),
     table('members', ['Member', 'Kind', 'Role', ''], members.map((m) => {
       const sel = h('select', { 'aria-label': `Role of ${m.email}`, onchange: guard(async (ev) => { await call('PATCH', `/${m.name}`, { roles: [ev.target.value] }); say('Role changed'); }) },
         roleNames.map((r) => h('option', { value: r, selected: m.roles.includes(r) }, r)));
@@ -419,10 +430,20 @@ async function people(p) {
       field('Email of a person or service account', email), field('Role', role), h('button', {}, 'Add')),
     h('h2', {}, 'Service accounts'),
     table('accounts', ['Name', 'Email', ''], accounts.map((a) => h('tr', {}, h('td', {}, a.displayName), h('td', {}, a.email),
-      h('td', {}, h('button', { type: 'button', class: 'secondary', onclick: guard(() => newKey(a)) }, 'New key'))))),
+      h('td', {}, h('div', { class: 'row' }, h('button', { type: 'button', class: 'secondary', onclick: guard(() => keys(p, a)) }, 'Keys'),
+        h('button', { type: 'button', class: 'secondary', onclick: guard(() => newKey(a)) }, 'New key')))))),
     h('form', { class: 'inline', onsubmit: guard(async () => { await call('POST', `/projects/${p}/serviceaccounts`, { displayName: saName.value }); await people(p); }) },
       field('New service account name', saName), h('button', {}, 'Create')),
     h('div', { id: 'new-key' }));
+}
+
+async function keys(p, a) {
+  const list = await all(`/${a.name}/keys`, 'keys');
+  document.getElementById('new-key').replaceChildren(h('div', { class: 'card' }, h('h2', {}, `Keys of ${a.email}`),
+    list.length ? table('keys', ['Key id', 'Created', ''], list.map((k) => h('tr', {}, h('td', {}, k.id), h('td', {}, when(k.createTime)),
+      h('td', {}, h('button', { type: 'button', class: 'danger', 'aria-label': `Delete key ${k.id}`, onclick: guard(async () => {
+        if (confirm(`Delete key ${k.id}? Programs using it stop working.`)) { await call('DELETE', `/${k.name}`); await keys(p, a); say('Key deleted'); }
+      }) }, 'Delete'))))) : h('p', {}, 'No keys.')));
 }
 
 async function newKey(a) {
@@ -453,14 +474,14 @@ async function audit(p) {
   };
   const more = h('button', { type: 'button', class: 'secondary', onclick: guard(async () => { await load(); }) }, 'Load older entries');
   const load = async () => {
-    const page = await get(`/projects/${p}/auditLog?pageSize=200${token ? '&pageToken=' + encodeURIComponent(token) : ''}`);
-    entries = entries.concat(page.entries || []);
-    token = page.nextPageToken;
+    const pg = await get(`/projects/${p}/auditLog?pageSize=200${token ? '&pageToken=' + encodeURIComponent(token) : ''}`);
+    entries = entries.concat(pg.entries || []);
+    token = pg.nextPageToken;
     more.hidden = !token;
     show();
   };
   for (const f of [actor, action, outcome]) f.addEventListener('input', show);
-  main().replaceChildren(h('h1', {}, 'Audit log'), h('div', { class: 'row' }, field('Who', actor), field('Action or resource', action), field('Outcome', outcome)),
+  page(h('h1', {}, 'Audit log'), h('div', { class: 'row' }, field('Who', actor), field('Action or resource', action), field('Outcome', outcome)),
     h('div', { class: 'table-wrap' }, h('table', { class: 'audit' }, h('thead', {}, h('tr', {}, ['Time', 'Kind', 'Who', 'Action', 'Resource', 'Code', 'Details'].map((c) => h('th', { scope: 'col' }, c)))), body)), more);
   await load();
 }
@@ -472,7 +493,7 @@ async function dataRights(p) {
   const exports = (await get(`/projects/${p}/exports`)).exports || [];
   const confirmInput = h('input', { name: 'confirm', autocomplete: 'off', placeholder: `projects/${p}` });
   const progress = h('div', { id: 'erasure' });
-  main().replaceChildren(h('h1', {}, 'Export and erasure'),
+  page(h('h1', {}, 'Export and erasure'),
     h('h2', {}, 'Exports'),
     h('p', {}, h('button', { type: 'button', id: 'export-start', onclick: guard(async () => { await call('POST', `/projects/${p}:export`, {}); say('Export started'); await dataRights(p); }) }, 'Export all data')),
     table('exports', ['Started', 'State', 'Files'], exports.map((e) => h('tr', {}, h('td', {}, when(e.createTime)), h('td', {}, e.state),
@@ -513,7 +534,7 @@ async function fleet(p) {
   projectTabs(p, 'fleet');
   const [health, ccons] = await Promise.all([get(`/projects/${p}/health`), all(`/projects/${p}/devices?device_types=ccon`, 'devices')]);
   const by = health.devices.byState || {};
-  main().replaceChildren(h('h1', {}, 'Connectors and fleet health'),
+  page(h('h1', {}, 'Connectors and fleet health'),
     h('p', { id: 'health-summary' }, `${health.devices.total} sensors; cloud connectors: ${health.connectors.online} online, ${health.connectors.offline} offline. Updated ${when(health.updateTime)}.`),
     barChart(Object.entries(by).map(([s, n]) => ({ label: s, value: n, cls: s === 'HEALTHY' || s === 'OK' ? 'ok' : 'bad' })), { title: 'Sensors by state' }),
     h('h2', {}, 'Cloud connectors'),
@@ -527,7 +548,7 @@ async function fleet(p) {
 // ---- Start ----
 
 document.getElementById('signout').addEventListener('click', guard(async () => {
-  await call('POST', '/logout', undefined, { base: '/studio' });
+  await call('POST', '/logout', undefined, { base: '.' });
   showSignIn('You signed out.');
 }));
 window.addEventListener('hashchange', render);

@@ -56,7 +56,9 @@ func main() {
 	}
 	defer d.Close()
 	fmt.Printf("Running. Functions at http://%s (%d instances), Firestore emulator project %q. Ctrl-C stops everything.\n", d.FunctionsAddr, d.Instances(), "local")
-	fmt.Printf("Customer API at http://%s/v2 (project %q); an organization admin's key for DT's clients is in %s.\n\n", d.FunctionsAddr, "demo", d.APICredentials())
+	fmt.Printf("Customer API at http://%s/v2 (project %q); an organization admin's key for DT's clients is in %s.\n", d.FunctionsAddr, "demo", d.APICredentials())
+	// The password is new each run; the provider exists only while this runs.
+	fmt.Printf("Studio at %s/ — sign in as %s with password %s (local sign-in provider at %s).\n\n", d.StudioURL(), d.DemoUser.Email, d.DemoUser.Password, d.SignIn.Issuer)
 
 	var stored, dead atomic.Int64
 	go func() {
