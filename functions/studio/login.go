@@ -61,6 +61,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.message(w, http.StatusServiceUnavailable, "Sign-in is not set up yet", "The operator of this SealedSense installation has not configured Studio's sign-in.")
 		return
 	}
+	if !s.logins.Allow() {
+		s.log.Warn("studio sign-in refused", "rejected", "rate", "reason", "too many sign-ins started on this instance")
+		w.Header().Set("Retry-After", "5")
+		s.message(w, http.StatusTooManyRequests, "Too many sign-ins right now", "Try again in a few seconds.")
+		return
+	}
 	party, err := s.oidc.party.Get(r.Context())
 	if err != nil {
 		s.log.Error("studio sign-in: identity provider", "error", err.Error())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"golang.org/x/time/rate"
 
 	"github.com/sealedsense/sealedsense/shared/store"
 )
@@ -81,6 +82,9 @@ type Server struct {
 	limits store.SessionLimits
 	oidc   *provider
 	mux    *http.ServeMux
+	// logins bounds the sign-ins an instance starts: each is a Firestore
+	// write anyone on the internet can cause.
+	logins *rate.Limiter
 }
 
 // New returns a Server.
@@ -96,7 +100,7 @@ func New(cfg Config, deps Deps) *Server {
 		deps.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	s := &Server{cfg: cfg, deps: deps, db: store.New(deps.Firestore), log: deps.Logger,
-		limits: store.SessionLimits{Idle: cfg.Idle, Absolute: cfg.Absolute}}
+		limits: store.SessionLimits{Idle: cfg.Idle, Absolute: cfg.Absolute}, logins: rate.NewLimiter(20, 200)}
 	s.oidc = newProvider(cfg, deps.HTTPClient)
 	assets, _ := fs.Sub(web, "web")
 	s.mux = http.NewServeMux()
