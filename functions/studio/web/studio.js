@@ -249,24 +249,31 @@ async function device(p, dev) {
   const d = await get(`/projects/${p}/devices/${dev}`);
   const types = Object.keys(numeric).filter((t) => d.reported && d.reported[t]);
   const typeSel = h('select', { id: 'chart-type' }, types.map((t) => h('option', { value: t }, t)));
-  const rangeSel = h('select', { id: 'chart-range' }, ranges.map(([l, ms]) => h('option', { value: ms }, `Last ${l}`)));
+  const rangeSel = h('select', { id: 'chart-range' }, ranges.map(([l, ms]) => h('option', { value: ms }, `Last ${l}`)), h('option', { value: 'custom' }, 'From … to …'));
+  const local = (ms) => new Date(ms - new Date().getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
+  const fromIn = h('input', { type: 'datetime-local', id: 'chart-from', value: local(Date.now() - 86400e3) });
+  const toIn = h('input', { type: 'datetime-local', id: 'chart-to', value: local(Date.now()) });
+  const custom = h('div', { class: 'row', hidden: true }, field('From', fromIn), field('To', toIn));
   const chartBox = h('div', { id: 'chart' });
   const draw = guard(async () => {
     if (!typeSel.value) { chartBox.replaceChildren(h('p', { class: 'muted' }, 'This device has reported no values to chart yet.')); return; }
-    const to = Date.now(), from = to - Number(rangeSel.value), t = typeSel.value;
+    custom.hidden = rangeSel.value !== 'custom';
+    let to = Date.now(), from = to - Number(rangeSel.value);
+    if (!custom.hidden) { from = new Date(fromIn.value).getTime(); to = new Date(toIn.value).getTime(); }
+    if (!(from < to)) { say('Choose a start before the end.', true); return; }
+    const t = typeSel.value;
     const evs = await all(`/projects/${p}/devices/${dev}/events?eventTypes=${t}&startTime=${new Date(from).toISOString()}&endTime=${new Date(to).toISOString()}`, 'events', 5000);
     const pts = evs.map((e) => ({ t: Date.parse(e.timestamp), v: numeric[t][0](e.data[t]) })).filter((x) => Number.isFinite(x.v)).sort((a, b) => a.t - b.t);
     chartBox.replaceChildren(lineChart(pts, { from, to, unit: numeric[t][1], title: `${t} of ${dev}` }));
   });
-  typeSel.addEventListener('change', draw);
-  rangeSel.addEventListener('change', draw);
+  for (const e of [typeSel, rangeSel, fromIn, toIn]) e.addEventListener('change', draw);
 
   page(
     h('h1', {}, `${d.type} ${dev}`),
     h('p', {}, h('a', { href: `#/p/${p}` }, '← All devices')),
     h('section', { 'aria-labelledby': 'labels-h' }, h('h2', { id: 'labels-h' }, 'Labels'), labelsEditor(p, dev, d.labels || {})),
     h('section', { 'aria-labelledby': 'history-h' }, h('h2', { id: 'history-h' }, 'History'),
-      h('div', { class: 'row' }, field('Value', typeSel), field('Range', rangeSel)), chartBox),
+      h('div', { class: 'row' }, field('Value', typeSel), field('Range', rangeSel)), custom, chartBox),
     h('section', { 'aria-labelledby': 'config-h', id: 'configuration' }, h('h2', { id: 'config-h' }, 'Configuration'), h('p', {}, 'Loading…')),
     h('section', { 'aria-labelledby': 'events-h' }, h('h2', { id: 'events-h' }, 'Latest events'), h('div', { id: 'events' })));
   await Promise.all([draw(), configuration(p, dev, d), latestEvents(p, dev)]);
@@ -386,12 +393,28 @@ function connectorActions(p, c) {
   const act = (label, fn, cls = 'secondary') => h('button', { type: 'button', class: cls, onclick: guard(async () => { await fn(); await connectors(p); say(`${label}: done`); }) }, label);
   return h('div', { class: 'row' },
     h('button', { type: 'button', class: 'secondary', onclick: guard(() => showMetrics(c)) }, 'Metrics'),
-    act('Rename', async () => { const n = prompt('New name', c.displayName); if (n) await call('PATCH', path, { displayName: n }); }),
+    h('button', { type: 'button', class: 'secondary', onclick: () => editConnector(p, c) }, 'Edit'),
     c.status === 'ACTIVE'
       ? act('Disable', () => call('PATCH', path, { status: 'USER_DISABLED' }))
       : act('Enable with backfill', () => call('PATCH', `${path}?backfill=true`, { status: 'ACTIVE' })),
     c.status === 'ACTIVE' ? act('Sync', () => call('POST', `${path}:sync`, {})) : null,
     act('Delete', async () => { if (confirm(`Delete ${c.displayName}?`)) await call('DELETE', path); }, 'danger'));
+}
+
+function editConnector(p, c) {
+  const name = h('input', { name: 'displayName', required: true, value: c.displayName });
+  const url = h('input', { name: 'url', type: 'url', required: true, value: c.httpConfig.url });
+  const events = h('input', { name: 'events', value: (c.events || []).join(', '), placeholder: 'all' });
+  const labels = h('input', { name: 'labels', value: (c.labels || []).join(', '), placeholder: 'any' });
+  document.getElementById('metrics').replaceChildren(h('h2', {}, `Edit ${c.displayName}`),
+    h('form', { class: 'inline', id: 'connector-edit', onsubmit: guard(async () => {
+      const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+      await call('PATCH', `/${c.name}`, { displayName: name.value, events: list(events.value), labels: list(labels.value), httpConfig: { url: url.value } });
+      await connectors(p);
+      say(`${name.value} saved`);
+    }) }, field('Name', name), field('URL', url), field('Event types (comma-separated)', events), field('Labels (comma-separated)', labels),
+    h('button', {}, 'Save'), h('button', { type: 'button', class: 'secondary', onclick: () => document.getElementById('metrics').replaceChildren() }, 'Cancel')));
+  name.focus();
 }
 
 async function showMetrics(c) {
