@@ -242,7 +242,7 @@ func (s *Service) routes() []route {
 		{Method: "GET", Pattern: "/v2/organizations/{organization}", Summary: "Get an organization", Status: 200, Response: Organization{}, handle: s.getOrganization},
 		{Method: "GET", Pattern: "/v2/organizations/{organization}/permissions", Summary: "The caller's permissions in an organization", Status: 200, Response: listPermissions{}, handle: s.listOrgPermissions},
 		{Method: "GET", Pattern: "/v2/organizations/{organization}/members", Summary: "List the organization's members (its admins)", Perm: permMemberRead, Audit: true, Status: 200, Response: listMembers{}, Query: paged(), handle: s.listMembers},
-		{Method: "POST", Pattern: "/v2/organizations/{organization}/members", Summary: "Make a service account of the organization its admin", Perm: permMemberWrite, Audit: true, Status: 200, Request: createMember{}, Response: Member{}, handle: s.createMember},
+		{Method: "POST", Pattern: "/v2/organizations/{organization}/members", Summary: "Make a service account of the organization, or a person by email, its admin", Perm: permMemberWrite, Audit: true, Status: 200, Request: createMember{}, Response: Member{}, handle: s.createMember},
 		{Method: "GET", Pattern: "/v2/organizations/{organization}/members/{member}", Summary: "Get an organization member", Perm: permMemberRead, Audit: true, Status: 200, Response: Member{}, handle: s.getMember},
 		{Method: "PATCH", Pattern: "/v2/organizations/{organization}/members/{member}", Summary: "Change an organization member's roles", Perm: permMemberWrite, Audit: true, Status: 200, Request: updateMember{}, Response: Member{}, handle: s.updateMember},
 		{Method: "DELETE", Pattern: "/v2/organizations/{organization}/members/{member}", Summary: "Remove an organization member; the last admin stays", Perm: permMemberWrite, Audit: true, Status: 200, Response: empty{}, handle: s.deleteMember},
@@ -264,7 +264,7 @@ func (s *Service) routes() []route {
 		{Method: "GET", Pattern: "/v2/projects/{project}/permissions", Summary: "The caller's permissions in a project", Status: 200, Response: listPermissions{}, handle: s.listPermissions},
 
 		{Method: "GET", Pattern: "/v2/projects/{project}/members", Summary: "List members", Perm: permMemberRead, Audit: true, Status: 200, Response: listMembers{}, Query: paged(), handle: s.listMembers},
-		{Method: "POST", Pattern: "/v2/projects/{project}/members", Summary: "Add a member", Perm: permMemberWrite, Audit: true, Status: 200, Request: createMember{}, Response: Member{}, handle: s.createMember},
+		{Method: "POST", Pattern: "/v2/projects/{project}/members", Summary: "Add a member: a service account of the organization, or a person by email (who signs in to Studio)", Perm: permMemberWrite, Audit: true, Status: 200, Request: createMember{}, Response: Member{}, handle: s.createMember},
 		{Method: "GET", Pattern: "/v2/projects/{project}/members/{member}", Summary: "Get a member", Perm: permMemberRead, Audit: true, Status: 200, Response: Member{}, handle: s.getMember},
 		{Method: "PATCH", Pattern: "/v2/projects/{project}/members/{member}", Summary: "Change a member's roles", Perm: permMemberWrite, Audit: true, Status: 200, Request: updateMember{}, Response: Member{}, handle: s.updateMember},
 		{Method: "DELETE", Pattern: "/v2/projects/{project}/members/{member}", Summary: "Remove a member", Perm: permMemberWrite, Audit: true, Status: 200, Response: empty{}, handle: s.deleteMember},
