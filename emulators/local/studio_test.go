@@ -2,15 +2,12 @@ package local_test
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,136 +18,6 @@ import (
 	"github.com/sealedsense/sealedsense/emulators/oidc"
 	"github.com/sealedsense/sealedsense/shared/credentials"
 )
-
-// elementKey names an element reference in WebDriver's answers.
-const elementKey = "element-6066-11e4-a52e-4f735466cecf"
-
-// eval runs a script with arguments and decodes what it returns into v.
-func (wd *webdriver) eval(v any, src string, args ...any) {
-	wd.t.Helper()
-	if args == nil {
-		args = []any{}
-	}
-	raw := wd.call("POST", "/session/"+wd.session+"/execute/sync", map[string]any{"script": src, "args": args})
-	if v != nil {
-		if err := json.Unmarshal(raw, v); err != nil {
-			wd.t.Fatalf("script %q returned %s: %v", src, raw, err)
-		}
-	}
-}
-
-func (wd *webdriver) open(u string) {
-	wd.t.Helper()
-	wd.call("POST", "/session/"+wd.session+"/url", map[string]any{"url": u})
-}
-
-// find waits up to 20 s for an element matching css and returns its
-// reference.
-func (wd *webdriver) find(css string) string {
-	wd.t.Helper()
-	var ref string
-	wd.waitFor(20*time.Second, "an element "+css, func() bool {
-		var found []map[string]string
-		_ = json.Unmarshal(wd.call("POST", "/session/"+wd.session+"/elements", map[string]any{"using": "css selector", "value": css}), &found)
-		if len(found) > 0 {
-			ref = found[0][elementKey]
-		}
-		return ref != ""
-	})
-	return ref
-}
-
-func (wd *webdriver) click(css string) {
-	wd.t.Helper()
-	wd.call("POST", "/session/"+wd.session+"/element/"+wd.find(css)+"/click", map[string]any{})
-}
-
-// fill types text into the input css names, as a person would.
-func (wd *webdriver) fill(css, text string) {
-	wd.t.Helper()
-	ref := wd.find(css)
-	wd.call("POST", "/session/"+wd.session+"/element/"+ref+"/clear", map[string]any{})
-	wd.call("POST", "/session/"+wd.session+"/element/"+ref+"/value", map[string]any{"text": text})
-}
-
-// text is the visible text of the first element css names.
-func (wd *webdriver) text(css string) string {
-	wd.t.Helper()
-	var s string
-	_ = json.Unmarshal(wd.call("GET", "/session/"+wd.session+"/element/"+wd.find(css)+"/text", nil), &s)
-	return s
-}
-
-// waitFor polls cond until it holds; on a timeout it fails with what the
-// page shows, and keeps a screenshot.
-func (wd *webdriver) waitFor(timeout time.Duration, what string, cond func() bool) {
-	wd.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			var body, at string
-			wd.eval(&body, `return document.body.innerText.slice(0, 1500)`)
-			wd.eval(&at, `return location.href`)
-			shot := wd.screenshot("timeout-" + strings.NewReplacer(" ", "-", "/", "-", "#", "").Replace(what))
-			wd.t.Fatalf("no %s within %v at %s (screenshot %s); the page shows:\n%s", what, timeout, at, shot, body)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-// waitJS waits until a script returns true.
-func (wd *webdriver) waitJS(timeout time.Duration, what, src string, args ...any) {
-	wd.t.Helper()
-	wd.waitFor(timeout, what, func() bool {
-		var ok bool
-		wd.eval(&ok, src, args...)
-		return ok
-	})
-}
-
-// screenshot keeps a PNG of the page among the test's artifacts.
-func (wd *webdriver) screenshot(name string) string {
-	wd.t.Helper()
-	var png string
-	if err := json.Unmarshal(wd.call("GET", "/session/"+wd.session+"/screenshot", nil), &png); err != nil {
-		wd.t.Fatal(err)
-	}
-	b, err := base64.StdEncoding.DecodeString(png)
-	if err != nil {
-		wd.t.Fatal(err)
-	}
-	dir := os.Getenv("SEALEDSENSE_ARTIFACTS")
-	if dir == "" {
-		dir = wd.t.ArtifactDir()
-	}
-	path := filepath.Join(dir, "studio-"+name+".png")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		wd.t.Fatal(err)
-	}
-	return path
-}
-
-type browserCookie struct {
-	Name     string `json:"name"`
-	Value    string `json:"value"`
-	Path     string `json:"path"`
-	Secure   bool   `json:"secure"`
-	HTTPOnly bool   `json:"httpOnly"`
-	SameSite string `json:"sameSite"`
-}
-
-func (wd *webdriver) cookies() map[string]browserCookie {
-	wd.t.Helper()
-	var cs []browserCookie
-	if err := json.Unmarshal(wd.call("GET", "/session/"+wd.session+"/cookie", nil), &cs); err != nil {
-		wd.t.Fatal(err)
-	}
-	out := map[string]browserCookie{}
-	for _, c := range cs {
-		out[c.Name] = c
-	}
-	return out
-}
 
 // signIn signs in to Studio through the local provider's form.
 func signIn(wd *webdriver, d *local.Deployment, u oidc.User) {
@@ -204,7 +71,7 @@ func TestStudio(t *testing.T) {
 	}
 	wd := startBrowser(t)
 	signIn(wd, d, d.DemoUser)
-	wd.screenshot("projects")
+	wd.screenshot("studio-projects")
 
 	t.Run("cookies and headers", func(t *testing.T) {
 		cs := wd.cookies()
@@ -263,7 +130,7 @@ func TestStudio(t *testing.T) {
 		var before map[string]string
 		wd.eval(&before, `return Object.fromEntries([...document.querySelectorAll('table.devices tbody tr')].map(r => [r.dataset.device, r.querySelector('.value').textContent + '|' + r.querySelector('.seen').textContent]))`)
 		wd.waitJS(30*time.Second, "a value changing live", `const b = arguments[0]; return [...document.querySelectorAll('table.devices tbody tr.updated')].some(r => b[r.dataset.device] !== r.querySelector('.value').textContent + '|' + r.querySelector('.seen').textContent)`, before)
-		wd.screenshot("devices")
+		wd.screenshot("studio-devices")
 	})
 
 	t.Run("a hostile label renders as text", func(t *testing.T) {
@@ -320,7 +187,7 @@ func TestStudio(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("the chart draws %d points %v;\nthe API's history over the same range has %d: %v", len(got), got, len(want), want)
 		}
-		wd.screenshot("device")
+		wd.screenshot("studio-device")
 	})
 
 	t.Run("a configuration edit is confirmed", func(t *testing.T) {
@@ -329,7 +196,7 @@ func TestStudio(t *testing.T) {
 		wd.fill("#config-form input[name=sampleIntervalSeconds]", "30")
 		wd.click("#config-form button")
 		wd.waitJS(90*time.Second, "the sensor's confirmation", `const s = document.getElementById('config-status'); return !!s && s.textContent.includes('IN_SYNC') && document.querySelector('td[data-reported=sampleIntervalSeconds]').textContent === '30'`)
-		wd.screenshot("configuration")
+		wd.screenshot("studio-configuration")
 	})
 
 	t.Run("claim from the inventory", func(t *testing.T) {
@@ -352,7 +219,7 @@ func TestStudio(t *testing.T) {
 		if code := localtest.APICall(t, d, tok, "GET", "/v2/projects/demo/devices/"+s.DeviceID, nil, nil); code != 404 {
 			t.Errorf("after the dry run the device answers %d in the project, want 404", code)
 		}
-		wd.screenshot("claim")
+		wd.screenshot("studio-claim")
 		wd.click("#claim-confirm")
 		wd.waitJS(20*time.Second, "the claim's result", `return document.getElementById('claim-result').textContent.startsWith('Claimed')`)
 		if code := localtest.APICall(t, d, tok, "GET", "/v2/projects/demo/devices/"+s.DeviceID, nil, nil); code != 200 {
@@ -383,7 +250,7 @@ func TestStudio(t *testing.T) {
 		if bars != 2 {
 			t.Errorf("the metrics chart has %d bars, want 2", bars)
 		}
-		wd.screenshot("connectors")
+		wd.screenshot("studio-connectors")
 	})
 
 	t.Run("every page is labelled and fits a phone", func(t *testing.T) {
@@ -396,7 +263,7 @@ func TestStudio(t *testing.T) {
 				t.Errorf("page %q: controls without a label a screen reader can read: %q", page, unlabelled)
 			}
 			if name := strings.Trim(strings.ReplaceAll(page, "/", "-"), "-"); name != "" && !strings.HasPrefix(name, "d-") {
-				wd.screenshot(name)
+				wd.screenshot("studio-" + name)
 			}
 		}
 		wd.call("POST", "/session/"+wd.session+"/window/rect", map[string]any{"width": 390, "height": 844})
@@ -408,7 +275,7 @@ func TestStudio(t *testing.T) {
 		if overflow > 1 {
 			t.Errorf("on a phone-sized screen the page is %d px wider than the screen; only tables may scroll, inside their box", overflow)
 		}
-		wd.screenshot("phone")
+		wd.screenshot("studio-phone")
 	})
 
 	t.Run("a person without a role sees nothing", func(t *testing.T) {
@@ -429,6 +296,6 @@ func TestStudio(t *testing.T) {
 		if code, b := studioRequest(t, d, wd.cookies(), "GET", "/api/v2/projects/demo/devices", "", nil); code != 403 {
 			t.Errorf("the visitor's direct request: %d %s, want 403", code, b)
 		}
-		wd.screenshot("no-role")
+		wd.screenshot("studio-no-role")
 	})
 }
