@@ -54,7 +54,8 @@ resource "google_cloudfunctions2_function" "fn" {
     available_cpu = "1"
     # A stream holds its request for up to 55 minutes, under Cloud Run's
     # 60-minute limit, and mostly waits: it gets the longest timeout and
-    # the most requests per instance.
+    # the most requests per instance. Studio relays the live event stream
+    # to the browser, so it gets the same timeout.
     max_instance_request_concurrency = each.value.concurrency
     timeout_seconds                  = each.value.timeout
     min_instance_count               = 0
@@ -63,9 +64,24 @@ resource "google_cloudfunctions2_function" "fn" {
     # Pub/Sub push and Cloud Scheduler from this project count as
     # internal traffic, so the functions they call accept nothing from
     # the internet; IAM then admits only each one's own invoker account.
-    # Only the customer API and its stream are public; the operators'
-    # routes take requests from anywhere, and IAM admits only operators.
+    # Only the customer API, its stream and Studio are public; the
+    # operators' routes take requests from anywhere, and IAM admits only
+    # operators.
     ingress_settings = each.value.public || each.value.operators ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+
+    # Studio's client secret, read from Secret Manager when an instance
+    # starts and given to Studio alone. Mounted only once a client id is
+    # set: a function that names a secret with no version fails to
+    # deploy, and the first apply comes before the operator has added one.
+    dynamic "secret_environment_variables" {
+      for_each = each.key == "studio" && var.studio_client_id != "" ? [google_secret_manager_secret.studio_client_secret] : []
+      content {
+        key        = "SEALEDSENSE_STUDIO_CLIENT_SECRET"
+        project_id = data.google_project.this.number
+        secret     = secret_environment_variables.value.secret_id
+        version    = "latest"
+      }
+    }
   }
 
   # A build that starts before its rights have propagated fails: wait for
@@ -74,6 +90,7 @@ resource "google_cloudfunctions2_function" "fn" {
     google_project_iam_member.builder,
     google_kms_crypto_key_iam_member.functions_agents,
     google_kms_crypto_key_iam_member.storage_agent,
+    google_secret_manager_secret_iam_member.studio_reads_client_secret,
     google_project_service.api,
   ]
 }

@@ -70,11 +70,21 @@ resource "google_pubsub_topic_iam_member" "ingest_publishes" {
 }
 
 # The API publishes the REQUESTED status of a device configuration it
-# stores, so webhooks get it like every other event.
+# stores, so webhooks get it like every other event. Studio runs the API's
+# code in-process for the people signed in to it, so it holds every grant
+# the API holds, each as its own account.
 resource "google_pubsub_topic_iam_member" "api_publishes" {
+  for_each = toset(["api", "studio"])
+
   topic  = google_pubsub_topic.topic["events"].id
   role   = "roles/pubsub.publisher"
-  member = google_service_account.fn["api"].member
+  member = google_service_account.fn[each.key].member
+}
+
+# The grant was the api function's alone; moved keeps it, not replaced.
+moved {
+  from = google_pubsub_topic_iam_member.api_publishes
+  to   = google_pubsub_topic_iam_member.api_publishes["api"]
 }
 
 resource "google_pubsub_topic_iam_member" "sweep_publishes" {
@@ -113,8 +123,9 @@ resource "google_cloud_run_v2_service_iam_member" "operators_invoke" {
 }
 
 # The API is public: customers authenticate to it with their own service
-# account tokens, which it checks itself. An organization policy that
-# restricts allUsers (domain-restricted sharing) must exempt this service.
+# account tokens, which it checks itself; so is Studio, whose people sign
+# in to it with OpenID Connect. An organization policy that restricts
+# allUsers (domain-restricted sharing) must exempt these services.
 resource "google_cloud_run_v2_service_iam_member" "public_api" {
   for_each = { for k, f in local.functions : k => f if f.public }
 
@@ -230,16 +241,32 @@ resource "google_storage_bucket_iam_member" "data_rights_exports" {
 # token creation on that account alone, not project-wide, so the API can
 # sign as no other identity. The stream runs the API's package but
 # answers devices:stream only, so it signs nothing and gets neither.
+# Studio answers the same downloads through the API it runs in-process:
+# it reads the bucket too, and signs as itself, never as the API.
 resource "google_storage_bucket_iam_member" "api_reads_exports" {
+  for_each = toset(["api", "studio"])
+
   bucket = google_storage_bucket.exports.name
   role   = "roles/storage.objectViewer"
-  member = google_service_account.fn["api"].member
+  member = google_service_account.fn[each.key].member
+}
+
+moved {
+  from = google_storage_bucket_iam_member.api_reads_exports
+  to   = google_storage_bucket_iam_member.api_reads_exports["api"]
 }
 
 resource "google_service_account_iam_member" "api_signs_as_itself" {
-  service_account_id = google_service_account.fn["api"].name
+  for_each = toset(["api", "studio"])
+
+  service_account_id = google_service_account.fn[each.key].name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = google_service_account.fn["api"].member
+  member             = google_service_account.fn[each.key].member
+}
+
+moved {
+  from = google_service_account_iam_member.api_signs_as_itself
+  to   = google_service_account_iam_member.api_signs_as_itself["api"]
 }
 
 # The operators add release images (`provision release`); an image is

@@ -144,13 +144,14 @@ resource "google_kms_crypto_key" "storage" {
 }
 
 # The functions' key (their instances, images and build sources), the
-# logs' key and the exports bucket's key sit in the functions' region,
+# logs' key, the exports bucket's key and the secrets' key (Secret
+# Manager takes only a key in its replica's location) sit in the functions' region,
 # beside the source bucket's key: Cloud Run functions, Artifact Registry,
 # Cloud Logging and Cloud Storage each accept only a key in their own
 # location. The exports get a key apart from the storage one: disabling
 # it makes every customer export unreadable at once, and nothing else.
 resource "google_kms_crypto_key" "regional" {
-  for_each = toset(["functions", "logs", "exports"])
+  for_each = toset(["functions", "logs", "exports", "secrets"])
 
   name            = each.key
   key_ring        = google_kms_key_ring.storage[var.region].id
@@ -201,6 +202,12 @@ resource "google_kms_crypto_key_iam_member" "exports_storage_agent" {
   member        = local.agents.storage
 }
 
+resource "google_kms_crypto_key_iam_member" "secretmanager_agent" {
+  crypto_key_id = google_kms_crypto_key.regional["secrets"].id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = local.agents.secretmanager
+}
+
 resource "google_kms_crypto_key_iam_member" "logging_agent" {
   crypto_key_id = google_kms_crypto_key.regional["logs"].id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
@@ -226,26 +233,50 @@ resource "google_kms_crypto_key_iam_member" "ingest_session_kek" {
 
 # The API wraps and unwraps service-account key secrets with its own key,
 # signs access tokens (one AsymmetricSign per token) and reads the signing
-# key's public halves for its JWKS.
+# key's public halves for its JWKS. Studio runs the API's code in-process
+# (api.FromEnv, the same environment) for the people signed in to it, so
+# every API grant below is Studio's too, each held as its own account.
 resource "google_kms_crypto_key_iam_member" "api_secrets" {
+  for_each = toset(["api", "studio"])
+
   crypto_key_id = google_kms_crypto_key.symmetric["api_secrets"].id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-  member        = google_service_account.fn["api"].member
+  member        = google_service_account.fn[each.key].member
+}
+
+# Each grant was the api function's alone; moved keeps it, not replaced.
+moved {
+  from = google_kms_crypto_key_iam_member.api_secrets
+  to   = google_kms_crypto_key_iam_member.api_secrets["api"]
 }
 
 resource "google_kms_crypto_key_iam_member" "api_signs" {
+  for_each = toset(["api", "studio"])
+
   crypto_key_id = google_kms_crypto_key.signing.id
   role          = "roles/cloudkms.signerVerifier"
-  member        = google_service_account.fn["api"].member
+  member        = google_service_account.fn[each.key].member
+}
+
+moved {
+  from = google_kms_crypto_key_iam_member.api_signs
+  to   = google_kms_crypto_key_iam_member.api_signs["api"]
 }
 
 # The API wraps signature secrets but cannot read them back, and reads
 # the webhook-signing key's public halves to check the delivery keys it
 # publishes in its JWKS.
 resource "google_kms_crypto_key_iam_member" "api_wraps_webhook_secrets" {
+  for_each = toset(["api", "studio"])
+
   crypto_key_id = google_kms_crypto_key.symmetric["webhook_secrets"].id
   role          = "roles/cloudkms.cryptoKeyEncrypter"
-  member        = google_service_account.fn["api"].member
+  member        = google_service_account.fn[each.key].member
+}
+
+moved {
+  from = google_kms_crypto_key_iam_member.api_wraps_webhook_secrets
+  to   = google_kms_crypto_key_iam_member.api_wraps_webhook_secrets["api"]
 }
 
 # The stream service is the API deployed alone: it verifies access tokens
@@ -265,9 +296,16 @@ resource "google_kms_crypto_key_iam_member" "stream_api_secrets" {
 }
 
 resource "google_kms_crypto_key_iam_member" "api_reads_webhook_certifier" {
+  for_each = toset(["api", "studio"])
+
   crypto_key_id = google_kms_crypto_key.webhook_signing.id
   role          = "roles/cloudkms.publicKeyViewer"
-  member        = google_service_account.fn["api"].member
+  member        = google_service_account.fn[each.key].member
+}
+
+moved {
+  from = google_kms_crypto_key_iam_member.api_reads_webhook_certifier
+  to   = google_kms_crypto_key_iam_member.api_reads_webhook_certifier["api"]
 }
 
 # Deliver unwraps signature secrets (once per connector per instance) and

@@ -16,7 +16,9 @@ locals {
   ]
 
   # One entry per function in shared/deploy; the tests check they agree.
-  # public: reachable from the internet (ALLOW_ALL ingress) by anyone;
+  # public: reachable from the internet (ALLOW_ALL ingress) by anyone, who
+  # then authenticates to the function itself (API tokens, or Studio's
+  # OpenID Connect sign-in);
   # operators: reachable from the internet by var.operators only (IAM); the
   # rest take only Pub/Sub push and Cloud Scheduler calls from this
   # project.
@@ -30,6 +32,7 @@ locals {
     backup          = { entry_point = "Backup", trigger = "http", description = "Writes the encrypted key-registry backup to both backup buckets once a day and checks every hour that both are fresh.", timeout = 540, public = false, concurrency = 1, operators = false }
     "data-rights"   = { entry_point = "DataRights", trigger = "http", description = "Works through customers' data-rights jobs: project exports to the exports bucket, erasures and retention rewrites.", timeout = 540, public = false, concurrency = 1, operators = false }
     operator        = { entry_point = "Operator", trigger = "http", description = "The operators' internal routes: start, read, pause, resume, advance and abort software rollouts.", timeout = 60, public = false, concurrency = 16, operators = true }
+    studio          = { entry_point = "Studio", trigger = "http", description = "Studio, the web console: people sign in with OpenID Connect and manage their projects; it runs the API in-process on their behalf.", timeout = 3600, public = true, concurrency = 200, operators = false }
   }
 
   topics = toset(["uplinks", "connector-status", "events", "downlinks", "dead-letter"])
@@ -87,6 +90,11 @@ locals {
     SEALEDSENSE_EXPORT_BUCKET                 = google_storage_bucket.exports.name
     SEALEDSENSE_EXPORT_URL_TTL                = "1h"
     SEALEDSENSE_DATA_JOB_BUDGET               = "45s"
+    SEALEDSENSE_STUDIO_URL                    = local.studio_url
+    SEALEDSENSE_STUDIO_ISSUER                 = var.studio_issuer
+    SEALEDSENSE_STUDIO_CLIENT_ID              = var.studio_client_id
+    SEALEDSENSE_STUDIO_IDLE                   = "30m"
+    SEALEDSENSE_STUDIO_ABSOLUTE               = "12h"
     SEALEDSENSE_LOCAL_MODE                    = "false"
     LOG_EXECUTION_ID                          = "true"
   }
@@ -103,4 +111,13 @@ locals {
   # URL scheme of Cloud Run functions is already fixed.
   api_base_url = "https://${var.region}-${var.project_id}.cloudfunctions.net/api"
   jwks_url     = "${local.api_base_url}/.well-known/jwks.json"
+
+  # Studio answers under /studio on its own Cloud Run service. The
+  # service's deterministic URL (name-projectnumber.region.run.app) is
+  # known before the function exists, so the environment every function
+  # gets does not depend on the studio function itself. Studio's client
+  # secret is not here: it is mounted from Secret Manager into Studio alone
+  # (functions.tf).
+  studio_url          = "https://studio-${data.google_project.this.number}.${var.region}.run.app/studio"
+  studio_redirect_uri = "${local.studio_url}/callback"
 }

@@ -88,8 +88,8 @@ locals {
       field       = ""
     }
     api_auth_failures = {
-      description = "Public API requests refused for missing or wrong credentials (unauthenticated) and token requests with a bad signed assertion (bad-assertion): mostly internet noise, so counted apart from uplink refusals."
-      filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"api\" OR \"stream\") AND jsonPayload.rejected=(\"unauthenticated\" OR \"bad-assertion\")"
+      description = "Public API requests refused for missing or wrong credentials (unauthenticated), token requests with a bad signed assertion (bad-assertion), and Studio's refusals: writes without the session's CSRF token (csrf), sign-in callbacks with another browser's state or a failed code exchange (state, callback), sign-ins over an instance's rate (rate). Mostly internet noise, so counted apart from uplink refusals."
+      filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"api\" OR \"stream\" OR \"studio\") AND jsonPayload.rejected=(\"unauthenticated\" OR \"bad-assertion\" OR \"csrf\" OR \"state\" OR \"callback\" OR \"rate\")"
       label       = "reason"
       field       = "rejected"
     }

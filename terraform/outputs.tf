@@ -8,6 +8,16 @@ output "jwks_url" {
   value       = local.jwks_url
 }
 
+output "studio_url" {
+  description = "Where people open Studio, the web console."
+  value       = local.studio_url
+}
+
+output "studio_redirect_uri" {
+  description = "The redirect URI to register for Studio's OAuth client at studio_issuer (the client whose id goes in studio_client_id)."
+  value       = local.studio_redirect_uri
+}
+
 output "topics" {
   description = "Topic ids by name."
   value       = { for k, t in google_pubsub_topic.topic : k => t.id }

@@ -23,6 +23,7 @@ import (
 	"github.com/sealedsense/sealedsense/functions/deliver"
 	"github.com/sealedsense/sealedsense/functions/ingest"
 	"github.com/sealedsense/sealedsense/functions/operator"
+	"github.com/sealedsense/sealedsense/functions/studio"
 	"github.com/sealedsense/sealedsense/shared/deploy"
 )
 
@@ -864,12 +865,7 @@ func alerts(t *testing.T, m *module) []string {
 
 func functionsAndEnv(t *testing.T, m *module) []string {
 	var out []string
-	byName := map[string]instance{}
-	for _, inst := range m.all("google_cloudfunctions2_function") {
-		if v, ok := inst.value("name"); ok && v.IsKnown() && v.Type() == cty.String {
-			byName[v.AsString()] = inst
-		}
-	}
+	byName, configured := functionsByName(m), functionsByName(m.withVars(optionalsSet(m)))
 	for _, f := range deploy.Functions() {
 		inst, ok := byName[f.Name]
 		if !ok {
@@ -889,11 +885,33 @@ func functionsAndEnv(t *testing.T, m *module) []string {
 				set[k] = true
 			}
 		}
-		for _, k := range readsEnv(t, f) {
+		// A secret may be mounted only once an optional variable is set
+		// (Studio's, once its client id is): look with every one set.
+		mounted := map[string]bool{}
+		if c, ok := configured[f.Name]; ok {
+			mounted = secretEnv(c)
+		}
+		reads := readsEnv(t, f)
+		for k := range set {
+			if secretOnly()[k] {
+				out = append(out, fmt.Sprintf("%s: Terraform sets %s as a plain variable; it must come from Secret Manager (secret_environment_variables)", inst, k))
+			}
+		}
+		for k := range mounted {
 			switch {
-			case localOnly()[k] && set[k]:
+			case !secretOnly()[k]:
+				out = append(out, fmt.Sprintf("%s: mounts %s from Secret Manager, which secretOnly does not list", inst, k))
+			case !contains(reads, k):
+				out = append(out, fmt.Sprintf("%s: mounts the secret %s, which %s does not read", inst, k, f.Package))
+			}
+		}
+		for _, k := range reads {
+			switch {
+			case localOnly()[k] && (set[k] || mounted[k]):
 				out = append(out, fmt.Sprintf("%s: Terraform sets %s, which only a local run may set", inst, k))
-			case !localOnly()[k] && !set[k]:
+			case secretOnly()[k] && !mounted[k]:
+				out = append(out, fmt.Sprintf("%s: %s reads %s, which Terraform does not mount from Secret Manager", inst, f.Package, k))
+			case !localOnly()[k] && !secretOnly()[k] && !set[k]:
 				out = append(out, fmt.Sprintf("%s: %s reads %s, which Terraform does not set", inst, f.Package, k))
 			}
 		}
@@ -917,6 +935,78 @@ func localOnly() map[string]bool {
 	return map[string]bool{"SEALEDSENSE_URL_SIGNER": true, "STORAGE_EMULATOR_HOST": true}
 }
 
+// secretOnly are variables that hold a secret: Terraform mounts them from
+// Secret Manager (service_config.secret_environment_variables), never as a
+// plain environment variable, which anyone who may read the function sees.
+// Studio mounts its client secret only once a client id is set (a secret
+// with no version fails the deployment), and reads it empty until then.
+func secretOnly() map[string]bool {
+	return map[string]bool{"SEALEDSENSE_STUDIO_CLIENT_SECRET": true}
+}
+
+// functionsByName are the module's functions by their name.
+func functionsByName(m *module) map[string]instance {
+	out := map[string]instance{}
+	for _, inst := range m.all("google_cloudfunctions2_function") {
+		if v, ok := inst.value("name"); ok && v.IsKnown() && v.Type() == cty.String {
+			out[v.AsString()] = inst
+		}
+	}
+	return out
+}
+
+// optionalsSet gives every variable that is off by default (an empty
+// string) a value: the module as configured with every option on.
+func optionalsSet(m *module) map[string]cty.Value {
+	out := map[string]cty.Value{}
+	for name := range m.variables {
+		if v := m.ctx.Variables["var"].GetAttr(name); v.IsKnown() && v.Type() == cty.String && v.AsString() == "" {
+			out[name] = cty.StringVal("set-" + name)
+		}
+	}
+	return out
+}
+
+// secretEnv are the variables the function mounts from Secret Manager:
+// the keys of its secret_environment_variables blocks, written or
+// dynamic. A dynamic block counts unless its for_each is known to be
+// empty for this instance.
+func secretEnv(inst instance) map[string]bool {
+	out := map[string]bool{}
+	key := func(b *hclsyntax.Body) {
+		if a, ok := b.Attributes["key"]; ok {
+			if v, diags := a.Expr.Value(inst.ctx); !diags.HasErrors() && v.IsKnown() && v.Type() == cty.String {
+				out[v.AsString()] = true
+			}
+		}
+	}
+	var walk func(b *hclsyntax.Body)
+	walk = func(b *hclsyntax.Body) {
+		for _, nb := range b.Blocks {
+			switch {
+			case nb.Type == "secret_environment_variables":
+				key(nb.Body)
+			case nb.Type == "dynamic" && len(nb.Labels) == 1 && nb.Labels[0] == "secret_environment_variables":
+				if fe, ok := nb.Body.Attributes["for_each"]; ok {
+					v, diags := fe.Expr.Value(inst.ctx)
+					if !diags.HasErrors() && v.IsKnown() && !v.IsNull() && v.CanIterateElements() && v.LengthInt() == 0 {
+						continue
+					}
+				}
+				for _, c := range nb.Body.Blocks {
+					if c.Type == "content" {
+						key(c.Body)
+					}
+				}
+			default:
+				walk(nb.Body)
+			}
+		}
+	}
+	walk(inst.block.Body)
+	return out
+}
+
 // readsEnv lists the variables the function's code reads, by running its
 // configuration step with an environment that records every lookup.
 func readsEnv(t *testing.T, f deploy.Function) []string {
@@ -934,7 +1024,7 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 		}
 		if strings.HasSuffix(k, "_WINDOW") || strings.HasSuffix(k, "_EVERY") || strings.HasSuffix(k, "_AFTER") || strings.HasSuffix(k, "_RETENTION") || strings.HasSuffix(k, "_TTL") ||
 			strings.HasSuffix(k, "_TIMEOUT") || strings.HasSuffix(k, "_AGE") || strings.HasSuffix(k, "_BASE") || strings.HasSuffix(k, "_MAX") || strings.HasSuffix(k, "_FLOOR") ||
-			strings.HasSuffix(k, "_BUDGET") {
+			strings.HasSuffix(k, "_BUDGET") || strings.HasSuffix(k, "_IDLE") || strings.HasSuffix(k, "_ABSOLUTE") {
 			return "1s"
 		}
 		if strings.HasSuffix(k, "_RATE") || strings.HasSuffix(k, "_FACTOR") {
@@ -965,6 +1055,10 @@ func readsEnv(t *testing.T, f deploy.Function) []string {
 		}
 	case "github.com/sealedsense/sealedsense/functions/operator":
 		if _, err := operator.FromEnv(context.Background(), getenv); err != nil {
+			t.Fatalf("%s: configuring with every variable set: %v", f.Name, err)
+		}
+	case "github.com/sealedsense/sealedsense/functions/studio":
+		if _, err := studio.FromEnv(context.Background(), getenv); err != nil {
 			t.Fatalf("%s: configuring with every variable set: %v", f.Name, err)
 		}
 	default:

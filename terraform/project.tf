@@ -2,8 +2,9 @@ locals {
   # What the first apply in a new project needs: cloudresourcemanager for
   # project IAM and data.google_project, iam for service accounts,
   # serviceusage for the service agents. iamcredentials for the API's
-  # signBlob, which signs exports' download URLs. orgpolicy only when
-  # Terraform sets the organization policy.
+  # signBlob, which signs exports' download URLs. secretmanager for
+  # Studio's client secret. orgpolicy only when Terraform sets the
+  # organization policy.
   services = toset(concat([
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
@@ -18,6 +19,7 @@ locals {
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
+    "secretmanager.googleapis.com",
     "serviceusage.googleapis.com",
     "storage.googleapis.com",
   ], local.set_location_policy ? ["orgpolicy.googleapis.com"] : []))
@@ -28,7 +30,7 @@ locals {
   # Cloud Storage for our stores; Artifact Registry, Cloud Run and Cloud
   # Functions for the functions' images and instances (CMEK needs all four
   # of Storage, Artifact Registry, Run and Functions); Cloud Logging for
-  # the log bucket. Some exist only after the service's first use, so each
+  # the log bucket; Secret Manager for Studio's client secret. Some exist only after the service's first use, so each
   # is created (or looked up) here before any grant names it.
   agent_services = {
     firestore        = "firestore.googleapis.com"
@@ -36,6 +38,7 @@ locals {
     artifactregistry = "artifactregistry.googleapis.com"
     run              = "run.googleapis.com"
     cloudfunctions   = "cloudfunctions.googleapis.com"
+    secretmanager    = "secretmanager.googleapis.com"
   }
 
   agents = merge(
@@ -63,6 +66,14 @@ resource "google_project_service_identity" "agent" {
 
   project = var.project_id
   service = each.value
+
+  depends_on = [google_project_service.api]
+}
+
+# The project's number, which Cloud Run's deterministic service URLs
+# carry (Studio's address, local.studio_url).
+data "google_project" "this" {
+  project_id = var.project_id
 
   depends_on = [google_project_service.api]
 }

@@ -299,3 +299,29 @@ variable "stream_settle_after" {
     error_message = "stream_settle_after is a Go duration in ms or s, such as 500ms."
   }
 }
+
+# Studio's sign-in. Its client secret is no variable: a variable's value
+# lands in the state and in plan output. It lives in Secret Manager
+# (google_secret_manager_secret.studio_client_secret), where the operator
+# adds it once by hand.
+variable "studio_issuer" {
+  description = "The OpenID Connect issuer people sign in to Studio with (its discovery document is <issuer>/.well-known/openid-configuration)."
+  type        = string
+  default     = "https://accounts.google.com"
+
+  validation {
+    condition     = can(regex("^https://[^/[:space:]]+(/[^[:space:]]*)?$", var.studio_issuer))
+    error_message = "studio_issuer is an https URL, such as https://accounts.google.com."
+  }
+}
+
+variable "studio_client_id" {
+  description = "Studio's OAuth client id at studio_issuer, whose redirect URI is the studio_redirect_uri output. Empty: Studio is deployed, but its sign-in says it is not configured. Before setting it, add the client secret: gcloud secrets versions add studio-client-secret --data-file=-"
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[^[:space:]]*$", var.studio_client_id))
+    error_message = "studio_client_id must not contain spaces."
+  }
+}

@@ -253,7 +253,8 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 		"SEALEDSENSE_SIGNING_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/signing",
 		"SEALEDSENSE_WEBHOOK_SECRETS_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/webhook-secrets",
 		"SEALEDSENSE_WEBHOOK_SIGNING_KEY=projects/"+project+"/locations/europe/keyRings/r/cryptoKeys/webhook-signing",
-		"SEALEDSENSE_API_BASE_URL=http://"+addr, "SEALEDSENSE_EXPORT_BUCKET="+project+"-exports")
+		"SEALEDSENSE_API_BASE_URL=http://"+addr, "SEALEDSENSE_EXPORT_BUCKET="+project+"-exports",
+		"SEALEDSENSE_STUDIO_URL=http://"+addr+"/studio")
 	if f.Name == "backup" {
 		cmd.Env = append(cmd.Env, backupEnv(t, project)...)
 	}
@@ -279,9 +280,12 @@ func answer(t *testing.T, f deploy.Function, bin string) {
 		// error shape, and the sweeps answer a POST on any path.
 		// The operators' routes refuse a rollout id that is no id (their
 		// own 400, not the mux's 404 for a route they do not serve).
-		path := map[string]string{"api": "/v2/openapi.json", "stream": "/v2/projects/p/devices:stream", "operator": "/rollouts/not-an-id"}[f.Name]
+		// Studio, having started the API in-process, refuses its session
+		// route to a browser that has not signed in.
+		path := map[string]string{"api": "/v2/openapi.json", "stream": "/v2/projects/p/devices:stream", "operator": "/rollouts/not-an-id",
+			"studio": "/studio/session"}[f.Name]
 		switch f.Name {
-		case "stream":
+		case "stream", "studio":
 			want = http.StatusUnauthorized
 		case "operator":
 			want = http.StatusBadRequest

@@ -27,7 +27,8 @@ type Kind string
 const (
 	// CloudEvent functions are driven by Pub/Sub push subscriptions.
 	CloudEvent Kind = "CloudEvent"
-	// HTTP functions are called by Cloud Scheduler or by customers.
+	// HTTP functions are called by Cloud Scheduler, by customers, or by
+	// people's browsers (Studio).
 	HTTP Kind = "HTTP"
 )
 
@@ -53,6 +54,7 @@ func Functions() []Function {
 		{Name: "backup", Entry: "Backup", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/backup", Handler: "Handler"},
 		{Name: "data-rights", Entry: "DataRights", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/datarights", Handler: "Handler"},
 		{Name: "operator", Entry: "Operator", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/operator", Handler: "Handler"},
+		{Name: "studio", Entry: "Studio", Kind: HTTP, Package: "github.com/sealedsense/sealedsense/functions/studio", Handler: "Handler"},
 	}
 }
 
