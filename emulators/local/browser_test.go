@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sealedsense/sealedsense/emulators/local"
-	"github.com/sealedsense/sealedsense/emulators/local/localtest"
 )
 
 // page shows a project's events as they arrive, with the browser's own
@@ -37,12 +36,10 @@ es.onmessage = (m) => {
 };
 </script></body></html>`
 
-// TestBrowserEventSource: a page opens an EventSource to the stream in
-// headless Chromium and shows the simulator's events as they arrive.
-func TestBrowserEventSource(t *testing.T) {
-	t.Parallel()
-	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 2})
-	tok := localtest.CustomerToken(t, d)
+// browserEventSource: a customer's own page opens an EventSource to the
+// stream in headless Chromium and shows the simulator's events as they
+// arrive. It runs in TestStudio, on its deployment and browser.
+func browserEventSource(t *testing.T, d *local.Deployment, wd *webdriver, tok string) {
 	target, _ := url.Parse("http://" + d.FunctionsAddr)
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -59,9 +56,15 @@ func TestBrowserEventSource(t *testing.T) {
 		_, _ = io.WriteString(w, page)
 	})
 	site := httptest.NewServer(mux)
-	t.Cleanup(site.Close)
+	// The browser outlives this page: leave it, so the stream closes, and
+	// cut whatever is left before the site closes.
+	t.Cleanup(func() {
+		defer wd.as(t)()
+		wd.open("about:blank")
+		site.CloseClientConnections()
+		site.Close()
+	})
 
-	wd := startBrowser(t)
 	wd.call("POST", "/session/"+wd.session+"/url", map[string]any{"url": site.URL})
 	var shown []string
 	deadline := time.Now().Add(60 * time.Second)

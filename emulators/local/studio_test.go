@@ -62,7 +62,9 @@ func studioRequest(t *testing.T, d *local.Deployment, cookies map[string]browser
 func TestStudio(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 2, SensorTypes: []string{"temperature", "humidity", "co2"}})
+	// Readings every 3 s: a configuration change is confirmed within a
+	// few readings, so sooner than at the default 10 s.
+	d := localtest.Start(t, local.Config{Sensors: 6, Connectors: 2, SensorTypes: []string{"temperature", "humidity", "co2"}, Interval: 3 * time.Second})
 	tok := localtest.CustomerToken(t, d)
 	sensors := d.Devices()
 	hostile := `<img src=x onerror=alert(1)>`
@@ -70,10 +72,15 @@ func TestStudio(t *testing.T) {
 		t.Fatalf("label: %d", code)
 	}
 	wd := startBrowser(t)
+	t.Run("a customer's page reads the stream with EventSource", func(t *testing.T) {
+		defer wd.as(t)()
+		browserEventSource(t, d, wd, tok)
+	})
 	signIn(wd, d, d.DemoUser)
 	wd.screenshot("studio-projects")
 
 	t.Run("cookies and headers", func(t *testing.T) {
+		defer wd.as(t)()
 		cs := wd.cookies()
 		for name, httpOnly := range map[string]bool{"__Host-studio-session": true, "__Host-studio-csrf": false} {
 			c, ok := cs[name]
@@ -101,6 +108,7 @@ func TestStudio(t *testing.T) {
 	})
 
 	t.Run("a write without the CSRF token is refused", func(t *testing.T) {
+		defer wd.as(t)()
 		cs := wd.cookies()
 		body := map[string]any{"displayName": "csrf probe"}
 		for _, csrf := range []string{"", "forged"} {
@@ -117,6 +125,7 @@ func TestStudio(t *testing.T) {
 	})
 
 	t.Run("devices update live", func(t *testing.T) {
+		defer wd.as(t)()
 		wd.open(d.StudioURL() + "/#/p/demo")
 		wd.waitJS(30*time.Second, "a row per sensor", `return [...document.querySelectorAll('table.devices tbody tr')].filter(r => r.children[1].textContent !== 'ccon').length === arguments[0]`, len(sensors))
 		var shown []string
@@ -134,6 +143,7 @@ func TestStudio(t *testing.T) {
 	})
 
 	t.Run("a hostile label renders as text", func(t *testing.T) {
+		defer wd.as(t)()
 		var got struct {
 			Text   string `json:"text"`
 			Images int    `json:"images"`
@@ -155,6 +165,15 @@ func TestStudio(t *testing.T) {
 		}
 	}
 	t.Run("the history chart draws the API's history", func(t *testing.T) {
+		defer wd.as(t)()
+		// The page reads the history once, when it opens.
+		localtest.WaitUntil(t, 60*time.Second, "three temperature readings of "+temp, func() (bool, string) {
+			var h struct {
+				Events []any `json:"events"`
+			}
+			localtest.APICall(t, d, tok, "GET", "/v2/projects/demo/devices/"+temp+"/events?eventTypes=temperature", nil, &h)
+			return len(h.Events) >= 3, fmt.Sprintf("%d so far", len(h.Events))
+		})
 		wd.open(d.StudioURL() + "/#/p/demo/d/" + temp)
 		wd.waitJS(30*time.Second, "history points", `return document.querySelectorAll('#chart circle').length >= 3`)
 		var pts []struct {
@@ -191,6 +210,7 @@ func TestStudio(t *testing.T) {
 	})
 
 	t.Run("a configuration edit is confirmed", func(t *testing.T) {
+		defer wd.as(t)()
 		wd.open(d.StudioURL() + "/#/p/demo/d/" + temp)
 		wd.find("#config-form")
 		wd.fill("#config-form input[name=sampleIntervalSeconds]", "30")
@@ -200,6 +220,7 @@ func TestStudio(t *testing.T) {
 	})
 
 	t.Run("claim from the inventory", func(t *testing.T) {
+		defer wd.as(t)()
 		dir := t.TempDir()
 		out, err := d.Provision(ctx, "sensors", "-n", "1", "-out", dir)
 		if err != nil {
@@ -228,6 +249,7 @@ func TestStudio(t *testing.T) {
 	})
 
 	t.Run("a data connector and its metrics", func(t *testing.T) {
+		defer wd.as(t)()
 		rx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
 		t.Cleanup(rx.Close)
 		wd.open(d.StudioURL() + "/#/p/demo/connectors")
@@ -254,6 +276,7 @@ func TestStudio(t *testing.T) {
 	})
 
 	t.Run("every page is labelled and fits a phone", func(t *testing.T) {
+		defer wd.as(t)()
 		for _, page := range []string{"", "/d/" + temp, "/claim", "/connectors", "/people", "/audit", "/data", "/fleet"} {
 			wd.open(d.StudioURL() + "/#/p/demo" + page)
 			wd.waitJS(20*time.Second, "the page "+page, `return !!document.body.dataset.page && !document.querySelector('main').textContent.startsWith('Loading')`)
@@ -279,6 +302,7 @@ func TestStudio(t *testing.T) {
 	})
 
 	t.Run("a person without a role sees nothing", func(t *testing.T) {
+		defer wd.as(t)()
 		wd.click("#signout")
 		wd.find("#signin")
 		if code, _ := studioRequest(t, d, wd.cookies(), "GET", "/api/v2/projects/demo/devices", "", nil); code != 401 {

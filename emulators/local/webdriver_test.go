@@ -232,3 +232,11 @@ func (wd *webdriver) cookies() map[string]browserCookie {
 	}
 	return out
 }
+
+// as makes the browser's failures t's, for a subtest; the returned
+// function gives them back to the test before.
+func (wd *webdriver) as(t *testing.T) func() {
+	old := wd.t
+	wd.t = t
+	return func() { wd.t = old }
+}
