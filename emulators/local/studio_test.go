@@ -301,6 +301,43 @@ func TestStudio(t *testing.T) {
 		wd.screenshot("studio-phone")
 	})
 
+	t.Run("by keyboard", func(t *testing.T) {
+		defer wd.as(t)()
+		wd.open("about:blank") // a fresh load: the focus starts at the top
+		wd.open(d.StudioURL() + "/#/p/demo")
+		wd.waitJS(20*time.Second, "the devices table", `return document.querySelectorAll('table.devices tbody tr').length > 0`)
+		focused := func() string {
+			var s string
+			wd.eval(&s, `const e = document.activeElement; return e ? e.tagName + ' ' + (e.getAttribute('href') || e.id || e.textContent.trim().slice(0, 30)) : ''`)
+			return s
+		}
+		wd.press(keyTab)
+		if f := focused(); f != "A #main" {
+			t.Fatalf("the first Tab focuses %q, want the skip link", f)
+		}
+		wd.press(keyEnter)
+		if f := focused(); !strings.HasPrefix(f, "MAIN main") {
+			t.Fatalf("the skip link moved focus to %q, want the page's main", f)
+		}
+		var route string
+		wd.eval(&route, `return location.hash`)
+		if route != "#/p/demo" {
+			t.Fatalf("the skip link changed the route to %q", route)
+		}
+		// From the page, Tab reaches a device's link; Enter opens it and
+		// the focus lands on the device page.
+		var path []string
+		for f := focused(); !strings.HasPrefix(f, "A #/p/demo/d/"); f = focused() {
+			if len(path) == 40 {
+				t.Fatalf("40 Tabs from the page reach no device link: %q", path)
+			}
+			wd.press(keyTab)
+			path = append(path, focused())
+		}
+		wd.press(keyEnter)
+		wd.waitJS(20*time.Second, "the device page, by keyboard", `return document.body.dataset.page === 'device' && document.activeElement === document.getElementById('main')`)
+	})
+
 	t.Run("a person without a role sees nothing", func(t *testing.T) {
 		defer wd.as(t)()
 		wd.click("#signout")

@@ -240,3 +240,19 @@ func (wd *webdriver) as(t *testing.T) func() {
 	wd.t = t
 	return func() { wd.t = old }
 }
+
+// WebDriver's codes for the keys the tests press.
+const (
+	keyTab   = "\uE004"
+	keyEnter = "\uE007"
+)
+
+// press presses and releases a key, as a person at a keyboard would,
+// wherever the focus is.
+func (wd *webdriver) press(key string) {
+	wd.t.Helper()
+	wd.call("POST", "/session/"+wd.session+"/actions", map[string]any{"actions": []map[string]any{{
+		"type": "key", "id": "keyboard",
+		"actions": []map[string]any{{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}},
+	}}})
+}

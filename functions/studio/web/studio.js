@@ -154,7 +154,7 @@ const routes = [
   [/^#\/p\/([\w-]+)\/fleet$/, fleet],
 ];
 
-async function render() {
+async function render(moved = false) {
   for (const c of cleanup) c();
   cleanup = [];
   if (!me) {
@@ -174,6 +174,7 @@ async function render() {
           h('p', { class: 'bad', id: 'error' }, e.message));
       }
       document.body.dataset.page = show.name;
+      if (moved) main().focus(); // keyboard and screen-reader users land on the new page
       return;
     }
   }
@@ -574,5 +575,8 @@ document.getElementById('signout').addEventListener('click', guard(async () => {
   await call('POST', '/logout', undefined, { base: '.' });
   showSignIn('You signed out.');
 }));
-window.addEventListener('hashchange', render);
+// The skip link moves focus to the page; as a plain #main link it would
+// change the route.
+document.querySelector('.skip').addEventListener('click', (e) => { e.preventDefault(); main().focus(); });
+window.addEventListener('hashchange', () => render(true));
 render();
