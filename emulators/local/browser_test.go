@@ -65,7 +65,7 @@ func browserEventSource(t *testing.T, d *local.Deployment, wd *webdriver, tok st
 		site.Close()
 	})
 
-	wd.call("POST", "/session/"+wd.session+"/url", map[string]any{"url": site.URL})
+	wd.open(site.URL)
 	var shown []string
 	deadline := time.Now().Add(60 * time.Second)
 	for len(shown) < 8 {
